@@ -1,0 +1,188 @@
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { Ajv } from 'ajv'
+import Type, { type Static, type TSchema } from 'typebox'
+import YAML from 'yaml'
+
+/**
+ * The engine's whole configuration. Every setting has a default, so a fresh clone starts with no file.
+ * Each leaf can also be set from the environment: `SLIPWAY_` + its path in UPPER_SNAKE_CASE
+ * (`http.port` -> `SLIPWAY_HTTP_PORT`). Precedence: environment > YAML file > default.
+ */
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ default: './var', description: 'Where the engine keeps its state (database, generated secrets).' }),
+    database: Type.Object(
+      {
+        path: Type.String({ default: '', description: 'SQLite database file; empty means `<dataDir>/slipway.db`.' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    http: Type.Object(
+      {
+        host: Type.String({ default: '0.0.0.0', description: 'Address the HTTP server listens on.' }),
+        port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'HTTP port (0 picks a free one).' }),
+        publicUrl: Type.String({
+          default: '',
+          description: 'Base URL machines reach the engine at (e.g. http://10.0.0.1:8080); empty means taken from each request Host header.',
+        }),
+        bodyLimit: Type.Integer({ default: 1_048_576, minimum: 1024, description: 'Largest accepted request body, in bytes.' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    content: Type.Object(
+      {
+        matchboxDir: Type.String({
+          default: '',
+          description: 'A matchbox data directory (groups/, profiles/, ignition/, generic/, assets/); when set, its folders replace the four below and assetsDir.',
+        }),
+        profilesDir: Type.String({ default: './profiles', description: 'Holds groups/*.json and profiles/*.json in matchbox format.' }),
+        ignitionDir: Type.String({ default: './ignition', description: 'Ignition templates (handlebars JSON) and raw .ign/.ignition files.' }),
+        ipxeDir: Type.String({ default: './ipxe', description: 'iPXE script templates: boot.ipxe (chain) and profile.ipxe.' }),
+        genericDir: Type.String({ default: './generic', description: 'Generic templates served at /generic.' }),
+        assetsDir: Type.String({ default: './assets', description: 'Static files served at /assets/ (kernels, initrds, images).' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    auth: Type.Object(
+      {
+        adminToken: Type.String({
+          default: '',
+          description: 'Bearer token for /api/v1; empty means one is generated on first start and printed once.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+          default: 'info',
+          description: 'Log level (fatal, error, warn, info, debug, trace, silent).',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
+const validateConfig = ajv.compile(ConfigSchema)
+
+export interface ConfigSources {
+  /** YAML file; when absent, `SLIPWAY_CONFIG` or `./slipway.yaml` if it exists. */
+  file?: string
+  env?: NodeJS.ProcessEnv
+  /** Relative paths in the config are resolved against this (the file's folder, else the cwd). */
+  cwd?: string
+}
+
+/** Loads, merges and validates the configuration, reporting every problem at once. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? process.env
+  const cwd = sources.cwd ?? process.cwd()
+  const problems: string[] = []
+
+  const explicitFile = sources.file ?? env.SLIPWAY_CONFIG
+  const file = explicitFile ? path.resolve(cwd, explicitFile) : path.resolve(cwd, 'slipway.yaml')
+  let raw: Record<string, unknown> = {}
+  if (existsSync(file)) {
+    try {
+      const parsed: unknown = YAML.parse(readFileSync(file, 'utf8'))
+      if (parsed !== null && parsed !== undefined) {
+        if (typeof parsed !== 'object' || Array.isArray(parsed)) problems.push(`${file}: the top level must be a mapping`)
+        else raw = parsed as Record<string, unknown>
+      }
+    } catch (error) {
+      problems.push(`${file}: ${(error as Error).message}`)
+    }
+  } else if (explicitFile) {
+    problems.push(`configuration file ${file} does not exist`)
+  }
+
+  for (const leaf of configLeaves(ConfigSchema)) {
+    const value = env[leaf.envName]
+    if (value === undefined) continue
+    setPath(raw, leaf.path, leaf.type === 'integer' ? coerceInteger(value) : value)
+  }
+
+  if (problems.length === 0 && !validateConfig(raw)) {
+    for (const error of validateConfig.errors ?? []) {
+      const at = error.instancePath.slice(1).replaceAll('/', '.') || '(top level)'
+      const envName = envNameOf(error.instancePath.slice(1).split('/'))
+      const extra = error.keyword === 'additionalProperties' ? ` "${(error.params as { additionalProperty: string }).additionalProperty}"` : ''
+      const allowed = error.keyword === 'enum' ? ` (${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : ''
+      problems.push(`${at}${extra}: ${error.message}${allowed}${error.instancePath ? ` (file key ${at} or ${envName})` : ''}`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  const config = raw as Config
+  const base = explicitFile || existsSync(file) ? path.dirname(file) : cwd
+  return resolvePaths(config, base)
+}
+
+function resolvePaths(config: Config, base: string): Config {
+  const resolve = (value: string) => path.resolve(base, value)
+  const dataDir = resolve(config.dataDir)
+  const content = { ...config.content }
+  for (const key of ['profilesDir', 'ignitionDir', 'ipxeDir', 'genericDir', 'assetsDir'] as const) content[key] = resolve(content[key])
+  if (content.matchboxDir) {
+    const matchbox = resolve(content.matchboxDir)
+    content.matchboxDir = matchbox
+    content.profilesDir = matchbox
+    content.ignitionDir = path.join(matchbox, 'ignition')
+    content.genericDir = path.join(matchbox, 'generic')
+    content.assetsDir = path.join(matchbox, 'assets')
+  }
+  return {
+    ...config,
+    dataDir,
+    database: { path: config.database.path ? resolve(config.database.path) : path.join(dataDir, 'slipway.db') },
+    content,
+  }
+}
+
+interface ConfigLeaf {
+  path: string[]
+  envName: string
+  type: string
+  description?: string
+  default?: unknown
+}
+
+/** Every settable leaf of the schema, with its environment variable: one source for docs and loading. */
+export function configLeaves(schema: TSchema = ConfigSchema, prefix: string[] = []): ConfigLeaf[] {
+  const node = schema as { type?: string; properties?: Record<string, TSchema>; description?: string; default?: unknown; anyOf?: unknown }
+  if (node.type === 'object' && node.properties) {
+    return Object.entries(node.properties).flatMap(([key, child]) => configLeaves(child, [...prefix, key]))
+  }
+  return [{ path: prefix, envName: envNameOf(prefix), type: node.type ?? 'string', description: node.description, default: node.default }]
+}
+
+function envNameOf(keyPath: string[]): string {
+  return 'SLIPWAY_' + keyPath.map((key) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_')
+}
+
+function coerceInteger(value: string): unknown {
+  return /^-?\d+$/.test(value.trim()) ? Number(value) : value
+}
+
+function setPath(target: Record<string, unknown>, keyPath: string[], value: unknown) {
+  let node = target
+  for (const key of keyPath.slice(0, -1)) {
+    const next = node[key]
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {}
+    node = node[key] as Record<string, unknown>
+  }
+  node[keyPath[keyPath.length - 1]!] = value
+}

@@ -1,0 +1,187 @@
+import { misconfigured, notFound } from '../errors.ts'
+import type { RenderContext } from '../render/template.ts'
+import { selectGroup, type Group } from '../selection/group.ts'
+import type { Labels } from '../selection/labels.ts'
+import type { BootSpec, Profile } from '../selection/profile.ts'
+import type { Catalog, CatalogSource } from './catalog.ts'
+import { finalizeIgnition, isButane, isRawIgnition, type RenderedIgnition } from './ignition-output.ts'
+import { renderEnvFile } from './env-file.ts'
+
+/** What a machine-facing request carries, whatever transport it came in on. */
+export interface BootRequest {
+  labels: Labels
+  /** The query string as received, for templates that pass it on (matchbox's `request.raw_query`). */
+  rawQuery: string
+  /** Base URL the machine reached the engine at, without a trailing slash. */
+  engineUrl: string
+}
+
+export interface Match {
+  group: Group
+  profile: Profile
+}
+
+/** Names of the templates in `ipxe/` that every engine has. */
+export const CHAIN_SCRIPT_TEMPLATE = 'boot.ipxe'
+export const PROFILE_SCRIPT_TEMPLATE = 'profile.ipxe'
+
+/**
+ * The provisioning core that HTTP (and later DHCP/TFTP) talk to: picks a machine's group and profile
+ * and renders what it boots. It reads catalogs through a port and knows nothing of any transport.
+ */
+export class BootService {
+  constructor(private readonly catalogs: CatalogSource) {}
+
+  match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
+    const group = selectGroup(catalog.orderedGroups, labels)
+    if (!group) {
+      throw notFound('NO_MATCHING_GROUP', `no group matches labels ${formatLabels(labels)} and there is no default group`, {
+        labels,
+      })
+    }
+    const profile = catalog.profile(group.profile)
+    if (!profile) {
+      throw misconfigured('UNKNOWN_PROFILE', `group "${group.id}" names profile "${group.profile}", which does not exist`, {
+        group: group.id,
+        profile: group.profile,
+      })
+    }
+    return { group, profile }
+  }
+
+  /** `/boot.ipxe`: the same script for every machine, chaining to `/ipxe` with its identity. */
+  chainScript(request: BootRequest): string {
+    const catalog = this.catalogs.current()
+    return this.renderTemplate(catalog, 'ipxe', CHAIN_SCRIPT_TEMPLATE, { engine: { url: request.engineUrl } })
+  }
+
+  ipxeScript(request: BootRequest): string {
+    const catalog = this.catalogs.current()
+    const { group, profile } = this.match(request.labels, catalog)
+    if (!profile.boot) {
+      throw notFound('NO_BOOT_SPEC', `profile "${profile.id}" (group "${group.id}") has no boot section to build an iPXE script from`, {
+        group: group.id,
+        profile: profile.id,
+      })
+    }
+    const context = this.context(request, group, profile)
+    const boot = this.renderBootSpec(catalog, profile, profile.boot, context)
+    return this.renderTemplate(catalog, 'ipxe', PROFILE_SCRIPT_TEMPLATE, { ...context, boot })
+  }
+
+  ignition(request: BootRequest): RenderedIgnition {
+    const catalog = this.catalogs.current()
+    const { group, profile } = this.match(request.labels, catalog)
+    const templateId = profile.ignition_id
+    if (!templateId) {
+      throw notFound('NO_IGNITION', `profile "${profile.id}" (group "${group.id}") has no ignition_id`, {
+        group: group.id,
+        profile: profile.id,
+      })
+    }
+    const template = this.requireTemplate(catalog, 'ignition', templateId, profile)
+    const name = `ignition/${templateId}`
+    if (isButane(templateId)) {
+      throw misconfigured(
+        'UNSUPPORTED_TEMPLATE_FORMAT',
+        `${name} is Butane/Container Linux Config YAML; translate it to Ignition JSON with butane and reference the .ign file`,
+        { template: name },
+      )
+    }
+    if (isRawIgnition(templateId)) {
+      return this.cached(catalog, `raw\0${templateId}`, () => finalizeIgnition(name, template.body))
+    }
+    const context = this.context(request, group, profile)
+    return this.cached(catalog, `ign\0${templateId}\0${JSON.stringify(context)}`, () =>
+      finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(context)),
+    )
+  }
+
+  generic(request: BootRequest): string {
+    const catalog = this.catalogs.current()
+    const { group, profile } = this.match(request.labels, catalog)
+    const templateId = profile.generic_id
+    if (!templateId) {
+      throw notFound('NO_GENERIC', `profile "${profile.id}" (group "${group.id}") has no generic_id`, {
+        group: group.id,
+        profile: profile.id,
+      })
+    }
+    const template = this.requireTemplate(catalog, 'generic', templateId, profile)
+    return catalog.compiled('generic', templateId, template.body)(this.context(request, group, profile))
+  }
+
+  /** `/metadata`: matchbox's variables as an env file, for scripts on the machine. */
+  metadata(request: BootRequest): string {
+    const { group } = this.match(request.labels)
+    return renderEnvFile(matchboxVariables(request, group))
+  }
+
+  /** What templates see: matchbox's variables plus Slipway's own, each under its own key. */
+  context(request: BootRequest, group: Group, profile: Profile): RenderContext {
+    return {
+      ...matchboxVariables(request, group),
+      labels: request.labels,
+      group: { id: group.id, name: group.name },
+      profile: { id: profile.id, name: profile.name },
+      engine: { url: request.engineUrl },
+    }
+  }
+
+  private renderBootSpec(catalog: Catalog, profile: Profile, boot: BootSpec, context: RenderContext): BootSpec {
+    // Boot fields may use template variables too (e.g. `{{engine.url}}`); plain matchbox values pass unchanged.
+    const render = (field: string, value: string) =>
+      value.includes('{{') ? catalog.compiled('ipxe', `profiles/${profile.id}.json#${field}`, value)(context) : value
+    return {
+      kernel: render('boot.kernel', boot.kernel),
+      initrd: boot.initrd.map((value, index) => render(`boot.initrd[${index}]`, value)),
+      args: boot.args.map((value, index) => render(`boot.args[${index}]`, value)),
+    }
+  }
+
+  private renderTemplate(catalog: Catalog, kind: 'ipxe', id: string, context: RenderContext): string {
+    const template = catalog.template(kind, id)
+    if (!template) {
+      throw misconfigured('TEMPLATE_NOT_FOUND', `template ${kind}/${id} does not exist; every engine needs it`, {
+        template: `${kind}/${id}`,
+      })
+    }
+    return catalog.compiled(kind, id, template.body)(context)
+  }
+
+  private requireTemplate(catalog: Catalog, kind: 'ignition' | 'generic', id: string, profile: Profile) {
+    const template = catalog.template(kind, id)
+    if (!template) {
+      throw misconfigured('TEMPLATE_NOT_FOUND', `profile "${profile.id}" names ${kind} template "${id}", which does not exist`, {
+        template: `${kind}/${id}`,
+        profile: profile.id,
+      })
+    }
+    return template
+  }
+
+  private cached(catalog: Catalog, key: string, produce: () => RenderedIgnition): RenderedIgnition {
+    let rendered = catalog.renderCache.get(key)
+    if (!rendered) {
+      rendered = produce()
+      catalog.renderCache.set(key, rendered)
+    }
+    return rendered
+  }
+}
+
+/**
+ * matchbox's template variables, in its order: group metadata, then the group's selectors (keys
+ * lower-cased), then `request` with the query labels and the raw query string.
+ */
+function matchboxVariables(request: BootRequest, group: Group): RenderContext {
+  const variables: RenderContext = { ...group.metadata }
+  for (const [key, value] of Object.entries(group.selector)) variables[key.toLowerCase()] = value
+  variables.request = { query: request.labels, raw_query: request.rawQuery }
+  return variables
+}
+
+function formatLabels(labels: Labels): string {
+  const pairs = Object.entries(labels).map(([key, value]) => `${key}=${value}`)
+  return pairs.length > 0 ? pairs.join(',') : '(none)'
+}

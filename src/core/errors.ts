@@ -1,0 +1,33 @@
+/**
+ * Every failure the domain reports carries a stable machine-readable code and a message a person can
+ * act on. Transports map the kind to their own status (HTTP 4xx/5xx, DHCP silence, DNS rcode).
+ */
+export type ErrorKind =
+  | 'invalid' // the caller sent something wrong; nothing was changed
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'unavailable' // try again later (Ignition retries 5xx forever)
+  | 'configuration' // the engine's own content (profile, template) is broken: an operator must fix it
+
+export class SlipwayError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message)
+    this.name = 'SlipwayError'
+  }
+}
+
+export const invalid = (code: string, message: string, details?: Record<string, unknown>) =>
+  new SlipwayError('invalid', code, message, details)
+export const notFound = (code: string, message: string, details?: Record<string, unknown>) =>
+  new SlipwayError('not_found', code, message, details)
+export const conflict = (code: string, message: string, details?: Record<string, unknown>) =>
+  new SlipwayError('conflict', code, message, details)
+export const misconfigured = (code: string, message: string, details?: Record<string, unknown>) =>
+  new SlipwayError('configuration', code, message, details)

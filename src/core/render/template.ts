@@ -1,0 +1,67 @@
+import Handlebars from 'handlebars'
+import { misconfigured } from '../errors.ts'
+
+/** Templates live in three namespaces, mirroring the folders they are loaded from. */
+export const TEMPLATE_KINDS = ['ignition', 'generic', 'ipxe'] as const
+export type TemplateKind = (typeof TEMPLATE_KINDS)[number]
+
+export interface Template {
+  kind: TemplateKind
+  id: string
+  body: string
+}
+
+export type RenderContext = Record<string, unknown>
+export type CompiledTemplate = (context: RenderContext) => string
+
+/** `kind/id`, the name a person sees in errors and the key templates are looked up by. */
+export const templateRef = (kind: TemplateKind, id: string) => `${kind}/${id}`
+
+// One isolated environment so that helpers registered here never leak into other handlebars users.
+const handlebars = Handlebars.create()
+// Values spliced into JSON must be JSON-encoded, or a quote in metadata breaks the whole config.
+handlebars.registerHelper('json', (value: unknown) => JSON.stringify(value ?? null))
+// Ignition file contents inline as `data:` URLs (RFC 2397), percent-encoded as Ignition expects.
+handlebars.registerHelper('dataUrl', (value: unknown) => `data:,${encodeURIComponent(String(value ?? ''))}`)
+
+/**
+ * Compiles with `noEscape` (iPXE and JSON are not HTML: escaping would turn `&` in a URL into `&amp;`)
+ * and `strict` (a misspelt variable fails loudly instead of rendering an empty kernel argument).
+ * `{{#if x}}` and `{{#each x}}` still accept a missing `x`, so optional values stay expressible.
+ */
+export function compileTemplate(name: string, body: string): CompiledTemplate {
+  let compiled: HandlebarsTemplateDelegate
+  try {
+    compiled = handlebars.compile(body, { noEscape: true, strict: true })
+  } catch (error) {
+    throw renderFailure(name, error)
+  }
+  return (context) => {
+    try {
+      return compiled(context)
+    } catch (error) {
+      throw renderFailure(name, error)
+    }
+  }
+}
+
+/** Checks a template's syntax when it is saved, so that a typo is a 400 and not a broken boot. */
+export function checkTemplateSyntax(name: string, body: string): void {
+  try {
+    handlebars.precompile(body, { noEscape: true, strict: true })
+  } catch (error) {
+    throw renderFailure(name, error)
+  }
+}
+
+function renderFailure(name: string, error: unknown) {
+  const message = error instanceof Error ? error.message : String(error)
+  // Handlebars reports "\"x\" not defined in [object] - 3:14"; keep its position, say it plainly.
+  const position = / - (\d+):(\d+)$/.exec(message)
+  const reason = message.replace(/ - \d+:\d+$/, '').replace(/ in (undefined|\[object Object\])$/, '')
+  return misconfigured('TEMPLATE_RENDER_FAILED', `template ${name}: ${reason}${position ? ` (line ${position[1]}, column ${position[2]})` : ''}`, {
+    template: name,
+    ...(position ? { line: Number(position[1]), column: Number(position[2]) } : {}),
+    reason,
+  })
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { sql } from 'kysely'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { Config } from './config.ts'
+import { BootService } from './core/boot/boot-service.ts'
+import { ContentService } from './core/content/content-service.ts'
+import { readContentFolders } from './adapters/content/content-folders.ts'
+import { CatalogStore } from './storage/catalog-store.ts'
+import { contentRepository } from './storage/content-repository.ts'
+import { syncFolderContent } from './storage/content-sync.ts'
+import { migrateToLatest, openStore, type Store } from './storage/db.ts'
+import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
+import { buildApp } from './transports/http/app.ts'
+
+export interface Engine {
+  app: FastifyInstance
+  store: Store
+  /** Set when this start generated the first admin token: shown once, never stored in clear. */
+  generatedAdminToken?: string
+  close(): Promise<void>
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+/** Wires config -> store -> migrations -> content -> core -> HTTP. Listening is the caller's choice. */
+export async function createEngine(config: Config, logger: Logger): Promise<Engine> {
+  const store = openStore(config.database.path)
+  try {
+    const applied = await migrateToLatest(store)
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated')
+
+    const content = await readContentFolders(config.content)
+    const sync = await syncFolderContent(store, content, new Date().toISOString())
+    logger.info(sync.imported, 'content folders loaded')
+    for (const item of sync.shadowed) logger.warn({ item }, 'file ignored: this object was changed through the API, which takes precedence')
+    for (const item of sync.removed) logger.info({ item }, 'removed: its file no longer exists')
+
+    const generatedAdminToken = await ensureAdminToken(store, config.auth.adminToken)
+
+    const catalogs = new CatalogStore(store)
+    await catalogs.refresh()
+    const boot = new BootService(catalogs)
+    const contentService = new ContentService(contentRepository(store), () => catalogs.refresh())
+
+    const app = await buildApp({
+      boot,
+      content: contentService,
+      verifyToken: async (token) => {
+        const row = await findTokenByDigest(store, tokenDigest(token))
+        return row ? { name: row.name, role: row.role } : undefined
+      },
+      checkReady: async () => {
+        await sql`select 1`.execute(store)
+      },
+      logger,
+      http: config.http,
+      assetsDir: config.content.assetsDir,
+      version: VERSION,
+    })
+    return {
+      app,
+      store,
+      ...(generatedAdminToken ? { generatedAdminToken } : {}),
+      close: async () => {
+        await app.close()
+        await store.destroy()
+      },
+    }
+  } catch (error) {
+    await store.destroy()
+    throw error
+  }
+}
+
+/**
+ * A configured token is registered (or re-registered after it changed); without one, the very first
+ * start generates a token and returns it so that it can be shown once.
+ */
+async function ensureAdminToken(store: Store, configured: string): Promise<string | undefined> {
+  const now = new Date().toISOString()
+  if (configured) {
+    if (configured.length < 16) throw new Error('auth.adminToken must be at least 16 characters long')
+    await store.deleteFrom('api_tokens').where('name', '=', 'configured-admin').execute()
+    await insertToken(store, 'configured-admin', configured, 'admin', now)
+    return undefined
+  }
+  if ((await countTokens(store)) > 0) return undefined
+  const token = randomBytes(32).toString('base64url')
+  await insertToken(store, 'generated-admin', token, 'admin', now)
+  return token
+}

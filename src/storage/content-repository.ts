@@ -1,0 +1,28 @@
+import type { ContentRepository } from '../core/content/content-service.ts'
+import type { Store } from './db.ts'
+import * as groups from './repositories/groups.ts'
+import * as profiles from './repositories/profiles.ts'
+import * as templates from './repositories/templates.ts'
+
+/** The core's content port over kysely: each method is one repository function. */
+export function contentRepository(db: Store, clock: () => Date = () => new Date()): ContentRepository {
+  const now = () => clock().toISOString()
+  return {
+    listGroups: () => groups.listGroups(db),
+    findGroup: (id) => groups.findGroup(db, id),
+    saveGroup: (group, source) => groups.saveGroup(db, group, source, now()),
+    deleteGroup: (id) => groups.deleteGroup(db, id),
+    groupsUsingProfile: (id) => groups.groupsUsingProfile(db, id),
+    listProfiles: () => profiles.listProfiles(db),
+    findProfile: (id) => profiles.findProfile(db, id),
+    saveProfile: (profile, source) => profiles.saveProfile(db, profile, source, now()),
+    deleteProfile: (id) => profiles.deleteProfile(db, id),
+    listTemplates: (kind) => templates.listTemplates(db, kind),
+    findTemplate: (kind, id) => templates.findTemplate(db, kind, id),
+    saveTemplate: (template, source) => templates.saveTemplate(db, template, source, now()),
+    deleteTemplate: (kind, id) => templates.deleteTemplate(db, kind, id),
+    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
+    transaction: (work) =>
+      db.isTransaction ? work(contentRepository(db, clock)) : db.transaction().execute((trx) => work(contentRepository(trx, clock))),
+  }
+}

@@ -1,0 +1,81 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Logger } from 'pino'
+import type { BootService } from '../../core/boot/boot-service.ts'
+import type { ContentService } from '../../core/content/content-service.ts'
+import { requireBearerToken, type TokenVerifier } from './auth.ts'
+import { installErrorHandling } from './errors.ts'
+import { BootMetrics } from './metrics.ts'
+import { assetRoutes } from './routes/assets.ts'
+import { bootRoutes } from './routes/boot.ts'
+import { healthRoutes } from './routes/health.ts'
+import { groupRoutes } from './routes/admin/groups.ts'
+import { profileRoutes } from './routes/admin/profiles.ts'
+import { selectionRoutes } from './routes/admin/selection.ts'
+import { templateRoutes } from './routes/admin/templates.ts'
+import { ErrorResponse } from './schemas/common.ts'
+
+export interface AppDependencies {
+  boot: BootService
+  content: ContentService
+  verifyToken: TokenVerifier
+  checkReady: () => Promise<void>
+  logger: Logger
+  http: { publicUrl: string; bodyLimit: number }
+  assetsDir: string
+  version: string
+}
+
+/** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
+export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.http.bodyLimit,
+    // Requests are logged once, on response, below; fastify's pair of lines per request is noise.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Reject unknown fields instead of silently dropping them (fastify's default is to remove them).
+    ajv: { customOptions: { removeAdditional: false, allErrors: true } },
+    trustProxy: false,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  installErrorHandling(app)
+  app.addSchema(ErrorResponse)
+  const metrics = new BootMetrics()
+
+  app.addHook('onResponse', async (request, reply) => {
+    const entry = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime), principal: request.principal?.name }
+    if (reply.statusCode >= 500) request.log.warn(entry, 'request failed')
+    else request.log.info(entry, 'request')
+  })
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Slipway admin API',
+        version: deps.version,
+        description: 'Groups, profiles and templates (matchbox-compatible). Every /api/v1 route needs `Authorization: Bearer <token>`.',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }],
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/apidocs' })
+
+  await app.register(bootRoutes, { boot: deps.boot, publicUrl: deps.http.publicUrl, metrics })
+  await app.register(assetRoutes, { assetsDir: deps.assetsDir })
+  await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
+
+  await app.register(
+    async (admin) => {
+      admin.addHook('onRequest', requireBearerToken(deps.verifyToken))
+      await admin.register(groupRoutes, { content: deps.content })
+      await admin.register(profileRoutes, { content: deps.content })
+      await admin.register(templateRoutes, { content: deps.content })
+      await admin.register(selectionRoutes, { boot: deps.boot })
+    },
+    { prefix: '/api/v1' },
+  )
+  return app
+}

@@ -1,0 +1,34 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import type { BootService } from '../../../../core/boot/boot-service.ts'
+import { labelsFromQuery } from '../../../../core/selection/labels.ts'
+import { adminErrors } from '../../schemas/common.ts'
+
+/** Answers "what would a machine with these labels boot?" without booting one. */
+export const selectionRoutes: FastifyPluginAsyncTypebox<{ boot: BootService }> = async (app, { boot }) => {
+  app.get(
+    '/selection',
+    {
+      schema: {
+        tags: ['groups'],
+        summary: 'Which group and profile labels select',
+        description: 'Every query parameter is a label, as on /ipxe and /ignition (e.g. ?mac=52:54:00:00:00:01&os=installed).',
+        querystring: Type.Record(Type.String(), Type.String()),
+        response: {
+          200: Type.Object({
+            labels: Type.Record(Type.String(), Type.String()),
+            group: Type.Object({ id: Type.String(), name: Type.String(), selector: Type.Record(Type.String(), Type.String()) }),
+            profile: Type.Object({ id: Type.String(), name: Type.String() }),
+          }),
+          ...adminErrors,
+        },
+      },
+    },
+    async (request) => {
+      const queryStart = request.url.indexOf('?')
+      const labels = labelsFromQuery(new URLSearchParams(queryStart === -1 ? '' : request.url.slice(queryStart + 1)))
+      const { group, profile } = boot.match(labels)
+      return { labels, group, profile }
+    },
+  )
+}

@@ -1,0 +1,98 @@
+import { createReadStream, promises as fs } from 'node:fs'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { SlipwayError, invalid, notFound } from '../../../core/errors.ts'
+
+export interface AssetRouteOptions {
+  assetsDir: string
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.ipxe': 'text/plain; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.json': 'application/json',
+  '.ign': 'application/json',
+  '.sig': 'application/pgp-signature',
+  '.asc': 'application/pgp-signature',
+}
+
+/**
+ * `/assets/*`: kernels, initrds and images. Contained twice: the decoded path may not climb out, and
+ * the real path (after symlinks) must stay inside the real root, so a link cannot serve /etc/passwd.
+ * Range requests let iPXE and installers resume and fetch images in parts.
+ */
+export async function assetRoutes(app: FastifyInstance, options: AssetRouteOptions): Promise<void> {
+  app.get('/assets/*', { schema: { hide: true } }, async (request, reply) => {
+    const relative = (request.params as { '*': string })['*']
+    const file = await resolveAsset(options.assetsDir, relative)
+    const stat = await fs.stat(file)
+    const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`
+    reply
+      .header('Accept-Ranges', 'bytes')
+      .header('ETag', etag)
+      .header('Last-Modified', stat.mtime.toUTCString())
+      .type(CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream')
+    if (request.headers['if-none-match'] === etag) return reply.status(304).send()
+
+    const rangeHeader = request.headers.range
+    const ifRange = request.headers['if-range']
+    if (rangeHeader && (!ifRange || ifRange === etag)) {
+      const range = parseRange(rangeHeader, stat.size)
+      if (range === 'unsatisfiable') {
+        return reply.status(416).header('Content-Range', `bytes */${stat.size}`).send()
+      }
+      if (range) {
+        reply.status(206).header('Content-Range', `bytes ${range.start}-${range.end}/${stat.size}`).header('Content-Length', range.end - range.start + 1)
+        return reply.send(request.method === 'HEAD' ? '' : createReadStream(file, range))
+      }
+    }
+    reply.header('Content-Length', stat.size)
+    return reply.send(request.method === 'HEAD' ? '' : createReadStream(file))
+  })
+}
+
+/** Maps a request path to a file inside `root`, or throws a 4xx that says why not. */
+export async function resolveAsset(root: string, relative: string): Promise<string> {
+  const segments = relative.split('/')
+  if (relative.includes('\0') || segments.some((segment) => segment === '..' || segment === '.') || relative.includes('\\')) {
+    throw invalid('PATH_NOT_ALLOWED', 'asset paths may not contain "..", "." or backslash segments')
+  }
+  const missing = () => notFound('ASSET_NOT_FOUND', `asset "${relative}" does not exist`)
+  let realRoot: string
+  let realFile: string
+  try {
+    realRoot = await fs.realpath(root)
+    realFile = await fs.realpath(path.join(realRoot, ...segments))
+  } catch {
+    throw missing()
+  }
+  if (!realFile.startsWith(realRoot + path.sep)) {
+    throw new SlipwayError('forbidden', 'PATH_NOT_ALLOWED', `asset "${relative}" resolves outside the assets folder`)
+  }
+  const stat = await fs.stat(realFile)
+  if (!stat.isFile()) throw missing()
+  return realFile
+}
+
+/**
+ * One byte range (RFC 9110 14.1.2): `a-b`, `a-` or `-n`. Several ranges are answered with the whole
+ * file, which the RFC allows and every client handles.
+ */
+export function parseRange(header: string, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (!match || (match[1] === '' && match[2] === '')) return undefined
+  let start: number
+  let end: number
+  if (match[1] === '') {
+    const suffix = Number(match[2])
+    if (suffix === 0) return 'unsatisfiable'
+    start = Math.max(0, size - suffix)
+    end = size - 1
+  } else {
+    start = Number(match[1])
+    end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1)
+    if (end < start && match[2] !== '') return undefined
+  }
+  if (start >= size || size === 0) return 'unsatisfiable'
+  return { start, end }
+}

@@ -1,0 +1,55 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { BootRequest, BootService } from '../../../core/boot/boot-service.ts'
+import { labelsFromQuery } from '../../../core/selection/labels.ts'
+import type { BootMetrics } from '../metrics.ts'
+
+export interface BootRouteOptions {
+  boot: BootService
+  /** Configured public base URL; empty means taken from each request. */
+  publicUrl: string
+  metrics: BootMetrics
+}
+
+/**
+ * Machine-facing routes: no token (firmware cannot send one) and nothing beyond what a booting
+ * machine needs. Paths and behaviour follow matchbox so that existing iPXE setups work unchanged.
+ */
+export async function bootRoutes(app: FastifyInstance, options: BootRouteOptions): Promise<void> {
+  const { boot, metrics } = options
+  const bootRequest = (request: FastifyRequest): BootRequest => {
+    const queryStart = request.url.indexOf('?')
+    const rawQuery = queryStart === -1 ? '' : request.url.slice(queryStart + 1)
+    return {
+      labels: labelsFromQuery(new URLSearchParams(rawQuery)),
+      rawQuery,
+      engineUrl: options.publicUrl ? options.publicUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`,
+    }
+  }
+  const hide = { schema: { hide: true } }
+
+  const chain = async (request: FastifyRequest) => {
+    return boot.chainScript(bootRequest(request))
+  }
+  app.get('/boot.ipxe', hide, async (request, reply) => reply.type('text/plain; charset=utf-8').send(await chain(request)))
+  app.get('/boot.ipxe.0', hide, async (request, reply) => reply.type('text/plain; charset=utf-8').send(await chain(request)))
+
+  app.get('/ipxe', hide, async (request, reply) => {
+    const script = metrics.observe('ipxe', () => boot.ipxeScript(bootRequest(request)))
+    return reply.type('text/plain; charset=utf-8').send(script)
+  })
+
+  app.get('/ignition', hide, async (request, reply) => {
+    const rendered = metrics.observe('ignition', () => boot.ignition(bootRequest(request)))
+    return reply.type('application/json').send(rendered.body)
+  })
+
+  app.get('/metadata', hide, async (request, reply) => {
+    const env = metrics.observe('metadata', () => boot.metadata(bootRequest(request)))
+    return reply.type('text/plain; charset=utf-8').send(env)
+  })
+
+  app.get('/generic', hide, async (request, reply) => {
+    const text = metrics.observe('generic', () => boot.generic(bootRequest(request)))
+    return reply.type('text/plain; charset=utf-8').send(text)
+  })
+}

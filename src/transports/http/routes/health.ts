@@ -1,0 +1,24 @@
+import type { FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+
+export interface HealthRouteOptions {
+  /** Throws when the engine cannot serve (e.g. the database does not answer). */
+  checkReady: () => Promise<void>
+  registry: Registry
+}
+
+export async function healthRoutes(app: FastifyInstance, options: HealthRouteOptions): Promise<void> {
+  app.get('/healthz', { schema: { hide: true } }, async (request, reply) => {
+    try {
+      await options.checkReady()
+      return reply.send({ status: 'ok' })
+    } catch (error) {
+      request.log.error({ err: error }, 'health check failed')
+      return reply.status(503).send({ status: 'unavailable', code: 'NOT_READY', message: 'the engine cannot reach its database' })
+    }
+  })
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    return reply.type(options.registry.contentType).send(await options.registry.metrics())
+  })
+}
