@@ -4,8 +4,9 @@
  * 3.N config can be updated to 3.N+1 by changing the version"), so a single annotated tree describes
  * all six without six near-identical copies drifting apart.
  *
- * This is the structural half of the validator; rules that need values (paths, URLs, duplicates, ...)
- * live in ignition-validation.ts.
+ * Also here: the per-version value vocabularies (URL schemes, hash functions, filesystem formats) and
+ * the syntax of values several fields share (paths, URLs, hashes). The rules combining them (required
+ * sources, duplicates, conflicts, ...) live in ignition-validation.ts.
  */
 
 /** Minor version of a 3.x.0 spec: 0 for 3.0.0 ... 5 for 3.5.0. */
@@ -226,7 +227,7 @@ export const IGNITION_SPEC: ObjectSpec = obj({
 })
 
 /** URL schemes a `source` may use, by spec (3.2.0 added gs, 3.4.0 added S3 ARNs). */
-export function urlSchemes(minor: SpecMinor): readonly string[] {
+function urlSchemes(minor: SpecMinor): readonly string[] {
   const schemes = ['http', 'https', 'tftp', 's3', 'data']
   if (minor >= 2) schemes.push('gs')
   if (minor >= 4) schemes.push('arn')
@@ -234,7 +235,7 @@ export function urlSchemes(minor: SpecMinor): readonly string[] {
 }
 
 /** `verification.hash` functions and their hex digest lengths (3.1.0 added sha256). */
-export function hashFunctions(minor: SpecMinor): ReadonlyMap<string, number> {
+function hashFunctions(minor: SpecMinor): ReadonlyMap<string, number> {
   const fns = new Map([['sha512', 128]])
   if (minor >= 1) fns.set('sha256', 64)
   return fns
@@ -257,3 +258,97 @@ export const RAID_LEVELS_NO_SPARES: readonly string[] = ['linear', 'raid0', '0',
 export const RAID_LEVELS: readonly string[] = [
   ...RAID_LEVELS_NO_SPARES, 'raid1', '1', 'mirror', 'raid4', '4', 'raid5', '5', 'raid6', '6', 'raid10', '10',
 ]
+
+// ---------------------------------------------------------------------------------------------------
+// Value syntax shared by several fields
+
+/** Go's path.Clean for the absolute paths Ignition accepts. */
+export function cleanPath(p: string): string {
+  const out: string[] = []
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue
+    if (seg === '..') out.pop()
+    else out.push(seg)
+  }
+  return '/' + out.join('/')
+}
+
+export function pathError(p: string): string | undefined {
+  if (p === '') return 'path not specified'
+  if (!p.startsWith('/')) return `path ${JSON.stringify(p)} is not absolute`
+  if (cleanPath(p) !== p) return `path ${JSON.stringify(p)} is not fully simplified (expected ${JSON.stringify(cleanPath(p))})`
+  return undefined
+}
+
+export function urlError(src: string, minor: SpecMinor): string | undefined {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(src)?.[1]?.toLowerCase()
+  const allowed = urlSchemes(minor)
+  if (scheme === undefined || !allowed.includes(scheme)) {
+    return (
+      `invalid url scheme ${scheme === undefined ? '(none)' : JSON.stringify(scheme)}; spec 3.${minor}.0 supports ` +
+      allowed.join(', ')
+    )
+  }
+  if (scheme === 'data') return dataUrlError(src)
+  if (scheme === 'arn') return arnError(src)
+  let url: URL
+  try {
+    url = new URL(src)
+  } catch {
+    return `unable to parse url ${JSON.stringify(src)}`
+  }
+  if (scheme === 's3' && url.searchParams.has('versionId') && url.searchParams.get('versionId') === '') {
+    return 'invalid S3 object VersionId'
+  }
+  return undefined
+}
+
+export function hashError(hash: string, minor: SpecMinor): string | undefined {
+  const dash = hash.indexOf('-')
+  if (dash < 0) return `malformed hash specifier ${JSON.stringify(hash)}; expected <function>-<hex digest>`
+  const fn = hash.slice(0, dash)
+  const sum = hash.slice(dash + 1)
+  const fns = hashFunctions(minor)
+  const size = fns.get(fn)
+  if (size === undefined) {
+    return `unrecognized hash function ${JSON.stringify(fn)}; spec 3.${minor}.0 supports ${[...fns.keys()].join(', ')}`
+  }
+  if (sum.length !== size) return `incorrect size for ${fn} hash sum: expected ${size} hex digits, got ${sum.length}`
+  if (!/^[0-9A-Fa-f]+$/.test(sum)) return `${fn} hash sum is not hexadecimal`
+  return undefined
+}
+
+export function hasInstallSection(contents: string): boolean {
+  return /^[ \t]*\[Install\][ \t]*$/m.test(contents)
+}
+
+/** RFC 2397: data:[<mediatype>][;base64],<data>, with valid %-escapes and, if flagged, valid base64. */
+function dataUrlError(src: string): string | undefined {
+  const comma = src.indexOf(',')
+  if (comma < 0) return 'invalid data url: missing "," before the data'
+  const params = src.slice(5, comma).split(';')
+  const base64 = params.length > 1 && params[params.length - 1]!.toLowerCase() === 'base64'
+  if (base64) params.pop()
+  const [mediaType, ...attrs] = params
+  if (mediaType !== '' && !/^[!#$&^_.+\w-]+\/[!#$&^_.+\w-]+$/.test(mediaType!)) return `invalid data url media type ${JSON.stringify(mediaType)}`
+  if (attrs.some((a) => !/^[^=]+=.*$/.test(a))) return 'invalid data url media type parameter'
+  const data = src.slice(comma + 1)
+  if (/%(?![0-9A-Fa-f]{2})/.test(data)) return 'invalid data url: malformed %-escape'
+  if (base64) {
+    const raw = data.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/\s+/g, '')
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(raw) || raw.length % 4 !== 0) return 'invalid data url: illegal base64 data'
+  }
+  return undefined
+}
+
+/** S3 ARN of an object (arn:aws:s3:::bucket/key) or access point object (arn:...:accesspoint/name/object/key). */
+function arnError(src: string): string | undefined {
+  const [arn = '', query = ''] = src.split('?', 2)
+  const parts = arn.split(':')
+  if (parts.length < 6 || parts[0] !== 'arn' || parts[2] !== 's3') return 'invalid S3 ARN format'
+  const resource = parts.slice(5).join(':')
+  const slashes = arn.split('/').length
+  if ((resource.startsWith('accesspoint/') && slashes < 3) || slashes < 2) return 'invalid S3 ARN format'
+  if (new URLSearchParams(query).get('versionId') === '') return 'invalid S3 object VersionId'
+  return undefined
+}

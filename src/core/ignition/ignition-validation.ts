@@ -5,9 +5,12 @@ import {
   RAID_LEVELS,
   RAID_LEVELS_NO_SPARES,
   SYSTEMD_UNIT_SUFFIXES,
+  cleanPath,
   filesystemFormats,
-  hashFunctions,
-  urlSchemes,
+  hasInstallSection,
+  hashError,
+  pathError,
+  urlError,
   type ObjectSpec,
   type SpecMinor,
   type SpecNode,
@@ -132,7 +135,7 @@ function walk(spec: SpecNode, value: unknown, path: string, minor: SpecMinor, f:
   return ok ? value : mismatch(spec.type, value, path, f)
 }
 
-function walkObject(spec: ObjectSpec, value: unknown, path: string, minor: SpecMinor, f: Findings): Obj | undefined {
+function walkObject(spec: ObjectSpec, value: unknown, path: string, minor: SpecMinor, f: Findings): Obj | typeof INVALID {
   if (!isObj(value)) return mismatch('object', value, path, f)
   const out: Obj = {}
   for (const [key, child] of Object.entries(value)) {
@@ -147,8 +150,7 @@ function walkObject(spec: ObjectSpec, value: unknown, path: string, minor: SpecM
       f.error(childPath, `${key} is not supported in spec 3.${minor}.0; it was introduced in spec 3.${prop.since}.0`)
       continue
     }
-    const v = walk(prop.node, child, childPath, minor, f)
-    if (v !== undefined) out[key] = v
+    out[key] = walk(prop.node, child, childPath, minor, f)
   }
   for (const [key, prop] of Object.entries(spec.props)) {
     if (prop.required && prop.since <= minor && value[key] === undefined) f.error(join(path, key), `${key} is required`)
@@ -156,9 +158,15 @@ function walkObject(spec: ObjectSpec, value: unknown, path: string, minor: SpecM
   return out
 }
 
-function mismatch(expected: string, value: unknown, path: string, f: Findings): undefined {
+/**
+ * Stands in for a value the structural pass rejected, so the semantic pass can tell "absent" from
+ * "present but wrong" and does not follow "expected string" with "source is required".
+ */
+const INVALID: unique symbol = Symbol('invalid')
+
+function mismatch(expected: string, value: unknown, path: string, f: Findings): typeof INVALID {
   f.error(path, `expected ${expected}, got ${typeName(value)}`)
-  return undefined
+  return INVALID
 }
 
 function typeName(v: unknown): string {
@@ -205,23 +213,10 @@ function strings(o: Obj | undefined, k: string): Array<string | undefined> {
 function nonEmpty(s: string | undefined): s is string {
   return s !== undefined && s !== ''
 }
-
-/** Go's path.Clean for the absolute paths Ignition accepts. */
-function cleanPath(p: string): string {
-  const out: string[] = []
-  for (const seg of p.split('/')) {
-    if (seg === '' || seg === '.') continue
-    if (seg === '..') out.pop()
-    else out.push(seg)
-  }
-  return '/' + out.join('/')
-}
-
-function pathError(p: string | undefined): string | undefined {
-  if (!nonEmpty(p)) return 'path not specified'
-  if (!p.startsWith('/')) return `path ${JSON.stringify(p)} is not absolute`
-  if (cleanPath(p) !== p) return `path ${JSON.stringify(p)} is not fully simplified (expected ${JSON.stringify(cleanPath(p))})`
-  return undefined
+/** Absent, null or empty: what Ignition's util.NilOrEmpty means. A rejected value is not missing. */
+function missing(o: Obj | undefined, k: string): boolean {
+  const v = o?.[k]
+  return v === undefined || v === null || v === ''
 }
 
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -302,9 +297,9 @@ class Semantics {
   private resource(r: Obj | undefined, path: string, sourceRequired: boolean): void {
     if (!r) return
     const source = str(r, 'source')
-    if (sourceRequired && !nonEmpty(source)) this.f.error(join(path, 'source'), 'source is required')
+    if (sourceRequired && missing(r, 'source')) this.f.error(join(path, 'source'), 'source is required')
     if (nonEmpty(source)) {
-      const err = this.urlError(source)
+      const err = urlError(source, this.minor)
       if (err) this.f.error(join(path, 'source'), err)
     }
     const compression = str(r, 'compression')
@@ -313,10 +308,12 @@ class Semantics {
     }
     const hash = str(child(r, 'verification'), 'hash')
     if (hash !== undefined) {
-      const err = this.hashError(hash)
+      const err = hashError(hash, this.minor)
       if (err) this.f.error(join(path, 'verification.hash'), err)
       // Ignition only treats an absent source as "no source"; an empty string is an empty file.
-      else if (source === undefined) this.f.error(join(path, 'verification.hash'), 'source must be specified if verification is specified')
+      else if (r['source'] === undefined || r['source'] === null) {
+        this.f.error(join(path, 'verification.hash'), 'source must be specified if verification is specified')
+      }
     }
     const headers = items(r, 'httpHeaders')
     const seen = new Map<string, string>()
@@ -328,50 +325,12 @@ class Semantics {
       if (/[\r\n\0]/.test(str(h, 'value') ?? '')) this.f.error(`${hp}.value`, 'HTTP header value must not contain CR, LF or NUL')
       this.unique(seen, name, hp, 'HTTP header')
     })
-    if (headers.length > 0) {
+    if (headers.length > 0 && r['source'] !== INVALID) {
       const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(source ?? '')?.[1]?.toLowerCase()
       if (scheme !== 'http' && scheme !== 'https') {
         this.f.error(join(path, 'httpHeaders'), 'cannot use HTTP headers with this source scheme (only http and https)')
       }
     }
-  }
-
-  private urlError(src: string): string | undefined {
-    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(src)?.[1]?.toLowerCase()
-    const allowed = urlSchemes(this.minor)
-    if (scheme === undefined || !allowed.includes(scheme)) {
-      return (
-        `invalid url scheme ${scheme === undefined ? '(none)' : JSON.stringify(scheme)}; spec 3.${this.minor}.0 supports ` +
-        allowed.join(', ')
-      )
-    }
-    if (scheme === 'data') return dataUrlError(src)
-    if (scheme === 'arn') return arnError(src)
-    let url: URL
-    try {
-      url = new URL(src)
-    } catch {
-      return `unable to parse url ${JSON.stringify(src)}`
-    }
-    if (scheme === 's3' && url.searchParams.has('versionId') && url.searchParams.get('versionId') === '') {
-      return 'invalid S3 object VersionId'
-    }
-    return undefined
-  }
-
-  private hashError(hash: string): string | undefined {
-    const dash = hash.indexOf('-')
-    if (dash < 0) return `malformed hash specifier ${JSON.stringify(hash)}; expected <function>-<hex digest>`
-    const fn = hash.slice(0, dash)
-    const sum = hash.slice(dash + 1)
-    const fns = hashFunctions(this.minor)
-    const size = fns.get(fn)
-    if (size === undefined) {
-      return `unrecognized hash function ${JSON.stringify(fn)}; spec 3.${this.minor}.0 supports ${[...fns.keys()].join(', ')}`
-    }
-    if (sum.length !== size) return `incorrect size for ${fn} hash sum: expected ${size} hex digits, got ${sum.length}`
-    if (!/^[0-9A-Fa-f]+$/.test(sum)) return `${fn} hash sum is not hexadecimal`
-    return undefined
   }
 
   /** Reports `key` at `path` when an earlier entry (recorded in `seen`) used the same key. */
@@ -386,7 +345,7 @@ class Semantics {
     this.disks(storage)
     this.raids(storage)
     this.filesystems(storage)
-    if (this.minor >= 2) this.luks(storage)
+    this.luks(storage)
 
     const nodePaths = new Map<string, string>()
     const links = items(storage, 'links')
@@ -425,7 +384,7 @@ class Semantics {
           this.resource(contents, `${p}.contents`, false)
           items(n, 'append').forEach((r, j) => this.resource(r, `${p}.append[${j}]`, false))
           const source = contents?.['source']
-          if (isTrue(n, 'overwrite') && (source === undefined || source === null)) {
+          if (isTrue(n, 'overwrite') && n['contents'] !== INVALID && (source === undefined || source === null)) {
             this.f.error(`${p}.overwrite`, 'overwrite must be false if contents.source is unspecified')
           }
         }
@@ -449,7 +408,7 @@ class Semantics {
 
   private link(l: Obj, p: string, dirPaths: Set<string>): void {
     const target = str(l, 'target')
-    if (l['target'] !== undefined && !nonEmpty(target)) this.f.error(`${p}.target`, 'link target is required')
+    if (l['target'] !== undefined && missing(l, 'target')) this.f.error(`${p}.target`, 'link target is required')
     if (!nonEmpty(target) || !isTrue(l, 'hard')) return
     if (target.startsWith('/') && dirPaths.has(cleanPath(target))) this.f.error(p, 'hard link target is a directory')
     for (const who of ['user', 'group']) {
@@ -483,6 +442,7 @@ class Semantics {
     parts.forEach((part, i) => {
       if (!part) return
       const pp = `${p}[${i}]`
+      if (part['number'] === INVALID || part['label'] === INVALID) return
       const number = int(part, 'number') ?? 0
       const label = str(part, 'label')
       const absent = part['shouldExist'] === false
@@ -519,7 +479,7 @@ class Semantics {
       const p = `storage.raid[${i}]`
       this.unique(names, str(r, 'name'), p, 'raid name')
       const level = str(r, 'level')
-      if (r['level'] !== undefined && !nonEmpty(level)) this.f.error(`${p}.level`, 'raid level is required')
+      if (r['level'] !== undefined && missing(r, 'level')) this.f.error(`${p}.level`, 'raid level is required')
       else if (level !== undefined && !RAID_LEVELS.includes(level)) this.f.error(`${p}.level`, `unrecognized raid level ${JSON.stringify(level)}`)
       else if (level !== undefined && RAID_LEVELS_NO_SPARES.includes(level) && (int(r, 'spares') ?? 0) !== 0) {
         this.f.error(`${p}.level`, 'spares unsupported for linear and raid0 arrays')
@@ -548,20 +508,24 @@ class Semantics {
       const path = str(fs, 'path')
       const pathErr = nonEmpty(path) ? pathError(path) : undefined
       if (pathErr) this.f.error(`${p}.path`, pathErr)
-      const format = str(fs, 'format')
-      const label = str(fs, 'label')
-      if (!nonEmpty(format)) {
-        const set = ['path', 'label', 'uuid'].filter((k) => nonEmpty(str(fs, k)))
-        if (isTrue(fs, 'wipeFilesystem')) set.push('wipeFilesystem')
-        for (const k of ['options', 'mountOptions']) if (strings(fs, k).length > 0) set.push(k)
-        if (set.length > 0) this.f.error(`${p}.format`, `format cannot be empty when ${set.join(', ')} is specified`)
-        if (nonEmpty(label)) this.f.error(`${p}.label`, 'filesystem must specify format if label is specified')
-      } else if (!formats.includes(format)) {
-        this.f.error(`${p}.format`, `invalid filesystem format ${JSON.stringify(format)}; spec 3.${this.minor}.0 supports ${formats.join(', ')}`)
-      } else if (nonEmpty(label) && label.length > (FILESYSTEM_LABEL_MAX[format] ?? Infinity)) {
-        this.f.error(`${p}.label`, `filesystem labels cannot be longer than ${FILESYSTEM_LABEL_MAX[format]} characters when using ${format}`)
-      }
+      if (fs['format'] !== INVALID) this.filesystemFormat(fs, p, formats)
     })
+  }
+
+  private filesystemFormat(fs: Obj, p: string, formats: readonly string[]): void {
+    const format = str(fs, 'format')
+    const label = str(fs, 'label')
+    if (!nonEmpty(format)) {
+      const set = ['path', 'label', 'uuid'].filter((k) => nonEmpty(str(fs, k)))
+      if (isTrue(fs, 'wipeFilesystem')) set.push('wipeFilesystem')
+      for (const k of ['options', 'mountOptions']) if (strings(fs, k).length > 0) set.push(k)
+      if (set.length > 0) this.f.error(`${p}.format`, `format cannot be empty when ${set.join(', ')} is specified`)
+      if (nonEmpty(label)) this.f.error(`${p}.label`, 'filesystem must specify format if label is specified')
+    } else if (!formats.includes(format)) {
+      this.f.error(`${p}.format`, `invalid filesystem format ${JSON.stringify(format)}; spec 3.${this.minor}.0 supports ${formats.join(', ')}`)
+    } else if (nonEmpty(label) && encoder.encode(label).length > (FILESYSTEM_LABEL_MAX[format] ?? Infinity)) {
+      this.f.error(`${p}.label`, `filesystem labels cannot be longer than ${FILESYSTEM_LABEL_MAX[format]} characters when using ${format}`)
+    }
   }
 
   private luks(storage: Obj | undefined): void {
@@ -573,16 +537,16 @@ class Semantics {
       if (name?.includes('/')) this.f.error(`${p}.name`, 'device names cannot contain slashes')
       this.unique(names, name, p, 'luks name')
       const device = str(l, 'device')
-      const deviceErr = nonEmpty(device) ? pathError(device) : 'luks device is required'
+      const deviceErr = nonEmpty(device) ? pathError(device) : missing(l, 'device') ? 'luks device is required' : undefined
       if (deviceErr) this.f.error(`${p}.device`, deviceErr)
       if (encoder.encode(str(l, 'label') ?? '').length > 47) this.f.error(`${p}.label`, 'luks device labels cannot be longer than 47 characters')
       this.resource(child(l, 'keyFile'), `${p}.keyFile`, false)
 
       const clevis = child(l, 'clevis')
       const custom = child(clevis, 'custom')
-      if (nonEmpty(str(custom, 'pin')) || nonEmpty(str(custom, 'config')) || isTrue(custom, 'needsNetwork')) {
-        if (!nonEmpty(str(custom, 'pin'))) this.f.error(`${p}.clevis.custom.pin`, 'missing required custom clevis pin')
-        if (!nonEmpty(str(custom, 'config'))) this.f.error(`${p}.clevis.custom.config`, 'missing required custom clevis config')
+      if (!missing(custom, 'pin') || !missing(custom, 'config') || isTrue(custom, 'needsNetwork')) {
+        if (missing(custom, 'pin')) this.f.error(`${p}.clevis.custom.pin`, 'missing required custom clevis pin')
+        if (missing(custom, 'config')) this.f.error(`${p}.clevis.custom.config`, 'missing required custom clevis config')
         if (isTrue(clevis, 'tpm2') || items(clevis, 'tang').length > 0 || (int(clevis, 'threshold') ?? 0) !== 0) {
           this.f.error(`${p}.clevis`, 'cannot use custom clevis config with tpm2, tang, or threshold')
         }
@@ -600,7 +564,7 @@ class Semantics {
         }
         if (url !== undefined && scheme !== 'http:' && scheme !== 'https:') this.f.error(`${tp}.url`, 'tang url must be a valid http(s) URL')
         this.unique(urls, url, tp, 'tang server')
-        if (!nonEmpty(str(t, 'thumbprint'))) this.f.error(`${tp}.thumbprint`, 'thumbprint is required')
+        if (missing(t, 'thumbprint')) this.f.error(`${tp}.thumbprint`, 'thumbprint is required')
         const ad = str(t, 'advertisement')
         if (nonEmpty(ad)) {
           try {
@@ -662,39 +626,4 @@ class Semantics {
     const groups = new Map<string, string>()
     items(passwd, 'groups').forEach((g, i) => this.unique(groups, str(g, 'name'), `passwd.groups[${i}]`, 'group'))
   }
-}
-
-function hasInstallSection(contents: string): boolean {
-  return /^[ \t]*\[Install\][ \t]*$/m.test(contents)
-}
-
-/** RFC 2397: data:[<mediatype>][;base64],<data>, with valid %-escapes and, if flagged, valid base64. */
-function dataUrlError(src: string): string | undefined {
-  const comma = src.indexOf(',')
-  if (comma < 0) return 'invalid data url: missing "," before the data'
-  const params = src.slice(5, comma).split(';')
-  const base64 = params.length > 1 && params[params.length - 1]!.toLowerCase() === 'base64'
-  if (base64) params.pop()
-  const [mediaType, ...attrs] = params
-  if (mediaType !== '' && !/^[!#$&^_.+\w-]+\/[!#$&^_.+\w-]+$/.test(mediaType!)) return `invalid data url media type ${JSON.stringify(mediaType)}`
-  if (attrs.some((a) => !/^[^=]+=.*$/.test(a))) return 'invalid data url media type parameter'
-  const data = src.slice(comma + 1)
-  if (/%(?![0-9A-Fa-f]{2})/.test(data)) return 'invalid data url: malformed %-escape'
-  if (base64) {
-    const raw = data.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))).replace(/\s+/g, '')
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(raw) || raw.length % 4 !== 0) return 'invalid data url: illegal base64 data'
-  }
-  return undefined
-}
-
-/** S3 ARN of an object (arn:aws:s3:::bucket/key) or access point object (arn:...:accesspoint/name/object/key). */
-function arnError(src: string): string | undefined {
-  const [arn = '', query = ''] = src.split('?', 2)
-  const parts = arn.split(':')
-  if (parts.length < 6 || parts[0] !== 'arn' || parts[2] !== 's3') return 'invalid S3 ARN format'
-  const resource = parts.slice(5).join(':')
-  const slashes = arn.split('/').length
-  if ((resource.startsWith('accesspoint/') && slashes < 3) || slashes < 2) return 'invalid S3 ARN format'
-  if (new URLSearchParams(query).get('versionId') === '') return 'invalid S3 object VersionId'
-  return undefined
 }

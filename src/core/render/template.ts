@@ -20,9 +20,20 @@ export const templateRef = (kind: TemplateKind, id: string) => `${kind}/${id}`
 // One isolated environment so that helpers registered here never leak into other handlebars users.
 const handlebars = Handlebars.create()
 // Values spliced into JSON must be JSON-encoded, or a quote in metadata breaks the whole config.
-handlebars.registerHelper('json', (value: unknown) => JSON.stringify(value ?? null))
+handlebars.registerHelper('json', definedArgument('json', (value) => JSON.stringify(value)))
 // Ignition file contents inline as `data:` URLs (RFC 2397), percent-encoded as Ignition expects.
-handlebars.registerHelper('dataUrl', (value: unknown) => `data:,${encodeURIComponent(String(value ?? ''))}`)
+handlebars.registerHelper('dataUrl', definedArgument('dataUrl', (value) => `data:,${encodeURIComponent(String(value))}`))
+
+/** Strict mode does not cover helper arguments: a missing one must fail like a missing variable. */
+function definedArgument(helper: string, format: (value: unknown) => string) {
+  return (value: unknown, options: Handlebars.HelperOptions & { loc?: { start: { line: number; column: number } } }) => {
+    if (value === undefined) {
+      const at = options?.loc ? ` - ${options.loc.start.line}:${options.loc.start.column}` : ''
+      throw new Error(`the argument of {{${helper} ...}} is not defined${at}`)
+    }
+    return format(value)
+  }
+}
 
 /**
  * Compiles with `noEscape` (iPXE and JSON are not HTML: escaping would turn `&` in a URL into `&amp;`)

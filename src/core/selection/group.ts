@@ -48,13 +48,14 @@ export function selectGroup(orderedGroups: readonly Group[], labels: Labels): Gr
 
 /** Canonical form of a group as stored: a `mac` selector is normalised so that any spelling matches. */
 export function normalizeGroup(group: Group): Group {
-  const macSelector = group.selector.mac
-  if (macSelector === undefined) return group
-  const mac = normalizeMac(macSelector)
-  if (!mac) {
-    throw invalid('INVALID_MAC', `group "${group.id}": selector mac "${macSelector}" is not a MAC address`, {
-      path: 'selector.mac',
-    })
+  const selector = { ...group.selector }
+  for (const [key, value] of Object.entries(selector)) {
+    if (key.toLowerCase() !== 'mac') continue
+    const mac = normalizeMac(value)
+    if (!mac) {
+      throw invalid('INVALID_MAC', `group "${group.id}": selector ${key} "${value}" is not a MAC address`, { path: `selector.${key}` })
+    }
+    selector[key] = mac
   }
-  return { ...group, selector: { ...group.selector, mac } }
+  return { ...group, selector }
 }

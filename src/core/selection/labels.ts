@@ -13,14 +13,15 @@ export function labelsFromQuery(query: Iterable<[string, string]>): Labels {
   const labels: Record<string, string> = {}
   for (const [key, value] of query) {
     if (key in labels) continue
-    if (key === 'mac') {
+    // matchbox parses the MAC whatever the key's case, but keeps the key as written.
+    if (key.toLowerCase() === 'mac') {
       const mac = normalizeMac(value)
       if (!mac) {
         throw invalid('INVALID_MAC', `mac "${value}" is not a MAC address; use 52:54:00:aa:bb:cc or 52-54-00-aa-bb-cc`, {
           mac: value,
         })
       }
-      labels.mac = mac
+      labels[key] = mac
     } else {
       labels[key] = value
     }

@@ -652,7 +652,7 @@ const invalidCorpus: Record<string, InvalidCase> = {
 t.test('invalid corpus: rejected with findings at the expected paths', async (t) => {
   for (const [name, c] of Object.entries(invalidCorpus)) {
     const report = validateIgnition(c.config)
-    t.equal(report.ok, false, `${name}: not ok`)
+    t.equal(report.ok, false, `${name}: rejected`)
     const paths = report.errors.map((e) => e.path)
     for (const p of c.errors) t.ok(paths.includes(p), `${name}: error at ${JSON.stringify(p)}`, { found: report.errors })
     t.equal(!schemaAccepts(c.config), c.schemaRejects, `${name}: official schema ${c.schemaRejects ? 'rejects' : 'accepts'} it`)
@@ -711,6 +711,10 @@ function* mutations(value: unknown, path: Array<string | number> = []): Generato
   else if (value !== null && typeof value === 'object') for (const [k, child] of Object.entries(value)) yield* mutations(child, [...path, k])
 }
 
+function pathOf(segments: Array<string | number>): string {
+  return segments.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('')
+}
+
 function mutate(config: unknown, path: Array<string | number>, replacement: unknown): unknown {
   const copy = structuredClone(config) as Record<string | number, unknown>
   let node = copy
@@ -724,18 +728,25 @@ t.test('agreement with the official schema on type mutations of valid configs', 
   let tried = 0
   let schemaRejected = 0
   const disagreements: string[] = []
+  const repeated: string[] = []
   for (const name of agreementCorpus) {
     const base = validCorpus[name]
     for (const m of mutations(base)) {
       if (tried >= 20000) break
       tried++
       const mutated = mutate(base, m.path, m.replacement)
+      const report = validateIgnition(mutated)
+      const label = `${name}: ${m.path.join('.')} = ${JSON.stringify(m.replacement)}`
+      // One bad value is one finding at its path: a type error must not be echoed by a semantic rule.
+      const at = report.errors.filter((e) => e.path === pathOf(m.path))
+      if (at.length > 1) repeated.push(`${label}: ${at.map((e) => e.message).join(' | ')}`)
       if (schemaAccepts(mutated)) continue
       schemaRejected++
-      if (validateIgnition(mutated).ok) disagreements.push(`${name}: ${m.path.join('.')} = ${JSON.stringify(m.replacement)}`)
+      if (report.ok) disagreements.push(label)
     }
   }
   t.ok(tried > 1000, `tried ${tried} mutations`)
   t.ok(schemaRejected > 500, `official schema rejected ${schemaRejected} of them`)
   t.same(disagreements, [], 'validateIgnition rejects every mutation the official schema rejects')
+  t.same(repeated, [], 'no mutated value is reported twice')
 })

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { normalizeGroup, orderGroupsForSelection, selectGroup, type Group } from '../../../src/core/selection/group.ts'
+import { labelsFromQuery } from '../../../src/core/selection/labels.ts'
+import { SlipwayError } from '../../../src/core/errors.ts'
+
+const group = (id: string, selector: Record<string, string>): Group => ({ id, name: id, profile: 'p', selector, metadata: {} })
+const select = (groups: Group[], labels: Record<string, string>) =>
+  selectGroup(orderGroupsForSelection(groups.map(normalizeGroup)), labels)?.id
+
+t.test('every selector pair must equal a label; extra labels do not matter', async (t) => {
+  const groups = [group('a', { mac: '52:54:00:00:00:01', os: 'installed' })]
+  t.equal(select(groups, { mac: '52:54:00:00:00:01', os: 'installed', uuid: 'x' }), 'a')
+  t.equal(select(groups, { mac: '52:54:00:00:00:01' }), undefined)
+  t.equal(select(groups, { mac: '52:54:00:00:00:01', os: 'Installed' }), undefined, 'values are case-sensitive')
+})
+
+t.test('the group with the most selectors wins, whatever the order they were added in', async (t) => {
+  const groups = [group('default', {}), group('by-mac', { mac: '52:54:00:00:00:01' }), group('installed', { mac: '52:54:00:00:00:01', os: 'installed' })]
+  for (const order of [groups, [...groups].reverse(), [groups[1]!, groups[0]!, groups[2]!]]) {
+    t.equal(select(order, { mac: '52:54:00:00:00:01', os: 'installed' }), 'installed')
+    t.equal(select(order, { mac: '52:54:00:00:00:01' }), 'by-mac')
+    t.equal(select(order, { mac: '52:54:00:00:00:02' }), 'default', 'a group without selectors is the default')
+    t.equal(select(order, {}), 'default')
+  }
+})
+
+t.test('ties are broken like matchbox (greater selector string first), then by id', async (t) => {
+  const tied = [group('region', { region: 'a' }), group('zone', { zone: 'z' })]
+  t.equal(select(tied, { region: 'a', zone: 'z' }), 'zone')
+  t.equal(select([...tied].reverse(), { region: 'a', zone: 'z' }), 'zone')
+  const identical = [group('b-default', {}), group('a-default', {})]
+  t.equal(select(identical, {}), 'a-default', 'identical selectors: smaller id first, deterministically')
+})
+
+t.test('mac selectors and labels match whatever the spelling', async (t) => {
+  const groups = [group('m', { mac: '52-54-00-AA-BB-CC' })]
+  t.equal(select(groups, labelsFromQuery(new URLSearchParams('mac=52:54:00:aa:bb:cc'))), 'm')
+  t.equal(select(groups, labelsFromQuery(new URLSearchParams('mac=52-54-00-aa-bb-cc'))), 'm')
+  t.throws(() => normalizeGroup(group('bad', { mac: 'nope' })), { code: 'INVALID_MAC' })
+})
+
+t.test('labels: first value of a repeated key wins; a bad mac is a 4xx-kind error', async (t) => {
+  t.same(labelsFromQuery(new URLSearchParams('a=1&a=2&b=')), { a: '1', b: '' })
+  const error = t.throws(() => labelsFromQuery(new URLSearchParams('mac=52:54:00')))
+  t.ok(error instanceof SlipwayError && error.kind === 'invalid' && error.code === 'INVALID_MAC')
+})
+
+interface SelectionCase {
+  description: string
+  groups: { id?: string; name?: string; profile?: string; selector?: Record<string, string>; metadata?: Record<string, unknown> }[]
+  labels: Record<string, string>
+  query?: string
+  expectedGroupId: string | null
+  rejectedGroupIds?: string[]
+  /** 'Group.Matches' cases test matching alone, on groups that were never loaded (so not normalised). */
+  stage?: string
+}
+
+t.test("matchbox's own selection cases", async (t) => {
+  const cases = JSON.parse(readFileSync(new URL('../../fixtures/matchbox/selection-cases.json', import.meta.url), 'utf8')) as SelectionCase[]
+  t.ok(cases.length >= 20, `${cases.length} cases transcribed from matchbox's Go tests`)
+  for (const [index, testCase] of cases.entries()) {
+    const groups: Group[] = []
+    for (const [position, document] of testCase.groups.entries()) {
+      const candidate = { id: document.id ?? `g${position}`, name: document.name ?? '', profile: document.profile ?? 'p', selector: document.selector ?? {}, metadata: document.metadata ?? {} }
+      try {
+        groups.push(testCase.stage === 'Group.Matches' ? candidate : normalizeGroup(candidate))
+      } catch {
+        // matchbox rejects a group whose mac selector does not parse; so does Slipway.
+        t.ok(testCase.rejectedGroupIds?.includes(candidate.id), `case ${index}: ${candidate.id} rejected as matchbox does`)
+      }
+    }
+    let labels: Record<string, string>
+    try {
+      labels = testCase.query !== undefined ? { ...labelsFromQuery(new URLSearchParams(testCase.query)) } : testCase.labels
+    } catch {
+      // matchbox drops an unparseable mac label; Slipway refuses the request instead (see labels.ts).
+      t.pass(`case ${index}: unparseable mac refused`)
+      continue
+    }
+    t.equal(selectGroup(orderGroupsForSelection(groups), labels)?.id ?? null, testCase.expectedGroupId, `case ${index}: ${testCase.description}`)
+  }
+})

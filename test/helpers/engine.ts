@@ -1,0 +1,61 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pino from 'pino'
+import { loadConfig, type Config } from '../../src/config.ts'
+import { createEngine, type Engine } from '../../src/engine.ts'
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
+
+/** A private copy of the repo's sample content, so tests can change files without touching the repo. */
+export function copySampleContent(into: string): void {
+  for (const folder of ['profiles', 'ignition', 'ipxe', 'generic']) {
+    cpSync(path.join(REPO_ROOT, folder), path.join(into, folder), { recursive: true })
+  }
+}
+
+export interface TestEngineOptions {
+  /** Folder holding profiles/, ignition/, ipxe/, generic/ (and assets/); defaults to a copy of the samples. */
+  contentDir?: string
+  /** Reuse a data folder, to test what survives a restart. */
+  dataDir?: string
+  env?: Record<string, string>
+}
+
+export interface TestEngine {
+  engine: Engine
+  config: Config
+  contentDir: string
+  dataDir: string
+}
+
+/** Starts an engine on a real SQLite file in a temporary folder (removed by `cleanup`). */
+export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-test-'))
+  const contentDir = options.contentDir ?? path.join(scratch, 'content')
+  if (!options.contentDir) copySampleContent(contentDir)
+  const dataDir = options.dataDir ?? path.join(scratch, 'var')
+  const config = loadConfig({
+    cwd: scratch,
+    env: {
+      SLIPWAY_DATA_DIR: dataDir,
+      SLIPWAY_CONTENT_PROFILES_DIR: path.join(contentDir, 'profiles'),
+      SLIPWAY_CONTENT_IGNITION_DIR: path.join(contentDir, 'ignition'),
+      SLIPWAY_CONTENT_IPXE_DIR: path.join(contentDir, 'ipxe'),
+      SLIPWAY_CONTENT_GENERIC_DIR: path.join(contentDir, 'generic'),
+      SLIPWAY_CONTENT_ASSETS_DIR: path.join(contentDir, 'assets'),
+      SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
+      ...options.env,
+    },
+  })
+  const engine = await createEngine(config, pino({ level: 'silent' }))
+  return { engine, config, contentDir, dataDir }
+}
+
+export function removeTree(dir: string): void {
+  rmSync(dir, { recursive: true, force: true })
+}
+
+export const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }

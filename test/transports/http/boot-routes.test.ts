@@ -1,0 +1,104 @@
+import path from 'node:path'
+import t from 'tap'
+import { startTestEngine, removeTree } from '../../helpers/engine.ts'
+import { validateWithOfficialSchema } from '../../helpers/ignition-schema.ts'
+
+t.test('machine-facing routes on the sample content', async (t) => {
+  const { engine, dataDir } = await startTestEngine()
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const get = (url: string) => engine.app.inject({ method: 'GET', url, headers: { host: 'engine.test:8080' } })
+
+  for (const url of ['/boot.ipxe', '/boot.ipxe.0']) {
+    const response = await get(url)
+    t.equal(response.statusCode, 200, url)
+    t.match(response.headers['content-type'], /^text\/plain/)
+    t.match(response.body, /^#!ipxe\n/)
+    t.match(response.body, /^chain ipxe\?uuid=\$\{uuid\}&mac=\$\{mac:hexhyp\}/m)
+  }
+
+  const ipxe = await get('/ipxe?mac=52:54:00:00:00:01')
+  t.equal(ipxe.statusCode, 200)
+  t.match(ipxe.body, /^#!ipxe\n/)
+  t.match(ipxe.body, /\nkernel http:\/\/\S+flatcar_production_pxe\.vmlinuz .*ignition\.config\.url=http:\/\/engine\.test:8080\/ignition\?uuid=\$\{uuid\}&mac=\$\{mac:hexhyp\}/)
+  t.match(ipxe.body, /\ninitrd \S+flatcar_production_pxe_image\.cpio\.gz\nboot\n$/)
+
+  // Every Ignition the sample content can produce validates against the official schema.
+  for (const query of ['mac=52:54:00:00:00:01', 'mac=52-54-00-00-00-01&os=installed', 'mac=52:54:00:00:00:02&os=installed', 'mac=52:54:00:00:00:99&uuid=u-1']) {
+    const response = await get(`/ignition?${query}`)
+    t.equal(response.statusCode, 200, query)
+    t.match(response.headers['content-type'], /^application\/json/)
+    const config = response.json()
+    const official = validateWithOfficialSchema(config)
+    t.ok(official.ok, `${query}: ${official.errors.join('; ')}`)
+  }
+  const fcos = await get('/ipxe?mac=52:54:00:00:00:02')
+  t.match(fcos.body, /coreos\.inst\.install_dev=\/dev\/vda/)
+  t.match(fcos.body, /\ninitrd --name main https:\S+live-initramfs\.x86_64\.img\n/)
+
+  const metadata = await get('/metadata?mac=52:54:00:00:00:01&os=installed')
+  t.equal(metadata.statusCode, 200)
+  t.match(metadata.body, /^HOSTNAME=lab-control-plane-1$/m)
+  t.match(metadata.body, /^REQUEST_QUERY_OS=installed$/m)
+
+  t.test('bad input is a 400 with a stable code', async (t) => {
+    for (const url of ['/ipxe?mac=not-a-mac', '/ignition?mac=52:54:00:00:00', '/metadata?mac=zz', '/generic?mac=1']) {
+      const response = await get(url)
+      t.equal(response.statusCode, 400, url)
+      t.equal(response.json().code, 'INVALID_MAC', url)
+      t.match(response.json().message, /not a MAC address/)
+    }
+    const noGeneric = await get('/generic?mac=52:54:00:00:00:01')
+    t.equal(noGeneric.statusCode, 404)
+    t.equal(noGeneric.json().code, 'NO_GENERIC')
+  })
+
+  t.test('render and validation failures are 5xx with a report naming the template and path', async (t) => {
+    // An operator breaks a template through the API: machines get a 500 (Ignition retries), never a broken config.
+    const auth = { authorization: 'Bearer test-admin-token-0123456789abcdef' }
+    const put = await engine.app.inject({
+      method: 'PUT',
+      url: '/api/v1/templates/ignition/kubernetes-node.json',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      payload: '{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"etc/{{hostname}}"}]}}',
+    })
+    t.equal(put.statusCode, 200, put.body)
+    await engine.app.inject({
+      method: 'POST',
+      url: '/api/v1/groups',
+      headers: auth,
+      payload: { id: 'node-3', profile: 'kubernetes-node', selector: { mac: '52:54:00:00:00:03' }, metadata: { hostname: 'node-3' } },
+    })
+    const response = await get('/ignition?mac=52:54:00:00:00:03')
+    t.equal(response.statusCode, 500)
+    const body = response.json()
+    t.equal(body.code, 'IGNITION_INVALID')
+    t.equal(body.details.template, 'ignition/kubernetes-node.json')
+    t.ok(body.details.errors.some((finding: { path: string }) => finding.path === 'storage.files[0].path'), JSON.stringify(body.details.errors))
+
+    const otherMachine = await get('/ignition?mac=52:54:00:00:00:01&os=installed')
+    t.equal(otherMachine.statusCode, 200, 'machines on other templates are unaffected')
+  })
+
+  t.test('no matching group is a 404 once the default group is gone', async (t) => {
+    const auth = { authorization: 'Bearer test-admin-token-0123456789abcdef' }
+    const deleted = await engine.app.inject({ method: 'DELETE', url: '/api/v1/groups/discovery', headers: auth })
+    t.equal(deleted.statusCode, 204)
+    const response = await get('/ipxe?mac=52:54:00:00:00:77')
+    t.equal(response.statusCode, 404)
+    t.equal(response.json().code, 'NO_MATCHING_GROUP')
+  })
+
+  t.test('healthz and metrics', async (t) => {
+    const health = await get('/healthz')
+    t.equal(health.statusCode, 200)
+    t.same(health.json(), { status: 'ok' })
+    const metrics = await get('/metrics')
+    t.equal(metrics.statusCode, 200)
+    t.match(metrics.body, /slipway_boot_renders_total\{kind="ignition",outcome="ok"\} \d+/)
+    t.match(metrics.body, /slipway_boot_renders_total\{kind="ignition",outcome="IGNITION_INVALID"\} 1/)
+    t.match(metrics.body, /slipway_process_cpu_seconds_total/)
+  })
+})
