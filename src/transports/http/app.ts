@@ -36,11 +36,17 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // Requests are logged once, on response, below; fastify's pair of lines per request is noise.
     logController: new LogController({ disableRequestLogging: true }),
     // Reject unknown fields instead of silently dropping them (fastify's default is to remove them).
-    ajv: { customOptions: { removeAdditional: false, allErrors: true } },
+    // and never coerce types: ["a"] is not the string "a".
+    ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: false } },
     trustProxy: false,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   installErrorHandling(app)
+  // On the whole /api/ prefix, not just its routes: without a token even an unknown path says nothing.
+  const requireToken = requireBearerToken(deps.verifyToken)
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.url.startsWith('/api/')) await requireToken(request, reply)
+  })
   app.addSchema(ErrorResponse)
   const metrics = new BootMetrics()
 
@@ -69,7 +75,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(
     async (admin) => {
-      admin.addHook('onRequest', requireBearerToken(deps.verifyToken))
       await admin.register(groupRoutes, { content: deps.content })
       await admin.register(profileRoutes, { content: deps.content })
       await admin.register(templateRoutes, { content: deps.content })

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import AjvModule from 'ajv-draft-04'
@@ -239,6 +239,18 @@ t.test('valid corpus: accepted by the official schema and by validateIgnition, w
     t.same({ errors: report.errors, warnings: report.warnings }, { errors: [], warnings: [] }, `${name}: no findings`)
     t.equal(report.ok, true, `${name}: ok`)
     t.equal(report.version, (config as { ignition: { version: string } }).ignition.version, `${name}: reports the version`)
+  }
+})
+
+const matchboxIgnition = new URL('../../fixtures/matchbox/examples/ignition/', import.meta.url)
+t.test('real-world configs: the matchbox example .ign fixtures', { skip: !existsSync(matchboxIgnition) && 'fixtures absent' }, async (t) => {
+  const dir = matchboxIgnition
+  const names = readdirSync(dir).filter((n) => n.endsWith('.ign'))
+  t.ok(names.length > 0, 'found .ign fixtures')
+  for (const name of names) {
+    const config = JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as unknown
+    t.ok(schemaAccepts(config), `${name}: official schema accepts it`)
+    t.same(validateIgnition(config).errors, [], `${name}: no errors`)
   }
 })
 

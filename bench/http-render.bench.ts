@@ -1,0 +1,342 @@
+/**
+ * Slipway HTTP render benchmark: the machine-facing `/ipxe` and `/ignition` endpoints of a real
+ * engine process with 1,000 groups, side by side with nginx serving byte-identical responses as
+ * static files. See bench/README.md for what the numbers mean.
+ *
+ *   npx tsx bench/http-render.bench.ts          (or: npm run bench)
+ *   BENCH_DURATION=3 BENCH_WARMUP=1 npm run bench   (quick run)
+ */
+import { randomBytes } from 'node:crypto'
+import { constants, promises as fs, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { summarizeCpuProfile } from './lib/cpuprofile.ts'
+import { withCpuUsage } from './lib/cpu-usage.ts'
+import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
+import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
+import { freePort, killAllSync, spawnTracked, stopAll, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
+import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const RESULTS_DIR = path.join(REPO, 'bench', 'results')
+
+function envNumber(name: string, fallback: number, { min = 0, integer = false } = {}): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+    throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} >= ${min}`)
+  }
+  return value
+}
+
+class SetupError extends Error {}
+
+const SCENARIOS = ['ipxe', 'ignition', 'mixed'] as const
+type Scenario = (typeof SCENARIOS)[number]
+type TargetId = 'engine' | 'nginx-1' | 'nginx-auto'
+
+interface Measurement {
+  scenario: Scenario
+  target: TargetId
+  label: string
+  informational: boolean
+  load: LoadResult
+  serverCores?: number
+  machineBusy?: number
+}
+
+let tmp: string | undefined
+let cleaning: Promise<void> | undefined
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    await stopAll()
+    if (tmp) await fs.rm(tmp, { recursive: true, force: true })
+    tmp = undefined
+  })()
+  return cleaning
+}
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\n${signal}: stopping the benchmark's processes and removing its temp folder\n`)
+    void cleanup().finally(() => process.exit(code))
+  })
+}
+process.on('exit', () => {
+  // Last resort if something skipped the async cleanup.
+  killAllSync()
+  if (tmp) rmSync(tmp, { recursive: true, force: true })
+})
+
+const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+const log = (message: string) => process.stderr.write(`${message}\n`)
+
+async function main(): Promise<void> {
+  const duration = envNumber('BENCH_DURATION', 10, { min: 1 })
+  const warmup = envNumber('BENCH_WARMUP', 2, { min: 0 })
+  const connections = envNumber('BENCH_CONNECTIONS', 50, { min: 1, integer: true })
+  const threads = envNumber('BENCH_WRK_THREADS', 1, { min: 1, integer: true })
+  const groupCount = envNumber('BENCH_GROUPS', 1000, { min: 2, integer: true })
+  const urlCount = envNumber('BENCH_URLS', 200, { min: 2, integer: true })
+  const nginxAuto = process.env.BENCH_NGINX_AUTO !== '0'
+  const cpuProf = process.env.BENCH_CPU_PROF === '1'
+  if (threads > connections) throw new SetupError('BENCH_WRK_THREADS must not exceed BENCH_CONNECTIONS')
+
+  for (const [what, file] of [['nginx', NGINX], ['wrk', WRK]] as const) {
+    try {
+      await fs.access(file, constants.X_OK)
+    } catch {
+      throw new SetupError(`${what} not found at ${file} (install it, or set BENCH_${what.toUpperCase()})`)
+    }
+  }
+
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-bench-'))
+  log(`temp folder ${tmp}`)
+
+  // --- content and engine -------------------------------------------------------------------------
+  const { dirs, fleet } = await writeContent(REPO, tmp, groupCount)
+  const sets = requestSets(fleet, urlCount)
+  const enginePort = await freePort()
+  const engineBase = `http://127.0.0.1:${enginePort}`
+  const configFile = path.join(tmp, 'slipway.yaml')
+  // An explicit, empty config file: a slipway.yaml in the repo must not change what is measured.
+  await fs.writeFile(configFile, '{}\n')
+  const profDir = path.join(tmp, 'cpu-prof')
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SLIPWAY_')))
+  Object.assign(env, {
+    NODE_ENV: 'production',
+    SLIPWAY_CONFIG: configFile,
+    SLIPWAY_HTTP_HOST: '127.0.0.1',
+    SLIPWAY_HTTP_PORT: String(enginePort),
+    SLIPWAY_DATA_DIR: path.join(tmp, 'var'),
+    SLIPWAY_CONTENT_PROFILES_DIR: dirs.profilesDir,
+    SLIPWAY_CONTENT_IGNITION_DIR: dirs.ignitionDir,
+    SLIPWAY_CONTENT_IPXE_DIR: dirs.ipxeDir,
+    SLIPWAY_CONTENT_GENERIC_DIR: dirs.genericDir,
+    SLIPWAY_CONTENT_ASSETS_DIR: dirs.assetsDir,
+    SLIPWAY_LOG_LEVEL: 'warn',
+    SLIPWAY_AUTH_ADMIN_TOKEN: randomBytes(24).toString('base64url'), // 32 characters
+  })
+  const nodeArgs = [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), '--import', 'tsx', 'src/main.ts']
+  log(`starting the engine on ${engineBase} (${groupCount} groups)`)
+  const started = Date.now()
+  const engine = spawnTracked('engine', process.execPath, nodeArgs, { cwd: REPO, env })
+  await waitForHttp(`${engineBase}/healthz`, engine, 120_000)
+  log(`engine ready in ${fmt((Date.now() - started) / 1000, 1)} s`)
+
+  // --- fetch every response once; nginx serves the same bytes --------------------------------------
+  const www = path.join(tmp, 'www')
+  const staticPath = new Map<string, string>()
+  const bodies = new Map<string, Buffer>()
+  const contentTypes: Record<string, string> = {}
+  const sizes: Record<string, number[]> = { ipxe: [], ignition: [] }
+  for (const endpoint of ['ipxe', 'ignition'] as const) await fs.mkdir(path.join(www, 'r', endpoint), { recursive: true })
+  const unique = new Map<string, BenchRequest>()
+  for (const scenario of SCENARIOS) for (const request of sets[scenario]) unique.set(request.url, request)
+  const counters = { ipxe: 0, ignition: 0 }
+  for (const request of unique.values()) {
+    const response = await fetch(`${engineBase}${request.url}`)
+    const body = Buffer.from(await response.arrayBuffer())
+    if (response.status !== 200) throw new SetupError(`engine answered ${response.status} to ${request.url}: ${body.toString('utf8').slice(0, 500)}`)
+    if (request.endpoint === 'ipxe' && !body.toString('utf8').startsWith('#!ipxe')) throw new SetupError(`${request.url} is not an iPXE script`)
+    if (request.endpoint === 'ignition') JSON.parse(body.toString('utf8'))
+    contentTypes[request.endpoint] = response.headers.get('content-type') ?? ''
+    const file = `/r/${request.endpoint}/${counters[request.endpoint]++}`
+    await fs.writeFile(path.join(www, file), body)
+    staticPath.set(request.url, file)
+    bodies.set(file, body)
+    sizes[request.endpoint]!.push(body.length)
+  }
+  log(`fetched ${unique.size} distinct responses from the engine`)
+
+  // nginx's workers run as nobody when this runs as root: let them read the document root (only).
+  if (process.getuid?.() === 0) {
+    await fs.chmod(tmp, 0o711)
+    for (const dir of [www, path.join(www, 'r'), path.join(www, 'r', 'ipxe'), path.join(www, 'r', 'ignition')]) await fs.chmod(dir, 0o755)
+  }
+
+  // --- nginx --------------------------------------------------------------------------------------
+  const nginxTargets: { id: TargetId; label: string; entry: Tracked; port: number }[] = []
+  const port1 = await freePort()
+  nginxTargets.push({ id: 'nginx-1', label: 'nginx (1 worker)', port: port1, entry: await startNginx('nginx-1', { dir: path.join(tmp, 'nginx-1'), root: www, port: port1, workers: 1 }) })
+  if (nginxAuto) {
+    const portAuto = await freePort()
+    nginxTargets.push({
+      id: 'nginx-auto',
+      label: `nginx (auto: ${os.availableParallelism()} workers)`,
+      port: portAuto,
+      entry: await startNginx('nginx-auto', { dir: path.join(tmp, 'nginx-auto'), root: www, port: portAuto, workers: 'auto' }),
+    })
+  }
+  const nginxContentTypes: Record<string, string> = {}
+  for (const [file, body] of bodies) {
+    const response = await fetch(`http://127.0.0.1:${port1}${file}`)
+    const served = Buffer.from(await response.arrayBuffer())
+    if (response.status !== 200 || !served.equals(body)) throw new SetupError(`nginx does not serve ${file} byte-identically (HTTP ${response.status})`)
+    nginxContentTypes[file.split('/')[2]!] = response.headers.get('content-type') ?? ''
+  }
+  log(`nginx serves all ${bodies.size} responses byte-identically`)
+
+  // --- load ---------------------------------------------------------------------------------------
+  const targets = [
+    { id: 'engine' as TargetId, label: 'engine (1 node process)', entry: engine, port: enginePort, informational: false, paths: (s: Scenario) => sets[s].map((r) => r.url) },
+    ...nginxTargets.map((t) => ({ ...t, informational: t.id !== 'nginx-1', paths: (s: Scenario) => sets[s].map((r) => staticPath.get(r.url)!) })),
+  ]
+  const measurements: Measurement[] = []
+  log(`load: wrk ${threads} thread(s), ${connections} connections, pipelining 1, ${warmup} s warm-up + ${duration} s per run`)
+  for (const scenario of SCENARIOS) {
+    for (const target of targets) {
+      const script = path.join(tmp, `wrk-${scenario}-${target.id}.lua`)
+      await writeWrkScript(script, target.paths(scenario))
+      const options = { baseUrl: `http://127.0.0.1:${target.port}`, script, threads, connections }
+      if (warmup > 0) await runWrk({ ...options, durationSeconds: warmup })
+      const pid = target.entry.child.pid!
+      const { result: load, serverCores, machineBusy } = await withCpuUsage(pid, () => runWrk({ ...options, durationSeconds: duration }))
+      if (load.errorCount > 0 || load.requests === 0) {
+        throw new SetupError(
+          `${target.label}, ${scenario}: ${load.requests} requests with errors ${JSON.stringify(load.errors)} (status = non-2xx/3xx responses)`,
+        )
+      }
+      measurements.push({ scenario, target: target.id, label: target.label, informational: target.informational, load, serverCores, machineBusy })
+      log(`  ${scenario.padEnd(8)} ${target.label.padEnd(26)} ${fmt(load.requestsPerSecond).padStart(8)} req/s`)
+    }
+  }
+
+  // --- report -------------------------------------------------------------------------------------
+  const cpus = os.cpus()
+  const [nginxV, wrkV] = await Promise.all([nginxVersion(), wrkVersion()])
+  const average = (list: number[]) => (list.length ? Math.round(list.reduce((a, b) => a + b, 0) / list.length) : 0)
+  const find = (scenario: Scenario, target: TargetId) => measurements.find((m) => m.scenario === scenario && m.target === target)
+  const ratios = Object.fromEntries(
+    SCENARIOS.map((scenario) => {
+      const engineRps = find(scenario, 'engine')!.load.requestsPerSecond
+      const one = find(scenario, 'nginx-1')!.load.requestsPerSecond
+      const auto = find(scenario, 'nginx-auto')?.load.requestsPerSecond
+      return [scenario, { engineVsNginx1Worker: engineRps / one, ...(auto ? { engineVsNginxAuto: engineRps / auto } : {}) }]
+    }),
+  ) as Record<Scenario, { engineVsNginx1Worker: number; engineVsNginxAuto?: number }>
+
+  const lines: string[] = []
+  lines.push('')
+  lines.push(`Slipway HTTP render benchmark: ${groupCount} groups (+ discovery), ${urlCount} URLs per request set`)
+  lines.push(`wrk ${threads} thread(s) x ${connections} connections, pipelining 1, ${duration} s per run after ${warmup} s warm-up; all on 127.0.0.1`)
+  lines.push(`machine: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}; node ${process.version}; nginx ${nginxV}; load average before: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`)
+  lines.push('The engine is ONE Node.js process (one core for JavaScript), so the like-for-like peer is nginx with')
+  lines.push('worker_processes 1; the nginx "auto" rows are information only (all cores, as nginx is usually deployed).')
+  lines.push(`response sizes: /ipxe ~${average(sizes.ipxe!)} B, /ignition ~${average(sizes.ignition!)} B`)
+  lines.push('')
+  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'server CPU', 'machine busy']
+  const rows = measurements.map((m) => [
+    m.scenario,
+    m.label + (m.informational ? ' *' : ''),
+    fmt(m.load.requestsPerSecond),
+    fmt(m.load.latencyMs.p50, 2),
+    fmt(m.load.latencyMs.p99, 2),
+    fmt(m.load.latencyMs.max, 1),
+    String(m.load.errorCount),
+    m.serverCores === undefined ? '-' : `${fmt(m.serverCores * 100)}%`,
+    m.machineBusy === undefined ? '-' : `${fmt(m.machineBusy * 100)}%`,
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const right = new Set([2, 3, 4, 5, 6, 7, 8])
+  const render = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')
+  lines.push(render(header))
+  lines.push(widths.map((w) => '-'.repeat(w)).join('  '))
+  rows.forEach((row, i) => {
+    if (i > 0 && measurements[i]!.scenario !== measurements[i - 1]!.scenario) lines.push('')
+    lines.push(render(row))
+  })
+  lines.push('* information only. server CPU: CPU time of the server process(es) / wall time (100% = one core).')
+  lines.push('')
+  lines.push('Ratio engine / nginx, requests per second:')
+  for (const scenario of SCENARIOS) {
+    const r = ratios[scenario]
+    lines.push(
+      `  ${scenario.padEnd(9)} vs nginx 1 worker: ${r.engineVsNginx1Worker.toFixed(3)}` +
+        (r.engineVsNginxAuto !== undefined ? `    (vs nginx auto: ${r.engineVsNginxAuto.toFixed(3)})` : ''),
+    )
+  }
+  process.stdout.write(lines.join('\n') + '\n')
+
+  const results = {
+    benchmark: 'http-render',
+    date: new Date().toISOString(),
+    machine: {
+      cpuModel: cpus[0]?.model ?? 'unknown',
+      cpuCount: cpus.length,
+      availableParallelism: os.availableParallelism(),
+      totalMemoryBytes: os.totalmem(),
+      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+      loadAverage: os.loadavg(),
+    },
+    versions: { node: process.version, nginx: nginxV, wrk: wrkV },
+    settings: {
+      groups: groupCount,
+      urlsPerSet: urlCount,
+      distinctResponses: unique.size,
+      loadGenerator: 'wrk',
+      wrkThreads: threads,
+      connections,
+      pipelining: 1,
+      durationSeconds: duration,
+      warmupSeconds: warmup,
+      engineNodeEnv: 'production',
+      engineCpuProfile: cpuProf,
+    },
+    responses: {
+      ipxe: { count: sizes.ipxe!.length, averageBytes: average(sizes.ipxe!), engineContentType: contentTypes.ipxe, nginxContentType: nginxContentTypes.ipxe },
+      ignition: {
+        count: sizes.ignition!.length,
+        averageBytes: average(sizes.ignition!),
+        engineContentType: contentTypes.ignition,
+        nginxContentType: nginxContentTypes.ignition,
+      },
+    },
+    measurements: measurements.map((m) => ({
+      scenario: m.scenario,
+      target: m.target,
+      label: m.label,
+      informational: m.informational,
+      requestsPerSecond: Math.round(m.load.requestsPerSecond),
+      requests: m.load.requests,
+      durationSeconds: m.load.durationSeconds,
+      bytesPerSecond: Math.round(m.load.bytesPerSecond),
+      latencyMs: m.load.latencyMs,
+      errors: m.load.errors,
+      serverCpuCores: m.serverCores,
+      machineBusyShare: m.machineBusy,
+    })),
+    ratios,
+  }
+  await fs.mkdir(RESULTS_DIR, { recursive: true })
+  const resultsFile = path.join(RESULTS_DIR, 'http-render.json')
+  await fs.writeFile(resultsFile, JSON.stringify(results, null, 2) + '\n')
+  log(`\nresults written to ${path.relative(process.cwd(), resultsFile) || resultsFile}`)
+
+  if (cpuProf) {
+    // The engine writes its profile when it exits: stop it gracefully first.
+    await stopProcess(engine, 30_000)
+    const profiles = (await fs.readdir(profDir).catch(() => [])).filter((name) => name.endsWith('.cpuprofile'))
+    if (profiles.length === 0) throw new SetupError(`the engine wrote no CPU profile to ${profDir}`)
+    const target = path.join(RESULTS_DIR, 'http-render-engine.cpuprofile')
+    await fs.copyFile(path.join(profDir, profiles[0]!), target)
+    const summary = summarizeCpuProfile(target)
+    const out = ['', `Engine CPU profile (whole run incl. start-up; ${fmt(summary.totalMs / 1000, 1)} s busy), self time by origin:`]
+    for (const o of summary.origins.slice(0, 15)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)
+    out.push('Top functions by self time:')
+    for (const f of summary.functions) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
+    out.push(`(profile saved to ${path.relative(process.cwd(), target)}; open it in Chrome DevTools > Performance)`)
+    out.push('Note: profiling slows the engine; use the figures of a run without BENCH_CPU_PROF.')
+    process.stdout.write(out.join('\n') + '\n')
+  }
+}
+
+main()
+  .then(() => cleanup())
+  .catch(async (error: unknown) => {
+    process.stderr.write(`\nhttp-render benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
+    if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
+    await cleanup()
+    process.exitCode = 1
+  })
