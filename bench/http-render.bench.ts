@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { summarizeCpuProfile } from './lib/cpuprofile.ts'
-import { withCpuUsage } from './lib/cpu-usage.ts'
+import { withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
 import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
 import { freePort, killAllSync, spawnTracked, stopAll, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
@@ -43,8 +43,9 @@ interface Measurement {
   label: string
   informational: boolean
   load: LoadResult
-  serverCores?: number
-  machineBusy?: number
+  /** Every run of this scenario and target, when BENCH_RUNS > 1; `load` is the median one. */
+  runs: number[]
+  cpu: CpuUsage
 }
 
 let tmp: string | undefined
@@ -80,7 +81,9 @@ async function main(): Promise<void> {
   const groupCount = envNumber('BENCH_GROUPS', 1000, { min: 2, integer: true })
   const urlCount = envNumber('BENCH_URLS', 200, { min: 2, integer: true })
   const nginxAuto = process.env.BENCH_NGINX_AUTO !== '0'
+  const runs = envNumber('BENCH_RUNS', 1, { min: 1, integer: true })
   const cpuProf = process.env.BENCH_CPU_PROF === '1'
+  const loadBefore = os.loadavg()
   if (threads > connections) throw new SetupError('BENCH_WRK_THREADS must not exceed BENCH_CONNECTIONS')
 
   for (const [what, file] of [['nginx', NGINX], ['wrk', WRK]] as const) {
@@ -184,22 +187,44 @@ async function main(): Promise<void> {
     ...nginxTargets.map((t) => ({ ...t, informational: t.id !== 'nginx-1', paths: (s: Scenario) => sets[s].map((r) => staticPath.get(r.url)!) })),
   ]
   const measurements: Measurement[] = []
-  log(`load: wrk ${threads} thread(s), ${connections} connections, pipelining 1, ${warmup} s warm-up + ${duration} s per run`)
+  log(`load: wrk ${threads} thread(s), ${connections} connections, pipelining 1, ${warmup} s warm-up + ${duration} s per run, ${runs} run(s)`)
   for (const scenario of SCENARIOS) {
+    const perTarget = new Map<TargetId, { load: LoadResult; cpu: CpuUsage }[]>()
     for (const target of targets) {
       const script = path.join(tmp, `wrk-${scenario}-${target.id}.lua`)
       await writeWrkScript(script, target.paths(scenario))
-      const options = { baseUrl: `http://127.0.0.1:${target.port}`, script, threads, connections }
-      if (warmup > 0) await runWrk({ ...options, durationSeconds: warmup })
-      const pid = target.entry.child.pid!
-      const { result: load, serverCores, machineBusy } = await withCpuUsage(pid, () => runWrk({ ...options, durationSeconds: duration }))
-      if (load.errorCount > 0 || load.requests === 0) {
-        throw new SetupError(
-          `${target.label}, ${scenario}: ${load.requests} requests with errors ${JSON.stringify(load.errors)} (status = non-2xx/3xx responses)`,
+    }
+    // Runs alternate between targets so that a burst of outside load does not hit one target only.
+    for (let run = 0; run < runs; run++) {
+      for (const target of targets) {
+        const options = { baseUrl: `http://127.0.0.1:${target.port}`, script: path.join(tmp, `wrk-${scenario}-${target.id}.lua`), threads, connections }
+        if (warmup > 0) await runWrk({ ...options, durationSeconds: warmup })
+        const { result: load, ...cpu } = await withCpuUsage(target.entry.child.pid!, () => runWrk({ ...options, durationSeconds: duration }))
+        if (load.errorCount > 0 || load.requests === 0) {
+          throw new SetupError(
+            `${target.label}, ${scenario}: ${load.requests} requests with errors ${JSON.stringify(load.errors)} (status = non-2xx/3xx responses)`,
+          )
+        }
+        perTarget.set(target.id, [...(perTarget.get(target.id) ?? []), { load, cpu }])
+        log(
+          `  ${scenario.padEnd(8)} ${target.label.padEnd(26)} ${fmt(load.requestsPerSecond).padStart(8)} req/s` +
+            (cpu.otherCores !== undefined ? `  (other processes: ${fmt(cpu.otherCores * 100)}% of a core)` : ''),
         )
       }
-      measurements.push({ scenario, target: target.id, label: target.label, informational: target.informational, load, serverCores, machineBusy })
-      log(`  ${scenario.padEnd(8)} ${target.label.padEnd(26)} ${fmt(load.requestsPerSecond).padStart(8)} req/s`)
+    }
+    for (const target of targets) {
+      const all = perTarget.get(target.id)!
+      const sorted = [...all].sort((a, b) => a.load.requestsPerSecond - b.load.requestsPerSecond)
+      const median = sorted[Math.floor((sorted.length - 1) / 2)]!
+      measurements.push({
+        scenario,
+        target: target.id,
+        label: target.label,
+        informational: target.informational,
+        load: median.load,
+        cpu: median.cpu,
+        runs: all.map((r) => Math.round(r.load.requestsPerSecond)),
+      })
     }
   }
 
@@ -221,12 +246,13 @@ async function main(): Promise<void> {
   lines.push('')
   lines.push(`Slipway HTTP render benchmark: ${groupCount} groups (+ discovery), ${urlCount} URLs per request set`)
   lines.push(`wrk ${threads} thread(s) x ${connections} connections, pipelining 1, ${duration} s per run after ${warmup} s warm-up; all on 127.0.0.1`)
-  lines.push(`machine: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}; node ${process.version}; nginx ${nginxV}; load average before: ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}`)
+  lines.push(`machine: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}; node ${process.version}; nginx ${nginxV}; load average at start: ${loadBefore.map((v) => v.toFixed(2)).join(' ')}`)
   lines.push('The engine is ONE Node.js process (one core for JavaScript), so the like-for-like peer is nginx with')
   lines.push('worker_processes 1; the nginx "auto" rows are information only (all cores, as nginx is usually deployed).')
   lines.push(`response sizes: /ipxe ~${average(sizes.ipxe!)} B, /ignition ~${average(sizes.ignition!)} B`)
   lines.push('')
-  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'server CPU', 'machine busy']
+  const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'server CPU', 'wrk CPU', 'other CPU']
+  const percent = (cores: number | undefined) => (cores === undefined ? '-' : `${fmt(cores * 100)}%`)
   const rows = measurements.map((m) => [
     m.scenario,
     m.label + (m.informational ? ' *' : ''),
@@ -235,11 +261,12 @@ async function main(): Promise<void> {
     fmt(m.load.latencyMs.p99, 2),
     fmt(m.load.latencyMs.max, 1),
     String(m.load.errorCount),
-    m.serverCores === undefined ? '-' : `${fmt(m.serverCores * 100)}%`,
-    m.machineBusy === undefined ? '-' : `${fmt(m.machineBusy * 100)}%`,
+    percent(m.cpu.serverCores),
+    percent(m.cpu.loadGeneratorCores),
+    percent(m.cpu.otherCores),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const right = new Set([2, 3, 4, 5, 6, 7, 8])
+  const right = new Set([2, 3, 4, 5, 6, 7, 8, 9])
   const render = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')
   lines.push(render(header))
   lines.push(widths.map((w) => '-'.repeat(w)).join('  '))
@@ -247,7 +274,8 @@ async function main(): Promise<void> {
     if (i > 0 && measurements[i]!.scenario !== measurements[i - 1]!.scenario) lines.push('')
     lines.push(render(row))
   })
-  lines.push('* information only. server CPU: CPU time of the server process(es) / wall time (100% = one core).')
+  lines.push('* information only. CPU columns: CPU time / wall time, 100% = one core busy; "other" is every other')
+  lines.push('  process on the machine during the run (noise: it should be near 0%).' + (runs > 1 ? ` Each row is the median of ${runs} runs.` : ''))
   lines.push('')
   lines.push('Ratio engine / nginx, requests per second:')
   for (const scenario of SCENARIOS) {
@@ -268,7 +296,7 @@ async function main(): Promise<void> {
       availableParallelism: os.availableParallelism(),
       totalMemoryBytes: os.totalmem(),
       platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      loadAverage: os.loadavg(),
+      loadAverageAtStart: loadBefore,
     },
     versions: { node: process.version, nginx: nginxV, wrk: wrkV },
     settings: {
@@ -281,6 +309,7 @@ async function main(): Promise<void> {
       pipelining: 1,
       durationSeconds: duration,
       warmupSeconds: warmup,
+      runsPerTarget: runs,
       engineNodeEnv: 'production',
       engineCpuProfile: cpuProf,
     },
@@ -304,8 +333,9 @@ async function main(): Promise<void> {
       bytesPerSecond: Math.round(m.load.bytesPerSecond),
       latencyMs: m.load.latencyMs,
       errors: m.load.errors,
-      serverCpuCores: m.serverCores,
-      machineBusyShare: m.machineBusy,
+      allRunsRequestsPerSecond: m.runs,
+      cpuCores: { server: m.cpu.serverCores, loadGenerator: m.cpu.loadGeneratorCores, otherProcesses: m.cpu.otherCores },
+      machineBusyShare: m.cpu.machineBusy,
     })),
     ratios,
   }

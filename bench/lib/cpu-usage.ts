@@ -48,6 +48,20 @@ export function treeCpuSeconds(pid: number): number | undefined {
   return ticks / TICKS_PER_SECOND
 }
 
+/**
+ * CPU seconds of this process's children that have exited and been reaped (cutime + cstime of
+ * /proc/self): across one wrk run, that is wrk's own CPU time.
+ */
+export function reapedChildrenCpuSeconds(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_SECOND
+  } catch {
+    return undefined
+  }
+}
+
 /** Machine-wide busy and total CPU seconds (all cores) from /proc/stat. */
 export function machineCpuSeconds(): { busy: number; total: number } | undefined {
   try {
@@ -61,17 +75,40 @@ export function machineCpuSeconds(): { busy: number; total: number } | undefined
   }
 }
 
-/** Measures what `run` costs: server CPU (in cores) and machine-wide busy share (0..1). */
-export async function withCpuUsage<T>(serverPid: number, run: () => Promise<T>): Promise<{ result: T; serverCores?: number; machineBusy?: number }> {
+export interface CpuUsage {
+  /** Server process(es) CPU, in cores (1 = one core busy all the time). */
+  serverCores?: number
+  /** The load generator's CPU (children reaped during the run), in cores. */
+  loadGeneratorCores?: number
+  /** Every other process on the machine (other users, this script), in cores. */
+  otherCores?: number
+  /** Machine-wide busy share, 0..1. */
+  machineBusy?: number
+}
+
+/** Measures what `run` costs: the server's, the load generator's and everybody else's CPU. */
+export async function withCpuUsage<T>(serverPid: number, run: () => Promise<T>): Promise<{ result: T } & CpuUsage> {
   const start = Date.now()
   const server0 = treeCpuSeconds(serverPid)
+  const children0 = reapedChildrenCpuSeconds()
   const machine0 = machineCpuSeconds()
   const result = await run()
   const seconds = (Date.now() - start) / 1000
   const server1 = treeCpuSeconds(serverPid)
   const machine1 = machineCpuSeconds()
-  const out: { result: T; serverCores?: number; machineBusy?: number } = { result }
-  if (server0 !== undefined && server1 !== undefined && seconds > 0) out.serverCores = (server1 - server0) / seconds
-  if (machine0 && machine1 && machine1.total > machine0.total) out.machineBusy = (machine1.busy - machine0.busy) / (machine1.total - machine0.total)
+  // wrk is reaped just after it exits; give libuv a moment so that its time is accounted.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const children1 = reapedChildrenCpuSeconds()
+  const out: { result: T } & CpuUsage = { result }
+  if (seconds <= 0) return out
+  if (server0 !== undefined && server1 !== undefined) out.serverCores = (server1 - server0) / seconds
+  if (children0 !== undefined && children1 !== undefined) out.loadGeneratorCores = (children1 - children0) / seconds
+  if (machine0 && machine1 && machine1.total > machine0.total) {
+    out.machineBusy = (machine1.busy - machine0.busy) / (machine1.total - machine0.total)
+    const cores = (machine1.total - machine0.total) / seconds
+    if (out.serverCores !== undefined && out.loadGeneratorCores !== undefined) {
+      out.otherCores = Math.max(0, out.machineBusy * cores - out.serverCores - out.loadGeneratorCores)
+    }
+  }
   return out
 }

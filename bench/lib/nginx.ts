@@ -36,7 +36,9 @@ http {
     server_tokens off;
     types {}
     default_type text/plain;
+    # The engine sends "; charset=utf-8" on both endpoints; so does this.
     charset utf-8;
+    charset_types text/plain application/json;
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
@@ -57,7 +59,6 @@ http {
         }
         location /r/ignition/ {
             default_type application/json;
-            charset off;
         }
     }
 }

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { checkTemplate } from '../../core/content/content-service.ts'
 import { parseGroupDocument, parseProfileDocument } from '../../core/selection/documents.ts'
 import type { Group } from '../../core/selection/group.ts'
@@ -13,6 +14,10 @@ export interface ContentFolders {
   ipxeDir: string
   genericDir: string
 }
+
+/** The iPXE scripts shipped with Slipway, used when the configured ipxe folder does not define them. */
+export const BUILTIN_IPXE_DIR = fileURLToPath(new URL('../../../ipxe', import.meta.url))
+const REQUIRED_IPXE_TEMPLATES = ['boot.ipxe', 'profile.ipxe']
 
 export interface FolderContent {
   groups: Group[]
@@ -47,6 +52,11 @@ export async function readContentFolders(folders: ContentFolders): Promise<Folde
       } catch (error) {
         problems.push(`${file}: ${(error as Error).message}`)
       }
+    }
+  }
+  for (const id of REQUIRED_IPXE_TEMPLATES) {
+    if (!templates.some((template) => template.kind === 'ipxe' && template.id === id)) {
+      templates.push({ kind: 'ipxe', id, body: await fs.readFile(path.join(BUILTIN_IPXE_DIR, id), 'utf8') })
     }
   }
   reportDuplicates(groups, 'group', problems)

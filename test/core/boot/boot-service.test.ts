@@ -62,7 +62,7 @@ t.test('Ignition: rendered with metadata, request labels and engine URL; valid a
 
 t.test('a template referring to a missing variable is a 5xx-kind error naming the template, not an empty value', async (t) => {
   const boot = service([group('g', 'install', {}, { note: 'x' })], [installProfile], [installTemplate])
-  const error = t.throws(() => boot.ignition(request('mac=52:54:00:00:00:01'))) as { kind: string; code: string; message: string; details: Record<string, unknown> }
+  const error = t.throws(() => boot.ignition(request('mac=52:54:00:00:00:01'))) as unknown as { kind: string; code: string; message: string; details: Record<string, unknown> }
   t.equal(error.kind, 'configuration')
   t.equal(error.code, 'TEMPLATE_RENDER_FAILED')
   t.equal(error.details.template, 'ignition/install.json')
@@ -80,7 +80,7 @@ t.test('an invalid Ignition config is never served: the report names the templat
     body: '{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"relative/path","contents":{"source":"data:,x"}},{"path":"/etc/a","mode":"644"}]}}',
   }
   const boot = service([group('g', 'install')], [installProfile], [broken])
-  const error = t.throws(() => boot.ignition(request(''))) as { code: string; details: { template: string; errors: { path: string }[] } }
+  const error = t.throws(() => boot.ignition(request(''))) as unknown as { code: string; details: { template: string; errors: { path: string }[] } }
   t.equal(error.code, 'IGNITION_INVALID')
   t.equal(error.details.template, 'ignition/install.json')
   const paths = error.details.errors.map((finding) => finding.path)
@@ -134,7 +134,7 @@ t.test("/metadata matches matchbox's own metadata tests (lines sorted, numbers a
   const cases = JSON.parse(readFileSync(new URL('../../fixtures/matchbox/metadata-cases.json', import.meta.url), 'utf8')) as MetadataCase[]
   for (const testCase of cases) {
     if (testCase.group === null) {
-      t.throws(() => service([], [installProfile], []).metadata(request(testCase.query)), { kind: 'not_found' }, testCase.description)
+      t.throws(() => service([], [installProfile], []).metadata(request(testCase.query)), { code: 'NO_MATCHING_GROUP' } as object, testCase.description)
       continue
     }
     const g = group(testCase.group.id ?? 'g', 'install', testCase.group.selector ?? {}, testCase.group.metadata ?? {})
