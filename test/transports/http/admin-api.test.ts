@@ -13,7 +13,7 @@ t.test('admin API: token auth, CRUD, bad input changes nothing, restart persiste
   t.test('every /api/v1 route needs a valid bearer token', async (t) => {
     for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: `Basic ${ADMIN_TOKEN}` }, { authorization: 'Bearer' }]) {
       for (const [method, url] of [['GET', '/api/v1/groups'], ['POST', '/api/v1/groups'], ['DELETE', '/api/v1/profiles/discovery'], ['GET', '/api/v1/nonexistent']] as const) {
-        const response = await request(method, url, method === 'POST' ? { id: 'x', profile: 'discovery' } : undefined, headers)
+        const response = await request(method, url, method === "POST" ? { id: "x", profile: "discovery" } : undefined, headers as Record<string, string>)
         t.equal(response.statusCode, 401, `${method} ${url} with ${JSON.stringify(headers)}`)
         t.match(response.json().code, /^TOKEN_(REQUIRED|INVALID)$/)
         t.match(response.headers['www-authenticate'], /^Bearer/)
