@@ -34,7 +34,7 @@ export const ConfigSchema = Type.Object(
       {
         matchboxDir: Type.String({
           default: '',
-          description: 'A matchbox data directory (groups/, profiles/, ignition/, generic/, assets/); when set, its folders replace the four below and assetsDir.',
+          description: 'A matchbox data directory (groups/, profiles/, ignition/, generic/, assets/); when set, its folders replace profilesDir, ignitionDir, genericDir and assetsDir.',
         }),
         profilesDir: Type.String({ default: './profiles', description: 'Holds groups/*.json and profiles/*.json in matchbox format.' }),
         ignitionDir: Type.String({ default: './ignition', description: 'Ignition templates (handlebars JSON) and raw .ign/.ignition files.' }),

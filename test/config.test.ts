@@ -60,3 +60,8 @@ t.test('every leaf has an environment variable', async (t) => {
   t.ok(names.includes('SLIPWAY_HTTP_PORT') && names.includes('SLIPWAY_AUTH_ADMIN_TOKEN') && names.includes('SLIPWAY_CONTENT_MATCHBOX_DIR'))
   t.equal(new Set(names).size, names.length)
 })
+
+t.test('the README documents every setting with its variable', async (t) => {
+  const readme = (await import('node:fs')).readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  for (const leaf of configLeaves()) t.match(readme, `| \`${leaf.path.join('.')}\` | \`${leaf.envName}\` |`, leaf.envName)
+})
