@@ -1,10 +1,16 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { ConfigError, configLeaves, loadConfig } from '../src/config.ts'
 
-const scratch = () => mkdtempSync(path.join(os.tmpdir(), 'slipway-config-'))
+const scratchDirs: string[] = []
+const scratch = () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-config-'))
+  scratchDirs.push(dir)
+  return dir
+}
+t.teardown(() => scratchDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })))
 
 t.test('defaults: data in ./var, HTTP on 8080, sample content folders', async (t) => {
   const dir = scratch()
@@ -62,6 +68,6 @@ t.test('every leaf has an environment variable', async (t) => {
 })
 
 t.test('the README documents every setting with its variable', async (t) => {
-  const readme = (await import('node:fs')).readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
   for (const leaf of configLeaves()) t.match(readme, `| \`${leaf.path.join('.')}\` | \`${leaf.envName}\` |`, leaf.envName)
 })

@@ -29,29 +29,47 @@ export async function syncFolderContent(db: Store, content: FolderContent, now: 
     )
 
     for (const profile of content.profiles) {
-      if (profileSources.get(profile.id) === 'api') report.shadowed.push(`profile ${profile.id}`)
-      else (await saveProfile(trx, profile, 'file', now), report.imported.profiles++)
+      if (profileSources.get(profile.id) === 'api') {
+        report.shadowed.push(`profile ${profile.id}`)
+      } else {
+        await saveProfile(trx, profile, 'file', now)
+        report.imported.profiles++
+      }
     }
     for (const template of content.templates) {
-      if (templateSources.get(`${template.kind}/${template.id}`) === 'api') report.shadowed.push(`template ${template.kind}/${template.id}`)
-      else (await saveTemplate(trx, template, 'file', now), report.imported.templates++)
+      if (templateSources.get(`${template.kind}/${template.id}`) === 'api') {
+        report.shadowed.push(`template ${template.kind}/${template.id}`)
+      } else {
+        await saveTemplate(trx, template, 'file', now)
+        report.imported.templates++
+      }
     }
     for (const group of content.groups) {
-      if (groupSources.get(group.id) === 'api') report.shadowed.push(`group ${group.id}`)
-      else (await saveGroup(trx, group, 'file', now), report.imported.groups++)
+      if (groupSources.get(group.id) === 'api') {
+        report.shadowed.push(`group ${group.id}`)
+      } else {
+        await saveGroup(trx, group, 'file', now)
+        report.imported.groups++
+      }
     }
 
     // Removal runs groups first: a profile is still referenced until its groups are gone.
     const groupIds = new Set(content.groups.map((group) => group.id))
     for (const [id, source] of groupSources) {
-      if (source === 'file' && !groupIds.has(id)) (await deleteGroup(trx, id), report.removed.push(`group ${id}`))
+      if (source !== 'file' || groupIds.has(id)) continue
+      await deleteGroup(trx, id)
+      report.removed.push(`group ${id}`)
     }
     const profileIds = new Set(content.profiles.map((profile) => profile.id))
     for (const [id, source] of profileSources) {
       if (source !== 'file' || profileIds.has(id)) continue
       const stillUsed = await trx.selectFrom('groups').select('id').where('profile', '=', id).executeTakeFirst()
-      if (stillUsed) report.shadowed.push(`profile ${id} (file removed, still used by group ${stillUsed.id})`)
-      else (await deleteProfile(trx, id), report.removed.push(`profile ${id}`))
+      if (stillUsed) {
+        report.shadowed.push(`profile ${id} (file removed, still used by group ${stillUsed.id})`)
+      } else {
+        await deleteProfile(trx, id)
+        report.removed.push(`profile ${id}`)
+      }
     }
     const templateRefs = new Set(content.templates.map((template) => `${template.kind}/${template.id}`))
     for (const [ref, source] of templateSources) {

@@ -6,7 +6,7 @@
  *
  * Also here: the per-version value vocabularies (URL schemes, hash functions, filesystem formats) and
  * the syntax of values several fields share (paths, URLs, hashes). The rules combining them (required
- * sources, duplicates, conflicts, ...) live in ignition-validation.ts.
+ * sources, duplicates, conflicts, ...) live in ignition-semantics.ts.
  */
 
 /** Minor version of a 3.x.0 spec: 0 for 3.0.0 ... 5 for 3.5.0. */
