@@ -1,6 +1,6 @@
 import { misconfigured, notFound } from '../errors.ts'
 import type { RenderContext } from '../render/template.ts'
-import { selectGroup, type Group } from '../selection/group.ts'
+import type { Group } from '../selection/group.ts'
 import type { Labels } from '../selection/labels.ts'
 import type { BootSpec, Profile } from '../selection/profile.ts'
 import type { Catalog, CatalogSource } from './catalog.ts'
@@ -33,7 +33,7 @@ export class BootService {
   constructor(private readonly catalogs: CatalogSource) {}
 
   match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
-    const group = selectGroup(catalog.orderedGroups, labels)
+    const group = catalog.groups.select(labels)
     if (!group) {
       throw notFound('NO_MATCHING_GROUP', `no group matches labels ${formatLabels(labels)} and there is no default group`, {
         labels,
@@ -58,15 +58,18 @@ export class BootService {
   ipxeScript(request: BootRequest): string {
     const catalog = this.catalogs.current()
     const { group, profile } = this.match(request.labels, catalog)
-    if (!profile.boot) {
+    const bootSpec = profile.boot
+    if (!bootSpec) {
       throw notFound('NO_BOOT_SPEC', `profile "${profile.id}" (group "${group.id}") has no boot section to build an iPXE script from`, {
         group: group.id,
         profile: profile.id,
       })
     }
-    const context = this.context(request, group, profile)
-    const boot = this.renderBootSpec(catalog, profile, profile.boot, context)
-    return this.renderTemplate(catalog, 'ipxe', PROFILE_SCRIPT_TEMPLATE, { ...context, boot })
+    return this.cached(catalog, renderKey('ipxe', group, request), () => {
+      const context = this.context(request, group, profile)
+      const boot = this.renderBootSpec(catalog, profile, bootSpec, context)
+      return this.renderTemplate(catalog, 'ipxe', PROFILE_SCRIPT_TEMPLATE, { ...context, boot })
+    })
   }
 
   ignition(request: BootRequest): RenderedIgnition {
@@ -91,9 +94,8 @@ export class BootService {
     if (isRawIgnition(templateId)) {
       return this.cached(catalog, `raw\0${templateId}`, () => finalizeIgnition(name, template.body))
     }
-    const context = this.context(request, group, profile)
-    return this.cached(catalog, `ign\0${templateId}\0${JSON.stringify(context)}`, () =>
-      finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(context)),
+    return this.cached(catalog, renderKey('ignition', group, request), () =>
+      finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile))),
     )
   }
 
@@ -160,9 +162,9 @@ export class BootService {
     return template
   }
 
-  private cached(catalog: Catalog, key: string, produce: () => RenderedIgnition): RenderedIgnition {
-    let rendered = catalog.renderCache.get(key)
-    if (!rendered) {
+  private cached<T>(catalog: Catalog, key: string, produce: () => T): T {
+    let rendered = catalog.renderCache.get(key) as T | undefined
+    if (rendered === undefined) {
       rendered = produce()
       catalog.renderCache.set(key, rendered)
     }
@@ -179,6 +181,14 @@ function matchboxVariables(request: BootRequest, group: Group): RenderContext {
   for (const [key, value] of Object.entries(group.selector)) variables[key.toLowerCase()] = value
   variables.request = { query: request.labels, raw_query: request.rawQuery }
   return variables
+}
+
+/**
+ * Within one catalog snapshot a render depends only on the group (which fixes the profile and
+ * templates), the query (which fixes the labels) and the engine URL: those three are the cache key.
+ */
+function renderKey(kind: string, group: Group, request: BootRequest): string {
+  return `${kind}\0${group.id}\0${request.engineUrl}\0${request.rawQuery}`
 }
 
 function formatLabels(labels: Labels): string {

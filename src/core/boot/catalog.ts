@@ -1,6 +1,6 @@
-import { orderGroupsForSelection, type Group } from '../selection/group.ts'
+import type { Group } from '../selection/group.ts'
+import { GroupIndex } from '../selection/group-index.ts'
 import type { Profile } from '../selection/profile.ts'
-import type { RenderedIgnition } from './ignition-output.ts'
 import { compileTemplate, templateRef, type CompiledTemplate, type Template, type TemplateKind } from '../render/template.ts'
 
 /**
@@ -9,15 +9,18 @@ import { compileTemplate, templateRef, type CompiledTemplate, type Template, typ
  * version and the hot path does no I/O.
  */
 export class Catalog {
-  readonly orderedGroups: readonly Group[]
+  readonly groups: GroupIndex
   private readonly profiles: ReadonlyMap<string, Profile>
   private readonly templates: ReadonlyMap<string, Template>
   private readonly compiledTemplates = new Map<string, CompiledTemplate>()
-  /** Rendered and validated outputs of this snapshot, keyed by what they were rendered from. */
-  readonly renderCache = new BoundedCache<string, RenderedIgnition>(10_000)
+  /**
+   * Rendered (and, for Ignition, validated) outputs of this snapshot, keyed by what they were rendered
+   * from. A new snapshot starts empty, so a change of group, profile or template is never served stale.
+   */
+  readonly renderCache = new BoundedCache<string, unknown>(10_000)
 
   constructor(groups: readonly Group[], profiles: readonly Profile[], templates: readonly Template[]) {
-    this.orderedGroups = orderGroupsForSelection(groups)
+    this.groups = new GroupIndex(groups)
     this.profiles = new Map(profiles.map((profile) => [profile.id, profile]))
     this.templates = new Map(templates.map((template) => [templateRef(template.kind, template.id), template]))
   }

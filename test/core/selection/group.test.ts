@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { normalizeGroup, orderGroupsForSelection, selectGroup, type Group } from '../../../src/core/selection/group.ts'
 import { labelsFromQuery } from '../../../src/core/selection/labels.ts'
+import { GroupIndex } from '../../../src/core/selection/group-index.ts'
 import { SlipwayError } from '../../../src/core/errors.ts'
 
 const group = (id: string, selector: Record<string, string>): Group => ({ id, name: id, profile: 'p', selector, metadata: {} })
@@ -81,4 +82,33 @@ t.test("matchbox's own selection cases", async (t) => {
     }
     t.equal(selectGroup(orderGroupsForSelection(groups), labels)?.id ?? null, testCase.expectedGroupId, `case ${index}: ${testCase.description}`)
   }
+})
+
+t.test('the MAC-bucketed index selects exactly what a scan in selection order selects', async (t) => {
+  // A small deterministic generator, so a failure can be replayed.
+  let seed = 42
+  const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n)
+  const macs = Array.from({ length: 12 }, (_, index) => `52:54:00:00:00:${index.toString(16).padStart(2, '0')}`)
+  const pick = <T>(values: readonly T[]) => values[random(values.length)]!
+  let compared = 0
+  for (let round = 0; round < 200; round++) {
+    const groups: Group[] = Array.from({ length: 1 + random(30) }, (_, index) => {
+      const selector: Record<string, string> = {}
+      if (random(3) > 0) selector.mac = pick(macs)
+      if (random(2) === 0) selector.os = pick(['installed', 'live'])
+      if (random(3) === 0) selector.region = pick(['eu', 'us'])
+      return group(`g${index}`, selector)
+    })
+    const index = new GroupIndex(groups)
+    for (let query = 0; query < 20; query++) {
+      const labels: Record<string, string> = {}
+      if (random(5) > 0) labels.mac = pick(macs)
+      if (random(2) === 0) labels.os = pick(['installed', 'live'])
+      if (random(2) === 0) labels.region = pick(['eu', 'us'])
+      const expected = selectGroup(orderGroupsForSelection(groups), labels)?.id
+      if (index.select(labels)?.id !== expected) t.fail(`round ${round}: ${JSON.stringify(labels)} over ${JSON.stringify(groups.map((g) => g.selector))}`)
+      compared++
+    }
+  }
+  t.equal(compared, 4000, 'compared 4,000 selections')
 })
