@@ -12,10 +12,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { summarizeCpuProfile } from './lib/cpuprofile.ts'
-import { withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
+import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
 import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
-import { freePort, killAllSync, spawnTracked, stopAll, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
+import { freePort, killAllSync, runTracked, spawnTracked, stopAll, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -34,6 +34,8 @@ function envNumber(name: string, fallback: number, { min = 0, integer = false } 
 class SetupError extends Error {}
 
 const SCENARIOS = ['ipxe', 'ignition', 'mixed'] as const
+/** Outside CPU use during a run above which its row is flagged as noisy. */
+const NOISY_CORES = 0.2
 type Scenario = (typeof SCENARIOS)[number]
 type TargetId = 'engine' | 'nginx-1' | 'nginx-auto'
 
@@ -50,6 +52,7 @@ interface Measurement {
 
 let tmp: string | undefined
 let cleaning: Promise<void> | undefined
+let interrupted = false
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     await stopAll()
@@ -60,6 +63,7 @@ function cleanup(): Promise<void> {
 }
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.on(signal, () => {
+    interrupted = true
     process.stderr.write(`\n${signal}: stopping the benchmark's processes and removing its temp folder\n`)
     void cleanup().finally(() => process.exit(code))
   })
@@ -83,6 +87,8 @@ async function main(): Promise<void> {
   const nginxAuto = process.env.BENCH_NGINX_AUTO !== '0'
   const runs = envNumber('BENCH_RUNS', 1, { min: 1, integer: true })
   const cpuProf = process.env.BENCH_CPU_PROF === '1'
+  const quietCores = envNumber('BENCH_QUIET_CORES', 0.25, { min: 0 })
+  const quietWait = envNumber('BENCH_QUIET_WAIT', 30, { min: 0 })
   const loadBefore = os.loadavg()
   if (threads > connections) throw new SetupError('BENCH_WRK_THREADS must not exceed BENCH_CONNECTIONS')
 
@@ -93,6 +99,9 @@ async function main(): Promise<void> {
       throw new SetupError(`${what} not found at ${file} (install it, or set BENCH_${what.toUpperCase()})`)
     }
   }
+
+  // Which engine code is measured: other work may land in the tree between runs.
+  const revision = await engineRevision()
 
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-bench-'))
   log(`temp folder ${tmp}`)
@@ -155,6 +164,8 @@ async function main(): Promise<void> {
 
   // nginx's workers run as nobody when this runs as root: let them read the document root (only).
   if (process.getuid?.() === 0) {
+    // Traverse-only on the temp folder; the engine's data stays private.
+    await fs.chmod(path.join(tmp, 'var'), 0o700).catch(() => undefined)
     await fs.chmod(tmp, 0o711)
     for (const dir of [www, path.join(www, 'r'), path.join(www, 'r', 'ipxe'), path.join(www, 'r', 'ignition')]) await fs.chmod(dir, 0o755)
   }
@@ -198,6 +209,12 @@ async function main(): Promise<void> {
     for (let run = 0; run < runs; run++) {
       for (const target of targets) {
         const options = { baseUrl: `http://127.0.0.1:${target.port}`, script: path.join(tmp, `wrk-${scenario}-${target.id}.lua`), threads, connections }
+        if (quietWait > 0) {
+          const idle = await waitForQuiet(quietCores, quietWait, (cores) =>
+            log(`  other processes use ${fmt(cores * 100)}% of a core; waiting up to ${quietWait} s for a quieter machine`),
+          )
+          if (idle !== undefined && idle > quietCores) log(`  still ${fmt(idle * 100)}% of a core busy elsewhere; measuring anyway`)
+        }
         if (warmup > 0) await runWrk({ ...options, durationSeconds: warmup })
         const { result: load, ...cpu } = await withCpuUsage(target.entry.child.pid!, () => runWrk({ ...options, durationSeconds: duration }))
         if (load.errorCount > 0 || load.requests === 0) {
@@ -246,6 +263,7 @@ async function main(): Promise<void> {
   lines.push('')
   lines.push(`Slipway HTTP render benchmark: ${groupCount} groups (+ discovery), ${urlCount} URLs per request set`)
   lines.push(`wrk ${threads} thread(s) x ${connections} connections, pipelining 1, ${duration} s per run after ${warmup} s warm-up; all on 127.0.0.1`)
+  lines.push(`engine: ${revision.commit ?? 'unknown commit'}${revision.changedFiles.length ? ` + uncommitted changes in ${revision.changedFiles.join(', ')}` : ''}`)
   lines.push(`machine: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}; node ${process.version}; nginx ${nginxV}; load average at start: ${loadBefore.map((v) => v.toFixed(2)).join(' ')}`)
   lines.push('The engine is ONE Node.js process (one core for JavaScript), so the like-for-like peer is nginx with')
   lines.push('worker_processes 1; the nginx "auto" rows are information only (all cores, as nginx is usually deployed).')
@@ -253,6 +271,7 @@ async function main(): Promise<void> {
   lines.push('')
   const header = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'server CPU', 'wrk CPU', 'other CPU']
   const percent = (cores: number | undefined) => (cores === undefined ? '-' : `${fmt(cores * 100)}%`)
+  const noisy = (m: Measurement) => (m.cpu.otherCores ?? 0) > NOISY_CORES
   const rows = measurements.map((m) => [
     m.scenario,
     m.label + (m.informational ? ' *' : ''),
@@ -263,7 +282,7 @@ async function main(): Promise<void> {
     String(m.load.errorCount),
     percent(m.cpu.serverCores),
     percent(m.cpu.loadGeneratorCores),
-    percent(m.cpu.otherCores),
+    percent(m.cpu.otherCores) + (noisy(m) ? ' !' : ''),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const right = new Set([2, 3, 4, 5, 6, 7, 8, 9])
@@ -276,6 +295,10 @@ async function main(): Promise<void> {
   })
   lines.push('* information only. CPU columns: CPU time / wall time, 100% = one core busy; "other" is every other')
   lines.push('  process on the machine during the run (noise: it should be near 0%).' + (runs > 1 ? ` Each row is the median of ${runs} runs.` : ''))
+  if (measurements.some(noisy)) {
+    lines.push(`! other processes used more than ${NOISY_CORES * 100}% of a core during this run: its figures are low and less`)
+    lines.push('  comparable; rerun on a quiet machine (or with BENCH_RUNS=3 for medians).')
+  }
   lines.push('')
   lines.push('Ratio engine / nginx, requests per second:')
   for (const scenario of SCENARIOS) {
@@ -299,6 +322,7 @@ async function main(): Promise<void> {
       loadAverageAtStart: loadBefore,
     },
     versions: { node: process.version, nginx: nginxV, wrk: wrkV },
+    engine: revision,
     settings: {
       groups: groupCount,
       urlsPerSet: urlCount,
@@ -310,6 +334,7 @@ async function main(): Promise<void> {
       durationSeconds: duration,
       warmupSeconds: warmup,
       runsPerTarget: runs,
+      quietBeforeRun: { maxOtherCores: quietCores, maxWaitSeconds: quietWait },
       engineNodeEnv: 'production',
       engineCpuProfile: cpuProf,
     },
@@ -336,6 +361,7 @@ async function main(): Promise<void> {
       allRunsRequestsPerSecond: m.runs,
       cpuCores: { server: m.cpu.serverCores, loadGenerator: m.cpu.loadGeneratorCores, otherProcesses: m.cpu.otherCores },
       machineBusyShare: m.cpu.machineBusy,
+      noisy: noisy(m),
     })),
     ratios,
   }
@@ -362,9 +388,22 @@ async function main(): Promise<void> {
   }
 }
 
+/** The checked-out commit and any uncommitted change to what the engine runs (src, templates, package files). */
+async function engineRevision(): Promise<{ commit?: string; changedFiles: string[] }> {
+  try {
+    const commit = (await runTracked('git rev-parse', 'git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO })).trim()
+    const status = await runTracked('git status', 'git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json'], { cwd: REPO })
+    const changedFiles = status.split('\n').filter(Boolean).map((line) => line.slice(3))
+    return { commit, changedFiles }
+  } catch {
+    return { changedFiles: [] }
+  }
+}
+
 main()
   .then(() => cleanup())
   .catch(async (error: unknown) => {
+    if (interrupted) return // the signal handler cleans up and exits
     process.stderr.write(`\nhttp-render benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
     if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
     await cleanup()

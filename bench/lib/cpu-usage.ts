@@ -112,3 +112,24 @@ export async function withCpuUsage<T>(serverPid: number, run: () => Promise<T>):
   }
   return out
 }
+
+/**
+ * Waits (up to `maxWaitSeconds`) until the rest of the machine uses less than `maxCores` while the
+ * servers sit idle: on a shared 2-core machine a test suite running meanwhile halves what the server
+ * gets. Returns the last reading in cores, or undefined where /proc is missing.
+ */
+export async function waitForQuiet(maxCores: number, maxWaitSeconds: number, onWait: (cores: number) => void): Promise<number | undefined> {
+  const deadline = Date.now() + maxWaitSeconds * 1000
+  let warned = false
+  for (;;) {
+    const before = machineCpuSeconds()
+    const start = Date.now()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const after = machineCpuSeconds()
+    if (!before || !after) return undefined
+    const cores = (after.busy - before.busy) / ((Date.now() - start) / 1000)
+    if (cores <= maxCores || Date.now() >= deadline) return cores
+    if (!warned) onWait(cores)
+    warned = true
+  }
+}

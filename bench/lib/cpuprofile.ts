@@ -45,7 +45,7 @@ export function summarizeCpuProfile(file: string, top = 25): ProfileSummary {
     const name = functionName || '(anonymous)'
     const origin = originOf(url, name)
     if (origin !== '(idle)') busyUs += us
-    const where = url ? `${url.replace(/^file:\/\/.*?\/(node_modules|src)\//, '$1/')}:${lineNumber + 1}` : ''
+    const where = url ? url.replace(/^file:\/\/.*?\/(node_modules|src)\//, '$1/') + (lineNumber > 0 ? `:${lineNumber + 1}` : '') : ''
     const key = `${name}@${where}`
     const entry = functions.get(key) ?? { name, where, us: 0 }
     entry.us += us

@@ -20,7 +20,8 @@ export async function bootRoutes(app: FastifyInstance, options: BootRouteOptions
     const queryStart = request.url.indexOf('?')
     const rawQuery = queryStart === -1 ? '' : request.url.slice(queryStart + 1)
     return {
-      labels: labelsFromQuery(new URLSearchParams(rawQuery)),
+      // fastify has already parsed the query; repeated keys arrive as arrays, of which the first counts.
+      labels: labelsFromQuery(firstValues(request.query as Record<string, string | string[]>)),
       rawQuery,
       engineUrl: options.publicUrl ? options.publicUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`,
     }
@@ -52,4 +53,11 @@ export async function bootRoutes(app: FastifyInstance, options: BootRouteOptions
     const text = metrics.observe('generic', () => boot.generic(bootRequest(request)))
     return reply.type('text/plain; charset=utf-8').send(text)
   })
+}
+
+function* firstValues(query: Record<string, string | string[]>): Iterable<[string, string]> {
+  for (const key in query) {
+    const value = query[key]!
+    yield [key, Array.isArray(value) ? (value[0] ?? '') : value]
+  }
 }
