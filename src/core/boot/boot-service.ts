@@ -75,13 +75,7 @@ export class BootService {
   ignition(request: BootRequest): RenderedIgnition {
     const catalog = this.catalogs.current()
     const { group, profile } = this.match(request.labels, catalog)
-    const templateId = profile.ignition_id
-    if (!templateId) {
-      throw notFound('NO_IGNITION', `profile "${profile.id}" (group "${group.id}") has no ignition_id`, {
-        group: group.id,
-        profile: profile.id,
-      })
-    }
+    const templateId = requiredField(group, profile, 'ignition_id', 'NO_IGNITION')
     const template = this.requireTemplate(catalog, 'ignition', templateId, profile)
     const name = `ignition/${templateId}`
     if (isButane(templateId)) {
@@ -102,13 +96,7 @@ export class BootService {
   generic(request: BootRequest): string {
     const catalog = this.catalogs.current()
     const { group, profile } = this.match(request.labels, catalog)
-    const templateId = profile.generic_id
-    if (!templateId) {
-      throw notFound('NO_GENERIC', `profile "${profile.id}" (group "${group.id}") has no generic_id`, {
-        group: group.id,
-        profile: profile.id,
-      })
-    }
+    const templateId = requiredField(group, profile, 'generic_id', 'NO_GENERIC')
     const template = this.requireTemplate(catalog, 'generic', templateId, profile)
     return catalog.compiled('generic', templateId, template.body)(this.context(request, group, profile))
   }
@@ -181,6 +169,13 @@ function matchboxVariables(request: BootRequest, group: Group): RenderContext {
   for (const [key, value] of Object.entries(group.selector)) variables[key.toLowerCase()] = value
   variables.request = { query: request.labels, raw_query: request.rawQuery }
   return variables
+}
+
+/** A machine asking for a config its profile does not have is told so, with a code of its own. */
+function requiredField(group: Group, profile: Profile, field: 'ignition_id' | 'generic_id', code: string): string {
+  const value = profile[field]
+  if (!value) throw notFound(code, `profile "${profile.id}" (group "${group.id}") has no ${field}`, { group: group.id, profile: profile.id })
+  return value
 }
 
 /**

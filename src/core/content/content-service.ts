@@ -54,9 +54,7 @@ export class ContentService {
   /** `mode: 'create'` refuses an existing id; `'replace'` writes it whole (PUT semantics). */
   async putGroup(input: unknown, mode: 'create' | 'replace', expectedId?: string): Promise<Group> {
     const group = parseGroupDocument(input, 'group')
-    if (expectedId !== undefined && group.id !== expectedId) {
-      throw invalid('ID_MISMATCH', `the body's id "${group.id}" differs from the id in the URL "${expectedId}"`)
-    }
+    checkIdMatches(group.id, expectedId)
     await this.repository.transaction(async (repository) => {
       if (mode === 'create' && (await repository.findGroup(group.id))) {
         throw conflict('GROUP_EXISTS', `group "${group.id}" already exists; use PUT /api/v1/groups/${group.id} to replace it`)
@@ -87,9 +85,7 @@ export class ContentService {
 
   async putProfile(input: unknown, mode: 'create' | 'replace', expectedId?: string): Promise<Profile> {
     const profile = parseProfileDocument(input, 'profile')
-    if (expectedId !== undefined && profile.id !== expectedId) {
-      throw invalid('ID_MISMATCH', `the body's id "${profile.id}" differs from the id in the URL "${expectedId}"`)
-    }
+    checkIdMatches(profile.id, expectedId)
     await this.repository.transaction(async (repository) => {
       if (mode === 'create' && (await repository.findProfile(profile.id))) {
         throw conflict('PROFILE_EXISTS', `profile "${profile.id}" already exists; use PUT /api/v1/profiles/${profile.id} to replace it`)
@@ -137,6 +133,13 @@ export class ContentService {
       throw notFound('TEMPLATE_NOT_FOUND', `template ${templateRef(kind, id)} does not exist`)
     }
     await this.afterChange()
+  }
+}
+
+/** A PUT names the object twice, in the URL and in the body: both must agree. */
+function checkIdMatches(bodyId: string, urlId: string | undefined): void {
+  if (urlId !== undefined && bodyId !== urlId) {
+    throw invalid('ID_MISMATCH', `the body's id "${bodyId}" differs from the id in the URL "${urlId}"`)
   }
 }
 
