@@ -50,6 +50,9 @@ t.test('machine-facing routes on the sample content', async (t) => {
       t.equal(response.json().code, 'INVALID_MAC', url)
       t.match(response.json().message, /not a MAC address/)
     }
+    const generic = await get('/generic?mac=52:54:00:00:00:99')
+    t.equal(generic.statusCode, 200)
+    t.match(generic.body, /^SLIPWAY_GROUP=discovery\nSLIPWAY_PROFILE=discovery\nSLIPWAY_ENGINE_URL=http:\/\/engine\.test:8080\n/m)
     const noGeneric = await get('/generic?mac=52:54:00:00:00:01')
     t.equal(noGeneric.statusCode, 404)
     t.equal(noGeneric.json().code, 'NO_GENERIC')
@@ -101,4 +104,16 @@ t.test('machine-facing routes on the sample content', async (t) => {
     t.match(metrics.body, /slipway_boot_renders_total\{kind="ignition",outcome="IGNITION_INVALID"\} 1/)
     t.match(metrics.body, /slipway_process_cpu_seconds_total/)
   })
+})
+
+t.test('healthz answers 503 when the database is gone', async (t) => {
+  const { engine, dataDir } = await startTestEngine()
+  t.teardown(async () => {
+    await engine.app.close()
+    removeTree(path.dirname(dataDir))
+  })
+  await engine.store.destroy()
+  const response = await engine.app.inject({ method: 'GET', url: '/healthz' })
+  t.equal(response.statusCode, 503)
+  t.equal(response.json().code, 'NOT_READY')
 })
