@@ -44,6 +44,34 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    dhcp: Type.Object(
+      {
+        mode: Type.Enum(['off', 'full', 'proxy'], {
+          default: 'off',
+          description: 'off; full (addresses and boot information); proxy (boot information only, beside an existing DHCP server). Off by default: a DHCP server must never start by surprise.',
+        }),
+        serverAddress: Type.String({ default: '', description: "This engine's IPv4 address on the boot network (server identifier, next server, TFTP). Required unless mode is off." }),
+        port: Type.Integer({ default: 67, minimum: 1, maximum: 65535, description: 'DHCP server port (proxy mode also listens on 4011).' }),
+        subnet: Type.String({ default: '', description: 'Boot network in CIDR form, e.g. 10.0.0.0/24 (full mode).' }),
+        rangeStart: Type.String({ default: '', description: 'First address of the dynamic pool (full mode).' }),
+        rangeEnd: Type.String({ default: '', description: 'Last address of the dynamic pool (full mode).' }),
+        router: Type.String({ default: '', description: 'Default gateway handed out (option 3); empty for none.' }),
+        dnsServers: Type.Array(Type.String(), { default: [], description: 'DNS servers handed out (option 6); comma-separated in the environment.' }),
+        domain: Type.String({ default: '', description: 'Domain name handed out (option 15).' }),
+        leaseSeconds: Type.Integer({ default: 3600, minimum: 60, description: 'Lease time.' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    tftp: Type.Object(
+      {
+        enabled: Type.Boolean({ default: false, description: 'Serve iPXE binaries (and tftp.root) over TFTP.' }),
+        host: Type.String({ default: '0.0.0.0', description: 'Address the TFTP server listens on.' }),
+        port: Type.Integer({ default: 69, minimum: 1, maximum: 65535, description: 'TFTP port.' }),
+        ipxeDir: Type.String({ default: '/usr/lib/ipxe', description: "Where the iPXE binaries are (Debian's ipxe package puts them here)." }),
+        root: Type.String({ default: '', description: 'An extra read-only folder served over TFTP; empty for none.' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     auth: Type.Object(
       {
         adminToken: Type.String({
@@ -112,7 +140,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   for (const leaf of configLeaves(ConfigSchema)) {
     const value = env[leaf.envName]
     if (value === undefined) continue
-    setPath(raw, leaf.path, leaf.type === 'integer' ? coerceInteger(value) : value)
+    setPath(raw, leaf.path, coerceFromEnvironment(leaf.type, value))
   }
 
   if (problems.length === 0 && !validateConfig(raw)) {
@@ -146,6 +174,7 @@ function resolvePaths(config: Config, base: string): Config {
   }
   return {
     ...config,
+    tftp: { ...config.tftp, ipxeDir: resolve(config.tftp.ipxeDir), root: config.tftp.root ? resolve(config.tftp.root) : '' },
     dataDir,
     database: { path: config.database.path ? resolve(config.database.path) : path.join(dataDir, 'slipway.db') },
     content,
@@ -173,8 +202,13 @@ function envNameOf(keyPath: string[]): string {
   return 'SLIPWAY_' + keyPath.map((key) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_')
 }
 
-function coerceInteger(value: string): unknown {
-  return /^-?\d+$/.test(value.trim()) ? Number(value) : value
+/** Environment values are text: numbers, booleans and lists are read from it; anything else stays text for the validator to reject. */
+function coerceFromEnvironment(type: string, value: string): unknown {
+  const trimmed = value.trim()
+  if (type === 'integer') return /^-?\d+$/.test(trimmed) ? Number(trimmed) : value
+  if (type === 'boolean') return trimmed === 'true' ? true : trimmed === 'false' ? false : value
+  if (type === 'array') return trimmed === '' ? [] : trimmed.split(',').map((item) => item.trim())
+  return value
 }
 
 function setPath(target: Record<string, unknown>, keyPath: string[], value: unknown) {

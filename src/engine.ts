@@ -57,6 +57,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       logger,
       http: config.http,
       assetsDir: config.content.assetsDir,
+      ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
     })
     return {

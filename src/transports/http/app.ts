@@ -8,7 +8,7 @@ import type { ContentService } from '../../core/content/content-service.ts'
 import { requireBearerToken, type TokenVerifier } from './auth.ts'
 import { installErrorHandling } from './errors.ts'
 import { BootMetrics } from './metrics.ts'
-import { assetRoutes } from './routes/assets.ts'
+import { staticFileRoutes } from './routes/static-files.ts'
 import { bootRoutes } from './routes/boot.ts'
 import { healthRoutes } from './routes/health.ts'
 import { groupRoutes } from './routes/admin/groups.ts'
@@ -25,6 +25,7 @@ export interface AppDependencies {
   logger: Logger
   http: { publicUrl: string; bodyLimit: number }
   assetsDir: string
+  ipxeBinariesDir: string
   version: string
 }
 
@@ -77,7 +78,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(swaggerUi, { routePrefix: '/apidocs' })
 
   await app.register(bootRoutes, { boot: deps.boot, publicUrl: deps.http.publicUrl, metrics })
-  await app.register(assetRoutes, { assetsDir: deps.assetsDir })
+  await app.register(staticFileRoutes, { prefix: '/assets', dir: deps.assetsDir, noun: 'asset' })
+  // UEFI HTTP boot clients are told to fetch iPXE from here (see core/pxe/boot-decision.ts).
+  await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary' })
   await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
 
   await app.register(

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -74,4 +75,22 @@ t.test('/assets: files, ranges, and no way out of the folder', async (t) => {
     t.equal(response.status, status, url)
     t.notMatch(response.body, /TOP-SECRET-CONTENT|root:/, `${url} leaks nothing`)
   }
+})
+
+t.test('/pxe serves the iPXE binaries for UEFI HTTP boot, contained the same way', async (t) => {
+  const binaries = mkdtempSync(path.join(os.tmpdir(), 'slipway-ipxe-'))
+  const efi = Buffer.from(Array.from({ length: 70_000 }, (_, index) => (index * 7) % 256))
+  writeFileSync(path.join(binaries, 'ipxe.efi'), efi)
+  const { engine, dataDir } = await startTestEngine({ env: { SLIPWAY_TFTP_IPXE_DIR: binaries } })
+  const address = await engine.app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+    removeTree(binaries)
+  })
+  const response = await curl([`${address}/pxe/ipxe.efi`])
+  t.equal(response.status, 200)
+  t.ok(Buffer.from(response.body, 'latin1').equals(efi))
+  t.equal((await curl([`${address}/pxe/../pxe/ipxe.efi`])).status, 400)
+  t.equal((await curl([`${address}/pxe/snp.efi`])).status, 404)
 })

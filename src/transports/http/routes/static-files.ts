@@ -3,8 +3,13 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { SlipwayError, invalid, notFound } from '../../../core/errors.ts'
 
-export interface AssetRouteOptions {
-  assetsDir: string
+export interface StaticFilesOptions {
+  /** URL prefix, e.g. `/assets`. */
+  prefix: string
+  /** The folder served under it; nothing outside it is ever served. */
+  dir: string
+  /** What the folder holds, for error messages ("asset", "iPXE binary"). */
+  noun: string
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -17,14 +22,15 @@ const CONTENT_TYPES: Record<string, string> = {
 }
 
 /**
- * `/assets/*`: kernels, initrds and images. Contained twice: the decoded path may not climb out, and
- * the real path (after symlinks) must stay inside the real root, so a link cannot serve /etc/passwd.
- * Range requests let iPXE and installers resume and fetch images in parts.
+ * Read-only files under a prefix: `/assets/*` (kernels, initrds, images) and `/pxe/*` (iPXE binaries
+ * for UEFI HTTP boot). Contained twice: the decoded path may not climb out, and the real path (after
+ * symlinks) must stay inside the real root, so a link cannot serve /etc/passwd. Range requests let
+ * iPXE and installers resume and fetch images in parts.
  */
-export async function assetRoutes(app: FastifyInstance, options: AssetRouteOptions): Promise<void> {
-  app.get('/assets/*', { schema: { hide: true } }, async (request, reply) => {
+export async function staticFileRoutes(app: FastifyInstance, options: StaticFilesOptions): Promise<void> {
+  app.get(`${options.prefix}/*`, { schema: { hide: true } }, async (request, reply) => {
     const relative = (request.params as { '*': string })['*']
-    const file = await resolveAsset(options.assetsDir, relative)
+    const file = await resolveContained(options.dir, relative, options.noun)
     const stat = await fs.stat(file)
     const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`
     reply
@@ -52,12 +58,12 @@ export async function assetRoutes(app: FastifyInstance, options: AssetRouteOptio
 }
 
 /** Maps a request path to a file inside `root`, or throws a 4xx that says why not. */
-export async function resolveAsset(root: string, relative: string): Promise<string> {
+export async function resolveContained(root: string, relative: string, noun: string): Promise<string> {
   const segments = relative.split('/')
   if (relative.includes('\0') || segments.some((segment) => segment === '..' || segment === '.') || relative.includes('\\')) {
-    throw invalid('PATH_NOT_ALLOWED', 'asset paths may not contain "..", "." or backslash segments')
+    throw invalid('PATH_NOT_ALLOWED', `${noun} paths may not contain "..", "." or backslash segments`)
   }
-  const missing = () => notFound('ASSET_NOT_FOUND', `asset "${relative}" does not exist`)
+  const missing = () => notFound('FILE_NOT_FOUND', `${noun} "${relative}" does not exist`)
   let realRoot: string
   let realFile: string
   try {
@@ -67,7 +73,7 @@ export async function resolveAsset(root: string, relative: string): Promise<stri
     throw missing()
   }
   if (!realFile.startsWith(realRoot + path.sep)) {
-    throw new SlipwayError('forbidden', 'PATH_NOT_ALLOWED', `asset "${relative}" resolves outside the assets folder`)
+    throw new SlipwayError('forbidden', 'PATH_NOT_ALLOWED', `${noun} "${relative}" resolves outside its folder`)
   }
   const stat = await fs.stat(realFile)
   if (!stat.isFile()) throw missing()
