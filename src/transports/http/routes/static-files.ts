@@ -3,9 +3,8 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { SlipwayError, invalid, notFound } from '../../../core/errors.ts'
 
+/** Registered with fastify's `prefix` option (e.g. `/assets`): routes here are relative to it. */
 export interface StaticFilesOptions {
-  /** URL prefix, e.g. `/assets`. */
-  prefix: string
   /** The folder served under it; nothing outside it is ever served. */
   dir: string
   /** What the folder holds, for error messages ("asset", "iPXE binary"). */
@@ -28,7 +27,7 @@ const CONTENT_TYPES: Record<string, string> = {
  * iPXE and installers resume and fetch images in parts.
  */
 export async function staticFileRoutes(app: FastifyInstance, options: StaticFilesOptions): Promise<void> {
-  app.get(`${options.prefix}/*`, { schema: { hide: true } }, async (request, reply) => {
+  app.get('/*', { schema: { hide: true } }, async (request, reply) => {
     const relative = (request.params as { '*': string })['*']
     const file = await resolveContained(options.dir, relative, options.noun)
     const stat = await fs.stat(file)
