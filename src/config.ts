@@ -3,6 +3,7 @@ import path from 'node:path'
 import { Ajv } from 'ajv'
 import Type, { type Static, type TSchema } from 'typebox'
 import YAML from 'yaml'
+import { validateDhcpSettings } from './core/dhcp/dhcp-settings.ts'
 
 /**
  * The engine's whole configuration. Every setting has a default, so a fresh clone starts with no file.
@@ -151,6 +152,10 @@ export function loadConfig(sources: ConfigSources = {}): Config {
       const allowed = error.keyword === 'enum' ? ` (${(error.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : ''
       problems.push(`${at}${extra}: ${error.message}${allowed}${error.instancePath ? ` (file key ${at} or ${envName})` : ''}`)
     }
+  }
+  if (problems.length === 0) {
+    // What the schema cannot say: settings that only make sense together.
+    for (const problem of validateDhcpSettings((raw as Config).dhcp)) problems.push(`${problem.path}: ${problem.message} (${problem.code})`)
   }
   if (problems.length > 0) throw new ConfigError(problems)
 

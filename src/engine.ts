@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
@@ -13,12 +14,16 @@ import { syncFolderContent } from './storage/content-sync.ts'
 import { migrateToLatest, openStore, type Store } from './storage/db.ts'
 import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
 import { buildApp } from './transports/http/app.ts'
+import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
+import { startTftpServer } from './transports/tftp/tftp-server.ts'
 
 export interface Engine {
   app: FastifyInstance
   store: Store
   /** Set when this start generated the first admin token: shown once, never stored in clear. */
   generatedAdminToken?: string
+  /** Listens: HTTP always, DHCP and TFTP when configured. Returns the HTTP address. */
+  start(): Promise<string>
   close(): Promise<void>
 }
 
@@ -60,11 +65,28 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
     })
+    const networkServices: { close(): Promise<void> }[] = []
     return {
       app,
       store,
       ...(generatedAdminToken ? { generatedAdminToken } : {}),
+      start: async () => {
+        const address = await app.listen({ host: config.http.host, port: config.http.port })
+        if (config.tftp.enabled) {
+          const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger })
+          networkServices.push(tftp)
+          logger.info({ port: tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined }, 'tftp is serving')
+        }
+        if (config.dhcp.mode !== 'off') {
+          const port = (app.server.address() as AddressInfo).port
+          const httpUrl = config.http.publicUrl || `http://${config.dhcp.serverAddress}:${port}`
+          networkServices.push(await startDhcpServer({ settings: config.dhcp, httpUrl, store, logger }))
+          logger.info({ mode: config.dhcp.mode, serverAddress: config.dhcp.serverAddress, httpUrl }, 'dhcp is serving')
+        }
+        return address
+      },
       close: async () => {
+        for (const service of networkServices.splice(0).reverse()) await service.close()
         await app.close()
         await store.destroy()
       },

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
         `  Use it as "Authorization: Bearer <token>", or set auth.adminToken / SLIPWAY_AUTH_ADMIN_TOKEN.\n\n`,
     )
   }
-  const address = await engine.app.listen({ host: config.http.host, port: config.http.port })
+  const address = await engine.start()
   logger.info({ address, database: config.database.path, docs: `${address}/apidocs` }, 'slipway is serving')
 
   let stopping = false

@@ -6,6 +6,8 @@ export interface Database {
   groups: GroupsTable
   templates: TemplatesTable
   api_tokens: ApiTokensTable
+  dhcp_leases: DhcpLeasesTable
+  dhcp_reservations: DhcpReservationsTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -56,3 +58,27 @@ export type TemplateRow = Selectable<TemplatesTable>
 export type ApiTokenRow = Selectable<ApiTokensTable>
 export type NewApiToken = Insertable<ApiTokensTable>
 export type GroupUpdate = Updateable<GroupsTable>
+
+/** One row per IPv4 address ever handed out; `ip` is the key, so an address never has two holders. */
+export interface DhcpLeasesTable {
+  ip: string
+  mac: string
+  /** Option 61 as hex (binary in the protocol). */
+  client_id: string | null
+  hostname: string | null
+  state: 'offered' | 'bound' | 'released' | 'declined'
+  /** ISO 8601 UTC. */
+  expires_at: string
+  updated_at: string
+}
+
+export interface DhcpReservationsTable {
+  mac: string
+  ip: string
+  hostname: string | null
+  created_at: string
+  updated_at: string
+}
+
+export type DhcpLeaseRow = Selectable<DhcpLeasesTable>
+export type DhcpReservationRow = Selectable<DhcpReservationsTable>

@@ -1,9 +1,9 @@
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { sql } from 'kysely'
 import t from 'tap'
-import { migrateToLatest, openStore } from '../../src/storage/db.ts'
+import { MIGRATIONS_DIR, migrateToLatest, openStore } from '../../src/storage/db.ts'
 import { removeTree } from '../helpers/engine.ts'
 
 t.test('the store is a WAL SQLite file with foreign keys on, migrated once', async (t) => {
@@ -12,7 +12,9 @@ t.test('the store is a WAL SQLite file with foreign keys on, migrated once', asy
   const file = path.join(dir, 'nested', 'slipway.db')
   const store = openStore(file)
   t.teardown(() => store.destroy())
-  t.same(await migrateToLatest(store), ['20261121T0001_foundation'])
+  const expected = readdirSync(MIGRATIONS_DIR).filter((name) => name.endsWith('.ts')).map((name) => name.replace(/\.ts$/, '')).sort()
+  t.ok(expected.includes('20261121T0001_foundation'))
+  t.same(await migrateToLatest(store), expected, 'every migration in migrations/, in order')
   t.same(await migrateToLatest(store), [], 'a second run applies nothing')
   const journal = await sql<{ journal_mode: string }>`pragma journal_mode`.execute(store)
   t.equal(journal.rows[0]?.journal_mode, 'wal')

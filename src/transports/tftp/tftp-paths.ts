@@ -1,0 +1,100 @@
+import { realpath, stat } from 'node:fs/promises'
+import path from 'node:path'
+
+/**
+ * Which file a TFTP name maps to, and whether it may be served.
+ *
+ * Rules (what PXE users expect from tftpd-hpa --secure and dnsmasq):
+ * - Names are relative to the served folders; a leading `/` is dropped, so `/undionly.kpxe` and
+ *   `undionly.kpxe` are the same file and `/etc/passwd` means `<folder>/etc/passwd`.
+ * - `\` is a separator too: configurations written for Windows servers use it.
+ * - Any segment starting with `..` is refused (access violation) rather than resolved: `..` itself is
+ *   traversal, and `..x` names are what a decoded `..%2f` trick looks like (node-tftp refuses them too).
+ * - Only printable ASCII names are served; anything else is refused.
+ * - The optional `root` folder is searched before `ipxeDir`: names in root win, so an operator can
+ *   override a Debian iPXE binary (e.g. one with an embedded script) by dropping a file in root.
+ * - After symlinks are resolved (realpath), the file must still be inside the real path of the folder
+ *   it was found in; a link that leaves it is refused, not followed and not skipped.
+ */
+
+/** RFC 1350 error codes used for refused reads. */
+export const TFTP_FILE_NOT_FOUND = 1
+export const TFTP_ACCESS_VIOLATION = 2
+
+export type RequestedName =
+  | { ok: true; relativePath: string }
+  | { ok: false; errorCode: typeof TFTP_FILE_NOT_FOUND | typeof TFTP_ACCESS_VIOLATION; reason: string }
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
+
+/** Turns the name a client asked for into a clean relative path, or says why it is refused. */
+export function normalizeRequestedName(requestedName: string): RequestedName {
+  if (!PRINTABLE_ASCII.test(requestedName)) {
+    return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: 'name has control or non-ASCII characters' }
+  }
+  const segments = requestedName
+    .replaceAll('\\', '/')
+    .split('/')
+    .filter((segment) => segment !== '' && segment !== '.')
+  if (segments.some((segment) => segment.startsWith('..'))) {
+    return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: 'name refers to a parent folder (..)' }
+  }
+  if (segments.length === 0) {
+    return { ok: false, errorCode: TFTP_FILE_NOT_FOUND, reason: 'name is empty or names a folder' }
+  }
+  return { ok: true, relativePath: segments.join('/') }
+}
+
+/** Folders searched for a name, in precedence order (root first, then ipxeDir). */
+export function servedFolders(folders: { ipxeDir: string; root?: string | undefined }): string[] {
+  return folders.root === undefined ? [folders.ipxeDir] : [folders.root, folders.ipxeDir]
+}
+
+/** True when `realCandidate` is strictly inside `realFolder` (both already resolved by realpath). */
+export function isInsideFolder(realFolder: string, realCandidate: string): boolean {
+  const folderWithSeparator = realFolder.endsWith(path.sep) ? realFolder : realFolder + path.sep
+  return realCandidate.startsWith(folderWithSeparator)
+}
+
+export type ServedFile =
+  | { ok: true; realPath: string; folder: string }
+  | { ok: false; errorCode: typeof TFTP_FILE_NOT_FOUND | typeof TFTP_ACCESS_VIOLATION; reason: string }
+
+const MISSING_PATH_CODES = new Set(['ENOENT', 'ENOTDIR'])
+
+/**
+ * Resolves a requested name to a real, contained, regular file in the first folder that has it.
+ * A symlink escaping its folder refuses the request instead of falling through to the next folder:
+ * such a link is a configuration hazard the operator should hear about.
+ */
+export async function resolveServedFile(
+  requestedName: string,
+  folders: { ipxeDir: string; root?: string | undefined },
+): Promise<ServedFile> {
+  const name = normalizeRequestedName(requestedName)
+  if (!name.ok) return name
+
+  for (const folder of servedFolders(folders)) {
+    let realFolder: string
+    let realCandidate: string
+    try {
+      realFolder = await realpath(folder)
+      realCandidate = await realpath(path.join(folder, name.relativePath))
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? ''
+      if (MISSING_PATH_CODES.has(code)) continue
+      // ELOOP, EACCES...: something is there but cannot be resolved safely
+      return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: `cannot resolve in ${folder}: ${code}` }
+    }
+    if (!isInsideFolder(realFolder, realCandidate)) {
+      return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: `resolves outside ${folder} (symlink)` }
+    }
+    const stats = await stat(realCandidate).catch(() => undefined)
+    if (stats === undefined) continue
+    if (!stats.isFile()) {
+      return { ok: false, errorCode: TFTP_FILE_NOT_FOUND, reason: 'not a regular file' }
+    }
+    return { ok: true, realPath: realCandidate, folder }
+  }
+  return { ok: false, errorCode: TFTP_FILE_NOT_FOUND, reason: 'no such file' }
+}
