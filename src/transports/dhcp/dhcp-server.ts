@@ -44,6 +44,7 @@ const CLIENT_PORT = 68
 export const PXE_PORT = 4011
 const ZERO = '0.0.0.0'
 const BROADCAST_FLAG = 0x8000
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 /** PXE option 43 sub-option 6 (PXE_DISCOVERY_CONTROL) = 8: no boot server discovery, boot `file` directly. */
 const PXE_DISCOVERY_USE_FILE = encodeSubOptions([[6, Buffer.from([8])]])
 /** iPXE option 175 sub-option 176 (no-pxedhcp) = 1: do not wait ~3 s for a proxyDHCP offer. */
@@ -330,6 +331,12 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
         socket.bind({ port, address: '0.0.0.0' }, () => {
           socket.off('error', reject)
           socket.setBroadcast(true)
+          // A rack powering on at once sends bursts: queue them in the kernel rather than drop them.
+          try {
+            socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES)
+          } catch {
+            // capped by net.core.rmem_max; the default still works
+          }
           resolve()
         })
       })

@@ -1,0 +1,105 @@
+import t from 'tap'
+import { dhcpPoolOf, validateDhcpSettings, type DhcpSettings } from '../../../src/core/dhcp/dhcp-settings.ts'
+import { allocateAddress, confirmAddress, declineAddress, forgetOffer, isActive, releaseAddress } from '../../../src/core/dhcp/lease-policy.ts'
+import type { DhcpLease, DhcpLeaseStore, DhcpReservation } from '../../../src/core/dhcp/lease-store.ts'
+
+/** An in-memory store with the same rules as the SQLite one. */
+function memoryStore(reservations: DhcpReservation[] = []): DhcpLeaseStore & { leases: Map<string, DhcpLease> } {
+  const leases = new Map<string, DhcpLease>()
+  return {
+    leases,
+    leaseByMac: async (mac) => [...leases.values()].filter((lease) => lease.mac === mac && lease.state !== 'declined').sort((a, b) => Number(b.state === 'bound' || b.state === 'offered') - Number(a.state === 'bound' || a.state === 'offered'))[0],
+    leaseByIp: async (ip) => leases.get(ip),
+    reservationByMac: async (mac) => reservations.find((reservation) => reservation.mac === mac),
+    reservationByIp: async (ip) => reservations.find((reservation) => reservation.ip === ip),
+    unavailableAddresses: async (mac, now) =>
+      new Set([
+        ...[...leases.values()].filter((lease) => lease.expiresAt > now && ((isActive(lease, now) && lease.mac !== mac) || lease.state === 'declined')).map((lease) => lease.ip),
+        ...reservations.filter((reservation) => reservation.mac !== mac).map((reservation) => reservation.ip),
+      ]),
+    claim: async (lease, now) => {
+      const current = leases.get(lease.ip)
+      if (current && current.expiresAt > now && ((current.mac !== lease.mac && current.state !== 'released') || current.state === 'declined')) return false
+      for (const other of leases.values()) if (other.mac === lease.mac && other.ip !== lease.ip && isActive(other, now)) other.state = 'released'
+      leases.set(lease.ip, { ...lease })
+      return true
+    },
+    transition: async (ip, mac, state, expiresAt, _now, onlyFrom) => {
+      const lease = leases.get(ip)
+      if (!lease || lease.mac !== mac || (onlyFrom && !onlyFrom.includes(lease.state))) return false
+      Object.assign(lease, { state, expiresAt })
+      return true
+    },
+  }
+}
+
+const settings: DhcpSettings = { mode: 'full', serverAddress: '10.0.0.1', port: 67, subnet: '10.0.0.0/24', rangeStart: '10.0.0.100', rangeEnd: '10.0.0.102', router: '', dnsServers: [], domain: '', leaseSeconds: 600 }
+const pool = dhcpPoolOf(settings)
+const now = new Date('2026-11-21T10:00:00Z')
+
+t.test('addresses come from the pool in order, and the same MAC keeps its address', async (t) => {
+  const store = memoryStore()
+  const first = await allocateAddress(store, pool, { mac: 'aa' }, 'offered', 60, now)
+  t.match(first, { ok: true, ip: '10.0.0.100', source: 'pool' })
+  const second = await allocateAddress(store, pool, { mac: 'bb' }, 'offered', 60, now)
+  t.match(second, { ok: true, ip: '10.0.0.101' })
+  t.match(await allocateAddress(store, pool, { mac: 'aa' }, 'offered', 60, now), { ok: true, ip: '10.0.0.100', source: 'existing-lease' })
+})
+
+t.test('a free requested address is honoured; a taken one is not', async (t) => {
+  const store = memoryStore()
+  t.match(await allocateAddress(store, pool, { mac: 'aa', requestedIp: '10.0.0.102' }, 'offered', 60, now), { ip: '10.0.0.102', source: 'requested' })
+  t.match(await allocateAddress(store, pool, { mac: 'bb', requestedIp: '10.0.0.102' }, 'offered', 60, now), { ip: '10.0.0.100', source: 'pool' })
+  t.match(await allocateAddress(store, pool, { mac: 'cc', requestedIp: '10.0.0.250' }, 'offered', 60, now), { ip: '10.0.0.101', source: 'pool' }, 'outside the pool: ignored')
+})
+
+t.test('reservations win and are kept from other clients', async (t) => {
+  const store = memoryStore([{ mac: 'rr', ip: '10.0.0.100', hostname: 'node-1' }])
+  t.match(await allocateAddress(store, pool, { mac: 'aa' }, 'offered', 60, now), { ip: '10.0.0.101' })
+  t.match(await allocateAddress(store, pool, { mac: 'rr' }, 'offered', 60, now), { ip: '10.0.0.100', source: 'reservation', hostname: 'node-1' })
+  t.match(await confirmAddress(store, pool, { mac: 'aa', requestedIp: '10.0.0.100' }, 600, now), { ok: false, code: 'RESERVED_FOR_OTHER' })
+  t.match(await confirmAddress(store, pool, { mac: 'rr', requestedIp: '10.0.0.102' }, 600, now), { ok: false, code: 'NOT_RESERVED_ADDRESS' })
+})
+
+t.test('an exhausted pool answers no offer at once, and expired leases come back', async (t) => {
+  const store = memoryStore()
+  for (const mac of ['a', 'b', 'c']) t.match(await allocateAddress(store, pool, { mac }, 'offered', 60, now), { ok: true })
+  t.match(await allocateAddress(store, pool, { mac: 'd' }, 'offered', 60, now), { ok: false, code: 'POOL_EXHAUSTED' })
+  const later = new Date(now.getTime() + 61_000)
+  t.match(await allocateAddress(store, pool, { mac: 'd' }, 'offered', 60, later), { ok: true, ip: '10.0.0.100' }, 'an unanswered offer expires')
+})
+
+t.test('REQUEST confirmation: right network, pool, holder', async (t) => {
+  const store = memoryStore()
+  await allocateAddress(store, pool, { mac: 'aa' }, 'offered', 60, now)
+  t.match(await confirmAddress(store, pool, { mac: 'aa', requestedIp: '10.0.0.100' }, 600, now), { ok: true })
+  t.equal(store.leases.get('10.0.0.100')?.state, 'bound')
+  t.match(await confirmAddress(store, pool, { mac: 'bb', requestedIp: '10.0.0.100' }, 600, now), { ok: false, code: 'ADDRESS_TAKEN' })
+  t.match(await confirmAddress(store, pool, { mac: 'bb', requestedIp: '192.168.1.5' }, 600, now), { ok: false, code: 'WRONG_NETWORK' })
+  t.match(await confirmAddress(store, pool, { mac: 'bb', requestedIp: '10.0.0.20' }, 600, now), { ok: false, code: 'OUTSIDE_POOL' })
+})
+
+t.test('release, decline and a forgotten offer', async (t) => {
+  const store = memoryStore()
+  await allocateAddress(store, pool, { mac: 'aa' }, 'bound', 600, now)
+  t.ok(await releaseAddress(store, 'aa', '10.0.0.100', now))
+  t.notOk(await releaseAddress(store, 'bb', '10.0.0.100', now), 'only the holder releases')
+  t.match(await allocateAddress(store, pool, { mac: 'bb' }, 'offered', 60, now), { ip: '10.0.0.100' }, 'a released address is free')
+  t.ok(await declineAddress(store, 'bb', '10.0.0.100', now))
+  t.match(await allocateAddress(store, pool, { mac: 'cc' }, 'offered', 60, now), { ip: '10.0.0.101' }, 'a declined address is skipped')
+  t.ok(await forgetOffer(store, 'cc', now))
+  t.equal(store.leases.get('10.0.0.101')?.state, 'released')
+})
+
+t.test('settings validation reports every problem with its key', async (t) => {
+  t.same(validateDhcpSettings({ ...settings, mode: 'off', serverAddress: '' }), [])
+  t.same(validateDhcpSettings(settings), [])
+  const codes = (overrides: Partial<DhcpSettings>) => validateDhcpSettings({ ...settings, ...overrides }).map((problem) => problem.code)
+  t.same(codes({ serverAddress: '' }), ['DHCP_SERVER_ADDRESS_REQUIRED'])
+  t.same(codes({ subnet: '10.0.0.0/33' }), ['DHCP_SUBNET_INVALID'])
+  t.same(codes({ rangeStart: '10.0.1.5' }), ['DHCP_RANGE_OUTSIDE_SUBNET'])
+  t.same(codes({ rangeStart: '10.0.0.200' }), ['DHCP_RANGE_REVERSED'])
+  t.same(codes({ router: 'gateway', dnsServers: ['1.1.1.1', 'x'] }), ['DHCP_ROUTER_INVALID', 'DHCP_DNS_SERVER_INVALID'])
+  t.same(codes({ serverAddress: '10.0.0.101' }), ['DHCP_SERVER_IN_RANGE'])
+  t.same(codes({ mode: 'proxy', subnet: '', rangeStart: '', rangeEnd: '' }), [], 'proxy mode needs no pool')
+})
