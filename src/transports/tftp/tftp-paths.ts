@@ -14,7 +14,9 @@ import path from 'node:path'
  * - The optional `root` folder is searched before `ipxeDir`: names in root win, so an operator can
  *   override a Debian iPXE binary (e.g. one with an embedded script) by dropping a file in root.
  * - After symlinks are resolved (realpath), the file must still be inside the real path of the folder
- *   it was found in; a link that leaves it is refused, not followed and not skipped.
+ *   it was found in; a link that leaves it is refused, not followed and not skipped. One exception: a
+ *   link at the top level of `ipxeDir` may point anywhere, because that folder is the distribution's
+ *   (Debian ships `/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi`) and only root can change it.
  */
 
 /** RFC 1350 error codes used for refused reads. */
@@ -56,6 +58,9 @@ export function isInsideFolder(realFolder: string, realCandidate: string): boole
   return realCandidate.startsWith(folderWithSeparator)
 }
 
+/** A name with no folder part: an entry directly in a served folder. */
+export const isTopLevelName = (relativePath: string) => !relativePath.includes('/')
+
 export type ServedFile =
   | { ok: true; realPath: string; folder: string }
   | { ok: false; errorCode: typeof TFTP_FILE_NOT_FOUND | typeof TFTP_ACCESS_VIOLATION; reason: string }
@@ -86,7 +91,8 @@ export async function resolveServedFile(
       // ELOOP, EACCES...: something is there but cannot be resolved safely
       return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: `cannot resolve in ${folder}: ${code}` }
     }
-    if (!isInsideFolder(realFolder, realCandidate)) {
+    const trustedLink = folder === folders.ipxeDir && isTopLevelName(name.relativePath)
+    if (!trustedLink && !isInsideFolder(realFolder, realCandidate)) {
       return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: `resolves outside ${folder} (symlink)` }
     }
     const stats = await stat(realCandidate).catch(() => undefined)

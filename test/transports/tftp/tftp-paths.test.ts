@@ -55,3 +55,22 @@ t.test('resolveServedFile on real folders', async (t) => {
   t.match(await resolveServedFile('undionly.kpxe/x', folders), { ok: false, errorCode: 1 })
   t.match(await resolveServedFile('inside-link.txt', { ipxeDir: fixture.ipxeDir }), { ok: false, errorCode: 1 }, 'no root')
 })
+
+t.test("top-level links in ipxeDir are the distribution's and may point outside; nothing else may", async (t) => {
+  const { mkdtempSync, mkdirSync, symlinkSync, writeFileSync, rmSync } = await import('node:fs')
+  const os = await import('node:os')
+  const path = await import('node:path')
+  const base = mkdtempSync(path.join(os.tmpdir(), 'slipway-ipxe-links-'))
+  t.teardown(() => rmSync(base, { recursive: true, force: true }))
+  const ipxeDir = path.join(base, 'lib-ipxe')
+  const root = path.join(base, 'root')
+  const boot = path.join(base, 'boot')
+  for (const dir of [ipxeDir, root, boot, path.join(ipxeDir, 'sub')]) mkdirSync(dir)
+  writeFileSync(path.join(boot, 'ipxe.efi'), 'efi')
+  symlinkSync(path.join(boot, 'ipxe.efi'), path.join(ipxeDir, 'ipxe.efi')) // as Debian ships it
+  symlinkSync(path.join(boot, 'ipxe.efi'), path.join(ipxeDir, 'sub', 'deep.efi'))
+  symlinkSync(path.join(boot, 'ipxe.efi'), path.join(root, 'root-link.efi'))
+  t.match(await resolveServedFile('ipxe.efi', { ipxeDir, root }), { ok: true, realPath: path.join(boot, 'ipxe.efi') })
+  t.match(await resolveServedFile('sub/deep.efi', { ipxeDir, root }), { ok: false, errorCode: 2 }, 'deeper links stay contained')
+  t.match(await resolveServedFile('root-link.efi', { ipxeDir, root }), { ok: false, errorCode: 2 }, 'links in root stay contained')
+})

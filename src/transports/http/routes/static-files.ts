@@ -9,6 +9,11 @@ export interface StaticFilesOptions {
   dir: string
   /** What the folder holds, for error messages ("asset", "iPXE binary"). */
   noun: string
+  /**
+   * Links directly in the folder may point outside it: for the distribution's iPXE folder only
+   * (Debian ships `/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi`), which only root can change.
+   */
+  trustTopLevelLinks?: boolean
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -29,7 +34,7 @@ const CONTENT_TYPES: Record<string, string> = {
 export async function staticFileRoutes(app: FastifyInstance, options: StaticFilesOptions): Promise<void> {
   app.get('/*', { schema: { hide: true } }, async (request, reply) => {
     const relative = (request.params as { '*': string })['*']
-    const file = await resolveContained(options.dir, relative, options.noun)
+    const file = await resolveContained(options.dir, relative, options.noun, options.trustTopLevelLinks)
     const stat = await fs.stat(file)
     const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`
     reply
@@ -57,7 +62,7 @@ export async function staticFileRoutes(app: FastifyInstance, options: StaticFile
 }
 
 /** Maps a request path to a file inside `root`, or throws a 4xx that says why not. */
-export async function resolveContained(root: string, relative: string, noun: string): Promise<string> {
+export async function resolveContained(root: string, relative: string, noun: string, trustTopLevelLinks = false): Promise<string> {
   const segments = relative.split('/')
   if (relative.includes('\0') || segments.some((segment) => segment === '..' || segment === '.') || relative.includes('\\')) {
     throw invalid('PATH_NOT_ALLOWED', `${noun} paths may not contain "..", "." or backslash segments`)
@@ -71,7 +76,8 @@ export async function resolveContained(root: string, relative: string, noun: str
   } catch {
     throw missing()
   }
-  if (!realFile.startsWith(realRoot + path.sep)) {
+  const trusted = trustTopLevelLinks && segments.length === 1
+  if (!trusted && !realFile.startsWith(realRoot + path.sep)) {
     throw new SlipwayError('forbidden', 'PATH_NOT_ALLOWED', `${noun} "${relative}" resolves outside its folder`)
   }
   const stat = await fs.stat(realFile)
