@@ -5,11 +5,10 @@
  *
  * Node cannot tell which interface a datagram came in on (no IP_PKTINFO) and cannot unicast to a
  * client that has no address yet (no ARP injection), so: one boot network per process, sockets bound
- * to 0.0.0.0 (an interface-bound socket misses broadcast DISCOVERs), replies to the boot network's
- * broadcast address (255.255.255.255 fails with ENETUNREACH when there is no default route).
+ * to 0.0.0.0 to see broadcast DISCOVERs, and replies broadcast to 255.255.255.255 through a socket
+ * bound to serverAddress, which Linux routes out of the boot interface even without a default route.
  */
 import dgram from 'node:dgram'
-import os from 'node:os'
 import type { Kysely } from 'kysely'
 import type { Logger } from 'pino'
 import type { Config } from '../../config.ts'
@@ -18,7 +17,7 @@ import { allocateAddress, confirmAddress, declineAddress, forgetOffer, OFFER_HOL
 import type { DhcpLeaseStore } from '../../core/dhcp/lease-store.ts'
 import { misconfigured } from '../../core/errors.ts'
 import { decideBoot, DEFAULT_IPXE_BINARIES, type BootClient, type BootDecision, type IpxeBinaries } from '../../core/pxe/boot-decision.ts'
-import { formatIpv4, ipv4ToBytes, parseCidr, parseIpv4, prefixToMask } from '../../lib/ipv4.ts'
+import { formatIpv4, ipv4ToBytes } from '../../lib/ipv4.ts'
 import type { Database } from '../../storage/database.ts'
 import { dhcpLeaseStore } from '../../storage/repositories/dhcp-leases.ts'
 import {
@@ -43,6 +42,7 @@ import {
 const CLIENT_PORT = 68
 export const PXE_PORT = 4011
 const ZERO = '0.0.0.0'
+const LIMITED_BROADCAST = '255.255.255.255'
 const BROADCAST_FLAG = 0x8000
 const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 /** PXE option 43 sub-option 6 (PXE_DISCOVERY_CONTROL) = 8: no boot server discovery, boot `file` directly. */
@@ -91,14 +91,16 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
   const clock = options.clock ?? (() => new Date())
   const leases: DhcpLeaseStore = dhcpLeaseStore(options.store)
   const pool = settings.mode === 'full' ? dhcpPoolOf(settings) : undefined
-  const broadcastAddress = broadcastAddressOf(settings.subnet, settings.serverAddress)
   const bootServer = { address: settings.serverAddress, httpUrl: options.httpUrl.replace(/\/+$/, ''), binaries: options.binaries ?? DEFAULT_IPXE_BINARIES }
   const log = logger.child({ component: 'dhcp', mode: settings.mode })
 
   const sockets: dgram.Socket[] = []
+  /** Bound to serverAddress: the one socket whose limited broadcasts leave through the boot interface. */
+  let interfaceSocket: dgram.Socket | undefined
   const send = (socket: dgram.Socket, reply: DhcpPacket, to: Destination) => {
     const bytes = formatDhcpPacket(reply)
-    socket.send(bytes, to.port, to.address, (error) => {
+    const via = to.address === LIMITED_BROADCAST && interfaceSocket ? interfaceSocket : socket
+    via.send(bytes, to.port, to.address, (error) => {
       if (error) {
         stats.failed++
         log.warn({ err: error, to }, 'could not send DHCP reply')
@@ -311,25 +313,43 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     if (uuid) reply.options.set(OPTION.CLIENT_UUID, uuid)
   }
 
-  /** RFC 2131 4.1 with one exception: a client without an address gets the reply by broadcast (no ARP injection in Node). */
+  /**
+   * RFC 2131 4.1 with one exception: a client without an address gets the reply by broadcast (no ARP
+   * injection in Node). Broadcasts go to 255.255.255.255, not the subnet broadcast: UEFI firmware's own
+   * PXE client ignores offers sent to the subnet broadcast address (iPXE and udhcpc accept both).
+   */
+  const broadcast: Destination = { address: LIMITED_BROADCAST, port: CLIENT_PORT }
   const destinationOf = (request: DhcpPacket, reply: DhcpPacket): Destination => {
     if (request.giaddr !== ZERO) return { address: request.giaddr, port: settings.port }
-    if (messageTypeOf(reply) === MESSAGE_TYPE.NAK) return { address: broadcastAddress, port: CLIENT_PORT }
+    if (messageTypeOf(reply) === MESSAGE_TYPE.NAK) return broadcast
     if (request.ciaddr !== ZERO && (request.flags & BROADCAST_FLAG) === 0) return { address: request.ciaddr, port: CLIENT_PORT }
-    return { address: broadcastAddress, port: CLIENT_PORT }
+    return broadcast
   }
 
   const ports = settings.mode === 'proxy' ? [settings.port, PXE_PORT] : [settings.port]
+  // Node cannot pick the interface of a send (no SO_BINDTODEVICE/IP_PKTINFO), but Linux routes a
+  // limited broadcast out of the interface owning the socket's bound address: so besides the 0.0.0.0
+  // sockets that see broadcasts, one socket is bound to serverAddress:port (it also receives the
+  // unicasts addressed to it, such as renewals).
+  const bindings = [...ports.map((port) => ({ port, address: '0.0.0.0' })), { port: settings.port, address: settings.serverAddress }]
   try {
-    for (const port of ports) {
+    for (const { port, address } of bindings) {
       const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true })
       sockets.push(socket)
+      if (address !== '0.0.0.0') interfaceSocket = socket
       socket.on('message', receive(socket, port))
       socket.on('error', (error) => log.error({ err: error, port }, 'DHCP socket error'))
       await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject)
-        socket.bind({ port, address: '0.0.0.0' }, () => {
-          socket.off('error', reject)
+        socket.once('error', (error: NodeJS.ErrnoException) =>
+          reject(
+            error.code === 'EADDRNOTAVAIL'
+              ? misconfigured('DHCP_SERVER_ADDRESS_NOT_LOCAL', `dhcp.serverAddress ${address} is not an address of this host's boot interface`)
+              : error,
+          ),
+        )
+        socket.bind({ port, address }, () => {
+          socket.removeAllListeners('error')
+          socket.on('error', (error) => log.error({ err: error, port, address }, 'DHCP socket error'))
           socket.setBroadcast(true)
           // A rack powering on at once sends bursts: queue them in the kernel rather than drop them.
           try {
@@ -345,7 +365,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     await closeAll(sockets)
     throw error
   }
-  log.info({ ports, serverAddress: settings.serverAddress, broadcastAddress, ...(pool ? { pool: `${settings.rangeStart}-${settings.rangeEnd}` } : {}) }, 'DHCP server listening')
+  log.info({ ports, serverAddress: settings.serverAddress, ...(pool ? { pool: `${settings.rangeStart}-${settings.rangeEnd}` } : {}) }, 'DHCP server listening')
   return { close: () => closeAll(sockets), stats: () => ({ ...stats, malformedByCode: { ...stats.malformedByCode } }) }
 }
 
@@ -371,21 +391,6 @@ function uint32(value: number): Buffer {
   const bytes = Buffer.alloc(4)
   bytes.writeUInt32BE(value >>> 0, 0)
   return bytes
-}
-
-/** The boot network's broadcast: from dhcp.subnet, else from the interface holding serverAddress. */
-function broadcastAddressOf(subnet: string, serverAddress: string): string {
-  const configured = subnet ? parseCidr(subnet) : undefined
-  if (configured) return formatIpv4(configured.broadcast)
-  for (const addresses of Object.values(os.networkInterfaces())) {
-    for (const address of addresses ?? []) {
-      if (address.family !== 'IPv4' || address.address !== serverAddress) continue
-      const prefix = Number(address.cidr?.split('/')[1] ?? 32)
-      const mask = prefixToMask(prefix)
-      return formatIpv4(((parseIpv4(serverAddress)! & mask) | ~mask) >>> 0)
-    }
-  }
-  return '255.255.255.255'
 }
 
 function closeAll(sockets: dgram.Socket[]): Promise<void> {
