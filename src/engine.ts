@@ -14,6 +14,7 @@ import { syncFolderContent } from './storage/content-sync.ts'
 import { migrateToLatest, openStore, type Store } from './storage/db.ts'
 import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
 import { buildApp } from './transports/http/app.ts'
+import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
 import { startTftpServer } from './transports/tftp/tftp-server.ts'
 
@@ -49,7 +50,9 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
     const boot = new BootService(catalogs)
     const contentService = new ContentService(contentRepository(store), () => catalogs.refresh())
 
+    const metrics = new EngineMetrics()
     const app = await buildApp({
+      metrics,
       boot,
       content: contentService,
       verifyToken: async (token) => {
@@ -73,14 +76,14 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       start: async () => {
         const address = await app.listen({ host: config.http.host, port: config.http.port })
         if (config.tftp.enabled) {
-          const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger })
+          const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
           networkServices.push(tftp)
           logger.info({ port: tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined }, 'tftp is serving')
         }
         if (config.dhcp.mode !== 'off') {
           const port = (app.server.address() as AddressInfo).port
           const httpUrl = config.http.publicUrl || `http://${config.dhcp.serverAddress}:${port}`
-          networkServices.push(await startDhcpServer({ settings: config.dhcp, httpUrl, store, logger }))
+          networkServices.push(await startDhcpServer({ settings: config.dhcp, httpUrl, store, logger, metrics }))
           logger.info({ mode: config.dhcp.mode, serverAddress: config.dhcp.serverAddress, httpUrl }, 'dhcp is serving')
         }
         return address

@@ -268,6 +268,12 @@ for (const bootCase of CASES) {
       t.match(running.serial(), new RegExp(`mac=${hyphenated(mac)}`, 'i'), "the profile script ran on the machine (its MAC on the serial console)")
       t.comment(`${bootCase.firmware}: whole case ${elapsed()}`)
 
+      // The same decisions are counted in /metrics.
+      const metrics = (await lab.exec('curl', ['--silent', '--fail', `http://${lab.bridgeAddress}:8080/metrics`])).stdout
+      t.match(metrics, /slipway_dhcp_decisions_total\{mode="full",type="REQUEST",outcome="ack",boot="(ipxe-script|tftp-binary)"\} [1-9]/, '/metrics counts the DHCP acks')
+      if (bootCase.firmware === 'uefi-no-rom') t.match(metrics, /slipway_tftp_transfers_total\{outcome="sent"\} [1-9]/, '/metrics counts the TFTP transfer')
+      t.match(metrics, /slipway_boot_renders_total\{kind="ipxe",outcome="ok"\} [1-9]/, '/metrics counts the iPXE render')
+
       await vm.stop()
       const code = await stopEngine(engine)
       t.equal(code, 0, 'the engine shuts down cleanly (DHCP, TFTP and HTTP closed)')

@@ -12,6 +12,7 @@ import dgram from 'node:dgram'
 import type { Kysely } from 'kysely'
 import type { Logger } from 'pino'
 import type { Config } from '../../config.ts'
+import type { EngineMetrics } from '../metrics.ts'
 import { dhcpPoolOf, validateDhcpSettings, type DhcpPool } from '../../core/dhcp/dhcp-settings.ts'
 import { allocateAddress, confirmAddress, declineAddress, forgetOffer, OFFER_HOLD_SECONDS, releaseAddress } from '../../core/dhcp/lease-policy.ts'
 import type { DhcpLeaseStore } from '../../core/dhcp/lease-store.ts'
@@ -71,6 +72,8 @@ export interface DhcpServerOptions {
   binaries?: IpxeBinaries
   store: Kysely<Database>
   logger: Logger
+  /** Where decisions are counted for /metrics; optional so the server can run alone (tests, lab). */
+  metrics?: EngineMetrics
   clock?: () => Date
 }
 
@@ -118,6 +121,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
       const code = error instanceof DhcpCodecError ? error.code : 'UNPARSABLE'
       stats.malformed++
       stats.malformedByCode[code] = (stats.malformedByCode[code] ?? 0) + 1
+      options.metrics?.countDhcpMalformed(code)
       log.debug({ from: from.address, code }, 'malformed DHCP datagram ignored')
       return
     }
@@ -150,6 +154,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
       return
     }
     const level = outcome.level ?? 'info'
+    options.metrics?.countDhcpDecision({ mode: settings.mode, type: context.type, outcome: outcome.message, boot: decision.kind })
     log[level]({ ...context, ...outcome.fields, reason: outcome.why ?? decision.reason }, outcome.message)
   }
 

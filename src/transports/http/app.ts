@@ -7,7 +7,7 @@ import type { BootService } from '../../core/boot/boot-service.ts'
 import type { ContentService } from '../../core/content/content-service.ts'
 import { requireBearerToken, type TokenVerifier } from './auth.ts'
 import { installErrorHandling } from './errors.ts'
-import { BootMetrics } from './metrics.ts'
+import type { EngineMetrics } from '../metrics.ts'
 import { staticFileRoutes } from './routes/static-files.ts'
 import { bootRoutes } from './routes/boot.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -26,6 +26,7 @@ export interface AppDependencies {
   http: { publicUrl: string; bodyLimit: number }
   assetsDir: string
   ipxeBinariesDir: string
+  metrics: EngineMetrics
   version: string
 }
 
@@ -51,7 +52,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     requireToken(request, reply).then(() => done(), done)
   })
   app.addSchema(ErrorResponse)
-  const metrics = new BootMetrics()
+  const metrics = deps.metrics
 
   // The level is fixed at start-up: decide once whether request lines are written at all.
   const logged = { info: deps.logger.isLevelEnabled('info'), warn: deps.logger.isLevelEnabled('warn') }

@@ -3,6 +3,7 @@ import { createReadStream, constants as fsConstants } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import net from 'node:net'
 import type { Logger } from 'pino'
+import type { EngineMetrics } from '../metrics.ts'
 import tftp, { type MessageListener, type TftpRequest, type TftpResponse } from 'tftp'
 import {
   TFTP_ACCESS_VIOLATION,
@@ -39,6 +40,8 @@ export interface TftpServerOptions {
   ipxeDir: string
   root?: string
   logger: Logger
+  /** Where transfers are counted for /metrics; optional so the server can run alone. */
+  metrics?: EngineMetrics
 }
 
 export interface TftpServer {
@@ -93,6 +96,7 @@ export async function startTftpServer(options: TftpServerOptions): Promise<TftpS
       ? 'warn'
       : 'info'
     log[level](entry, `tftp ${entry.file}: ${entry.outcome}`)
+    options.metrics?.countTftpTransfer(entry.outcome, entry.bytes)
   }
 
   const handleTransfer = (req: TftpRequest, res: TftpResponse): void => {

@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { BootRequest, BootService } from '../../../core/boot/boot-service.ts'
 import { labelsFromQuery } from '../../../core/selection/labels.ts'
-import type { BootMetrics } from '../metrics.ts'
+import type { EngineMetrics } from '../../metrics.ts'
 
 export interface BootRouteOptions {
   boot: BootService
   /** Configured public base URL; empty means taken from each request. */
   publicUrl: string
-  metrics: BootMetrics
+  metrics: EngineMetrics
 }
 
 /**
@@ -35,22 +35,22 @@ export async function bootRoutes(app: FastifyInstance, options: BootRouteOptions
   app.get('/boot.ipxe.0', hide, async (request, reply) => reply.type('text/plain; charset=utf-8').send(await chain(request)))
 
   app.get('/ipxe', hide, async (request, reply) => {
-    const script = metrics.observe('ipxe', () => boot.ipxeScript(bootRequest(request)))
+    const script = metrics.observeRender('ipxe', () => boot.ipxeScript(bootRequest(request)))
     return reply.type('text/plain; charset=utf-8').send(script)
   })
 
   app.get('/ignition', hide, async (request, reply) => {
-    const rendered = metrics.observe('ignition', () => boot.ignition(bootRequest(request)))
+    const rendered = metrics.observeRender('ignition', () => boot.ignition(bootRequest(request)))
     return reply.type('application/json').send(rendered.body)
   })
 
   app.get('/metadata', hide, async (request, reply) => {
-    const env = metrics.observe('metadata', () => boot.metadata(bootRequest(request)))
+    const env = metrics.observeRender('metadata', () => boot.metadata(bootRequest(request)))
     return reply.type('text/plain; charset=utf-8').send(env)
   })
 
   app.get('/generic', hide, async (request, reply) => {
-    const text = metrics.observe('generic', () => boot.generic(bootRequest(request)))
+    const text = metrics.observeRender('generic', () => boot.generic(bootRequest(request)))
     return reply.type('text/plain; charset=utf-8').send(text)
   })
 }
