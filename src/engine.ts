@@ -7,9 +7,11 @@ import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import { BootService } from './core/boot/boot-service.ts'
 import { ContentService } from './core/content/content-service.ts'
+import { ReservationService } from './core/dhcp/reservation-service.ts'
 import { readContentFolders } from './adapters/content/content-folders.ts'
 import { CatalogStore } from './storage/catalog-store.ts'
 import { contentRepository } from './storage/content-repository.ts'
+import { reservationRepository } from './storage/repositories/dhcp-reservations.ts'
 import { syncFolderContent } from './storage/content-sync.ts'
 import { migrateToLatest, openStore, type Store } from './storage/db.ts'
 import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
@@ -55,6 +57,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       metrics,
       boot,
       content: contentService,
+      reservations: new ReservationService(reservationRepository(store), config.dhcp),
       verifyToken: async (token) => {
         const row = await findTokenByDigest(store, tokenDigest(token))
         return row ? { name: row.name, role: row.role } : undefined

@@ -53,6 +53,8 @@ function parseLines(text: string): LogLine[] {
   return lines
 }
 
+const LAB_TOKEN = `lab-${randomBytes(16).toString('hex')}`
+
 async function startEngine(lab: LabNetwork, scratch: string): Promise<RunningEngine> {
   for (const folder of ['var', 'ignition', 'generic', 'assets']) mkdirSync(path.join(scratch, folder), { recursive: true })
   const proc = lab.spawn('engine', process.execPath, ['--import', 'tsx', 'src/main.ts'], {
@@ -76,7 +78,7 @@ async function startEngine(lab: LabNetwork, scratch: string): Promise<RunningEng
       SLIPWAY_CONTENT_IGNITION_DIR: path.join(scratch, 'ignition'),
       SLIPWAY_CONTENT_GENERIC_DIR: path.join(scratch, 'generic'),
       SLIPWAY_CONTENT_ASSETS_DIR: path.join(scratch, 'assets'),
-      SLIPWAY_AUTH_ADMIN_TOKEN: `lab-${randomBytes(16).toString('hex')}`,
+      SLIPWAY_AUTH_ADMIN_TOKEN: LAB_TOKEN,
       SLIPWAY_LOG_LEVEL: 'info',
     },
   })
@@ -273,6 +275,11 @@ for (const bootCase of CASES) {
       t.match(metrics, /slipway_dhcp_decisions_total\{mode="full",type="REQUEST",outcome="ack",boot="(ipxe-script|tftp-binary)"\} [1-9]/, '/metrics counts the DHCP acks')
       if (bootCase.firmware === 'uefi-no-rom') t.match(metrics, /slipway_tftp_transfers_total\{outcome="sent"\} [1-9]/, '/metrics counts the TFTP transfer')
       t.match(metrics, /slipway_boot_renders_total\{kind="ipxe",outcome="ok"\} [1-9]/, '/metrics counts the iPXE render')
+      // And the admin API lists the lease.
+      const leases = JSON.parse(
+        (await lab.exec('curl', ['--silent', '--fail', '-H', `Authorization: Bearer ${LAB_TOKEN}`, `http://${lab.bridgeAddress}:8080/api/v1/dhcp/leases`])).stdout,
+      ) as { mac: string; ip: string; state: string }[]
+      t.ok(leases.some((lease) => lease.mac === mac && lease.ip === address && lease.state === 'bound'), `GET /api/v1/dhcp/leases shows ${mac} bound to ${address}`)
 
       await vm.stop()
       const code = await stopEngine(engine)

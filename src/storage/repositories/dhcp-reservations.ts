@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { DhcpReservation } from '../../core/dhcp/lease-store.ts'
+import type { ReservationRepository } from '../../core/dhcp/reservation-service.ts'
+import { listLeases } from './dhcp-leases.ts'
 import type { Database, DhcpReservationRow } from '../database.ts'
 
 type Db = Kysely<Database>
@@ -33,4 +35,15 @@ export async function upsertReservation(db: Db, reservation: DhcpReservation, no
 export async function deleteReservation(db: Db, mac: string): Promise<boolean> {
   const result = await db.deleteFrom('dhcp_reservations').where('mac', '=', mac).executeTakeFirst()
   return Number(result.numDeletedRows) > 0
+}
+
+/** The core's reservation port over kysely. */
+export function reservationRepository(db: Db, clock: () => Date = () => new Date()): ReservationRepository {
+  return {
+    listReservations: () => listReservations(db),
+    reservationByIp: (ip) => findReservationByIp(db, ip),
+    saveReservation: (reservation) => upsertReservation(db, reservation, clock()),
+    deleteReservation: (mac) => deleteReservation(db, mac),
+    listLeases: () => listLeases(db),
+  }
 }

@@ -15,11 +15,14 @@ import { groupRoutes } from './routes/admin/groups.ts'
 import { profileRoutes } from './routes/admin/profiles.ts'
 import { selectionRoutes } from './routes/admin/selection.ts'
 import { templateRoutes } from './routes/admin/templates.ts'
+import { dhcpRoutes } from './routes/admin/dhcp.ts'
+import type { ReservationService } from '../../core/dhcp/reservation-service.ts'
 import { ErrorResponse } from './schemas/common.ts'
 
 export interface AppDependencies {
   boot: BootService
   content: ContentService
+  reservations: ReservationService
   verifyToken: TokenVerifier
   checkReady: () => Promise<void>
   logger: Logger
@@ -90,6 +93,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(profileRoutes, { content: deps.content })
       await admin.register(templateRoutes, { content: deps.content })
       await admin.register(selectionRoutes, { boot: deps.boot })
+      await admin.register(dhcpRoutes, { reservations: deps.reservations })
     },
     { prefix: '/api/v1' },
   )
