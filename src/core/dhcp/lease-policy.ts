@@ -43,12 +43,29 @@ const inSubnet = (pool: DhcpPool, ip: string) => {
   return value !== undefined && subnetContains(pool.subnet, value) && value !== pool.subnet.network && value !== pool.subnet.broadcast
 }
 
-/** Pool addresses in order, skipping the unavailable ones: lazy, so a /16 costs nothing until needed. */
-export function* freePoolAddresses(pool: DhcpPool, unavailable: ReadonlySet<string>): Generator<string> {
-  for (let value = pool.start; value <= pool.end; value++) {
-    const ip = formatIpv4(value)
-    if (!unavailable.has(ip)) yield ip
-  }
+/**
+ * Where the next pool search starts (next fit). The server keeps one for its pool, so that handing out
+ * addresses costs a few indexed look-ups each instead of reading every lease: with thousands of leases
+ * the next address after the last one handed out is almost always free.
+ */
+export interface PoolCursor {
+  next: number
+}
+
+/** Every pool address once, from the cursor to the end, then from the start: lazy, so a /16 costs nothing. */
+export function* poolAddressesFrom(pool: DhcpPool, cursor: PoolCursor): Generator<number> {
+  const size = pool.end - pool.start + 1
+  const first = cursor.next >= pool.start && cursor.next <= pool.end ? cursor.next - pool.start : 0
+  for (let offset = 0; offset < size; offset++) yield pool.start + ((first + offset) % size)
+}
+
+/** Whether `mac` may take `ip` now: not held by another client, not declined, not reserved for another MAC. */
+export async function isAddressAvailable(store: DhcpLeaseStore, ip: string, mac: string, now: Date): Promise<boolean> {
+  const [lease, reservation] = await Promise.all([store.leaseByIp(ip), store.reservationByIp(ip)])
+  if (reservation && reservation.mac !== mac) return false
+  if (!lease || lease.expiresAt <= now) return true
+  if (lease.state === 'declined') return false
+  return lease.mac === mac || lease.state === 'released'
 }
 
 /** Picks and holds an address for `request.mac` in `state` (offered for a DISCOVER). Never loops beyond the pool. */
@@ -59,22 +76,13 @@ export async function allocateAddress(
   state: Extract<LeaseState, 'offered' | 'bound'>,
   holdSeconds: number,
   now: Date,
+  cursor: PoolCursor = { next: pool.start },
 ): Promise<AllocationResult> {
-  const [existing, reservation, unavailable] = await Promise.all([
-    store.leaseByMac(request.mac),
-    store.reservationByMac(request.mac),
-    store.unavailableAddresses(request.mac, now),
-  ])
+  const [existing, reservation] = await Promise.all([store.leaseByMac(request.mac), store.reservationByMac(request.mac)])
   const hostname = request.hostname ?? reservation?.hostname ?? null
-  const tryClaim = async (ip: string) => {
-    if (unavailable.has(ip)) return false
-    const claimed = await store.claim(
-      { ip, mac: request.mac, clientId: request.clientId ?? null, hostname, state, expiresAt: addSeconds(now, holdSeconds) },
-      now,
-    )
-    if (!claimed) unavailable.add(ip)
-    return claimed
-  }
+  const tryClaim = async (ip: string) =>
+    (await isAddressAvailable(store, ip, request.mac, now)) &&
+    (await store.claim({ ip, mac: request.mac, clientId: request.clientId ?? null, hostname, state, expiresAt: addSeconds(now, holdSeconds) }, now))
 
   const candidates: Array<[string | undefined, AddressSource, boolean]> = [
     [existing?.ip, 'existing-lease', !!existing && inSubnet(pool, existing.ip) && (reservation ? reservation.ip === existing.ip : inPool(pool, existing.ip))],
@@ -85,8 +93,12 @@ export async function allocateAddress(
     if (ip && eligible && (await tryClaim(ip))) return { ok: true, ip, source, hostname }
   }
   if (!reservation) {
-    for (const ip of freePoolAddresses(pool, new Set(unavailable))) {
-      if (await tryClaim(ip)) return { ok: true, ip, source: 'pool', hostname }
+    for (const value of poolAddressesFrom(pool, cursor)) {
+      const ip = formatIpv4(value)
+      if (await tryClaim(ip)) {
+        cursor.next = value + 1
+        return { ok: true, ip, source: 'pool', hostname }
+      }
     }
   }
   return {

@@ -33,8 +33,6 @@ export interface DhcpLeaseStore {
   leaseByIp(ip: string): Promise<DhcpLease | undefined>
   reservationByMac(mac: string): Promise<DhcpReservation | undefined>
   reservationByIp(ip: string): Promise<DhcpReservation | undefined>
-  /** Addresses `mac` may not take now: held by another MAC and unexpired, declined and unexpired, reserved for another MAC. */
-  unavailableAddresses(mac: string, now: Date): Promise<Set<string>>
   /**
    * Atomically gives `lease.ip` to `lease.mac` unless another MAC holds it unexpired or it is declined
    * and unexpired; any other active lease of the MAC is released. False when the address was not free.

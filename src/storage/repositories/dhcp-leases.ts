@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { DhcpLease, DhcpLeaseStore, LeaseState } from '../../core/dhcp/lease-store.ts'
 import type { Database, DhcpLeaseRow } from '../database.ts'
-import { findReservationByIp, findReservationByMac, listReservations } from './dhcp-reservations.ts'
+import { findReservationByIp, findReservationByMac } from './dhcp-reservations.ts'
 
 type Db = Kysely<Database>
 
@@ -84,19 +84,6 @@ export async function transitionLease(db: Db, ip: string, mac: string, state: Le
   return Number(result.numUpdatedRows) > 0
 }
 
-/** Addresses that `mac` may not take at `now`: other clients' unexpired leases, quarantined ones, others' reservations. */
-export async function findUnavailableAddresses(db: Db, mac: string, now: Date): Promise<Set<string>> {
-  const nowText = now.toISOString()
-  const held = await db
-    .selectFrom('dhcp_leases')
-    .select('ip')
-    .where('expires_at', '>', nowText)
-    .where((eb) => eb.or([eb.and([eb('state', 'in', ACTIVE), eb('mac', '!=', mac)]), eb('state', '=', 'declined')]))
-    .execute()
-  const reserved = (await listReservations(db)).filter((reservation) => reservation.mac !== mac)
-  return new Set([...held.map((row) => row.ip), ...reserved.map((reservation) => reservation.ip)])
-}
-
 /** The lease policy's store port, backed by SQLite. */
 export function dhcpLeaseStore(db: Db): DhcpLeaseStore {
   return {
@@ -104,7 +91,6 @@ export function dhcpLeaseStore(db: Db): DhcpLeaseStore {
     leaseByIp: (ip) => findLeaseByIp(db, ip),
     reservationByMac: (mac) => findReservationByMac(db, mac),
     reservationByIp: (ip) => findReservationByIp(db, ip),
-    unavailableAddresses: (mac, now) => findUnavailableAddresses(db, mac, now),
     claim: (lease, now) => claimLease(db, lease, now),
     transition: (ip, mac, state, expiresAt, now, onlyFrom) => transitionLease(db, ip, mac, state, expiresAt, now, onlyFrom),
   }

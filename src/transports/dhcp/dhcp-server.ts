@@ -14,7 +14,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../../config.ts'
 import type { EngineMetrics } from '../metrics.ts'
 import { dhcpPoolOf, validateDhcpSettings, type DhcpPool } from '../../core/dhcp/dhcp-settings.ts'
-import { allocateAddress, confirmAddress, declineAddress, forgetOffer, OFFER_HOLD_SECONDS, releaseAddress } from '../../core/dhcp/lease-policy.ts'
+import { allocateAddress, confirmAddress, declineAddress, forgetOffer, OFFER_HOLD_SECONDS, releaseAddress, type PoolCursor } from '../../core/dhcp/lease-policy.ts'
 import type { DhcpLeaseStore } from '../../core/dhcp/lease-store.ts'
 import { misconfigured } from '../../core/errors.ts'
 import { decideBoot, DEFAULT_IPXE_BINARIES, type BootClient, type BootDecision, type IpxeBinaries } from '../../core/pxe/boot-decision.ts'
@@ -94,6 +94,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
   const clock = options.clock ?? (() => new Date())
   const leases: DhcpLeaseStore = dhcpLeaseStore(options.store)
   const pool = settings.mode === 'full' ? dhcpPoolOf(settings) : undefined
+  const poolCursor: PoolCursor = { next: pool?.start ?? 0 }
   const bootServer = { address: settings.serverAddress, httpUrl: options.httpUrl.replace(/\/+$/, ''), binaries: options.binaries ?? DEFAULT_IPXE_BINARIES }
   const log = logger.child({ component: 'dhcp', mode: settings.mode })
 
@@ -177,7 +178,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<DhcpS
     const requestedIp = optionIpv4(request, OPTION.REQUESTED_IP)
     switch (type) {
       case MESSAGE_TYPE.DISCOVER: {
-        const allocation = await allocateAddress(leases, pool!, { ...leaseRequest, ...(requestedIp ? { requestedIp } : {}) }, 'offered', OFFER_HOLD_SECONDS, now)
+        const allocation = await allocateAddress(leases, pool!, { ...leaseRequest, ...(requestedIp ? { requestedIp } : {}) }, 'offered', OFFER_HOLD_SECONDS, now, poolCursor)
         if (!allocation.ok) return { message: 'no offer', fields: { code: allocation.code }, why: allocation.message, level: 'warn' }
         const reply = leaseReply(request, MESSAGE_TYPE.OFFER, allocation.ip, allocation.hostname, decision)
         send(socket, reply, destinationOf(request, reply))

@@ -12,11 +12,6 @@ function memoryStore(reservations: DhcpReservation[] = []): DhcpLeaseStore & { l
     leaseByIp: async (ip) => leases.get(ip),
     reservationByMac: async (mac) => reservations.find((reservation) => reservation.mac === mac),
     reservationByIp: async (ip) => reservations.find((reservation) => reservation.ip === ip),
-    unavailableAddresses: async (mac, now) =>
-      new Set([
-        ...[...leases.values()].filter((lease) => lease.expiresAt > now && ((isActive(lease, now) && lease.mac !== mac) || lease.state === 'declined')).map((lease) => lease.ip),
-        ...reservations.filter((reservation) => reservation.mac !== mac).map((reservation) => reservation.ip),
-      ]),
     claim: async (lease, now) => {
       const current = leases.get(lease.ip)
       if (current && current.expiresAt > now && ((current.mac !== lease.mac && current.state !== 'released') || current.state === 'declined')) return false
@@ -102,4 +97,29 @@ t.test('settings validation reports every problem with its key', async (t) => {
   t.same(codes({ router: 'gateway', dnsServers: ['1.1.1.1', 'x'] }), ['DHCP_ROUTER_INVALID', 'DHCP_DNS_SERVER_INVALID'])
   t.same(codes({ serverAddress: '10.0.0.101' }), ['DHCP_SERVER_IN_RANGE'])
   t.same(codes({ mode: 'proxy', subnet: '', rangeStart: '', rangeEnd: '' }), [], 'proxy mode needs no pool')
+})
+
+t.test('next fit: with thousands of leases, each new address costs a look-up or two, not a read of every lease', async (t) => {
+  const wide: DhcpSettings = { ...settings, subnet: '10.1.0.0/16', serverAddress: '10.1.0.1', rangeStart: '10.1.1.0', rangeEnd: '10.1.255.254' }
+  const widePool = dhcpPoolOf(wide)
+  const store = memoryStore()
+  const lookups = { count: 0 }
+  const leaseByIp = store.leaseByIp
+  store.leaseByIp = async (ip) => (lookups.count++, leaseByIp(ip))
+  const cursor = { next: widePool.start }
+  let failed = 0
+  for (let index = 0; index < 3000; index++) {
+    const result = await allocateAddress(store, widePool, { mac: `02:00:00:00:${(index >> 8).toString(16).padStart(2, '0')}:${(index & 255).toString(16).padStart(2, '0')}` }, 'bound', 600, now, cursor)
+    if (!result.ok) failed++
+  }
+  t.equal(failed, 0, 'every allocation succeeded')
+  t.equal(store.leases.size, 3000)
+  t.ok(lookups.count <= 3000 * 2, `3,000 allocations took ${lookups.count} address look-ups`)
+  t.equal(new Set([...store.leases.values()].map((lease) => lease.ip)).size, 3000, 'every address handed out once')
+  // Past the end of the pool the search wraps to its start.
+  const small = dhcpPoolOf(settings)
+  const smallStore = memoryStore()
+  await allocateAddress(smallStore, small, { mac: '02:00:00:00:01:01' }, 'bound', 600, now)
+  const wrapped = await allocateAddress(smallStore, small, { mac: '02:00:00:00:01:02' }, 'offered', 60, now, { next: small.end + 1 })
+  t.match(wrapped, { ok: true, ip: '10.0.0.101' }, 'wraps around the pool and skips the taken start')
 })
