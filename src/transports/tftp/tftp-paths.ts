@@ -1,5 +1,4 @@
-import { realpath, stat } from 'node:fs/promises'
-import path from 'node:path'
+import { resolveContainedFile } from '../../lib/contained-file.ts'
 
 /**
  * Which file a TFTP name maps to, and whether it may be served.
@@ -52,20 +51,9 @@ export function servedFolders(folders: { ipxeDir: string; root?: string | undefi
   return folders.root === undefined ? [folders.ipxeDir] : [folders.root, folders.ipxeDir]
 }
 
-/** True when `realCandidate` is strictly inside `realFolder` (both already resolved by realpath). */
-export function isInsideFolder(realFolder: string, realCandidate: string): boolean {
-  const folderWithSeparator = realFolder.endsWith(path.sep) ? realFolder : realFolder + path.sep
-  return realCandidate.startsWith(folderWithSeparator)
-}
-
-/** A name with no folder part: an entry directly in a served folder. */
-export const isTopLevelName = (relativePath: string) => !relativePath.includes('/')
-
 export type ServedFile =
   | { ok: true; realPath: string; folder: string }
   | { ok: false; errorCode: typeof TFTP_FILE_NOT_FOUND | typeof TFTP_ACCESS_VIOLATION; reason: string }
-
-const MISSING_PATH_CODES = new Set(['ENOENT', 'ENOTDIR'])
 
 /**
  * Resolves a requested name to a real, contained, regular file in the first folder that has it.
@@ -80,27 +68,18 @@ export async function resolveServedFile(
   if (!name.ok) return name
 
   for (const folder of servedFolders(folders)) {
-    let realFolder: string
-    let realCandidate: string
-    try {
-      realFolder = await realpath(folder)
-      realCandidate = await realpath(path.join(folder, name.relativePath))
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? ''
-      if (MISSING_PATH_CODES.has(code)) continue
-      // ELOOP, EACCES...: something is there but cannot be resolved safely
-      return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: `cannot resolve in ${folder}: ${code}` }
+    const file = await resolveContainedFile(folder, name.relativePath, { trustTopLevelLinks: folder === folders.ipxeDir })
+    if (file.ok) return { ok: true, realPath: file.realPath, folder }
+    switch (file.problem) {
+      case 'missing':
+        continue
+      case 'not-a-file':
+        return { ok: false, errorCode: TFTP_FILE_NOT_FOUND, reason: 'not a regular file' }
+      case 'outside':
+        return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: file.detail }
+      case 'unresolvable':
+        return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: `cannot resolve in ${folder}: ${file.detail}` }
     }
-    const trustedLink = folder === folders.ipxeDir && isTopLevelName(name.relativePath)
-    if (!trustedLink && !isInsideFolder(realFolder, realCandidate)) {
-      return { ok: false, errorCode: TFTP_ACCESS_VIOLATION, reason: `resolves outside ${folder} (symlink)` }
-    }
-    const stats = await stat(realCandidate).catch(() => undefined)
-    if (stats === undefined) continue
-    if (!stats.isFile()) {
-      return { ok: false, errorCode: TFTP_FILE_NOT_FOUND, reason: 'not a regular file' }
-    }
-    return { ok: true, realPath: realCandidate, folder }
   }
   return { ok: false, errorCode: TFTP_FILE_NOT_FOUND, reason: 'no such file' }
 }

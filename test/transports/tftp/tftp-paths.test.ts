@@ -1,7 +1,7 @@
 // Unit tests of the name -> file decision (pure) and its realpath containment (temp folders).
 import t from 'tap'
+import { isInsideFolder } from '../../../src/lib/contained-file.ts'
 import {
-  isInsideFolder,
   normalizeRequestedName,
   resolveServedFile,
   servedFolders,

@@ -2,6 +2,7 @@ import { createReadStream, promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { SlipwayError, invalid, notFound } from '../../../core/errors.ts'
+import { resolveContainedFile } from '../../../lib/contained-file.ts'
 
 /** Registered with fastify's `prefix` option (e.g. `/assets`): routes here are relative to it. */
 export interface StaticFilesOptions {
@@ -67,22 +68,10 @@ export async function resolveContained(root: string, relative: string, noun: str
   if (relative.includes('\0') || segments.some((segment) => segment === '..' || segment === '.') || relative.includes('\\')) {
     throw invalid('PATH_NOT_ALLOWED', `${noun} paths may not contain "..", "." or backslash segments`)
   }
-  const missing = () => notFound('FILE_NOT_FOUND', `${noun} "${relative}" does not exist`)
-  let realRoot: string
-  let realFile: string
-  try {
-    realRoot = await fs.realpath(root)
-    realFile = await fs.realpath(path.join(realRoot, ...segments))
-  } catch {
-    throw missing()
-  }
-  const trusted = trustTopLevelLinks && segments.length === 1
-  if (!trusted && !realFile.startsWith(realRoot + path.sep)) {
-    throw new SlipwayError('forbidden', 'PATH_NOT_ALLOWED', `${noun} "${relative}" resolves outside its folder`)
-  }
-  const stat = await fs.stat(realFile)
-  if (!stat.isFile()) throw missing()
-  return realFile
+  const file = await resolveContainedFile(root, segments.join('/'), { trustTopLevelLinks })
+  if (file.ok) return file.realPath
+  if (file.problem === 'outside') throw new SlipwayError('forbidden', 'PATH_NOT_ALLOWED', `${noun} "${relative}" resolves outside its folder`)
+  throw notFound('FILE_NOT_FOUND', `${noun} "${relative}" does not exist`)
 }
 
 /**
