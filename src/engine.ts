@@ -15,6 +15,8 @@ import { reservationRepository } from './storage/repositories/dhcp-reservations.
 import { syncFolderContent } from './storage/content-sync.ts'
 import { migrateToLatest, openStore, type Store } from './storage/db.ts'
 import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
+import { MachineService } from './core/machines/machine-service.ts'
+import { machineRepository } from './storage/repositories/machines.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -70,6 +72,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       assetsDir: config.content.assetsDir,
       ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
+      machines: new MachineService(machineRepository(store)),
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {

@@ -8,6 +8,11 @@ export interface Database {
   api_tokens: ApiTokensTable
   dhcp_leases: DhcpLeasesTable
   dhcp_reservations: DhcpReservationsTable
+  machines: MachinesTable
+  machine_interfaces: MachineInterfacesTable
+  machine_disks: MachineDisksTable
+  machine_labels: MachineLabelsTable
+  machine_events: MachineEventsTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -82,3 +87,60 @@ export interface DhcpReservationsTable {
 
 export type DhcpLeaseRow = Selectable<DhcpLeasesTable>
 export type DhcpReservationRow = Selectable<DhcpReservationsTable>
+
+/** Machines known from discovery (Enjoliver's inventory); see src/core/machines/. */
+export interface MachinesTable {
+  uuid: string
+  boot_mac: string
+  boot_random_id: string | null
+  state: 'booting' | 'discovered' | 'scheduled' | 'installing' | 'installed' | 'install_failed'
+  state_changed_at: string
+  /** JSON: { cpu?, memory?, firmware?, dmi?, lldp? } */
+  facts: string
+  first_seen_at: string
+  last_seen_at: string
+  created_at: string
+  updated_at: string
+}
+
+export interface MachineInterfacesTable {
+  uuid: string
+  position: number
+  name: string
+  mac: string
+  ipv4: string | null
+  cidr: string | null
+  gateway: string | null
+  /** JSON array of names. */
+  fqdn: string
+  /** 0 or 1 (SQLite has no boolean). */
+  is_boot: number
+}
+
+export interface MachineDisksTable {
+  uuid: string
+  path: string
+  size_bytes: number
+  model: string | null
+  serial: string | null
+}
+
+export interface MachineLabelsTable {
+  uuid: string
+  key: string
+  value: string
+}
+
+export interface MachineEventsTable {
+  id: Generated<number>
+  uuid: string
+  from_state: string | null
+  to_state: string
+  reason: string
+  at: string
+}
+
+export type MachineRow = Selectable<MachinesTable>
+export type MachineInterfaceRow = Selectable<MachineInterfacesTable>
+export type MachineDiskRow = Selectable<MachineDisksTable>
+export type MachineEventRow = Selectable<MachineEventsTable>

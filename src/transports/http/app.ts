@@ -18,6 +18,9 @@ import { templateRoutes } from './routes/admin/templates.ts'
 import { dhcpRoutes } from './routes/admin/dhcp.ts'
 import type { ReservationService } from '../../core/dhcp/reservation-service.ts'
 import { ErrorResponse } from './schemas/common.ts'
+import type { MachineService } from '../../core/machines/machine-service.ts'
+import { discoveryRoutes } from './routes/discovery.ts'
+import { machineRoutes } from './routes/admin/machines.ts'
 
 export interface AppDependencies {
   boot: BootService
@@ -31,6 +34,7 @@ export interface AppDependencies {
   ipxeBinariesDir: string
   metrics: EngineMetrics
   version: string
+  machines: MachineService
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -85,6 +89,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(staticFileRoutes, { prefix: '/assets', dir: deps.assetsDir, noun: 'asset' })
   // UEFI HTTP boot clients are told to fetch iPXE from here (see core/pxe/boot-decision.ts).
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
+  await app.register(discoveryRoutes, { machines: deps.machines })
   await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
 
   await app.register(
@@ -94,6 +99,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(templateRoutes, { content: deps.content })
       await admin.register(selectionRoutes, { boot: deps.boot })
       await admin.register(dhcpRoutes, { reservations: deps.reservations })
+      await admin.register(machineRoutes, { machines: deps.machines })
     },
     { prefix: '/api/v1' },
   )

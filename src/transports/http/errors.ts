@@ -41,6 +41,10 @@ export function installErrorHandling(app: FastifyInstance): void {
       })
       return reply.status(400).send({ statusCode: 400, code: 'VALIDATION_FAILED', message: problems.join('; '), details: { problems } } satisfies ErrorBody)
     }
+    if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const message = `request body is larger than this endpoint accepts (${request.routeOptions.bodyLimit} bytes)`
+      return reply.status(413).send({ statusCode: 413, code: 'BODY_TOO_LARGE', message } satisfies ErrorBody)
+    }
     const known = FRAMEWORK_ERRORS[fastifyError.code ?? '']
     if (known) {
       return reply.status(known.status).send({ statusCode: known.status, code: known.code, message: known.message(fastifyError) } satisfies ErrorBody)
@@ -59,7 +63,6 @@ export function installErrorHandling(app: FastifyInstance): void {
 }
 
 const FRAMEWORK_ERRORS: Record<string, { status: number; code: string; message: (error: FastifyError) => string }> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE', message: () => 'request body is larger than the configured limit (http.bodyLimit)' },
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'MALFORMED_JSON', message: (error) => `request body is not valid JSON: ${error.message}` },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'MALFORMED_JSON', message: () => 'request body is empty but Content-Type is application/json' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: (error) => error.message },

@@ -1,0 +1,146 @@
+import type { Kysely } from 'kysely'
+import type { Machine, MachineFilter, MachineRepository } from '../../core/machines/machine-service.ts'
+import type { MachineEvent, MachineState } from '../../core/machines/machine-state.ts'
+import type { Database, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineRow } from '../database.ts'
+
+type Db = Kysely<Database>
+
+/** The core's machine port over kysely. Children (interfaces, disks, labels) are loaded in one query each. */
+export function machineRepository(db: Db, clock: () => Date = () => new Date()): MachineRepository {
+  return {
+    findMachine: async (uuid) => (await loadMachines(db, await db.selectFrom('machines').selectAll().where('uuid', '=', uuid).execute()))[0],
+    listMachines: (filter) => listMachines(db, filter),
+    saveMachine: (machine) => saveMachine(db, machine, clock()),
+    replaceLabels: async (uuid, labels) => {
+      await db.deleteFrom('machine_labels').where('uuid', '=', uuid).execute()
+      const rows = Object.entries(labels).map(([key, value]) => ({ uuid, key, value }))
+      if (rows.length) await db.insertInto('machine_labels').values(rows).execute()
+      await db.updateTable('machines').set({ updated_at: clock().toISOString() }).where('uuid', '=', uuid).execute()
+    },
+    appendEvent: async (event) => {
+      await db.insertInto('machine_events').values({ uuid: event.uuid, from_state: event.fromState, to_state: event.toState, reason: event.reason, at: event.at }).execute()
+    },
+    listEvents: async (uuid) => (await db.selectFrom('machine_events').selectAll().where('uuid', '=', uuid).orderBy('id').execute()).map(toEvent),
+    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
+    transaction: (work) => (db.isTransaction ? work(machineRepository(db, clock)) : db.transaction().execute((trx) => work(machineRepository(trx, clock)))),
+  }
+}
+
+async function listMachines(db: Db, filter: MachineFilter): Promise<Machine[]> {
+  let query = db.selectFrom('machines').selectAll('machines')
+  if (filter.state) query = query.where('machines.state', '=', filter.state)
+  if (filter.mac) {
+    const mac = filter.mac
+    query = query.where(({ exists, selectFrom }) =>
+      exists(selectFrom('machine_interfaces').select('machine_interfaces.uuid').whereRef('machine_interfaces.uuid', '=', 'machines.uuid').where('machine_interfaces.mac', '=', mac)),
+    )
+  }
+  for (const [key, value] of Object.entries(filter.labels ?? {})) {
+    query = query.where(({ exists, selectFrom }) =>
+      exists(
+        selectFrom('machine_labels')
+          .select('machine_labels.uuid')
+          .whereRef('machine_labels.uuid', '=', 'machines.uuid')
+          .where('machine_labels.key', '=', key)
+          .where('machine_labels.value', '=', value),
+      ),
+    )
+  }
+  return loadMachines(db, await query.orderBy('machines.first_seen_at').orderBy('machines.uuid').execute())
+}
+
+async function loadMachines(db: Db, rows: MachineRow[]): Promise<Machine[]> {
+  if (rows.length === 0) return []
+  const uuids = rows.map((row) => row.uuid)
+  const [interfaces, disks, labels] = await Promise.all([
+    db.selectFrom('machine_interfaces').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('position').execute(),
+    db.selectFrom('machine_disks').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('path').execute(),
+    db.selectFrom('machine_labels').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('key').execute(),
+  ])
+  const byUuid = <R extends { uuid: string }>(items: R[]) => {
+    const map = new Map<string, R[]>()
+    for (const item of items) map.set(item.uuid, [...(map.get(item.uuid) ?? []), item])
+    return map
+  }
+  const interfacesOf = byUuid(interfaces)
+  const disksOf = byUuid(disks)
+  const labelsOf = byUuid(labels)
+  return rows.map((row) => ({
+    uuid: row.uuid,
+    bootMac: row.boot_mac,
+    bootRandomId: row.boot_random_id,
+    state: row.state,
+    stateChangedAt: row.state_changed_at,
+    facts: JSON.parse(row.facts) as Machine['facts'],
+    firstSeenAt: row.first_seen_at,
+    lastSeenAt: row.last_seen_at,
+    interfaces: (interfacesOf.get(row.uuid) ?? []).map(toInterface),
+    disks: (disksOf.get(row.uuid) ?? []).map(toDisk),
+    labels: Object.fromEntries((labelsOf.get(row.uuid) ?? []).map((label) => [label.key, label.value])),
+  }))
+}
+
+async function saveMachine(db: Db, machine: Machine, now: Date): Promise<void> {
+  const nowText = now.toISOString()
+  const columns = {
+    boot_mac: machine.bootMac,
+    boot_random_id: machine.bootRandomId,
+    state: machine.state,
+    state_changed_at: machine.stateChangedAt,
+    facts: JSON.stringify(machine.facts),
+    first_seen_at: machine.firstSeenAt,
+    last_seen_at: machine.lastSeenAt,
+    updated_at: nowText,
+  }
+  await db
+    .insertInto('machines')
+    .values({ uuid: machine.uuid, ...columns, created_at: nowText })
+    .onConflict((conflict) => conflict.column('uuid').doUpdateSet(columns))
+    .execute()
+  await db.deleteFrom('machine_interfaces').where('uuid', '=', machine.uuid).execute()
+  if (machine.interfaces.length) {
+    await db
+      .insertInto('machine_interfaces')
+      .values(
+        machine.interfaces.map((nic, position) => ({
+          uuid: machine.uuid,
+          position,
+          name: nic.name,
+          mac: nic.mac,
+          ipv4: nic.ipv4,
+          cidr: nic.cidr,
+          gateway: nic.gateway,
+          fqdn: JSON.stringify(nic.fqdn),
+          is_boot: nic.isBoot ? 1 : 0,
+        })),
+      )
+      .execute()
+  }
+  await db.deleteFrom('machine_disks').where('uuid', '=', machine.uuid).execute()
+  if (machine.disks.length) {
+    await db
+      .insertInto('machine_disks')
+      .values(machine.disks.map((disk) => ({ uuid: machine.uuid, path: disk.path, size_bytes: disk.sizeBytes, model: disk.model, serial: disk.serial })))
+      .execute()
+  }
+}
+
+const toInterface = (row: MachineInterfaceRow): Machine['interfaces'][number] => ({
+  name: row.name,
+  mac: row.mac,
+  ipv4: row.ipv4,
+  cidr: row.cidr,
+  gateway: row.gateway,
+  fqdn: JSON.parse(row.fqdn) as string[],
+  isBoot: row.is_boot === 1,
+})
+
+const toDisk = (row: MachineDiskRow): Machine['disks'][number] => ({ path: row.path, sizeBytes: row.size_bytes, model: row.model, serial: row.serial })
+
+const toEvent = (row: MachineEventRow): MachineEvent => ({
+  uuid: row.uuid,
+  fromState: row.from_state as MachineState | null,
+  toState: row.to_state as MachineState,
+  reason: row.reason,
+  at: row.at,
+})

@@ -1,0 +1,40 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { DiscoveryDocument } from '../../../core/machines/discovery-document.ts'
+import type { MachineService } from '../../../core/machines/machine-service.ts'
+import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
+import { ErrorResponse } from '../schemas/common.ts'
+
+/** A discovery report is a few KiB; a larger body is a broken or hostile agent. */
+export const DISCOVERY_BODY_LIMIT = 64 * 1024
+
+const DiscoveryAnswer = Type.Object({
+  'new-discovery': Type.Boolean({ description: 'true the first time this machine uuid reports.' }),
+  uuid: Type.String(),
+  state: Type.Enum([...MACHINE_STATES]),
+})
+
+/**
+ * Machine-facing, like the boot routes: no token (the discovery agent in the live image has none),
+ * and the answer says nothing beyond the machine's own uuid and state. The inventory listing that
+ * Enjoliver served here on GET is admin data and lives at GET /api/v1/discovery.
+ */
+export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService }> = async (app, { machines }) => {
+  app.post(
+    '/discovery',
+    {
+      bodyLimit: DISCOVERY_BODY_LIMIT,
+      schema: {
+        tags: ['discovery'],
+        summary: 'Report a machine booted into discovery (Enjoliver format; no token)',
+        security: [],
+        body: DiscoveryDocument,
+        response: { 200: DiscoveryAnswer, 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const { isNew, machine } = await machines.discover(request.body)
+      return { 'new-discovery': isNew, uuid: machine.uuid, state: machine.state }
+    },
+  )
+}
