@@ -10,6 +10,7 @@ import { ContentService } from './core/content/content-service.ts'
 import { ReservationService } from './core/dhcp/reservation-service.ts'
 import { readContentFolders } from './adapters/content/content-folders.ts'
 import { CatalogStore } from './storage/catalog-store.ts'
+import { MachineDirectory } from './storage/machine-directory.ts'
 import { contentRepository } from './storage/content-repository.ts'
 import { reservationRepository } from './storage/repositories/dhcp-reservations.ts'
 import { syncFolderContent } from './storage/content-sync.ts'
@@ -51,7 +52,9 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
 
     const catalogs = new CatalogStore(store)
     await catalogs.refresh()
-    const boot = new BootService(catalogs)
+    const machineDirectory = new MachineDirectory(machineRepository(store))
+    await machineDirectory.load()
+    const boot = new BootService(catalogs, machineDirectory)
     const contentService = new ContentService(contentRepository(store), () => catalogs.refresh())
 
     const metrics = new EngineMetrics()
@@ -72,7 +75,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       assetsDir: config.content.assetsDir,
       ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
-      machines: new MachineService(machineRepository(store)),
+      machines: new MachineService(machineRepository(store), undefined, (uuid) => machineDirectory.refresh(uuid)),
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {

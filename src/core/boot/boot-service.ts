@@ -16,6 +16,22 @@ export interface BootRequest {
   engineUrl: string
 }
 
+/**
+ * What the engine knows of a machine from discovery, for templates (`{{machine.facts.memory...}}`).
+ * `revision` changes with every change of the machine, so cached renders never outlive its facts.
+ */
+export interface KnownMachine {
+  revision: number
+  view: Record<string, unknown>
+}
+
+/** The port through which rendering finds the requesting machine: by its `uuid` label, else its boot `mac`. */
+export interface MachineFactsSource {
+  lookup(labels: Labels): KnownMachine | undefined
+}
+
+const NO_MACHINES: MachineFactsSource = { lookup: () => undefined }
+
 export interface Match {
   group: Group
   profile: Profile
@@ -30,7 +46,10 @@ export const PROFILE_SCRIPT_TEMPLATE = 'profile.ipxe'
  * and renders what it boots. It reads catalogs through a port and knows nothing of any transport.
  */
 export class BootService {
-  constructor(private readonly catalogs: CatalogSource) {}
+  constructor(
+    private readonly catalogs: CatalogSource,
+    private readonly machines: MachineFactsSource = NO_MACHINES,
+  ) {}
 
   match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
     const group = catalog.groups.select(labels)
@@ -65,7 +84,7 @@ export class BootService {
         profile: profile.id,
       })
     }
-    return this.cached(catalog, renderKey('ipxe', group, request), () => {
+    return this.cached(catalog, this.renderKey('ipxe', group, request), () => {
       const context = this.context(request, group, profile)
       const boot = this.renderBootSpec(catalog, profile, bootSpec, context)
       return this.renderTemplate(catalog, 'ipxe', PROFILE_SCRIPT_TEMPLATE, { ...context, boot })
@@ -88,7 +107,7 @@ export class BootService {
     if (isRawIgnition(templateId)) {
       return this.cached(catalog, `raw\0${templateId}`, () => finalizeIgnition(name, template.body))
     }
-    return this.cached(catalog, renderKey('ignition', group, request), () =>
+    return this.cached(catalog, this.renderKey('ignition', group, request), () =>
       finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile))),
     )
   }
@@ -109,9 +128,11 @@ export class BootService {
 
   /** What templates see: matchbox's variables plus Slipway's own, each under its own key. */
   context(request: BootRequest, group: Group, profile: Profile): RenderContext {
+    const machine = this.machines.lookup(request.labels)
     return {
       ...matchboxVariables(request, group),
       labels: request.labels,
+      ...(machine ? { machine: machine.view } : {}),
       group: { id: group.id, name: group.name },
       profile: { id: profile.id, name: profile.name },
       engine: { url: request.engineUrl },
@@ -150,6 +171,15 @@ export class BootService {
     return template
   }
 
+  /**
+   * Within one catalog snapshot a render depends only on the group (which fixes the profile and
+   * templates), the query (which fixes the labels), the engine URL and the machine's facts revision.
+   */
+  private renderKey(kind: string, group: Group, request: BootRequest): string {
+    const machine = this.machines.lookup(request.labels)
+    return `${kind}\0${group.id}\0${request.engineUrl}\0${machine ? machine.revision : ''}\0${request.rawQuery}`
+  }
+
   private cached<T>(catalog: Catalog, key: string, produce: () => T): T {
     let rendered = catalog.renderCache.get(key) as T | undefined
     if (rendered === undefined) {
@@ -176,14 +206,6 @@ function requiredField(group: Group, profile: Profile, field: 'ignition_id' | 'g
   const value = profile[field]
   if (!value) throw notFound(code, `profile "${profile.id}" (group "${group.id}") has no ${field}`, { group: group.id, profile: profile.id })
   return value
-}
-
-/**
- * Within one catalog snapshot a render depends only on the group (which fixes the profile and
- * templates), the query (which fixes the labels) and the engine URL: those three are the cache key.
- */
-function renderKey(kind: string, group: Group, request: BootRequest): string {
-  return `${kind}\0${group.id}\0${request.engineUrl}\0${request.rawQuery}`
 }
 
 function formatLabels(labels: Labels): string {

@@ -50,6 +50,8 @@ export class MachineService {
   constructor(
     private readonly repository: MachineRepository,
     private readonly clock: () => Date = () => new Date(),
+    /** Told after every committed change of a machine, e.g. so that templates see its new facts. */
+    private readonly afterChange: (uuid: string) => Promise<void> | void = () => {},
   ) {}
 
   /**
@@ -59,6 +61,12 @@ export class MachineService {
    * lifecycle slice sends it back): only facts, interfaces, disks and last_seen change.
    */
   async discover(input: unknown, now: Date = this.clock()): Promise<{ isNew: boolean; machine: Machine }> {
+    const result = await this.discoverInTransaction(input, now)
+    await this.afterChange(result.machine.uuid)
+    return result
+  }
+
+  private async discoverInTransaction(input: unknown, now: Date): Promise<{ isNew: boolean; machine: Machine }> {
     const discovery = parseDiscovery(input)
     const at = now.toISOString()
     return this.repository.transaction(async (repository) => {
@@ -115,6 +123,12 @@ export class MachineService {
   }
 
   async transition(uuid: string, to: string, reason: string, now: Date = this.clock()): Promise<{ machine: Machine; event: MachineEvent }> {
+    const result = await this.transitionInTransaction(uuid, to, reason, now)
+    await this.afterChange(result.machine.uuid)
+    return result
+  }
+
+  private async transitionInTransaction(uuid: string, to: string, reason: string, now: Date): Promise<{ machine: Machine; event: MachineEvent }> {
     if (!isMachineState(to)) throw invalid('INVALID_STATE', `"${to}" is not a machine state`)
     return this.repository.transaction(async (repository) => {
       const machine = await repository.findMachine(checkUuid(uuid))
@@ -131,11 +145,12 @@ export class MachineService {
     for (const key of Object.keys(labels)) {
       if (!LABEL_KEY.test(key)) throw invalid('INVALID_LABEL', `label key "${key}" must match ${LABEL_KEY_PATTERN}`)
     }
-    return this.repository.transaction(async (repository) => {
+    await this.repository.transaction(async (repository) => {
       if (!(await repository.findMachine(checkUuid(uuid)))) throw notFound('MACHINE_NOT_FOUND', `machine ${uuid} does not exist`)
       await repository.replaceLabels(uuid.toLowerCase(), labels)
-      return labels
     })
+    await this.afterChange(uuid.toLowerCase())
+    return labels
   }
 }
 
