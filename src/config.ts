@@ -73,6 +73,17 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    install: Type.Object(
+      {
+        maxConcurrent: Type.Integer({ default: 10, minimum: 1, description: 'How many machines may install to disk at once (GET /install-authorization grants at most this many slots).' }),
+        timeoutSeconds: Type.Integer({
+          default: 1800,
+          minimum: 1,
+          description: 'An install slot held longer than this is taken back and the machine marked install_failed (a crashed installer never reports).',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     auth: Type.Object(
       {
         adminToken: Type.String({

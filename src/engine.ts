@@ -17,6 +17,7 @@ import { syncFolderContent } from './storage/content-sync.ts'
 import { migrateToLatest, openStore, type Store } from './storage/db.ts'
 import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
 import { MachineService } from './core/machines/machine-service.ts'
+import { InstallAuthorization } from './core/machines/install-authorization.ts'
 import { machineRepository } from './storage/repositories/machines.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
@@ -76,6 +77,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
       machines: new MachineService(machineRepository(store), undefined, (uuid) => machineDirectory.refresh(uuid)),
+      installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {

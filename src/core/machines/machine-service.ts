@@ -44,7 +44,7 @@ const UUID = new RegExp(UUID_PATTERN)
 
 /**
  * The inventory: discovery reports create and refresh machines, operators label them, and the
- * scheduler and install paths (later slices) move them through the state machine.
+ * install authorization (install-authorization.ts) and, later, the scheduler move them through the state machine.
  */
 export class MachineService {
   constructor(

@@ -20,6 +20,8 @@ import type { ReservationService } from '../../core/dhcp/reservation-service.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import type { MachineService } from '../../core/machines/machine-service.ts'
 import { discoveryRoutes } from './routes/discovery.ts'
+import { installRoutes } from './routes/install.ts'
+import type { InstallAuthorization } from '../../core/machines/install-authorization.ts'
 import { machineRoutes } from './routes/admin/machines.ts'
 
 export interface AppDependencies {
@@ -35,6 +37,7 @@ export interface AppDependencies {
   metrics: EngineMetrics
   version: string
   machines: MachineService
+  installs: InstallAuthorization
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -90,6 +93,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // UEFI HTTP boot clients are told to fetch iPXE from here (see core/pxe/boot-decision.ts).
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
   await app.register(discoveryRoutes, { machines: deps.machines })
+  await app.register(installRoutes, { installs: deps.installs })
   await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
 
   await app.register(

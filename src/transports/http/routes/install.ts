@@ -1,0 +1,72 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import type { InstallAuthorization, InstallOutcome, MachineIdentity } from '../../../core/machines/install-authorization.ts'
+import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
+import { ErrorResponse } from '../schemas/common.ts'
+
+/** An install report carries at most a short message (the tail of a log); more is a broken installer. */
+export const INSTALL_REPORT_BODY_LIMIT = 16 * 1024
+
+const Identity = Type.Object(
+  {
+    uuid: Type.Optional(Type.String({ maxLength: 64, description: 'The machine uuid; empty means the boot MAC decides.' })),
+    mac: Type.Optional(Type.String({ maxLength: 32, description: 'The boot MAC, any common form.' })),
+  },
+  // Installers may pass the same label set as the boot routes; only uuid and mac matter here.
+  { additionalProperties: true },
+)
+const Granted = Type.Object({ authorized: Type.Literal(true) })
+const Denied = Type.Object({ authorized: Type.Literal(false), code: Type.Literal('INSTALL_SLOTS_FULL'), message: Type.String() })
+const ReportBody = Type.Union([Type.Object({ message: Type.Optional(Type.String({ maxLength: 8192 })) }, { additionalProperties: false }), Type.Null()])
+const ReportAnswer = Type.Object({ uuid: Type.String(), state: Type.Enum([...MACHINE_STATES]) })
+const errors = { 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse }
+
+/** Repeated query keys arrive as arrays; as on the boot routes, the first value counts. */
+const first = (value: unknown): string | undefined => (Array.isArray(value) ? (value[0] as string | undefined) : (value as string | undefined))
+const identityOf = (query: Record<string, unknown>): MachineIdentity => ({ uuid: first(query.uuid), mac: first(query.mac) })
+
+/**
+ * Machine-facing, like /discovery: no token (the installer in the live image has none). Enjoliver's
+ * answers are kept: 200 when granted, 403 when every slot is taken (the installer waits and asks
+ * again). The reports release the slot; without them a slot is only freed by install.timeoutSeconds.
+ */
+export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthorization }> = async (app, { installs }) => {
+  app.get(
+    '/install-authorization',
+    {
+      schema: {
+        tags: ['install'],
+        summary: 'A scheduled machine asks for an install slot (200 granted, 403 all slots taken; no token)',
+        security: [],
+        querystring: Identity,
+        response: { 200: Granted, 403: Denied, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const answer = await installs.authorizeInstall(identityOf(request.query))
+      if (answer.authorized) return { authorized: true as const }
+      return reply.status(403).send({ authorized: false as const, code: 'INSTALL_SLOTS_FULL' as const, message: answer.message })
+    },
+  )
+
+  for (const outcome of ['success', 'fail'] as const satisfies readonly InstallOutcome[]) {
+    app.post(
+      `/lifecycle/install/${outcome}`,
+      {
+        bodyLimit: INSTALL_REPORT_BODY_LIMIT,
+        schema: {
+          tags: ['install'],
+          summary: `The installer reports ${outcome === 'success' ? 'a finished' : 'a failed'} install and frees its slot (no token)`,
+          security: [],
+          querystring: Identity,
+          body: ReportBody,
+          response: { 200: ReportAnswer, ...errors },
+        },
+      },
+      async (request) => {
+        const machine = await installs.reportInstall(identityOf(request.query), outcome, request.body?.message)
+        return { uuid: machine.uuid, state: machine.state }
+      },
+    )
+  }
+}
