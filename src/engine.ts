@@ -19,6 +19,8 @@ import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './stor
 import { MachineService } from './core/machines/machine-service.ts'
 import { InstallAuthorization } from './core/machines/install-authorization.ts'
 import { machineRepository } from './storage/repositories/machines.ts'
+import { ClusterService } from './core/clusters/cluster-service.ts'
+import { clusterRepository } from './storage/repositories/clusters.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -78,6 +80,13 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       version: VERSION,
       machines: new MachineService(machineRepository(store), undefined, (uuid) => machineDirectory.refresh(uuid)),
       installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
+      // Scheduling writes per-machine groups: the boot catalog must see them at once.
+      clusters: new ClusterService(clusterRepository(store), undefined, {
+        machinesChanged: async (uuids) => {
+          for (const uuid of uuids) await machineDirectory.refresh(uuid)
+        },
+        contentChanged: () => catalogs.refresh(),
+      }),
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {

@@ -13,6 +13,9 @@ export interface Database {
   machine_disks: MachineDisksTable
   machine_labels: MachineLabelsTable
   machine_events: MachineEventsTable
+  flavors: FlavorsTable
+  clusters: ClustersTable
+  cluster_members: ClusterMembersTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -144,3 +147,43 @@ export type MachineRow = Selectable<MachinesTable>
 export type MachineInterfaceRow = Selectable<MachineInterfacesTable>
 export type MachineDiskRow = Selectable<MachineDisksTable>
 export type MachineEventRow = Selectable<MachineEventsTable>
+
+/** Cluster shapes (mexosagent's flavors); see src/core/clusters/. */
+export interface FlavorsTable {
+  name: string
+  control_plane_count: number
+  nodes_min: number
+  nodes_max: number
+  /** JSON object of machine label -> value. */
+  selector: string
+  min_cpu_cores: number
+  min_memory_bytes: number
+  min_disk_bytes: number
+  kubernetes_version: string
+  created_at: string
+}
+
+export interface ClustersTable {
+  name: string
+  flavor: string
+  /** JSON object. */
+  labels: string
+  latitude: number | null
+  longitude: number | null
+  state: 'pending' | 'scheduled'
+  created_at: string
+}
+
+/** machine_uuid is the key: one machine, at most one cluster. */
+export interface ClusterMembersTable {
+  machine_uuid: string
+  cluster: string
+  role: 'control-plane' | 'node'
+  ordinal: number
+  hostname: string
+  created_at: string
+}
+
+export type FlavorRow = Selectable<FlavorsTable>
+export type ClusterRow = Selectable<ClustersTable>
+export type ClusterMemberRow = Selectable<ClusterMembersTable>

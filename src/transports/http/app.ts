@@ -23,6 +23,9 @@ import { discoveryRoutes } from './routes/discovery.ts'
 import { installRoutes } from './routes/install.ts'
 import type { InstallAuthorization } from '../../core/machines/install-authorization.ts'
 import { machineRoutes } from './routes/admin/machines.ts'
+import { clusterRoutes } from './routes/admin/clusters.ts'
+import { provisionRoutes } from './routes/provision.ts'
+import type { ClusterService } from '../../core/clusters/cluster-service.ts'
 
 export interface AppDependencies {
   boot: BootService
@@ -38,6 +41,7 @@ export interface AppDependencies {
   version: string
   machines: MachineService
   installs: InstallAuthorization
+  clusters: ClusterService
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -54,11 +58,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   installErrorHandling(app)
-  // On the whole /api/ prefix, not just its routes: without a token even an unknown path says nothing.
+  // On the whole /api/ and /v1/ (mexosagent's provision API) prefixes, not just their routes: without
+  // a token even an unknown path says nothing.
   const requireToken = requireBearerToken(deps.verifyToken)
   app.addHook('onRequest', (request, reply, done) => {
     // Callback style: machine-facing requests pass without the cost of a promise per request.
-    if (!request.url.startsWith('/api/')) return done()
+    if (!request.url.startsWith('/api/') && !request.url.startsWith('/v1/')) return done()
     requireToken(request, reply).then(() => done(), done)
   })
   app.addSchema(ErrorResponse)
@@ -80,7 +85,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       info: {
         title: 'Slipway admin API',
         version: deps.version,
-        description: 'Groups, profiles and templates (matchbox-compatible). Every /api/v1 route needs `Authorization: Bearer <token>`.',
+        description: 'Groups, profiles and templates (matchbox-compatible). Every /api/v1 and /v1 route needs `Authorization: Bearer <token>`.',
       },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearerAuth: [] }],
@@ -104,8 +109,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(selectionRoutes, { boot: deps.boot })
       await admin.register(dhcpRoutes, { reservations: deps.reservations })
       await admin.register(machineRoutes, { machines: deps.machines })
+      await admin.register(clusterRoutes, { clusters: deps.clusters })
     },
     { prefix: '/api/v1' },
   )
+  await app.register(provisionRoutes, { clusters: deps.clusters })
   return app
 }

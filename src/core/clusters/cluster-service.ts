@@ -1,0 +1,194 @@
+import type { ContentRepository } from '../content/content-service.ts'
+import { conflict, misconfigured, notFound } from '../errors.ts'
+import type { Machine, MachineRepository } from '../machines/machine-service.ts'
+import { transition } from '../machines/machine-state.ts'
+import { parseCluster, parseFlavor, type Cluster, type ClusterMember, type Flavor } from './cluster.ts'
+import { bootIpOf, groupIdOf, planSchedule, type Assignment, type PlacedMember } from './schedule-plan.ts'
+
+/**
+ * The store port for flavors, clusters and memberships; storage implements it. `machines` and
+ * `content` are the same store seen through their own ports, so that one transaction covers them all.
+ */
+export interface ClusterRepository {
+  readonly machines: MachineRepository
+  readonly content: ContentRepository
+  listFlavors(): Promise<Flavor[]>
+  findFlavor(name: string): Promise<Flavor | undefined>
+  /** Refuses (409 FLAVOR_EXISTS) an existing name. */
+  insertFlavor(flavor: Flavor, now: Date): Promise<void>
+  listClusters(): Promise<Cluster[]>
+  findCluster(name: string): Promise<Cluster | undefined>
+  /** Refuses (409 CLUSTER_EXISTS) an existing name. */
+  insertCluster(cluster: Cluster): Promise<void>
+  setClusterState(name: string, state: Cluster['state']): Promise<void>
+  deleteCluster(name: string): Promise<void>
+  /** Every membership, of every cluster when `cluster` is left out. */
+  listMembers(cluster?: string): Promise<ClusterMember[]>
+  /** Refuses (409 MACHINE_ALREADY_IN_CLUSTER) a machine that is already a member anywhere. */
+  insertMember(member: ClusterMember, now: Date): Promise<void>
+  deleteMembers(cluster: string): Promise<void>
+  /** Runs `work` atomically: all of its writes land or none do. */
+  transaction<T>(work: (repository: ClusterRepository) => Promise<T>): Promise<T>
+}
+
+export interface ClusterDetail extends Cluster {
+  members: (ClusterMember & { bootMac: string; ip: string | null; machineState: Machine['state'] })[]
+}
+
+export interface ScheduleReport {
+  cluster: string
+  state: Cluster['state']
+  assignments: Assignment[]
+  waiting: string[]
+}
+
+export interface ClusterServiceHooks {
+  /** Told after a commit that changed machines (e.g. MachineDirectory.refresh). */
+  machinesChanged?: (uuids: string[]) => Promise<void> | void
+  /** Told after a commit that changed groups (e.g. CatalogStore.refresh), so boots see them at once. */
+  contentChanged?: () => Promise<void> | void
+}
+
+export const scheduledReason = (cluster: string, role: string) => `scheduled into ${cluster} as ${role}`
+
+/**
+ * Flavors, clusters and the scheduler. Each cluster is scheduled in its own transaction that reads,
+ * plans and writes (memberships, machine states and events, per-machine groups) together; the store's
+ * one-machine-one-cluster constraint makes a concurrent pass fail rather than double-assign.
+ */
+export class ClusterService {
+  constructor(
+    private readonly repository: ClusterRepository,
+    private readonly clock: () => Date = () => new Date(),
+    private readonly hooks: ClusterServiceHooks = {},
+  ) {}
+
+  listFlavors(): Promise<Flavor[]> {
+    return this.repository.listFlavors()
+  }
+
+  async createFlavor(input: unknown, now: Date = this.clock()): Promise<Flavor> {
+    const flavor = parseFlavor(input)
+    await this.repository.transaction(async (repository) => {
+      if (await repository.findFlavor(flavor.name)) throw conflict('FLAVOR_EXISTS', `flavor "${flavor.name}" already exists`)
+      await repository.insertFlavor(flavor, now)
+    })
+    return flavor
+  }
+
+  listClusters(): Promise<Cluster[]> {
+    return this.repository.listClusters()
+  }
+
+  async getCluster(name: string): Promise<ClusterDetail> {
+    return this.repository.transaction(async (repository) => {
+      const cluster = await repository.findCluster(name)
+      if (!cluster) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+      const members = []
+      for (const member of await repository.listMembers(name)) {
+        const machine = (await repository.machines.findMachine(member.machineUuid))!
+        members.push({ ...member, bootMac: machine.bootMac, ip: bootIpOf(machine) ?? null, machineState: machine.state })
+      }
+      return { ...cluster, members }
+    })
+  }
+
+  async createCluster(input: unknown, now: Date = this.clock()): Promise<Cluster> {
+    const cluster = parseCluster(input, now)
+    await this.repository.transaction(async (repository) => {
+      if (!(await repository.findFlavor(cluster.flavor))) throw notFound('FLAVOR_NOT_FOUND', `flavor "${cluster.flavor}" does not exist; create it first (POST /api/v1/flavors)`)
+      if (await repository.findCluster(cluster.name)) throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
+      await repository.insertCluster(cluster)
+    })
+    return cluster
+  }
+
+  /**
+   * Deletes the cluster, its per-machine groups and memberships, and sends its machines back to the
+   * discovery pool (`discovered`, through the state machine). A machine in the middle of a disk
+   * install cannot be sent back, so the whole destroy is refused (409) and nothing changes.
+   */
+  async destroyCluster(name: string, now: Date = this.clock()): Promise<{ released: string[] }> {
+    const released = await this.repository.transaction(async (repository) => {
+      if (!(await repository.findCluster(name))) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+      const members = await repository.listMembers(name)
+      const machines = await Promise.all(members.map(async (member) => (await repository.machines.findMachine(member.machineUuid))!))
+      const installing = machines.filter((machine) => machine.state === 'installing').map((machine) => machine.uuid)
+      if (installing.length) {
+        throw conflict('CLUSTER_MEMBERS_INSTALLING', `cluster "${name}" has machine(s) installing (${installing.join(', ')}); destroy it once they report`, { machines: installing })
+      }
+      for (const member of members) await repository.content.deleteGroup(groupIdOf(name, member.hostname))
+      await repository.deleteMembers(name)
+      for (const machine of machines) {
+        if (machine.state === 'discovered') continue
+        const moved = transition(machine, 'discovered', `cluster ${name} destroyed`, now)
+        await repository.machines.saveMachine(moved.machine)
+        await repository.machines.appendEvent(moved.event)
+      }
+      await repository.deleteCluster(name)
+      return machines.map((machine) => machine.uuid)
+    })
+    await this.hooks.machinesChanged?.(released)
+    await this.hooks.contentChanged?.()
+    return { released }
+  }
+
+  /** One scheduling pass over every cluster, oldest first; reports what each cluster got. */
+  async schedule(now: Date = this.clock()): Promise<ScheduleReport[]> {
+    const reports: ScheduleReport[] = []
+    try {
+      for (const cluster of await this.repository.listClusters()) {
+        const report = await this.scheduleCluster(cluster.name, now)
+        if (report) reports.push(report)
+      }
+    } finally {
+      const changed = reports.flatMap((report) => report.assignments.map((assignment) => assignment.machineUuid))
+      if (changed.length) {
+        await this.hooks.machinesChanged?.(changed)
+        await this.hooks.contentChanged?.()
+      }
+    }
+    return reports
+  }
+
+  private scheduleCluster(name: string, now: Date): Promise<ScheduleReport | undefined> {
+    return this.repository.transaction(async (repository) => {
+      // Re-read inside the transaction: the cluster may have been destroyed since the listing.
+      const cluster = await repository.findCluster(name)
+      if (!cluster) return undefined
+      const flavor = (await repository.findFlavor(cluster.flavor))!
+      const allMembers = await repository.listMembers()
+      const taken = new Set(allMembers.map((member) => member.machineUuid))
+      const members: PlacedMember[] = []
+      for (const member of allMembers.filter((candidate) => candidate.cluster === name)) {
+        const machine = await repository.machines.findMachine(member.machineUuid)
+        members.push({ ...member, ip: (machine && bootIpOf(machine)) ?? '' })
+      }
+      const discovered = await repository.machines.listMachines({ state: 'discovered' })
+      const plan = planSchedule(cluster, flavor, members, discovered, taken)
+      for (const assignment of plan.assignments) {
+        if (!(await repository.content.findProfile(assignment.profile))) {
+          throw misconfigured('ROLE_PROFILE_MISSING', `profile "${assignment.profile}" (role ${assignment.role}) does not exist; add it to the profiles folder or through PUT /api/v1/profiles/${assignment.profile}`)
+        }
+        const { machineUuid, role, ordinal, hostname } = assignment
+        await repository.insertMember({ cluster: name, machineUuid, role, ordinal, hostname }, now)
+        const machine = discovered.find((candidate) => candidate.uuid === machineUuid)!
+        const moved = transition(machine, 'scheduled', scheduledReason(name, role), now)
+        await repository.machines.saveMachine(moved.machine)
+        await repository.machines.appendEvent(moved.event)
+        await repository.content.saveGroup(
+          {
+            id: groupIdOf(name, hostname),
+            name: `${hostname} (${role} of cluster ${name})`,
+            profile: assignment.profile,
+            selector: { mac: assignment.bootMac, os: 'installed' },
+            metadata: { ...assignment.metadata, ssh_authorized_keys: [] },
+          },
+          'api',
+        )
+      }
+      if (plan.state !== cluster.state) await repository.setClusterState(name, plan.state)
+      return { cluster: name, state: plan.state, assignments: plan.assignments, waiting: plan.waiting }
+    })
+  }
+}

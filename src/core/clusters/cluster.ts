@@ -1,0 +1,113 @@
+import Type, { type Static } from 'typebox'
+import { invalid } from '../errors.ts'
+import { LABEL_KEY_PATTERN } from '../machines/machine-service.ts'
+import { checkDocument } from '../selection/documents.ts'
+
+/**
+ * Flavors are cluster shapes, after mexosagent: how many control-plane members (each also an etcd
+ * member, so an odd quorum: 1, 3 or 5), how many nodes, and which discovered machines qualify.
+ */
+export const CONTROL_PLANE_COUNTS = [1, 3, 5] as const
+export const DEFAULT_KUBERNETES_VERSION = 'v1.31.8'
+export const CLUSTER_STATES = ['pending', 'scheduled'] as const
+export type ClusterState = (typeof CLUSTER_STATES)[number]
+export const ROLES = ['control-plane', 'node'] as const
+export type Role = (typeof ROLES)[number]
+
+/** A DNS label: flavor and cluster names end up in hostnames (`<cluster>-node-<n>`), which must stay <= 63. */
+export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'
+const Name = (maxLength: number, description: string) => Type.String({ minLength: 1, maxLength, pattern: NAME_PATTERN, description })
+const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256 }), { maxProperties: 64 })
+const Bytes = (description: string) => Type.Optional(Type.Integer({ minimum: 0, description }))
+
+export const FlavorDocument = Type.Object(
+  {
+    name: Name(63, 'Flavor name (lowercase letters, digits, "-").'),
+    control_plane_count: Type.Union(CONTROL_PLANE_COUNTS.map((count) => Type.Literal(count)), { description: 'Control-plane members, each also an etcd member.' }),
+    nodes_min: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'Nodes below which the cluster stays pending (default 0).' })),
+    nodes_max: Type.Integer({ minimum: 0, maximum: 1000, description: 'The scheduler never gives a cluster more nodes than this.' }),
+    selector: Type.Optional(Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256 }), { maxProperties: 64, description: 'Machine labels a qualifying machine must all carry (default: none).' })),
+    min_cpu_cores: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
+    min_memory_bytes: Bytes('Reported memory.total-bytes must be at least this.'),
+    min_disk_bytes: Bytes('The largest reported disk must be at least this.'),
+    kubernetes_version: Type.Optional(Type.String({ pattern: '^v[0-9]+\\.[0-9]+\\.[0-9]+$', description: `Default ${DEFAULT_KUBERNETES_VERSION}.` })),
+  },
+  { additionalProperties: false },
+)
+export type FlavorDocument = Static<typeof FlavorDocument>
+
+export const ClusterDocument = Type.Object(
+  {
+    name: Name(40, 'Cluster name; at most 40 characters so that hostnames fit in a DNS label.'),
+    flavor: Name(63, 'Flavor name.'),
+    labels: Type.Optional(Labels),
+    latitude: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
+    longitude: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
+  },
+  { additionalProperties: false },
+)
+export type ClusterDocument = Static<typeof ClusterDocument>
+
+export interface Flavor {
+  name: string
+  controlPlaneCount: 1 | 3 | 5
+  nodesMin: number
+  nodesMax: number
+  selector: Record<string, string>
+  minCpuCores: number
+  minMemoryBytes: number
+  minDiskBytes: number
+  kubernetesVersion: string
+}
+
+export interface Cluster {
+  name: string
+  flavor: string
+  labels: Record<string, string>
+  latitude: number | null
+  longitude: number | null
+  state: ClusterState
+  createdAt: string
+}
+
+/** A machine's place in a cluster. */
+export interface ClusterMember {
+  cluster: string
+  machineUuid: string
+  role: Role
+  /** 1-based, per role: `<cluster>-cp-<ordinal>`, `<cluster>-node-<ordinal>`. */
+  ordinal: number
+  hostname: string
+}
+
+export function parseFlavor(input: unknown): Flavor {
+  const document = checkDocument(FlavorDocument, input, 'flavor', 'INVALID_FLAVOR')
+  const nodesMin = document.nodes_min ?? 0
+  if (document.nodes_max < nodesMin) {
+    throw invalid('INVALID_FLAVOR', `flavor "${document.name}": nodes_max (${document.nodes_max}) is below nodes_min (${nodesMin})`)
+  }
+  return {
+    name: document.name,
+    controlPlaneCount: document.control_plane_count,
+    nodesMin,
+    nodesMax: document.nodes_max,
+    selector: { ...(document.selector ?? {}) },
+    minCpuCores: document.min_cpu_cores ?? 0,
+    minMemoryBytes: document.min_memory_bytes ?? 0,
+    minDiskBytes: document.min_disk_bytes ?? 0,
+    kubernetesVersion: document.kubernetes_version ?? DEFAULT_KUBERNETES_VERSION,
+  }
+}
+
+export function parseCluster(input: unknown, now: Date): Cluster {
+  const document = checkDocument(ClusterDocument, input, 'cluster', 'INVALID_CLUSTER')
+  return {
+    name: document.name,
+    flavor: document.flavor,
+    labels: { ...(document.labels ?? {}) },
+    latitude: document.latitude ?? null,
+    longitude: document.longitude ?? null,
+    state: 'pending',
+    createdAt: now.toISOString(),
+  }
+}

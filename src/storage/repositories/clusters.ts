@@ -1,0 +1,130 @@
+import type { Kysely } from 'kysely'
+import type { Cluster, ClusterMember, Flavor } from '../../core/clusters/cluster.ts'
+import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
+import { conflict } from '../../core/errors.ts'
+import { contentRepository } from '../content-repository.ts'
+import type { ClusterMemberRow, ClusterRow, Database, FlavorRow } from '../database.ts'
+import { machineRepository } from './machines.ts'
+
+type Db = Kysely<Database>
+
+/** The core's cluster port over kysely; its machine and content ports share the same connection or transaction. */
+export function clusterRepository(db: Db, clock: () => Date = () => new Date()): ClusterRepository {
+  return {
+    machines: machineRepository(db, clock),
+    content: contentRepository(db, clock),
+    listFlavors: async () => (await db.selectFrom('flavors').selectAll().orderBy('name').execute()).map(toFlavor),
+    findFlavor: async (name) => {
+      const row = await db.selectFrom('flavors').selectAll().where('name', '=', name).executeTakeFirst()
+      return row ? toFlavor(row) : undefined
+    },
+    insertFlavor: async (flavor, now) => {
+      await uniquely(
+        () =>
+          db
+            .insertInto('flavors')
+            .values({
+              name: flavor.name,
+              control_plane_count: flavor.controlPlaneCount,
+              nodes_min: flavor.nodesMin,
+              nodes_max: flavor.nodesMax,
+              selector: JSON.stringify(flavor.selector),
+              min_cpu_cores: flavor.minCpuCores,
+              min_memory_bytes: flavor.minMemoryBytes,
+              min_disk_bytes: flavor.minDiskBytes,
+              kubernetes_version: flavor.kubernetesVersion,
+              created_at: now.toISOString(),
+            })
+            .execute(),
+        'FLAVOR_EXISTS',
+        `flavor "${flavor.name}" already exists`,
+      )
+    },
+    listClusters: async () => (await db.selectFrom('clusters').selectAll().orderBy('created_at').orderBy('name').execute()).map(toCluster),
+    findCluster: async (name) => {
+      const row = await db.selectFrom('clusters').selectAll().where('name', '=', name).executeTakeFirst()
+      return row ? toCluster(row) : undefined
+    },
+    insertCluster: async (cluster) => {
+      await uniquely(
+        () =>
+          db
+            .insertInto('clusters')
+            .values({
+              name: cluster.name,
+              flavor: cluster.flavor,
+              labels: JSON.stringify(cluster.labels),
+              latitude: cluster.latitude,
+              longitude: cluster.longitude,
+              state: cluster.state,
+              created_at: cluster.createdAt,
+            })
+            .execute(),
+        'CLUSTER_EXISTS',
+        `cluster "${cluster.name}" already exists`,
+      )
+    },
+    setClusterState: async (name, state) => {
+      await db.updateTable('clusters').set({ state }).where('name', '=', name).execute()
+    },
+    deleteCluster: async (name) => {
+      await db.deleteFrom('clusters').where('name', '=', name).execute()
+    },
+    listMembers: async (cluster) => {
+      let query = db.selectFrom('cluster_members').selectAll()
+      if (cluster !== undefined) query = query.where('cluster', '=', cluster)
+      return (await query.orderBy('cluster').orderBy('role').orderBy('ordinal').execute()).map(toMember)
+    },
+    insertMember: async (member, now) => {
+      await uniquely(
+        () =>
+          db
+            .insertInto('cluster_members')
+            .values({ machine_uuid: member.machineUuid, cluster: member.cluster, role: member.role, ordinal: member.ordinal, hostname: member.hostname, created_at: now.toISOString() })
+            .execute(),
+        'MACHINE_ALREADY_IN_CLUSTER',
+        `machine ${member.machineUuid} (or ${member.role} #${member.ordinal} of ${member.cluster}) is already assigned; run the scheduler again`,
+      )
+    },
+    deleteMembers: async (cluster) => {
+      await db.deleteFrom('cluster_members').where('cluster', '=', cluster).execute()
+    },
+    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
+    transaction: (work) => (db.isTransaction ? work(clusterRepository(db, clock)) : db.transaction().execute((trx) => work(clusterRepository(trx, clock)))),
+  }
+}
+
+/** Turns SQLite's primary-key/unique violation into a 409 with a stable code. */
+async function uniquely(write: () => Promise<unknown>, code: string, message: string): Promise<void> {
+  try {
+    await write()
+  } catch (error) {
+    const sqliteCode = (error as { code?: string }).code
+    if (sqliteCode === 'SQLITE_CONSTRAINT_PRIMARYKEY' || sqliteCode === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(code, message)
+    throw error
+  }
+}
+
+const toFlavor = (row: FlavorRow): Flavor => ({
+  name: row.name,
+  controlPlaneCount: row.control_plane_count as Flavor['controlPlaneCount'],
+  nodesMin: row.nodes_min,
+  nodesMax: row.nodes_max,
+  selector: JSON.parse(row.selector) as Record<string, string>,
+  minCpuCores: row.min_cpu_cores,
+  minMemoryBytes: row.min_memory_bytes,
+  minDiskBytes: row.min_disk_bytes,
+  kubernetesVersion: row.kubernetes_version,
+})
+
+const toCluster = (row: ClusterRow): Cluster => ({
+  name: row.name,
+  flavor: row.flavor,
+  labels: JSON.parse(row.labels) as Record<string, string>,
+  latitude: row.latitude,
+  longitude: row.longitude,
+  state: row.state,
+  createdAt: row.created_at,
+})
+
+const toMember = (row: ClusterMemberRow): ClusterMember => ({ cluster: row.cluster, machineUuid: row.machine_uuid, role: row.role, ordinal: row.ordinal, hostname: row.hostname })

@@ -1,0 +1,158 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { CLUSTER_STATES, ClusterDocument, FlavorDocument, NAME_PATTERN, ROLES, type Cluster, type Flavor } from '../../../../core/clusters/cluster.ts'
+import type { ClusterDetail, ClusterService, ScheduleReport } from '../../../../core/clusters/cluster-service.ts'
+import { groupIdOf } from '../../../../core/clusters/schedule-plan.ts'
+import { MACHINE_STATES } from '../../../../core/machines/machine-state.ts'
+import { adminErrors } from '../../schemas/common.ts'
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
+const Role = Type.Enum([...ROLES])
+
+export const FlavorResponse = Type.Object({
+  name: Type.String(),
+  control_plane_count: Type.Integer(),
+  nodes_min: Type.Integer(),
+  nodes_max: Type.Integer(),
+  selector: Type.Record(Type.String(), Type.String()),
+  min_cpu_cores: Type.Integer(),
+  min_memory_bytes: Type.Integer(),
+  min_disk_bytes: Type.Integer(),
+  kubernetes_version: Type.String(),
+})
+export const ClusterResponse = Type.Object({
+  name: Type.String(),
+  flavor: Type.String(),
+  labels: Type.Record(Type.String(), Type.String()),
+  latitude: Nullable(Type.Number()),
+  longitude: Nullable(Type.Number()),
+  state: Type.Enum([...CLUSTER_STATES], { description: 'pending until the control plane is complete and nodes_min nodes are assigned.' }),
+  created_at: Type.String(),
+})
+const MemberResponse = Type.Object({
+  machine_uuid: Type.String(),
+  boot_mac: Type.String(),
+  ip: Nullable(Type.String()),
+  role: Role,
+  ordinal: Type.Integer(),
+  hostname: Type.String(),
+  group: Type.String({ description: 'The per-machine group (selector {mac, os: "installed"}).' }),
+  machine_state: Type.Enum([...MACHINE_STATES]),
+})
+const ClusterDetailResponse = Type.Object({ ...ClusterResponse.properties, members: Type.Array(MemberResponse) })
+const AssignmentResponse = Type.Object({
+  cluster: Type.String(),
+  machine_uuid: Type.String(),
+  boot_mac: Type.String(),
+  ip: Type.String(),
+  role: Role,
+  hostname: Type.String(),
+  group: Type.String(),
+  profile: Type.String(),
+})
+export const ScheduleResponse = Type.Object({
+  assignments: Type.Array(AssignmentResponse, { description: 'What this pass assigned (empty if nothing changed).' }),
+  clusters: Type.Array(Type.Object({ name: Type.String(), state: ClusterResponse.properties.state, waiting: Type.Array(Type.String()) })),
+})
+const NameParams = Type.Object({ name: Type.String({ pattern: NAME_PATTERN, maxLength: 63 }) })
+
+export const toFlavorResponse = (flavor: Flavor) => ({
+  name: flavor.name,
+  control_plane_count: flavor.controlPlaneCount,
+  nodes_min: flavor.nodesMin,
+  nodes_max: flavor.nodesMax,
+  selector: flavor.selector,
+  min_cpu_cores: flavor.minCpuCores,
+  min_memory_bytes: flavor.minMemoryBytes,
+  min_disk_bytes: flavor.minDiskBytes,
+  kubernetes_version: flavor.kubernetesVersion,
+})
+export const toClusterResponse = (cluster: Cluster) => ({
+  name: cluster.name,
+  flavor: cluster.flavor,
+  labels: cluster.labels,
+  latitude: cluster.latitude,
+  longitude: cluster.longitude,
+  state: cluster.state,
+  created_at: cluster.createdAt,
+})
+const toDetailResponse = (cluster: ClusterDetail) => ({
+  ...toClusterResponse(cluster),
+  members: cluster.members.map((member) => ({
+    machine_uuid: member.machineUuid,
+    boot_mac: member.bootMac,
+    ip: member.ip,
+    role: member.role,
+    ordinal: member.ordinal,
+    hostname: member.hostname,
+    group: groupIdOf(cluster.name, member.hostname),
+    machine_state: member.machineState,
+  })),
+})
+export const toScheduleResponse = (reports: ScheduleReport[]) => ({
+  assignments: reports.flatMap((report) =>
+    report.assignments.map((assignment) => ({
+      cluster: report.cluster,
+      machine_uuid: assignment.machineUuid,
+      boot_mac: assignment.bootMac,
+      ip: assignment.ip,
+      role: assignment.role,
+      hostname: assignment.hostname,
+      group: groupIdOf(report.cluster, assignment.hostname),
+      profile: assignment.profile,
+    })),
+  ),
+  clusters: reports.map((report) => ({ name: report.cluster, state: report.state, waiting: report.waiting })),
+})
+
+export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService }> = async (app, { clusters }) => {
+  app.get('/flavors', { schema: { tags: ['clusters'], summary: 'List flavors (cluster shapes)', response: { 200: Type.Array(FlavorResponse), ...adminErrors } } }, async () =>
+    (await clusters.listFlavors()).map(toFlavorResponse),
+  )
+
+  app.post(
+    '/flavors',
+    { schema: { tags: ['clusters'], summary: 'Create a flavor (409 FLAVOR_EXISTS)', body: FlavorDocument, response: { 201: FlavorResponse, ...adminErrors } } },
+    async (request, reply) => reply.status(201).send(toFlavorResponse(await clusters.createFlavor(request.body))),
+  )
+
+  app.get('/clusters', { schema: { tags: ['clusters'], summary: 'List clusters', response: { 200: Type.Array(ClusterResponse), ...adminErrors } } }, async () =>
+    (await clusters.listClusters()).map(toClusterResponse),
+  )
+
+  app.post(
+    '/clusters',
+    {
+      schema: { tags: ['clusters'], summary: 'Create a cluster from a flavor; machines are given to it by the scheduler', body: ClusterDocument, response: { 201: ClusterResponse, ...adminErrors } },
+    },
+    async (request, reply) => reply.status(201).send(toClusterResponse(await clusters.createCluster(request.body))),
+  )
+
+  app.get(
+    '/clusters/:name',
+    { schema: { tags: ['clusters'], summary: 'Get a cluster with its members', params: NameParams, response: { 200: ClusterDetailResponse, ...adminErrors } } },
+    async (request) => toDetailResponse(await clusters.getCluster(request.params.name)),
+  )
+
+  app.delete(
+    '/clusters/:name',
+    {
+      schema: {
+        tags: ['clusters'],
+        summary: 'Destroy a cluster: its per-machine groups are deleted and its machines return to discovered (409 CLUSTER_MEMBERS_INSTALLING during an install)',
+        params: NameParams,
+        response: { 204: Type.Null(), ...adminErrors },
+      },
+    },
+    async (request, reply) => {
+      await clusters.destroyCluster(request.params.name)
+      return reply.status(204).send(null)
+    },
+  )
+
+  app.post(
+    '/scheduler/run',
+    { schema: { tags: ['clusters'], summary: 'Run one scheduling pass over every cluster; returns what it assigned', response: { 200: ScheduleResponse, ...adminErrors } } },
+    async () => toScheduleResponse(await clusters.schedule()),
+  )
+}

@@ -1,0 +1,56 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { ClusterDocument } from '../../../core/clusters/cluster.ts'
+import type { ClusterService } from '../../../core/clusters/cluster-service.ts'
+import { SlipwayError } from '../../../core/errors.ts'
+import { adminErrors } from '../schemas/common.ts'
+
+const MAX_PROVISIONS = 100
+const ProvisionBody = Type.Object({ provisions: Type.Array(ClusterDocument, { minItems: 1, maxItems: MAX_PROVISIONS }) }, { additionalProperties: false })
+// mexosagent sends the same item shape to destroy; only the name matters.
+const DestroyItem = Type.Object({ ...ClusterDocument.properties, flavor: Type.Optional(ClusterDocument.properties.flavor) }, { additionalProperties: false })
+const DestroyBody = Type.Object({ provisions: Type.Array(DestroyItem, { minItems: 1, maxItems: MAX_PROVISIONS }) }, { additionalProperties: false })
+const ResultsResponse = Type.Object({
+  results: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      ok: Type.Boolean(),
+      code: Type.Optional(Type.String({ description: 'Stable error code when ok is false, e.g. FLAVOR_NOT_FOUND.' })),
+      message: Type.Optional(Type.String()),
+    }),
+  ),
+})
+const tags = ['mexosagent']
+
+/**
+ * mexosagent's POST /v1/provision and /v1/destroy, for its callers. Each item succeeds or fails on
+ * its own and the answer is a result per item (one bad name does not abort the rest); unexpected
+ * failures are still thrown. Admin actions: app.ts puts /v1/ behind the bearer token like /api/.
+ */
+export const provisionRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService }> = async (app, { clusters }) => {
+  const eachItem = async (items: { name: string }[], work: (item: { name: string }) => Promise<unknown>) => {
+    const results = []
+    for (const item of items) {
+      try {
+        await work(item)
+        results.push({ name: item.name, ok: true })
+      } catch (error) {
+        if (!(error instanceof SlipwayError) || error.kind === 'configuration') throw error
+        results.push({ name: item.name, ok: false, code: error.code, message: error.message })
+      }
+    }
+    return { results }
+  }
+
+  app.post(
+    '/v1/provision',
+    { schema: { tags, summary: 'Create clusters from flavors (mexosagent shape); the scheduler gives them machines', body: ProvisionBody, response: { 200: ResultsResponse, ...adminErrors } } },
+    async (request) => eachItem(request.body.provisions, (item) => clusters.createCluster(item)),
+  )
+
+  app.post(
+    '/v1/destroy',
+    { schema: { tags, summary: 'Destroy clusters by name (mexosagent shape); their machines return to discovered', body: DestroyBody, response: { 200: ResultsResponse, ...adminErrors } } },
+    async (request) => eachItem(request.body.provisions, (item) => clusters.destroyCluster(item.name)),
+  )
+}
