@@ -33,7 +33,8 @@ export interface TestEngine {
 
 /** Starts an engine on a real SQLite file in a temporary folder (removed by `cleanup`). */
 export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
-  const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-test-'))
+  // A restart reuses the first start's folders: no new scratch folder (nothing would remove it).
+  const scratch = options.dataDir && options.contentDir ? path.dirname(options.dataDir) : mkdtempSync(path.join(os.tmpdir(), 'slipway-test-'))
   const contentDir = options.contentDir ?? path.join(scratch, 'content')
   if (!options.contentDir) copySampleContent(contentDir)
   const dataDir = options.dataDir ?? path.join(scratch, 'var')
