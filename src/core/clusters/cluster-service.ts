@@ -1,9 +1,9 @@
 import type { ContentRepository } from '../content/content-service.ts'
-import { conflict, misconfigured, notFound } from '../errors.ts'
+import { conflict, invalid, misconfigured, notFound } from '../errors.ts'
 import type { Machine, MachineRepository } from '../machines/machine-service.ts'
-import { transition } from '../machines/machine-state.ts'
-import { parseCluster, parseFlavor, type Cluster, type ClusterMember, type Flavor } from './cluster.ts'
-import { bootIpOf, groupIdOf, planSchedule, type Assignment, type PlacedMember } from './schedule-plan.ts'
+import { transition, type MachineState } from '../machines/machine-state.ts'
+import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
+import { bootIpOf, groupIdOf, planSchedule, PROFILE_OF_ROLE, type Assignment, type PlacedMember } from './schedule-plan.ts'
 
 /**
  * The store port for flavors, clusters and memberships; storage implements it. `machines` and
@@ -29,6 +29,19 @@ export interface ClusterRepository {
   deleteMembers(cluster: string): Promise<void>
   /** Runs `work` atomically: all of its writes land or none do. */
   transaction<T>(work: (repository: ClusterRepository) => Promise<T>): Promise<T>
+}
+
+/** One machine's place, as Enjoliver's `/scheduler` routes listed it. */
+export interface SchedulerEntry {
+  cluster: string
+  role: Role
+  /** The matchbox profile the role boots once installed (Enjoliver's role name). */
+  profile: string
+  hostname: string
+  uuid: string
+  mac: string
+  ip: string | null
+  state: MachineState
 }
 
 export interface ClusterDetail extends Cluster {
@@ -134,6 +147,42 @@ export class ClusterService {
   }
 
   /** One scheduling pass over every cluster, oldest first; reports what each cluster got. */
+  /**
+   * Enjoliver's scheduler view: every assignment, or those of one role. `role` may be Slipway's name
+   * (`control-plane`, `node`) or the profile Enjoliver used (`etcd-member-kubernetes-control-plane`,
+   * `kubernetes-node`).
+   */
+  async assignments(role?: string): Promise<SchedulerEntry[]> {
+    const wanted = role === undefined ? undefined : roleNamed(role)
+    return this.repository.transaction(async (repository) => {
+      const members = (await repository.listMembers()).filter((member) => wanted === undefined || member.role === wanted)
+      const entries: SchedulerEntry[] = []
+      for (const member of members) {
+        const machine = await repository.machines.findMachine(member.machineUuid)
+        if (!machine) continue
+        entries.push({
+          cluster: member.cluster,
+          role: member.role,
+          profile: PROFILE_OF_ROLE[member.role],
+          hostname: member.hostname,
+          uuid: machine.uuid,
+          mac: machine.bootMac,
+          ip: bootIpOf(machine) ?? null,
+          state: machine.state,
+        })
+      }
+      return entries.sort((a, b) => (a.cluster + a.hostname < b.cluster + b.hostname ? -1 : 1))
+    })
+  }
+
+  /** Machines the scheduler could still place: discovered and in no cluster (Enjoliver's `/scheduler/available`). */
+  async availableMachines(): Promise<Machine[]> {
+    return this.repository.transaction(async (repository) => {
+      const taken = new Set((await repository.listMembers()).map((member) => member.machineUuid))
+      return (await repository.machines.listMachines({ state: 'discovered' })).filter((machine) => !taken.has(machine.uuid))
+    })
+  }
+
   async schedule(now: Date = this.clock()): Promise<ScheduleReport[]> {
     const reports: ScheduleReport[] = []
     try {
@@ -191,4 +240,12 @@ export class ClusterService {
       return { cluster: name, state: plan.state, assignments: plan.assignments, waiting: plan.waiting }
     })
   }
+}
+
+function roleNamed(name: string): Role {
+  const role = (ROLES as readonly string[]).includes(name) ? (name as Role) : ROLES.find((candidate) => PROFILE_OF_ROLE[candidate] === name)
+  if (!role) {
+    throw invalid('UNKNOWN_ROLE', `unknown role "${name}"; use ${[...ROLES, ...ROLES.map((candidate) => PROFILE_OF_ROLE[candidate])].join(', ')}`)
+  }
+  return role
 }

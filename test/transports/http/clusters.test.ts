@@ -82,6 +82,18 @@ t.test('flavor, cluster, scheduling with a quorum, Ignition, destroy', async (t)
   t.match(assigned.json().clusters, [{ name: 'edge', state: 'scheduled', waiting: [] }])
   t.same((await run(app)).json().assignments, [], 'a second pass changes nothing')
 
+  // Enjoliver's read routes.
+  await discover(app, 5)
+  t.same((await admin(app, 'GET', '/api/v1/scheduler/ip-list/etcd-member-kubernetes-control-plane')).json(), [ipOf(1), ipOf(2), ipOf(3)])
+  t.same((await admin(app, 'GET', '/api/v1/scheduler/ip-list/node')).json(), [ipOf(4)])
+  t.match((await admin(app, 'GET', '/api/v1/scheduler/kubernetes-node')).json(), [{ cluster: 'edge', role: 'node', profile: 'kubernetes-node', hostname: 'edge-node-1', mac: macOf(4), ip: ipOf(4), state: 'scheduled' }])
+  t.equal((await admin(app, 'GET', '/api/v1/scheduler')).json().length, 4)
+  t.match((await admin(app, 'GET', '/api/v1/scheduler/available')).json(), [{ mac: macOf(5), ip: ipOf(5) }], 'the fifth machine is still available')
+  const unknownRole = await admin(app, 'GET', '/api/v1/scheduler/ip-list/etcd')
+  t.equal(unknownRole.statusCode, 400)
+  t.equal(unknownRole.json().code, 'UNKNOWN_ROLE')
+  t.equal((await app.inject({ method: 'GET', url: '/api/v1/scheduler' })).statusCode, 401, 'behind the token')
+
   const first = await machine(app, 1)
   t.equal(first.state, 'scheduled')
   t.equal(first.events.at(-1).reason, 'scheduled into edge as control-plane')

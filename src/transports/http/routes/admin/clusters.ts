@@ -150,6 +150,44 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
     },
   )
 
+  // Enjoliver's read routes: where every machine was placed, and what is left to place.
+  const SchedulerEntry = Type.Object({
+    cluster: Type.String(),
+    role: Role,
+    profile: Type.String(),
+    hostname: Type.String(),
+    uuid: Type.String(),
+    mac: Type.String(),
+    ip: Type.Union([Type.String(), Type.Null()]),
+    state: Type.Enum([...MACHINE_STATES]),
+  })
+  const RoleParams = Type.Object({ role: Type.String({ maxLength: 64, description: 'control-plane, node, or Enjoliver\'s etcd-member-kubernetes-control-plane, kubernetes-node' }) })
+  const schedulerTags = ['scheduler']
+  app.get('/scheduler', { schema: { tags: schedulerTags, summary: 'Every assignment', response: { 200: Type.Array(SchedulerEntry), ...adminErrors } } }, async () =>
+    clusters.assignments(),
+  )
+  app.get(
+    '/scheduler/available',
+    {
+      schema: {
+        tags: schedulerTags,
+        summary: 'Discovered machines in no cluster',
+        response: { 200: Type.Array(Type.Object({ uuid: Type.String(), mac: Type.String(), ip: Type.Union([Type.String(), Type.Null()]) })), ...adminErrors },
+      },
+    },
+    async () => (await clusters.availableMachines()).map((machine) => ({ uuid: machine.uuid, mac: machine.bootMac, ip: machine.interfaces.find((nic) => nic.isBoot)?.ipv4 ?? null })),
+  )
+  app.get(
+    '/scheduler/ip-list/:role',
+    { schema: { tags: schedulerTags, summary: 'Boot IPs of the machines with a role', params: RoleParams, response: { 200: Type.Array(Type.String()), ...adminErrors } } },
+    async (request) => (await clusters.assignments(request.params.role)).flatMap((entry) => (entry.ip ? [entry.ip] : [])),
+  )
+  app.get(
+    '/scheduler/:role',
+    { schema: { tags: schedulerTags, summary: 'The machines with a role', params: RoleParams, response: { 200: Type.Array(SchedulerEntry), ...adminErrors } } },
+    async (request) => clusters.assignments(request.params.role),
+  )
+
   app.post(
     '/scheduler/run',
     { schema: { tags: ['clusters'], summary: 'Run one scheduling pass over every cluster; returns what it assigned', response: { 200: ScheduleResponse, ...adminErrors } } },
