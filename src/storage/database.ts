@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely'
+import type { Generated, Selectable } from 'kysely'
 
 /** The single source of the store's row types. JSON columns hold text; repositories parse them. */
 export interface Database {
@@ -62,10 +62,7 @@ export interface ApiTokensTable {
 
 export type ProfileRow = Selectable<ProfilesTable>
 export type GroupRow = Selectable<GroupsTable>
-export type TemplateRow = Selectable<TemplatesTable>
 export type ApiTokenRow = Selectable<ApiTokensTable>
-export type NewApiToken = Insertable<ApiTokensTable>
-export type GroupUpdate = Updateable<GroupsTable>
 
 /** One row per IPv4 address ever handed out; `ip` is the key, so an address never has two holders. */
 export interface DhcpLeasesTable {

@@ -84,8 +84,9 @@ export class BootService {
         profile: profile.id,
       })
     }
-    return this.cached(catalog, this.renderKey('ipxe', group, request), () => {
-      const context = this.context(request, group, profile)
+    const machine = this.machines.lookup(request.labels)
+    return this.cached(catalog, renderKey('ipxe', group, request, machine), () => {
+      const context = this.context(request, group, profile, machine)
       const boot = this.renderBootSpec(catalog, profile, bootSpec, context)
       return this.renderTemplate(catalog, 'ipxe', PROFILE_SCRIPT_TEMPLATE, { ...context, boot })
     })
@@ -107,8 +108,9 @@ export class BootService {
     if (isRawIgnition(templateId)) {
       return this.cached(catalog, `raw\0${templateId}`, () => finalizeIgnition(name, template.body))
     }
-    return this.cached(catalog, this.renderKey('ignition', group, request), () =>
-      finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile))),
+    const machine = this.machines.lookup(request.labels)
+    return this.cached(catalog, renderKey('ignition', group, request, machine), () =>
+      finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile, machine))),
     )
   }
 
@@ -127,8 +129,7 @@ export class BootService {
   }
 
   /** What templates see: matchbox's variables plus Slipway's own, each under its own key. */
-  context(request: BootRequest, group: Group, profile: Profile): RenderContext {
-    const machine = this.machines.lookup(request.labels)
+  context(request: BootRequest, group: Group, profile: Profile, machine = this.machines.lookup(request.labels)): RenderContext {
     return {
       ...matchboxVariables(request, group),
       labels: request.labels,
@@ -171,15 +172,6 @@ export class BootService {
     return template
   }
 
-  /**
-   * Within one catalog snapshot a render depends only on the group (which fixes the profile and
-   * templates), the query (which fixes the labels), the engine URL and the machine's facts revision.
-   */
-  private renderKey(kind: string, group: Group, request: BootRequest): string {
-    const machine = this.machines.lookup(request.labels)
-    return `${kind}\0${group.id}\0${request.engineUrl}\0${machine ? machine.revision : ''}\0${request.rawQuery}`
-  }
-
   private cached<T>(catalog: Catalog, key: string, produce: () => T): T {
     let rendered = catalog.renderCache.get(key) as T | undefined
     if (rendered === undefined) {
@@ -206,6 +198,14 @@ function requiredField(group: Group, profile: Profile, field: 'ignition_id' | 'g
   const value = profile[field]
   if (!value) throw notFound(code, `profile "${profile.id}" (group "${group.id}") has no ${field}`, { group: group.id, profile: profile.id })
   return value
+}
+
+/**
+ * Within one catalog snapshot a render depends only on the group (which fixes the profile and
+ * templates), the query (which fixes the labels), the engine URL and the machine's facts revision.
+ */
+function renderKey(kind: string, group: Group, request: BootRequest, machine: KnownMachine | undefined): string {
+  return `${kind}\0${group.id}\0${request.engineUrl}\0${machine ? machine.revision : ''}\0${request.rawQuery}`
 }
 
 function formatLabels(labels: Labels): string {

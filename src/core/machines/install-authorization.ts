@@ -1,7 +1,6 @@
 import { normalizeMac } from '../../lib/mac.ts'
 import { conflict, invalid, notFound, SlipwayError } from '../errors.ts'
-import { UUID_PATTERN } from './discovery-document.ts'
-import type { Machine, MachineRepository } from './machine-service.ts'
+import { checkUuid, type Machine, type MachineRepository } from './machine-service.ts'
 import { transition, type MachineEvent } from './machine-state.ts'
 
 /** How many disk installs may run at once, and how long a slot may be held before it is taken back. */
@@ -37,7 +36,6 @@ export function planInstallSlots(installing: readonly Pick<Machine, 'uuid' | 'st
   return { expired, held, free: held < policy.maxConcurrent }
 }
 
-const UUID = new RegExp(UUID_PATTERN)
 const MAX_REASON_DETAILS = 1024
 
 /**
@@ -131,8 +129,7 @@ export class InstallAuthorization {
 
 async function findByIdentity(repository: MachineRepository, identity: MachineIdentity): Promise<Machine> {
   if (identity.uuid) {
-    if (!UUID.test(identity.uuid)) throw invalid('INVALID_UUID', `"${identity.uuid}" is not a machine UUID (8-4-4-4-12 hex digits)`)
-    const uuid = identity.uuid.toLowerCase()
+    const uuid = checkUuid(identity.uuid)
     const machine = await repository.findMachine(uuid)
     if (!machine) throw notFound('MACHINE_NOT_FOUND', `machine ${uuid} does not exist; it appears once it has sent a discovery report`)
     return machine

@@ -154,7 +154,8 @@ export class MachineService {
   }
 }
 
-function checkUuid(uuid: string): string {
+/** A machine UUID in its canonical lowercase form, or a 400 that says what one looks like. */
+export function checkUuid(uuid: string): string {
   if (!UUID.test(uuid)) throw invalid('INVALID_UUID', `"${uuid}" is not a machine UUID (8-4-4-4-12 hex digits)`)
   return uuid.toLowerCase()
 }
