@@ -84,6 +84,26 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    scheduler: Type.Object(
+      {
+        intervalSeconds: Type.Integer({
+          default: 10,
+          minimum: 0,
+          description: 'Seconds between scheduling passes; 0 schedules only after discoveries and on POST /api/v1/scheduler/run.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    secrets: Type.Object(
+      {
+        keyFile: Type.String({
+          default: '',
+          description:
+            'File holding the 256-bit key that encrypts secrets at rest (cluster PKI); empty means `<dataDir>/secrets.key`, created on first start. Keep it out of database backups.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     auth: Type.Object(
       {
         adminToken: Type.String({
@@ -193,6 +213,7 @@ function resolvePaths(config: Config, base: string): Config {
     tftp: { ...config.tftp, ipxeDir: resolve(config.tftp.ipxeDir), root: config.tftp.root ? resolve(config.tftp.root) : '' },
     dataDir,
     database: { path: config.database.path ? resolve(config.database.path) : path.join(dataDir, 'slipway.db') },
+    secrets: { keyFile: config.secrets.keyFile ? resolve(config.secrets.keyFile) : path.join(dataDir, 'secrets.key') },
     content,
   }
 }

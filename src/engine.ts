@@ -21,6 +21,10 @@ import { InstallAuthorization } from './core/machines/install-authorization.ts'
 import { machineRepository } from './storage/repositories/machines.ts'
 import { ClusterService } from './core/clusters/cluster-service.ts'
 import { clusterRepository } from './storage/repositories/clusters.ts'
+import { ClusterDirectory } from './storage/cluster-directory.ts'
+import { SecretBox } from './storage/secret-box.ts'
+import { x509ClusterPkiIssuer } from './adapters/pki/x509-cluster-pki.ts'
+import { SchedulerLoop } from './jobs/scheduler-loop.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -57,7 +61,25 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
     await catalogs.refresh()
     const machineDirectory = new MachineDirectory(machineRepository(store))
     await machineDirectory.load()
-    const boot = new BootService(catalogs, machineDirectory)
+    const clusterStore = clusterRepository(store, SecretBox.fromKeyFile(config.secrets.keyFile))
+    const clusterDirectory = new ClusterDirectory(clusterStore)
+    await clusterDirectory.load()
+    const boot = new BootService(catalogs, machineDirectory, clusterDirectory)
+    // Scheduling and destroys write per-machine groups and memberships: boots must see them at once.
+    const clusters = new ClusterService(clusterStore, x509ClusterPkiIssuer, undefined, {
+      machinesChanged: async (uuids) => {
+        for (const uuid of uuids) await machineDirectory.refresh(uuid)
+      },
+      contentChanged: async () => {
+        await catalogs.refresh()
+        await clusterDirectory.load()
+      },
+    })
+    const scheduler = new SchedulerLoop(() => clusters.schedule(), { intervalMs: config.scheduler.intervalSeconds * 1000, debounceMs: 250, logger })
+    const machineChanged = async (uuid: string) => {
+      await machineDirectory.refresh(uuid)
+      scheduler.trigger('machine changed')
+    }
     const contentService = new ContentService(contentRepository(store), () => catalogs.refresh())
 
     const metrics = new EngineMetrics()
@@ -78,15 +100,10 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       assetsDir: config.content.assetsDir,
       ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
-      machines: new MachineService(machineRepository(store), undefined, (uuid) => machineDirectory.refresh(uuid)),
+      machines: new MachineService(machineRepository(store), undefined, machineChanged),
       installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
-      // Scheduling writes per-machine groups: the boot catalog must see them at once.
-      clusters: new ClusterService(clusterRepository(store), undefined, {
-        machinesChanged: async (uuids) => {
-          for (const uuid of uuids) await machineDirectory.refresh(uuid)
-        },
-        contentChanged: () => catalogs.refresh(),
-      }),
+      clusters,
+      scheduler,
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {
@@ -95,6 +112,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       ...(generatedAdminToken ? { generatedAdminToken } : {}),
       start: async () => {
         const address = await app.listen({ host: config.http.host, port: config.http.port })
+        scheduler.start()
         if (config.tftp.enabled) {
           const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
           networkServices.push(tftp)
@@ -109,6 +127,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
         return address
       },
       close: async () => {
+        await scheduler.stop()
         for (const service of networkServices.splice(0).reverse()) await service.close()
         await app.close()
         await store.destroy()

@@ -29,5 +29,10 @@ export const notFound = (code: string, message: string, details?: Record<string,
   new SlipwayError('not_found', code, message, details)
 export const conflict = (code: string, message: string, details?: Record<string, unknown>) =>
   new SlipwayError('conflict', code, message, details)
+export const forbidden = (code: string, message: string, details?: Record<string, unknown>) =>
+  new SlipwayError('forbidden', code, message, details)
+/** `retryAfterSeconds` becomes HTTP's Retry-After. */
+export const unavailable = (code: string, message: string, retryAfterSeconds: number, details?: Record<string, unknown>) =>
+  new SlipwayError('unavailable', code, message, { ...details, retryAfterSeconds })
 export const misconfigured = (code: string, message: string, details?: Record<string, unknown>) =>
   new SlipwayError('configuration', code, message, details)

@@ -16,6 +16,7 @@ export interface Database {
   flavors: FlavorsTable
   clusters: ClustersTable
   cluster_members: ClusterMembersTable
+  cluster_pki: ClusterPkiTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -178,6 +179,15 @@ export interface ClusterMembersTable {
   role: 'control-plane' | 'node'
   ordinal: number
   hostname: string
+  created_at: string
+}
+
+/** Public certificates in clear; the whole PKI (keys, bootstrap token) sealed by storage/secret-box.ts. */
+export interface ClusterPkiTable {
+  cluster: string
+  /** JSON ClusterCertificates. */
+  certificates: string
+  sealed: Uint8Array
   created_at: string
 }
 

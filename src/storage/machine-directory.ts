@@ -34,7 +34,7 @@ export class MachineDirectory implements MachineFactsSource {
   }
 
   private remember(machine: Machine): void {
-    this.byUuid.set(machine.uuid, { revision: ++this.revision, view: { ...machine } })
+    this.byUuid.set(machine.uuid, { uuid: machine.uuid, state: machine.state, revision: ++this.revision, view: { ...machine } })
     this.uuidByBootMac.set(machine.bootMac, machine.uuid)
   }
 }

@@ -1,4 +1,7 @@
-import { misconfigured, notFound } from '../errors.ts'
+import type { Role } from '../clusters/cluster.ts'
+import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
+import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
+import type { MachineState } from '../machines/machine-state.ts'
 import type { RenderContext } from '../render/template.ts'
 import type { Group } from '../selection/group.ts'
 import type { Labels } from '../selection/labels.ts'
@@ -21,6 +24,8 @@ export interface BootRequest {
  * `revision` changes with every change of the machine, so cached renders never outlive its facts.
  */
 export interface KnownMachine {
+  uuid: string
+  state: MachineState
   revision: number
   view: Record<string, unknown>
 }
@@ -31,6 +36,31 @@ export interface MachineFactsSource {
 }
 
 const NO_MACHINES: MachineFactsSource = { lookup: () => undefined }
+
+/** A scheduled machine's place in its cluster, with the cluster's PKI (secret: see `clusterContext`). */
+export interface ClusterMembership {
+  cluster: string
+  role: Role
+  hostname: string
+  labels: Record<string, string>
+  pki: ClusterPki
+}
+
+/** The port through which rendering finds a machine's cluster membership. */
+export interface ClusterMembershipSource {
+  memberOf(machineUuid: string): ClusterMembership | undefined
+}
+
+const NO_CLUSTERS: ClusterMembershipSource = { memberOf: () => undefined }
+
+/** How long a machine waiting for the scheduler is told to wait before asking for its config again. */
+export const AWAITING_SCHEDULE_RETRY_SECONDS = 5
+
+/**
+ * What an installed machine that PXE-boots is told when its profile has nothing to netboot: leave
+ * iPXE, so that the firmware boots the next device (its disk), as an installed OS expects.
+ */
+export const LOCAL_BOOT_SCRIPT = '#!ipxe\necho Slipway: this machine is installed and its profile has no netboot; booting from local disk\nexit\n'
 
 export interface Match {
   group: Group
@@ -49,6 +79,7 @@ export class BootService {
   constructor(
     private readonly catalogs: CatalogSource,
     private readonly machines: MachineFactsSource = NO_MACHINES,
+    private readonly clusters: ClusterMembershipSource = NO_CLUSTERS,
   ) {}
 
   match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
@@ -76,15 +107,16 @@ export class BootService {
 
   ipxeScript(request: BootRequest): string {
     const catalog = this.catalogs.current()
-    const { group, profile } = this.match(request.labels, catalog)
+    const machine = this.machines.lookup(request.labels)
+    const { group, profile } = this.match(selectionLabels(request.labels, machine), catalog)
     const bootSpec = profile.boot
     if (!bootSpec) {
+      if (machine?.state === 'installed') return LOCAL_BOOT_SCRIPT
       throw notFound('NO_BOOT_SPEC', `profile "${profile.id}" (group "${group.id}") has no boot section to build an iPXE script from`, {
         group: group.id,
         profile: profile.id,
       })
     }
-    const machine = this.machines.lookup(request.labels)
     return this.cached(catalog, renderKey('ipxe', group, request, machine), () => {
       const context = this.context(request, group, profile, machine)
       const boot = this.renderBootSpec(catalog, profile, bootSpec, context)
@@ -92,9 +124,23 @@ export class BootService {
     })
   }
 
+  /**
+   * `/ignition`. A known machine that asks for its installed config (`os=installed`) before the
+   * scheduler has given it a role gets 503 AWAITING_SCHEDULE (Ignition and the installer retry),
+   * rather than whatever catch-all group would match: installing the discovery config would be wrong.
+   */
   ignition(request: BootRequest): RenderedIgnition {
     const catalog = this.catalogs.current()
-    const { group, profile } = this.match(request.labels, catalog)
+    const machine = this.machines.lookup(request.labels)
+    const { group, profile } = this.match(selectionLabels(request.labels, machine), catalog)
+    if (request.labels.os === 'installed' && group.selector.os === undefined && machine && (machine.state === 'booting' || machine.state === 'discovered')) {
+      throw unavailable(
+        'AWAITING_SCHEDULE',
+        `machine ${machine.uuid} is ${machine.state} and has no role yet; the scheduler assigns one once its cluster's quorum is available (ask again)`,
+        AWAITING_SCHEDULE_RETRY_SECONDS,
+        { uuid: machine.uuid, state: machine.state },
+      )
+    }
     const templateId = requiredField(group, profile, 'ignition_id', 'NO_IGNITION')
     const template = this.requireTemplate(catalog, 'ignition', templateId, profile)
     const name = `ignition/${templateId}`
@@ -108,7 +154,14 @@ export class BootService {
     if (isRawIgnition(templateId)) {
       return this.cached(catalog, `raw\0${templateId}`, () => finalizeIgnition(name, template.body))
     }
-    const machine = this.machines.lookup(request.labels)
+    const membership = machine && this.clusters.memberOf(machine.uuid)
+    if (membership && !sameUuid(request.labels.uuid, machine.uuid)) {
+      throw forbidden(
+        'MACHINE_UUID_REQUIRED',
+        `this config carries cluster ${membership.cluster}'s credentials: ask with the machine's SMBIOS uuid as well as its MAC (uuid=\${uuid} in iPXE, /sys/class/dmi/id/product_uuid on Linux)`,
+        { mac: request.labels.mac ?? null },
+      )
+    }
     return this.cached(catalog, renderKey('ignition', group, request, machine), () =>
       finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile, machine))),
     )
@@ -116,7 +169,7 @@ export class BootService {
 
   generic(request: BootRequest): string {
     const catalog = this.catalogs.current()
-    const { group, profile } = this.match(request.labels, catalog)
+    const { group, profile } = this.match(selectionLabels(request.labels, this.machines.lookup(request.labels)), catalog)
     const templateId = requiredField(group, profile, 'generic_id', 'NO_GENERIC')
     const template = this.requireTemplate(catalog, 'generic', templateId, profile)
     return catalog.compiled('generic', templateId, template.body)(this.context(request, group, profile))
@@ -124,20 +177,35 @@ export class BootService {
 
   /** `/metadata`: matchbox's variables as an env file, for scripts on the machine. */
   metadata(request: BootRequest): string {
-    const { group } = this.match(request.labels)
+    const { group } = this.match(selectionLabels(request.labels, this.machines.lookup(request.labels)))
     return renderEnvFile(matchboxVariables(request, group))
   }
 
   /** What templates see: matchbox's variables plus Slipway's own, each under its own key. */
   context(request: BootRequest, group: Group, profile: Profile, machine = this.machines.lookup(request.labels)): RenderContext {
     return {
+      // Present for every machine so that role templates can test `{{#if cluster.pki}}` in strict mode.
+      cluster: {},
       ...matchboxVariables(request, group),
       labels: request.labels,
       ...(machine ? { machine: machine.view } : {}),
+      ...this.clusterContext(request, machine),
       group: { id: group.id, name: group.name },
       profile: { id: profile.id, name: profile.name },
       engine: { url: request.engineUrl },
     }
+  }
+
+  /**
+   * `{{cluster.*}}` for a cluster member: name, role, hostname, labels, and `cluster.pki` (the keys
+   * its role needs, see pkiForRole) only when the request names the member's uuid as well as its MAC.
+   */
+  private clusterContext(request: BootRequest, machine: KnownMachine | undefined): RenderContext {
+    const membership = machine && this.clusters.memberOf(machine.uuid)
+    if (!membership) return {}
+    const cluster: Record<string, unknown> = { name: membership.cluster, role: membership.role, hostname: membership.hostname, labels: membership.labels }
+    if (sameUuid(request.labels.uuid, machine.uuid)) cluster.pki = pkiForRole(membership.pki, membership.role)
+    return { cluster }
   }
 
   private renderBootSpec(catalog: Catalog, profile: Profile, boot: BootSpec, context: RenderContext): BootSpec {
@@ -191,6 +259,16 @@ function matchboxVariables(request: BootRequest, group: Group): RenderContext {
   for (const [key, value] of Object.entries(group.selector)) variables[key.toLowerCase()] = value
   variables.request = { query: request.labels, raw_query: request.rawQuery }
   return variables
+}
+
+const sameUuid = (label: string | undefined, uuid: string) => label !== undefined && label.toLowerCase() === uuid
+
+/**
+ * The labels groups are selected by. An installed machine that netboots again sends the same query as
+ * before its install; the engine knows better and selects it as `os=installed`, matchbox's convention.
+ */
+function selectionLabels(labels: Labels, machine: KnownMachine | undefined): Labels {
+  return machine?.state === 'installed' && labels.os === undefined ? { ...labels, os: 'installed' } : labels
 }
 
 /** A machine asking for a config its profile does not have is told so, with a code of its own. */

@@ -2,6 +2,7 @@ import type { ContentRepository } from '../content/content-service.ts'
 import { conflict, invalid, misconfigured, notFound } from '../errors.ts'
 import type { Machine, MachineRepository } from '../machines/machine-service.ts'
 import { transition, type MachineState } from '../machines/machine-state.ts'
+import { adminKubeconfig, type ClusterCertificates, type ClusterPki, type ClusterPkiIssuer } from './cluster-pki.ts'
 import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
 import { bootIpOf, groupIdOf, planSchedule, PROFILE_OF_ROLE, type Assignment, type PlacedMember } from './schedule-plan.ts'
 
@@ -27,6 +28,11 @@ export interface ClusterRepository {
   /** Refuses (409 MACHINE_ALREADY_IN_CLUSTER) a machine that is already a member anywhere. */
   insertMember(member: ClusterMember, now: Date): Promise<void>
   deleteMembers(cluster: string): Promise<void>
+  /** Stores a cluster's PKI; private keys are encrypted at rest by the store. */
+  insertClusterPki(cluster: string, pki: ClusterPki, now: Date): Promise<void>
+  findClusterPki(cluster: string): Promise<ClusterPki | undefined>
+  /** The public certificates only, without opening the sealed keys. */
+  findCertificates(cluster: string): Promise<ClusterCertificates | undefined>
   /** Runs `work` atomically: all of its writes land or none do. */
   transaction<T>(work: (repository: ClusterRepository) => Promise<T>): Promise<T>
 }
@@ -72,6 +78,7 @@ export const scheduledReason = (cluster: string, role: string) => `scheduled int
 export class ClusterService {
   constructor(
     private readonly repository: ClusterRepository,
+    private readonly pkiIssuer: ClusterPkiIssuer,
     private readonly clock: () => Date = () => new Date(),
     private readonly hooks: ClusterServiceHooks = {},
   ) {}
@@ -106,14 +113,46 @@ export class ClusterService {
     })
   }
 
+  /** Creates the cluster together with its PKI (CAs, service-account key, admin certificate, bootstrap token). */
   async createCluster(input: unknown, now: Date = this.clock()): Promise<Cluster> {
     const cluster = parseCluster(input, now)
-    await this.repository.transaction(async (repository) => {
+    const checkNew = async (repository: ClusterRepository) => {
       if (!(await repository.findFlavor(cluster.flavor))) throw notFound('FLAVOR_NOT_FOUND', `flavor "${cluster.flavor}" does not exist; create it first (POST /api/v1/flavors)`)
       if (await repository.findCluster(cluster.name)) throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
+    }
+    // Checked before the key generation so that bad input costs nothing, and again inside the
+    // transaction that writes, against a concurrent create of the same name.
+    await checkNew(this.repository)
+    const pki = await this.pkiIssuer.issue(cluster.name, now)
+    await this.repository.transaction(async (repository) => {
+      await checkNew(repository)
       await repository.insertCluster(cluster)
+      await repository.insertClusterPki(cluster.name, pki, now)
     })
     return cluster
+  }
+
+  /** The cluster's public certificates (never a key). */
+  async certificates(name: string): Promise<ClusterCertificates> {
+    const certificates = await this.repository.findCertificates(name)
+    if (!certificates) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+    return certificates
+  }
+
+  /**
+   * The admin kubeconfig for the engine's own use (cluster registration), pointing at the first
+   * control-plane member. 409 CLUSTER_NOT_SCHEDULED while the cluster has no control plane yet.
+   */
+  async adminKubeconfig(name: string): Promise<string> {
+    return this.repository.transaction(async (repository) => {
+      const pki = await repository.findClusterPki(name)
+      if (!pki) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+      const first = (await repository.listMembers(name)).find((member) => member.role === 'control-plane')
+      const machine = first && (await repository.machines.findMachine(first.machineUuid))
+      const ip = machine && bootIpOf(machine)
+      if (!ip) throw conflict('CLUSTER_NOT_SCHEDULED', `cluster "${name}" has no control plane yet; run the scheduler once enough machines are discovered`)
+      return adminKubeconfig(name, pki, `https://${ip}:6443`)
+    })
   }
 
   /**
@@ -138,7 +177,7 @@ export class ClusterService {
         await repository.machines.saveMachine(moved.machine)
         await repository.machines.appendEvent(moved.event)
       }
-      await repository.deleteCluster(name)
+      await repository.deleteCluster(name) // its PKI goes with it (ON DELETE CASCADE)
       return machines.map((machine) => machine.uuid)
     })
     await this.hooks.machinesChanged?.(released)
@@ -146,7 +185,6 @@ export class ClusterService {
     return { released }
   }
 
-  /** One scheduling pass over every cluster, oldest first; reports what each cluster got. */
   /**
    * Enjoliver's scheduler view: every assignment, or those of one role. `role` may be Slipway's name
    * (`control-plane`, `node`) or the profile Enjoliver used (`etcd-member-kubernetes-control-plane`,
@@ -183,6 +221,7 @@ export class ClusterService {
     })
   }
 
+  /** One scheduling pass over every cluster, oldest first; reports what each cluster got. */
   async schedule(now: Date = this.clock()): Promise<ScheduleReport[]> {
     const reports: ScheduleReport[] = []
     try {

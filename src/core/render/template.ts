@@ -1,4 +1,5 @@
 import Handlebars from 'handlebars'
+import { renderEnvFile } from '../boot/env-file.ts'
 import { misconfigured } from '../errors.ts'
 
 /** Templates live in three namespaces, mirroring the folders they are loaded from. */
@@ -23,6 +24,17 @@ const handlebars = Handlebars.create()
 handlebars.registerHelper('json', definedArgument('json', (value) => JSON.stringify(value)))
 // Ignition file contents inline as `data:` URLs (RFC 2397), percent-encoded as Ignition expects.
 handlebars.registerHelper('dataUrl', definedArgument('dataUrl', (value) => `data:,${encodeURIComponent(String(value))}`))
+
+// `(envFile KEY=value ...)`: an env file (sorted KEY=value lines) for systemd EnvironmentFile= or a script.
+handlebars.registerHelper('envFile', (options: Handlebars.HelperOptions & { loc?: { start: { line: number; column: number } } }) => {
+  for (const [key, value] of Object.entries(options.hash as Record<string, unknown>)) {
+    if (value === undefined) {
+      const at = options.loc ? ` - ${options.loc.start.line}:${options.loc.start.column}` : ''
+      throw new Error(`{{envFile ...}}: ${key} is not defined${at}`)
+    }
+  }
+  return renderEnvFile(options.hash as RenderContext)
+})
 
 /** Strict mode does not cover helper arguments: a missing one must fail like a missing variable. */
 function definedArgument(helper: string, format: (value: unknown) => string) {

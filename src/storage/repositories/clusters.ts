@@ -1,15 +1,23 @@
 import type { Kysely } from 'kysely'
 import type { Cluster, ClusterMember, Flavor } from '../../core/clusters/cluster.ts'
+import { publicCertificates, type ClusterCertificates, type ClusterPki } from '../../core/clusters/cluster-pki.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
 import { conflict } from '../../core/errors.ts'
 import { contentRepository } from '../content-repository.ts'
 import type { ClusterMemberRow, ClusterRow, Database, FlavorRow } from '../database.ts'
+import type { SecretBox } from '../secret-box.ts'
 import { machineRepository } from './machines.ts'
 
 type Db = Kysely<Database>
 
-/** The core's cluster port over kysely; its machine and content ports share the same connection or transaction. */
-export function clusterRepository(db: Db, clock: () => Date = () => new Date()): ClusterRepository {
+/** The sealed PKI is bound to its cluster: a value copied to another cluster's row does not open. */
+const pkiContext = (cluster: string) => `cluster_pki:${cluster}`
+
+/**
+ * The core's cluster port over kysely; its machine and content ports share the same connection or
+ * transaction. `secrets` seals the cluster PKI on the way in and opens it on the way out.
+ */
+export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date = () => new Date()): ClusterRepository {
   return {
     machines: machineRepository(db, clock),
     content: contentRepository(db, clock),
@@ -89,8 +97,23 @@ export function clusterRepository(db: Db, clock: () => Date = () => new Date()):
     deleteMembers: async (cluster) => {
       await db.deleteFrom('cluster_members').where('cluster', '=', cluster).execute()
     },
+    insertClusterPki: async (cluster, pki, now) => {
+      await db
+        .insertInto('cluster_pki')
+        .values({ cluster, certificates: JSON.stringify(publicCertificates(pki)), sealed: secrets.seal(JSON.stringify(pki), pkiContext(cluster)), created_at: now.toISOString() })
+        .execute()
+    },
+    findClusterPki: async (cluster) => {
+      const row = await db.selectFrom('cluster_pki').select('sealed').where('cluster', '=', cluster).executeTakeFirst()
+      return row ? (JSON.parse(secrets.open(row.sealed, pkiContext(cluster))) as ClusterPki) : undefined
+    },
+    findCertificates: async (cluster) => {
+      const row = await db.selectFrom('cluster_pki').select('certificates').where('cluster', '=', cluster).executeTakeFirst()
+      return row ? (JSON.parse(row.certificates) as ClusterCertificates) : undefined
+    },
     // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) => (db.isTransaction ? work(clusterRepository(db, clock)) : db.transaction().execute((trx) => work(clusterRepository(trx, clock)))),
+    transaction: (work) =>
+      db.isTransaction ? work(clusterRepository(db, secrets, clock)) : db.transaction().execute((trx) => work(clusterRepository(trx, secrets, clock))),
   }
 }
 

@@ -25,7 +25,7 @@ import type { InstallAuthorization } from '../../core/machines/install-authoriza
 import { machineRoutes } from './routes/admin/machines.ts'
 import { clusterRoutes } from './routes/admin/clusters.ts'
 import { provisionRoutes } from './routes/provision.ts'
-import type { ClusterService } from '../../core/clusters/cluster-service.ts'
+import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
 
 export interface AppDependencies {
   boot: BootService
@@ -42,6 +42,8 @@ export interface AppDependencies {
   machines: MachineService
   installs: InstallAuthorization
   clusters: ClusterService
+  /** Scheduling passes go through the job, so that an API pass never overlaps a timed one. */
+  scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> }
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -109,7 +111,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(selectionRoutes, { boot: deps.boot })
       await admin.register(dhcpRoutes, { reservations: deps.reservations })
       await admin.register(machineRoutes, { machines: deps.machines })
-      await admin.register(clusterRoutes, { clusters: deps.clusters })
+      await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
     },
     { prefix: '/api/v1' },
   )

@@ -28,7 +28,12 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | SlipwayError | Error, request, reply) => {
     if (error instanceof SlipwayError) {
       const statusCode = STATUS_OF_KIND[error.kind]
-      if (statusCode >= 500) request.log.error({ code: error.code, details: error.details }, error.message)
+      // `unavailable` is an expected "not yet" (e.g. a machine waiting to be scheduled), not a fault.
+      if (error.kind === 'unavailable') {
+        request.log.debug({ code: error.code }, error.message)
+        const retryAfter = error.details?.retryAfterSeconds
+        if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
+      } else if (statusCode >= 500) request.log.error({ code: error.code, details: error.details }, error.message)
       const body: ErrorBody = { statusCode, code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) }
       return reply.status(statusCode).type('application/json').send(body)
     }

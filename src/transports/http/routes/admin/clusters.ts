@@ -105,7 +105,20 @@ export const toScheduleResponse = (reports: ScheduleReport[]) => ({
   clusters: reports.map((report) => ({ name: report.cluster, state: report.state, waiting: report.waiting })),
 })
 
-export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService }> = async (app, { clusters }) => {
+const Pem = (description: string) => Type.String({ description })
+const CertificatesResponse = Type.Object({
+  kubernetes_ca: Pem('Kubernetes CA certificate (PEM): what kubelets and clients trust.'),
+  etcd_ca: Pem('etcd CA certificate (PEM).'),
+  front_proxy_ca: Pem('Front-proxy CA certificate (PEM), for the aggregation layer.'),
+  admin: Pem("The engine's admin client certificate (PEM, O=system:masters); its key never leaves the engine."),
+  service_account_public_key: Pem('Service-account token verification key (PEM).'),
+  kubernetes_ca_cert_hash: Type.String({ description: 'For kubeadm join --discovery-token-ca-cert-hash.' }),
+})
+
+export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService; scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> } }> = async (
+  app,
+  { clusters, scheduler },
+) => {
   app.get('/flavors', { schema: { tags: ['clusters'], summary: 'List flavors (cluster shapes)', response: { 200: Type.Array(FlavorResponse), ...adminErrors } } }, async () =>
     (await clusters.listFlavors()).map(toFlavorResponse),
   )
@@ -132,6 +145,29 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
     '/clusters/:name',
     { schema: { tags: ['clusters'], summary: 'Get a cluster with its members', params: NameParams, response: { 200: ClusterDetailResponse, ...adminErrors } } },
     async (request) => toDetailResponse(await clusters.getCluster(request.params.name)),
+  )
+
+  app.get(
+    '/clusters/:name/certificates',
+    {
+      schema: {
+        tags: ['clusters'],
+        summary: "The cluster's public certificates (generated with the cluster; private keys are encrypted at rest and never returned)",
+        params: NameParams,
+        response: { 200: CertificatesResponse, ...adminErrors },
+      },
+    },
+    async (request) => {
+      const certificates = await clusters.certificates(request.params.name)
+      return {
+        kubernetes_ca: certificates.kubernetesCa,
+        etcd_ca: certificates.etcdCa,
+        front_proxy_ca: certificates.frontProxyCa,
+        admin: certificates.admin,
+        service_account_public_key: certificates.serviceAccountPublicKey,
+        kubernetes_ca_cert_hash: certificates.kubernetesCaCertHash,
+      }
+    },
   )
 
   app.delete(
@@ -191,6 +227,6 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
   app.post(
     '/scheduler/run',
     { schema: { tags: ['clusters'], summary: 'Run one scheduling pass over every cluster; returns what it assigned', response: { 200: ScheduleResponse, ...adminErrors } } },
-    async () => toScheduleResponse(await clusters.schedule()),
+    async () => toScheduleResponse(await scheduler.runNow('api')),
   )
 }
