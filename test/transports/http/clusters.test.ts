@@ -31,7 +31,7 @@ async function discover(app: FastifyInstance, n: number) {
   if (response.statusCode !== 200) throw new Error(response.body)
 }
 
-const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) =>
+const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
 const run = (app: FastifyInstance) => admin(app, 'POST', '/api/v1/scheduler/run')
 const machine = async (app: FastifyInstance, n: number) => (await admin(app, 'GET', `/api/v1/machines/${uuidOf(n)}`)).json()
@@ -195,7 +195,7 @@ t.test('mexosagent /v1/provision and /v1/destroy', async (t) => {
   t.match((await admin(app, 'GET', '/api/v1/clusters/paris')).json(), { labels: { city: 'paris' }, latitude: 48.85 })
 
   for (let n = 1; n <= 3; n++) await discover(app, n)
-  t.equal((await run(app)).json().assignments.length, 3)
+  t.equal((await run(app)).json().assignments.length, 4, '3 control plane + 1 node')
   const destroyed = await admin(app, 'POST', '/v1/destroy', { provisions: [{ name: 'edge' }, { name: 'paris', flavor: 'small' }, { name: 'gone' }] })
   t.equal(destroyed.statusCode, 200, destroyed.body)
   t.match(destroyed.json().results, [{ name: 'edge', ok: true }, { name: 'paris', ok: true }, { name: 'gone', ok: false, code: 'CLUSTER_NOT_FOUND' }])
@@ -221,4 +221,36 @@ t.test('bad requests change nothing', async (t) => {
   }
   t.equal((await admin(app, 'GET', '/api/v1/flavors')).json().length, 1)
   t.equal((await admin(app, 'GET', '/api/v1/clusters')).json().length, 1)
+})
+
+t.test('waiting for a role: 503 with Retry-After; once installed, netboot hands over to the disk', async (t) => {
+  const app = await engine(t)
+  await setUp(app)
+  await discover(app, 1)
+  const installedUrl = `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed`
+  const waiting = await app.inject({ method: 'GET', url: installedUrl })
+  t.equal(waiting.statusCode, 503, 'a discovered machine asking for its installed config is told to wait (Ignition retries 5xx)')
+  t.equal(waiting.headers['retry-after'], '5')
+  t.match(waiting.json(), { code: 'AWAITING_SCHEDULE', message: /has no role yet/ })
+  const unknown = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(50)}&mac=${macOf(50)}&os=installed` })
+  t.equal(unknown.statusCode, 200, 'a machine the engine never saw gets what its groups select, as in matchbox')
+  t.equal((await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}` })).statusCode, 200, 'its discovery config is still served')
+
+  // A static group naming the machine with os=installed is an operator's decision: no wait.
+  const group = await admin(app, 'PUT', '/api/v1/groups/pinned', { id: 'pinned', profile: 'kubernetes-node', selector: { mac: macOf(2), os: 'installed' }, metadata: { hostname: 'pinned', kubernetes_version: 'v1.31.8', ssh_authorized_keys: [] } })
+  t.equal(group.statusCode, 200, group.body)
+  await discover(app, 2)
+  t.equal((await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(2)}&mac=${macOf(2)}&os=installed` })).statusCode, 200)
+
+  // Scheduled, installed: the installed machine PXE-boots with the same query as before its install.
+  for (const n of [3, 4]) await discover(app, n)
+  t.equal((await run(app)).json().assignments.length, 4, '3 control plane + 1 node')
+  t.equal((await app.inject({ method: 'GET', url: installedUrl })).statusCode, 200, 'scheduled: the role config')
+  const ipxeQuery = `/ipxe?uuid=${uuidOf(1)}&mac=${macOf(1).replaceAll(':', '-')}`
+  t.match((await app.inject({ method: 'GET', url: ipxeQuery })).body, /flatcar_production_pxe/, 'not installed yet: it netboots its discovery/installer image')
+  t.equal((await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(1)}` })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(1)}` })).json().state, 'installed')
+  const local = await app.inject({ method: 'GET', url: ipxeQuery })
+  t.equal(local.statusCode, 200, local.body)
+  t.match(local.body, /^#!ipxe\n[\s\S]*\nexit\n$/, 'installed, and its role profile has nothing to netboot: iPXE exits to the disk')
 })
