@@ -52,7 +52,8 @@ t.test('machine-facing routes on the sample content', async (t) => {
     }
     const generic = await get('/generic?mac=52:54:00:00:00:99')
     t.equal(generic.statusCode, 200)
-    t.match(generic.body, /^SLIPWAY_GROUP=discovery\nSLIPWAY_PROFILE=discovery\nSLIPWAY_ENGINE_URL=http:\/\/engine\.test:8080\n/m)
+    t.match(generic.body, /^#!\/bin\/sh\n# Slipway discovery agent .* for group\n# discovery\)/, 'the discovery profile serves the discovery agent')
+    t.match(generic.body, /^RENDERED_URL='http:\/\/engine\.test:8080'\nRENDERED_INSTALLER='flatcar'\nRENDERED_INSTALL_DISK=''$/m, 'rendered with the engine URL and the group metadata')
     const noGeneric = await get('/generic?mac=52:54:00:00:00:01')
     t.equal(noGeneric.statusCode, 404)
     t.equal(noGeneric.json().code, 'NO_GENERIC')

@@ -1,0 +1,183 @@
+#!/bin/sh
+# Slipway discovery agent (rendered by the engine from generic/discovery-agent.sh for group
+# {{group.id}}). POSIX sh: it runs on the Flatcar / Fedora CoreOS live images (bash, curl) and on
+# the lab's busybox initramfs (ash, wget) alike. It reports the machine's facts to POST /discovery,
+# waits for the scheduler to give it a role (GET /ignition answers 503 until then), asks for an
+# install slot, installs the role's Ignition to disk, reports, and reboots.
+#
+# Settings come from the group's metadata: `installer` (flatcar | coreos | lab-raw) and
+# `install_disk` (empty: the largest non-removable disk).
+set -u
+
+# What the engine rendered in; the SLIPWAY_* environment overrides it (for trying the agent by hand).
+RENDERED_URL='{{engine.url}}'
+RENDERED_INSTALLER='{{installer}}'
+RENDERED_INSTALL_DISK='{{install_disk}}'
+ENGINE_URL="${SLIPWAY_URL:-$RENDERED_URL}"
+INSTALLER="${SLIPWAY_INSTALLER:-$RENDERED_INSTALLER}"
+INSTALL_DISK="${SLIPWAY_INSTALL_DISK:-$RENDERED_INSTALL_DISK}"
+FLATCAR_CHANNEL="${SLIPWAY_FLATCAR_CHANNEL:-stable}"
+WORK="${SLIPWAY_WORK_DIR:-/tmp/slipway}"
+mkdir -p "$WORK"
+
+say() { echo "slipway-agent: $*"; }
+
+# --- HTTP, with curl when there is one and busybox wget otherwise ----------------------------------
+# Both print the body to stdout and fail on any non-2xx answer.
+http_get() {
+  if command -v curl >/dev/null 2>&1; then curl --fail --silent --show-error --max-time 30 "$1"
+  else wget -q -T 30 -O - "$1"; fi
+}
+http_post_json() { # url file
+  if command -v curl >/dev/null 2>&1; then curl --fail --silent --show-error --max-time 30 -H 'Content-Type: application/json' --data-binary "@$2" "$1"
+  else wget -q -T 30 -O - --header 'Content-Type: application/json' --post-file "$2" "$1"; fi
+}
+
+# --- Facts ----------------------------------------------------------------------------------------
+cmdline_value() { tr ' ' '\n' < /proc/cmdline 2>/dev/null | sed -n "s/^$1=//p" | head -n 1; }
+read_first() { [ -r "$1" ] && head -n 1 "$1" 2>/dev/null | tr -d '"\\\000-\037'; }
+json_string() { printf '"%s"' "$(printf '%s' "$1" | tr -d '"\\\000-\037')"; }
+
+UUID="$(read_first /sys/class/dmi/id/product_uuid | tr 'A-F' 'a-f')"
+# iPXE passes the MAC it booted from (slipway.mac=${mac}); without it, the NIC of the default route.
+BOOT_MAC="$(cmdline_value slipway.mac | tr 'A-F-' 'a-f:')"
+if [ -z "$BOOT_MAC" ]; then
+  default_nic="$(ip route show default 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)"
+  [ -n "$default_nic" ] && BOOT_MAC="$(read_first "/sys/class/net/$default_nic/address")"
+fi
+LABELS="uuid=$UUID&mac=$(printf '%s' "$BOOT_MAC" | tr ':' '-')"
+
+interfaces_json() {
+  gateway="$(ip route show default 2>/dev/null | sed -n 's/^default via \([0-9.]*\).*/\1/p' | head -n 1)"
+  first=1
+  for path in /sys/class/net/*; do
+    name="${path##*/}"
+    [ "$name" = lo ] && continue
+    [ -r "$path/address" ] || continue
+    mac="$(read_first "$path/address")"
+    [ "$mac" = "00:00:00:00:00:00" ] && continue
+    cidr="$(ip -4 addr show dev "$name" 2>/dev/null | sed -n 's/.*inet \([0-9.]*\/[0-9]*\).*/\1/p' | head -n 1)"
+    [ $first -eq 1 ] || printf ','
+    first=0
+    printf '{"name":%s,"mac":%s' "$(json_string "$name")" "$(json_string "$mac")"
+    if [ -n "$cidr" ]; then
+      printf ',"ipv4":%s,"cidrv4":%s' "$(json_string "${cidr%/*}")" "$(json_string "$cidr")"
+      [ -n "$gateway" ] && printf ',"gateway":%s' "$(json_string "$gateway")"
+      fqdn="$(hostname -f 2>/dev/null || hostname)"
+      [ -n "$fqdn" ] && [ "$fqdn" != "(none)" ] && printf ',"fqdn":[%s]' "$(json_string "$fqdn")"
+    fi
+    printf '}'
+  done
+}
+
+disks_json() {
+  first=1
+  for path in /sys/block/*; do
+    name="${path##*/}"
+    case "$name" in loop*|ram*|sr*|fd*|zram*|dm-*|md*) continue ;; esac
+    [ "$(read_first "$path/removable")" = 1 ] && continue
+    sectors="$(read_first "$path/size")"
+    [ -n "$sectors" ] || continue
+    [ $first -eq 1 ] || printf ','
+    first=0
+    printf '{"path":"/dev/%s","size-bytes":%s' "$name" "$((sectors * 512))"
+    model="$(read_first "$path/device/model")"
+    serial="$(read_first "$path/serial")"
+    [ -n "$serial" ] || serial="$(read_first "$path/device/serial")"
+    [ -n "$model" ] && printf ',"model":%s' "$(json_string "$model")"
+    [ -n "$serial" ] && printf ',"serial":%s' "$(json_string "$serial")"
+    printf '}'
+  done
+}
+
+discovery_json() {
+  cores="$(grep -c '^processor' /proc/cpuinfo)"
+  cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+  memory_kib="$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo)"
+  firmware=bios
+  [ -d /sys/firmware/efi ] && firmware=uefi
+  printf '{"boot-info":{"uuid":%s,"mac":%s,"random-id":%s},' "$(json_string "$UUID")" "$(json_string "$BOOT_MAC")" "$(json_string "$(read_first /proc/sys/kernel/random/boot_id)")"
+  printf '"interfaces":[%s],"disks":[%s],' "$(interfaces_json)" "$(disks_json)"
+  printf '"cpu":{"model":%s,"cores":%s,"threads":%s},' "$(json_string "$cpu_model")" "$cores" "$cores"
+  printf '"memory":{"total-bytes":%s},"firmware":"%s",' "$((memory_kib * 1024))" "$firmware"
+  printf '"dmi":{"vendor":%s,"product":%s,"serial":%s}}' \
+    "$(json_string "$(read_first /sys/class/dmi/id/sys_vendor)")" \
+    "$(json_string "$(read_first /sys/class/dmi/id/product_name)")" \
+    "$(json_string "$(read_first /sys/class/dmi/id/product_serial)")"
+}
+
+# --- Install --------------------------------------------------------------------------------------
+largest_disk() {
+  best=''
+  best_size=0
+  for path in /sys/block/*; do
+    name="${path##*/}"
+    case "$name" in loop*|ram*|sr*|fd*|zram*|dm-*|md*) continue ;; esac
+    [ "$(read_first "$path/removable")" = 1 ] && continue
+    size="$(read_first "$path/size")"
+    [ -n "$size" ] && [ "$size" -gt "$best_size" ] && best="/dev/$name" && best_size="$size"
+  done
+  echo "$best"
+}
+
+# The lab's stand-in for an OS image: the Ignition config and a header, written raw to the disk.
+# The lab OS reads them back on the next boot, as an installed OS reads the config it was given.
+install_lab_raw() { # disk ignition-file
+  size="$(wc -c < "$2" | tr -d ' ')"
+  sum="$(sha256sum "$2" | cut -d ' ' -f 1)"
+  printf 'SLIPWAY-LAB-DISK 1 %s %s\n' "$size" "$sum" | dd of="$1" bs=512 count=1 conv=sync,notrunc 2>/dev/null &&
+    dd if="$2" of="$1" bs=4096 seek=1 conv=notrunc 2>/dev/null && sync
+}
+
+install_to_disk() { # ignition-file
+  disk="$INSTALL_DISK"
+  [ -n "$disk" ] || disk="$(largest_disk)"
+  [ -n "$disk" ] || { echo "no disk to install to"; return 1; }
+  say "installing with $INSTALLER to $disk"
+  case "$INSTALLER" in
+    flatcar) flatcar-install -d "$disk" -C "$FLATCAR_CHANNEL" -i "$1" ;;
+    coreos) coreos-installer install "$disk" --ignition-file "$1" ;;
+    lab-raw) install_lab_raw "$disk" "$1" ;;
+    *) echo "unknown installer '$INSTALLER' (group metadata 'installer': flatcar, coreos or lab-raw)"; return 1 ;;
+  esac
+}
+
+# --- The loop -------------------------------------------------------------------------------------
+[ -n "$UUID" ] || { say "no SMBIOS uuid in /sys/class/dmi/id/product_uuid: cannot report"; exit 1; }
+[ -n "$BOOT_MAC" ] || { say "cannot tell the boot MAC (no slipway.mac= and no default route)"; exit 1; }
+
+discovery_json > "$WORK/discovery.json"
+until answer="$(http_post_json "$ENGINE_URL/discovery" "$WORK/discovery.json")"; do
+  say "POST /discovery failed; retrying in 5 s"
+  sleep 5
+done
+say "discovered uuid=$UUID mac=$BOOT_MAC: $answer"
+
+# 503 (AWAITING_SCHEDULE) until the scheduler gives this machine a role.
+waited=0
+until http_get "$ENGINE_URL/ignition?$LABELS&os=installed" > "$WORK/installed.ign" 2>/dev/null; do
+  [ $((waited % 6)) -eq 0 ] && say "waiting for a role (GET /ignition?...&os=installed not ready)"
+  waited=$((waited + 1))
+  sleep 5
+done
+say "role config received ($(wc -c < "$WORK/installed.ign" | tr -d ' ') bytes, sha256 $(sha256sum "$WORK/installed.ign" | cut -d ' ' -f 1))"
+
+# 403 while every install slot is taken.
+until http_get "$ENGINE_URL/install-authorization?$LABELS" > /dev/null 2>&1; do
+  say "install slots full; asking again in 5 s"
+  sleep 5
+done
+say "install authorized"
+
+if install_to_disk "$WORK/installed.ign" > "$WORK/install.log" 2>&1; then
+  printf '{"message":"installed with %s"}' "$INSTALLER" > "$WORK/report.json"
+  http_post_json "$ENGINE_URL/lifecycle/install/success?$LABELS" "$WORK/report.json" > /dev/null
+  say "installed; rebooting"
+  sync
+  reboot -f 2>/dev/null || reboot
+else
+  printf '{"message":%s}' "$(json_string "$(tail -c 2000 "$WORK/install.log" | tr '\n' ' ')")" > "$WORK/report.json"
+  http_post_json "$ENGINE_URL/lifecycle/install/fail?$LABELS" "$WORK/report.json" > /dev/null
+  say "install failed: $(tail -n 5 "$WORK/install.log")"
+  exit 1
+fi
