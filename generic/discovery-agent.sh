@@ -23,14 +23,15 @@ mkdir -p "$WORK"
 say() { echo "slipway-agent: $*"; }
 
 # --- HTTP, with curl when there is one and busybox wget otherwise ----------------------------------
-# Both print the body to stdout and fail on any non-2xx answer.
+# Both print the body to stdout and fail on any non-2xx answer. (`timeout` rather than wget's own
+# -T: Debian's static busybox 1.35 wget crashes with -T.)
 http_get() {
   if command -v curl >/dev/null 2>&1; then curl --fail --silent --show-error --max-time 30 "$1"
-  else wget -q -T 30 -O - "$1"; fi
+  else timeout 60 wget -q -O - "$1"; fi
 }
 http_post_json() { # url file
   if command -v curl >/dev/null 2>&1; then curl --fail --silent --show-error --max-time 30 -H 'Content-Type: application/json' --data-binary "@$2" "$1"
-  else wget -q -T 30 -O - --header 'Content-Type: application/json' --post-file "$2" "$1"; fi
+  else timeout 60 wget -q -O - --header 'Content-Type: application/json' --post-file "$2" "$1"; fi
 }
 
 # --- Facts ----------------------------------------------------------------------------------------

@@ -22,107 +22,35 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { REPO_ROOT, removeTree } from '../helpers/engine.ts'
-import { assertLabPrerequisites, createLabNetwork, findInPath, waitFor, type LabNetwork, type LabProcess } from '../helpers/lab-network.ts'
-import { assertQemuPrerequisites, startVm, type Firmware, type Vm } from '../helpers/qemu.ts'
+import { startLabEngine, startRouterAdvertisements, type LabEngine, type LogLine } from '../../lab/lab-engine.ts'
+import { assertLabPrerequisites, createLabNetwork, waitFor, type LabNetwork, type LabProcess } from '../../lab/lab-network.ts'
+import { assertQemuPrerequisites, startVm, type Firmware, type Vm } from '../../lab/qemu.ts'
 
 const LAB_CONTENT = path.join(REPO_ROOT, 'test/fixtures/lab')
 const MARKER = 'slipway-lab-ok'
-const HTTP_PORT = 8080
-
-interface LogLine {
-  raw: string
-  entry: Record<string, unknown>
-}
-
-interface RunningEngine {
-  process: LabProcess
-  /** Every JSON line the engine printed so far, in order. */
-  lines(): LogLine[]
-}
-
-function parseLines(text: string): LogLine[] {
-  const lines: LogLine[] = []
-  for (const raw of text.split('\n')) {
-    if (!raw.startsWith('{')) continue
-    try {
-      lines.push({ raw, entry: JSON.parse(raw) as Record<string, unknown> })
-    } catch {
-      // a partial last line
-    }
-  }
-  return lines
-}
 
 const LAB_TOKEN = `lab-${randomBytes(16).toString('hex')}`
 
-async function startEngine(lab: LabNetwork, scratch: string): Promise<RunningEngine> {
-  for (const folder of ['var', 'ignition', 'generic', 'assets']) mkdirSync(path.join(scratch, folder), { recursive: true })
-  const proc = lab.spawn('engine', process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      HOME: process.env.HOME ?? '/root',
-      SLIPWAY_DATA_DIR: path.join(scratch, 'var'),
-      SLIPWAY_HTTP_HOST: '0.0.0.0',
-      SLIPWAY_HTTP_PORT: String(HTTP_PORT),
-      SLIPWAY_HTTP_PUBLIC_URL: `http://${lab.bridgeAddress}:${HTTP_PORT}`,
-      SLIPWAY_DHCP_MODE: 'full',
-      SLIPWAY_DHCP_SERVER_ADDRESS: lab.bridgeAddress,
-      SLIPWAY_DHCP_SUBNET: lab.subnet,
-      SLIPWAY_DHCP_RANGE_START: `${lab.prefix}.100`,
-      SLIPWAY_DHCP_RANGE_END: `${lab.prefix}.199`,
-      SLIPWAY_TFTP_ENABLED: 'true',
-      SLIPWAY_TFTP_IPXE_DIR: '/usr/lib/ipxe',
-      SLIPWAY_CONTENT_PROFILES_DIR: path.join(LAB_CONTENT, 'profiles'),
-      SLIPWAY_CONTENT_IPXE_DIR: path.join(LAB_CONTENT, 'ipxe'),
-      SLIPWAY_CONTENT_IGNITION_DIR: path.join(scratch, 'ignition'),
-      SLIPWAY_CONTENT_GENERIC_DIR: path.join(scratch, 'generic'),
-      SLIPWAY_CONTENT_ASSETS_DIR: path.join(scratch, 'assets'),
-      SLIPWAY_AUTH_ADMIN_TOKEN: LAB_TOKEN,
-      SLIPWAY_LOG_LEVEL: 'info',
+function startEngine(lab: LabNetwork, scratch: string): Promise<LabEngine> {
+  for (const folder of ['ignition', 'generic', 'assets']) mkdirSync(path.join(scratch, folder), { recursive: true })
+  return startLabEngine({
+    lab,
+    scratch,
+    token: LAB_TOKEN,
+    content: {
+      profilesDir: path.join(LAB_CONTENT, 'profiles'),
+      ipxeDir: path.join(LAB_CONTENT, 'ipxe'),
+      ignitionDir: path.join(scratch, 'ignition'),
+      genericDir: path.join(scratch, 'generic'),
+      assetsDir: path.join(scratch, 'assets'),
     },
   })
-  const engine: RunningEngine = { process: proc, lines: () => parseLines(proc.stdout()) }
-  const listening = (pattern: RegExp) => engine.lines().some(({ entry }) => pattern.test(String(entry.msg ?? '')))
-  const exitedEarly = () => (proc.hasExited() ? `the engine exited: ${proc.stderr().trim() || proc.stdout().slice(-2000)}` : undefined)
-  await waitFor('the engine to serve HTTP ("slipway is serving")', () => (listening(/slipway is serving/) ? true : undefined), 30_000, { abort: exitedEarly })
-  await waitFor(
-    'the engine to log that its DHCP server listens (is DHCP wired into src/engine.ts / src/main.ts?)',
-    () => (listening(/dhcp.*listening/i) ? true : undefined),
-    5_000,
-    { abort: exitedEarly },
-  )
-  await waitFor(
-    'the engine to log that its TFTP server listens (is TFTP wired into src/engine.ts / src/main.ts?)',
-    () => (listening(/tftp.*listening/i) ? true : undefined),
-    5_000,
-    { abort: exitedEarly },
-  )
-  return engine
-}
-
-/** Router advertisements only (no DHCPv4, no DHCPv6, no DNS), so that iPXE does not wait for IPv6. */
-function startRouterAdvertisements(lab: LabNetwork, scratch: string): LabProcess | undefined {
-  if (!findInPath('dnsmasq')) return undefined
-  return lab.spawn('dnsmasq (RA only)', 'dnsmasq', [
-    '--keep-in-foreground',
-    '--conf-file=/dev/null',
-    '--no-resolv',
-    '--no-hosts',
-    '--port=0',
-    `--pid-file=${path.join(scratch, 'dnsmasq.pid')}`,
-    '--log-facility=-',
-    `--interface=${lab.bridge}`,
-    '--bind-interfaces',
-    '--enable-ra',
-    `--dhcp-range=::,constructor:${lab.bridge},ra-only`,
-  ])
 }
 
 const hyphenated = (mac: string) => mac.toLowerCase().replaceAll(':', '-')
 
 /** A log line of the engine's DHCP server naming this MAC (either spelling) with the given message. */
-function dhcpLines(engine: RunningEngine, mac: string, message: RegExp): LogLine[] {
+function dhcpLines(engine: LabEngine, mac: string, message: RegExp): LogLine[] {
   const macs = [mac.toLowerCase(), hyphenated(mac)]
   return engine.lines().filter(({ raw, entry }) => {
     const isDhcp = entry.component === 'dhcp' || /dhcp/i.test(String(entry.msg ?? ''))
@@ -146,7 +74,7 @@ function httpRequests(lines: LogLine[], url: RegExp): LogLine[] {
   return lines.filter(({ entry }) => entry.method === 'GET' && typeof entry.url === 'string' && url.test(entry.url))
 }
 
-function tftpSent(engine: RunningEngine, file: string, clientAddress: string): LogLine[] {
+function tftpSent(engine: LabEngine, file: string, clientAddress: string): LogLine[] {
   return engine.lines().filter(({ raw, entry }) => {
     const isTftp = entry.component === 'tftp' || /tftp/i.test(String(entry.msg ?? ''))
     const sameFile = typeof entry.file === 'string' ? entry.file.replace(/^\/+/, '') === file : raw.includes(file)
@@ -157,7 +85,7 @@ function tftpSent(engine: RunningEngine, file: string, clientAddress: string): L
 }
 
 /** Fails fast, with the evidence, when the firmware PXE leg cannot succeed any more. */
-function tftpLegFailed(engine: RunningEngine, vm: Vm): string | undefined {
+function tftpLegFailed(engine: LabEngine, vm: Vm): string | undefined {
   const refused = engine.lines().find(
     ({ entry }) => entry.component === 'tftp' && String(entry.file ?? '').endsWith('ipxe.efi') && /denied|not-found|refused|failed/.test(String(entry.outcome ?? '')),
   )
@@ -197,7 +125,7 @@ for (const bootCase of CASES) {
     const lab = await createLabNetwork(t)
     const mac = `52:54:00:78:${(++vmNumber).toString(16).padStart(2, '0')}:${randomBytes(1).toString('hex')}`
     const uuid = randomUUID()
-    let engine: RunningEngine | undefined
+    let engine: LabEngine | undefined
     let vm: Vm | undefined
     let ra: LabProcess | undefined
     const started = Date.now()
@@ -271,18 +199,16 @@ for (const bootCase of CASES) {
       t.comment(`${bootCase.firmware}: whole case ${elapsed()}`)
 
       // The same decisions are counted in /metrics.
-      const metrics = (await lab.exec('curl', ['--silent', '--fail', `http://${lab.bridgeAddress}:8080/metrics`])).stdout
+      const metrics = (await engine.get('/metrics')).body
       t.match(metrics, /slipway_dhcp_decisions_total\{mode="full",type="REQUEST",outcome="ack",boot="(ipxe-script|tftp-binary)"\} [1-9]/, '/metrics counts the DHCP acks')
       if (bootCase.firmware === 'uefi-no-rom') t.match(metrics, /slipway_tftp_transfers_total\{outcome="sent"\} [1-9]/, '/metrics counts the TFTP transfer')
       t.match(metrics, /slipway_boot_renders_total\{kind="ipxe",outcome="ok"\} [1-9]/, '/metrics counts the iPXE render')
       // And the admin API lists the lease.
-      const leases = JSON.parse(
-        (await lab.exec('curl', ['--silent', '--fail', '-H', `Authorization: Bearer ${LAB_TOKEN}`, `http://${lab.bridgeAddress}:8080/api/v1/dhcp/leases`])).stdout,
-      ) as { mac: string; ip: string; state: string }[]
+      const leases = await engine.api<{ mac: string; ip: string; state: string }[]>('GET', '/api/v1/dhcp/leases')
       t.ok(leases.some((lease) => lease.mac === mac && lease.ip === address && lease.state === 'bound'), `GET /api/v1/dhcp/leases shows ${mac} bound to ${address}`)
 
       await vm.stop()
-      const code = await stopEngine(engine)
+      const code = await engine.stop()
       t.equal(code, 0, 'the engine shuts down cleanly (DHCP, TFTP and HTTP closed)')
       finished = true
     } finally {
@@ -297,9 +223,4 @@ for (const bootCase of CASES) {
       await lab.cleanup()
     }
   })
-}
-
-async function stopEngine(engine: RunningEngine): Promise<number | string | null> {
-  await engine.process.stop(12_000)
-  return engine.process.exited
 }

@@ -5,7 +5,7 @@
  *  - `uefi`: OVMF with QEMU's iPXE EFI ROM (efi-virtio.rom, loaded automatically);
  *  - `uefi-no-rom`: OVMF with `romfile=` empty, so the firmware's own PXE runs and TFTPs an iPXE binary.
  * The serial console goes to a file; the machine is killed by PID. TCG only: the /dev/kvm on these
- * machines is a software layer that fails to emulate firmware (see docs/notes pxe-lab).
+ * machines is a software layer that fails to emulate firmware.
  */
 import { copyFileSync, existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -42,6 +42,15 @@ export interface VmOptions {
   workDir: string
   name?: string
   memoryMb?: number
+  /** A raw disk image, attached as virtio-blk after the NIC in boot order (the NIC always boots first). */
+  disk?: string
+  /**
+   * Whether a guest reboot restarts the VM (an installer reboots into the installed OS). Off by
+   * default: with `-no-reboot` a reboot ends QEMU, which is how one-shot boots end.
+   */
+  allowReboot?: boolean
+  /** `tcg` unless a KVM probe succeeded (see probeKvm). */
+  accel?: 'tcg' | 'kvm'
 }
 
 export interface Vm {
@@ -55,19 +64,20 @@ export interface Vm {
 export function qemuArgs(options: VmOptions, serialLog: string): string[] {
   const args = [
     '-machine', 'q35',
-    '-accel', 'tcg',
+    '-accel', options.accel ?? 'tcg',
     '-m', String(options.memoryMb ?? 256),
     '-smp', '1',
     '-nographic',
     '-vga', 'none',
     '-monitor', 'none',
     '-serial', `file:${serialLog}`,
-    '-no-reboot',
+    ...(options.allowReboot ? [] : ['-no-reboot']),
     '-uuid', options.uuid,
     '-netdev', `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,
   ]
   const nic = `virtio-net-pci,netdev=n0,mac=${options.mac},bootindex=1`
   args.push('-device', options.firmware === 'uefi-no-rom' ? `${nic},romfile=` : nic)
+  if (options.disk) args.push('-drive', `if=none,id=d0,format=raw,file=${options.disk}`, '-device', 'virtio-blk-pci,drive=d0,bootindex=2')
   if (options.firmware !== 'bios') {
     const vars = path.join(options.workDir, `${options.name ?? 'vm'}-OVMF_VARS.fd`)
     copyFileSync(OVMF_VARS, vars)
