@@ -1,0 +1,141 @@
+/**
+ * The whole provisioning loop with real machines: four QEMU VMs with empty disks PXE-boot from the
+ * engine (the only DHCP/TFTP/HTTP server on a bridge in a private network namespace), boot the lab OS,
+ * run the discovery agent the engine serves, wait for a role, install it and boot again as installed
+ * machines (lab/pxe-lab.ts, the same code as `npm run lab`).
+ *
+ * Two machines first: the 3-member control plane must not be started with them (all or nothing).
+ * Then two more: three control-plane members and one node. Needs root, /dev/net/tun, qemu-system-x86,
+ * ipxe-qemu, curl, dnsmasq-base (router advertisements) and apt access for the lab OS packages; it
+ * fails (never skips) when one is missing.
+ */
+import { createHash } from 'node:crypto'
+import t from 'tap'
+import { CLUSTER, INSTALLED_MARKER, PxeLab, type ApiMachine, type LabMachine } from '../../lab/pxe-lab.ts'
+import { validateWithOfficialSchema } from '../helpers/ignition-schema.ts'
+
+const PROFILE_OF_ROLE: Record<string, string> = { 'control-plane': 'etcd-member-kubernetes-control-plane', node: 'kubernetes-node' }
+
+async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, abort: () => string | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    const reason = abort()
+    if (reason) throw new Error(`gave up waiting for ${what}: ${reason}`)
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+}
+
+const hyphenated = (mac: string) => mac.replaceAll(':', '-')
+
+t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-plane members and a node install and boot installed', { timeout: 900_000 }, async (t) => {
+  const progress: string[] = []
+  const lab = await PxeLab.start({ controlPlane: 3, nodesMax: 1, log: (line) => progress.push(line) })
+  let passed = false
+  t.teardown(async () => {
+    if (!passed) {
+      t.comment(`--- lab progress\n${progress.join('\n')}`)
+      t.comment(`--- engine log (last 8000 chars)\n${lab.engine.process.stdout().slice(-8000)}\n${lab.engine.process.stderr().slice(-2000)}`)
+      for (const machine of lab.machines) t.comment(`--- ${machine.name} console (last 2500 chars)\n${machine.vm.serial().replace(/\x1b\[[0-9;=?]*[a-zA-Z]/g, '').slice(-2500)}`)
+    }
+    await lab.cleanup()
+  })
+  lab.startProgress()
+  const machinesNow = () => lab.apiMachines()
+  const find = (machines: ApiMachine[], vm: LabMachine) => machines.find((machine) => machine.uuid === vm.uuid)
+
+  // Two machines: discovered with the identity QEMU gave them, and nothing scheduled.
+  const poweredOn = Date.now()
+  const first = [await lab.powerOn(), await lab.powerOn()]
+  const discovered = await until(
+    'the first 2 VMs to be discovered',
+    async () => {
+      const machines = await machinesNow()
+      return first.every((vm) => find(machines, vm)?.state === 'discovered') ? machines : undefined
+    },
+    180_000,
+    () => lab.failure(first),
+  )
+  for (const vm of first) {
+    const machine = find(discovered, vm)!
+    t.equal(machine.boot_mac, vm.mac, `${vm.name} discovered with the MAC QEMU was given (${vm.mac}) and its SMBIOS UUID`)
+    t.ok(machine.interfaces.some((nic) => nic.is_boot && nic.mac === vm.mac && nic.ipv4?.startsWith(`${lab.network.prefix}.`)), `${vm.name}'s boot interface has its DHCP address`)
+  }
+  // Their agents are polling for a role and being told to wait.
+  await until(
+    'both agents to be told 503 AWAITING_SCHEDULE',
+    async () => {
+      const waiting = first.filter((vm) =>
+        lab.engine.lines().some(({ entry }) => entry.status === 503 && String(entry.url).startsWith('/ignition?') && String(entry.url).includes(vm.uuid)),
+      )
+      return waiting.length === first.length ? true : undefined
+    },
+    60_000,
+    () => lab.failure(first),
+  )
+  const pass = await lab.engine.api<{ assignments: unknown[]; clusters: { name: string; state: string; waiting: string[] }[] }>('POST', '/api/v1/scheduler/run')
+  t.same(pass.assignments, [], 'with 2 of 3 control-plane machines, the scheduler assigns nothing')
+  t.match(pass.clusters, [{ name: CLUSTER, state: 'pending', waiting: [/control plane needs 3 more qualifying machine\(s\), 2 available: nothing assigned/] }])
+  t.same(await lab.engine.api('GET', '/api/v1/scheduler'), [], 'no machine has a role')
+  t.ok(first.every((vm) => !vm.vm.serial().includes('role config received')), 'no agent got a role config')
+
+  // Two more: the quorum is there.
+  const second = [await lab.powerOn(), await lab.powerOn()]
+  const all = [...first, ...second]
+  const installedAt = await lab.waitUntilInstalled(all, 600_000)
+  const wallSeconds = (Math.max(...installedAt.values()) - poweredOn) / 1000
+  t.comment(`power-on of the first VM to all 4 booted installed: ${wallSeconds.toFixed(1)} s (${lab.accel}; the last two powered on ${((second[0]!.poweredOnAt - poweredOn) / 1000).toFixed(1)} s after the first)`)
+  for (const vm of all) t.comment(`${vm.name}: power-on to installed boot ${((installedAt.get(vm.name)! - vm.poweredOnAt) / 1000).toFixed(1)} s`)
+
+  const machines = await machinesNow()
+  t.equal(machines.length, 4, 'the engine knows exactly the 4 VMs')
+  const detail = await lab.engine.api<{ state: string; members: { machine_uuid: string; role: string; hostname: string; ip: string }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
+  t.equal(detail.state, 'scheduled')
+  // Deterministic: the control plane is the three lowest boot MACs, i.e. vm1..vm3.
+  t.same(
+    all.map((vm) => detail.members.find((member) => member.machine_uuid === vm.uuid)?.role),
+    ['control-plane', 'control-plane', 'control-plane', 'node'],
+    'vm1..vm3 are the control plane (lowest boot MACs), vm4 the node',
+  )
+
+  for (const vm of all) {
+    const machine = find(machines, vm)!
+    const member = detail.members.find((candidate) => candidate.machine_uuid === vm.uuid)!
+    t.equal(machine.state, 'installed', `${vm.name} is installed`)
+    t.equal(machine.boot_mac, vm.mac)
+    const history = await lab.engine.api<{ events: { from_state: string | null; to_state: string; at: string }[] }>('GET', `/api/v1/machines/${vm.uuid}`)
+    t.same(
+      history.events.map((event) => event.to_state),
+      ['discovered', 'scheduled', 'installing', 'installed'],
+      `${vm.name} went discovered -> scheduled -> installing -> installed`,
+    )
+    t.ok(history.events.every((event, index) => index === 0 || event.at >= history.events[index - 1]!.at), 'each transition timestamped, in order')
+
+    // What the VM installed is the engine's role config, valid against the official schema.
+    const reported = new RegExp(`${INSTALLED_MARKER} hostname=(\\S+) role=(\\S+) ignition-sha256=([0-9a-f]{64})`).exec(vm.vm.serial())
+    t.ok(reported, `${vm.name} booted installed and read its config back from its disk`)
+    const [, hostname, role, sha256] = reported ?? []
+    t.equal(hostname, member.hostname, `${vm.name} applied its hostname ${member.hostname}`)
+    t.equal(role, PROFILE_OF_ROLE[member.role], `${vm.name} carries its role (${member.role})`)
+    const served = await lab.engine.get(`/ignition?uuid=${vm.uuid}&mac=${hyphenated(vm.mac)}&os=installed`)
+    t.equal(served.status, 200)
+    t.equal(createHash('sha256').update(served.body).digest('hex'), sha256, `${vm.name} installed exactly the Ignition the engine serves for it`)
+    const config = JSON.parse(served.body)
+    t.same(validateWithOfficialSchema(config), { ok: true, errors: [] }, `${vm.name}'s Ignition is valid against the official schema`)
+    const paths = (config.storage.files as { path: string }[]).map((file) => file.path)
+    if (member.role === 'control-plane') t.ok(paths.includes('/etc/kubernetes/pki/etcd/ca.key'), 'a control-plane member gets the etcd CA')
+    else t.notMatch(served.body, /PRIVATE KEY/, 'a node gets no private key')
+
+    const reports = lab.engine.lines().filter(({ entry }) => entry.method === 'POST' && String(entry.url).startsWith(`/lifecycle/install/success?uuid=${vm.uuid}`))
+    t.equal(reports.map(({ entry }) => entry.status).join(), '200', `${vm.name} reported its install once`)
+    const ipxeAfterInstall = lab.engine
+      .lines()
+      .filter(({ entry }) => entry.method === 'GET' && String(entry.url).startsWith('/ipxe?') && String(entry.url).includes(hyphenated(vm.mac)))
+    t.equal(ipxeAfterInstall.length, 2, `${vm.name} netbooted twice: discovery, then installed`)
+  }
+  const etcd = (await lab.engine.api<{ metadata: { etcd_initial_cluster: string } }>('GET', `/api/v1/groups/${CLUSTER}-${CLUSTER}-cp-1`)).metadata.etcd_initial_cluster
+  t.equal(etcd.split(',').length, 3, `etcd's initial cluster names the 3 members: ${etcd}`)
+  passed = t.passing()
+})
