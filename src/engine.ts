@@ -16,7 +16,7 @@ import { reservationRepository } from './storage/repositories/dhcp-reservations.
 import { syncFolderContent } from './storage/content-sync.ts'
 import { migrateToLatest, openStore, type Store } from './storage/db.ts'
 import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
-import { MachineService } from './core/machines/machine-service.ts'
+import { MachineService, type Machine } from './core/machines/machine-service.ts'
 import { InstallAuthorization } from './core/machines/install-authorization.ts'
 import { machineRepository } from './storage/repositories/machines.ts'
 import { ClusterService } from './core/clusters/cluster-service.ts'
@@ -67,17 +67,16 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
     const boot = new BootService(catalogs, machineDirectory, clusterDirectory)
     // Scheduling and destroys write per-machine groups and memberships: boots must see them at once.
     const clusters = new ClusterService(clusterStore, x509ClusterPkiIssuer, undefined, {
-      machinesChanged: async (uuids) => {
-        for (const uuid of uuids) await machineDirectory.refresh(uuid)
-      },
+      machinesChanged: (uuids) => machineDirectory.refreshMany(uuids),
       contentChanged: async () => {
         await catalogs.refresh()
         await clusterDirectory.load()
       },
     })
     const scheduler = new SchedulerLoop(() => clusters.schedule(), { intervalMs: config.scheduler.intervalSeconds * 1000, debounceMs: 250, logger })
-    const machineChanged = async (uuid: string) => {
-      await machineDirectory.refresh(uuid)
+    const machineChanged = async (uuid: string, machine?: Machine) => {
+      if (machine) machineDirectory.put(machine)
+      else await machineDirectory.refresh(uuid)
       scheduler.trigger('machine changed')
     }
     const contentService = new ContentService(contentRepository(store), () => catalogs.refresh())

@@ -144,6 +144,7 @@ export interface MachineEventsTable {
 export type MachineRow = Selectable<MachinesTable>
 export type MachineInterfaceRow = Selectable<MachineInterfacesTable>
 export type MachineDiskRow = Selectable<MachineDisksTable>
+export type MachineLabelRow = Selectable<MachineLabelsTable>
 export type MachineEventRow = Selectable<MachineEventsTable>
 
 /** Cluster shapes (mexosagent's flavors); see src/core/clusters/. */

@@ -25,6 +25,23 @@ export class MachineDirectory implements MachineFactsSource {
     else this.byUuid.delete(uuid)
   }
 
+  /** Many machines at once (a scheduling pass moves thousands): one chunked read instead of one each. */
+  async refreshMany(uuids: readonly string[]): Promise<void> {
+    const found = new Set<string>()
+    for (const machine of await this.repository.listMachines({ uuids })) {
+      found.add(machine.uuid)
+      this.put(machine)
+    }
+    for (const uuid of uuids) if (!found.has(uuid)) await this.refresh(uuid)
+  }
+
+  /** A machine the caller just stored, as stored: no read back. */
+  put(machine: Machine): void {
+    const previous = this.byUuid.get(machine.uuid)
+    if (previous) this.uuidByBootMac.delete(String(previous.view.bootMac))
+    this.remember(machine)
+  }
+
   lookup(labels: Labels): KnownMachine | undefined {
     // iPXE sends `uuid=` empty when the firmware has none: then the boot MAC decides.
     const byUuid = labels.uuid ? this.byUuid.get(labels.uuid.toLowerCase()) : undefined

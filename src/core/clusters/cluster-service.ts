@@ -25,6 +25,8 @@ export interface ClusterRepository {
   deleteCluster(name: string): Promise<void>
   /** Every membership, of every cluster when `cluster` is left out. */
   listMembers(cluster?: string): Promise<ClusterMember[]>
+  /** A cluster's members with their boot IPs ('' when unknown), in one read. */
+  listPlacedMembers(cluster: string): Promise<PlacedMember[]>
   /** Refuses (409 MACHINE_ALREADY_IN_CLUSTER) a machine that is already a member anywhere. */
   insertMember(member: ClusterMember, now: Date): Promise<void>
   deleteMembers(cluster: string): Promise<void>
@@ -174,8 +176,7 @@ export class ClusterService {
       for (const machine of machines) {
         if (machine.state === 'discovered') continue
         const moved = transition(machine, 'discovered', `cluster ${name} destroyed`, now)
-        await repository.machines.saveMachine(moved.machine)
-        await repository.machines.appendEvent(moved.event)
+        await repository.machines.recordTransition(moved.machine, moved.event)
       }
       await repository.deleteCluster(name) // its PKI goes with it (ON DELETE CASCADE)
       return machines.map((machine) => machine.uuid)
@@ -223,51 +224,60 @@ export class ClusterService {
 
   /** One scheduling pass over every cluster, oldest first; reports what each cluster got. */
   async schedule(now: Date = this.clock()): Promise<ScheduleReport[]> {
-    const reports: ScheduleReport[] = []
-    try {
-      for (const cluster of await this.repository.listClusters()) {
-        const report = await this.scheduleCluster(cluster.name, now)
-        if (report) reports.push(report)
-      }
-    } finally {
-      const changed = reports.flatMap((report) => report.assignments.map((assignment) => assignment.machineUuid))
-      if (changed.length) {
-        await this.hooks.machinesChanged?.(changed)
-        await this.hooks.contentChanged?.()
-      }
+    const reports = await this.repository.transaction((repository) => this.scheduleAll(repository, now))
+    const changed = reports.flatMap((report) => report.assignments.map((assignment) => assignment.machineUuid))
+    if (changed.length) {
+      await this.hooks.machinesChanged?.(changed)
+      await this.hooks.contentChanged?.()
     }
     return reports
   }
 
-  private scheduleCluster(name: string, now: Date): Promise<ScheduleReport | undefined> {
-    return this.repository.transaction(async (repository) => {
-      // Re-read inside the transaction: the cluster may have been destroyed since the listing.
-      const cluster = await repository.findCluster(name)
-      if (!cluster) return undefined
-      const flavor = (await repository.findFlavor(cluster.flavor))!
-      const allMembers = await repository.listMembers()
-      const taken = new Set(allMembers.map((member) => member.machineUuid))
-      const members: PlacedMember[] = []
-      for (const member of allMembers.filter((candidate) => candidate.cluster === name)) {
-        const machine = await repository.machines.findMachine(member.machineUuid)
-        members.push({ ...member, ip: (machine && bootIpOf(machine)) ?? '' })
+  /**
+   * One transaction for the whole pass: the inventory is read once, each cluster is planned against
+   * what the clusters before it took, and every write lands together (or none does, e.g. when a role
+   * profile is missing). Clusters that are already complete are settled without reading machines.
+   */
+  private async scheduleAll(repository: ClusterRepository, now: Date): Promise<ScheduleReport[]> {
+    const flavors = new Map((await repository.listFlavors()).map((flavor) => [flavor.name, flavor]))
+    const allMembers = await repository.listMembers()
+    const taken = new Set(allMembers.map((member) => member.machineUuid))
+    const membersOf = new Map<string, ClusterMember[]>()
+    for (const member of allMembers) {
+      const list = membersOf.get(member.cluster)
+      if (list) list.push(member)
+      else membersOf.set(member.cluster, [member])
+    }
+    let discovered: Machine[] | undefined
+    let discoveredByUuid = new Map<string, Machine>()
+    const reports: ScheduleReport[] = []
+    for (const cluster of await repository.listClusters()) {
+      const flavor = flavors.get(cluster.flavor)!
+      const current = membersOf.get(cluster.name) ?? []
+      if (isComplete(current, flavor)) {
+        if (cluster.state !== 'scheduled') await repository.setClusterState(cluster.name, 'scheduled')
+        reports.push({ cluster: cluster.name, state: 'scheduled', assignments: [], waiting: [] })
+        continue
       }
-      const discovered = await repository.machines.listMachines({ state: 'discovered' })
-      const plan = planSchedule(cluster, flavor, members, discovered, taken)
+      if (!discovered) {
+        discovered = await repository.machines.listMachines({ state: 'discovered' })
+        discoveredByUuid = new Map(discovered.map((machine) => [machine.uuid, machine]))
+      }
+      const plan = planSchedule(cluster, flavor, await repository.listPlacedMembers(cluster.name), discovered, taken)
       for (const assignment of plan.assignments) {
         if (!(await repository.content.findProfile(assignment.profile))) {
           throw misconfigured('ROLE_PROFILE_MISSING', `profile "${assignment.profile}" (role ${assignment.role}) does not exist; add it to the profiles folder or through PUT /api/v1/profiles/${assignment.profile}`)
         }
         const { machineUuid, role, ordinal, hostname } = assignment
-        await repository.insertMember({ cluster: name, machineUuid, role, ordinal, hostname }, now)
-        const machine = discovered.find((candidate) => candidate.uuid === machineUuid)!
-        const moved = transition(machine, 'scheduled', scheduledReason(name, role), now)
-        await repository.machines.saveMachine(moved.machine)
-        await repository.machines.appendEvent(moved.event)
+        await repository.insertMember({ cluster: cluster.name, machineUuid, role, ordinal, hostname }, now)
+        taken.add(machineUuid)
+        const machine = discoveredByUuid.get(machineUuid)!
+        const moved = transition(machine, 'scheduled', scheduledReason(cluster.name, role), now)
+        await repository.machines.recordTransition(moved.machine, moved.event)
         await repository.content.saveGroup(
           {
-            id: groupIdOf(name, hostname),
-            name: `${hostname} (${role} of cluster ${name})`,
+            id: groupIdOf(cluster.name, hostname),
+            name: `${hostname} (${role} of cluster ${cluster.name})`,
             profile: assignment.profile,
             selector: { mac: assignment.bootMac, os: 'installed' },
             metadata: { ...assignment.metadata, ssh_authorized_keys: [] },
@@ -275,10 +285,25 @@ export class ClusterService {
           'api',
         )
       }
-      if (plan.state !== cluster.state) await repository.setClusterState(name, plan.state)
-      return { cluster: name, state: plan.state, assignments: plan.assignments, waiting: plan.waiting }
-    })
+      if (plan.assignments.length) discovered = discovered.filter((machine) => !taken.has(machine.uuid))
+      if (plan.state !== cluster.state) await repository.setClusterState(cluster.name, plan.state)
+      reports.push({ cluster: cluster.name, state: plan.state, assignments: plan.assignments, waiting: plan.waiting })
+      // Boots are answered from memory: let them through between clusters of a long pass.
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    return reports
   }
+}
+
+/** Whether a cluster has its whole control plane and its maximum of nodes: nothing to plan. */
+function isComplete(members: readonly ClusterMember[], flavor: Flavor): boolean {
+  let controlPlane = 0
+  let nodes = 0
+  for (const member of members) {
+    if (member.role === 'control-plane') controlPlane++
+    else nodes++
+  }
+  return controlPlane >= flavor.controlPlaneCount && nodes >= flavor.nodesMax
 }
 
 function roleNamed(name: string): Role {

@@ -74,10 +74,12 @@ const byBootMac = (a: Machine, b: Machine) => (a.bootMac < b.bootMac ? -1 : a.bo
  * available machines become nodes, up to the flavor's maximum.
  */
 export function planSchedule(cluster: Cluster, flavor: Flavor, members: readonly PlacedMember[], machines: readonly Machine[], taken: ReadonlySet<string>): SchedulePlan {
+  const memberUuids = new Set(members.map((member) => member.machineUuid))
   const available = machines
-    .filter((machine) => machine.state === 'discovered' && !taken.has(machine.uuid) && !members.some((member) => member.machineUuid === machine.uuid))
+    .filter((machine) => machine.state === 'discovered' && !taken.has(machine.uuid) && !memberUuids.has(machine.uuid))
     .filter((machine) => disqualification(machine, flavor) === undefined)
     .sort(byBootMac)
+  const bootMacOf = new Map(available.map((machine) => [machine.uuid, machine.bootMac]))
   const controlPlane = members.filter((member) => member.role === 'control-plane')
   const nodes = members.filter((member) => member.role === 'node')
   const planned: PlacedMember[] = []
@@ -109,7 +111,7 @@ export function planSchedule(cluster: Cluster, flavor: Flavor, members: readonly
   }
   const assignments = planned.map((member): Assignment => ({
     ...member,
-    bootMac: machines.find((machine) => machine.uuid === member.machineUuid)!.bootMac,
+    bootMac: bootMacOf.get(member.machineUuid)!,
     profile: PROFILE_OF_ROLE[member.role],
     metadata: { cluster_name: cluster.name, role: member.role, hostname: member.hostname, ip: member.ip, ...shared },
   }))

@@ -121,8 +121,7 @@ export class InstallAuthorization {
 
   private async move(repository: MachineRepository, machine: Machine, to: Machine['state'], reason: string, now: Date): Promise<Machine> {
     const moved: { machine: Machine; event: MachineEvent } = transition(machine, to, reason, now)
-    await repository.saveMachine(moved.machine)
-    await repository.appendEvent(moved.event)
+    await repository.recordTransition(moved.machine, moved.event)
     return moved.machine
   }
 }

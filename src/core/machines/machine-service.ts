@@ -23,14 +23,21 @@ export interface MachineFilter {
   mac?: string
   /** Every pair must be present. */
   labels?: Record<string, string>
+  /** Only these machines. */
+  uuids?: readonly string[]
 }
 
 /** The store port for machines; storage implements it. */
 export interface MachineRepository {
   findMachine(uuid: string): Promise<Machine | undefined>
   listMachines(filter: MachineFilter): Promise<Machine[]>
-  /** Inserts or updates the machine row and replaces its interfaces and disks (labels are left alone). */
-  saveMachine(machine: Machine): Promise<void>
+  /**
+   * Inserts or updates the machine row and replaces its interfaces and disks (labels are left alone);
+   * with `childrenUnchanged` only the row is written (a re-report with the same hardware).
+   */
+  saveMachine(machine: Machine, options?: { childrenUnchanged?: boolean }): Promise<void>
+  /** Stores a state change (machine.state, machine.stateChangedAt) and its event; nothing else is rewritten. */
+  recordTransition(machine: Machine, event: MachineEvent): Promise<void>
   replaceLabels(uuid: string, labels: Record<string, string>): Promise<void>
   appendEvent(event: MachineEvent): Promise<void>
   listEvents(uuid: string): Promise<MachineEvent[]>
@@ -50,8 +57,11 @@ export class MachineService {
   constructor(
     private readonly repository: MachineRepository,
     private readonly clock: () => Date = () => new Date(),
-    /** Told after every committed change of a machine, e.g. so that templates see its new facts. */
-    private readonly afterChange: (uuid: string) => Promise<void> | void = () => {},
+    /**
+     * Told after every committed change of a machine, e.g. so that templates see its new facts; with
+     * the machine as stored when the caller has it at hand (saves reading it back).
+     */
+    private readonly afterChange: (uuid: string, machine?: Machine) => Promise<void> | void = () => {},
   ) {}
 
   /**
@@ -62,7 +72,7 @@ export class MachineService {
    */
   async discover(input: unknown, now: Date = this.clock()): Promise<{ isNew: boolean; machine: Machine }> {
     const result = await this.discoverInTransaction(input, now)
-    await this.afterChange(result.machine.uuid)
+    await this.afterChange(result.machine.uuid, result.machine)
     return result
   }
 
@@ -84,7 +94,8 @@ export class MachineService {
         machine = moved.machine
         await repository.appendEvent(moved.event)
       }
-      await repository.saveMachine(machine)
+      const childrenUnchanged = sameJson(existing.interfaces, machine.interfaces) && sameJson(existing.disks, machine.disks)
+      await repository.saveMachine(machine, { childrenUnchanged })
       return { isNew: false, machine }
     })
   }
@@ -134,8 +145,7 @@ export class MachineService {
       const machine = await repository.findMachine(checkUuid(uuid))
       if (!machine) throw notFound('MACHINE_NOT_FOUND', `machine ${uuid} does not exist`)
       const moved = transition(machine, to, reason, now)
-      await repository.saveMachine(moved.machine)
-      await repository.appendEvent(moved.event)
+      await repository.recordTransition(moved.machine, moved.event)
       return moved
     })
   }
@@ -159,3 +169,5 @@ export function checkUuid(uuid: string): string {
   if (!UUID.test(uuid)) throw invalid('INVALID_UUID', `"${uuid}" is not a machine UUID (8-4-4-4-12 hex digits)`)
   return uuid.toLowerCase()
 }
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)

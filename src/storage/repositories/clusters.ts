@@ -83,6 +83,17 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
       if (cluster !== undefined) query = query.where('cluster', '=', cluster)
       return (await query.orderBy('cluster').orderBy('role').orderBy('ordinal').execute()).map(toMember)
     },
+    listPlacedMembers: async (cluster) => {
+      const rows = await db
+        .selectFrom('cluster_members')
+        .leftJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
+        .select(['cluster_members.machine_uuid', 'cluster_members.cluster', 'cluster_members.role', 'cluster_members.ordinal', 'cluster_members.hostname', 'machine_interfaces.ipv4'])
+        .where('cluster_members.cluster', '=', cluster)
+        .orderBy('cluster_members.role')
+        .orderBy('cluster_members.ordinal')
+        .execute()
+      return rows.map((row) => ({ ...toMember({ ...row, created_at: '' }), ip: row.ipv4 ?? '' }))
+    },
     insertMember: async (member, now) => {
       await uniquely(
         () =>

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Machine, MachineFilter, MachineRepository } from '../../core/machines/machine-service.ts'
 import type { MachineEvent, MachineState } from '../../core/machines/machine-state.ts'
-import type { Database, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineRow } from '../database.ts'
+import type { Database, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineLabelRow, MachineRow } from '../database.ts'
 
 type Db = Kysely<Database>
 
@@ -10,7 +10,11 @@ export function machineRepository(db: Db, clock: () => Date = () => new Date()):
   return {
     findMachine: async (uuid) => (await loadMachines(db, await db.selectFrom('machines').selectAll().where('uuid', '=', uuid).execute()))[0],
     listMachines: (filter) => listMachines(db, filter),
-    saveMachine: (machine) => saveMachine(db, machine, clock()),
+    saveMachine: (machine, options) => saveMachine(db, machine, clock(), options?.childrenUnchanged ?? false),
+    recordTransition: async (machine, event) => {
+      await db.updateTable('machines').set({ state: machine.state, state_changed_at: machine.stateChangedAt, updated_at: clock().toISOString() }).where('uuid', '=', machine.uuid).execute()
+      await db.insertInto('machine_events').values({ uuid: event.uuid, from_state: event.fromState, to_state: event.toState, reason: event.reason, at: event.at }).execute()
+    },
     replaceLabels: async (uuid, labels) => {
       await db.deleteFrom('machine_labels').where('uuid', '=', uuid).execute()
       const rows = Object.entries(labels).map(([key, value]) => ({ uuid, key, value }))
@@ -29,6 +33,16 @@ export function machineRepository(db: Db, clock: () => Date = () => new Date()):
 async function listMachines(db: Db, filter: MachineFilter): Promise<Machine[]> {
   let query = db.selectFrom('machines').selectAll('machines')
   if (filter.state) query = query.where('machines.state', '=', filter.state)
+  if (filter.uuids) {
+    if (filter.uuids.length === 0) return []
+    // Chunked: SQLite takes at most 32,766 bound parameters per statement.
+    if (filter.uuids.length > IN_CHUNK) {
+      const chunks: Machine[] = []
+      for (let start = 0; start < filter.uuids.length; start += IN_CHUNK) chunks.push(...(await listMachines(db, { ...filter, uuids: filter.uuids.slice(start, start + IN_CHUNK) })))
+      return chunks
+    }
+    query = query.where('machines.uuid', 'in', [...filter.uuids])
+  }
   if (filter.mac) {
     const mac = filter.mac
     query = query.where(({ exists, selectFrom }) =>
@@ -49,17 +63,32 @@ async function listMachines(db: Db, filter: MachineFilter): Promise<Machine[]> {
   return loadMachines(db, await query.orderBy('machines.first_seen_at').orderBy('machines.uuid').execute())
 }
 
+/** Bound parameters per `IN (...)`: well under SQLite's limit of 32,766. */
+const IN_CHUNK = 5000
+
 async function loadMachines(db: Db, rows: MachineRow[]): Promise<Machine[]> {
   if (rows.length === 0) return []
-  const uuids = rows.map((row) => row.uuid)
-  const [interfaces, disks, labels] = await Promise.all([
-    db.selectFrom('machine_interfaces').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('position').execute(),
-    db.selectFrom('machine_disks').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('path').execute(),
-    db.selectFrom('machine_labels').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('key').execute(),
-  ])
+  const interfaces: MachineInterfaceRow[] = []
+  const disks: MachineDiskRow[] = []
+  const labels: MachineLabelRow[] = []
+  for (let start = 0; start < rows.length; start += IN_CHUNK) {
+    const uuids = rows.slice(start, start + IN_CHUNK).map((row) => row.uuid)
+    const [someInterfaces, someDisks, someLabels] = await Promise.all([
+      db.selectFrom('machine_interfaces').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('position').execute(),
+      db.selectFrom('machine_disks').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('path').execute(),
+      db.selectFrom('machine_labels').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('key').execute(),
+    ])
+    interfaces.push(...someInterfaces)
+    disks.push(...someDisks)
+    labels.push(...someLabels)
+  }
   const byUuid = <R extends { uuid: string }>(items: R[]) => {
     const map = new Map<string, R[]>()
-    for (const item of items) map.set(item.uuid, [...(map.get(item.uuid) ?? []), item])
+    for (const item of items) {
+      const list = map.get(item.uuid)
+      if (list) list.push(item)
+      else map.set(item.uuid, [item])
+    }
     return map
   }
   const interfacesOf = byUuid(interfaces)
@@ -80,7 +109,7 @@ async function loadMachines(db: Db, rows: MachineRow[]): Promise<Machine[]> {
   }))
 }
 
-async function saveMachine(db: Db, machine: Machine, now: Date): Promise<void> {
+async function saveMachine(db: Db, machine: Machine, now: Date, childrenUnchanged: boolean): Promise<void> {
   const nowText = now.toISOString()
   const columns = {
     boot_mac: machine.bootMac,
@@ -97,6 +126,7 @@ async function saveMachine(db: Db, machine: Machine, now: Date): Promise<void> {
     .values({ uuid: machine.uuid, ...columns, created_at: nowText })
     .onConflict((conflict) => conflict.column('uuid').doUpdateSet(columns))
     .execute()
+  if (childrenUnchanged) return
   await db.deleteFrom('machine_interfaces').where('uuid', '=', machine.uuid).execute()
   if (machine.interfaces.length) {
     await db

@@ -19,6 +19,10 @@ function memoryRepository() {
     saveMachine: async (machine) => void store.set(machine.uuid, machine),
     replaceLabels: async () => {},
     appendEvent: async (event) => void log.push(event),
+    recordTransition: async (machine, event) => {
+      store.set(machine.uuid, { ...store.get(machine.uuid)!, state: machine.state, stateChangedAt: machine.stateChangedAt })
+      log.push(event)
+    },
     listEvents: async (uuid) => log.filter((event) => event.uuid === uuid),
     transaction: async <T>(work: (inner: MachineRepository) => Promise<T>): Promise<T> => {
       const run = lock.then(async () => {

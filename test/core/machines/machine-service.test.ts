@@ -12,6 +12,11 @@ function memoryRepository(machines = new Map<string, Machine>(), events: Machine
     saveMachine: async (machine: Machine) => void machines.set(machine.uuid, { ...machine, labels: machines.get(machine.uuid)?.labels ?? machine.labels }),
     replaceLabels: async (uuid: string, labels: Record<string, string>) => void machines.set(uuid, { ...machines.get(uuid)!, labels }),
     appendEvent: async (event: MachineEvent) => void events.push(event),
+    recordTransition: async (machine: Machine, event: MachineEvent) => {
+      const stored = machines.get(machine.uuid)!
+      machines.set(machine.uuid, { ...stored, state: machine.state, stateChangedAt: machine.stateChangedAt })
+      events.push(event)
+    },
     listEvents: async (uuid: string) => events.filter((event) => event.uuid === uuid),
     transaction: async <T>(work: (inner: MachineRepository) => Promise<T>) => {
       const draft = memoryRepository(new Map(machines), [...events])
