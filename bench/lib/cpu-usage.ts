@@ -133,3 +133,29 @@ export async function waitForQuiet(maxCores: number, maxWaitSeconds: number, onW
     warned = true
   }
 }
+
+/**
+ * As `withCpuUsage`, when the load generator is this process (plain node:http, autocannon): its CPU
+ * is this process's own (process.cpuUsage), not that of reaped children.
+ */
+export async function withCpuUsageInProcess<T>(serverPid: number, run: () => Promise<T>): Promise<{ result: T } & CpuUsage> {
+  const start = Date.now()
+  const server0 = treeCpuSeconds(serverPid)
+  const self0 = process.cpuUsage()
+  const machine0 = machineCpuSeconds()
+  const result = await run()
+  const seconds = (Date.now() - start) / 1000
+  const server1 = treeCpuSeconds(serverPid)
+  const self = process.cpuUsage(self0)
+  const machine1 = machineCpuSeconds()
+  const out: { result: T } & CpuUsage = { result }
+  if (seconds <= 0) return out
+  if (server0 !== undefined && server1 !== undefined) out.serverCores = (server1 - server0) / seconds
+  out.loadGeneratorCores = (self.user + self.system) / 1e6 / seconds
+  if (machine0 && machine1 && machine1.total > machine0.total) {
+    out.machineBusy = (machine1.busy - machine0.busy) / (machine1.total - machine0.total)
+    const cores = (machine1.total - machine0.total) / seconds
+    if (out.serverCores !== undefined) out.otherCores = Math.max(0, out.machineBusy * cores - out.serverCores - out.loadGeneratorCores)
+  }
+  return out
+}
