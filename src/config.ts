@@ -94,6 +94,22 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    lifecycle: Type.Object(
+      {
+        defaultSlots: Type.Integer({
+          default: 1,
+          minimum: 0,
+          maximum: 1000,
+          description: 'Slots of a reboot lock group created on first use (FleetLock clients may name any group; a cluster\'s rolling updates use the cluster\'s name).',
+        }),
+        defaultTtlSeconds: Type.Integer({
+          default: 0,
+          minimum: 0,
+          description: 'A slot in a group created on first use is taken back after this many seconds; 0: never (an operator force-releases).',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     secrets: Type.Object(
       {
         keyFile: Type.String({

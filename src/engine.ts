@@ -25,6 +25,9 @@ import { ClusterDirectory } from './storage/cluster-directory.ts'
 import { SecretBox } from './storage/secret-box.ts'
 import { x509ClusterPkiIssuer } from './adapters/pki/x509-cluster-pki.ts'
 import { SchedulerLoop } from './jobs/scheduler-loop.ts'
+import { LockService } from './core/lifecycle/lock-service.ts'
+import { lockRepository } from './storage/repositories/locks.ts'
+import { keyedMachineCredentials } from './storage/machine-credentials.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -61,10 +64,16 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
     await catalogs.refresh()
     const machineDirectory = new MachineDirectory(machineRepository(store))
     await machineDirectory.load()
-    const clusterStore = clusterRepository(store, SecretBox.fromKeyFile(config.secrets.keyFile))
+    const secrets = SecretBox.fromKeyFile(config.secrets.keyFile)
+    const clusterStore = clusterRepository(store, secrets)
     const clusterDirectory = new ClusterDirectory(clusterStore)
     await clusterDirectory.load()
-    const boot = new BootService(catalogs, machineDirectory, clusterDirectory)
+    const credentials = keyedMachineCredentials(secrets)
+    const boot = new BootService(catalogs, machineDirectory, clusterDirectory, credentials)
+    const locks = new LockService(lockRepository(store), {
+      defaultSlots: config.lifecycle.defaultSlots,
+      defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null,
+    })
     // Scheduling and destroys write per-machine groups and memberships: boots must see them at once.
     const clusters = new ClusterService(clusterStore, x509ClusterPkiIssuer, undefined, {
       machinesChanged: (uuids) => machineDirectory.refreshMany(uuids),
@@ -103,6 +112,9 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
       clusters,
       scheduler,
+      locks,
+      credentials,
+      lockGroupOf: (uuid) => clusterDirectory.memberOf(uuid)?.cluster ?? 'default',
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {

@@ -17,6 +17,8 @@ export interface Database {
   clusters: ClustersTable
   cluster_members: ClusterMembersTable
   cluster_pki: ClusterPkiTable
+  lock_groups: LockGroupsTable
+  lock_holders: LockHoldersTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -190,6 +192,20 @@ export interface ClusterPkiTable {
   certificates: string
   sealed: Uint8Array
   created_at: string
+}
+
+export interface LockGroupsTable {
+  name: string
+  slots: number
+  ttl_seconds: number | null
+  updated_at: string
+}
+
+export interface LockHoldersTable {
+  lock_group: string
+  holder: string
+  acquired_at: string
+  expires_at: string | null
 }
 
 export type FlavorRow = Selectable<FlavorsTable>

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
@@ -40,6 +40,15 @@ export class SecretBox {
       throw new Error(`secrets key file ${file} must hold ${KEY_BYTES} bytes in base64 (e.g. \`head -c 32 /dev/urandom | base64\`), it holds ${key.length}`)
     }
     return new SecretBox(key)
+  }
+
+  /**
+   * A keyed digest (HMAC-SHA256, base64url) of `text` for one `purpose`: credentials derived from the
+   * key instead of stored, so there is nothing to leak from the database and nothing to rotate apart
+   * from the key. Different purposes never give the same tag for the same text.
+   */
+  tag(purpose: string, text: string): string {
+    return createHmac('sha256', this.key).update(`${purpose}\0${text}`).digest('base64url')
   }
 
   seal(plaintext: string, context: string): Buffer {

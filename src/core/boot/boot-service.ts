@@ -1,6 +1,7 @@
 import type { Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
+import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
 import type { MachineState } from '../machines/machine-state.ts'
 import type { RenderContext } from '../render/template.ts'
 import type { Group } from '../selection/group.ts'
@@ -80,6 +81,7 @@ export class BootService {
     private readonly catalogs: CatalogSource,
     private readonly machines: MachineFactsSource = NO_MACHINES,
     private readonly clusters: ClusterMembershipSource = NO_CLUSTERS,
+    private readonly credentials?: MachineCredentials,
   ) {}
 
   match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
@@ -186,10 +188,12 @@ export class BootService {
     return {
       // Present for every machine so that role templates can test `{{#if cluster.pki}}` in strict mode.
       cluster: {},
+      lifecycle: {},
       ...matchboxVariables(request, group),
       labels: request.labels,
       ...(machine ? { machine: machine.view } : {}),
       ...this.clusterContext(request, machine),
+      ...this.lifecycleContext(request, machine),
       group: { id: group.id, name: group.name },
       profile: { id: profile.id, name: profile.name },
       engine: { url: request.engineUrl },
@@ -206,6 +210,17 @@ export class BootService {
     const cluster: Record<string, unknown> = { name: membership.cluster, role: membership.role, hostname: membership.hostname, labels: membership.labels }
     if (sameUuid(request.labels.uuid, machine.uuid)) cluster.pki = pkiForRole(membership.pki, membership.role)
     return { cluster }
+  }
+
+  /**
+   * `{{lifecycle.*}}` for a known machine asking with its own uuid: the credential with which it
+   * speaks for itself to the lifecycle endpoints, its FleetLock base URL and its lock group.
+   */
+  private lifecycleContext(request: BootRequest, machine: KnownMachine | undefined): RenderContext {
+    if (!machine || !this.credentials || !sameUuid(request.labels.uuid, machine.uuid)) return {}
+    const credential = this.credentials.issue(machine.uuid)
+    const group = this.clusters.memberOf(machine.uuid)?.cluster ?? 'default'
+    return { lifecycle: { credential, fleetlock_url: `${request.engineUrl}/fleetlock/${credential}/`, lock_group: group } }
   }
 
   private renderBootSpec(catalog: Catalog, profile: Profile, boot: BootSpec, context: RenderContext): BootSpec {

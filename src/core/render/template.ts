@@ -25,6 +25,8 @@ handlebars.registerHelper('json', definedArgument('json', (value) => JSON.string
 // Ignition file contents inline as `data:` URLs (RFC 2397), percent-encoded as Ignition expects.
 handlebars.registerHelper('dataUrl', definedArgument('dataUrl', (value) => `data:,${encodeURIComponent(String(value))}`))
 
+// A value spliced into a longer, already percent-encoded `data:` URL.
+handlebars.registerHelper('uriComponent', definedArgument('uriComponent', (value) => encodeURIComponent(String(value))))
 // `(envFile KEY=value ...)`: an env file (sorted KEY=value lines) for systemd EnvironmentFile= or a script.
 handlebars.registerHelper('envFile', (options: Handlebars.HelperOptions & { loc?: { start: { line: number; column: number } } }) => {
   for (const [key, value] of Object.entries(options.hash as Record<string, unknown>)) {

@@ -26,6 +26,11 @@ import { machineRoutes } from './routes/admin/machines.ts'
 import { clusterRoutes } from './routes/admin/clusters.ts'
 import { provisionRoutes } from './routes/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
+import type { LockService } from '../../core/lifecycle/lock-service.ts'
+import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
+import { fleetLockRoutes } from './routes/fleetlock.ts'
+import { lifecycleRoutes } from './routes/lifecycle.ts'
+import { lockRoutes } from './routes/admin/locks.ts'
 
 export interface AppDependencies {
   boot: BootService
@@ -44,6 +49,10 @@ export interface AppDependencies {
   clusters: ClusterService
   /** Scheduling passes go through the job, so that an API pass never overlaps a timed one. */
   scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> }
+  locks: LockService
+  credentials: MachineCredentials
+  /** The lock group of a machine's rolling updates. */
+  lockGroupOf: (machineUuid: string) => string
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -101,6 +110,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
   await app.register(discoveryRoutes, { machines: deps.machines })
   await app.register(installRoutes, { installs: deps.installs })
+  await app.register(fleetLockRoutes, { locks: deps.locks, credentials: deps.credentials })
+  await app.register(lifecycleRoutes, { locks: deps.locks, credentials: deps.credentials, lockGroupOf: deps.lockGroupOf })
   await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
 
   await app.register(
@@ -112,6 +123,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(dhcpRoutes, { reservations: deps.reservations })
       await admin.register(machineRoutes, { machines: deps.machines })
       await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
+      await admin.register(lockRoutes, { locks: deps.locks })
     },
     { prefix: '/api/v1' },
   )

@@ -1,0 +1,93 @@
+import type { FastifyError, FastifyReply } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { SlipwayError } from '../../../core/errors.ts'
+import type { LockService } from '../../../core/lifecycle/lock-service.ts'
+import type { MachineCredentials } from '../../../core/lifecycle/machine-credentials.ts'
+import { GROUP_NAME_PATTERN } from '../../../core/lifecycle/semaphore.ts'
+
+/**
+ * The FleetLock protocol (Zincati's `fleet_lock` strategy) over the lock semaphore. Each machine gets
+ * its own base URL, `<engine>/fleetlock/<machine credential>/`, in its Ignition: the credential says
+ * which machine is asking, and the slot is held in that machine's name (its uuid), so a machine can
+ * only ever take or release its own slot whatever `client_params.id` it sends. Errors use FleetLock's
+ * `{kind, value}` body with a small, fixed set of kinds.
+ */
+export const FLEETLOCK_ERROR_KINDS = [
+  'missing_fleet_lock_header',
+  'invalid_client_params',
+  'invalid_machine_credential',
+  'failed_lock_semaphore_full',
+  'internal_error',
+] as const
+type ErrorKind = (typeof FLEETLOCK_ERROR_KINDS)[number]
+
+const FleetLockError = Type.Object({ kind: Type.Enum([...FLEETLOCK_ERROR_KINDS]), value: Type.String() })
+const ClientParams = Type.Object({ client_params: Type.Object({ id: Type.String(), group: Type.String() }) })
+
+class FleetLockFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+const fail = (reply: FastifyReply, status: number, kind: ErrorKind, value: string) => reply.status(status).type('application/json').send({ kind, value })
+
+export const fleetLockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService; credentials: MachineCredentials }> = async (app, { locks, credentials }) => {
+  // Every failure, including fastify's own (malformed JSON, wrong content type), in FleetLock's shape.
+  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    if (error instanceof FleetLockFailure) return fail(reply, error.status, error.kind, error.message)
+    if (error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL') return fail(reply, 409, 'failed_lock_semaphore_full', error.message)
+    if (error instanceof SlipwayError && error.kind === 'invalid') return fail(reply, 400, 'invalid_client_params', error.message)
+    const status = (error as FastifyError).statusCode
+    if (status && status >= 400 && status < 500) return fail(reply, status, 'invalid_client_params', `malformed request: ${error.message}`)
+    request.log.error({ err: error }, 'fleetlock request failed')
+    return fail(reply, 500, 'internal_error', `internal error; see the engine log for request ${request.id}`)
+  })
+
+  const holderOf = (credential: string, headers: Record<string, unknown>, body: { client_params: { id: string; group: string } }) => {
+    if (headers['fleet-lock-protocol'] !== 'true') {
+      throw new FleetLockFailure(400, 'missing_fleet_lock_header', 'the request lacks the header "fleet-lock-protocol: true"')
+    }
+    const uuid = credentials.verify(credential)
+    if (!uuid) throw new FleetLockFailure(403, 'invalid_machine_credential', 'this FleetLock base URL does not carry a valid machine credential; use the base URL from the machine\'s Ignition')
+    const { id, group } = body.client_params
+    if (!id) throw new FleetLockFailure(400, 'invalid_client_params', 'client_params.id must not be empty')
+    if (!GROUP_NAME_PATTERN.test(group)) throw new FleetLockFailure(400, 'invalid_client_params', `client_params.group "${group.slice(0, 80)}" must match ^[a-zA-Z0-9.-]+$ (at most 64 characters)`)
+    return { uuid, group }
+  }
+
+  const schema = (summary: string) => ({
+    tags: ['lifecycle'],
+    summary,
+    security: [],
+    params: Type.Object({ credential: Type.String({ maxLength: 128 }) }),
+    body: ClientParams,
+    response: { 200: Type.Object({}), 400: FleetLockError, 403: FleetLockError, 409: FleetLockError, 500: FleetLockError },
+  })
+
+  app.post('/fleetlock/:credential/v1/pre-reboot', { bodyLimit: 4096, schema: schema('FleetLock RecursiveLock: take (or keep) a reboot slot') }, async (request) => {
+    const { uuid, group } = holderOf(request.params.credential, request.headers, request.body)
+    const { alreadyHeld } = await locks.lock(group, uuid)
+    request.log.info({ component: 'fleetlock', group, holder: uuid, clientId: request.body.client_params.id, alreadyHeld }, 'reboot slot locked')
+    return {}
+  })
+
+  app.post('/fleetlock/:credential/v1/steady-state', { bodyLimit: 4096, schema: schema('FleetLock UnlockIfHeld: release the reboot slot if held') }, async (request) => {
+    const { uuid, group } = holderOf(request.params.credential, request.headers, request.body)
+    const released = await locks.unlockIfHeld(group, uuid)
+    request.log.info({ component: 'fleetlock', group, holder: uuid, released }, released ? 'reboot slot released' : 'steady state (no slot held)')
+    return {}
+  })
+
+  // Zincati configured with the engine's bare URL: say what is missing instead of a 404.
+  for (const operation of ['pre-reboot', 'steady-state']) {
+    app.post(`/fleetlock/v1/${operation}`, { schema: { hide: true } }, async (_request, reply) =>
+      fail(reply, 403, 'invalid_machine_credential', 'FleetLock needs the per-machine base URL <engine>/fleetlock/<machine credential>/ written into the machine\'s Ignition'),
+    )
+  }
+}

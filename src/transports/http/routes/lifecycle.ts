@@ -1,0 +1,63 @@
+import type { FastifyRequest } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { SlipwayError } from '../../../core/errors.ts'
+import type { LockService } from '../../../core/lifecycle/lock-service.ts'
+import type { MachineCredentials } from '../../../core/lifecycle/machine-credentials.ts'
+import { ErrorResponse } from '../schemas/common.ts'
+
+export interface LifecycleRouteOptions {
+  locks: LockService
+  credentials: MachineCredentials
+  /** The lock group a machine's rolling updates share: its cluster's, else `default`. */
+  lockGroupOf: (machineUuid: string) => string
+}
+
+/** The machine a request speaks for: `Authorization: Bearer <machine credential>` (from its Ignition). */
+export function machineOf(request: FastifyRequest, credentials: MachineCredentials): string {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')
+  const uuid = match ? credentials.verify(match[1]!) : undefined
+  if (!uuid) {
+    throw new SlipwayError('unauthorized', 'MACHINE_CREDENTIAL_REQUIRED', 'this endpoint needs "Authorization: Bearer <machine credential>" (SLIPWAY_MACHINE_CREDENTIAL in the machine\'s /etc/slipway/lifecycle.env)')
+  }
+  return uuid
+}
+
+const Slot = Type.Object({ uuid: Type.String(), group: Type.String(), holding: Type.Boolean(), slots: Type.Integer(), holders: Type.Integer() })
+const errors = { 401: ErrorResponse, 409: ErrorResponse }
+
+/**
+ * Enjoliver's per-machine rolling endpoints, for the machine-side agent: the machine takes and gives
+ * back its own slot in its cluster's lock group, identified by its credential alone.
+ */
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, credentials, lockGroupOf }) => {
+  const slotOf = async (uuid: string) => {
+    const group = lockGroupOf(uuid)
+    const current = (await locks.listGroups()).find((candidate) => candidate.name === group)
+    return { uuid, group, holding: current?.holders.some((holder) => holder.id === uuid) ?? false, slots: current?.slots ?? 0, holders: current?.holders.length ?? 0 }
+  }
+
+  app.get(
+    '/lifecycle/rolling',
+    { schema: { tags: ['lifecycle'], summary: "The machine's reboot slot: its lock group and whether it holds a slot (machine credential)", security: [], response: { 200: Slot, ...errors } } },
+    async (request) => slotOf(machineOf(request, credentials)),
+  )
+  app.post(
+    '/lifecycle/rolling/lock',
+    { schema: { tags: ['lifecycle'], summary: 'Take (or keep) a reboot slot; 409 SEMAPHORE_FULL when every slot is held (machine credential)', security: [], response: { 200: Slot, ...errors } } },
+    async (request) => {
+      const uuid = machineOf(request, credentials)
+      await locks.lock(lockGroupOf(uuid), uuid)
+      return slotOf(uuid)
+    },
+  )
+  app.post(
+    '/lifecycle/rolling/unlock',
+    { schema: { tags: ['lifecycle'], summary: 'Give the reboot slot back; 409 NOT_LOCK_HOLDER when not held (machine credential)', security: [], response: { 200: Slot, 404: ErrorResponse, ...errors } } },
+    async (request) => {
+      const uuid = machineOf(request, credentials)
+      await locks.unlock(lockGroupOf(uuid), uuid)
+      return slotOf(uuid)
+    },
+  )
+}
