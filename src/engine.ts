@@ -25,6 +25,9 @@ import { ClusterDirectory } from './storage/cluster-directory.ts'
 import { SecretBox } from './storage/secret-box.ts'
 import { x509ClusterPkiIssuer } from './adapters/pki/x509-cluster-pki.ts'
 import { SchedulerLoop } from './jobs/scheduler-loop.ts'
+import { SerialJob } from './jobs/serial-job.ts'
+import { DriftService } from './core/lifecycle/drift.ts'
+import { driftRepository } from './storage/repositories/drift.ts'
 import { LockService } from './core/lifecycle/lock-service.ts'
 import { lockRepository } from './storage/repositories/locks.ts'
 import { keyedMachineCredentials } from './storage/machine-credentials.ts'
@@ -88,7 +91,18 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       else await machineDirectory.refresh(uuid)
       scheduler.trigger('machine changed')
     }
-    const contentService = new ContentService(contentRepository(store), () => catalogs.refresh())
+    const drift = new DriftService(driftRepository(store), boot)
+    // A template, profile or metadata change makes machines outdated without waiting for their reports.
+    const driftRecheck = new SerialJob(
+      async (reason) => {
+        for (const record of await drift.recheckAll()) logger.info({ component: 'drift', uuid: record.uuid, state: record.state, reason }, `machine ${record.uuid} is now ${record.state}`)
+      },
+      { name: 'drift re-check', intervalMs: 0, debounceMs: 300, logger, triggersBeforeStart: true },
+    )
+    const contentService = new ContentService(contentRepository(store), async () => {
+      await catalogs.refresh()
+      driftRecheck.trigger('content changed')
+    })
 
     const metrics = new EngineMetrics()
     const app = await buildApp({
@@ -115,6 +129,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       locks,
       credentials,
       lockGroupOf: (uuid) => clusterDirectory.memberOf(uuid)?.cluster ?? 'default',
+      drift,
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {
@@ -124,6 +139,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       start: async () => {
         const address = await app.listen({ host: config.http.host, port: config.http.port })
         scheduler.start()
+        driftRecheck.start()
         if (config.tftp.enabled) {
           const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
           networkServices.push(tftp)
@@ -139,6 +155,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       },
       close: async () => {
         await scheduler.stop()
+        await driftRecheck.stop()
         for (const service of networkServices.splice(0).reverse()) await service.close()
         await app.close()
         await store.destroy()

@@ -19,6 +19,7 @@ export interface Database {
   cluster_pki: ClusterPkiTable
   lock_groups: LockGroupsTable
   lock_holders: LockHoldersTable
+  machine_drift: MachineDriftTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -206,6 +207,18 @@ export interface LockHoldersTable {
   holder: string
   acquired_at: string
   expires_at: string | null
+}
+
+export interface MachineDriftTable {
+  uuid: string
+  state: 'up_to_date' | 'outdated' | 'unknown'
+  reported_sha256: string
+  expected_sha256: string | null
+  reason: string | null
+  engine_url: string
+  reported_at: string
+  state_changed_at: string
+  checked_at: string
 }
 
 export type FlavorRow = Selectable<FlavorsTable>

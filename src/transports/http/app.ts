@@ -27,6 +27,7 @@ import { clusterRoutes } from './routes/admin/clusters.ts'
 import { provisionRoutes } from './routes/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
 import type { LockService } from '../../core/lifecycle/lock-service.ts'
+import type { DriftService } from '../../core/lifecycle/drift.ts'
 import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
 import { fleetLockRoutes } from './routes/fleetlock.ts'
 import { lifecycleRoutes } from './routes/lifecycle.ts'
@@ -53,6 +54,7 @@ export interface AppDependencies {
   credentials: MachineCredentials
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
+  drift: DriftService
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -111,7 +113,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(discoveryRoutes, { machines: deps.machines })
   await app.register(installRoutes, { installs: deps.installs })
   await app.register(fleetLockRoutes, { locks: deps.locks, credentials: deps.credentials })
-  await app.register(lifecycleRoutes, { locks: deps.locks, credentials: deps.credentials, lockGroupOf: deps.lockGroupOf })
+  await app.register(lifecycleRoutes, {
+    locks: deps.locks,
+    credentials: deps.credentials,
+    lockGroupOf: deps.lockGroupOf,
+    drift: deps.drift,
+    publicUrl: deps.http.publicUrl,
+    requireAdmin: requireBearerToken(deps.verifyToken),
+  })
   await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
 
   await app.register(

@@ -1,7 +1,8 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { SlipwayError } from '../../../core/errors.ts'
+import { DRIFT_STATES, type DriftRecord, type DriftService } from '../../../core/lifecycle/drift.ts'
 import type { LockService } from '../../../core/lifecycle/lock-service.ts'
 import type { MachineCredentials } from '../../../core/lifecycle/machine-credentials.ts'
 import { ErrorResponse } from '../schemas/common.ts'
@@ -11,7 +12,36 @@ export interface LifecycleRouteOptions {
   credentials: MachineCredentials
   /** The lock group a machine's rolling updates share: its cluster's, else `default`. */
   lockGroupOf: (machineUuid: string) => string
+  drift: DriftService
+  /** Configured public base URL; empty means taken from each request (as on the boot routes). */
+  publicUrl: string
+  /** The admin token check, for the fleet-wide drift listing. */
+  requireAdmin: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 }
+
+/** A config with inline files (certificates, scripts) is tens of KiB; this leaves room for big ones. */
+export const IGNITION_REPORT_BODY_LIMIT = 1024 * 1024
+
+const DriftResponse = Type.Object({
+  uuid: Type.String(),
+  state: Type.Enum([...DRIFT_STATES]),
+  reported_sha256: Type.String(),
+  expected_sha256: Type.Union([Type.String(), Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  reported_at: Type.String(),
+  state_changed_at: Type.String(),
+  checked_at: Type.String(),
+})
+const toDriftResponse = (record: DriftRecord) => ({
+  uuid: record.uuid,
+  state: record.state,
+  reported_sha256: record.reportedSha256,
+  expected_sha256: record.expectedSha256,
+  reason: record.reason,
+  reported_at: record.reportedAt,
+  state_changed_at: record.stateChangedAt,
+  checked_at: record.checkedAt,
+})
 
 /** The machine a request speaks for: `Authorization: Bearer <machine credential>` (from its Ignition). */
 export function machineOf(request: FastifyRequest, credentials: MachineCredentials): string {
@@ -30,7 +60,36 @@ const errors = { 401: ErrorResponse, 409: ErrorResponse }
  * Enjoliver's per-machine rolling endpoints, for the machine-side agent: the machine takes and gives
  * back its own slot in its cluster's lock group, identified by its credential alone.
  */
-export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, credentials, lockGroupOf }) => {
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, credentials, lockGroupOf, drift, publicUrl, requireAdmin }) => {
+  app.post(
+    '/lifecycle/ignition',
+    {
+      bodyLimit: IGNITION_REPORT_BODY_LIMIT,
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'An installed machine reports the Ignition config it runs; answers whether it is up to date (machine credential)',
+        security: [],
+        body: Type.Unknown({ description: 'The Ignition config (JSON object) as the machine runs it.' }),
+        response: { 200: DriftResponse, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const uuid = machineOf(request, credentials)
+      const engineUrl = publicUrl ? publicUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`
+      const record = await drift.report(uuid, request.body, engineUrl)
+      request.log.info({ component: 'drift', uuid, state: record.state }, `ignition report: ${record.state}`)
+      return toDriftResponse(record)
+    },
+  )
+  app.get(
+    '/lifecycle/ignition',
+    {
+      onRequest: requireAdmin,
+      schema: { tags: ['lifecycle'], summary: "The fleet's drift: each reporting machine up to date, outdated or unknown (admin token)", response: { 200: Type.Array(DriftResponse), 401: ErrorResponse } },
+    },
+    async () => (await drift.list()).map(toDriftResponse),
+  )
+
   const slotOf = async (uuid: string) => {
     const group = lockGroupOf(uuid)
     const current = (await locks.listGroups()).find((candidate) => candidate.name === group)

@@ -1,0 +1,105 @@
+/**
+ * Ignition drift on a real SQLite file: an installed cluster member reports the config it runs (with
+ * the credential its own config carries); the engine compares it canonically with what it would serve
+ * now; a template or metadata change makes it outdated at once, before any new report.
+ */
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import t from 'tap'
+import { canonicalJson } from '../../../src/core/lifecycle/drift.ts'
+import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
+
+const UUID = '3d2c0000-0000-4000-8000-000000000001'
+const MAC = '52:54:00:00:0c:01'
+
+const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
+  app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
+
+/** Reverses key order at every level: the same config, written differently. */
+function reordered(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reordered)
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).reverse().map(([key, child]) => [key, reordered(child)]))
+  return value
+}
+
+async function until<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const value = await check()
+    if (value !== undefined) return value
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+t.test('an installed machine reports; a template or metadata change makes it outdated at once', async (t) => {
+  const started = await startTestEngine()
+  t.teardown(async () => {
+    await started.engine.close()
+    removeTree(path.dirname(started.dataDir))
+  })
+  const app = started.engine.app
+  await admin(app, 'POST', '/api/v1/flavors', { name: 'solo', control_plane_count: 1, nodes_min: 0, nodes_max: 0 })
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'drift', flavor: 'solo' })
+  await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: UUID, mac: MAC }, interfaces: [{ name: 'eth0', mac: MAC, ipv4: '10.7.0.5' }] } })
+  t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 1)
+  await app.inject({ method: 'GET', url: `/install-authorization?uuid=${UUID}` })
+  t.equal((await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${UUID}` })).json().state, 'installed')
+
+  const installedUrl = `/ignition?uuid=${UUID}&mac=${MAC}&os=installed`
+  const config = (await app.inject({ method: 'GET', url: installedUrl })).json()
+  const envFile = config.storage.files.find((file: { path: string }) => file.path === '/etc/slipway/lifecycle.env')
+  t.ok(envFile, "the role config carries the machine's lifecycle settings")
+  const env = decodeURIComponent(envFile.contents.source.replace(/^data:,/, ''))
+  const credential = /^SLIPWAY_MACHINE_CREDENTIAL=(\S+)$/m.exec(env)?.[1]
+  t.match(env, /^SLIPWAY_LOCK_GROUP=drift$/m, "its lock group is its cluster's")
+  t.ok(credential, 'and its credential')
+  const report = (body: unknown, token = credential) =>
+    app.inject({ method: 'POST', url: '/lifecycle/ignition', headers: { authorization: `Bearer ${token}` }, payload: body as object })
+
+  const first = await report(reordered(config))
+  t.equal(first.statusCode, 200, first.body)
+  t.match(first.json(), { uuid: UUID, state: 'up_to_date', expected_sha256: first.json().reported_sha256 }, 'the same config with keys in another order is up to date')
+  t.not(JSON.stringify(reordered(config)), canonicalJson(config), 'the report really was written in another order')
+
+  // A template change: outdated without a new report.
+  const template = (await admin(app, 'GET', '/api/v1/templates/ignition/kubernetes-control-plane.json')).json().body as string
+  const changed = template.replace('"/etc/slipway/role"', '"/etc/slipway/role-v2"')
+  t.not(changed, template)
+  t.equal((await admin(app, 'PUT', '/api/v1/templates/ignition/kubernetes-control-plane.json', { body: changed })).statusCode, 200)
+  const outdated = await until(async () => {
+    const fleet = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { uuid: string; state: string }[]
+    return fleet.find((record) => record.uuid === UUID && record.state === 'outdated')
+  }, 'the machine to be outdated')
+  t.match(outdated, { state: 'outdated' }, 'GET /lifecycle/ignition lists it outdated after the template change')
+
+  // The machine applies its new config and reports: up to date again.
+  const newConfig = (await app.inject({ method: 'GET', url: installedUrl })).json()
+  t.equal((await report(newConfig)).json().state, 'up_to_date')
+
+  // A metadata change of its group does the same.
+  const group = (await admin(app, 'GET', '/api/v1/groups/drift-drift-cp-1')).json()
+  const { source: _source, ...editable } = group
+  t.equal((await admin(app, 'PUT', '/api/v1/groups/drift-drift-cp-1', { ...editable, metadata: { ...group.metadata, kubernetes_version: 'v1.32.4' } })).statusCode, 200)
+  await until(async () => {
+    const fleet = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { uuid: string; state: string }[]
+    return fleet.find((record) => record.state === 'outdated')
+  }, 'outdated after a metadata change')
+  t.pass('a metadata change makes it outdated too')
+
+  // Bad reports change nothing.
+  const before = (await admin(app, 'GET', '/lifecycle/ignition')).body
+  const bad: [string, () => ReturnType<typeof report>, number, string][] = [
+    ['no credential', () => app.inject({ method: 'POST', url: '/lifecycle/ignition', payload: newConfig }), 401, 'MACHINE_CREDENTIAL_REQUIRED'],
+    ['forged credential', () => report(newConfig, `${UUID}.${'B'.repeat(43)}`), 401, 'MACHINE_CREDENTIAL_REQUIRED'],
+    ['not an Ignition config', () => report({ hello: 'world' }), 400, 'INVALID_IGNITION_REPORT'],
+    ['an array', () => report([1, 2]), 400, 'INVALID_IGNITION_REPORT'],
+    ['too big', () => report({ ignition: { version: '3.4.0' }, pad: 'x'.repeat(1100 * 1024) }), 413, 'BODY_TOO_LARGE'],
+  ]
+  for (const [name, send, status, code] of bad) {
+    const response = await send()
+    t.equal(response.statusCode, status, `${name}: ${response.statusCode}`)
+    t.equal(response.json().code, code, name)
+  }
+  t.equal((await admin(app, 'GET', '/lifecycle/ignition')).body, before, 'no bad report changed the fleet view')
+  t.equal((await app.inject({ method: 'GET', url: '/lifecycle/ignition' })).statusCode, 401, 'the fleet view needs the admin token')
+})
