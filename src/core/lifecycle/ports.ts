@@ -61,7 +61,7 @@ export interface CommandResult {
 
 export interface MachineShell {
   /** Runs one command; rejects only when the connection fails, not when the command exits non-zero. */
-  run(target: SshTarget, command: string, options?: { stdin?: string; timeoutMs?: number }): Promise<CommandResult & { hostKey: string }>
+  run(target: SshTarget, command: string, options?: { stdin?: string; timeoutMs?: number; expectDisconnect?: boolean }): Promise<CommandResult & { hostKey: string }>
   /** Writes a file atomically (temporary name, then rename) with the given mode. */
   writeFile(target: SshTarget, path: string, content: string, mode: number): Promise<void>
 }
