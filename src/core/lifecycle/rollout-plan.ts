@@ -1,0 +1,140 @@
+import Type, { type Static } from 'typebox'
+import { Value } from 'typebox/value'
+import { invalid } from '../errors.ts'
+import type { Role } from '../clusters/cluster.ts'
+import { checkDocument } from '../selection/documents.ts'
+
+/**
+ * A rolling update: which machines, how many at once, when, how they restart and how their
+ * Kubernetes node is drained. Pure planning lives here; the runner (jobs/rollout-runner.ts) does the
+ * steps and persists each one before the next.
+ */
+export const STRATEGIES = ['kexec', 'reboot', 'poweroff'] as const
+export type Strategy = (typeof STRATEGIES)[number]
+export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const
+export type Weekday = (typeof WEEKDAYS)[number]
+
+const Clock = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'HH:MM, 24-hour.' })
+
+export const RolloutDocument = Type.Object(
+  {
+    cluster: Type.String({ minLength: 1, maxLength: 63, description: 'The cluster whose outdated machines roll.' }),
+    max_parallel: Type.Integer({ minimum: 1, maximum: 100, default: 1, description: 'Machines restarting at once (control-plane members are further limited by etcd quorum).' }),
+    strategy: Type.Enum([...STRATEGIES], { default: 'reboot', description: 'How a machine restarts into its new config.' }),
+    window: Type.Optional(
+      Type.Object(
+        {
+          days: Type.Array(Type.Enum([...WEEKDAYS]), { minItems: 1, maxItems: 7, uniqueItems: true }),
+          start: Clock,
+          end: Clock,
+          time_zone: Type.String({ minLength: 1, maxLength: 64, default: 'UTC', description: 'IANA time zone, e.g. Europe/Paris.' }),
+        },
+        { additionalProperties: false, description: 'New machines start only inside the window; machines already restarting finish. end < start spans midnight.' },
+      ),
+    ),
+    drain: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Cordon and drain the node first, wait for it to be Ready again, uncordon.' }),
+        timeout_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 600 }),
+        eviction_retry_seconds: Type.Number({ minimum: 0.01, maximum: 600, default: 5 }),
+        force: Type.Boolean({ default: false, description: 'Evict pods no controller would recreate.' }),
+        delete_emptydir_data: Type.Boolean({ default: false }),
+        grace_period_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    ready_timeout_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 900, description: 'How long a restarted machine has to report its new config (and its node to be Ready).' }),
+    max_failures: Type.Integer({ minimum: 1, maximum: 10_000, default: 1, description: 'The run stops starting machines after this many failed.' }),
+    ssh: Type.Object(
+      {
+        user: Type.String({ minLength: 1, maxLength: 32, default: 'core' }),
+        port: Type.Integer({ minimum: 1, maximum: 65_535, default: 22 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    kubernetes_api_server: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 256, description: "Reach the cluster's API server here (a load balancer) instead of its first control-plane member." })),
+  },
+  { additionalProperties: false },
+)
+export type RolloutSpec = Static<typeof RolloutDocument>
+
+export function parseRolloutSpec(input: unknown): RolloutSpec {
+  // Defaults fill what the caller left out (on a copy: the input is never changed).
+  const withDefaults = input !== null && typeof input === 'object' && !Array.isArray(input) ? Value.Default(RolloutDocument, structuredClone(input)) : input
+  const spec = checkDocument(RolloutDocument, withDefaults, 'rollout', 'INVALID_ROLLOUT')
+  if (spec.window) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: spec.window.time_zone })
+    } catch {
+      throw invalid('INVALID_ROLLOUT', `window.time_zone "${spec.window.time_zone}" is not an IANA time zone (e.g. UTC, Europe/Paris)`)
+    }
+    if (spec.window.start === spec.window.end) throw invalid('INVALID_ROLLOUT', 'window.start and window.end are equal: the window would be empty')
+  }
+  return spec
+}
+
+/** Where a machine's rolling update is; every phase is persisted before its action starts. */
+export const PHASES = ['waiting', 'locking', 'draining', 'applying', 'restarting', 'uncordoning', 'releasing', 'done', 'failed', 'skipped'] as const
+export type Phase = (typeof PHASES)[number]
+export const FINISHED: readonly Phase[] = ['done', 'failed', 'skipped']
+export const isInFlight = (phase: Phase) => phase !== 'waiting' && !FINISHED.includes(phase)
+
+export interface RolloutMachineState {
+  uuid: string
+  role: Role
+  hostname: string
+  phase: Phase
+}
+
+/** Nodes before the control plane (a control plane is what keeps the cluster answering), then by hostname. */
+export function rolloutOrder<M extends { role: Role; hostname: string }>(machines: readonly M[]): M[] {
+  return [...machines].sort((a, b) => (a.role !== b.role ? (a.role === 'node' ? -1 : 1) : a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0))
+}
+
+/**
+ * How many control-plane members may be down at once without losing etcd quorum: a majority of n
+ * must stay up, so floor((n - 1) / 2). A single member cannot stay up while it restarts: 1.
+ */
+export const controlPlaneAllowance = (members: number) => Math.max(1, Math.floor((members - 1) / 2))
+
+/**
+ * Which waiting machines may start now: at most `max_parallel` in flight; control-plane members only
+ * once every node is finished, and never more in flight than quorum allows; nothing new outside the
+ * window or once `max_failures` machines failed.
+ */
+export function machinesToStart(spec: RolloutSpec, machines: readonly RolloutMachineState[], controlPlaneMembers: number, failures: number, now: Date): RolloutMachineState[] {
+  if (failures >= spec.max_failures) return []
+  if (spec.window && !inWindow(spec.window, now)) return []
+  const ordered = rolloutOrder(machines)
+  const inFlight = ordered.filter((machine) => isInFlight(machine.phase))
+  let free = spec.max_parallel - inFlight.length
+  let controlPlaneFree = controlPlaneAllowance(controlPlaneMembers) - inFlight.filter((machine) => machine.role === 'control-plane').length
+  const nodesUnfinished = ordered.some((machine) => machine.role === 'node' && !FINISHED.includes(machine.phase))
+  const starting: RolloutMachineState[] = []
+  for (const machine of ordered) {
+    if (free <= 0) break
+    if (machine.phase !== 'waiting') continue
+    if (machine.role === 'control-plane') {
+      if (nodesUnfinished || controlPlaneFree <= 0) continue
+      controlPlaneFree--
+    }
+    starting.push(machine)
+    free--
+  }
+  return starting
+}
+
+const WEEKDAY_OF: Record<string, Weekday> = { Mon: 'mon', Tue: 'tue', Wed: 'wed', Thu: 'thu', Fri: 'fri', Sat: 'sat', Sun: 'sun' }
+
+/** Whether `now` falls in the window, read on the wall clock of its time zone. A window past midnight belongs to the day it starts. */
+export function inWindow(window: NonNullable<RolloutSpec['window']>, now: Date): boolean {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone: window.time_zone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(now)
+  const part = (type: string) => parts.find((candidate) => candidate.type === type)?.value ?? ''
+  const day = WEEKDAY_OF[part('weekday')]!
+  const minute = Number(part('hour')) * 60 + Number(part('minute'))
+  const [start, end] = [window.start, window.end].map((clock) => Number(clock.slice(0, 2)) * 60 + Number(clock.slice(3)))
+  if (start! < end!) return window.days.includes(day) && minute >= start! && minute < end!
+  // Past midnight: the evening part belongs to today, the early-morning part to yesterday's window.
+  const yesterday = WEEKDAYS[(WEEKDAYS.indexOf(day) + 6) % 7]!
+  return (window.days.includes(day) && minute >= start!) || (window.days.includes(yesterday) && minute < end!)
+}
