@@ -28,9 +28,16 @@ import { SchedulerLoop } from './jobs/scheduler-loop.ts'
 import { SerialJob } from './jobs/serial-job.ts'
 import { DriftService } from './core/lifecycle/drift.ts'
 import { driftRepository } from './storage/repositories/drift.ts'
+import { RolloutService } from './core/lifecycle/rollout-service.ts'
+import { RolloutExecutor } from './core/lifecycle/rollout-executor.ts'
+import { rolloutRepository } from './storage/repositories/rollouts.ts'
+import { rolloutPorts, rolloutTargets } from './jobs/rollout-ports.ts'
+import { SshMachineShell } from './adapters/ssh/ssh-machine-shell.ts'
+import type { MachineShell, NodeDrainer } from './core/lifecycle/ports.ts'
 import { LockService } from './core/lifecycle/lock-service.ts'
 import { lockRepository } from './storage/repositories/locks.ts'
 import { keyedMachineCredentials } from './storage/machine-credentials.ts'
+import { loadEngineSshKey } from './storage/engine-ssh-key.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -49,7 +56,13 @@ export interface Engine {
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 /** Wires config -> store -> migrations -> content -> core -> HTTP. Listening is the caller's choice. */
-export async function createEngine(config: Config, logger: Logger): Promise<Engine> {
+/** Adapters a test may replace (the real ones reach machines and clusters). */
+export interface EngineAdapters {
+  shell?: MachineShell
+  drainerFrom?: (kubeconfig: string) => NodeDrainer
+}
+
+export async function createEngine(config: Config, logger: Logger, adapters: EngineAdapters = {}): Promise<Engine> {
   const store = openStore(config.database.path)
   try {
     const applied = await migrateToLatest(store)
@@ -72,7 +85,8 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
     const clusterDirectory = new ClusterDirectory(clusterStore)
     await clusterDirectory.load()
     const credentials = keyedMachineCredentials(secrets)
-    const boot = new BootService(catalogs, machineDirectory, clusterDirectory, credentials)
+    const sshKey = await loadEngineSshKey(store, secrets)
+    const boot = new BootService(catalogs, machineDirectory, clusterDirectory, { credentials, sshPublicKey: sshKey.publicKey })
     const locks = new LockService(lockRepository(store), {
       defaultSlots: config.lifecycle.defaultSlots,
       defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null,
@@ -99,6 +113,23 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       },
       { name: 'drift re-check', intervalMs: 0, debounceMs: 300, logger, triggersBeforeStart: true },
     )
+    const executor = new RolloutExecutor(
+      rolloutPorts({
+        store,
+        boot,
+        clusters,
+        drift,
+        locks,
+        shell: adapters.shell ?? new SshMachineShell(),
+        sshKey,
+        publicUrl: config.http.publicUrl,
+        logger,
+        ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}),
+      }),
+    )
+    // Each tick starts what may start and resumes machines left in flight (after a restart too).
+    const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger })
+    const rollouts = new RolloutService(rolloutRepository(store), rolloutTargets(store), undefined, () => rolloutRunner.trigger('run changed'))
     const contentService = new ContentService(contentRepository(store), async () => {
       await catalogs.refresh()
       driftRecheck.trigger('content changed')
@@ -130,6 +161,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       credentials,
       lockGroupOf: (uuid) => clusterDirectory.memberOf(uuid)?.cluster ?? 'default',
       drift,
+      rollouts,
     })
     const networkServices: { close(): Promise<void> }[] = []
     return {
@@ -140,6 +172,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
         const address = await app.listen({ host: config.http.host, port: config.http.port })
         scheduler.start()
         driftRecheck.start()
+        rolloutRunner.start()
         if (config.tftp.enabled) {
           const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
           networkServices.push(tftp)
@@ -156,6 +189,8 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
       close: async () => {
         await scheduler.stop()
         await driftRecheck.stop()
+        await rolloutRunner.stop()
+        await executor.stop()
         for (const service of networkServices.splice(0).reverse()) await service.close()
         await app.close()
         await store.destroy()

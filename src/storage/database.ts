@@ -20,6 +20,11 @@ export interface Database {
   lock_groups: LockGroupsTable
   lock_holders: LockHoldersTable
   machine_drift: MachineDriftTable
+  rollout_runs: RolloutRunsTable
+  rollout_machines: RolloutMachinesTable
+  rollout_events: RolloutEventsTable
+  machine_host_keys: MachineHostKeysTable
+  engine_secrets: EngineSecretsTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -219,6 +224,52 @@ export interface MachineDriftTable {
   reported_at: string
   state_changed_at: string
   checked_at: string
+}
+
+export interface RolloutRunsTable {
+  id: string
+  cluster: string
+  /** JSON RolloutSpec. */
+  spec: string
+  state: 'running' | 'paused' | 'completed' | 'failed' | 'cancelled'
+  failures: number
+  created_at: string
+  updated_at: string
+  finished_at: string | null
+}
+
+export interface RolloutMachinesTable {
+  run_id: string
+  uuid: string
+  role: string
+  hostname: string
+  phase: string
+  error: string | null
+  restart_issued_at: string | null
+  started_at: string | null
+  finished_at: string | null
+  phase_changed_at: string
+}
+
+export interface RolloutEventsTable {
+  id: Generated<number>
+  run_id: string
+  uuid: string | null
+  at: string
+  message: string
+}
+
+export interface MachineHostKeysTable {
+  uuid: string
+  host_key: string
+  pinned_at: string
+}
+
+export interface EngineSecretsTable {
+  name: string
+  public_part: string | null
+  sealed: Uint8Array
+  created_at: string
 }
 
 export type FlavorRow = Selectable<FlavorsTable>

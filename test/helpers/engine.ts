@@ -4,7 +4,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
-import { createEngine, type Engine } from '../../src/engine.ts'
+import { createEngine, type Engine, type EngineAdapters } from '../../src/engine.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
@@ -22,6 +22,7 @@ export interface TestEngineOptions {
   /** Reuse a data folder, to test what survives a restart. */
   dataDir?: string
   env?: Record<string, string>
+  adapters?: EngineAdapters
 }
 
 export interface TestEngine {
@@ -51,7 +52,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       ...options.env,
     },
   })
-  const engine = await createEngine(config, pino({ level: 'silent' }))
+  const engine = await createEngine(config, pino({ level: 'silent' }), options.adapters)
   return { engine, config, contentDir, dataDir }
 }
 

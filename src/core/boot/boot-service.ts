@@ -81,7 +81,7 @@ export class BootService {
     private readonly catalogs: CatalogSource,
     private readonly machines: MachineFactsSource = NO_MACHINES,
     private readonly clusters: ClusterMembershipSource = NO_CLUSTERS,
-    private readonly credentials?: MachineCredentials,
+    private readonly lifecycle?: { credentials: MachineCredentials; sshPublicKey: string },
   ) {}
 
   match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
@@ -214,13 +214,16 @@ export class BootService {
 
   /**
    * `{{lifecycle.*}}` for a known machine asking with its own uuid: the credential with which it
-   * speaks for itself to the lifecycle endpoints, its FleetLock base URL and its lock group.
+   * speaks for itself to the lifecycle endpoints, its FleetLock base URL, its lock group and the
+   * engine's SSH public key (rolling updates log in with it).
    */
   private lifecycleContext(request: BootRequest, machine: KnownMachine | undefined): RenderContext {
-    if (!machine || !this.credentials || !sameUuid(request.labels.uuid, machine.uuid)) return {}
-    const credential = this.credentials.issue(machine.uuid)
+    if (!machine || !this.lifecycle || !sameUuid(request.labels.uuid, machine.uuid)) return {}
+    const credential = this.lifecycle.credentials.issue(machine.uuid)
     const group = this.clusters.memberOf(machine.uuid)?.cluster ?? 'default'
-    return { lifecycle: { credential, fleetlock_url: `${request.engineUrl}/fleetlock/${credential}/`, lock_group: group } }
+    return {
+      lifecycle: { credential, fleetlock_url: `${request.engineUrl}/fleetlock/${credential}/`, lock_group: group, ssh_public_key: this.lifecycle.sshPublicKey },
+    }
   }
 
   private renderBootSpec(catalog: Catalog, profile: Profile, boot: BootSpec, context: RenderContext): BootSpec {

@@ -142,13 +142,15 @@ export class ClusterService {
   }
 
   /**
-   * The admin kubeconfig for the engine's own use (cluster registration), pointing at the first
-   * control-plane member. 409 CLUSTER_NOT_SCHEDULED while the cluster has no control plane yet.
+   * The admin kubeconfig for the engine's own use (cluster registration, drains), pointing at
+   * `server` when given (a load balancer), else the first control-plane member. 409
+   * CLUSTER_NOT_SCHEDULED while the cluster has no control plane yet.
    */
-  async adminKubeconfig(name: string): Promise<string> {
+  async adminKubeconfig(name: string, server?: string): Promise<string> {
     return this.repository.transaction(async (repository) => {
       const pki = await repository.findClusterPki(name)
       if (!pki) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+      if (server) return adminKubeconfig(name, pki, server)
       const first = (await repository.listMembers(name)).find((member) => member.role === 'control-plane')
       const machine = first && (await repository.machines.findMachine(first.machineUuid))
       const ip = machine && bootIpOf(machine)

@@ -52,6 +52,18 @@ export const RolloutDocument = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    apply: Type.Object(
+      {
+        config_path: Type.String({ pattern: '^/[^\\0]*$', maxLength: 256, default: '/var/lib/slipway/next.ign', description: 'Where the new Ignition config is written on the machine.' }),
+        command: Type.String({
+          minLength: 1,
+          maxLength: 256,
+          default: '/opt/slipway/bin/apply-config',
+          description: 'Run as `<command> <config_path> <strategy>`; the role templates install it. It must restart the machine.',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     kubernetes_api_server: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 256, description: "Reach the cluster's API server here (a load balancer) instead of its first control-plane member." })),
   },
   { additionalProperties: false },

@@ -25,6 +25,12 @@ handlebars.registerHelper('json', definedArgument('json', (value) => JSON.string
 // Ignition file contents inline as `data:` URLs (RFC 2397), percent-encoded as Ignition expects.
 handlebars.registerHelper('dataUrl', definedArgument('dataUrl', (value) => `data:,${encodeURIComponent(String(value))}`))
 
+// `(append list item)`: the list with one more item, unless the item is undefined (e.g. the engine's
+// SSH key added to the metadata's keys only for machines that get lifecycle settings).
+handlebars.registerHelper('append', (list: unknown, item: unknown) => {
+  if (!Array.isArray(list)) throw new Error('the first argument of (append ...) must be a list')
+  return item === undefined || item === null ? list : [...list, item]
+})
 // A value spliced into a longer, already percent-encoded `data:` URL.
 handlebars.registerHelper('uriComponent', definedArgument('uriComponent', (value) => encodeURIComponent(String(value))))
 // `(envFile KEY=value ...)`: an env file (sorted KEY=value lines) for systemd EnvironmentFile= or a script.

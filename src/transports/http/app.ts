@@ -28,6 +28,8 @@ import { provisionRoutes } from './routes/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
 import type { LockService } from '../../core/lifecycle/lock-service.ts'
 import type { DriftService } from '../../core/lifecycle/drift.ts'
+import type { RolloutService } from '../../core/lifecycle/rollout-service.ts'
+import { rolloutRoutes } from './routes/admin/rollouts.ts'
 import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
 import { fleetLockRoutes } from './routes/fleetlock.ts'
 import { lifecycleRoutes } from './routes/lifecycle.ts'
@@ -55,6 +57,7 @@ export interface AppDependencies {
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
   drift: DriftService
+  rollouts: RolloutService
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -133,6 +136,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(machineRoutes, { machines: deps.machines })
       await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
       await admin.register(lockRoutes, { locks: deps.locks })
+      await admin.register(rolloutRoutes, { rollouts: deps.rollouts })
     },
     { prefix: '/api/v1' },
   )

@@ -1,0 +1,247 @@
+import { SlipwayError } from '../errors.ts'
+import type { DrainOptions, MachineShell, NodeDrainer, SshTarget } from './ports.ts'
+import { isInFlight, machinesToStart, type Phase } from './rollout-plan.ts'
+import { isActive, type RolloutMachine, type RolloutRepository, type RolloutRun } from './rollout-service.ts'
+
+/** The reboot lock as the executor uses it. */
+export interface RolloutLocks {
+  lock(group: string, holder: string): Promise<unknown>
+  unlockIfHeld(group: string, holder: string): Promise<boolean>
+}
+
+export interface RolloutPorts {
+  repository: RolloutRepository
+  locks: RolloutLocks
+  /** The cluster's API server, as the run reaches it. */
+  drainerFor(run: RolloutRun): Promise<NodeDrainer>
+  shell: MachineShell
+  /** How to reach a machine: its boot IP, the run's SSH user and port, the engine's key, its pinned host key. */
+  sshTargetFor(machineUuid: string, run: RolloutRun): Promise<SshTarget>
+  /** Remembers the host key a machine showed the first time (trust on first use). */
+  pinHostKey(machineUuid: string, hostKey: string): Promise<void>
+  /** The Ignition config the engine serves this machine now (what it must restart into). */
+  expectedConfig(machineUuid: string): Promise<string>
+  /** The machine's last config report. */
+  driftOf(machineUuid: string): Promise<{ state: string; reportedAt: string } | undefined>
+  controlPlaneMembers(cluster: string): Promise<number>
+  clock(): Date
+  sleep(ms: number): Promise<void>
+  log(event: { run: string; uuid?: string; hostname?: string; phase?: Phase; message: string; level: 'info' | 'warn' | 'error' }): void
+}
+
+/** How often waits poll (a lock held by someone else, a machine restarting). */
+const POLL_MS = 500
+
+const NEXT: Partial<Record<Phase, Phase>> = {
+  locking: 'draining',
+  draining: 'applying',
+  applying: 'restarting',
+  restarting: 'uncordoning',
+  uncordoning: 'releasing',
+  releasing: 'done',
+}
+
+/**
+ * Drives rolling-update runs. Each machine in flight has its own worker that performs its current
+ * phase and persists the next phase before starting it, so that after a crash (`resume` on start)
+ * every machine continues from where it was: every phase's action is safe to repeat (a lock is
+ * recursive, a cordon or uncordon is idempotent, re-applying a config restarts the machine again).
+ * A machine that fails is uncordoned and its slot released before it is marked failed, so no failure
+ * leaves a node cordoned or a slot held by nobody.
+ */
+export class RolloutExecutor {
+  private readonly workers = new Map<string, Promise<void>>()
+  private stopping = false
+
+  constructor(private readonly ports: RolloutPorts) {}
+
+  /** One look at every active run: start workers for machines in flight, start new machines, finish runs. */
+  async tick(): Promise<void> {
+    if (this.stopping) return
+    for (const run of await this.ports.repository.listRuns()) {
+      if (isActive(run.state) || run.state === 'cancelled' || run.finishedAt === null) await this.advance(run)
+    }
+  }
+
+  /** Stops starting anything; waits (up to `graceMs`) for workers at their next safe point. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.stopping = true
+    await Promise.race([Promise.allSettled([...this.workers.values()]), this.ports.sleep(graceMs)])
+  }
+
+  private async advance(run: RolloutRun): Promise<void> {
+    if (run.finishedAt !== null) return
+    let machines = await this.ports.repository.listMachines(run.id)
+    for (const machine of machines) if (isInFlight(machine.phase)) this.startWorker(run, machine)
+    if (run.state === 'running') {
+      const now = this.ports.clock()
+      const starting = machinesToStart(run.spec, machines, await this.ports.controlPlaneMembers(run.cluster), run.failures, now)
+      for (const machine of starting) {
+        const locking: RolloutMachine = { ...(machines.find((candidate) => candidate.uuid === machine.uuid) as RolloutMachine), phase: 'locking', startedAt: now.toISOString(), phaseChangedAt: now.toISOString() }
+        await this.ports.repository.saveMachine(locking)
+        await this.event(run, locking, 'starting')
+        this.startWorker(run, locking)
+      }
+      machines = await this.ports.repository.listMachines(run.id)
+    }
+    if (machines.some((machine) => isInFlight(machine.phase)) || this.hasWorkers(run.id)) return
+    const waiting = machines.some((machine) => machine.phase === 'waiting')
+    const stopped = run.failures >= run.spec.max_failures
+    if (run.state === 'paused' || (run.state === 'running' && waiting && !stopped)) return
+    const at = this.ports.clock().toISOString()
+    const state = run.state === 'cancelled' ? 'cancelled' : run.failures > 0 ? 'failed' : 'completed'
+    await this.ports.repository.transaction(async (repository) => {
+      const current = (await repository.findRun(run.id))!
+      await repository.saveRun({ ...current, state, updatedAt: at, finishedAt: at })
+      const done = machines.filter((machine) => machine.phase === 'done').length
+      const summary = `${done} updated, ${current.failures} failed${waiting ? `, ${machines.filter((machine) => machine.phase === 'waiting').length} not started` : ''}`
+      await repository.appendEvent(run.id, { at, uuid: null, message: `run ${state}: ${summary}` })
+    })
+    this.ports.log({ run: run.id, message: `rollout run ${state}`, level: state === 'completed' ? 'info' : 'warn' })
+  }
+
+  private hasWorkers(runId: string): boolean {
+    return [...this.workers.keys()].some((key) => key.startsWith(`${runId}/`))
+  }
+
+  private startWorker(run: RolloutRun, machine: RolloutMachine): void {
+    const key = `${run.id}/${machine.uuid}`
+    if (this.workers.has(key) || this.stopping) return
+    const worker = this.work(run, machine).finally(() => this.workers.delete(key))
+    this.workers.set(key, worker)
+  }
+
+  private async work(run: RolloutRun, start: RolloutMachine): Promise<void> {
+    let machine = start
+    while (!this.stopping && NEXT[machine.phase]) {
+      try {
+        await this.perform(run, machine)
+      } catch (error) {
+        if (this.stopping) return
+        await this.fail(run, machine, error)
+        return
+      }
+      if (this.stopping) return
+      const next = NEXT[machine.phase]!
+      const at = this.ports.clock().toISOString()
+      machine = { ...(await this.reload(machine)), phase: next, phaseChangedAt: at, ...(next === 'done' ? { finishedAt: at } : {}) }
+      await this.ports.repository.saveMachine(machine)
+      await this.event(run, machine, next === 'done' ? 'updated' : next)
+    }
+  }
+
+  /** The action of the machine's current phase; returns when the phase is complete. */
+  private async perform(run: RolloutRun, machine: RolloutMachine): Promise<void> {
+    const { spec } = run
+    switch (machine.phase) {
+      case 'locking': {
+        // The cluster's lock group is shared with machine-driven updates and FleetLock clients.
+        for (let waited = 0; ; waited += POLL_MS) {
+          try {
+            await this.ports.locks.lock(run.cluster, machine.uuid)
+            return
+          } catch (error) {
+            if (!(error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL') || this.stopping) throw error
+            if (waited % 30_000 === 0) await this.event(run, machine, `waiting for a reboot slot: ${error.message}`)
+            await this.ports.sleep(POLL_MS)
+          }
+        }
+      }
+      case 'draining': {
+        if (!spec.drain.enabled) return
+        const drainer = await this.ports.drainerFor(run)
+        await drainer.cordon(machine.hostname)
+        const options: DrainOptions = {
+          timeoutMs: spec.drain.timeout_seconds * 1000,
+          evictionRetryMs: spec.drain.eviction_retry_seconds * 1000,
+          force: spec.drain.force,
+          deleteEmptyDirData: spec.drain.delete_emptydir_data,
+          ...(spec.drain.grace_period_seconds !== undefined ? { gracePeriodSeconds: spec.drain.grace_period_seconds } : {}),
+        }
+        const report = await drainer.drain(machine.hostname, options, (message) => void this.event(run, machine, message))
+        await this.event(run, machine, `drained: ${report.evicted.length} pod(s) evicted, ${report.skipped.length} left (DaemonSet or mirror)`)
+        return
+      }
+      case 'applying': {
+        const config = await this.ports.expectedConfig(machine.uuid)
+        const target = await this.ports.sshTargetFor(machine.uuid, run)
+        await this.ports.shell.writeFile(target, spec.apply.config_path, config, 0o600)
+        const issuedAt = this.ports.clock().toISOString()
+        // Persisted before the restart: the machine's next report must be newer than this.
+        await this.ports.repository.saveMachine({ ...(await this.reload(machine)), restartIssuedAt: issuedAt })
+        const result = await this.ports.shell.run(target, `${spec.apply.command} ${shellQuote(spec.apply.config_path)} ${spec.strategy}`, { expectDisconnect: true, timeoutMs: 120_000 })
+        if (!target.hostKey) await this.ports.pinHostKey(machine.uuid, result.hostKey)
+        if (result.exitCode !== null && result.exitCode !== 0) {
+          throw new SlipwayError('conflict', 'APPLY_FAILED', `${spec.apply.command} exited ${result.exitCode}: ${result.stderr.trim().slice(-500) || result.stdout.trim().slice(-500)}`)
+        }
+        return
+      }
+      case 'restarting': {
+        const issuedAt = (await this.reload(machine)).restartIssuedAt ?? machine.phaseChangedAt
+        const deadline = Date.parse(issuedAt) + spec.ready_timeout_seconds * 1000
+        const drainer = spec.drain.enabled ? await this.ports.drainerFor(run) : undefined
+        for (;;) {
+          const report = await this.ports.driftOf(machine.uuid)
+          const reported = report !== undefined && report.reportedAt > issuedAt && report.state === 'up_to_date'
+          if (reported && (!drainer || (await drainer.isReady(machine.hostname)))) return
+          if (this.ports.clock().getTime() > deadline) {
+            const why = !reported ? `it did not report its new config (last report: ${report ? `${report.state} at ${report.reportedAt}` : 'none'})` : 'its node is not Ready'
+            throw new SlipwayError('unavailable', 'RESTART_TIMEOUT', `${machine.hostname} did not come back within ${spec.ready_timeout_seconds} s: ${why}`)
+          }
+          if (this.stopping) return
+          await this.ports.sleep(POLL_MS)
+        }
+      }
+      case 'uncordoning': {
+        if (spec.drain.enabled) await (await this.ports.drainerFor(run)).uncordon(machine.hostname)
+        return
+      }
+      case 'releasing': {
+        await this.ports.locks.unlockIfHeld(run.cluster, machine.uuid)
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  /** Cleans up after a failed machine (uncordon, release) and records the failure against the run. */
+  private async fail(run: RolloutRun, machine: RolloutMachine, error: unknown): Promise<void> {
+    const message = error instanceof Error ? error.message : String(error)
+    const cleanup: string[] = []
+    if (run.spec.drain.enabled && machine.phase !== 'locking') {
+      try {
+        await (await this.ports.drainerFor(run)).uncordon(machine.hostname)
+        cleanup.push('uncordoned')
+      } catch (uncordonError) {
+        cleanup.push(`uncordon failed too: ${uncordonError instanceof Error ? uncordonError.message : String(uncordonError)}`)
+      }
+    }
+    try {
+      if (await this.ports.locks.unlockIfHeld(run.cluster, machine.uuid)) cleanup.push('slot released')
+    } catch (unlockError) {
+      cleanup.push(`releasing the slot failed: ${unlockError instanceof Error ? unlockError.message : String(unlockError)}`)
+    }
+    const at = this.ports.clock().toISOString()
+    const failed: RolloutMachine = { ...(await this.reload(machine)), phase: 'failed', error: `${machine.phase}: ${message}`, phaseChangedAt: at, finishedAt: at }
+    await this.ports.repository.transaction(async (repository) => {
+      await repository.saveMachine(failed)
+      const current = (await repository.findRun(run.id))!
+      await repository.saveRun({ ...current, failures: current.failures + 1, updatedAt: at })
+      await repository.appendEvent(run.id, { at, uuid: machine.uuid, message: `${machine.hostname} failed while ${machine.phase}: ${message}${cleanup.length ? ` (${cleanup.join(', ')})` : ''}` })
+    })
+    this.ports.log({ run: run.id, uuid: machine.uuid, hostname: machine.hostname, phase: machine.phase, message: `failed: ${message}`, level: 'error' })
+  }
+
+  private async reload(machine: RolloutMachine): Promise<RolloutMachine> {
+    return (await this.ports.repository.listMachines(machine.runId)).find((candidate) => candidate.uuid === machine.uuid) ?? machine
+  }
+
+  private async event(run: RolloutRun, machine: RolloutMachine, message: string): Promise<void> {
+    const text = `${machine.hostname}: ${message}`
+    await this.ports.repository.appendEvent(run.id, { at: this.ports.clock().toISOString(), uuid: machine.uuid, message: text })
+    this.ports.log({ run: run.id, uuid: machine.uuid, hostname: machine.hostname, phase: machine.phase, message: text, level: 'info' })
+  }
+}
+
+const shellQuote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`

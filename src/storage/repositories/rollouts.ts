@@ -1,0 +1,76 @@
+import type { Kysely, Selectable } from 'kysely'
+import type { Role } from '../../core/clusters/cluster.ts'
+import type { Phase, RolloutSpec } from '../../core/lifecycle/rollout-plan.ts'
+import type { RolloutMachine, RolloutRepository, RolloutRun } from '../../core/lifecycle/rollout-service.ts'
+import type { Database, RolloutMachinesTable, RolloutRunsTable } from '../database.ts'
+
+type Db = Kysely<Database>
+
+const toRun = (row: Selectable<RolloutRunsTable>): RolloutRun => ({
+  id: row.id,
+  cluster: row.cluster,
+  spec: JSON.parse(row.spec) as RolloutSpec,
+  state: row.state,
+  failures: row.failures,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+  finishedAt: row.finished_at,
+})
+
+const toMachine = (row: Selectable<RolloutMachinesTable>): RolloutMachine => ({
+  runId: row.run_id,
+  uuid: row.uuid,
+  role: row.role as Role,
+  hostname: row.hostname,
+  phase: row.phase as Phase,
+  error: row.error,
+  restartIssuedAt: row.restart_issued_at,
+  startedAt: row.started_at,
+  finishedAt: row.finished_at,
+  phaseChangedAt: row.phase_changed_at,
+})
+
+const machineColumns = (machine: RolloutMachine) => ({
+  role: machine.role,
+  hostname: machine.hostname,
+  phase: machine.phase,
+  error: machine.error,
+  restart_issued_at: machine.restartIssuedAt,
+  started_at: machine.startedAt,
+  finished_at: machine.finishedAt,
+  phase_changed_at: machine.phaseChangedAt,
+})
+
+/** The core's rollout port over kysely. */
+export function rolloutRepository(db: Db): RolloutRepository {
+  return {
+    insertRun: async (run, machines) => {
+      await db
+        .insertInto('rollout_runs')
+        .values({ id: run.id, cluster: run.cluster, spec: JSON.stringify(run.spec), state: run.state, failures: run.failures, created_at: run.createdAt, updated_at: run.updatedAt, finished_at: run.finishedAt })
+        .execute()
+      if (machines.length) await db.insertInto('rollout_machines').values(machines.map((machine) => ({ run_id: run.id, uuid: machine.uuid, ...machineColumns(machine) }))).execute()
+    },
+    findRun: async (id) => {
+      const row = await db.selectFrom('rollout_runs').selectAll().where('id', '=', id).executeTakeFirst()
+      return row ? toRun(row) : undefined
+    },
+    listRuns: async () => (await db.selectFrom('rollout_runs').selectAll().orderBy('created_at').orderBy('id').execute()).map(toRun),
+    saveRun: async (run) => {
+      await db.updateTable('rollout_runs').set({ state: run.state, failures: run.failures, updated_at: run.updatedAt, finished_at: run.finishedAt }).where('id', '=', run.id).execute()
+    },
+    listMachines: async (runId) => (await db.selectFrom('rollout_machines').selectAll().where('run_id', '=', runId).execute()).map(toMachine),
+    saveMachine: async (machine) => {
+      await db.updateTable('rollout_machines').set(machineColumns(machine)).where('run_id', '=', machine.runId).where('uuid', '=', machine.uuid).execute()
+    },
+    appendEvent: async (runId, event) => {
+      await db.insertInto('rollout_events').values({ run_id: runId, uuid: event.uuid, at: event.at, message: event.message }).execute()
+    },
+    listEvents: async (runId, limit) =>
+      (await db.selectFrom('rollout_events').select(['at', 'uuid', 'message', 'id']).where('run_id', '=', runId).orderBy('id', 'desc').limit(limit).execute())
+        .reverse()
+        .map((row) => ({ at: row.at, uuid: row.uuid, message: row.message })),
+    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
+    transaction: (work) => (db.isTransaction ? work(rolloutRepository(db)) : db.transaction().execute((trx) => work(rolloutRepository(trx)))),
+  }
+}

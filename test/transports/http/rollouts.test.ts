@@ -1,0 +1,216 @@
+/**
+ * Rolling updates through a running engine (real SQLite, the real runner job) with the two adapters
+ * that reach outside replaced by recording doubles: a machine shell whose "reboot" makes the machine
+ * report its new config after a short delay, and a node drainer that records cordons. The real
+ * adapters have their own tests (test/adapters: a real sshd, a kube-apiserver double); the run's
+ * restart across an engine crash is in test/e2e/rollout-crash.test.ts.
+ */
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import t from 'tap'
+import type { CommandResult, DrainOptions, MachineShell, NodeDrainer, SshTarget } from '../../../src/core/lifecycle/ports.ts'
+import { keyedMachineCredentials } from '../../../src/storage/machine-credentials.ts'
+import { SecretBox } from '../../../src/storage/secret-box.ts'
+import { auth, removeTree, startTestEngine, type TestEngine } from '../../helpers/engine.ts'
+
+const uuidOf = (n: number) => `5e110000-0000-4000-8000-${String(n).padStart(12, '0')}`
+const macOf = (n: number) => `52:54:00:00:0a:${n.toString(16).padStart(2, '0')}`
+const ipOf = (n: number) => `10.9.0.${10 + n}`
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+interface Fleet {
+  engine: TestEngine
+  app: FastifyInstance
+  shell: RecordingShell
+  drainer: RecordingDrainer
+  /** The highest number of lock holders seen at any restart. */
+  maxHolders: () => number
+}
+
+/** A node drainer that records what it was asked; every node is Ready. */
+class RecordingDrainer implements NodeDrainer {
+  readonly cordoned = new Set<string>()
+  readonly calls: string[] = []
+  async cordon(node: string) {
+    this.calls.push(`cordon ${node}`)
+    this.cordoned.add(node)
+  }
+  async drain(node: string, _options: DrainOptions) {
+    this.calls.push(`drain ${node}`)
+    return { evicted: [`default/${node}-pod`], skipped: [] }
+  }
+  async uncordon(node: string) {
+    this.calls.push(`uncordon ${node}`)
+    this.cordoned.delete(node)
+  }
+  async isReady() {
+    return true
+  }
+}
+
+/**
+ * A machine shell whose machines "restart" in `rebootMs`: then they report the config they were given
+ * (POST /lifecycle/ignition with their own credential), as a real machine's agent does after booting.
+ */
+class RecordingShell implements MachineShell {
+  readonly written = new Map<string, string>()
+  readonly commands: { host: string; command: string; holders: number }[] = []
+  failHost: string | undefined
+  constructor(
+    private readonly report: (host: string, config: string) => Promise<void>,
+    private readonly holders: () => Promise<number>,
+    private readonly rebootMs: number,
+  ) {}
+  async writeFile(target: SshTarget, file: string, content: string) {
+    this.written.set(`${target.host}:${file}`, content)
+  }
+  async run(target: SshTarget, command: string): Promise<CommandResult & { hostKey: string }> {
+    this.commands.push({ host: target.host, command, holders: await this.holders() })
+    if (target.host === this.failHost) return { exitCode: 1, stdout: '', stderr: 'apply-config: disk full', hostKey: 'ssh-ed25519 AAAAfake' }
+    const config = this.written.get(`${target.host}:/var/lib/slipway/next.ign`)!
+    setTimeout(() => void this.report(target.host, config), this.rebootMs)
+    return { exitCode: null, signal: 'SIGHUP', stdout: '', stderr: '', hostKey: 'ssh-ed25519 AAAAfake' }
+  }
+}
+
+const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
+  app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
+
+/** A running engine with `count` installed members of cluster "roll" (3 control plane + nodes), all outdated. */
+async function fleet(t: { teardown(fn: () => unknown): void }, count: number, rebootMs = 150): Promise<Fleet> {
+  let app!: FastifyInstance
+  let credentials!: ReturnType<typeof keyedMachineCredentials>
+  let maxHolders = 0
+  const holders = async () => {
+    const group = (await admin(app, 'GET', '/api/v1/locks')).json().find((candidate: { name: string }) => candidate.name === 'roll')
+    const held = group?.holders.length ?? 0
+    maxHolders = Math.max(maxHolders, held)
+    return held
+  }
+  const uuidOfHost = (host: string) => uuidOf(Number(host.split('.')[3]) - 10)
+  const report = async (host: string, config: string) => {
+    const uuid = uuidOfHost(host)
+    await app.inject({ method: 'POST', url: '/lifecycle/ignition', headers: { authorization: `Bearer ${credentials.issue(uuid)}`, 'content-type': 'application/json' }, payload: config })
+  }
+  const shell = new RecordingShell(report, holders, rebootMs)
+  const drainer = new RecordingDrainer()
+  const engine = await startTestEngine({ env: { SLIPWAY_HTTP_PORT: '0', SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0' }, adapters: { shell, drainerFrom: () => drainer } })
+  t.teardown(async () => {
+    await engine.engine.close()
+    removeTree(path.dirname(engine.dataDir))
+  })
+  app = engine.engine.app
+  credentials = keyedMachineCredentials(SecretBox.fromKeyFile(engine.config.secrets.keyFile))
+  await engine.engine.start()
+  await admin(app, 'POST', '/api/v1/flavors', { name: 'roll', control_plane_count: 3, nodes_min: 0, nodes_max: count - 3 })
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'roll', flavor: 'roll' })
+  for (let n = 1; n <= count; n++) {
+    await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: ipOf(n) }] } })
+  }
+  await admin(app, 'POST', '/api/v1/scheduler/run')
+  for (let n = 1; n <= count; n++) {
+    await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(n)}` })
+    await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(n)}` })
+    const config = (await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(n)}&mac=${macOf(n)}&os=installed` })).body
+    await report(ipOf(n), config)
+  }
+  // A change to both role templates: every machine is outdated.
+  for (const template of ['kubernetes-control-plane.json', 'kubernetes-node.json']) {
+    const body = (await admin(app, 'GET', `/api/v1/templates/ignition/${template}`)).json().body as string
+    await admin(app, 'PUT', `/api/v1/templates/ignition/${template}`, { body: body.replace('"/etc/slipway/role"', '"/etc/slipway/role.v2"') })
+  }
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const fleetDrift = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { state: string }[]
+    if (fleetDrift.length === count && fleetDrift.every((record) => record.state === 'outdated')) break
+    await sleep(50)
+  }
+  return { engine, app, shell, drainer, maxHolders: () => maxHolders }
+}
+
+async function finished(app: FastifyInstance, id: string, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const run = (await admin(app, 'GET', `/api/v1/rollouts/${id}`)).json()
+    if (run.finished_at) return run
+    if (Date.now() > deadline) throw new Error(`run ${id} did not finish: ${JSON.stringify(run.machines.map((m: { hostname: string; phase: string }) => `${m.hostname}:${m.phase}`))}`)
+    await sleep(100)
+  }
+}
+
+t.test('a run rolls every outdated machine, one at a time, nodes first, and leaves nothing held or cordoned', async (t) => {
+  const { app, shell, drainer, maxHolders } = await fleet(t, 5)
+  const nothing = await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'nope' })
+  t.equal(nothing.json().code, 'CLUSTER_NOT_FOUND')
+  const created = await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll', max_parallel: 1, strategy: 'kexec', drain: { timeout_seconds: 30 }, ready_timeout_seconds: 20 })
+  t.equal(created.statusCode, 201, created.body)
+  t.equal(created.json().machines.length, 5)
+  t.equal((await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll' })).json().code, 'ROLLOUT_ACTIVE', 'one active run per cluster')
+
+  const run = await finished(app, created.json().id)
+  t.equal(run.state, 'completed', JSON.stringify(run.events.slice(-5)))
+  t.same(run.machines.map((machine: { phase: string }) => machine.phase), ['done', 'done', 'done', 'done', 'done'])
+  const order = shell.commands.map((command) => command.host)
+  t.same(order, [ipOf(4), ipOf(5), ipOf(1), ipOf(2), ipOf(3)], 'the two nodes first, then the control plane')
+  t.match(shell.commands[0]!.command, /^\/opt\/slipway\/bin\/apply-config '\/var\/lib\/slipway\/next\.ign' kexec$/)
+  t.equal(maxHolders(), 1, 'the semaphore never showed more than one holder')
+  t.ok(shell.commands.every((command) => command.holders === 1), 'each machine held the one slot while it restarted')
+  t.same([...drainer.cordoned], [], 'no node left cordoned')
+  t.same(drainer.calls.slice(0, 3), [`cordon roll-node-1`, `drain roll-node-1`, `uncordon roll-node-1`])
+  t.match((await admin(app, 'GET', '/api/v1/locks/roll')).json(), { holders: [] }, 'no slot left held')
+  const drift = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { state: string }[]
+  t.ok(drift.every((record) => record.state === 'up_to_date'), 'every machine reported its new config')
+  const written = shell.written.get(`${ipOf(1)}:/var/lib/slipway/next.ign`)!
+  t.match(written, /\/etc\/slipway\/role\.v2/, 'the machine was given the new config')
+  t.ok(run.events.some((event: { message: string }) => /roll-cp-1: drained: 1 pod\(s\) evicted/.test(event.message)), 'progress is recorded per machine')
+  t.match(run.events.at(-1).message, /run completed: 5 updated, 0 failed/)
+  t.equal((await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll' })).json().code, 'NOTHING_TO_ROLL', 'nothing outdated any more')
+})
+
+t.test('a failure uncordons and releases, and stops the run at max_failures', async (t) => {
+  const { app, shell, drainer } = await fleet(t, 4)
+  shell.failHost = ipOf(4) // the node, first in line
+  const created = await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll', max_parallel: 1, max_failures: 1 })
+  const run = await finished(app, created.json().id)
+  t.equal(run.state, 'failed')
+  t.match(run.machines[0], { hostname: 'roll-node-1', phase: 'failed', error: /applying: .*exited 1: apply-config: disk full/ })
+  t.same(
+    run.machines.slice(1).map((machine: { phase: string }) => machine.phase),
+    ['waiting', 'waiting', 'waiting'],
+    'after one failure nothing else starts',
+  )
+  t.same([...drainer.cordoned], [], 'the failed node was uncordoned')
+  t.match((await admin(app, 'GET', '/api/v1/locks/roll')).json(), { holders: [] }, 'and its slot released')
+  t.match(run.events.at(-1).message, /run failed: 0 updated, 1 failed, 3 not started/)
+})
+
+t.test('pause stops new machines, resume goes on; a window outside now starts nothing', async (t) => {
+  const { app, shell } = await fleet(t, 4, 400)
+  const created = (await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll', max_parallel: 1 })).json()
+  for (let attempt = 0; attempt < 100 && shell.commands.length === 0; attempt++) await sleep(20)
+  const paused = await admin(app, 'POST', `/api/v1/rollouts/${created.id}/pause`)
+  t.equal(paused.json().state, 'paused')
+  await sleep(1200)
+  const during = (await admin(app, 'GET', `/api/v1/rollouts/${created.id}`)).json()
+  t.equal(during.machines.filter((machine: { phase: string }) => machine.phase === 'done').length, 1, 'the machine in flight finished')
+  t.equal(during.machines.filter((machine: { phase: string }) => machine.phase === 'waiting').length, 3, 'no other started while paused')
+  t.equal(during.finished_at, null, 'a paused run is not finished')
+  t.equal((await admin(app, 'POST', `/api/v1/rollouts/${created.id}/pause`)).json().code, 'INVALID_ROLLOUT_TRANSITION')
+  t.equal((await admin(app, 'POST', `/api/v1/rollouts/${created.id}/resume`)).json().state, 'running')
+  t.equal((await finished(app, created.id)).state, 'completed')
+
+  // Make them outdated again, then a run whose window is closed now.
+  const body = (await admin(app, 'GET', '/api/v1/templates/ignition/kubernetes-node.json')).json().body as string
+  await admin(app, 'PUT', '/api/v1/templates/ignition/kubernetes-node.json', { body: body.replace('"/etc/slipway/role.v2"', '"/etc/slipway/role.v3"') })
+  await sleep(600)
+  const now = new Date()
+  const closed = `${String((now.getUTCHours() + 2) % 24).padStart(2, '0')}:00`
+  const closedEnd = `${String((now.getUTCHours() + 3) % 24).padStart(2, '0')}:00`
+  const windowed = await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll', window: { days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], start: closed, end: closedEnd } })
+  t.equal(windowed.statusCode, 201, windowed.body)
+  await sleep(1200)
+  const waiting = (await admin(app, 'GET', `/api/v1/rollouts/${windowed.json().id}`)).json()
+  t.ok(waiting.machines.every((machine: { phase: string }) => machine.phase === 'waiting'), 'outside its window a run starts nothing')
+  t.equal((await admin(app, 'POST', `/api/v1/rollouts/${windowed.json().id}/cancel`)).json().state, 'cancelled')
+  const invalidRun = await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll', strategy: 'explode' })
+  t.equal(invalidRun.json().code, 'INVALID_ROLLOUT')
+})
