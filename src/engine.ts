@@ -105,7 +105,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       else await machineDirectory.refresh(uuid)
       scheduler.trigger('machine changed')
     }
-    const drift = new DriftService(driftRepository(store), boot)
+    // A report may be what a rolling update waits for; the executor exists further down.
+    let reportArrived = () => {}
+    const drift = new DriftService(driftRepository(store), boot, undefined, () => reportArrived())
     // A template, profile or metadata change makes machines outdated without waiting for their reports.
     const driftRecheck = new SerialJob(
       async (reason) => {
@@ -126,10 +128,12 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         logger,
         ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}),
       }),
+      () => rolloutRunner.trigger('machine finished'),
     )
     // Each tick starts what may start and resumes machines left in flight (after a restart too).
     const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger })
-    const rollouts = new RolloutService(rolloutRepository(store), rolloutTargets(store), undefined, () => rolloutRunner.trigger('run changed'))
+    reportArrived = () => executor.notify()
+    const rollouts = new RolloutService(rolloutRepository(store), rolloutTargets(store), locks, undefined, () => rolloutRunner.trigger('run changed'))
     const contentService = new ContentService(contentRepository(store), async () => {
       await catalogs.refresh()
       driftRecheck.trigger('content changed')

@@ -2,7 +2,8 @@
  * The whole provisioning loop with real machines: four QEMU VMs with empty disks PXE-boot from the
  * engine (the only DHCP/TFTP/HTTP server on a bridge in a private network namespace), boot the lab OS,
  * run the discovery agent the engine serves, wait for a role, install it and boot again as installed
- * machines (lab/pxe-lab.ts, the same code as `npm run lab`).
+ * machines (lab/pxe-lab.ts, the same code as `npm run lab`), which report the config they run to the
+ * engine and stay up serving SSH.
  *
  * Two machines first: the 3-member control plane must not be started with them (all or nothing).
  * Then two more: three control-plane members and one node. Needs root, /dev/net/tun, qemu-system-x86,
@@ -11,7 +12,7 @@
  */
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { CLUSTER, INSTALLED_MARKER, PxeLab, type ApiMachine, type LabMachine } from '../../lab/pxe-lab.ts'
+import { CLUSTER, INSTALLED_MARKER, PxeLab, REPORTED_MARKER, SSHD_MARKER, type ApiMachine, type LabMachine } from '../../lab/pxe-lab.ts'
 import { validateWithOfficialSchema } from '../helpers/ignition-schema.ts'
 
 const PROFILE_OF_ROLE: Record<string, string> = { 'control-plane': 'etcd-member-kubernetes-control-plane', node: 'kubernetes-node' }
@@ -137,5 +138,20 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
   }
   const etcd = (await lab.engine.api<{ metadata: { etcd_initial_cluster: string } }>('GET', `/api/v1/groups/${CLUSTER}-${CLUSTER}-cp-1`)).metadata.etcd_initial_cluster
   t.equal(etcd.split(',').length, 3, `etcd's initial cluster names the 3 members: ${etcd}`)
+
+  // Installed machines stay up: each reports the config it runs (it is the one the engine serves) and
+  // serves SSH, so that the engine can roll it.
+  await lab.waitUntilServing(all, 120_000)
+  const drift = await lab.engine.api<{ uuid: string; state: string }[]>('GET', '/lifecycle/ignition')
+  for (const vm of all) {
+    const serial = vm.vm.serial()
+    t.ok(serial.includes(`${REPORTED_MARKER} up_to_date`), `${vm.name} reported its config and the engine found it up to date`)
+    t.equal(drift.find((record) => record.uuid === vm.uuid)?.state, 'up_to_date', `the engine's drift listing has ${vm.name} up to date`)
+    t.match(serial, new RegExp(`${SSHD_MARKER} ssh-ed25519 [A-Za-z0-9+/]+=*`), `${vm.name} serves SSH with an ed25519 host key`)
+    const ip = detail.members.find((member) => member.machine_uuid === vm.uuid)!.ip
+    // No SSH client needed: Dropbear sends its banner first.
+    const { stdout } = await lab.network.exec('timeout', ['5', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/22 && head -n 1 <&3`])
+    t.match(stdout, /^SSH-2\.0-dropbear/, `${vm.name} (${ip}) answers on port 22 with an SSH banner`)
+  }
   passed = t.passing()
 })

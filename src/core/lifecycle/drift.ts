@@ -58,6 +58,8 @@ export class DriftService {
     private readonly repository: DriftRepository,
     private readonly boot: BootService,
     private readonly clock: () => Date = () => new Date(),
+    /** Told after every stored report (a rolling update may be waiting for it). */
+    private readonly reported: (record: DriftRecord) => void = () => {},
   ) {}
 
   async report(uuid: string, config: unknown, engineUrl: string, now: Date = this.clock()): Promise<DriftRecord> {
@@ -69,6 +71,7 @@ export class DriftService {
     const previous = await this.repository.findDrift(uuid)
     const record = this.evaluate(machine, canonicalSha256(config), engineUrl, previous, now, now.toISOString())
     await this.repository.saveDrift(record)
+    this.reported(record)
     return record
   }
 

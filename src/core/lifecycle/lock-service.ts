@@ -104,6 +104,18 @@ export class LockService {
     })
   }
 
+  /** Sets a group's slots, keeping its TTL and holders (created with the default TTL if missing). */
+  async setSlots(groupName: string, slots: number): Promise<LockGroup> {
+    checkGroupName(groupName)
+    checkSlots(slots)
+    return this.repository.transaction(async (repository) => {
+      const existing = await repository.findGroup(groupName)
+      const group = existing ? { ...existing, slots } : newGroup(groupName, slots, this.settings.defaultTtlSeconds)
+      await repository.saveGroup(group)
+      return group
+    })
+  }
+
   async getGroup(groupName: string, now: Date = this.clock()): Promise<LockGroup> {
     checkGroupName(groupName)
     return expireHolders(await this.existing(this.repository, groupName), now).group

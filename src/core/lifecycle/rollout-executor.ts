@@ -51,9 +51,31 @@ const NEXT: Partial<Record<Phase, Phase>> = {
  */
 export class RolloutExecutor {
   private readonly workers = new Map<string, Promise<void>>()
+  private readonly napping = new Set<() => void>()
   private stopping = false
 
-  constructor(private readonly ports: RolloutPorts) {}
+  constructor(
+    private readonly ports: RolloutPorts,
+    /** Asks for a tick soon: a machine finished, so the next one may start. */
+    private readonly wake: () => void = () => {},
+  ) {}
+
+  /** Something a waiting worker waits for may have happened (a machine reported its config): look now. */
+  notify(): void {
+    for (const resolve of this.napping) resolve()
+    this.napping.clear()
+  }
+
+  /** Sleeps `ms`, or less if notified. */
+  private nap(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.napping.add(resolve)
+      void this.ports.sleep(ms).then(() => {
+        this.napping.delete(resolve)
+        resolve()
+      })
+    })
+  }
 
   /** One look at every active run: start workers for machines in flight, start new machines, finish runs. */
   async tick(): Promise<void> {
@@ -127,6 +149,7 @@ export class RolloutExecutor {
       machine = { ...(await this.reload(machine)), phase: next, phaseChangedAt: at, ...(next === 'done' ? { finishedAt: at } : {}) }
       await this.ports.repository.saveMachine(machine)
       await this.event(run, machine, next === 'done' ? 'updated' : next)
+      if (next === 'done') this.wake()
     }
   }
 
@@ -189,7 +212,7 @@ export class RolloutExecutor {
             throw new SlipwayError('unavailable', 'RESTART_TIMEOUT', `${machine.hostname} did not come back within ${spec.ready_timeout_seconds} s: ${why}`)
           }
           if (this.stopping) return
-          await this.ports.sleep(POLL_MS)
+          await this.nap(POLL_MS)
         }
       }
       case 'uncordoning': {
@@ -231,6 +254,7 @@ export class RolloutExecutor {
       await repository.appendEvent(run.id, { at, uuid: machine.uuid, message: `${machine.hostname} failed while ${machine.phase}: ${message}${cleanup.length ? ` (${cleanup.join(', ')})` : ''}` })
     })
     this.ports.log({ run: run.id, uuid: machine.uuid, hostname: machine.hostname, phase: machine.phase, message: `failed: ${message}`, level: 'error' })
+    this.wake()
   }
 
   private async reload(machine: RolloutMachine): Promise<RolloutMachine> {

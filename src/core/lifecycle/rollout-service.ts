@@ -79,6 +79,8 @@ export class RolloutService {
   constructor(
     private readonly repository: RolloutRepository,
     private readonly targets: RolloutTargets,
+    /** The cluster's reboot lock group gets the run's parallelism as its slots. */
+    private readonly lockGroups: { setSlots(group: string, slots: number): Promise<unknown> },
     private readonly clock: () => Date = () => new Date(),
     /** Told when a run is created or resumed, so that the runner looks at once. */
     private readonly changed: () => void = () => {},
@@ -115,6 +117,10 @@ export class RolloutService {
       await repository.insertRun(run, machines)
       await repository.appendEvent(run.id, { at, uuid: null, message: `run created: ${machines.length} outdated machine(s), max ${spec.max_parallel} at a time, ${spec.strategy}` })
     })
+    // The semaphore, shared with machine-driven updates and FleetLock clients, is what bounds the
+    // restarts. Set after the run is stored (the lock store has its own transaction); nothing starts
+    // before the runner's next tick.
+    await this.lockGroups.setSlots(spec.cluster, spec.max_parallel)
     this.changed()
     return this.get(run.id)
   }

@@ -1,0 +1,131 @@
+/**
+ * A running engine (real SQLite, the real runner job) with an installed, outdated cluster, and the two
+ * adapters that reach outside replaced by recording doubles: a machine shell whose "restart" makes
+ * the machine report its new config after `rebootMs`, and a node drainer that records cordons.
+ * Shared by the rollout tests and the rollout benchmark.
+ */
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import type { CommandResult, DrainOptions, MachineShell, NodeDrainer, SshTarget } from '../../src/core/lifecycle/ports.ts'
+import { keyedMachineCredentials } from '../../src/storage/machine-credentials.ts'
+import { SecretBox } from '../../src/storage/secret-box.ts'
+import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
+
+export const uuidOf = (n: number) => `5e110000-0000-4000-8000-${String(n).padStart(12, '0')}`
+export const macOf = (n: number) => `52:54:00:0a:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`
+export const ipOf = (n: number) => `10.9.${n >> 8}.${n & 0xff}`
+const numberOf = (ip: string) => {
+  const [, , high, low] = ip.split('.').map(Number)
+  return high! * 256 + low!
+}
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export interface Fleet {
+  engine: TestEngine
+  app: FastifyInstance
+  shell: RecordingShell
+  drainer: RecordingDrainer
+  /** The highest number of lock holders seen at any restart. */
+  maxHolders: () => number
+}
+
+/** A node drainer that records what it was asked; every node is Ready. */
+export class RecordingDrainer implements NodeDrainer {
+  readonly cordoned = new Set<string>()
+  readonly calls: string[] = []
+  async cordon(node: string) {
+    this.calls.push(`cordon ${node}`)
+    this.cordoned.add(node)
+  }
+  async drain(node: string, _options: DrainOptions) {
+    this.calls.push(`drain ${node}`)
+    return { evicted: [`default/${node}-pod`], skipped: [] }
+  }
+  async uncordon(node: string) {
+    this.calls.push(`uncordon ${node}`)
+    this.cordoned.delete(node)
+  }
+  async isReady() {
+    return true
+  }
+}
+
+/**
+ * A machine shell whose machines "restart" in `rebootMs`: then they report the config they were given
+ * (POST /lifecycle/ignition with their own credential), as a real machine's agent does after booting.
+ */
+export class RecordingShell implements MachineShell {
+  readonly written = new Map<string, string>()
+  readonly commands: { host: string; command: string; holders: number }[] = []
+  failHost: string | undefined
+  constructor(
+    private readonly report: (host: string, config: string) => Promise<void>,
+    private readonly holders: () => Promise<number>,
+    private readonly rebootMs: number,
+  ) {}
+  async writeFile(target: SshTarget, file: string, content: string) {
+    this.written.set(`${target.host}:${file}`, content)
+  }
+  async run(target: SshTarget, command: string): Promise<CommandResult & { hostKey: string }> {
+    this.commands.push({ host: target.host, command, holders: await this.holders() })
+    if (target.host === this.failHost) return { exitCode: 1, stdout: '', stderr: 'apply-config: disk full', hostKey: 'ssh-ed25519 AAAAfake' }
+    const config = this.written.get(`${target.host}:/var/lib/slipway/next.ign`)!
+    setTimeout(() => void this.report(target.host, config), this.rebootMs)
+    return { exitCode: null, signal: 'SIGHUP', stdout: '', stderr: '', hostKey: 'ssh-ed25519 AAAAfake' }
+  }
+}
+
+export const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
+  app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
+
+/** A running engine with `count` installed members of cluster "roll" (`controlPlane` members + nodes), all outdated. */
+export async function fleet(t: { teardown(fn: () => unknown): void }, count: number, rebootMs = 150, controlPlane: 1 | 3 | 5 = 3): Promise<Fleet> {
+  let app!: FastifyInstance
+  let credentials!: ReturnType<typeof keyedMachineCredentials>
+  let maxHolders = 0
+  const holders = async () => {
+    const group = (await admin(app, 'GET', '/api/v1/locks')).json().find((candidate: { name: string }) => candidate.name === 'roll')
+    const held = group?.holders.length ?? 0
+    maxHolders = Math.max(maxHolders, held)
+    return held
+  }
+  const uuidOfHost = (host: string) => uuidOf(numberOf(host))
+  const report = async (host: string, config: string) => {
+    const uuid = uuidOfHost(host)
+    await app.inject({ method: 'POST', url: '/lifecycle/ignition', headers: { authorization: `Bearer ${credentials.issue(uuid)}`, 'content-type': 'application/json' }, payload: config })
+  }
+  const shell = new RecordingShell(report, holders, rebootMs)
+  const drainer = new RecordingDrainer()
+  const engine = await startTestEngine({ env: { SLIPWAY_HTTP_PORT: '0', SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0' }, adapters: { shell, drainerFrom: () => drainer } })
+  t.teardown(async () => {
+    await engine.engine.close()
+    removeTree(path.dirname(engine.dataDir))
+  })
+  app = engine.engine.app
+  credentials = keyedMachineCredentials(SecretBox.fromKeyFile(engine.config.secrets.keyFile))
+  await engine.engine.start()
+  await admin(app, 'POST', '/api/v1/flavors', { name: 'roll', control_plane_count: controlPlane, nodes_min: 0, nodes_max: count - controlPlane })
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'roll', flavor: 'roll' })
+  for (let n = 1; n <= count; n++) {
+    await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: ipOf(n) }] } })
+  }
+  await admin(app, 'POST', '/api/v1/scheduler/run')
+  for (let n = 1; n <= count; n++) {
+    await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(n)}` })
+    await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(n)}` })
+    const config = (await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(n)}&mac=${macOf(n)}&os=installed` })).body
+    await report(ipOf(n), config)
+  }
+  // A change to both role templates: every machine is outdated.
+  for (const template of ['kubernetes-control-plane.json', 'kubernetes-node.json']) {
+    const body = (await admin(app, 'GET', `/api/v1/templates/ignition/${template}`)).json().body as string
+    await admin(app, 'PUT', `/api/v1/templates/ignition/${template}`, { body: body.replace('"/etc/slipway/role"', '"/etc/slipway/role.v2"') })
+  }
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const fleetDrift = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { state: string }[]
+    if (fleetDrift.length === count && fleetDrift.every((record) => record.state === 'outdated')) break
+    await sleep(50)
+  }
+  return { engine, app, shell, drainer, maxHolders: () => maxHolders }
+}
+
