@@ -19,6 +19,10 @@ const exec = promisify(execFile)
 
 export const LAB_OS_DIR = path.join(REPO_ROOT, 'var', 'lab-os')
 export const INSTALLED_MARKER = 'slipway-lab: installed boot:'
+/** After the installed boot: the engine's answer to the config report (`up_to_date`, `outdated`, ...). */
+export const REPORTED_MARKER = 'slipway-lab: reported ignition:'
+/** Then the machine stays up serving SSH; the line ends with its host key (`ssh-ed25519 AAAA...`). */
+export const SSHD_MARKER = 'slipway-lab: sshd up:'
 
 export interface PxeLabOptions {
   firmware?: Firmware
@@ -185,7 +189,10 @@ export class PxeLab {
     this.progressTimer = setInterval(() => void tick(), 1000)
   }
 
-  /** Waits until every machine printed its installed boot and QEMU exited (the lab OS powers off). */
+  /**
+   * Waits until every machine printed its installed boot (it then reports its config and stays up
+   * serving SSH: see waitUntilServing; QEMU keeps running until cleanup stops it).
+   */
   async waitUntilInstalled(machines: LabMachine[], timeoutMs: number): Promise<Map<string, number>> {
     const done = new Map<string, number>()
     await waitFor(
@@ -202,6 +209,22 @@ export class PxeLab {
     return done
   }
 
+  /** Waits until every machine, booted installed, reported its config and serves SSH. */
+  async waitUntilServing(machines: LabMachine[], timeoutMs: number): Promise<void> {
+    await waitFor(
+      `${machines.length} installed machine(s) to serve SSH`,
+      () => (machines.every((machine) => machine.vm.serial().includes(SSHD_MARKER)) ? true : undefined),
+      timeoutMs,
+      {
+        intervalMs: 250,
+        abort: () => {
+          const stopped = machines.find((machine) => machine.vm.process.hasExited() && !machine.vm.serial().includes(SSHD_MARKER))
+          return this.failure(machines) ?? (stopped ? `${stopped.name}'s QEMU exited before its SSH server was up; console tail:\n${stopped.vm.serial().slice(-1500)}` : undefined)
+        },
+      },
+    )
+  }
+
   /** Why the lab cannot finish any more, if it cannot. */
   failure(machines: LabMachine[] = this.machines): string | undefined {
     if (this.engine.process.hasExited()) return `the engine exited: ${this.engine.process.stderr().slice(-1500)}`
@@ -210,7 +233,7 @@ export class PxeLab {
       if (machine.vm.process.hasExited() && !serial.includes(INSTALLED_MARKER)) {
         return `${machine.name}'s QEMU exited before its installed boot (${machine.vm.process.stderr().trim() || 'no stderr'}); console tail:\n${serial.slice(-1500)}`
       }
-      const broken = /slipway-lab: (no DHCP lease|the discovery agent stopped|installed boot: the Ignition on .* is damaged)[^\n]*|Kernel panic[^\n]*/.exec(serial)
+      const broken = /slipway-lab: (no DHCP lease|the discovery agent stopped|installed boot: the Ignition on .* is damaged|sshd failed)[^\n]*|Kernel panic[^\n]*/.exec(serial)
       if (broken) return `${machine.name}: ${broken[0]}`
     }
     return undefined
