@@ -64,6 +64,9 @@ try {
   const vms = []
   for (let i = 0; i < machines; i++) vms.push(await lab.powerOn())
   const installedAt = await lab.waitUntilInstalled(vms, Number(values['timeout-minutes']) * 60_000)
+  // Installed machines report their config and start their SSH server (for rolling updates).
+  await lab.waitUntilServing(vms, 120_000)
+  await new Promise((resolve) => setTimeout(resolve, 1500)) // the last progress lines
   const members = await lab.engine.api<{ members: { hostname: string; role: string; machine_uuid: string; ip: string | null }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
   log('')
   log(`all ${vms.length} machine(s) installed in ${((Date.now() - started) / 1000).toFixed(1)} s from the first power-on (${lab.accel}):`)

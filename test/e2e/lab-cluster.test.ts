@@ -94,12 +94,23 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
   t.equal(machines.length, 4, 'the engine knows exactly the 4 VMs')
   const detail = await lab.engine.api<{ state: string; members: { machine_uuid: string; role: string; hostname: string; ip: string }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
   t.equal(detail.state, 'scheduled')
-  // Deterministic: the control plane is the three lowest boot MACs, i.e. vm1..vm3.
+  // Deterministic: the control plane is the three lowest boot MACs among the machines discovered when
+  // the pass that assigned it ran (vm3 and vm4 power on together; either may report first).
+  const historyOf = async (vm: LabMachine) =>
+    (await lab.engine.api<{ events: { to_state: string; at: string }[] }>('GET', `/api/v1/machines/${vm.uuid}`)).events
+  const histories = new Map<string, { to_state: string; at: string }[]>()
+  for (const vm of all) histories.set(vm.uuid, await historyOf(vm))
+  const roleOf = (vm: LabMachine) => detail.members.find((member) => member.machine_uuid === vm.uuid)?.role
+  const controlPlane = all.filter((vm) => roleOf(vm) === 'control-plane')
+  const passAt = controlPlane.map((vm) => histories.get(vm.uuid)!.find((event) => event.to_state === 'scheduled')!.at).sort()[0]!
+  const availableAtPass = all.filter((vm) => histories.get(vm.uuid)!.find((event) => event.to_state === 'discovered')!.at <= passAt)
   t.same(
-    all.map((vm) => detail.members.find((member) => member.machine_uuid === vm.uuid)?.role),
-    ['control-plane', 'control-plane', 'control-plane', 'node'],
-    'vm1..vm3 are the control plane (lowest boot MACs), vm4 the node',
+    controlPlane.map((vm) => vm.name),
+    [...availableAtPass].sort((a, b) => (a.mac < b.mac ? -1 : 1)).slice(0, 3).map((vm) => vm.name),
+    `the control plane is the 3 lowest boot MACs discovered by its pass (${controlPlane.map((vm) => vm.name).join(', ')})`,
   )
+  t.ok(roleOf(first[0]!) === 'control-plane' && roleOf(first[1]!) === 'control-plane', 'the two first machines are in it')
+  t.equal(all.filter((vm) => roleOf(vm) === 'node').length, 1, 'and the fourth machine is the node')
 
   for (const vm of all) {
     const machine = find(machines, vm)!
@@ -153,5 +164,75 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     const { stdout } = await lab.network.exec('timeout', ['5', 'bash', '-c', `exec 3<>/dev/tcp/${ip}/22 && head -n 1 <&3`])
     t.match(stdout, /^SSH-2\.0-dropbear/, `${vm.name} (${ip}) answers on port 22 with an SSH banner`)
   }
+
+  // A rolling update for real: a template change makes all 4 outdated; a run with max_parallel 1
+  // restarts them one at a time over SSH; each boots again, reads its new config back from its disk
+  // and reports it. There is no Kubernetes in the lab, so the run does not drain.
+  const template = (await lab.engine.api<{ body: string }>('GET', '/api/v1/templates/ignition/kubernetes-node.json')).body
+  const templateCp = (await lab.engine.api<{ body: string }>('GET', '/api/v1/templates/ignition/kubernetes-control-plane.json')).body
+  // The change: the role file's mode (0644 -> 0640). Role and hostname stay, so the second boot shows them.
+  const change = (body: string) => body.replace('{ "path": "/etc/slipway/role", "mode": 420,', '{ "path": "/etc/slipway/role", "mode": 416,')
+  t.not(change(template), template, 'the template change applies')
+  await lab.engine.api('PUT', '/api/v1/templates/ignition/kubernetes-node.json', { body: change(template) })
+  await lab.engine.api('PUT', '/api/v1/templates/ignition/kubernetes-control-plane.json', { body: change(templateCp) })
+  await until(
+    'all 4 machines to be outdated',
+    async () => ((await lab.engine.api<{ state: string }[]>('GET', '/lifecycle/ignition')).filter((record) => record.state === 'outdated').length === 4 ? true : undefined),
+    30_000,
+    () => lab.failure(all),
+  )
+  t.pass('the template change made all 4 outdated before any new report')
+  const expected = new Map<string, string>()
+  for (const vm of all) expected.set(vm.uuid, createHash('sha256').update((await lab.engine.get(`/ignition?uuid=${vm.uuid}&mac=${hyphenated(vm.mac)}&os=installed`)).body).digest('hex'))
+  const rollStarted = Date.now()
+  const created = await lab.engine.api<{ id: string; machines: unknown[] }>('POST', '/api/v1/rollouts', {
+    cluster: CLUSTER,
+    max_parallel: 1,
+    strategy: 'reboot',
+    drain: { enabled: false },
+    ssh: { user: 'root' },
+    ready_timeout_seconds: 240,
+  })
+  t.equal(created.machines.length, 4)
+  let maxHolders = 0
+  type Run = { state: string; finished_at: string | null; machines: { hostname: string; uuid: string; phase: string; started_at: string; finished_at: string }[]; events: { message: string }[] }
+  const run = await until<Run>(
+    'the rolling update to finish',
+    async () => {
+      const holders = (await lab.engine.api<{ holders: unknown[] }>('GET', `/api/v1/locks/${CLUSTER}`)).holders.length
+      maxHolders = Math.max(maxHolders, holders)
+      const current = await lab.engine.api<Run>('GET', `/api/v1/rollouts/${created.id}`)
+      return current.finished_at ? current : undefined
+    },
+    600_000,
+    () => lab.failure(all),
+  )
+  t.equal(run.state, 'completed', JSON.stringify(run.events.slice(-6)))
+  t.comment(`rolling update of 4 VMs, one at a time: ${((Date.now() - rollStarted) / 1000).toFixed(1)} s`)
+  for (const machine of run.machines) {
+    t.comment(`${machine.hostname}: slot to release ${((Date.parse(machine.finished_at) - Date.parse(machine.started_at)) / 1000).toFixed(1)} s`)
+  }
+  t.equal(maxHolders, 1, 'the semaphore never showed more than 1 holder')
+  // The last machine's console may lag behind its report (its SSH server starts after it).
+  await until(
+    'every VM to serve SSH again after its restart',
+    async () => (all.every((vm) => vm.vm.serial().split(SSHD_MARKER).length - 1 >= 2) ? true : undefined),
+    60_000,
+    () => lab.failure(all),
+  )
+  const spans = run.machines.map((machine) => [Date.parse(machine.started_at), Date.parse(machine.finished_at)] as const).sort((a, b) => a[0] - b[0])
+  t.ok(spans.every((span, index) => index === 0 || span[0] >= spans[index - 1]![1]), 'one machine at a time: each started after the previous one finished')
+  t.equal(run.machines[3]!.hostname.includes('-cp-'), true, 'the node went first, the control plane after it')
+  for (const vm of all) {
+    const serial = vm.vm.serial()
+    t.ok(serial.includes('slipway-lab: applying new config (reboot)'), `${vm.name} was told over SSH to apply its new config`)
+    const boots = [...serial.matchAll(new RegExp(`${INSTALLED_MARKER} hostname=\\S+ role=\\S+ ignition-sha256=([0-9a-f]{64})`, 'g'))]
+    t.equal(boots.length, 2, `${vm.name} really restarted: two installed boots (${serial.split(INSTALLED_MARKER).length - 1} marker(s))`)
+    t.equal(boots.at(-1)?.[1], expected.get(vm.uuid), `${vm.name} came back with the new config, read back from its disk`)
+    t.equal(serial.split(`${REPORTED_MARKER} up_to_date`).length - 1, 2, `${vm.name} reported up to date after the restart`)
+    const hostKeys = [...serial.matchAll(new RegExp(`${SSHD_MARKER} (ssh-ed25519 [A-Za-z0-9+/]+=*)`, 'g'))].map((match) => match[1])
+    t.ok(hostKeys.length === 2 && hostKeys[0] === hostKeys[1], `${vm.name} kept its SSH host key across the restart (the engine pinned it)`)
+  }
+  t.same((await lab.engine.api<{ holders: unknown[] }>('GET', `/api/v1/locks/${CLUSTER}`)).holders, [], 'no slot left held')
   passed = t.passing()
 })
