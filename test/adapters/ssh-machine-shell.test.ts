@@ -296,7 +296,9 @@ t.test('the connection dropping mid-command (systemctl reboot kills the session)
   t.equal(expected.disconnected, true, 'ssh2 saw the connection close: the session really died')
   t.equal(expected.exitCode, null)
   t.equal(expected.signal, 'SIGHUP')
-  t.equal(expected.stdout, 'before\n', 'output until the drop, nothing after')
+  // Output still in flight when the session is killed may be lost, as on a machine that reboots.
+  t.ok(['before\n', ''].includes(expected.stdout), `output until the drop at most (${JSON.stringify(expected.stdout)})`)
+  t.notMatch(expected.stdout, /after/, 'nothing after the drop')
   t.same(sshd.calls(), [['systemctl', 'reboot']])
 
   const unexpected = await failure(shell.run(target(), 'echo before; reboot; sleep 1'))
