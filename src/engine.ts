@@ -27,6 +27,7 @@ import { x509ClusterPkiIssuer } from './adapters/pki/x509-cluster-pki.ts'
 import { SchedulerLoop } from './jobs/scheduler-loop.ts'
 import { SerialJob } from './jobs/serial-job.ts'
 import { DriftService } from './core/lifecycle/drift.ts'
+import { rollingModeOf } from './core/lifecycle/rolling-mode.ts'
 import { driftRepository } from './storage/repositories/drift.ts'
 import { RolloutService } from './core/lifecycle/rollout-service.ts'
 import { RolloutExecutor } from './core/lifecycle/rollout-executor.ts'
@@ -164,6 +165,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       locks,
       credentials,
       lockGroupOf: (uuid) => clusterDirectory.memberOf(uuid)?.cluster ?? 'default',
+      rollingModeOf: (uuid) => rollingModeOf((machineDirectory.lookup({ uuid })?.view.labels ?? {}) as Record<string, string>),
       drift,
       rollouts,
     })

@@ -8,6 +8,7 @@ import type { DriftService } from '../core/lifecycle/drift.ts'
 import type { MachineShell, NodeDrainer } from '../core/lifecycle/ports.ts'
 import type { RolloutPorts, RolloutLocks } from '../core/lifecycle/rollout-executor.ts'
 import type { RolloutTargets } from '../core/lifecycle/rollout-service.ts'
+import { ROLLING_MODE_LABEL } from '../core/lifecycle/rolling-mode.ts'
 import type { Store } from '../storage/db.ts'
 import type { EngineSshKey } from '../storage/engine-ssh-key.ts'
 import { driftRepository } from '../storage/repositories/drift.ts'
@@ -23,6 +24,18 @@ export function rolloutTargets(store: Store): RolloutTargets {
         .selectFrom('cluster_members')
         .innerJoin('machines', 'machines.uuid', 'cluster_members.machine_uuid')
         .leftJoin('machine_drift', 'machine_drift.uuid', 'cluster_members.machine_uuid')
+        // Machines that roll themselves are left to their agent.
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('machine_labels')
+                .select('machine_labels.uuid')
+                .whereRef('machine_labels.uuid', '=', 'cluster_members.machine_uuid')
+                .where('machine_labels.key', '=', ROLLING_MODE_LABEL)
+                .where('machine_labels.value', '=', 'machine'),
+            ),
+          ),
+        )
         .select(['cluster_members.machine_uuid', 'cluster_members.role', 'cluster_members.hostname', 'machines.state', 'machine_drift.state as drift'])
         .where('cluster_members.cluster', '=', cluster)
         .execute()

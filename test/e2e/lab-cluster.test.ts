@@ -234,5 +234,45 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     t.ok(hostKeys.length === 2 && hostKeys[0] === hostKeys[1], `${vm.name} kept its SSH host key across the restart (the engine pinned it)`)
   }
   t.same((await lab.engine.api<{ holders: unknown[] }>('GET', `/api/v1/locks/${CLUSTER}`)).holders, [], 'no slot left held')
+
+  // Machine-driven mode: the machines roll themselves. Each runs the rolling agent (the same
+  // generic/rolling-agent.sh a Flatcar timer runs); labelled slipway.io/rolling=machine, an outdated
+  // machine takes its cluster's slot, fetches its new config, restarts into it, reports, releases.
+  for (const vm of all) await lab.engine.api('PUT', `/api/v1/machines/${vm.uuid}/labels`, { 'slipway.io/rolling': 'machine' })
+  const secondChange = (body: string) => change(body).replace('{ "path": "/etc/slipway/role", "mode": 416,', '{ "path": "/etc/slipway/role", "mode": 384,')
+  await lab.engine.api('PUT', '/api/v1/templates/ignition/kubernetes-node.json', { body: secondChange(template) })
+  await lab.engine.api('PUT', '/api/v1/templates/ignition/kubernetes-control-plane.json', { body: secondChange(templateCp) })
+  const selfStarted = Date.now()
+  await until(
+    'the fleet to be outdated again',
+    async () => ((await lab.engine.api<{ state: string }[]>('GET', '/lifecycle/ignition')).some((record) => record.state === 'outdated') ? true : undefined),
+    30_000,
+    () => lab.failure(all),
+  )
+  await t.rejects(
+    lab.engine.api('POST', '/api/v1/rollouts', { cluster: CLUSTER, drain: { enabled: false }, ssh: { user: 'root' } }),
+    /409 .*NOTHING_TO_ROLL/,
+    'an engine-driven run leaves machine-driven machines alone',
+  )
+  let selfMaxHolders = 0
+  await until(
+    'every machine to roll itself and report up to date',
+    async () => {
+      selfMaxHolders = Math.max(selfMaxHolders, (await lab.engine.api<{ holders: unknown[] }>('GET', `/api/v1/locks/${CLUSTER}`)).holders.length)
+      const drift = await lab.engine.api<{ uuid: string; state: string }[]>('GET', '/lifecycle/ignition')
+      const restarted = all.every((vm) => vm.vm.serial().split(INSTALLED_MARKER).length - 1 === 3)
+      const holders = (await lab.engine.api<{ holders: unknown[] }>('GET', `/api/v1/locks/${CLUSTER}`)).holders.length
+      return restarted && holders === 0 && drift.every((record) => record.state === 'up_to_date') ? true : undefined
+    },
+    600_000,
+    () => lab.failure(all),
+  )
+  t.comment(`machine-driven rolling update of 4 VMs: ${((Date.now() - selfStarted) / 1000).toFixed(1)} s`)
+  t.equal(selfMaxHolders, 1, 'machine-driven: the semaphore never showed more than 1 holder')
+  for (const vm of all) {
+    const serial = vm.vm.serial()
+    t.ok(serial.includes('slipway-lab: slipway-rolling: outdated: took a reboot slot'), `${vm.name} took a slot itself`)
+    t.ok(serial.includes('slipway-lab: slipway-rolling: up to date: node uncordoned, reboot slot released'), `${vm.name} gave it back after its restart`)
+  }
   passed = t.passing()
 })

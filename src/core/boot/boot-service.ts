@@ -221,8 +221,17 @@ export class BootService {
     if (!machine || !this.lifecycle || !sameUuid(request.labels.uuid, machine.uuid)) return {}
     const credential = this.lifecycle.credentials.issue(machine.uuid)
     const group = this.clusters.memberOf(machine.uuid)?.cluster ?? 'default'
+    const mac = String(machine.view.bootMac).replaceAll(':', '-')
     return {
-      lifecycle: { credential, fleetlock_url: `${request.engineUrl}/fleetlock/${credential}/`, lock_group: group, ssh_public_key: this.lifecycle.sshPublicKey },
+      lifecycle: {
+        credential,
+        fleetlock_url: `${request.engineUrl}/fleetlock/${credential}/`,
+        lock_group: group,
+        ssh_public_key: this.lifecycle.sshPublicKey,
+        // Where the machine-driven rolling agent fetches its new config and itself.
+        config_url: `${request.engineUrl}/ignition?uuid=${machine.uuid}&mac=${mac}&os=installed`,
+        agent_url: `${request.engineUrl}/generic?uuid=${machine.uuid}&mac=${mac}&os=installed`,
+      },
     }
   }
 

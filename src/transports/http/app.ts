@@ -28,6 +28,7 @@ import { provisionRoutes } from './routes/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
 import type { LockService } from '../../core/lifecycle/lock-service.ts'
 import type { DriftService } from '../../core/lifecycle/drift.ts'
+import type { RollingMode } from '../../core/lifecycle/rolling-mode.ts'
 import type { RolloutService } from '../../core/lifecycle/rollout-service.ts'
 import { rolloutRoutes } from './routes/admin/rollouts.ts'
 import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
@@ -56,6 +57,7 @@ export interface AppDependencies {
   credentials: MachineCredentials
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
+  rollingModeOf: (machineUuid: string) => RollingMode
   drift: DriftService
   rollouts: RolloutService
 }
@@ -120,6 +122,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     locks: deps.locks,
     credentials: deps.credentials,
     lockGroupOf: deps.lockGroupOf,
+    rollingModeOf: deps.rollingModeOf,
     drift: deps.drift,
     publicUrl: deps.http.publicUrl,
     requireAdmin: requireBearerToken(deps.verifyToken),

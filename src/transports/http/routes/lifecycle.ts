@@ -4,6 +4,7 @@ import Type from 'typebox'
 import { SlipwayError } from '../../../core/errors.ts'
 import { DRIFT_STATES, type DriftRecord, type DriftService } from '../../../core/lifecycle/drift.ts'
 import type { LockService } from '../../../core/lifecycle/lock-service.ts'
+import type { RollingMode } from '../../../core/lifecycle/rolling-mode.ts'
 import type { MachineCredentials } from '../../../core/lifecycle/machine-credentials.ts'
 import { ErrorResponse } from '../schemas/common.ts'
 
@@ -12,6 +13,8 @@ export interface LifecycleRouteOptions {
   credentials: MachineCredentials
   /** The lock group a machine's rolling updates share: its cluster's, else `default`. */
   lockGroupOf: (machineUuid: string) => string
+  /** Whether the machine rolls itself (its rolling agent acts only then). */
+  rollingModeOf: (machineUuid: string) => RollingMode
   drift: DriftService
   /** Configured public base URL; empty means taken from each request (as on the boot routes). */
   publicUrl: string
@@ -53,14 +56,21 @@ export function machineOf(request: FastifyRequest, credentials: MachineCredentia
   return uuid
 }
 
-const Slot = Type.Object({ uuid: Type.String(), group: Type.String(), holding: Type.Boolean(), slots: Type.Integer(), holders: Type.Integer() })
+const Slot = Type.Object({
+  uuid: Type.String(),
+  mode: Type.Enum(['engine', 'machine'], { description: 'machine: the machine rolls itself (label slipway.io/rolling=machine); engine: rollout runs do.' }),
+  group: Type.String(),
+  holding: Type.Boolean(),
+  slots: Type.Integer(),
+  holders: Type.Integer(),
+})
 const errors = { 401: ErrorResponse, 409: ErrorResponse }
 
 /**
  * Enjoliver's per-machine rolling endpoints, for the machine-side agent: the machine takes and gives
  * back its own slot in its cluster's lock group, identified by its credential alone.
  */
-export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, credentials, lockGroupOf, drift, publicUrl, requireAdmin }) => {
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, credentials, lockGroupOf, rollingModeOf, drift, publicUrl, requireAdmin }) => {
   app.post(
     '/lifecycle/ignition',
     {
@@ -93,7 +103,14 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   const slotOf = async (uuid: string) => {
     const group = lockGroupOf(uuid)
     const current = (await locks.listGroups()).find((candidate) => candidate.name === group)
-    return { uuid, group, holding: current?.holders.some((holder) => holder.id === uuid) ?? false, slots: current?.slots ?? 0, holders: current?.holders.length ?? 0 }
+    return {
+      uuid,
+      mode: rollingModeOf(uuid),
+      group,
+      holding: current?.holders.some((holder) => holder.id === uuid) ?? false,
+      slots: current?.slots ?? 0,
+      holders: current?.holders.length ?? 0,
+    }
   }
 
   app.get(
