@@ -2,8 +2,8 @@
 // inside throwaway network namespaces (test/helpers/netns.ts): server and client joined by veth
 // pairs to a bridge, private addresses only. Must run as root.
 // Run: npx tsx bench/dhcp.bench.ts   (BENCH_DHCP_SECONDS, BENCH_DHCP_RATES, ... see bench/README.md)
-import { openSync, closeSync, rmSync, promises as fs } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { openSync, closeSync, promises as fs } from 'node:fs'
+import { cpus } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createLab, type Lab } from '../test/helpers/netns.ts'
@@ -12,7 +12,8 @@ import { formatIpv4, parseIpv4 } from '../src/lib/ipv4.ts'
 import { reapedChildrenCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib/cpu-usage.ts'
 import { summarizeCpuProfile } from './lib/cpuprofile.ts'
 import { parsePerfdhcp, type PerfdhcpReport } from './lib/perfdhcp.ts'
-import { killAllSync, runTracked, spawnTracked, stopAll, stopProcess, type Tracked } from './lib/processes.ts'
+import { BenchScope } from './lib/bench-scope.ts'
+import { runTracked, spawnTracked, stopProcess, type Tracked } from './lib/processes.ts'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
@@ -57,29 +58,11 @@ interface Step {
   passed: boolean
 }
 
-let tmp: string | undefined
 let lab: Lab | undefined
-let cleaning: Promise<void> | undefined
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    await stopAll()
-    lab?.destroy()
-    lab = undefined
-    if (tmp) await fs.rm(tmp, { recursive: true, force: true })
-    tmp = undefined
-  })()
-  return cleaning
-}
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  process.on(signal, () => {
-    process.stderr.write(`\n${signal}: stopping the benchmark's processes, deleting its namespaces and temp folder\n`)
-    void cleanup().finally(() => process.exit(code))
-  })
-}
-process.on('exit', () => {
-  killAllSync()
+const scope = new BenchScope("the benchmark's processes, deleting its namespaces and temp folder")
+scope.onCleanup(() => {
   lab?.destroy()
-  if (tmp) rmSync(tmp, { recursive: true, force: true })
+  lab = undefined
 })
 
 const log = (message: string) => process.stderr.write(`${message}\n`)
@@ -217,7 +200,7 @@ async function runPerfdhcp(rate: number, seconds: number): Promise<{ report: Per
 }
 
 async function measure(server: ServerName, rate: number, profDir?: string): Promise<Step> {
-  const stepDir = await fs.mkdtemp(path.join(tmp!, `${server}-${rate}-`))
+  const stepDir = await fs.mkdtemp(path.join(scope.tmp!, `${server}-${rate}-`))
   // A fresh server (empty lease database) for every step: each step measures the same work.
   const running = server === 'engine' ? await startEngine(stepDir, profDir) : await startDnsmasq(stepDir)
   try {
@@ -274,7 +257,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/dhcp.bench.ts must run as root (network namespaces, ports 67/68)')
   if (POOL_SIZE < 1 || parseIpv4(RANGE_END)! >= parseIpv4('10.78.255.255')!) throw new Error(`BENCH_DHCP_POOL must be 1..${parseIpv4('10.78.255.254')! - parseIpv4(RANGE_START)! + 1}`)
   for (const name of SERVERS) if (name !== 'engine' && name !== 'dnsmasq') throw new Error(`unknown server ${name} in BENCH_DHCP_SERVERS`)
-  tmp = await fs.mkdtemp(path.join(tmpdir(), 'slipway-dhcp-bench-'))
+  const tmp = await scope.makeTemp('slipway-dhcp-bench-')
   lab = createLab([
     { name: 'server', address: `${SERVER_ADDRESS}/16` },
     { name: 'client', address: `${CLIENT_ADDRESS}/16` },
@@ -392,4 +375,4 @@ main()
     console.error(error instanceof Error ? error.message : error)
     process.exitCode = 1
   })
-  .finally(() => cleanup())
+  .finally(() => scope.cleanup())

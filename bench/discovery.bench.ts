@@ -9,7 +9,7 @@
  *   BENCH_MACHINES=2000 npx tsx bench/discovery.bench.ts   (quick run)
  */
 import { randomBytes } from 'node:crypto'
-import { constants, promises as fs, rmSync } from 'node:fs'
+import { constants, promises as fs } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
@@ -21,7 +21,8 @@ import { prng } from './lib/fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { NGINX, NGINX_ECHO_MODULE, nginxIngestConfig, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory, type ProcessMemory } from './lib/proc-memory.ts'
-import { freePort, killAllSync, runTracked, spawnTracked, stopAll, stopProcess, waitForHttp } from './lib/processes.ts'
+import { BenchScope } from './lib/bench-scope.ts'
+import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkPostScript, wrkVersion } from './lib/wrk.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -46,29 +47,7 @@ function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_S
   return value
 }
 
-let tmp: string | undefined
-let cleaning: Promise<void> | undefined
-let interrupted = false
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    await stopAll()
-    if (tmp) await fs.rm(tmp, { recursive: true, force: true })
-    tmp = undefined
-  })()
-  return cleaning
-}
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  process.on(signal, () => {
-    interrupted = true
-    process.stderr.write(`\n${signal}: stopping the benchmark's processes and removing its temp folder\n`)
-    void cleanup().finally(() => process.exit(code))
-  })
-}
-process.on('exit', () => {
-  // Last resort if something skipped the async cleanup.
-  killAllSync()
-  if (tmp) rmSync(tmp, { recursive: true, force: true })
-})
+const scope = new BenchScope()
 
 const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 const mb = (bytes: number) => `${fmt(bytes / 1e6, 1)} MB`
@@ -240,7 +219,7 @@ async function main(): Promise<void> {
   }
 
   const revision = await engineRevision()
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-bench-discovery-'))
+  const tmp = await scope.makeTemp('slipway-bench-discovery-')
   log(`temp folder ${tmp}`)
 
   // --- fleet --------------------------------------------------------------------------------------
@@ -383,7 +362,7 @@ async function main(): Promise<void> {
     if (withWrk) {
       // The same bodies from a C load generator, cycled for a fixed time: nginx's ceiling when the
       // node:http client (which needs far more CPU per request than nginx) is not the limit.
-      const script = path.join(tmp!, `wrk-${round.id}.lua`)
+      const script = path.join(tmp, `wrk-${round.id}.lua`)
       await writeWrkPostScript(script, '/discovery', round.bodies)
       const options = { baseUrl: nginxBase, script, threads: 1, connections }
       if (quietWait > 0) await waitForQuiet(quietCores, quietWait, () => undefined)
@@ -711,11 +690,11 @@ async function engineRevision(): Promise<{ commit?: string; changedFiles: string
 }
 
 main()
-  .then(() => cleanup())
+  .then(() => scope.cleanup())
   .catch(async (error: unknown) => {
-    if (interrupted) return // the signal handler cleans up and exits
+    if (scope.interrupted) return // the signal handler cleans up and exits
     process.stderr.write(`\ndiscovery benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
     if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await cleanup()
+    await scope.cleanup()
     process.exitCode = 1
   })

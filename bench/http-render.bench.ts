@@ -7,7 +7,7 @@
  *   BENCH_DURATION=3 BENCH_WARMUP=1 npm run bench   (quick run)
  */
 import { randomBytes } from 'node:crypto'
-import { constants, promises as fs, rmSync } from 'node:fs'
+import { constants, promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,7 +15,8 @@ import { summarizeCpuProfile } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
 import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
-import { freePort, killAllSync, runTracked, spawnTracked, stopAll, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
+import { BenchScope } from './lib/bench-scope.ts'
+import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -50,29 +51,7 @@ interface Measurement {
   cpu: CpuUsage
 }
 
-let tmp: string | undefined
-let cleaning: Promise<void> | undefined
-let interrupted = false
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    await stopAll()
-    if (tmp) await fs.rm(tmp, { recursive: true, force: true })
-    tmp = undefined
-  })()
-  return cleaning
-}
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-  process.on(signal, () => {
-    interrupted = true
-    process.stderr.write(`\n${signal}: stopping the benchmark's processes and removing its temp folder\n`)
-    void cleanup().finally(() => process.exit(code))
-  })
-}
-process.on('exit', () => {
-  // Last resort if something skipped the async cleanup.
-  killAllSync()
-  if (tmp) rmSync(tmp, { recursive: true, force: true })
-})
+const scope = new BenchScope()
 
 const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 const log = (message: string) => process.stderr.write(`${message}\n`)
@@ -103,7 +82,7 @@ async function main(): Promise<void> {
   // Which engine code is measured: other work may land in the tree between runs.
   const revision = await engineRevision()
 
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'slipway-bench-'))
+  const tmp = await scope.makeTemp('slipway-bench-')
   log(`temp folder ${tmp}`)
 
   // --- content and engine -------------------------------------------------------------------------
@@ -401,11 +380,11 @@ async function engineRevision(): Promise<{ commit?: string; changedFiles: string
 }
 
 main()
-  .then(() => cleanup())
+  .then(() => scope.cleanup())
   .catch(async (error: unknown) => {
-    if (interrupted) return // the signal handler cleans up and exits
+    if (scope.interrupted) return // the signal handler cleans up and exits
     process.stderr.write(`\nhttp-render benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
     if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await cleanup()
+    await scope.cleanup()
     process.exitCode = 1
   })

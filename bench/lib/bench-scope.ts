@@ -1,0 +1,53 @@
+import { promises as fs, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { killAllSync, stopAll } from './processes.ts'
+
+/**
+ * What a benchmark run owns and must give back however it ends: every process it started (stopped
+ * by PID), its temp folder, and whatever else it registers (`onCleanup`, e.g. network namespaces).
+ * Ctrl-C and SIGTERM clean up and exit; process exit is the last resort for anything skipped.
+ */
+export class BenchScope {
+  /** The run's temp folder, once made. */
+  tmp: string | undefined
+  /** Set when a signal ended the run: its handler cleans up and exits. */
+  interrupted = false
+  private cleaning: Promise<void> | undefined
+  private readonly extra: { async: () => Promise<void> | void; sync: () => void }[] = []
+
+  constructor(what = "the benchmark's processes and its temp folder") {
+    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      process.on(signal, () => {
+        this.interrupted = true
+        process.stderr.write(`\n${signal}: stopping ${what}\n`)
+        void this.cleanup().finally(() => process.exit(code))
+      })
+    }
+    process.on('exit', () => {
+      killAllSync()
+      for (const { sync } of this.extra) sync()
+      if (this.tmp) rmSync(this.tmp, { recursive: true, force: true })
+    })
+  }
+
+  async makeTemp(prefix: string): Promise<string> {
+    this.tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix))
+    return this.tmp
+  }
+
+  /** Registers more to give back: `sync` must also work from the exit handler. */
+  onCleanup(sync: () => void, async: () => Promise<void> | void = sync): void {
+    this.extra.push({ async, sync })
+  }
+
+  cleanup(): Promise<void> {
+    this.cleaning ??= (async () => {
+      await stopAll()
+      for (const { async } of this.extra) await async()
+      if (this.tmp) await fs.rm(this.tmp, { recursive: true, force: true })
+      this.tmp = undefined
+    })()
+    return this.cleaning
+  }
+}
