@@ -21,7 +21,7 @@ import { prng } from './lib/fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { NGINX, NGINX_ECHO_MODULE, nginxIngestConfig, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory, type ProcessMemory } from './lib/proc-memory.ts'
-import { BenchScope } from './lib/bench-scope.ts'
+import { BenchScope, machineFacts } from './lib/bench-scope.ts'
 import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkPostScript, wrkVersion } from './lib/wrk.ts'
 
@@ -568,14 +568,7 @@ async function main(): Promise<void> {
   const results = {
     benchmark: 'discovery',
     date: new Date().toISOString(),
-    machine: {
-      cpuModel: cpus[0]?.model ?? 'unknown',
-      cpuCount: cpus.length,
-      availableParallelism: os.availableParallelism(),
-      totalMemoryBytes: os.totalmem(),
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      loadAverageAtStart: loadBefore,
-    },
+    machine: machineFacts(loadBefore),
     versions: { node: process.version, nginx: nginxV, ...(wrkV ? { wrk: wrkV } : {}) },
     engine: revision,
     settings: {

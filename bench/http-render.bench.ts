@@ -15,7 +15,7 @@ import { summarizeCpuProfile } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
 import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
-import { BenchScope } from './lib/bench-scope.ts'
+import { BenchScope, machineFacts } from './lib/bench-scope.ts'
 import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
 
@@ -292,14 +292,7 @@ async function main(): Promise<void> {
   const results = {
     benchmark: 'http-render',
     date: new Date().toISOString(),
-    machine: {
-      cpuModel: cpus[0]?.model ?? 'unknown',
-      cpuCount: cpus.length,
-      availableParallelism: os.availableParallelism(),
-      totalMemoryBytes: os.totalmem(),
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      loadAverageAtStart: loadBefore,
-    },
+    machine: machineFacts(loadBefore),
     versions: { node: process.version, nginx: nginxV, wrk: wrkV },
     engine: revision,
     settings: {

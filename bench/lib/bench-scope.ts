@@ -51,3 +51,16 @@ export class BenchScope {
     return this.cleaning
   }
 }
+
+/** The machine a result was measured on, for the results file. */
+export function machineFacts(loadAverageAtStart: number[]) {
+  const cpus = os.cpus()
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cpuCount: cpus.length,
+    availableParallelism: os.availableParallelism(),
+    totalMemoryBytes: os.totalmem(),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    loadAverageAtStart,
+  }
+}

@@ -17,20 +17,25 @@ export interface NginxOptions {
  * A minimal static-file nginx: keep-alive without a request cap, no access log, the same
  * Content-Type the engine sends for each endpoint, everything it writes kept in `dir`.
  */
-export function nginxConfig(options: NginxOptions): string {
-  const { dir } = options
-  // As root, nginx drops its workers to this user; they only need to read `root`.
+/** The top of every benchmark nginx config: foreground master, its own pid/error log, 4096 connections. */
+function nginxPreamble(dir: string, workers: NginxOptions['workers'], modules = ''): string {
+  // As root, nginx drops its workers to this user; they only need to read what they serve.
   const user = process.getuid?.() === 0 ? 'user nobody nogroup;\n' : ''
-  return `${user}daemon off;
+  return `${modules}${user}daemon off;
 master_process on;
-worker_processes ${options.workers};
+worker_processes ${workers};
 pid ${path.join(dir, 'nginx.pid')};
 error_log ${path.join(dir, 'error.log')} warn;
 
 events {
     worker_connections 4096;
 }
+`
+}
 
+export function nginxConfig(options: NginxOptions): string {
+  const { dir } = options
+  return `${nginxPreamble(dir, options.workers)}
 http {
     access_log off;
     server_tokens off;
@@ -110,23 +115,13 @@ export interface NginxIngestOptions {
  */
 export function nginxIngestConfig(options: NginxIngestOptions): string {
   const { dir } = options
-  const user = process.getuid?.() === 0 ? 'user nobody nogroup;\n' : ''
   const kib = `${Math.ceil(options.bodyLimit / 1024)}k`
   const answer = options.answer.replaceAll('\\', '\\\\').replaceAll("'", "\\'")
   const handler =
     options.body === 'read'
       ? `            echo_read_request_body;\n            echo -n '${answer}';`
       : `            return 200 '${answer}';`
-  return `${options.body === 'read' ? `load_module ${NGINX_ECHO_MODULE};\n` : ''}${user}daemon off;
-master_process on;
-worker_processes ${options.workers};
-pid ${path.join(dir, 'nginx.pid')};
-error_log ${path.join(dir, 'error.log')} warn;
-
-events {
-    worker_connections 4096;
-}
-
+  return `${nginxPreamble(dir, options.workers, options.body === 'read' ? `load_module ${NGINX_ECHO_MODULE};\n` : '')}
 http {
     access_log off;
     server_tokens off;
