@@ -129,7 +129,10 @@ export class RolloutExecutor {
   private startWorker(run: RolloutRun, machine: RolloutMachine): void {
     const key = `${run.id}/${machine.uuid}`
     if (this.workers.has(key) || this.stopping) return
-    const worker = this.work(run, machine).finally(() => this.workers.delete(key))
+    const worker = this.work(run, machine)
+      // Only the store failing (e.g. the engine shutting down) gets here; the next start resumes the machine.
+      .catch((error: unknown) => this.ports.log({ run: run.id, uuid: machine.uuid, message: `worker stopped: ${error instanceof Error ? error.message : String(error)}`, level: 'warn' }))
+      .finally(() => this.workers.delete(key))
     this.workers.set(key, worker)
   }
 
