@@ -6,7 +6,7 @@
  * Needs root, `ip` (iproute2) and /dev/net/tun. `assertLabPrerequisites()` fails with a clear message
  * when any of them is missing rather than letting a test skip silently.
  */
-import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { randomBytes, randomInt } from 'node:crypto'
 import { accessSync, constants, existsSync } from 'node:fs'
 import { promisify } from 'node:util'
@@ -116,9 +116,27 @@ export async function createLabNetwork(t?: Teardownable): Promise<LabNetwork> {
   let taps = 0
   let cleaned = false
 
+  // If the process ends before `cleanup` (a test runner's timeout, Ctrl-C), kill what this lab started
+  // and delete its namespace synchronously on the way out.
+  const lastResort = () => {
+    for (const proc of processes) {
+      try {
+        process.kill(proc.pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+    try {
+      execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' })
+    } catch {
+      // already deleted
+    }
+  }
+  guardUntilCleaned(lastResort)
   const cleanup = async () => {
     if (cleaned) return
     cleaned = true
+    releaseGuard(lastResort)
     await Promise.all([...processes].map((proc) => proc.stop(2000).catch(() => undefined)))
     await exec('ip', ['netns', 'delete', ns]).catch(() => undefined)
   }
@@ -165,6 +183,35 @@ export async function createLabNetwork(t?: Teardownable): Promise<LabNetwork> {
     cleanup,
   }
   return lab
+}
+
+const guards = new Set<() => void>()
+let guardsInstalled = false
+
+/** Runs `lastResort` if the process exits, or is told to stop, while a lab is still up. */
+function guardUntilCleaned(lastResort: () => void): void {
+  guards.add(lastResort)
+  if (guardsInstalled) return
+  guardsInstalled = true
+  const runAll = () => {
+    for (const guard of guards) guard()
+    guards.clear()
+  }
+  process.on('exit', runAll)
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    const onSignal = () => {
+      // A program with its own handler (npm run lab) cleans up gracefully; otherwise a signal would
+      // end the process without 'exit' handlers.
+      if (process.listenerCount(signal) > 1) return
+      runAll()
+      process.exit(code)
+    }
+    process.on(signal, onSignal)
+  }
+}
+
+function releaseGuard(lastResort: () => void): void {
+  guards.delete(lastResort)
 }
 
 function trackProcess(name: string, child: ChildProcess): LabProcess {
