@@ -21,7 +21,7 @@ import { prng } from './lib/fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { NGINX, NGINX_ECHO_MODULE, nginxIngestConfig, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory, type ProcessMemory } from './lib/proc-memory.ts'
-import { BenchScope, machineFacts } from './lib/bench-scope.ts'
+import { BenchScope, keepEngineProfile, machineFacts, writeResults } from './lib/bench-scope.ts'
 import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkPostScript, wrkVersion } from './lib/wrk.ts'
 
@@ -633,18 +633,12 @@ async function main(): Promise<void> {
     memory: memory.map((sample) => ({ when: sample.when, rssBytes: sample.memory?.rssBytes, hwmBytes: sample.memory?.hwmBytes })),
     database: { afterDiscoveries: dbAfterDiscovery, afterScheduling: dbAfterScheduling },
   }
-  await fs.mkdir(RESULTS_DIR, { recursive: true })
-  const resultsFile = path.join(RESULTS_DIR, 'discovery.json')
-  await fs.writeFile(resultsFile, JSON.stringify(results, null, 2) + '\n')
-  log(`\nresults written to ${path.relative(process.cwd(), resultsFile) || resultsFile}`)
+  await writeResults(RESULTS_DIR, 'discovery', results, log)
 
   if (cpuProf) {
     // The engine writes its profile when it exits: stop it gracefully first.
     await stopProcess(engine, 60_000)
-    const profiles = (await fs.readdir(profDir).catch(() => [])).filter((name) => name.endsWith('.cpuprofile'))
-    if (profiles.length === 0) throw new SetupError(`the engine wrote no CPU profile to ${profDir}`)
-    const target = path.join(RESULTS_DIR, 'discovery-engine.cpuprofile')
-    await fs.copyFile(path.join(profDir, profiles[0]!), target)
+    const target = await keepEngineProfile(profDir, RESULTS_DIR, 'discovery')
     // V8 stamps samples with the monotonic clock, like process.hrtime: windows from this process apply.
     const startTime = (JSON.parse(await fs.readFile(target, 'utf8')) as { startTime: number }).startTime
     const clockSkewSeconds = (startTime - spawnedUs) / 1e6

@@ -15,7 +15,7 @@ import { summarizeCpuProfile } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
 import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
-import { BenchScope, machineFacts } from './lib/bench-scope.ts'
+import { BenchScope, keepEngineProfile, machineFacts, writeResults } from './lib/bench-scope.ts'
 import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
 
@@ -337,18 +337,12 @@ async function main(): Promise<void> {
     })),
     ratios,
   }
-  await fs.mkdir(RESULTS_DIR, { recursive: true })
-  const resultsFile = path.join(RESULTS_DIR, 'http-render.json')
-  await fs.writeFile(resultsFile, JSON.stringify(results, null, 2) + '\n')
-  log(`\nresults written to ${path.relative(process.cwd(), resultsFile) || resultsFile}`)
+  await writeResults(RESULTS_DIR, 'http-render', results, log)
 
   if (cpuProf) {
     // The engine writes its profile when it exits: stop it gracefully first.
     await stopProcess(engine, 30_000)
-    const profiles = (await fs.readdir(profDir).catch(() => [])).filter((name) => name.endsWith('.cpuprofile'))
-    if (profiles.length === 0) throw new SetupError(`the engine wrote no CPU profile to ${profDir}`)
-    const target = path.join(RESULTS_DIR, 'http-render-engine.cpuprofile')
-    await fs.copyFile(path.join(profDir, profiles[0]!), target)
+    const target = await keepEngineProfile(profDir, RESULTS_DIR, 'http-render')
     const summary = summarizeCpuProfile(target)
     const out = ['', `Engine CPU profile (whole run incl. start-up; ${fmt(summary.totalMs / 1000, 1)} s busy), self time by origin:`]
     for (const o of summary.origins.slice(0, 15)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)

@@ -64,3 +64,20 @@ export function machineFacts(loadAverageAtStart: number[]) {
     loadAverageAtStart,
   }
 }
+
+/** Writes `<resultsDir>/<name>.json` and says where. */
+export async function writeResults(resultsDir: string, name: string, results: unknown, log: (message: string) => void): Promise<void> {
+  await fs.mkdir(resultsDir, { recursive: true })
+  const file = path.join(resultsDir, `${name}.json`)
+  await fs.writeFile(file, JSON.stringify(results, null, 2) + '\n')
+  log(`\nresults written to ${path.relative(process.cwd(), file) || file}`)
+}
+
+/** Copies the CPU profile an engine run with --cpu-prof wrote into `profDir` to `<resultsDir>/<name>-engine.cpuprofile`. */
+export async function keepEngineProfile(profDir: string, resultsDir: string, name: string): Promise<string> {
+  const profiles = (await fs.readdir(profDir).catch(() => [])).filter((file) => file.endsWith('.cpuprofile'))
+  if (profiles.length === 0) throw new Error(`the engine wrote no CPU profile to ${profDir}`)
+  const target = path.join(resultsDir, `${name}-engine.cpuprofile`)
+  await fs.copyFile(path.join(profDir, profiles[0]!), target)
+  return target
+}
