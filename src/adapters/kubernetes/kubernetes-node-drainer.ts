@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node'
 import { SlipwayError, conflict, invalid, misconfigured, notFound, unavailable } from '../../core/errors.ts'
 import type { DrainOptions, DrainReport, NodeDrainer } from '../../core/lifecycle/ports.ts'
+import { isStatus, networkCause, parseStatus, refusalReason, truncate } from './api-answers.ts'
 
 export interface KubernetesNodeDrainerOptions {
   /** How often an evicted pod is checked for being gone (kubectl: 1 s). */
@@ -40,31 +41,6 @@ function nameList(names: string[]): string {
   return names.length > NAMES_IN_MESSAGE ? `${shown} and ${names.length - NAMES_IN_MESSAGE} more` : shown
 }
 
-/** The `Status` object the API server answers errors with; `ApiException.body` holds it as text. */
-interface ApiStatus {
-  message?: string
-  reason?: string
-  details?: { causes?: Array<{ reason?: string; type?: string; message?: string }>; retryAfterSeconds?: number }
-}
-
-function parseStatus(body: unknown): ApiStatus | undefined {
-  try {
-    const value: unknown = typeof body === 'string' ? JSON.parse(body) : body
-    return value !== null && typeof value === 'object' ? (value as ApiStatus) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-const isStatus = (error: unknown, code: number): error is ApiException<unknown> => error instanceof ApiException && error.code === code
-
-/** Why a 429 was answered: the PDB's own cause when there is one ("The disruption budget web needs 2 healthy pods..."). */
-function refusalReason(error: ApiException<unknown>): { byBudget: boolean; text: string } {
-  const status = parseStatus(error.body)
-  const cause = status?.details?.causes?.find((c) => c.reason === 'DisruptionBudget' || c.type === 'DisruptionBudget')
-  if (cause) return { byBudget: true, text: cause.message ?? status?.message ?? 'disruption budget' }
-  return { byBudget: false, text: status?.message ?? 'Too Many Requests' }
-}
 
 /** A minimal counting semaphore: tasks that sleep between retries hold no slot. */
 class RequestSlots {
@@ -475,38 +451,12 @@ export class KubernetesNodeDrainer implements NodeDrainer {
   }
 }
 
-const truncate = (text: string, length: number) => (text.length > length ? `${text.slice(0, length)}...` : text)
 
 function isLoopback(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '')
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
-const NETWORK_ERRORS: Record<string, string> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  ENOTFOUND: 'host name not found',
-  EAI_AGAIN: 'host name lookup failed',
-  EHOSTUNREACH: 'no route to host',
-  ENETUNREACH: 'network unreachable',
-  ETIMEDOUT: 'connection timed out',
-  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
-  UND_ERR_SOCKET: 'connection closed by the server',
-}
-
-/** What undici's `fetch failed` hides in its `cause` (an error with a code, or an AggregateError of them). */
-function networkCause(error: unknown): { code?: string; text: string; tls: boolean } {
-  const seen = error as { name?: string; message?: string; cause?: unknown }
-  if (seen?.name === 'TimeoutError' || seen?.name === 'AbortError') return { code: 'TIMEOUT', text: 'no answer in time', tls: false }
-  let cause = (seen?.cause ?? error) as { code?: string; message?: string; errors?: unknown[] } | undefined
-  if (!cause?.code && Array.isArray(cause?.errors) && cause.errors.length > 0) cause = cause.errors[0] as typeof cause
-  const code = cause?.code
-  if (code && NETWORK_ERRORS[code]) return { code, text: `${NETWORK_ERRORS[code]} (${code})`, tls: false }
-  if (code && (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('UNABLE_TO_') || code.startsWith('ERR_SSL'))) {
-    return { code, text: code, tls: true }
-  }
-  return { code, text: truncate(cause?.message ?? seen?.message ?? String(error), 200), tls: false }
-}
 
 interface PodPlan {
   evict: V1Pod[]
