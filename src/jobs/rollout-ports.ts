@@ -15,12 +15,12 @@ import { driftRepository } from '../storage/repositories/drift.ts'
 import { machineRepository } from '../storage/repositories/machines.ts'
 import { rolloutRepository } from '../storage/repositories/rollouts.ts'
 
-/** Where a cluster's rolling updates find their machines: memberships, machine states and drift, from the store. */
+/** Where rolling updates find their machines: memberships, machine labels, states and drift, from the store. */
 export function rolloutTargets(store: Store): RolloutTargets {
   return {
     clusterExists: async (cluster) => (await store.selectFrom('clusters').select('name').where('name', '=', cluster).executeTakeFirst()) !== undefined,
     candidates: async (cluster) => {
-      const rows = await store
+      let members = store
         .selectFrom('cluster_members')
         .innerJoin('machines', 'machines.uuid', 'cluster_members.machine_uuid')
         .leftJoin('machine_drift', 'machine_drift.uuid', 'cluster_members.machine_uuid')
@@ -36,10 +36,21 @@ export function rolloutTargets(store: Store): RolloutTargets {
             ),
           ),
         )
-        .select(['cluster_members.machine_uuid', 'cluster_members.role', 'cluster_members.hostname', 'machines.state', 'machine_drift.state as drift'])
-        .where('cluster_members.cluster', '=', cluster)
-        .execute()
-      return rows.map((row) => ({ uuid: row.machine_uuid, role: row.role, hostname: row.hostname, machineState: row.state, drift: row.drift ?? 'unreported' }))
+        .select(['cluster_members.machine_uuid', 'cluster_members.cluster', 'cluster_members.role', 'cluster_members.hostname', 'machines.state', 'machine_drift.state as drift'])
+      if (cluster !== undefined) members = members.where('cluster_members.cluster', '=', cluster)
+      let labelRows = store.selectFrom('machine_labels').innerJoin('cluster_members', 'cluster_members.machine_uuid', 'machine_labels.uuid').select(['machine_labels.uuid', 'machine_labels.key', 'machine_labels.value'])
+      if (cluster !== undefined) labelRows = labelRows.where('cluster_members.cluster', '=', cluster)
+      const labels = new Map<string, Record<string, string>>()
+      for (const row of await labelRows.execute()) labels.set(row.uuid, { ...labels.get(row.uuid), [row.key]: row.value })
+      return (await members.execute()).map((row) => ({
+        uuid: row.machine_uuid,
+        cluster: row.cluster,
+        labels: labels.get(row.machine_uuid) ?? {},
+        role: row.role,
+        hostname: row.hostname,
+        machineState: row.state,
+        drift: row.drift ?? 'unreported',
+      }))
     },
   }
 }
@@ -70,11 +81,13 @@ export function rolloutPorts(wiring: RolloutWiring): RolloutPorts {
     repository: rolloutRepository(store),
     locks: wiring.locks,
     shell: wiring.shell,
-    drainerFor: async (run) => {
-      let drainer = drainers.get(run.id)
+    drainerFor: async (run, cluster) => {
+      const key = `${run.id}/${cluster}`
+      let drainer = drainers.get(key)
       if (!drainer) {
-        drainer = drainerFrom(await clusters.adminKubeconfig(run.cluster, run.spec.kubernetes_api_server))
-        drainers.set(run.id, drainer)
+        // kubernetes_api_server is only accepted for a run of one cluster.
+        drainer = drainerFrom(await clusters.adminKubeconfig(cluster, run.spec.kubernetes_api_server))
+        drainers.set(key, drainer)
       }
       return drainer
     },

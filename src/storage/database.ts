@@ -228,7 +228,8 @@ export interface MachineDriftTable {
 
 export interface RolloutRunsTable {
   id: string
-  cluster: string
+  /** JSON string[]: the clusters of the run's machines. */
+  clusters: string
   /** JSON RolloutSpec. */
   spec: string
   state: 'running' | 'paused' | 'completed' | 'failed' | 'cancelled'
@@ -241,6 +242,7 @@ export interface RolloutRunsTable {
 export interface RolloutMachinesTable {
   run_id: string
   uuid: string
+  cluster: string
   role: string
   hostname: string
   phase: string

@@ -25,7 +25,7 @@ export interface Fleet {
   app: FastifyInstance
   shell: RecordingShell
   drainer: RecordingDrainer
-  /** The highest number of lock holders seen at any restart. */
+  /** The highest number of holders one lock group showed at any restart. */
   maxHolders: () => number
 }
 
@@ -78,14 +78,19 @@ export class RecordingShell implements MachineShell {
 export const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
 
-/** A running engine with `count` installed members of cluster "roll" (`controlPlane` members + nodes), all outdated. */
-export async function fleet(t: { teardown(fn: () => unknown): void }, count: number, rebootMs = 150, controlPlane: 1 | 3 | 5 = 3): Promise<Fleet> {
+/**
+ * A running engine with `count` installed members (`controlPlane` members + nodes) in each of the
+ * named clusters (default: one, "roll"), all outdated. Machines are numbered from 1 across clusters.
+ */
+export async function fleet(t: { teardown(fn: () => unknown): void }, count: number, rebootMs = 150, controlPlane: 1 | 3 | 5 = 3, clusters = ['roll']): Promise<Fleet> {
   let app!: FastifyInstance
   let credentials!: ReturnType<typeof keyedMachineCredentials>
   let maxHolders = 0
+  const total = count * clusters.length
+  /** The holders of the busiest lock group. */
   const holders = async () => {
-    const group = (await admin(app, 'GET', '/api/v1/locks')).json().find((candidate: { name: string }) => candidate.name === 'roll')
-    const held = group?.holders.length ?? 0
+    const groups = (await admin(app, 'GET', '/api/v1/locks')).json() as { name: string; holders: unknown[] }[]
+    const held = Math.max(0, ...groups.filter((group) => clusters.includes(group.name)).map((group) => group.holders.length))
     maxHolders = Math.max(maxHolders, held)
     return held
   }
@@ -105,12 +110,12 @@ export async function fleet(t: { teardown(fn: () => unknown): void }, count: num
   credentials = keyedMachineCredentials(SecretBox.fromKeyFile(engine.config.secrets.keyFile))
   await engine.engine.start()
   await admin(app, 'POST', '/api/v1/flavors', { name: 'roll', control_plane_count: controlPlane, nodes_min: 0, nodes_max: count - controlPlane })
-  await admin(app, 'POST', '/api/v1/clusters', { name: 'roll', flavor: 'roll' })
-  for (let n = 1; n <= count; n++) {
+  for (const name of clusters) await admin(app, 'POST', '/api/v1/clusters', { name, flavor: 'roll' })
+  for (let n = 1; n <= total; n++) {
     await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: ipOf(n) }] } })
   }
   await admin(app, 'POST', '/api/v1/scheduler/run')
-  for (let n = 1; n <= count; n++) {
+  for (let n = 1; n <= total; n++) {
     await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(n)}` })
     await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(n)}` })
     const config = (await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(n)}&mac=${macOf(n)}&os=installed` })).body
@@ -123,7 +128,7 @@ export async function fleet(t: { teardown(fn: () => unknown): void }, count: num
   }
   for (let attempt = 0; attempt < 100; attempt++) {
     const fleetDrift = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { state: string }[]
-    if (fleetDrift.length === count && fleetDrift.every((record) => record.state === 'outdated')) break
+    if (fleetDrift.length === total && fleetDrift.every((record) => record.state === 'outdated')) break
     await sleep(50)
   }
   return { engine, app, shell, drainer, maxHolders: () => maxHolders }

@@ -12,8 +12,8 @@ export interface RolloutLocks {
 export interface RolloutPorts {
   repository: RolloutRepository
   locks: RolloutLocks
-  /** The cluster's API server, as the run reaches it. */
-  drainerFor(run: RolloutRun): Promise<NodeDrainer>
+  /** The API server of one of the run's clusters, as the run reaches it. */
+  drainerFor(run: RolloutRun, cluster: string): Promise<NodeDrainer>
   shell: MachineShell
   /** How to reach a machine: its boot IP, the run's SSH user and port, the engine's key, its pinned host key. */
   sshTargetFor(machineUuid: string, run: RolloutRun): Promise<SshTarget>
@@ -97,9 +97,11 @@ export class RolloutExecutor {
     for (const machine of machines) if (isInFlight(machine.phase)) this.startWorker(run, machine)
     if (run.state === 'running') {
       const now = this.ports.clock()
-      const starting = machinesToStart(run.spec, machines, await this.ports.controlPlaneMembers(run.cluster), run.failures, now)
+      const members = new Map<string, number>()
+      for (const cluster of new Set(machines.map((machine) => machine.cluster))) members.set(cluster, await this.ports.controlPlaneMembers(cluster))
+      const starting = machinesToStart(run.spec, machines, (cluster) => members.get(cluster) ?? 0, run.failures, now)
       for (const machine of starting) {
-        const locking: RolloutMachine = { ...(machines.find((candidate) => candidate.uuid === machine.uuid) as RolloutMachine), phase: 'locking', startedAt: now.toISOString(), phaseChangedAt: now.toISOString() }
+        const locking: RolloutMachine = { ...machine, phase: 'locking', startedAt: now.toISOString(), phaseChangedAt: now.toISOString() }
         await this.ports.repository.saveMachine(locking)
         await this.event(run, locking, 'starting')
         this.startWorker(run, locking)
@@ -161,10 +163,10 @@ export class RolloutExecutor {
     const { spec } = run
     switch (machine.phase) {
       case 'locking': {
-        // The cluster's lock group is shared with machine-driven updates and FleetLock clients.
+        // The machine's cluster's lock group is shared with machine-driven updates and FleetLock clients.
         for (let waited = 0; ; waited += POLL_MS) {
           try {
-            await this.ports.locks.lock(run.cluster, machine.uuid)
+            await this.ports.locks.lock(machine.cluster, machine.uuid)
             return
           } catch (error) {
             if (!(error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL') || this.stopping) throw error
@@ -175,7 +177,7 @@ export class RolloutExecutor {
       }
       case 'draining': {
         if (!spec.drain.enabled) return
-        const drainer = await this.ports.drainerFor(run)
+        const drainer = await this.ports.drainerFor(run, machine.cluster)
         await drainer.cordon(machine.hostname)
         const options: DrainOptions = {
           timeoutMs: spec.drain.timeout_seconds * 1000,
@@ -205,7 +207,7 @@ export class RolloutExecutor {
       case 'restarting': {
         const issuedAt = (await this.reload(machine)).restartIssuedAt ?? machine.phaseChangedAt
         const deadline = Date.parse(issuedAt) + spec.ready_timeout_seconds * 1000
-        const drainer = spec.drain.enabled ? await this.ports.drainerFor(run) : undefined
+        const drainer = spec.drain.enabled ? await this.ports.drainerFor(run, machine.cluster) : undefined
         for (;;) {
           const report = await this.ports.driftOf(machine.uuid)
           const reported = report !== undefined && report.reportedAt > issuedAt && report.state === 'up_to_date'
@@ -219,11 +221,11 @@ export class RolloutExecutor {
         }
       }
       case 'uncordoning': {
-        if (spec.drain.enabled) await (await this.ports.drainerFor(run)).uncordon(machine.hostname)
+        if (spec.drain.enabled) await (await this.ports.drainerFor(run, machine.cluster)).uncordon(machine.hostname)
         return
       }
       case 'releasing': {
-        await this.ports.locks.unlockIfHeld(run.cluster, machine.uuid)
+        await this.ports.locks.unlockIfHeld(machine.cluster, machine.uuid)
         return
       }
       default:
@@ -237,14 +239,14 @@ export class RolloutExecutor {
     const cleanup: string[] = []
     if (run.spec.drain.enabled && machine.phase !== 'locking') {
       try {
-        await (await this.ports.drainerFor(run)).uncordon(machine.hostname)
+        await (await this.ports.drainerFor(run, machine.cluster)).uncordon(machine.hostname)
         cleanup.push('uncordoned')
       } catch (uncordonError) {
         cleanup.push(`uncordon failed too: ${uncordonError instanceof Error ? uncordonError.message : String(uncordonError)}`)
       }
     }
     try {
-      if (await this.ports.locks.unlockIfHeld(run.cluster, machine.uuid)) cleanup.push('slot released')
+      if (await this.ports.locks.unlockIfHeld(machine.cluster, machine.uuid)) cleanup.push('slot released')
     } catch (unlockError) {
       cleanup.push(`releasing the slot failed: ${unlockError instanceof Error ? unlockError.message : String(unlockError)}`)
     }

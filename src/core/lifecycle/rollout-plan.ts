@@ -3,6 +3,7 @@ import { Value } from 'typebox/value'
 import { invalid } from '../errors.ts'
 import type { Role } from '../clusters/cluster.ts'
 import { checkDocument } from '../selection/documents.ts'
+import { parseLabelSelector } from '../selection/label-selector.ts'
 
 /**
  * A rolling update: which machines, how many at once, when, how they restart and how their
@@ -18,7 +19,14 @@ const Clock = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', descript
 
 export const RolloutDocument = Type.Object(
   {
-    cluster: Type.String({ minLength: 1, maxLength: 63, description: 'The cluster whose outdated machines roll.' }),
+    cluster: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'The cluster whose outdated machines roll.' })),
+    selector: Type.Optional(
+      Type.String({
+        maxLength: 4096,
+        description:
+          'Kubernetes label selector over machine labels (e.g. "rack=r12,slipway.io/role=node"); `slipway.io/cluster` and `slipway.io/role` are set from each machine\'s membership. Alone it may span several clusters; with `cluster` it narrows that cluster.',
+      }),
+    ),
     max_parallel: Type.Integer({ minimum: 1, maximum: 100, default: 1, description: 'Machines restarting at once (control-plane members are further limited by etcd quorum).' }),
     strategy: Type.Enum([...STRATEGIES], { default: 'reboot', description: 'How a machine restarts into its new config.' }),
     window: Type.Optional(
@@ -64,7 +72,9 @@ export const RolloutDocument = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
-    kubernetes_api_server: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 256, description: "Reach the cluster's API server here (a load balancer) instead of its first control-plane member." })),
+    kubernetes_api_server: Type.Optional(
+      Type.String({ pattern: '^https?://', maxLength: 256, description: "Reach the cluster's API server here (a load balancer) instead of its first control-plane member; only for a run of one cluster." }),
+    ),
   },
   { additionalProperties: false },
 )
@@ -74,6 +84,8 @@ export function parseRolloutSpec(input: unknown): RolloutSpec {
   // Defaults fill what the caller left out (on a copy: the input is never changed).
   const withDefaults = input !== null && typeof input === 'object' && !Array.isArray(input) ? Value.Default(RolloutDocument, structuredClone(input)) : input
   const spec = checkDocument(RolloutDocument, withDefaults, 'rollout', 'INVALID_ROLLOUT')
+  if (spec.cluster === undefined && spec.selector === undefined) throw invalid('INVALID_ROLLOUT', 'a rollout needs a target: "cluster", "selector" (machine labels) or both')
+  if (spec.selector !== undefined) spec.selector = parseLabelSelector(spec.selector).text
   if (spec.window) {
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: spec.window.time_zone })
@@ -91,8 +103,14 @@ export type Phase = (typeof PHASES)[number]
 export const FINISHED: readonly Phase[] = ['done', 'failed', 'skipped']
 export const isInFlight = (phase: Phase) => phase !== 'waiting' && !FINISHED.includes(phase)
 
+export const CLUSTER_LABEL = 'slipway.io/cluster'
+export const ROLE_LABEL = 'slipway.io/role'
+/** A member's labels as selectors see them: its own, then its membership (which its own cannot override). */
+export const memberLabels = (labels: Readonly<Record<string, string>>, cluster: string, role: Role): Record<string, string> => ({ ...labels, [CLUSTER_LABEL]: cluster, [ROLE_LABEL]: role })
+
 export interface RolloutMachineState {
   uuid: string
+  cluster: string
   role: Role
   hostname: string
   phase: Phase
@@ -110,25 +128,36 @@ export function rolloutOrder<M extends { role: Role; hostname: string }>(machine
 export const controlPlaneAllowance = (members: number) => Math.max(1, Math.floor((members - 1) / 2))
 
 /**
- * Which waiting machines may start now: at most `max_parallel` in flight; control-plane members only
- * once every node is finished, and never more in flight than quorum allows; nothing new outside the
- * window or once `max_failures` machines failed.
+ * Which waiting machines may start now: at most `max_parallel` in flight across the run; in each
+ * cluster, control-plane members only once every node of that cluster is finished, and never more in
+ * flight than that cluster's etcd quorum allows; nothing new outside the window or once
+ * `max_failures` machines failed.
  */
-export function machinesToStart(spec: RolloutSpec, machines: readonly RolloutMachineState[], controlPlaneMembers: number, failures: number, now: Date): RolloutMachineState[] {
+export function machinesToStart<M extends RolloutMachineState>(
+  spec: RolloutSpec,
+  machines: readonly M[],
+  controlPlaneMembers: (cluster: string) => number,
+  failures: number,
+  now: Date,
+): M[] {
   if (failures >= spec.max_failures) return []
   if (spec.window && !inWindow(spec.window, now)) return []
   const ordered = rolloutOrder(machines)
-  const inFlight = ordered.filter((machine) => isInFlight(machine.phase))
-  let free = spec.max_parallel - inFlight.length
-  let controlPlaneFree = controlPlaneAllowance(controlPlaneMembers) - inFlight.filter((machine) => machine.role === 'control-plane').length
-  const nodesUnfinished = ordered.some((machine) => machine.role === 'node' && !FINISHED.includes(machine.phase))
-  const starting: RolloutMachineState[] = []
+  let free = spec.max_parallel - ordered.filter((machine) => isInFlight(machine.phase)).length
+  const controlPlaneFree = new Map<string, number>()
+  const nodesUnfinished = new Set<string>()
+  for (const machine of ordered) {
+    if (!controlPlaneFree.has(machine.cluster)) controlPlaneFree.set(machine.cluster, controlPlaneAllowance(controlPlaneMembers(machine.cluster)))
+    if (machine.role === 'control-plane' && isInFlight(machine.phase)) controlPlaneFree.set(machine.cluster, controlPlaneFree.get(machine.cluster)! - 1)
+    if (machine.role === 'node' && !FINISHED.includes(machine.phase)) nodesUnfinished.add(machine.cluster)
+  }
+  const starting: M[] = []
   for (const machine of ordered) {
     if (free <= 0) break
     if (machine.phase !== 'waiting') continue
     if (machine.role === 'control-plane') {
-      if (nodesUnfinished || controlPlaneFree <= 0) continue
-      controlPlaneFree--
+      if (nodesUnfinished.has(machine.cluster) || controlPlaneFree.get(machine.cluster)! <= 0) continue
+      controlPlaneFree.set(machine.cluster, controlPlaneFree.get(machine.cluster)! - 1)
     }
     starting.push(machine)
     free--

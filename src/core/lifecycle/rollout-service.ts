@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Role } from '../clusters/cluster.ts'
-import { conflict, notFound } from '../errors.ts'
-import { FINISHED, isInFlight, parseRolloutSpec, rolloutOrder, type Phase, type RolloutSpec } from './rollout-plan.ts'
+import { conflict, invalid, notFound } from '../errors.ts'
+import { parseLabelSelector } from '../selection/label-selector.ts'
+import { FINISHED, isInFlight, memberLabels, parseRolloutSpec, rolloutOrder, type Phase, type RolloutSpec } from './rollout-plan.ts'
 
 export const RUN_STATES = ['running', 'paused', 'completed', 'failed', 'cancelled'] as const
 export type RunState = (typeof RUN_STATES)[number]
@@ -9,7 +10,8 @@ export const isActive = (state: RunState) => state === 'running' || state === 'p
 
 export interface RolloutRun {
   id: string
-  cluster: string
+  /** The clusters of the run's machines, sorted: their lock groups get the run's parallelism. */
+  clusters: string[]
   spec: RolloutSpec
   state: RunState
   failures: number
@@ -21,6 +23,7 @@ export interface RolloutRun {
 export interface RolloutMachine {
   runId: string
   uuid: string
+  cluster: string
   role: Role
   hostname: string
   phase: Phase
@@ -54,16 +57,20 @@ export interface RolloutRepository {
 /** A cluster member that could roll, with what the engine knows of its config. */
 export interface RolloutCandidate {
   uuid: string
+  cluster: string
+  /** The machine's own labels (membership labels are added by the service). */
+  labels: Record<string, string>
   role: Role
   hostname: string
   machineState: string
   drift: 'up_to_date' | 'outdated' | 'unknown' | 'unreported'
 }
 
-/** Where the service finds a cluster's members; storage implements it. */
+/** Where the service finds cluster members; storage implements it. */
 export interface RolloutTargets {
   clusterExists(cluster: string): Promise<boolean>
-  candidates(cluster: string): Promise<RolloutCandidate[]>
+  /** The members of `cluster`, or of every cluster. */
+  candidates(cluster: string | undefined): Promise<RolloutCandidate[]>
 }
 
 export interface RolloutView extends RolloutRun {
@@ -72,8 +79,9 @@ export interface RolloutView extends RolloutRun {
 }
 
 /**
- * Rolling-update runs: created for a cluster's outdated installed machines, then driven by the
- * runner job (rollout-executor.ts) one persisted step at a time. One active run per cluster.
+ * Rolling-update runs: created for the outdated installed machines of a cluster or of a label
+ * selector (across clusters), then driven by the runner job (rollout-executor.ts) one persisted step
+ * at a time. One active run per cluster.
  */
 export class RolloutService {
   constructor(
@@ -88,19 +96,27 @@ export class RolloutService {
 
   async create(input: unknown, now: Date = this.clock()): Promise<RolloutView> {
     const spec = parseRolloutSpec(input)
-    if (!(await this.targets.clusterExists(spec.cluster))) throw notFound('CLUSTER_NOT_FOUND', `cluster "${spec.cluster}" does not exist`)
-    const candidates = await this.targets.candidates(spec.cluster)
+    if (spec.cluster !== undefined && !(await this.targets.clusterExists(spec.cluster))) throw notFound('CLUSTER_NOT_FOUND', `cluster "${spec.cluster}" does not exist`)
+    const selector = spec.selector === undefined ? undefined : parseLabelSelector(spec.selector)
+    const candidates = (await this.targets.candidates(spec.cluster)).filter((candidate) => !selector || selector.matches(memberLabels(candidate.labels, candidate.cluster, candidate.role)))
+    const target = [spec.cluster && `cluster "${spec.cluster}"`, selector && `selector "${selector.text}"`].filter(Boolean).join(' and ')
     const outdated = candidates.filter((candidate) => candidate.machineState === 'installed' && candidate.drift === 'outdated')
     if (outdated.length === 0) {
-      const summary = candidates.map((candidate) => `${candidate.hostname}: ${candidate.machineState}, ${candidate.drift}`).join('; ') || 'no members'
-      throw conflict('NOTHING_TO_ROLL', `no installed machine of cluster "${spec.cluster}" is outdated (${summary}); machines report their config with POST /lifecycle/ignition`)
+      const shown = candidates.slice(0, 20).map((candidate) => `${candidate.hostname}: ${candidate.machineState}, ${candidate.drift}`)
+      const summary = shown.join('; ') + (candidates.length > shown.length ? `; and ${candidates.length - shown.length} more` : '') || 'no cluster member matches'
+      throw conflict('NOTHING_TO_ROLL', `no installed machine of ${target} is outdated (${summary}); machines report their config with POST /lifecycle/ignition`)
+    }
+    const clusters = [...new Set(outdated.map((candidate) => candidate.cluster))].sort()
+    if (spec.kubernetes_api_server !== undefined && clusters.length > 1) {
+      throw invalid('INVALID_ROLLOUT', `kubernetes_api_server names one API server but ${target} spans ${clusters.length} clusters (${clusters.join(', ')}); add "cluster" or leave it out`)
     }
     const at = now.toISOString()
-    const run: RolloutRun = { id: randomUUID(), cluster: spec.cluster, spec, state: 'running', failures: 0, createdAt: at, updatedAt: at, finishedAt: null }
+    const run: RolloutRun = { id: randomUUID(), clusters, spec, state: 'running', failures: 0, createdAt: at, updatedAt: at, finishedAt: null }
     const machines = rolloutOrder(outdated).map(
       (candidate): RolloutMachine => ({
         runId: run.id,
         uuid: candidate.uuid,
+        cluster: candidate.cluster,
         role: candidate.role,
         hostname: candidate.hostname,
         phase: 'waiting',
@@ -112,15 +128,23 @@ export class RolloutService {
       }),
     )
     await this.repository.transaction(async (repository) => {
-      const active = (await repository.listRuns()).find((other) => other.cluster === spec.cluster && isActive(other.state))
-      if (active) throw conflict('ROLLOUT_ACTIVE', `cluster "${spec.cluster}" already has an active run ${active.id} (${active.state}); cancel it or wait for it`, { run: active.id })
+      // One active run per cluster: a cluster's reboot slots and its quorum are counted in one place.
+      const active = (await repository.listRuns()).find((other) => isActive(other.state) && other.clusters.some((cluster) => clusters.includes(cluster)))
+      if (active) {
+        const shared = active.clusters.filter((cluster) => clusters.includes(cluster))
+        throw conflict('ROLLOUT_ACTIVE', `cluster(s) ${shared.map((cluster) => `"${cluster}"`).join(', ')} already have an active run ${active.id} (${active.state}); cancel it or wait for it`, { run: active.id })
+      }
       await repository.insertRun(run, machines)
-      await repository.appendEvent(run.id, { at, uuid: null, message: `run created: ${machines.length} outdated machine(s), max ${spec.max_parallel} at a time, ${spec.strategy}` })
+      await repository.appendEvent(run.id, {
+        at,
+        uuid: null,
+        message: `run created for ${target}: ${machines.length} outdated machine(s) in ${clusters.length === 1 ? `cluster ${clusters[0]}` : `clusters ${clusters.join(', ')}`}, max ${spec.max_parallel} at a time, ${spec.strategy}`,
+      })
     })
     // The semaphore, shared with machine-driven updates and FleetLock clients, is what bounds the
     // restarts. Set after the run is stored (the lock store has its own transaction); nothing starts
     // before the runner's next tick.
-    await this.lockGroups.setSlots(spec.cluster, spec.max_parallel)
+    for (const cluster of clusters) await this.lockGroups.setSlots(cluster, spec.max_parallel)
     this.changed()
     return this.get(run.id)
   }

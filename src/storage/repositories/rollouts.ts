@@ -8,7 +8,7 @@ type Db = Kysely<Database>
 
 const toRun = (row: Selectable<RolloutRunsTable>): RolloutRun => ({
   id: row.id,
-  cluster: row.cluster,
+  clusters: JSON.parse(row.clusters) as string[],
   spec: JSON.parse(row.spec) as RolloutSpec,
   state: row.state,
   failures: row.failures,
@@ -20,6 +20,7 @@ const toRun = (row: Selectable<RolloutRunsTable>): RolloutRun => ({
 const toMachine = (row: Selectable<RolloutMachinesTable>): RolloutMachine => ({
   runId: row.run_id,
   uuid: row.uuid,
+  cluster: row.cluster,
   role: row.role as Role,
   hostname: row.hostname,
   phase: row.phase as Phase,
@@ -47,9 +48,9 @@ export function rolloutRepository(db: Db): RolloutRepository {
     insertRun: async (run, machines) => {
       await db
         .insertInto('rollout_runs')
-        .values({ id: run.id, cluster: run.cluster, spec: JSON.stringify(run.spec), state: run.state, failures: run.failures, created_at: run.createdAt, updated_at: run.updatedAt, finished_at: run.finishedAt })
+        .values({ id: run.id, clusters: JSON.stringify(run.clusters), spec: JSON.stringify(run.spec), state: run.state, failures: run.failures, created_at: run.createdAt, updated_at: run.updatedAt, finished_at: run.finishedAt })
         .execute()
-      if (machines.length) await db.insertInto('rollout_machines').values(machines.map((machine) => ({ run_id: run.id, uuid: machine.uuid, ...machineColumns(machine) }))).execute()
+      if (machines.length) await db.insertInto('rollout_machines').values(machines.map((machine) => ({ run_id: run.id, uuid: machine.uuid, cluster: machine.cluster, ...machineColumns(machine) }))).execute()
     },
     findRun: async (id) => {
       const row = await db.selectFrom('rollout_runs').selectAll().where('id', '=', id).executeTakeFirst()

@@ -96,3 +96,50 @@ t.test('pause stops new machines, resume goes on; a window outside now starts no
   const invalidRun = await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'roll', strategy: 'explode' })
   t.equal(invalidRun.json().code, 'INVALID_ROLLOUT')
 })
+
+t.test('a selector run spans clusters: per-cluster lock groups and drainers, one active run per cluster, bad targets refused', async (t) => {
+  const { app, shell, drainer, maxHolders } = await fleet(t, 3, 150, 1, ['roll', 'edge'])
+  const machines: { uuid: string; hostname: string }[] = []
+  for (const cluster of ['roll', 'edge']) {
+    for (const member of (await admin(app, 'GET', `/api/v1/clusters/${cluster}`)).json().members) machines.push({ uuid: member.machine_uuid, hostname: member.hostname })
+  }
+  t.equal(machines.length, 6)
+  const edgeControlPlane = machines.find((machine) => machine.hostname === 'edge-cp-1')!
+  t.ok(edgeControlPlane, JSON.stringify(machines.map((machine) => machine.hostname)))
+  t.equal((await admin(app, 'PUT', `/api/v1/machines/${edgeControlPlane.uuid}/labels`, { rack: 'r7' })).statusCode, 200)
+
+  for (const [body, status, code, message] of [
+    [{}, 400, 'INVALID_ROLLOUT', /needs a target/],
+    [{ selector: 'rack in r7' }, 400, 'INVALID_SELECTOR', /"in" must be followed by "\(values\)"/],
+    [{ selector: 'rack=r99' }, 409, 'NOTHING_TO_ROLL', /selector "rack=r99".*no cluster member matches/],
+    [{ selector: 'slipway.io/role=node', kubernetes_api_server: 'https://10.0.0.1:6443' }, 400, 'INVALID_ROLLOUT', /spans 2 clusters \(edge, roll\)/],
+  ] as const) {
+    const refused = await admin(app, 'POST', '/api/v1/rollouts', body)
+    t.match({ status: refused.statusCode, ...refused.json() }, { status, code, message }, JSON.stringify(body))
+  }
+  t.same((await admin(app, 'GET', '/api/v1/rollouts')).json(), [], 'nothing refused was stored')
+
+  const nodes = await admin(app, 'POST', '/api/v1/rollouts', { selector: 'slipway.io/role=node', max_parallel: 2 })
+  t.equal(nodes.statusCode, 201, nodes.body)
+  t.same(nodes.json().clusters, ['edge', 'roll'])
+  t.same(nodes.json().machines.map((machine: { hostname: string; cluster: string }) => `${machine.cluster}/${machine.hostname}`).sort(), ['edge/edge-node-1', 'edge/edge-node-2', 'roll/roll-node-1', 'roll/roll-node-2'])
+  t.match(nodes.json().events[0].message, /run created for selector "slipway.io\/role=node": 4 outdated machine\(s\) in clusters edge, roll/)
+  const overlapping = await admin(app, 'POST', '/api/v1/rollouts', { cluster: 'edge' })
+  t.match(overlapping.json(), { code: 'ROLLOUT_ACTIVE', message: /"edge" already have an active run/ }, 'a cluster in an active run cannot get another')
+  const run = await finished(app, nodes.json().id)
+  t.equal(run.state, 'completed', JSON.stringify(run.events.slice(-5)))
+  t.equal(shell.commands.length, 4, 'the four nodes restarted, no control-plane member')
+  t.ok(maxHolders() <= 2, `no lock group showed more than max_parallel holders (${maxHolders()})`)
+  t.ok(Math.max(...shell.commands.map((command) => command.holders)) >= 1)
+  for (const group of ['roll', 'edge']) t.match((await admin(app, 'GET', `/api/v1/locks/${group}`)).json(), { slots: 2, holders: [] }, `${group}: its own group, released`)
+  t.same([...drainer.cordoned], [], 'no node left cordoned')
+  t.ok(['edge-node-1', 'roll-node-1'].every((node) => drainer.calls.includes(`cordon ${node}`)), 'nodes of both clusters drained')
+
+  const labelled = await admin(app, 'POST', '/api/v1/rollouts', { selector: 'rack=r7', cluster: 'edge' })
+  t.equal(labelled.statusCode, 201, labelled.body)
+  t.same(labelled.json().machines.map((machine: { hostname: string }) => machine.hostname), ['edge-cp-1'], "the machine's own label, narrowed to its cluster")
+  t.equal((await finished(app, labelled.json().id)).state, 'completed')
+  const drift = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { uuid: string; state: string }[]
+  const outdated = drift.filter((record) => record.state === 'outdated').map((record) => machines.find((machine) => machine.uuid === record.uuid)!.hostname)
+  t.same(outdated, ['roll-cp-1'], 'only what no run selected is still outdated')
+})

@@ -7,7 +7,7 @@ import { adminErrors } from '../../schemas/common.ts'
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const RunSummary = Type.Object({
   id: Type.String(),
-  cluster: Type.String(),
+  clusters: Type.Array(Type.String(), { description: "The clusters of the run's machines." }),
   state: Type.Enum([...RUN_STATES]),
   failures: Type.Integer(),
   spec: Type.Unknown({ description: 'The run as created, with defaults filled in.' }),
@@ -20,6 +20,7 @@ const RunDetail = Type.Object({
   machines: Type.Array(
     Type.Object({
       uuid: Type.String(),
+      cluster: Type.String(),
       hostname: Type.String(),
       role: Type.String(),
       phase: Type.Enum([...PHASES]),
@@ -35,7 +36,7 @@ const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) })
 
 const toSummary = (run: RolloutRun) => ({
   id: run.id,
-  cluster: run.cluster,
+  clusters: run.clusters,
   state: run.state,
   failures: run.failures,
   spec: run.spec,
@@ -47,6 +48,7 @@ const toDetail = (view: RolloutView) => ({
   ...toSummary(view),
   machines: view.machines.map((machine) => ({
     uuid: machine.uuid,
+    cluster: machine.cluster,
     hostname: machine.hostname,
     role: machine.role,
     phase: machine.phase,
@@ -66,8 +68,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{ rollouts: RolloutService
     {
       schema: {
         tags,
-        summary: "Start a rolling update of a cluster's outdated machines (409 NOTHING_TO_ROLL, ROLLOUT_ACTIVE)",
-        body: Type.Unknown({ description: 'See RolloutDocument: cluster, max_parallel, strategy, window, drain, ready_timeout_seconds, max_failures, ssh, kubernetes_api_server.' }),
+        summary: "Start a rolling update of the outdated machines of a cluster or label selector (409 NOTHING_TO_ROLL, ROLLOUT_ACTIVE)",
+        body: Type.Unknown({ description: 'See RolloutDocument: cluster, selector, max_parallel, strategy, window, drain, ready_timeout_seconds, max_failures, ssh, kubernetes_api_server.' }),
         response: { 201: RunDetail, ...adminErrors },
       },
     },
