@@ -110,12 +110,29 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    registry: Type.Object(
+      {
+        healthIntervalSeconds: Type.Integer({
+          default: 30,
+          minimum: 0,
+          description: 'Seconds between health sweeps of the registered clusters (and join attempts of provisioned ones); 0 turns the sweep off.',
+        }),
+        healthConcurrency: Type.Integer({ default: 32, minimum: 1, maximum: 1000, description: 'How many clusters a sweep asks at once.' }),
+        requestTimeoutSeconds: Type.Number({
+          default: 5,
+          minimum: 0.1,
+          maximum: 300,
+          description: 'Each request to a cluster API server gives up after this long; keep it below the sweep interval.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     secrets: Type.Object(
       {
         keyFile: Type.String({
           default: '',
           description:
-            'File holding the 256-bit key that encrypts secrets at rest (cluster PKI); empty means `<dataDir>/secrets.key`, created on first start. Keep it out of database backups.',
+            'File holding the 256-bit key that encrypts secrets at rest (cluster PKI, cluster credentials); empty means `<dataDir>/secrets.key`, created on first start. Keep it out of database backups.',
         }),
       },
       { default: {}, additionalProperties: false },

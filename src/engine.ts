@@ -39,6 +39,10 @@ import { LockService } from './core/lifecycle/lock-service.ts'
 import { lockRepository } from './storage/repositories/locks.ts'
 import { keyedMachineCredentials } from './storage/machine-credentials.ts'
 import { loadEngineSshKey } from './storage/engine-ssh-key.ts'
+import { ClusterRegistry, type ClusterApi } from './core/registry/registry-service.ts'
+import { registryRepository } from './storage/repositories/registry.ts'
+import { KubernetesClusterApi } from './adapters/kubernetes/cluster-api-client.ts'
+import { ClusterHealthLoop } from './jobs/cluster-health-loop.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -61,6 +65,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 export interface EngineAdapters {
   shell?: MachineShell
   drainerFrom?: (kubeconfig: string) => NodeDrainer
+  clusterApi?: ClusterApi & { close?(): Promise<void> }
 }
 
 export async function createEngine(config: Config, logger: Logger, adapters: EngineAdapters = {}): Promise<Engine> {
@@ -135,6 +140,20 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger })
     reportArrived = () => executor.notify()
     const rollouts = new RolloutService(rolloutRepository(store), rolloutTargets(store), locks, undefined, () => rolloutRunner.trigger('run changed'))
+    const clusterApi = adapters.clusterApi ?? new KubernetesClusterApi()
+    const registry = new ClusterRegistry(registryRepository(store, secrets), clusterApi, {
+      joinTarget: (name) => clusters.joinTarget(name),
+      destroy: async (name) => {
+        await clusters.destroyCluster(name)
+      },
+      exists: async (name) => (await clusterStore.findCluster(name)) !== undefined,
+    })
+    const healthSweep = new ClusterHealthLoop(registry, {
+      intervalMs: config.registry.healthIntervalSeconds * 1000,
+      concurrency: config.registry.healthConcurrency,
+      requestTimeoutMs: config.registry.requestTimeoutSeconds * 1000,
+      logger,
+    })
     const contentService = new ContentService(contentRepository(store), async () => {
       await catalogs.refresh()
       driftRecheck.trigger('content changed')
@@ -161,6 +180,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       machines: new MachineService(machineRepository(store), undefined, machineChanged),
       installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
       clusters,
+      registry,
+      healthSweep,
+      requestTimeoutMs: config.registry.requestTimeoutSeconds * 1000,
       scheduler,
       locks,
       credentials,
@@ -179,6 +201,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         scheduler.start()
         driftRecheck.start()
         rolloutRunner.start()
+        if (config.registry.healthIntervalSeconds > 0) healthSweep.start()
         if (config.tftp.enabled) {
           const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
           networkServices.push(tftp)
@@ -197,6 +220,8 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         await driftRecheck.stop()
         await rolloutRunner.stop()
         await executor.stop()
+        await healthSweep.stop()
+        await clusterApi.close?.()
         for (const service of networkServices.splice(0).reverse()) await service.close()
         await app.close()
         await store.destroy()

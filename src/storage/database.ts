@@ -20,6 +20,9 @@ export interface Database {
   lock_groups: LockGroupsTable
   lock_holders: LockHoldersTable
   machine_drift: MachineDriftTable
+  cluster_registry: ClusterRegistryTable
+  cluster_health: ClusterHealthTable
+  cluster_health_events: ClusterHealthEventsTable
   rollout_runs: RolloutRunsTable
   rollout_machines: RolloutMachinesTable
   rollout_events: RolloutEventsTable
@@ -168,15 +171,15 @@ export interface FlavorsTable {
   min_disk_bytes: number
   kubernetes_version: string
   created_at: string
+  /** JSON object: labels every cluster of the flavor gets in the registry. */
+  labels: Generated<string>
+  api_server_port: Generated<number>
 }
 
+/** Provisioning only; labels and location live in the registry (cluster_registry). */
 export interface ClustersTable {
   name: string
   flavor: string
-  /** JSON object. */
-  labels: string
-  latitude: number | null
-  longitude: number | null
   state: 'pending' | 'scheduled'
   created_at: string
 }
@@ -272,6 +275,55 @@ export interface EngineSecretsTable {
   public_part: string | null
   sealed: Uint8Array
   created_at: string
+}
+
+export interface ClusterRegistryTable {
+  name: string
+  display_name: Generated<string>
+  /** JSON object. */
+  labels: Generated<string>
+  latitude: number | null
+  longitude: number | null
+  region: string | null
+  site: string | null
+  source: 'manual' | 'provisioned'
+  server: string | null
+  ca_bundle: string | null
+  credential_kind: 'cluster_pki' | 'token' | 'client_certificate' | 'kubeconfig'
+  /** Sealed JSON Credential; null for cluster_pki. */
+  credential_sealed: Uint8Array | null
+  /** JSON object name -> value. */
+  properties: Generated<string>
+  joined_at: string | null
+  join_message: string | null
+  created_at: string
+  updated_at: string
+}
+
+export interface ClusterHealthTable {
+  cluster: string
+  status: 'Healthy' | 'Degraded' | 'Unreachable'
+  reason: string
+  message: string
+  api_ready: number
+  nodes_ready: number | null
+  nodes_total: number | null
+  pods_running: number | null
+  pods_total: number | null
+  kubernetes_version: string | null
+  checked_at: string
+  duration_ms: number
+  status_since: string
+}
+
+export interface ClusterHealthEventsTable {
+  id: Generated<number>
+  cluster: string
+  at: string
+  from_status: string | null
+  to_status: string
+  reason: string
+  message: string
 }
 
 export type FlavorRow = Selectable<FlavorsTable>

@@ -92,8 +92,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
 
   const machines = await machinesNow()
   t.equal(machines.length, 4, 'the engine knows exactly the 4 VMs')
-  const detail = await lab.engine.api<{ state: string; members: { machine_uuid: string; role: string; hostname: string; ip: string }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
-  t.equal(detail.state, 'scheduled')
+  const detail = await lab.engine.api<{ provisioning: { state: string }; members: { machine_uuid: string; role: string; hostname: string; ip: string }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
+  t.equal(detail.provisioning.state, 'scheduled')
   // Deterministic: the control plane is the three lowest boot MACs among the machines discovered when
   // the pass that assigned it ran (vm3 and vm4 power on together; either may report first).
   const historyOf = async (vm: LabMachine) =>

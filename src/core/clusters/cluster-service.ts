@@ -2,6 +2,7 @@ import type { ContentRepository } from '../content/content-service.ts'
 import { conflict, invalid, misconfigured, notFound } from '../errors.ts'
 import type { Machine, MachineRepository } from '../machines/machine-service.ts'
 import { transition, type MachineState } from '../machines/machine-state.ts'
+import type { ClusterConnection } from '../registry/registered-cluster.ts'
 import { adminKubeconfig, type ClusterCertificates, type ClusterPki, type ClusterPkiIssuer } from './cluster-pki.ts'
 import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
 import { bootIpOf, groupIdOf, planSchedule, PROFILE_OF_ROLE, type Assignment, type PlacedMember } from './schedule-plan.ts'
@@ -19,7 +20,9 @@ export interface ClusterRepository {
   insertFlavor(flavor: Flavor, now: Date): Promise<void>
   listClusters(): Promise<Cluster[]>
   findCluster(name: string): Promise<Cluster | undefined>
-  /** Refuses (409 CLUSTER_EXISTS) an existing name. */
+  /** Whether any cluster, provisioned or registered by hand, has this name. */
+  clusterNameTaken(name: string): Promise<boolean>
+  /** Writes the cluster and its registry entry; refuses (409 CLUSTER_EXISTS) an existing name. */
   insertCluster(cluster: Cluster): Promise<void>
   setClusterState(name: string, state: Cluster['state']): Promise<void>
   deleteCluster(name: string): Promise<void>
@@ -117,10 +120,14 @@ export class ClusterService {
 
   /** Creates the cluster together with its PKI (CAs, service-account key, admin certificate, bootstrap token). */
   async createCluster(input: unknown, now: Date = this.clock()): Promise<Cluster> {
-    const cluster = parseCluster(input, now)
+    const parsed = parseCluster(input, now)
+    let cluster = parsed
     const checkNew = async (repository: ClusterRepository) => {
-      if (!(await repository.findFlavor(cluster.flavor))) throw notFound('FLAVOR_NOT_FOUND', `flavor "${cluster.flavor}" does not exist; create it first (POST /api/v1/flavors)`)
-      if (await repository.findCluster(cluster.name)) throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
+      const flavor = await repository.findFlavor(parsed.flavor)
+      if (!flavor) throw notFound('FLAVOR_NOT_FOUND', `flavor "${parsed.flavor}" does not exist; create it first (POST /api/v1/flavors)`)
+      if (await repository.clusterNameTaken(parsed.name)) throw conflict('CLUSTER_EXISTS', `cluster "${parsed.name}" already exists`)
+      // The flavor's labels, then the cluster's own: what release selectors will match.
+      cluster = { ...parsed, labels: { ...flavor.labels, ...parsed.labels } }
     }
     // Checked before the key generation so that bad input costs nothing, and again inside the
     // transaction that writes, against a concurrent create of the same name.
@@ -142,21 +149,52 @@ export class ClusterService {
   }
 
   /**
-   * The admin kubeconfig for the engine's own use (cluster registration, drains), pointing at
-   * `server` when given (a load balancer), else the first control-plane member. 409
-   * CLUSTER_NOT_SCHEDULED while the cluster has no control plane yet.
+   * The admin kubeconfig for the engine's own use (drains), pointing at `server` when given (a load
+   * balancer), else the first control-plane member. 409 CLUSTER_NOT_SCHEDULED while the cluster has
+   * no control plane yet.
    */
   async adminKubeconfig(name: string, server?: string): Promise<string> {
     return this.repository.transaction(async (repository) => {
       const pki = await repository.findClusterPki(name)
       if (!pki) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
-      if (server) return adminKubeconfig(name, pki, server)
-      const first = (await repository.listMembers(name)).find((member) => member.role === 'control-plane')
-      const machine = first && (await repository.machines.findMachine(first.machineUuid))
-      const ip = machine && bootIpOf(machine)
-      if (!ip) throw conflict('CLUSTER_NOT_SCHEDULED', `cluster "${name}" has no control plane yet; run the scheduler once enough machines are discovered`)
-      return adminKubeconfig(name, pki, `https://${ip}:6443`)
+      return adminKubeconfig(name, pki, server ?? (await this.firstApiServer(repository, name)).server)
     })
+  }
+
+  /**
+   * Where the registry reaches a provisioned cluster, once its whole control plane is installed: the
+   * first member's API server, with the admin certificate and CA from the cluster's PKI.
+   */
+  async joinTarget(name: string): Promise<{ ready: true; connection: ClusterConnection } | { ready: false; message: string }> {
+    return this.repository.transaction(async (repository) => {
+      const cluster = await repository.findCluster(name)
+      const pki = await repository.findClusterPki(name)
+      if (!cluster || !pki) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+      const flavor = (await repository.findFlavor(cluster.flavor))!
+      const controlPlane = (await repository.listMembers(name)).filter((member) => member.role === 'control-plane')
+      if (controlPlane.length < flavor.controlPlaneCount) return { ready: false, message: `${controlPlane.length} of ${flavor.controlPlaneCount} control-plane members scheduled` }
+      const waiting: string[] = []
+      for (const member of controlPlane) {
+        const machine = await repository.machines.findMachine(member.machineUuid)
+        if (machine?.state !== 'installed') waiting.push(`${member.hostname} is ${machine?.state ?? 'gone'}`)
+      }
+      if (waiting.length) return { ready: false, message: `control plane not installed yet (${waiting.join(', ')})` }
+      const { server } = await this.firstApiServer(repository, name)
+      return {
+        ready: true,
+        connection: { name, server, caBundle: pki.kubernetesCa.certificatePem, credential: { type: 'client_certificate', certificatePem: pki.admin.certificatePem, keyPem: pki.admin.privateKeyPem } },
+      }
+    })
+  }
+
+  private async firstApiServer(repository: ClusterRepository, name: string): Promise<{ server: string }> {
+    const cluster = await repository.findCluster(name)
+    const flavor = cluster && (await repository.findFlavor(cluster.flavor))
+    const first = (await repository.listMembers(name)).filter((member) => member.role === 'control-plane').sort((a, b) => a.ordinal - b.ordinal)[0]
+    const machine = first && (await repository.machines.findMachine(first.machineUuid))
+    const ip = machine && bootIpOf(machine)
+    if (!ip || !flavor) throw conflict('CLUSTER_NOT_SCHEDULED', `cluster "${name}" has no control plane yet; run the scheduler once enough machines are discovered`)
+    return { server: `https://${ip}:${flavor.apiServerPort}` }
   }
 
   /**

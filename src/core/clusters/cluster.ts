@@ -9,6 +9,7 @@ import { checkDocument } from '../selection/documents.ts'
  */
 export const CONTROL_PLANE_COUNTS = [1, 3, 5] as const
 export const DEFAULT_KUBERNETES_VERSION = 'v1.31.8'
+export const DEFAULT_API_SERVER_PORT = 6443
 export const CLUSTER_STATES = ['pending', 'scheduled'] as const
 export type ClusterState = (typeof CLUSTER_STATES)[number]
 export const ROLES = ['control-plane', 'node'] as const
@@ -31,6 +32,8 @@ export const FlavorDocument = Type.Object(
     min_memory_bytes: Bytes('Reported memory.total-bytes must be at least this.'),
     min_disk_bytes: Bytes('The largest reported disk must be at least this.'),
     kubernetes_version: Type.Optional(Type.String({ pattern: '^v[0-9]+\\.[0-9]+\\.[0-9]+$', description: `Default ${DEFAULT_KUBERNETES_VERSION}.` })),
+    labels: Type.Optional({ ...Labels, description: 'Labels every cluster of this flavor gets in the registry (its own labels win).' }),
+    api_server_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535, description: `Where control-plane members serve the Kubernetes API (default ${DEFAULT_API_SERVER_PORT}).` })),
   },
   { additionalProperties: false },
 )
@@ -43,6 +46,9 @@ export const ClusterDocument = Type.Object(
     labels: Type.Optional(Labels),
     latitude: Type.Optional(Type.Number({ minimum: -90, maximum: 90 })),
     longitude: Type.Optional(Type.Number({ minimum: -180, maximum: 180 })),
+    region: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    site: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    display_name: Type.Optional(Type.String({ maxLength: 256 })),
   },
   { additionalProperties: false },
 )
@@ -58,14 +64,20 @@ export interface Flavor {
   minMemoryBytes: number
   minDiskBytes: number
   kubernetesVersion: string
+  labels: Record<string, string>
+  apiServerPort: number
 }
 
+/** A provisioned cluster; labels, location and display name are its registry entry's. */
 export interface Cluster {
   name: string
   flavor: string
+  displayName: string
   labels: Record<string, string>
   latitude: number | null
   longitude: number | null
+  region: string | null
+  site: string | null
   state: ClusterState
   createdAt: string
 }
@@ -96,6 +108,8 @@ export function parseFlavor(input: unknown): Flavor {
     minMemoryBytes: document.min_memory_bytes ?? 0,
     minDiskBytes: document.min_disk_bytes ?? 0,
     kubernetesVersion: document.kubernetes_version ?? DEFAULT_KUBERNETES_VERSION,
+    labels: { ...(document.labels ?? {}) },
+    apiServerPort: document.api_server_port ?? DEFAULT_API_SERVER_PORT,
   }
 }
 
@@ -104,9 +118,12 @@ export function parseCluster(input: unknown, now: Date): Cluster {
   return {
     name: document.name,
     flavor: document.flavor,
+    displayName: document.display_name ?? document.name,
     labels: { ...(document.labels ?? {}) },
     latitude: document.latitude ?? null,
     longitude: document.longitude ?? null,
+    region: document.region ?? null,
+    site: document.site ?? null,
     state: 'pending',
     createdAt: now.toISOString(),
   }

@@ -25,8 +25,9 @@ export interface RoleMetadata {
   ip: string
   /** etcd's --initial-cluster: `<hostname>=https://<ip>:2380,...` over the control plane. */
   etcd_initial_cluster: string
-  /** `https://<ip>:6443,...` over the control plane. */
+  /** `https://<ip>:<port>,...` over the control plane (port: the flavor's api_server_port). */
   kubernetes_apiserver_endpoints: string
+  kubernetes_apiserver_port: number
   kubernetes_apiserver_count: number
   kubernetes_version: string
 }
@@ -105,7 +106,8 @@ export function planSchedule(cluster: Cluster, flavor: Flavor, members: readonly
   const fullControlPlane = [...controlPlane, ...planned.filter((member) => member.role === 'control-plane')].sort((a, b) => a.ordinal - b.ordinal)
   const shared = {
     etcd_initial_cluster: fullControlPlane.map((member) => `${member.hostname}=https://${member.ip}:2380`).join(','),
-    kubernetes_apiserver_endpoints: fullControlPlane.map((member) => `https://${member.ip}:6443`).join(','),
+    kubernetes_apiserver_endpoints: fullControlPlane.map((member) => `https://${member.ip}:${flavor.apiServerPort}`).join(','),
+    kubernetes_apiserver_port: flavor.apiServerPort,
     kubernetes_apiserver_count: fullControlPlane.length,
     kubernetes_version: flavor.kubernetesVersion,
   }

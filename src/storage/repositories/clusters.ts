@@ -41,6 +41,8 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
               min_memory_bytes: flavor.minMemoryBytes,
               min_disk_bytes: flavor.minDiskBytes,
               kubernetes_version: flavor.kubernetesVersion,
+              labels: JSON.stringify(flavor.labels),
+              api_server_port: flavor.apiServerPort,
               created_at: now.toISOString(),
             })
             .execute(),
@@ -48,35 +50,44 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
         `flavor "${flavor.name}" already exists`,
       )
     },
-    listClusters: async () => (await db.selectFrom('clusters').selectAll().orderBy('created_at').orderBy('name').execute()).map(toCluster),
+    listClusters: async () => (await clustersWithRegistry(db).orderBy('clusters.created_at').orderBy('clusters.name').execute()).map(toCluster),
     findCluster: async (name) => {
-      const row = await db.selectFrom('clusters').selectAll().where('name', '=', name).executeTakeFirst()
+      const row = await clustersWithRegistry(db).where('clusters.name', '=', name).executeTakeFirst()
       return row ? toCluster(row) : undefined
     },
+    clusterNameTaken: async (name) => (await db.selectFrom('cluster_registry').select('name').where('name', '=', name).executeTakeFirst()) !== undefined,
     insertCluster: async (cluster) => {
+      // The registry entry first: its primary key also guards against a cluster registered by hand.
       await uniquely(
         () =>
           db
-            .insertInto('clusters')
+            .insertInto('cluster_registry')
             .values({
               name: cluster.name,
-              flavor: cluster.flavor,
+              display_name: cluster.displayName,
               labels: JSON.stringify(cluster.labels),
               latitude: cluster.latitude,
               longitude: cluster.longitude,
-              state: cluster.state,
+              region: cluster.region,
+              site: cluster.site,
+              source: 'provisioned',
+              credential_kind: 'cluster_pki',
               created_at: cluster.createdAt,
+              updated_at: cluster.createdAt,
             })
             .execute(),
         'CLUSTER_EXISTS',
         `cluster "${cluster.name}" already exists`,
       )
+      await db.insertInto('clusters').values({ name: cluster.name, flavor: cluster.flavor, state: cluster.state, created_at: cluster.createdAt }).execute()
     },
     setClusterState: async (name, state) => {
       await db.updateTable('clusters').set({ state }).where('name', '=', name).execute()
     },
     deleteCluster: async (name) => {
       await db.deleteFrom('clusters').where('name', '=', name).execute()
+      // Destroying a cluster deregisters it; its health and history go with it (ON DELETE CASCADE).
+      await db.deleteFrom('cluster_registry').where('name', '=', name).execute()
     },
     listMembers: async (cluster) => {
       let query = db.selectFrom('cluster_members').selectAll()
@@ -149,14 +160,37 @@ const toFlavor = (row: FlavorRow): Flavor => ({
   minMemoryBytes: row.min_memory_bytes,
   minDiskBytes: row.min_disk_bytes,
   kubernetesVersion: row.kubernetes_version,
+  labels: JSON.parse(row.labels) as Record<string, string>,
+  apiServerPort: row.api_server_port,
 })
 
-const toCluster = (row: ClusterRow): Cluster => ({
+/** Provisioning rows with their registry entry's labels and location. */
+const clustersWithRegistry = (db: Db) =>
+  db
+    .selectFrom('clusters')
+    .innerJoin('cluster_registry', 'cluster_registry.name', 'clusters.name')
+    .select([
+      'clusters.name',
+      'clusters.flavor',
+      'clusters.state',
+      'clusters.created_at',
+      'cluster_registry.display_name',
+      'cluster_registry.labels',
+      'cluster_registry.latitude',
+      'cluster_registry.longitude',
+      'cluster_registry.region',
+      'cluster_registry.site',
+    ])
+
+const toCluster = (row: ClusterRow & { display_name: string; labels: string; latitude: number | null; longitude: number | null; region: string | null; site: string | null }): Cluster => ({
   name: row.name,
   flavor: row.flavor,
+  displayName: row.display_name,
   labels: JSON.parse(row.labels) as Record<string, string>,
   latitude: row.latitude,
   longitude: row.longitude,
+  region: row.region,
+  site: row.site,
   state: row.state,
   createdAt: row.created_at,
 })

@@ -6,6 +6,8 @@ import type { Logger } from 'pino'
 import type { BootService } from '../../core/boot/boot-service.ts'
 import type { ContentService } from '../../core/content/content-service.ts'
 import { requireBearerToken, type TokenVerifier } from './auth.ts'
+import type { ClusterRegistry, SweepReport } from '../../core/registry/registry-service.ts'
+import { registryRoutes } from './routes/admin/registry.ts'
 import { installErrorHandling } from './errors.ts'
 import type { EngineMetrics } from '../metrics.ts'
 import { staticFileRoutes } from './routes/static-files.ts'
@@ -51,6 +53,10 @@ export interface AppDependencies {
   machines: MachineService
   installs: InstallAuthorization
   clusters: ClusterService
+  registry: ClusterRegistry
+  healthSweep: { runNow(reason?: string): Promise<SweepReport> }
+  /** Timeout of each request to a cluster's API server made while answering (?live=true). */
+  requestTimeoutMs: number
   /** Scheduling passes go through the job, so that an API pass never overlaps a timed one. */
   scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> }
   locks: LockService
@@ -60,6 +66,14 @@ export interface AppDependencies {
   rollingModeOf: (machineUuid: string) => RollingMode
   drift: DriftService
   rollouts: RolloutService
+}
+
+const ADMIN_PREFIXES = ['/api/', '/v1/']
+const ADMIN_COLLECTIONS = ['/clusters']
+/** Paths that need the admin token: the API prefixes, and optikon's collections with what is under them. */
+function isAdminPath(url: string): boolean {
+  if (ADMIN_PREFIXES.some((prefix) => url.startsWith(prefix))) return true
+  return ADMIN_COLLECTIONS.some((collection) => url.startsWith(collection) && (url.length === collection.length || '/?'.includes(url[collection.length]!)))
 }
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
@@ -76,16 +90,17 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   installErrorHandling(app)
-  // On the whole /api/ and /v1/ (mexosagent's provision API) prefixes, not just their routes: without
-  // a token even an unknown path says nothing.
+  // On the whole /api/, /v1/ (mexosagent's provision API) and /clusters (optikon's registry)
+  // prefixes, not just their routes: without a token even an unknown path says nothing.
   const requireToken = requireBearerToken(deps.verifyToken)
   app.addHook('onRequest', (request, reply, done) => {
     // Callback style: machine-facing requests pass without the cost of a promise per request.
-    if (!request.url.startsWith('/api/') && !request.url.startsWith('/v1/')) return done()
+    if (!isAdminPath(request.url)) return done()
     requireToken(request, reply).then(() => done(), done)
   })
   app.addSchema(ErrorResponse)
   const metrics = deps.metrics
+  const registryOptions = { registry: deps.registry, clusters: deps.clusters, healthSweep: deps.healthSweep, requestTimeoutMs: deps.requestTimeoutMs }
 
   // The level is fixed at start-up: decide once whether request lines are written at all.
   const logged = { info: deps.logger.isLevelEnabled('info'), warn: deps.logger.isLevelEnabled('warn') }
@@ -138,11 +153,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(dhcpRoutes, { reservations: deps.reservations })
       await admin.register(machineRoutes, { machines: deps.machines })
       await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
+      await admin.register(registryRoutes, registryOptions)
       await admin.register(lockRoutes, { locks: deps.locks })
       await admin.register(rolloutRoutes, { rollouts: deps.rollouts })
     },
     { prefix: '/api/v1' },
   )
   await app.register(provisionRoutes, { clusters: deps.clusters })
+  // optikon's routes at the root, for its users and tools.
+  await app.register(registryRoutes, registryOptions)
   return app
 }

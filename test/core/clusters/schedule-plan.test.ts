@@ -55,6 +55,7 @@ t.test('the control plane is all or nothing; then nodes', async (t) => {
     ip: '10.1.0.1',
     etcd_initial_cluster: 'edge-cp-1=https://10.1.0.1:2380,edge-cp-2=https://10.1.0.2:2380,edge-cp-3=https://10.1.0.3:2380',
     kubernetes_apiserver_endpoints: 'https://10.1.0.1:6443,https://10.1.0.2:6443,https://10.1.0.3:6443',
+    kubernetes_apiserver_port: 6443,
     kubernetes_apiserver_count: 3,
     kubernetes_version: 'v1.31.8',
   })
@@ -138,15 +139,18 @@ t.test('flavor and cluster validation', async (t) => {
     t.equal(error.code, 'INVALID_FLAVOR')
     t.match(error.message, message)
   }
-  t.same(flavor(), { name: 'small', controlPlaneCount: 3, nodesMin: 0, nodesMax: 5, selector: {}, minCpuCores: 0, minMemoryBytes: 0, minDiskBytes: 0, kubernetesVersion: 'v1.31.8' })
+  t.same(flavor(), { name: 'small', controlPlaneCount: 3, nodesMin: 0, nodesMax: 5, selector: {}, minCpuCores: 0, minMemoryBytes: 0, minDiskBytes: 0, kubernetesVersion: 'v1.31.8', labels: {}, apiServerPort: 6443 })
   t.throws(() => parseCluster({ name: 'x'.repeat(41), flavor: 'small' }, now), { code: 'INVALID_CLUSTER' })
   t.throws(() => parseCluster({ name: 'edge', flavor: 'small', latitude: 91 }, now), { code: 'INVALID_CLUSTER' })
   t.same(parseCluster({ name: 'edge', flavor: 'small', labels: { region: 'eu' }, latitude: 48.85, longitude: 2.35 }, now), {
     name: 'edge',
     flavor: 'small',
+    displayName: 'edge',
     labels: { region: 'eu' },
     latitude: 48.85,
     longitude: 2.35,
+    region: null,
+    site: null,
     state: 'pending',
     createdAt: now.toISOString(),
   })

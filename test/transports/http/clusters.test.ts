@@ -56,8 +56,12 @@ t.test('flavor, cluster, scheduling with a quorum, Ignition, destroy', async (t)
     min_memory_bytes: 0,
     min_disk_bytes: 0,
     kubernetes_version: 'v1.31.8',
+    labels: {},
+    api_server_port: 6443,
   })
-  t.match((await admin(app, 'GET', '/api/v1/clusters')).json(), [{ name: 'edge', flavor: 'small', labels: { region: 'eu' }, latitude: 48.85, longitude: 2.35, state: 'pending' }])
+  t.match((await admin(app, 'GET', '/api/v1/clusters')).json(), [
+    { name: 'edge', source: 'provisioned', provisioning: { flavor: 'small', state: 'pending' }, labels: { region: 'eu' }, location: { latitude: 48.85, longitude: 2.35 }, conditions: [{ type: 'Joined', status: 'False' }] },
+  ])
 
   await discover(app, 1)
   await discover(app, 2)
@@ -135,7 +139,7 @@ t.test('flavor, cluster, scheduling with a quorum, Ignition, destroy', async (t)
 
   const detail = await admin(app, 'GET', '/api/v1/clusters/edge')
   t.equal(detail.statusCode, 200, detail.body)
-  t.equal(detail.json().state, 'scheduled')
+  t.equal(detail.json().provisioning.state, 'scheduled')
   t.same(
     detail.json().members.map((member: { hostname: string; machine_uuid: string; ip: string; group: string; machine_state: string }) => [member.hostname, member.machine_uuid, member.ip, member.group, member.machine_state]),
     [
@@ -192,7 +196,7 @@ t.test('mexosagent /v1/provision and /v1/destroy', async (t) => {
     { name: 'rome', ok: false, code: 'FLAVOR_NOT_FOUND' },
     { name: 'edge', ok: false, code: 'CLUSTER_EXISTS' },
   ])
-  t.match((await admin(app, 'GET', '/api/v1/clusters/paris')).json(), { labels: { city: 'paris' }, latitude: 48.85 })
+  t.match((await admin(app, 'GET', '/api/v1/clusters/paris')).json(), { labels: { city: 'paris' }, location: { latitude: 48.85 } })
 
   for (let n = 1; n <= 3; n++) await discover(app, n)
   t.equal((await run(app)).json().assignments.length, 3)
@@ -211,7 +215,7 @@ t.test('bad requests change nothing', async (t) => {
     ['duplicate flavor', () => admin(app, 'POST', '/api/v1/flavors', { name: 'small', control_plane_count: 1, nodes_max: 1 }), 409, 'FLAVOR_EXISTS'],
     ['unknown flavor', () => admin(app, 'POST', '/api/v1/clusters', { name: 'x', flavor: 'nope' }), 404, 'FLAVOR_NOT_FOUND'],
     ['duplicate cluster', () => admin(app, 'POST', '/api/v1/clusters', { name: 'edge', flavor: 'small' }), 409, 'CLUSTER_EXISTS'],
-    ['uppercase name', () => admin(app, 'POST', '/api/v1/clusters', { name: 'Edge', flavor: 'small' }), 400, 'VALIDATION_FAILED'],
+    ['uppercase name', () => admin(app, 'POST', '/api/v1/clusters', { name: 'Edge', flavor: 'small' }), 400, 'INVALID_CLUSTER'],
     ['unknown cluster', () => admin(app, 'DELETE', '/api/v1/clusters/nope'), 404, 'CLUSTER_NOT_FOUND'],
   ]
   for (const [name, send, status, code] of cases) {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { CLUSTER_STATES, ClusterDocument, FlavorDocument, NAME_PATTERN, ROLES, type Cluster, type Flavor } from '../../../../core/clusters/cluster.ts'
+import { CLUSTER_STATES, FlavorDocument, NAME_PATTERN, ROLES, type Flavor } from '../../../../core/clusters/cluster.ts'
 import type { ClusterDetail, ClusterService, ScheduleReport } from '../../../../core/clusters/cluster-service.ts'
 import { groupIdOf } from '../../../../core/clusters/schedule-plan.ts'
 import { MACHINE_STATES } from '../../../../core/machines/machine-state.ts'
@@ -19,17 +19,10 @@ export const FlavorResponse = Type.Object({
   min_memory_bytes: Type.Integer(),
   min_disk_bytes: Type.Integer(),
   kubernetes_version: Type.String(),
-})
-export const ClusterResponse = Type.Object({
-  name: Type.String(),
-  flavor: Type.String(),
   labels: Type.Record(Type.String(), Type.String()),
-  latitude: Nullable(Type.Number()),
-  longitude: Nullable(Type.Number()),
-  state: Type.Enum([...CLUSTER_STATES], { description: 'pending until the control plane is complete and nodes_min nodes are assigned.' }),
-  created_at: Type.String(),
+  api_server_port: Type.Integer(),
 })
-const MemberResponse = Type.Object({
+export const MemberResponse = Type.Object({
   machine_uuid: Type.String(),
   boot_mac: Type.String(),
   ip: Nullable(Type.String()),
@@ -39,7 +32,6 @@ const MemberResponse = Type.Object({
   group: Type.String({ description: 'The per-machine group (selector {mac, os: "installed"}).' }),
   machine_state: Type.Enum([...MACHINE_STATES]),
 })
-const ClusterDetailResponse = Type.Object({ ...ClusterResponse.properties, members: Type.Array(MemberResponse) })
 const AssignmentResponse = Type.Object({
   cluster: Type.String(),
   machine_uuid: Type.String(),
@@ -52,7 +44,7 @@ const AssignmentResponse = Type.Object({
 })
 export const ScheduleResponse = Type.Object({
   assignments: Type.Array(AssignmentResponse, { description: 'What this pass assigned (empty if nothing changed).' }),
-  clusters: Type.Array(Type.Object({ name: Type.String(), state: ClusterResponse.properties.state, waiting: Type.Array(Type.String()) })),
+  clusters: Type.Array(Type.Object({ name: Type.String(), state: Type.Enum([...CLUSTER_STATES]), waiting: Type.Array(Type.String()) })),
 })
 const NameParams = Type.Object({ name: Type.String({ pattern: NAME_PATTERN, maxLength: 63 }) })
 
@@ -66,28 +58,18 @@ export const toFlavorResponse = (flavor: Flavor) => ({
   min_memory_bytes: flavor.minMemoryBytes,
   min_disk_bytes: flavor.minDiskBytes,
   kubernetes_version: flavor.kubernetesVersion,
+  labels: flavor.labels,
+  api_server_port: flavor.apiServerPort,
 })
-export const toClusterResponse = (cluster: Cluster) => ({
-  name: cluster.name,
-  flavor: cluster.flavor,
-  labels: cluster.labels,
-  latitude: cluster.latitude,
-  longitude: cluster.longitude,
-  state: cluster.state,
-  created_at: cluster.createdAt,
-})
-const toDetailResponse = (cluster: ClusterDetail) => ({
-  ...toClusterResponse(cluster),
-  members: cluster.members.map((member) => ({
-    machine_uuid: member.machineUuid,
-    boot_mac: member.bootMac,
-    ip: member.ip,
-    role: member.role,
-    ordinal: member.ordinal,
-    hostname: member.hostname,
-    group: groupIdOf(cluster.name, member.hostname),
-    machine_state: member.machineState,
-  })),
+export const toMemberResponse = (cluster: string, member: ClusterDetail['members'][number]) => ({
+  machine_uuid: member.machineUuid,
+  boot_mac: member.bootMac,
+  ip: member.ip,
+  role: member.role,
+  ordinal: member.ordinal,
+  hostname: member.hostname,
+  group: groupIdOf(cluster, member.hostname),
+  machine_state: member.machineState,
 })
 export const toScheduleResponse = (reports: ScheduleReport[]) => ({
   assignments: reports.flatMap((report) =>
@@ -129,24 +111,6 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
     async (request, reply) => reply.status(201).send(toFlavorResponse(await clusters.createFlavor(request.body))),
   )
 
-  app.get('/clusters', { schema: { tags: ['clusters'], summary: 'List clusters', response: { 200: Type.Array(ClusterResponse), ...adminErrors } } }, async () =>
-    (await clusters.listClusters()).map(toClusterResponse),
-  )
-
-  app.post(
-    '/clusters',
-    {
-      schema: { tags: ['clusters'], summary: 'Create a cluster from a flavor; machines are given to it by the scheduler', body: ClusterDocument, response: { 201: ClusterResponse, ...adminErrors } },
-    },
-    async (request, reply) => reply.status(201).send(toClusterResponse(await clusters.createCluster(request.body))),
-  )
-
-  app.get(
-    '/clusters/:name',
-    { schema: { tags: ['clusters'], summary: 'Get a cluster with its members', params: NameParams, response: { 200: ClusterDetailResponse, ...adminErrors } } },
-    async (request) => toDetailResponse(await clusters.getCluster(request.params.name)),
-  )
-
   app.get(
     '/clusters/:name/certificates',
     {
@@ -167,22 +131,6 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
         service_account_public_key: certificates.serviceAccountPublicKey,
         kubernetes_ca_cert_hash: certificates.kubernetesCaCertHash,
       }
-    },
-  )
-
-  app.delete(
-    '/clusters/:name',
-    {
-      schema: {
-        tags: ['clusters'],
-        summary: 'Destroy a cluster: its per-machine groups are deleted and its machines return to discovered (409 CLUSTER_MEMBERS_INSTALLING during an install)',
-        params: NameParams,
-        response: { 204: Type.Null(), ...adminErrors },
-      },
-    },
-    async (request, reply) => {
-      await clusters.destroyCluster(request.params.name)
-      return reply.status(204).send(null)
     },
   )
 
