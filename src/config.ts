@@ -276,6 +276,7 @@ function envNameOf(keyPath: string[]): string {
 function coerceFromEnvironment(type: string, value: string): unknown {
   const trimmed = value.trim()
   if (type === 'integer') return /^-?\d+$/.test(trimmed) ? Number(trimmed) : value
+  if (type === 'number') return /^-?(\d+\.?\d*|\.\d+)$/.test(trimmed) ? Number(trimmed) : value
   if (type === 'boolean') return trimmed === 'true' ? true : trimmed === 'false' ? false : value
   if (type === 'array') return trimmed === '' ? [] : trimmed.split(',').map((item) => item.trim())
   return value

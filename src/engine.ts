@@ -146,7 +146,6 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       destroy: async (name) => {
         await clusters.destroyCluster(name)
       },
-      exists: async (name) => (await clusterStore.findCluster(name)) !== undefined,
     })
     const healthSweep = new ClusterHealthLoop(registry, {
       intervalMs: config.registry.healthIntervalSeconds * 1000,

@@ -1,15 +1,12 @@
-// @peculiar/x509 (the TLS test's server certificate) needs the Reflect metadata API before it loads.
-import 'reflect-metadata'
-import { webcrypto } from 'node:crypto'
-import * as x509 from '@peculiar/x509'
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node'
 import t, { type Test } from 'tap'
 import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts'
 import { KubernetesNodeDrainer, type KubernetesNodeDrainerOptions } from '../../src/adapters/kubernetes/kubernetes-node-drainer.ts'
-import { adminKubeconfig, type ClusterPki } from '../../src/core/clusters/cluster-pki.ts'
+import { adminKubeconfig } from '../../src/core/clusters/cluster-pki.ts'
 import { SlipwayError } from '../../src/core/errors.ts'
 import type { DrainOptions } from '../../src/core/lifecycle/ports.ts'
 import { FakeKubeApiserver, type FakeKubeApiserverOptions, type PodInput } from '../fakes/kube-apiserver.ts'
+import { servingCertificate } from '../helpers/test-pki.ts'
 
 async function setup(t: Test, options: FakeKubeApiserverOptions = {}, drainerOptions: KubernetesNodeDrainerOptions = {}) {
   const api = await FakeKubeApiserver.start(options)
@@ -428,39 +425,6 @@ t.test('a kubeconfig that cannot work is refused up front', async (t) => {
   t.equal(code(() => new KubernetesNodeDrainer(plain('https://10.0.0.5:6443'))), 'accepted')
   t.notMatch(code(() => new KubernetesNodeDrainer(plain('http://10.0.0.5:8080'))), /s3cret/)
 })
-
-/** A serving certificate for 127.0.0.1 signed by the cluster's Kubernetes CA, as kubeadm's apiserver.crt. */
-async function servingCertificate(pki: ClusterPki): Promise<{ certificatePem: string; privateKeyPem: string }> {
-  x509.cryptoProvider.set(webcrypto as unknown as Crypto)
-  const subtle = webcrypto.subtle as unknown as SubtleCrypto
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
-  const caKey = await subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(pki.kubernetesCa.privateKeyPem), algorithm, false, ['sign'])
-  const ca = new x509.X509Certificate(pki.kubernetesCa.certificatePem)
-  const keys = (await subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair
-  const certificate = await x509.X509CertificateGenerator.create({
-    serialNumber: '01',
-    subject: 'CN=kube-apiserver',
-    issuer: ca.subject,
-    notBefore: new Date(Date.now() - 60_000),
-    notAfter: new Date(Date.now() + 86_400_000),
-    signingAlgorithm: algorithm,
-    publicKey: keys.publicKey,
-    signingKey: caKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'ip', value: '127.0.0.1' },
-        { type: 'dns', value: 'kubernetes.default.svc' },
-      ]),
-    ],
-  })
-  return {
-    certificatePem: certificate.toString('pem'),
-    privateKeyPem: x509.PemConverter.encode(await subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'),
-  }
-}
 
 t.test('over TLS with the admin kubeconfig: the client certificate authenticates, one connection serves the drain', async (t) => {
   const pki = await x509ClusterPkiIssuer.issue('lab', new Date())

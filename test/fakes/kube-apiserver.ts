@@ -25,6 +25,13 @@
  *   schedulable node it stays Pending, unbound, until one appears.
  * - GET /apis/policy/v1/.../poddisruptionbudgets shows the budgets with their computed status.
  *
+ * - /version, and /readyz, /livez, /healthz answering "ok" (or 500 with the failing check while
+ *   `setApiReady(false)`), as the real server's health endpoints do.
+ * - authentication: with `tokens` and/or `tls.clientCaPem`, a request must carry one of the bearer
+ *   tokens or a client certificate signed by the CA, else 401 (no anonymous access).
+ * - `latencyMs` delays every answer (a distant cluster); `setUnresponsive(true)` accepts connections
+ *   and requests but never answers them (a hung API server), until turned off or closed.
+ *
  * Every request is recorded (method, path, query, content type, parsed body, answered status, client
  * certificate) for assertions; `failRequests` makes chosen requests fail with a real-looking Status.
  */
@@ -152,6 +159,15 @@ export interface FakeKubeApiserverOptions {
    * (others, and none, get 401 as from a server without anonymous access).
    */
   tls?: { certificatePem: string; privateKeyPem: string; clientCaPem?: string }
+  /** Bearer tokens that authenticate (with or without TLS client certificates). */
+  tokens?: string[]
+  /** Added before every answer. */
+  latencyMs?: number
+  /** Where to listen (default 127.0.0.1 and a random port). */
+  host?: string
+  port?: number
+  /** What /version answers (default v1.31.4). */
+  gitVersion?: string
 }
 
 export interface PodInput {
@@ -327,6 +343,9 @@ export class FakeKubeApiserver {
   private readonly server: http.Server | https.Server
   /** TLS connections accepted (to check that a client reuses its connections). */
   tlsConnections = 0
+  private apiReady = true
+  private unresponsive = false
+  private readonly held = new Set<http.ServerResponse>()
   private readonly terminationDelayMs: number
   private readonly replacementDelayMs: number
   private readonly replacementReadyDelayMs: number
@@ -355,10 +374,10 @@ export class FakeKubeApiserver {
     const fake = new FakeKubeApiserver(options)
     await new Promise<void>((resolve, reject) => {
       fake.server.once('error', reject)
-      fake.server.listen(0, '127.0.0.1', () => resolve())
+      fake.server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve())
     })
     const { port } = fake.server.address() as AddressInfo
-    fake.url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`
+    fake.url = `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`
     return fake
   }
 
@@ -544,6 +563,20 @@ export class FakeKubeApiserver {
     this.faults.length = 0
   }
 
+  /** /readyz (and /livez, /healthz) answer 500 with a failing etcd check while false. */
+  setApiReady(ready: boolean): void {
+    this.apiReady = ready
+  }
+
+  /** While true, requests are read but never answered (as from a hung server); turning it off drops the held ones. */
+  setUnresponsive(unresponsive: boolean): void {
+    this.unresponsive = unresponsive
+    if (!unresponsive) {
+      for (const response of this.held) response.destroy()
+      this.held.clear()
+    }
+  }
+
   requestsTo(method: string, path: RegExp): RecordedRequest[] {
     return this.requests.filter((r) => r.method === method && path.test(r.path))
   }
@@ -580,12 +613,18 @@ export class FakeKubeApiserver {
       if (peer && peer.subject) record.clientCertificate = Object.entries(peer.subject).map(([k, v]) => `${k}=${String(v)}`).join(', ')
     }
     this.requests.push(record)
+    if (this.unresponsive) {
+      this.held.add(response)
+      response.on('close', () => this.held.delete(response))
+      return
+    }
+    if (this.options.latencyMs) await new Promise((resolve) => setTimeout(resolve, this.options.latencyMs))
 
     let status = 200
     let answer: unknown
     let answerType = 'application/json'
     try {
-      if (this.options.tls?.clientCaPem && !socket.authorized) throw fail(401, 'Unauthorized')
+      if (!this.authenticated(request, socket)) throw fail(401, 'Unauthorized')
       const fault = this.faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && f.path.test(url.pathname))
       if (fault) {
         fault.remaining--
@@ -603,6 +642,16 @@ export class FakeKubeApiserver {
     response.writeHead(status, { 'Content-Type': answerType, 'Cache-Control': 'no-cache, private', 'Audit-Id': randomUUID() })
     response.end(text)
     this.onRequest?.(record)
+  }
+
+  /** Without tokens or a client CA, everyone is let in (the plain-http double); else one of them must match. */
+  private authenticated(request: http.IncomingMessage, socket: TLSSocket): boolean {
+    const byCertificate = Boolean(this.options.tls?.clientCaPem)
+    const byToken = Boolean(this.options.tokens?.length)
+    if (!byCertificate && !byToken) return true
+    if (byCertificate && socket.authorized) return true
+    const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1]
+    return byToken && bearer !== undefined && this.options.tokens!.includes(bearer)
   }
 
   private faultError(status: number, method: string, path: string): HttpError {
@@ -635,7 +684,13 @@ export class FakeKubeApiserver {
     const methodNotAllowed = () => fail(405, 'the server does not allow this method on the requested resource')
 
     if (url.pathname === '/version' && method === 'GET') {
-      return [200, { major: '1', minor: '31', gitVersion: 'v1.31.4', platform: 'linux/amd64' }]
+      const gitVersion = this.options.gitVersion ?? 'v1.31.4'
+      const [major = '1', minor = '31'] = gitVersion.replace(/^v/, '').split('.')
+      return [200, { major, minor, gitVersion, platform: 'linux/amd64' }]
+    }
+    if (['/readyz', '/livez', '/healthz'].includes(url.pathname) && method === 'GET') {
+      if (this.apiReady) throw new HttpError(200, 'ok', 'text/plain; charset=utf-8')
+      throw new HttpError(500, `[+]ping ok\n[-]etcd failed: reason withheld\n${url.pathname.slice(1)} check failed`, 'text/plain; charset=utf-8')
     }
     if (parts[0] === 'api' && parts[1] === 'v1') {
       // /api/v1/nodes[/{name}]

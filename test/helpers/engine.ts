@@ -23,6 +23,8 @@ export interface TestEngineOptions {
   dataDir?: string
   env?: Record<string, string>
   adapters?: EngineAdapters
+  /** Every log line (JSON, debug level and up) is pushed here, for tests of what is never logged. */
+  logLines?: string[]
 }
 
 export interface TestEngine {
@@ -52,7 +54,9 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       ...options.env,
     },
   })
-  const engine = await createEngine(config, pino({ level: 'silent' }), options.adapters)
+  const lines = options.logLines
+  const logger = lines ? pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }) : pino({ level: 'silent' })
+  const engine = await createEngine(config, logger, options.adapters)
   return { engine, config, contentDir, dataDir }
 }
 

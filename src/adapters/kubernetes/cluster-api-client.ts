@@ -116,13 +116,13 @@ class ClusterClient {
 }
 
 /** Why a request failed, as the registry classifies it; the message never includes credentials. */
-function failureOf(error: unknown): { kind: ProbeFailureKind; message: string } {
+function failureOf(error: unknown, timeoutMs: number): { kind: ProbeFailureKind; message: string } {
   if (isStatus(error, 401)) return { kind: 'unauthorized', message: '401 Unauthorized' }
   if (isStatus(error, 403)) return { kind: 'forbidden', message: `403 Forbidden: ${truncate(parseStatus((error as { body?: unknown }).body)?.message ?? 'the credentials may not list nodes and pods', 300)}` }
   const code = (error as { code?: unknown }).code
   if (typeof code === 'number' && code >= 400) return { kind: 'server_error', message: `${code}: ${truncate(parseStatus((error as { body?: unknown }).body)?.message ?? 'error', 300)}` }
   const cause = networkCause(error)
-  if (cause.code === 'TIMEOUT' || cause.code === 'ETIMEDOUT' || cause.code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'timeout', message: `no answer within the request timeout (${cause.text})` }
+  if (cause.code === 'TIMEOUT' || cause.code === 'ETIMEDOUT' || cause.code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'timeout', message: `no answer within ${timeoutMs} ms` }
   if (cause.tls) return { kind: 'tls', message: `TLS: ${cause.text} (does the CA bundle match the API server's certificate?)` }
   return { kind: 'connection', message: cause.text }
 }
@@ -158,7 +158,7 @@ export class KubernetesClusterApi implements ClusterApi {
     const options = client.options(timeoutMs)
     const sample: HealthSample = { apiReady: false, durationMs: 0 }
     try {
-      sample.kubernetesVersion = (await client.version.getCode(options)).gitVersion
+      sample.kubernetesVersion = (await client.version.getCode({}, options)).gitVersion
       sample.apiReady = await client.health.readyz({ signal: AbortSignal.timeout(timeoutMs) })
       const nodes = await this.listAll((_continue) => client.core.listNode({ limit: LIST_PAGE, ...(_continue ? { _continue } : {}) }, options))
       const notReady = nodes.filter((node) => !isNodeReady(node)).map((node) => node.metadata?.name ?? '?')
@@ -166,7 +166,7 @@ export class KubernetesClusterApi implements ClusterApi {
       const pods = await this.listAll((_continue) => client.core.listPodForAllNamespaces({ limit: LIST_PAGE, ...(_continue ? { _continue } : {}) }, options))
       sample.pods = { running: pods.filter((pod) => pod.status?.phase === 'Running').length, total: pods.length }
     } catch (error) {
-      sample.failure = failureOf(error)
+      sample.failure = failureOf(error, timeoutMs)
     }
     sample.durationMs = performance.now() - started
     return sample
@@ -181,7 +181,7 @@ export class KubernetesClusterApi implements ClusterApi {
       nodes = await this.listAll((_continue) => client.core.listNode({ limit: LIST_PAGE, ...(_continue ? { _continue } : {}) }, options))
       pods = await this.listAll((_continue) => client.core.listPodForAllNamespaces({ limit: LIST_PAGE, ...(_continue ? { _continue } : {}) }, options))
     } catch (error) {
-      const failure = failureOf(error)
+      const failure = failureOf(error, timeoutMs)
       throw unavailable('CLUSTER_API_FAILED', `cluster "${connection.name}" (${connection.server}): ${failure.message}`, 5)
     }
     const podsByNamespace: LiveDetails['podsByNamespace'] = {}

@@ -75,8 +75,6 @@ export interface ProvisionedClusters {
   joinTarget(name: string): Promise<{ ready: true; connection: ClusterConnection } | { ready: false; message: string }>
   /** Destroys a provisioned cluster (its registry entry goes with it). */
   destroy(name: string): Promise<void>
-  /** Whether a provisioned cluster (joined or not) has this name. */
-  exists(name: string): Promise<boolean>
 }
 
 /** What one health sweep did (jobs/cluster-health-loop.ts runs them). */
@@ -149,7 +147,8 @@ export class ClusterRegistry {
       updatedAt: at,
     }
     await this.repository.transaction(async (repository) => {
-      if ((await repository.find(cluster.name)) || (await this.provisioned.exists(cluster.name))) throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
+      // Provisioned clusters have their entry from creation: one look covers both kinds.
+      if (await repository.find(cluster.name)) throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
       await repository.insert(cluster, credential)
     })
     return { ...(await this.entry(cluster.name)), health: null }
