@@ -146,6 +146,10 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       destroy: async (name) => {
         await clusters.destroyCluster(name)
       },
+    }, undefined, async () => {
+      // Role templates see `cluster.labels`: the members' configs may have changed.
+      await clusterDirectory.load()
+      driftRecheck.trigger('cluster changed')
     })
     const healthSweep = new ClusterHealthLoop(registry, {
       intervalMs: config.registry.healthIntervalSeconds * 1000,

@@ -104,6 +104,8 @@ export class ClusterRegistry {
     private readonly api: ClusterApi,
     private readonly provisioned: ProvisionedClusters,
     private readonly clock: () => Date = () => new Date(),
+    /** Told after an operator changed an entry: a provisioned cluster's labels reach its machines' templates. */
+    private readonly changed: (name: string) => Promise<void> | void = () => {},
   ) {}
 
   /** Every cluster, or those whose labels match a Kubernetes label selector (`region=eu,tier!=test`). */
@@ -185,6 +187,7 @@ export class ClusterRegistry {
       updatedAt: now.toISOString(),
     }
     await this.repository.update(updated, credential)
+    await this.changed(name)
     return { ...(await this.entry(name)), health: (await this.repository.findHealth(name)) ?? null }
   }
 
