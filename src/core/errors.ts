@@ -4,6 +4,7 @@
  */
 export type ErrorKind =
   | 'invalid' // the caller sent something wrong; nothing was changed
+  | 'too_large' // the caller sent more than is accepted; nothing was changed
   | 'unauthorized'
   | 'forbidden'
   | 'not_found'
@@ -25,6 +26,8 @@ export class SlipwayError extends Error {
 
 export const invalid = (code: string, message: string, details?: Record<string, unknown>) =>
   new SlipwayError('invalid', code, message, details)
+export const tooLarge = (code: string, message: string, details?: Record<string, unknown>) =>
+  new SlipwayError('too_large', code, message, details)
 export const notFound = (code: string, message: string, details?: Record<string, unknown>) =>
   new SlipwayError('not_found', code, message, details)
 export const conflict = (code: string, message: string, details?: Record<string, unknown>) =>

@@ -23,6 +23,11 @@ export interface Database {
   cluster_registry: ClusterRegistryTable
   cluster_health: ClusterHealthTable
   cluster_health_events: ClusterHealthEventsTable
+  charts: ChartsTable
+  releases: ReleasesTable
+  release_revisions: ReleaseRevisionsTable
+  cluster_releases: ClusterReleasesTable
+  release_events: ReleaseEventsTable
   rollout_runs: RolloutRunsTable
   rollout_machines: RolloutMachinesTable
   rollout_events: RolloutEventsTable
@@ -323,6 +328,71 @@ export interface ClusterHealthEventsTable {
   from_status: string | null
   to_status: string
   reason: string
+  message: string
+}
+
+export interface ChartsTable {
+  name: string
+  version: string
+  app_version: string | null
+  description: string | null
+  api_version: string
+  digest: string
+  size_bytes: number
+  archive: Uint8Array
+  source: 'upload' | 'repository'
+  source_url: string | null
+  created_at: string
+}
+
+export interface ReleasesTable {
+  namespace: string
+  name: string
+  selector: string
+  /** JSON string[]. */
+  excluded_clusters: Generated<string>
+  revision: number
+  state: 'active' | 'paused' | 'halted' | 'deleting'
+  /** JSON RolloutSettings. */
+  rollout: string
+  created_at: string
+  updated_at: string
+}
+
+export interface ReleaseRevisionsTable {
+  namespace: string
+  name: string
+  revision: number
+  chart_name: string
+  chart_version: string
+  /** JSON object. */
+  values: string
+  cluster_values: number
+  description: string
+  created_at: string
+}
+
+export interface ClusterReleasesTable {
+  namespace: string
+  name: string
+  cluster: string
+  revision: number
+  phase: 'pending' | 'applying' | 'ready' | 'failed' | 'removing'
+  error: string | null
+  attempts: Generated<number>
+  retry_at: string | null
+  /** JSON ObjectRef[]. */
+  objects: Generated<string>
+  updated_at: string
+  ready_at: string | null
+}
+
+export interface ReleaseEventsTable {
+  id: Generated<number>
+  namespace: string
+  name: string
+  cluster: string | null
+  at: string
   message: string
 }
 

@@ -45,10 +45,17 @@ const NETWORK_ERRORS: Record<string, string> = {
   UND_ERR_SOCKET: 'connection closed by the server',
 }
 
+/**
+ * client-node's KubernetesObjectApi prefixes the message of a failed discovery request
+ * (`e.message = ...` in its resource()); when the request was aborted by its timeout the error is a
+ * DOMException whose message is read-only, so what reaches us is this TypeError instead.
+ */
+const isMangledAbort = (error: unknown) => error instanceof TypeError && /Cannot set property message of .* which has only a getter/.test(error.message)
+
 /** What undici's `fetch failed` hides in its `cause` (an error with a code, or an AggregateError of them). */
 export function networkCause(error: unknown): { code?: string; text: string; tls: boolean } {
   const seen = error as { name?: string; message?: string; cause?: unknown }
-  if (seen?.name === 'TimeoutError' || seen?.name === 'AbortError') return { code: 'TIMEOUT', text: 'no answer in time', tls: false }
+  if (seen?.name === 'TimeoutError' || seen?.name === 'AbortError' || isMangledAbort(error)) return { code: 'TIMEOUT', text: 'no answer in time', tls: false }
   let cause = (seen?.cause ?? error) as { code?: string; message?: string; errors?: unknown[] } | undefined
   if (!cause?.code && Array.isArray(cause?.errors) && cause.errors.length > 0) cause = cause.errors[0] as typeof cause
   const code = cause?.code

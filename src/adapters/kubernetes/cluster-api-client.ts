@@ -1,10 +1,11 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
-import { CoreV1Api, Health, KubeConfig, Observable, VersionApi, type ConfigurationOptions, type ObservableMiddleware, type RequestContext, type V1Node, type V1Pod } from '@kubernetes/client-node'
+import { CoreV1Api, Health, KubeConfig, VersionApi, type ConfigurationOptions, type V1Node, type V1Pod } from '@kubernetes/client-node'
 import { invalid, unavailable } from '../../core/errors.ts'
 import type { HealthSample, ProbeFailureKind } from '../../core/registry/cluster-health.ts'
 import type { ClusterConnection, Credential, CredentialsDocument } from '../../core/registry/registered-cluster.ts'
 import type { ClusterApi, LiveDetails } from '../../core/registry/registry-service.ts'
 import { isStatus, networkCause, parseStatus, truncate } from './api-answers.ts'
+import { kubeConfigOf, SharedConnectionPool } from './cluster-connection.ts'
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g
 const LIST_PAGE = 500
@@ -63,25 +64,12 @@ function readKubeconfig(text: string): { credential: Credential; server: string;
   return { credential, server: cluster.server, caBundle }
 }
 
-function kubeConfigOf(connection: ClusterConnection): KubeConfig {
-  const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
-  const config = new KubeConfig()
-  const { credential } = connection
-  config.loadFromOptions({
-    clusters: [{ name: connection.name, server: connection.server, skipTLSVerify: false, ...(connection.caBundle ? { caData: b64(connection.caBundle) } : {}) }],
-    users: [{ name: 'slipway', ...(credential.type === 'token' ? { token: credential.token } : { certData: b64(credential.certificatePem), keyData: b64(credential.keyPem) }) }],
-    contexts: [{ name: 'slipway', cluster: connection.name, user: 'slipway' }],
-    currentContext: 'slipway',
-  })
-  return config
-}
-
-/** One cluster's clients, with one connection pool kept for every request (client-node builds an Agent per request). */
+/** One cluster's clients, sharing one connection pool. */
 class ClusterClient {
   readonly core: CoreV1Api
   readonly version: VersionApi
   readonly health: Health
-  private dispatcher: ReturnType<RequestContext['getDispatcher']>
+  private readonly pool = new SharedConnectionPool()
 
   constructor(
     readonly fingerprint: string,
@@ -94,29 +82,16 @@ class ClusterClient {
   }
 
   options(timeoutMs: number): ConfigurationOptions {
-    const middleware: ObservableMiddleware = {
-      pre: (context) => {
-        context.setSignal(AbortSignal.timeout(timeoutMs))
-        const dispatcher = context.getDispatcher()
-        if (!this.dispatcher) this.dispatcher = dispatcher
-        else if (dispatcher && dispatcher !== this.dispatcher) {
-          context.setDispatcher(this.dispatcher)
-          dispatcher.close().catch(() => undefined)
-        }
-        return new Observable(Promise.resolve(context))
-      },
-      post: (response) => new Observable(Promise.resolve(response)),
-    }
-    return { middleware: [middleware], middlewareMergeStrategy: 'append' }
+    return { middleware: [this.pool.middleware(timeoutMs)], middlewareMergeStrategy: 'append' }
   }
 
-  async close(): Promise<void> {
-    await this.dispatcher?.close().catch(() => undefined)
+  close(): Promise<void> {
+    return this.pool.close()
   }
 }
 
 /** Why a request failed, as the registry classifies it; the message never includes credentials. */
-function failureOf(error: unknown, timeoutMs: number): { kind: ProbeFailureKind; message: string } {
+export function failureOf(error: unknown, timeoutMs: number): { kind: ProbeFailureKind; message: string } {
   if (isStatus(error, 401)) return { kind: 'unauthorized', message: '401 Unauthorized' }
   if (isStatus(error, 403)) return { kind: 'forbidden', message: `403 Forbidden: ${truncate(parseStatus((error as { body?: unknown }).body)?.message ?? 'the credentials may not list nodes and pods', 300)}` }
   const code = (error as { code?: unknown }).code

@@ -104,7 +104,7 @@ export class ClusterRegistry {
     private readonly api: ClusterApi,
     private readonly provisioned: ProvisionedClusters,
     private readonly clock: () => Date = () => new Date(),
-    /** Told after an operator changed an entry: a provisioned cluster's labels reach its machines' templates. */
+    /** Told after an operator added, changed or removed an entry (labels reach templates and release selectors). */
     private readonly changed: (name: string) => Promise<void> | void = () => {},
   ) {}
 
@@ -153,6 +153,7 @@ export class ClusterRegistry {
       if (await repository.find(cluster.name)) throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
       await repository.insert(cluster, credential)
     })
+    await this.changed(cluster.name)
     return { ...(await this.entry(cluster.name)), health: null }
   }
 
@@ -196,6 +197,7 @@ export class ClusterRegistry {
     const entry = await this.entry(name)
     if (entry.source === 'provisioned') await this.provisioned.destroy(name)
     else await this.repository.delete(name)
+    await this.changed(name)
   }
 
   /** How to reach a joined cluster, credentials unsealed (kept in memory only). */
@@ -241,6 +243,7 @@ export class ClusterRegistry {
         const joined: RegisteredCluster = { ...entry, server: entry.server ?? target.connection.server, caBundle: target.connection.caBundle, joinedAt: at, joinMessage: null, updatedAt: at }
         await this.repository.update(joined)
         await this.recordHealth(name, sample, this.clock())
+        await this.changed(name)
         return true
       }
       joinMessage = `its API server ${target.connection.server} does not answer yet: ${verdict.message}`

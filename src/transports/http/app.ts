@@ -7,7 +7,14 @@ import type { BootService } from '../../core/boot/boot-service.ts'
 import type { ContentService } from '../../core/content/content-service.ts'
 import { requireBearerToken, type TokenVerifier } from './auth.ts'
 import type { ClusterRegistry, SweepReport } from '../../core/registry/registry-service.ts'
+import multipart from '@fastify/multipart'
+import { GZIP_TYPES } from './routes/chart-upload.ts'
 import { registryRoutes } from './routes/admin/registry.ts'
+import { releaseRoutes } from './routes/admin/releases.ts'
+import { optikonReleaseRoutes } from './routes/optikon-releases.ts'
+import { chartRepositoryRoutes } from './routes/chart-repository.ts'
+import type { ChartService } from '../../core/releases/chart-service.ts'
+import type { ReleaseService } from '../../core/releases/release-service.ts'
 import { installErrorHandling } from './errors.ts'
 import type { EngineMetrics } from '../metrics.ts'
 import { staticFileRoutes } from './routes/static-files.ts'
@@ -54,6 +61,10 @@ export interface AppDependencies {
   installs: InstallAuthorization
   clusters: ClusterService
   registry: ClusterRegistry
+  charts: ChartService
+  releases: ReleaseService
+  /** The largest chart archive a request may carry. */
+  chartLimitBytes: number
   healthSweep: { runNow(reason?: string): Promise<SweepReport> }
   /** Timeout of each request to a cluster's API server made while answering (?live=true). */
   requestTimeoutMs: number
@@ -69,7 +80,7 @@ export interface AppDependencies {
 }
 
 const ADMIN_PREFIXES = ['/api/', '/v1/']
-const ADMIN_COLLECTIONS = ['/clusters']
+const ADMIN_COLLECTIONS = ['/clusters', '/releases', '/charts']
 /** Paths that need the admin token: the API prefixes, and optikon's collections with what is under them. */
 function isAdminPath(url: string): boolean {
   if (ADMIN_PREFIXES.some((prefix) => url.startsWith(prefix))) return true
@@ -113,6 +124,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     done()
   })
 
+  // Chart archives arrive as multipart forms (ours and optikon's) or bare gzip bodies, up to the chart limit.
+  await app.register(multipart, { limits: { fileSize: deps.chartLimitBytes, files: 1, fields: 20, fieldSize: 1_048_576, parts: 21 } })
+  app.addContentTypeParser(GZIP_TYPES, { parseAs: 'buffer', bodyLimit: deps.chartLimitBytes }, (_request, body, done) => done(null, body))
   await app.register(swagger, {
     openapi: {
       info: {
@@ -154,6 +168,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(machineRoutes, { machines: deps.machines })
       await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
+      await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })
       await admin.register(lockRoutes, { locks: deps.locks })
       await admin.register(rolloutRoutes, { rollouts: deps.rollouts })
     },
@@ -162,5 +177,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(provisionRoutes, { clusters: deps.clusters })
   // optikon's routes at the root, for its users and tools.
   await app.register(registryRoutes, registryOptions)
+  await app.register(optikonReleaseRoutes, { charts: deps.charts, releases: deps.releases })
+  await app.register(chartRepositoryRoutes, { charts: deps.charts })
   return app
 }

@@ -16,16 +16,31 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The token a request presents: `Authorization: Bearer <token>`, or HTTP Basic with the token as the
+ * password (any user name), which is all Helm and other repository clients can send
+ * (`helm repo add --username slipway --password <token>`).
+ */
+function presentedToken(header: string | undefined): string | undefined {
+  if (!header) return undefined
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  if (bearer) return bearer[1]
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header)
+  if (!basic) return undefined
+  const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  return colon === -1 ? undefined : decoded.slice(colon + 1) || undefined
+}
+
 /** An onRequest hook: the admin API answers nothing, not even a 404 shape, without a valid token. */
 export function requireBearerToken(verify: TokenVerifier) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const header = request.headers.authorization
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
-    if (!match) {
+    const token = presentedToken(request.headers.authorization)
+    if (!token) {
       reply.header('WWW-Authenticate', 'Bearer realm="slipway"')
-      throw new SlipwayError('unauthorized', 'TOKEN_REQUIRED', 'this API needs an "Authorization: Bearer <token>" header')
+      throw new SlipwayError('unauthorized', 'TOKEN_REQUIRED', 'this API needs an "Authorization: Bearer <token>" header (Helm repository clients: HTTP Basic with the token as the password)')
     }
-    const principal = await verify(match[1]!)
+    const principal = await verify(token)
     if (!principal) {
       reply.header('WWW-Authenticate', 'Bearer realm="slipway", error="invalid_token"')
       throw new SlipwayError('unauthorized', 'TOKEN_INVALID', 'the bearer token is not valid')

@@ -3,6 +3,7 @@ import { SlipwayError, type ErrorKind } from '../../core/errors.ts'
 
 const STATUS_OF_KIND: Record<ErrorKind, number> = {
   invalid: 400,
+  too_large: 413,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

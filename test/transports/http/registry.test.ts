@@ -14,8 +14,8 @@ import { FakeKubeApiserver } from '../../fakes/kube-apiserver.ts'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { issueCertificate, servingCertificate } from '../../helpers/test-pki.ts'
 
-const INTERVAL_MS = 1000
-const TIMEOUT_MS = 400
+const INTERVAL_MS = 2000
+const TIMEOUT_MS = 1000
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Double {

@@ -1,0 +1,41 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import * as yaml from 'js-yaml'
+import Type from 'typebox'
+import { notFound } from '../../../core/errors.ts'
+import type { ChartService, StoredChart } from '../../../core/releases/chart-service.ts'
+
+const archiveName = (chart: StoredChart) => `${chart.name}-${chart.version}.tgz`
+
+/**
+ * The engine's charts as a Helm chart repository (`helm repo add slipway <engine>/charts --username
+ * any --password <token>`): `index.yaml` in Helm's format, archives beside it with relative URLs.
+ * Behind the admin token like the rest of the admin surface (app.ts); Helm sends it as Basic auth.
+ */
+export const chartRepositoryRoutes: FastifyPluginAsyncTypebox<{ charts: ChartService }> = async (app, { charts }) => {
+  app.get('/charts/index.yaml', { schema: { tags: ['releases'], summary: 'Helm repository index of the stored charts' } }, async (_request, reply) => {
+    const entries: Record<string, unknown[]> = {}
+    for (const chart of await charts.list()) {
+      ;(entries[chart.name] ??= []).push({
+        apiVersion: chart.apiVersion,
+        name: chart.name,
+        version: chart.version,
+        ...(chart.appVersion ? { appVersion: chart.appVersion } : {}),
+        ...(chart.description ? { description: chart.description } : {}),
+        created: chart.createdAt,
+        digest: chart.digest,
+        urls: [archiveName(chart)],
+      })
+    }
+    return reply.type('application/x-yaml').send(yaml.dump({ apiVersion: 'v1', entries, generated: new Date().toISOString() }, { lineWidth: -1 }))
+  })
+
+  app.get(
+    '/charts/:file',
+    { schema: { tags: ['releases'], summary: 'A chart archive of the repository', params: Type.Object({ file: Type.String({ pattern: '\\.tgz$', maxLength: 400 }) }) } },
+    async (request, reply) => {
+      const chart = (await charts.list()).find((candidate) => archiveName(candidate) === request.params.file)
+      if (!chart) throw notFound('CHART_NOT_FOUND', `no chart archive ${request.params.file} in the repository`)
+      return reply.type('application/gzip').send(await charts.archive(chart.name, chart.version))
+    },
+  )
+}
