@@ -150,7 +150,8 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger })
     reportArrived = () => executor.notify()
     const rollouts = new RolloutService(rolloutRepository(store), rolloutTargets(store), locks, undefined, () => rolloutRunner.trigger('run changed'))
-    const clusterApi = adapters.clusterApi ?? new KubernetesClusterApi()
+    // Connections outlive a sweep interval (and a little more), so that each sweep reuses them.
+    const clusterApi = adapters.clusterApi ?? new KubernetesClusterApi({ keepAliveMs: Math.max(60_000, config.registry.healthIntervalSeconds * 2_000 + 10_000) })
     const registry = new ClusterRegistry(registryRepository(store, secrets), clusterApi, {
       joinTarget: (name) => clusters.joinTarget(name),
       destroy: async (name) => {

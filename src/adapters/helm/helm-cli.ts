@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import * as yaml from 'js-yaml'
+import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { invalid } from '../../core/errors.ts'
 import type { ChartMetadata, ChartTool } from '../../core/releases/chart-service.ts'
 import type { KubeObject, ReleaseRenderer, RenderInput, Rendered } from '../../core/releases/ports.ts'
@@ -42,7 +42,7 @@ export class HelmCli implements ChartTool, ReleaseRenderer {
       const file = path.join(dir, 'chart.tgz')
       await writeFile(file, archive)
       const { stdout } = await this.helm(['show', 'chart', file], 'INVALID_CHART', 'the archive is not a chart helm can read')
-      const chart = yaml.load(stdout) as Record<string, unknown> | null
+      const chart = parseYaml(stdout) as Record<string, unknown> | null
       if (!chart || typeof chart.name !== 'string' || typeof chart.version !== 'string') throw invalid('INVALID_CHART', 'Chart.yaml has no name or version')
       const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : value === undefined || value === null ? null : String(value))
       return { name: chart.name, version: chart.version, appVersion: text(chart.appVersion), description: text(chart.description), apiVersion: text(chart.apiVersion) ?? 'v1' }
@@ -71,12 +71,10 @@ export class HelmCli implements ChartTool, ReleaseRenderer {
         'CHART_RENDER_FAILED',
         `chart ${input.chart.name} ${input.chart.version} does not render`,
       )
-      let documents: unknown[]
-      try {
-        documents = yaml.loadAll(stdout)
-      } catch (error) {
-        throw invalid('CHART_RENDER_FAILED', `chart ${input.chart.name} ${input.chart.version} rendered YAML that does not parse: ${(error as Error).message.split('\n')[0]}`)
-      }
+      const parsed = parseAllDocuments(stdout)
+      const broken = parsed.flatMap((document) => document.errors)[0]
+      if (broken) throw invalid('CHART_RENDER_FAILED', `chart ${input.chart.name} ${input.chart.version} rendered YAML that does not parse: ${broken.message.split('\n')[0]}`)
+      const documents: unknown[] = parsed.map((document) => document.toJS())
       const objects = documents.filter((document): document is KubeObject => document !== null && typeof document === 'object' && !Array.isArray(document))
       for (const object of objects) {
         const name = (object.metadata as { name?: unknown } | undefined)?.name

@@ -1,11 +1,12 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
-import { CoreV1Api, Health, KubeConfig, VersionApi, type ConfigurationOptions, type V1Node, type V1Pod } from '@kubernetes/client-node'
+import { ApiException, CoreV1Api, KubeConfig, VersionApi, type ConfigurationOptions, type V1Node, type V1Pod } from '@kubernetes/client-node'
+import { request } from 'undici'
 import { invalid, unavailable } from '../../core/errors.ts'
 import type { HealthSample, ProbeFailureKind } from '../../core/registry/cluster-health.ts'
 import type { ClusterConnection, Credential, CredentialsDocument } from '../../core/registry/registered-cluster.ts'
 import type { ClusterApi, LiveDetails } from '../../core/registry/registry-service.ts'
 import { isStatus, networkCause, parseStatus, truncate } from './api-answers.ts'
-import { kubeConfigOf, SharedConnectionPool } from './cluster-connection.ts'
+import { kubeConfigOf, SharedConnectionPool, type ConnectionPoolOptions } from './cluster-connection.ts'
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----/g
 const LIST_PAGE = 500
@@ -68,21 +69,36 @@ function readKubeconfig(text: string): { credential: Credential; server: string;
 class ClusterClient {
   readonly core: CoreV1Api
   readonly version: VersionApi
-  readonly health: Health
-  private readonly pool = new SharedConnectionPool()
+  private readonly pool: SharedConnectionPool
 
   constructor(
     readonly fingerprint: string,
-    connection: ClusterConnection,
+    private readonly connection: ClusterConnection,
+    pool: ConnectionPoolOptions,
   ) {
     const config = kubeConfigOf(connection)
+    this.pool = new SharedConnectionPool(connection, pool)
     this.core = config.makeApiClient(CoreV1Api)
     this.version = config.makeApiClient(VersionApi)
-    this.health = new Health(config)
   }
 
   options(timeoutMs: number): ConfigurationOptions {
     return { middleware: [this.pool.middleware(timeoutMs)], middlewareMergeStrategy: 'append' }
+  }
+
+  /**
+   * GET /readyz through the kept pool (client-node's Health builds a new connection per call). As
+   * Health does: 200 is ready; an API server without /readyz (404) is asked /healthz.
+   */
+  async readyz(timeoutMs: number): Promise<{ ready: boolean; message?: string }> {
+    for (const path of ['/readyz', '/healthz']) {
+      const answer = await request(`${this.connection.server}${path}`, { dispatcher: this.pool.agent, headers: SharedConnectionPool.authorization(this.connection), signal: AbortSignal.timeout(timeoutMs) })
+      const text = truncate((await answer.body.text()).trim(), 300)
+      if (answer.statusCode === 200) return { ready: true }
+      if (answer.statusCode === 401) throw new ApiException(401, 'Unauthorized', text, {})
+      if (answer.statusCode !== 404) return { ready: false, message: `${answer.statusCode} ${text}` }
+    }
+    return { ready: true }
   }
 
   close(): Promise<void> {
@@ -113,6 +129,9 @@ const isNodeReady = (node: V1Node) => node.status?.conditions?.some((condition) 
 export class KubernetesClusterApi implements ClusterApi {
   private readonly clients = new Map<string, ClusterClient>()
 
+  /** `keepAliveMs`: keep idle connections longer than the sweep interval, so that sweeps reuse them. */
+  constructor(private readonly pool: ConnectionPoolOptions = { keepAliveMs: 60_000 }) {}
+
   readCredentials(credentials: CredentialsDocument): { credential: Credential; server?: string; caBundle?: string | null } {
     if (credentials.kubeconfig !== undefined) return readKubeconfig(credentials.kubeconfig)
     if (credentials.token !== undefined) {
@@ -135,12 +154,15 @@ export class KubernetesClusterApi implements ClusterApi {
     // The four questions at once: a distant cluster costs one round trip, not four.
     const [version, ready, nodes, pods] = await Promise.allSettled([
       client.version.getCode({}, options),
-      client.health.readyz({ signal: AbortSignal.timeout(timeoutMs) }),
+      client.readyz(timeoutMs),
       this.listAll((_continue) => client.core.listNode({ limit: LIST_PAGE, ...(_continue ? { _continue } : {}) }, options)),
       this.listAll((_continue) => client.core.listPodForAllNamespaces({ limit: LIST_PAGE, ...(_continue ? { _continue } : {}) }, options)),
     ])
     if (version.status === 'fulfilled') sample.kubernetesVersion = version.value.gitVersion
-    if (ready.status === 'fulfilled') sample.apiReady = ready.value
+    if (ready.status === 'fulfilled') {
+      sample.apiReady = ready.value.ready
+      if (ready.value.message) sample.apiMessage = ready.value.message
+    }
     if (nodes.status === 'fulfilled') {
       const notReady = nodes.value.filter((node) => !isNodeReady(node)).map((node) => node.metadata?.name ?? '?')
       sample.nodes = { ready: nodes.value.length - notReady.length, total: nodes.value.length, notReady }
@@ -212,7 +234,7 @@ export class KubernetesClusterApi implements ClusterApi {
     const current = this.clients.get(connection.name)
     if (current?.fingerprint === fingerprint) return current
     void current?.close()
-    const client = new ClusterClient(fingerprint, connection)
+    const client = new ClusterClient(fingerprint, connection, this.pool)
     this.clients.set(connection.name, client)
     return client
   }

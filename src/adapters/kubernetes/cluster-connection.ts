@@ -1,4 +1,6 @@
-import { KubeConfig, Observable, type ObservableMiddleware, type RequestContext } from '@kubernetes/client-node'
+import { createSecureContext } from 'node:tls'
+import { KubeConfig, Observable, type ObservableMiddleware } from '@kubernetes/client-node'
+import { Agent } from 'undici'
 import type { ClusterConnection } from '../../core/registry/registered-cluster.ts'
 
 /** A kubeconfig for one registered cluster, built in memory from its connection (never written anywhere). */
@@ -15,24 +17,47 @@ export function kubeConfigOf(connection: ClusterConnection): KubeConfig {
   return config
 }
 
+export interface ConnectionPoolOptions {
+  /** Idle connections are kept this long: longer than the time between two uses (a health sweep interval). */
+  keepAliveMs: number
+}
+
 /**
- * client-node 2.x builds a new undici Agent for every request of a TLS kubeconfig, so every call would
- * open a new connection and TLS handshake. This middleware keeps the first Agent for all requests of
- * one cluster (closing the unused ones) and bounds each request with a timeout.
+ * One connection pool per cluster, for every request to it. client-node 2.x builds a new undici
+ * Agent, and so a new TLS context and connection, for every request of a TLS kubeconfig; at a few
+ * hundred clusters the handshakes are most of the engine's CPU. This pool builds the TLS context once
+ * (the cluster CA, and the client certificate when that is the credential), keeps idle connections
+ * for `keepAliveMs`, and its middleware puts it in place of the Agent client-node made (closing that
+ * one unused). Each request is also bounded by a timeout.
  */
 export class SharedConnectionPool {
-  private dispatcher: ReturnType<RequestContext['getDispatcher']>
+  readonly agent: Agent
+
+  constructor(connection: ClusterConnection, options: ConnectionPoolOptions) {
+    const { credential } = connection
+    const secureContext = createSecureContext({
+      ...(connection.caBundle ? { ca: connection.caBundle } : {}),
+      ...(credential.type === 'client_certificate' ? { cert: credential.certificatePem, key: credential.keyPem } : {}),
+    })
+    this.agent = new Agent({
+      connect: { secureContext, keepAlive: true, keepAliveInitialDelay: 30_000 },
+      keepAliveTimeout: options.keepAliveMs,
+      keepAliveMaxTimeout: options.keepAliveMs,
+    })
+  }
+
+  /** Headers that authenticate a request made outside client-node (the bearer token; a certificate is in the TLS context). */
+  static authorization(connection: ClusterConnection): Record<string, string> {
+    return connection.credential.type === 'token' ? { authorization: `Bearer ${connection.credential.token}` } : {}
+  }
 
   middleware(timeoutMs: number): ObservableMiddleware {
     return {
       pre: (context) => {
         context.setSignal(AbortSignal.timeout(timeoutMs))
-        const dispatcher = context.getDispatcher()
-        if (!this.dispatcher) this.dispatcher = dispatcher
-        else if (dispatcher && dispatcher !== this.dispatcher) {
-          context.setDispatcher(this.dispatcher)
-          dispatcher.close().catch(() => undefined)
-        }
+        const made = context.getDispatcher()
+        context.setDispatcher(this.agent)
+        if (made && made !== this.agent) made.close().catch(() => undefined)
         return new Observable(Promise.resolve(context))
       },
       post: (response) => new Observable(Promise.resolve(response)),
@@ -40,8 +65,6 @@ export class SharedConnectionPool {
   }
 
   async close(): Promise<void> {
-    const dispatcher = this.dispatcher
-    this.dispatcher = undefined
-    await dispatcher?.close().catch(() => undefined)
+    await this.agent.close().catch(() => undefined)
   }
 }

@@ -224,7 +224,7 @@ export class KubernetesReleaseApplier implements ReleaseApplier {
     const current = this.clients.get(cluster)
     if (current?.fingerprint === fingerprint) return current.api
     void current?.pool.close()
-    const pool = new SharedConnectionPool()
+    const pool = new SharedConnectionPool(connection, { keepAliveMs: 60_000 })
     const config = kubeConfigOf(connection)
     const api = new ObjectClient(
       createConfiguration({ baseServer: new ServerConfiguration(connection.server, {}), authMethods: { default: config }, middleware: [pool.middleware(this.options.requestTimeoutMs)] }),

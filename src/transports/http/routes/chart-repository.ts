@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import * as yaml from 'js-yaml'
+import { stringify } from 'yaml'
 import Type from 'typebox'
 import { notFound } from '../../../core/errors.ts'
 import type { ChartService, StoredChart } from '../../../core/releases/chart-service.ts'
@@ -26,7 +26,7 @@ export const chartRepositoryRoutes: FastifyPluginAsyncTypebox<{ charts: ChartSer
         urls: [archiveName(chart)],
       })
     }
-    return reply.type('application/x-yaml').send(yaml.dump({ apiVersion: 'v1', entries, generated: new Date().toISOString() }, { lineWidth: -1 }))
+    return reply.type('application/x-yaml').send(stringify({ apiVersion: 'v1', entries, generated: new Date().toISOString() }, { lineWidth: 0 }))
   })
 
   app.get(
