@@ -260,6 +260,8 @@ async function main(): Promise<void> {
     SLIPWAY_CONFIG: configFile,
     SLIPWAY_HTTP_HOST: '127.0.0.1',
     SLIPWAY_HTTP_PORT: String(enginePort),
+    SLIPWAY_PROXY_ENABLED: 'false',
+    SLIPWAY_DNS_ENABLED: 'false',
     SLIPWAY_DATA_DIR: dataDir,
     // The repo's sample content (read only): it holds the role profiles the scheduler assigns.
     SLIPWAY_CONTENT_PROFILES_DIR: path.join(REPO, 'profiles'),

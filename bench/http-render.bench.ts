@@ -100,6 +100,8 @@ async function main(): Promise<void> {
     SLIPWAY_CONFIG: configFile,
     SLIPWAY_HTTP_HOST: '127.0.0.1',
     SLIPWAY_HTTP_PORT: String(enginePort),
+    SLIPWAY_PROXY_ENABLED: 'false',
+    SLIPWAY_DNS_ENABLED: 'false',
     SLIPWAY_DATA_DIR: path.join(tmp, 'var'),
     SLIPWAY_CONTENT_PROFILES_DIR: dirs.profilesDir,
     SLIPWAY_CONTENT_IGNITION_DIR: dirs.ignitionDir,

@@ -201,6 +201,7 @@ async function startEngine(concurrency: number, folders: { dataDir: string; cont
     ...folders,
     env: {
       SLIPWAY_HTTP_PORT: '0',
+      SLIPWAY_PROXY_ENABLED: 'false',
       SLIPWAY_HTTP_HOST: '127.0.0.1',
       SLIPWAY_REGISTRY_HEALTH_INTERVAL_SECONDS: '0',
       SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',

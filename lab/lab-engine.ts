@@ -72,6 +72,7 @@ export async function startLabEngine({ lab, scratch, content, token, env = {} }:
       SLIPWAY_DATA_DIR: path.join(scratch, 'var'),
       SLIPWAY_HTTP_HOST: '0.0.0.0',
       SLIPWAY_HTTP_PORT: String(LAB_HTTP_PORT),
+      SLIPWAY_DNS_PORT: '0',
       SLIPWAY_HTTP_PUBLIC_URL: url,
       SLIPWAY_DHCP_MODE: 'full',
       SLIPWAY_DHCP_SERVER_ADDRESS: lab.bridgeAddress,

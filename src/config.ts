@@ -127,6 +127,24 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    dns: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Serve the authoritative zone (UDP and TCP).' }),
+        host: Type.String({ default: '127.0.0.1', description: 'Address the DNS server listens on (0.0.0.0 for every IPv4 address).' }),
+        port: Type.Integer({ default: 8053, minimum: 0, maximum: 65_535, description: 'DNS port, UDP and TCP (53 for resolvers to delegate to it; 0: any free port).' }),
+        zone: Type.String({
+          default: 'apps.slipway.internal',
+          pattern: '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
+          description: 'The zone answered: apps as <release>.<namespace>.<zone>, machines as <hostname>.<zone>.',
+        }),
+        ttlSeconds: Type.Integer({ default: 30, minimum: 0, maximum: 86_400, description: 'TTL of answers (a release may set its own).' }),
+        negativeTtlSeconds: Type.Integer({ default: 15, minimum: 0, maximum: 86_400, description: 'SOA minimum: how long resolvers keep NXDOMAIN and NODATA.' }),
+        nameserverName: Type.String({ default: '', description: 'The zone NS (and SOA MNAME); empty means ns1.<zone>.' }),
+        nameserverAddresses: Type.Array(Type.String(), { default: [], description: 'Addresses of the NS name (glue); empty means dns.host when it is a single address.' }),
+        refreshSeconds: Type.Number({ default: 2, minimum: 0.1, maximum: 600, description: 'Seconds between rebuilds of the answers (each health sweep and release change also rebuilds them).' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     helm: Type.Object(
       {
         binary: Type.String({
@@ -146,6 +164,31 @@ export const ConfigSchema = Type.Object(
         }),
         requestTimeoutSeconds: Type.Number({ default: 30, minimum: 0.1, maximum: 600, description: 'Each request to a cluster API server while applying a release gives up after this long.' }),
         helmConcurrency: Type.Integer({ default: 4, minimum: 1, maximum: 64, description: 'helm processes rendering at once.' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    proxy: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Run the reverse proxy listener (its routes are managed at /api/v1/proxy/routes either way).' }),
+        host: Type.String({ default: '127.0.0.1', description: 'Address the reverse proxy listens on; loopback by default, so that nothing is exposed by surprise (0.0.0.0 to serve the network).' }),
+        port: Type.Integer({ default: 8081, minimum: 0, maximum: 65535, description: 'Reverse proxy port (0 picks a free one).' }),
+        tls: Type.Object(
+          {
+            certFile: Type.String({ default: '', description: 'PEM certificate chain of the reverse proxy; with keyFile, the proxy serves https (TLS terminated here).' }),
+            keyFile: Type.String({ default: '', description: 'PEM private key of the reverse proxy certificate.' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        requestTimeoutSeconds: Type.Number({
+          default: 60,
+          minimum: 0.1,
+          maximum: 86_400,
+          description: 'An origin that takes longer than this to start answering gets the request a 504; one that pauses longer than this mid-body has the connection closed.',
+        }),
+        connectTimeoutSeconds: Type.Number({ default: 5, minimum: 0.1, maximum: 300, description: 'Connecting to an origin (TCP and TLS) gives up after this long: 504.' }),
+        maxConnectionsPerOrigin: Type.Integer({ default: 256, minimum: 1, maximum: 100_000, description: 'Connections the proxy opens to one origin at most; more requests wait for a free one.' }),
+        healthIntervalSeconds: Type.Number({ default: 10, minimum: 0, description: "Seconds between health checks of the routes' origins; 0 turns them off (proxied requests still update the health)." }),
+        healthTimeoutSeconds: Type.Number({ default: 2, minimum: 0.1, maximum: 300, description: 'A health check that has no answer after this long marks the origin unhealthy.' }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -242,6 +285,10 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (problems.length === 0) {
     // What the schema cannot say: settings that only make sense together.
     for (const problem of validateDhcpSettings((raw as Config).dhcp)) problems.push(`${problem.path}: ${problem.message} (${problem.code})`)
+    const proxyTls = (raw as Config).proxy.tls
+    if (Boolean(proxyTls.certFile) !== Boolean(proxyTls.keyFile)) {
+      problems.push('proxy.tls: set both certFile and keyFile (SLIPWAY_PROXY_TLS_CERT_FILE, SLIPWAY_PROXY_TLS_KEY_FILE) for https, or neither for http')
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems)
 
@@ -266,6 +313,7 @@ function resolvePaths(config: Config, base: string): Config {
   return {
     ...config,
     tftp: { ...config.tftp, ipxeDir: resolve(config.tftp.ipxeDir), root: config.tftp.root ? resolve(config.tftp.root) : '' },
+    proxy: { ...config.proxy, tls: { certFile: config.proxy.tls.certFile ? resolve(config.proxy.tls.certFile) : '', keyFile: config.proxy.tls.keyFile ? resolve(config.proxy.tls.keyFile) : '' } },
     dataDir,
     database: { path: config.database.path ? resolve(config.database.path) : path.join(dataDir, 'slipway.db') },
     secrets: { keyFile: config.secrets.keyFile ? resolve(config.secrets.keyFile) : path.join(dataDir, 'secrets.key') },

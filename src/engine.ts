@@ -52,7 +52,12 @@ import { chartRepository, releaseRepository } from './storage/repositories/relea
 import { HelmCli } from './adapters/helm/helm-cli.ts'
 import { locateHelm } from './adapters/helm/helm-binary.ts'
 import { KubernetesReleaseApplier } from './adapters/kubernetes/release-applier.ts'
+import { DnsZone, type DnsSnapshot } from './core/dns/dns-zone.ts'
+import { DnsLocations } from './core/dns/dns-locations.ts'
+import { buildDnsSnapshot, dnsLocationRepository } from './storage/dns-directory.ts'
+import { startDnsServer } from './transports/dns/dns-server.ts'
 import { buildApp } from './transports/http/app.ts'
+import { wireReverseProxy } from './engine-proxy.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
 import { startTftpServer } from './transports/tftp/tftp-server.ts'
@@ -62,8 +67,12 @@ export interface Engine {
   store: Store
   /** Set when this start generated the first admin token: shown once, never stored in clear. */
   generatedAdminToken?: string
-  /** Listens: HTTP always, DHCP and TFTP when configured. Returns the HTTP address. */
+  /** Listens: HTTP always, DHCP, TFTP and DNS when configured. Returns the HTTP address. */
   start(): Promise<string>
+  /** The DNS server's port once started (UDP and TCP), when DNS is enabled. */
+  dnsPort(): number | undefined
+  /** The reverse proxy's URL once started, when proxy.enabled. */
+  proxyUrl(): string | undefined
   close(): Promise<void>
 }
 
@@ -163,12 +172,14 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       await clusterDirectory.load()
       driftRecheck.trigger('cluster changed')
       releaseReconciler.trigger('cluster changed')
+      dnsRefresh.trigger('cluster changed')
     })
     const healthSweep = new ClusterHealthLoop(registry, {
       intervalMs: config.registry.healthIntervalSeconds * 1000,
       concurrency: config.registry.healthConcurrency,
       requestTimeoutMs: config.registry.requestTimeoutSeconds * 1000,
       logger,
+      swept: () => dnsRefresh.trigger('health sweep'),
     })
     const helm = new HelmCli({
       locate: () => locateHelm(config.helm.binary, path.join(config.dataDir, 'tools')),
@@ -191,6 +202,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     }
     const releases = new ReleaseService(releaseRepository(store), charts, helm, releaseClusters, undefined, () => releaseReconciler.trigger('release changed'))
     const releaseApplier = adapters.releaseApplier ?? new KubernetesReleaseApplier((cluster) => registry.connection(cluster), { requestTimeoutMs: config.releases.requestTimeoutSeconds * 1000 })
+    const metrics = new EngineMetrics()
     const releaseExecutor = new ReleaseExecutor(
       {
         repository: releaseRepository(store),
@@ -200,16 +212,39 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         service: releases,
         clock: () => new Date(),
         log: ({ level, message, ...fields }) => logger[level]({ component: 'releases', ...fields }, message),
+        rendered: () => metrics.countHelmRender(),
       },
-      () => releaseReconciler.trigger('cluster finished'),
+      () => {
+        releaseReconciler.trigger('cluster finished')
+        dnsRefresh.trigger('release changed')
+      },
     )
     const releaseReconciler = new SerialJob(() => releaseExecutor.tick(), { name: 'release reconciler', intervalMs: config.releases.reconcileIntervalSeconds * 1000, debounceMs: 50, logger })
+    // DNS answers from memory; the snapshot is rebuilt on a timer and after anything it depends on.
+    const zoneName = config.dns.zone
+    const nameserverName = config.dns.nameserverName || `ns1.${zoneName}`
+    const nameserverAddresses = config.dns.nameserverAddresses.length ? config.dns.nameserverAddresses : ['0.0.0.0', '::'].includes(config.dns.host) ? [] : [config.dns.host]
+    const emptySnapshot: DnsSnapshot = { apps: new Map(), hosts: new Map(), locations: [], serial: 1 }
+    const dnsZone = new DnsZone(
+      { zone: zoneName, ttlSeconds: config.dns.ttlSeconds, negativeTtlSeconds: config.dns.negativeTtlSeconds, nameservers: [{ name: nameserverName, addresses: nameserverAddresses }], hostmaster: `hostmaster.${zoneName}` },
+      emptySnapshot,
+    )
+    let dnsState: { serial: number; digest: string } | undefined
+    const dnsRefresh = new SerialJob(
+      async () => {
+        const built = await buildDnsSnapshot(store, zoneName, dnsState)
+        dnsState = { serial: built.snapshot.serial, digest: built.digest }
+        dnsZone.update(built.snapshot)
+      },
+      { name: 'dns refresh', intervalMs: config.dns.refreshSeconds * 1000, debounceMs: 20, logger, triggersBeforeStart: true },
+    )
+    const dnsLocations = new DnsLocations(dnsLocationRepository(store), () => dnsRefresh.trigger('locations changed'))
     const contentService = new ContentService(contentRepository(store), async () => {
       await catalogs.refresh()
       driftRecheck.trigger('content changed')
     })
 
-    const metrics = new EngineMetrics()
+    const reverseProxy = await wireReverseProxy(config.proxy, store, logger, metrics)
     const app = await buildApp({
       metrics,
       boot,
@@ -234,6 +269,8 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       healthSweep,
       charts,
       releases,
+      dnsLocations,
+      dnsZone,
       chartLimitBytes: config.releases.maxChartBytes,
       requestTimeoutMs: config.registry.requestTimeoutSeconds * 1000,
       scheduler,
@@ -243,12 +280,16 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       rollingModeOf: (uuid) => rollingModeOf((machineDirectory.lookup({ uuid })?.view.labels ?? {}) as Record<string, string>),
       drift,
       rollouts,
+      proxy: reverseProxy.routes,
     })
     const networkServices: { close(): Promise<void> }[] = []
+    let dnsPort: number | undefined
     return {
       app,
       store,
       ...(generatedAdminToken ? { generatedAdminToken } : {}),
+      dnsPort: () => dnsPort,
+      proxyUrl: () => reverseProxy.url(),
       start: async () => {
         const address = await app.listen({ host: config.http.host, port: config.http.port })
         scheduler.start()
@@ -256,6 +297,14 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         rolloutRunner.start()
         if (config.registry.healthIntervalSeconds > 0) healthSweep.start()
         releaseReconciler.start()
+        await reverseProxy.start()
+        dnsRefresh.start()
+        if (config.dns.enabled) {
+          const dns = await startDnsServer({ host: config.dns.host, port: config.dns.port, zone: dnsZone, logger })
+          networkServices.push(dns)
+          dnsPort = dns.udpPort
+          logger.info({ port: dns.udpPort, zone: zoneName }, 'dns is serving')
+        }
         if (config.tftp.enabled) {
           const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
           networkServices.push(tftp)
@@ -276,10 +325,12 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         await executor.stop()
         await healthSweep.stop()
         await releaseReconciler.stop()
+        await dnsRefresh.stop()
         await releaseExecutor.stop()
         await releaseApplier.close?.()
         await clusterApi.close?.()
         for (const service of networkServices.splice(0).reverse()) await service.close()
+        await reverseProxy.close()
         await app.close()
         await store.destroy()
       },

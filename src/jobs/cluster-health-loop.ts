@@ -10,6 +10,8 @@ export interface ClusterHealthLoopOptions {
   /** Each request to an API server gives up after this long (a sweep never waits on one cluster). */
   requestTimeoutMs: number
   logger: Logger
+  /** Told after each sweep (what DNS answers depends on health). */
+  swept?: (report: SweepReport) => void
 }
 
 /** Runs `work` over `items` with at most `limit` at once. */
@@ -57,6 +59,7 @@ export class ClusterHealthLoop extends SerialJob<SweepReport> {
         })
         const report = { checked: joined.length, joined: newlyJoined, durationMs: performance.now() - started, statuses }
         log.debug({ component: 'registry', reason, checked: report.checked, joined: newlyJoined.length, ms: Math.round(report.durationMs) }, 'health sweep done')
+        options.swept?.(report)
         return report
       },
       { name: 'cluster health sweep', intervalMs: options.intervalMs, debounceMs: 100, logger: options.logger },

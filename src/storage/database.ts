@@ -23,6 +23,7 @@ export interface Database {
   cluster_registry: ClusterRegistryTable
   cluster_health: ClusterHealthTable
   cluster_health_events: ClusterHealthEventsTable
+  dns_locations: DnsLocationsTable
   charts: ChartsTable
   releases: ReleasesTable
   release_revisions: ReleaseRevisionsTable
@@ -33,6 +34,7 @@ export interface Database {
   rollout_events: RolloutEventsTable
   machine_host_keys: MachineHostKeysTable
   engine_secrets: EngineSecretsTable
+  proxy_routes: ProxyRoutesTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -303,6 +305,8 @@ export interface ClusterRegistryTable {
   join_message: string | null
   created_at: string
   updated_at: string
+  /** JSON string[]: where the cluster's ingress answers (what DNS hands out). */
+  ingress_addresses: Generated<string>
 }
 
 export interface ClusterHealthTable {
@@ -357,6 +361,15 @@ export interface ReleasesTable {
   rollout: string
   created_at: string
   updated_at: string
+  /** JSON ReleaseDns. */
+  dns: Generated<string>
+}
+
+export interface DnsLocationsTable {
+  subnet: string
+  site: string
+  latitude: number
+  longitude: number
 }
 
 export interface ReleaseRevisionsTable {
@@ -399,3 +412,18 @@ export interface ReleaseEventsTable {
 export type FlavorRow = Selectable<FlavorsTable>
 export type ClusterRow = Selectable<ClustersTable>
 export type ClusterMemberRow = Selectable<ClusterMembersTable>
+
+export interface ProxyRoutesTable {
+  id: string
+  kind: 'path' | 'host'
+  /** '' for path routes. */
+  host: string
+  path_prefix: string
+  origin: string
+  strip_prefix: number
+  preserve_host: number
+  tls_verify: number
+  health_check_path: string | null
+  created_at: string
+  updated_at: string
+}

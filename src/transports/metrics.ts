@@ -4,7 +4,7 @@ import { SlipwayError } from '../core/errors.ts'
 /**
  * The engine's Prometheus metrics, shared by every transport and served at /metrics: what machines
  * were handed over HTTP, DHCP and TFTP, so a template broken for some machines, a full pool or a
- * missing iPXE binary shows up at once.
+ * missing iPXE binary shows up at once; and how often helm rendered for release fan-outs.
  */
 export class EngineMetrics {
   readonly registry = new Registry()
@@ -13,6 +13,7 @@ export class EngineMetrics {
   private readonly dhcpMalformed: Counter<'code'>
   private readonly tftpTransfers: Counter<'outcome'>
   private readonly tftpBytes: Counter
+  private readonly helmRenders: Counter
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'slipway_' })
@@ -42,6 +43,11 @@ export class EngineMetrics {
       registers,
     })
     this.tftpBytes = new Counter({ name: 'slipway_tftp_sent_bytes_total', help: 'Bytes sent by completed TFTP transfers.', registers })
+    this.helmRenders = new Counter({
+      name: 'slipway_helm_renders_total',
+      help: 'helm template runs of the release fan-out: one per distinct chart, release, values and Kubernetes version (clusters with equal values share one); the render that checks an install or upgrade is not counted.',
+      registers,
+    })
   }
 
   observeRender<T>(kind: string, render: () => T): T {
@@ -61,6 +67,10 @@ export class EngineMetrics {
 
   countDhcpMalformed(code: string): void {
     this.dhcpMalformed.inc({ code })
+  }
+
+  countHelmRender(): void {
+    this.helmRenders.inc()
   }
 
   countTftpTransfer(outcome: string, bytes: number): void {

@@ -67,6 +67,8 @@ t.test('SIGKILL during a run: the next engine resumes it; nothing left held or c
         SLIPWAY_DATA_DIR: dataDir,
         SLIPWAY_HTTP_HOST: '127.0.0.1',
         SLIPWAY_HTTP_PORT: String(port),
+        SLIPWAY_PROXY_PORT: '0',
+        SLIPWAY_DNS_PORT: '0',
         SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
         SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',
         SLIPWAY_CONTENT_PROFILES_DIR: path.join(content, 'profiles'),

@@ -20,7 +20,7 @@ interface Started {
 async function startEngineProcess(dataDir: string): Promise<Started> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
-    env: { ...process.env, SLIPWAY_DATA_DIR: dataDir, SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_HTTP_PORT: '0', SLIPWAY_AUTH_ADMIN_TOKEN: '' },
+    env: { ...process.env, SLIPWAY_DATA_DIR: dataDir, SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_HTTP_PORT: '0', SLIPWAY_DNS_PORT: '0', SLIPWAY_PROXY_PORT: '0', SLIPWAY_AUTH_ADMIN_TOKEN: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

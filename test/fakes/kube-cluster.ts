@@ -1482,20 +1482,26 @@ export class FakeKubeCluster {
       return current && current.metadata.uid === uid && current.metadata.generation === generation && !current.metadata.deletionTimestamp ? current : undefined
     }
     const context: RequestContext = { manager: 'kube-controller-manager', dryRun: false, apiVersion: groupVersion(type) }
+    const becomeReady = () =>
+      this.later(this.options.readyDelayMs ?? 20, () => {
+        const current = stillCurrent()
+        if (!current || this.neverReady?.(current)) return
+        if (kind === 'Job') this.commitStatus(type, current, jobStatus(current), context)
+        else if (kind === 'Pod') this.commitStatus(type, current, podStatus(current), context)
+        else this.commitStatus(type, current, workloadStatus(current, true, this.options.nodeCount ?? 1), context)
+      })
     if (changed && kind !== 'Pod' && kind !== 'Job') {
       // The controller notices the new generation at once; the pods take readyDelayMs to be ready.
+      // The ready timer starts only once the unready status is written: timers of different durations
+      // may fire out of order after a busy stretch of the event loop (the unready status would then
+      // overwrite the ready one for good).
       this.later(0, () => {
         const current = stillCurrent()
-        if (current) this.commitStatus(type, current, workloadStatus(current, false, this.options.nodeCount ?? 1), context)
+        if (!current) return
+        this.commitStatus(type, current, workloadStatus(current, false, this.options.nodeCount ?? 1), context)
+        becomeReady()
       })
-    }
-    this.later(this.options.readyDelayMs ?? 20, () => {
-      const current = stillCurrent()
-      if (!current || this.neverReady?.(current)) return
-      if (kind === 'Job') this.commitStatus(type, current, jobStatus(current), context)
-      else if (kind === 'Pod') this.commitStatus(type, current, podStatus(current), context)
-      else this.commitStatus(type, current, workloadStatus(current, true, this.options.nodeCount ?? 1), context)
-    })
+    } else becomeReady()
   }
 
   private later(ms: number, action: () => void): void {

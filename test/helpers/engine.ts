@@ -51,6 +51,10 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       SLIPWAY_CONTENT_GENERIC_DIR: path.join(contentDir, 'generic'),
       SLIPWAY_CONTENT_ASSETS_DIR: path.join(contentDir, 'assets'),
       SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
+      // Many engines run at once: the reverse proxy on a free loopback port unless a test asks for one.
+      SLIPWAY_PROXY_PORT: '0',
+      // Many engines run at once: DNS on a free port unless a test asks for one.
+      SLIPWAY_DNS_PORT: '0',
       ...options.env,
     },
   })

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createConfiguration, KubernetesObjectApi, PatchStrategy, ServerConfiguration, type KubernetesObject } from '@kubernetes/client-node'
+import { createConfiguration, KubernetesObjectApi, Observable, PatchStrategy, ServerConfiguration, type KubernetesObject, type ObservableMiddleware } from '@kubernetes/client-node'
 import type { ClusterConnection } from '../../core/registry/registered-cluster.ts'
 import type { ApplyInput, ReleaseApplier } from '../../core/releases/ports.ts'
 import type { ObjectRef } from '../../core/releases/release.ts'
@@ -40,6 +40,22 @@ class ObjectClient extends KubernetesObjectApi {
     if (!resource) throw new Error(`the cluster does not serve ${kind} in ${apiVersion}`)
     return resource.namespaced
   }
+
+  /** Reads (and keeps) the discovery of `apiVersion`; a kind it does not serve is reported where it is used. */
+  async discover(apiVersion: string, kind: string): Promise<void> {
+    await this.resource(apiVersion, kind)
+  }
+}
+
+/**
+ * Sends each request one turn of the event loop later. undici's pool keeps the connection that just answered
+ * marked busy until a drain it signals asynchronously, so a request sent at once after an answer (every next
+ * step of an apply is) opens another TLS connection: two per cluster for sequential requests, more after two
+ * at once. One turn later the connection that answered carries it.
+ */
+const nextTurn: ObservableMiddleware = {
+  pre: (context) => new Observable(new Promise((resolve) => setImmediate(() => resolve(context)))),
+  post: (response) => new Observable(Promise.resolve(response)),
 }
 
 /** Why a Kubernetes call failed, in a line (never a credential). */
@@ -74,11 +90,25 @@ export class KubernetesReleaseApplier implements ReleaseApplier {
   async apply(cluster: string, input: ApplyInput, previous: ObjectRef[]): Promise<ObjectRef[]> {
     const api = await this.client(cluster)
     const timeout = this.options.requestTimeoutMs
-    await this.ensureNamespace(api, input.namespace)
+    const rendered = byInstallOrder(input.rendered.objects.map((object) => object as KubernetesObject & { kind: string }))
+    // Discovery of every group version the release uses (v1 for the namespace and the release record)
+    // at once: on a client's first use, one round trip instead of one per group version in turn.
+    const kindOf = new Map<string, string>([['v1', 'Namespace']])
+    for (const object of rendered) if (typeof object.apiVersion === 'string' && !kindOf.has(object.apiVersion)) kindOf.set(object.apiVersion, object.kind)
+    await Promise.all(
+      [...kindOf].map(async ([apiVersion, kind]) => {
+        try {
+          await api.discover(apiVersion, kind)
+        } catch (error) {
+          throw apiError(error, `discovery of ${apiVersion}`, timeout)
+        }
+      }),
+    )
+    // The namespace and Helm's records of the earlier revisions are independent reads: at once (a list
+    // in a namespace that does not exist yet is empty, as on the real API server).
+    const [, records] = await Promise.all([this.ensureNamespace(api, input.namespace), this.releaseRecords(api, input.namespace, input.releaseName)])
     const objects: KubernetesObject[] = []
-    for (const object of byInstallOrder(input.rendered.objects.map((rendered) => rendered as KubernetesObject & { kind: string }))) {
-      objects.push(await this.decorate(api, object, input))
-    }
+    for (const object of rendered) objects.push(await this.decorate(api, object, input))
     const applied: ObjectRef[] = []
     for (const object of objects) {
       try {
@@ -91,7 +121,7 @@ export class KubernetesReleaseApplier implements ReleaseApplier {
     const kept = new Set(applied.map(identity))
     const stale = byInstallOrder(previous.filter((ref) => !kept.has(identity(ref)))).reverse()
     for (const ref of stale) await this.deleteObject(api, ref)
-    await this.writeReleaseRecord(api, input)
+    await this.writeReleaseRecord(api, input, records)
     return applied
   }
 
@@ -171,10 +201,13 @@ export class KubernetesReleaseApplier implements ReleaseApplier {
     }
   }
 
-  /** Helm's record of this revision (deployed), and the revisions before marked superseded, as helm upgrade does. */
-  private async writeReleaseRecord(api: ObjectClient, input: ApplyInput): Promise<void> {
+  /**
+   * Helm's record of this revision (deployed), and the revisions before (`records`, as listed before the
+   * apply) marked superseded, as helm upgrade does.
+   */
+  private async writeReleaseRecord(api: ObjectClient, input: ApplyInput, records: KubernetesObject[]): Promise<void> {
     const now = (this.options.clock ?? (() => new Date()))()
-    for (const record of await this.releaseRecords(api, input.namespace, input.releaseName)) {
+    for (const record of records) {
       const { release, labels } = decodeReleaseRecord(record as { metadata?: { name?: string; labels?: Record<string, string> }; data?: Record<string, string> })
       if (release.version === input.revision || release.info.status !== 'deployed') continue
       const superseded = encodeReleaseRecord({ ...release, info: { ...release.info, status: 'superseded' } }, { modifiedAt: now, labels })
@@ -227,7 +260,7 @@ export class KubernetesReleaseApplier implements ReleaseApplier {
     const pool = new SharedConnectionPool(connection, { keepAliveMs: 60_000 })
     const config = kubeConfigOf(connection)
     const api = new ObjectClient(
-      createConfiguration({ baseServer: new ServerConfiguration(connection.server, {}), authMethods: { default: config }, middleware: [pool.middleware(this.options.requestTimeoutMs)] }),
+      createConfiguration({ baseServer: new ServerConfiguration(connection.server, {}), authMethods: { default: config }, middleware: [nextTurn, pool.middleware(this.options.requestTimeoutMs)] }),
     )
     this.clients.set(cluster, { fingerprint, api, pool })
     return api

@@ -53,6 +53,8 @@ export interface RegisteredCluster {
   joinMessage: string | null
   createdAt: string
   updatedAt: string
+  /** Where the cluster's ingress answers: the addresses DNS hands out for apps running there. */
+  ingressAddresses: string[]
 }
 
 export interface HealthRecord {
@@ -115,6 +117,9 @@ const mutableFields = {
   ca_bundle: Type.Optional(Pem('PEM certificates the API server chains to; leave out to trust the system roots.')),
   credentials: Type.Optional(CredentialsDocument),
   properties: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 1024 }), { maxProperties: 64, description: 'ClusterProfile properties (name -> value).' })),
+  ingress_addresses: Type.Optional(
+    Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 16, uniqueItems: true, description: "IPv4/IPv6 addresses of the cluster's ingress: what DNS answers for apps running there." }),
+  ),
 }
 
 export const RegistrationDocument = Type.Object(
@@ -161,6 +166,13 @@ export function checkServerUrl(server: string): string {
   if (url.username || url.password) throw invalid('INVALID_SERVER_URL', `server "${server}": put credentials in "credentials", not in the URL`)
   if (url.search || url.hash) throw invalid('INVALID_SERVER_URL', `server "${server}": a query or fragment has no meaning here`)
   return server.replace(/\/+$/, '')
+}
+
+/** Checks ingress addresses: IPv4 or IPv6 literals. */
+export function checkIngressAddresses(addresses: string[], isAddress: (text: string) => boolean): string[] {
+  const bad = addresses.find((address) => !isAddress(address))
+  if (bad !== undefined) throw invalid('INVALID_CLUSTER', `ingress_addresses: "${bad}" is not an IPv4 or IPv6 address`)
+  return addresses
 }
 
 export const locationOf = (document: RegistrationUpdateDocument['location'] | undefined): Location => ({

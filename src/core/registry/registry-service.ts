@@ -1,7 +1,9 @@
 import { conflict, invalid, notFound } from '../errors.ts'
+import { addressBytes } from '../dns/geo.ts'
 import { parseLabelSelector } from '../selection/label-selector.ts'
 import { classifyHealth, type HealthSample } from './cluster-health.ts'
 import {
+  checkIngressAddresses,
   checkServerUrl,
   credentialFormOf,
   locationOf,
@@ -147,6 +149,7 @@ export class ClusterRegistry {
       joinMessage: null,
       createdAt: at,
       updatedAt: at,
+      ingressAddresses: checkIngressAddresses(document.ingress_addresses ?? [], isAddress),
     }
     await this.repository.transaction(async (repository) => {
       // Provisioned clusters have their entry from creation: one look covers both kinds.
@@ -182,6 +185,7 @@ export class ClusterRegistry {
       labels: document.labels ? { ...document.labels } : current.labels,
       location: document.location ? locationOf(document.location) : current.location,
       properties: document.properties ? { ...document.properties } : current.properties,
+      ingressAddresses: document.ingress_addresses ? checkIngressAddresses(document.ingress_addresses, isAddress) : current.ingressAddresses,
       server,
       caBundle,
       credentialKind,
@@ -304,6 +308,8 @@ export class ClusterRegistry {
     return { credential: read.credential, server: chosenServer === undefined ? undefined : checkServerUrl(chosenServer), caBundle: chosenCa, kind }
   }
 }
+
+const isAddress = (text: string) => addressBytes(text) !== undefined
 
 function checkLocation(location: { latitude?: number; longitude?: number } | undefined): void {
   if (location && (location.latitude === undefined) !== (location.longitude === undefined)) {

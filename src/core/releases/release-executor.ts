@@ -15,6 +15,8 @@ export interface ReleaseExecutorPorts {
   service: ReleaseService
   clock(): Date
   log(event: { release: string; cluster?: string; message: string; level: 'info' | 'warn' | 'error' }): void
+  /** Told each time helm is asked to render for a fan-out (a render cache miss), for the metrics. */
+  rendered?(): void
 }
 
 /** Renders kept for reuse: enough for every distinct set of values of a large fan-out. */
@@ -176,6 +178,7 @@ export class ReleaseExecutor {
     let rendered = this.renderCache.get(key)
     if (!rendered) {
       this.renders++
+      this.ports.rendered?.()
       rendered = work()
       rendered.catch(() => this.renderCache.delete(key))
       this.renderCache.set(key, rendered)

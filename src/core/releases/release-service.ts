@@ -3,6 +3,7 @@ import { parseLabelSelector } from '../selection/label-selector.ts'
 import type { ChartService } from './chart-service.ts'
 import type { ReleaseCluster, ReleaseClusters, ReleaseEvent, ReleaseRenderer, ReleaseRepository } from './ports.ts'
 import {
+  dnsSettingsOf,
   mergeValues,
   parseReleaseDocument,
   parseUpgradeDocument,
@@ -77,6 +78,7 @@ export class ReleaseService {
       name: document.name,
       namespace: document.namespace,
       selector: document.selector,
+      dns: dnsSettingsOf(document.dns),
       excludedClusters: [],
       revision: 1,
       state: 'active',
@@ -115,7 +117,7 @@ export class ReleaseService {
     if (document.rollout?.ready_timeout_seconds !== undefined) rollout.readyTimeoutSeconds = document.rollout.ready_timeout_seconds
     if (document.rollout?.canary_selector !== undefined) rollout.canarySelector = document.rollout.canary_selector || null
     // A new revision is a new rollout: a halt of the previous one does not carry over; a pause does.
-    const next: Release = { ...release, selector, rollout, revision: revision.revision, state: release.state === 'halted' ? 'active' : release.state, updatedAt: now.toISOString() }
+    const next: Release = { ...release, selector, rollout, ...(document.dns ? { dns: dnsSettingsOf(document.dns) } : {}), revision: revision.revision, state: release.state === 'halted' ? 'active' : release.state, updatedAt: now.toISOString() }
     await this.commitRevision(next, revision, `revision ${revision.revision}: upgrade to ${chart.name} ${chart.version}${selector !== release.selector ? `, selector "${selector}"` : ''}`)
     return this.get(namespace, name)
   }

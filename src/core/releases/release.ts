@@ -1,6 +1,7 @@
 import Type, { type Static, type TSchema } from 'typebox'
 import { Value } from 'typebox/value'
 import { invalid } from '../errors.ts'
+import { DNS_POLICIES, type DnsPolicy } from '../dns/dns-zone.ts'
 import { checkDocument } from '../selection/documents.ts'
 import { parseLabelSelector } from '../selection/label-selector.ts'
 
@@ -18,6 +19,23 @@ export type ClusterPhase = (typeof CLUSTER_PHASES)[number]
 /** Helm's own limit: a release name is a DNS label of at most 53 characters. */
 export const RELEASE_NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,51}[a-z0-9])?$'
 export const NAMESPACE_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+
+const HOSTNAME_PATTERN = '^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
+const DnsDocument = Type.Object(
+  {
+    hostnames: Type.Array(Type.String({ pattern: HOSTNAME_PATTERN }), {
+      maxItems: 16,
+      uniqueItems: true,
+      default: [],
+      description: 'Names answered besides <release>.<namespace>.<zone> (inside the zone; others are ignored).',
+    }),
+    policy: Type.Enum([...DNS_POLICIES], { default: 'nearest', description: 'nearest (to the client), round_robin, weighted, failover.' }),
+    ttl_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400, description: 'Default: dns.ttlSeconds.' })),
+    weights: Type.Record(Type.String({ maxLength: 63 }), Type.Integer({ minimum: 0, maximum: 1000 }), { default: {}, description: 'weighted: per cluster (default 1).' }),
+    failover: Type.Array(Type.String({ maxLength: 63 }), { maxItems: 64, default: [], description: 'failover: clusters in order of preference.' }),
+  },
+  { additionalProperties: false, default: {}, description: 'How DNS answers the release names with the clusters where it is ready.' },
+)
 
 const RolloutDocument = Type.Object(
   {
@@ -47,6 +65,7 @@ export const ReleaseDocument = Type.Object(
       description: 'Add `slipway.cluster` (name, labels, latitude, longitude, region, site) to the values of each cluster; clusters with equal values share one render.',
     }),
     rollout: RolloutDocument,
+    dns: DnsDocument,
   },
   { additionalProperties: false },
 )
@@ -61,6 +80,7 @@ export const UpgradeDocument = Type.Object(
     reuse_values: Type.Boolean({ default: false, description: 'Merge `values` over the current ones instead of replacing them (helm upgrade --reuse-values).' }),
     cluster_values: Type.Optional(Type.Boolean()),
     rollout: Type.Optional(Type.Partial(RolloutDocument, { additionalProperties: false })),
+    dns: Type.Optional(DnsDocument),
   },
   { additionalProperties: false },
 )
@@ -73,10 +93,28 @@ export interface RolloutSettings {
   readyTimeoutSeconds: number
 }
 
+/** How DNS answers a release's names (core/dns). */
+export interface ReleaseDns {
+  hostnames: string[]
+  policy: DnsPolicy
+  ttlSeconds: number | null
+  weights: Record<string, number>
+  failover: string[]
+}
+
+export const dnsSettingsOf = (document: ReleaseDocument['dns']): ReleaseDns => ({
+  hostnames: document.hostnames,
+  policy: document.policy,
+  ttlSeconds: document.ttl_seconds ?? null,
+  weights: document.weights,
+  failover: document.failover,
+})
+
 export interface Release {
   name: string
   namespace: string
   selector: string
+  dns: ReleaseDns
   /** Clusters the release was deleted from by selector: the reconciler leaves them alone. */
   excludedClusters: string[]
   revision: number

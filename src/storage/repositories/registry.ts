@@ -31,6 +31,7 @@ const entries = (db: Db) =>
       'cluster_registry.join_message',
       'cluster_registry.created_at',
       'cluster_registry.updated_at',
+      'cluster_registry.ingress_addresses',
       'clusters.flavor',
       'clusters.state',
     ])
@@ -51,6 +52,7 @@ const toEntry = (row: EntryRow): RegistryEntry => ({
   joinMessage: row.join_message,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
+  ingressAddresses: JSON.parse(row.ingress_addresses) as string[],
   provisioning: row.flavor && row.state ? { flavor: row.flavor, state: row.state } : null,
 })
 
@@ -68,6 +70,7 @@ const columnsOf = (cluster: RegisteredCluster) => ({
   joined_at: cluster.joinedAt,
   join_message: cluster.joinMessage,
   updated_at: cluster.updatedAt,
+  ingress_addresses: JSON.stringify(cluster.ingressAddresses),
 })
 
 const toHealth = (row: Selectable<ClusterHealthTable>): HealthRecord => ({

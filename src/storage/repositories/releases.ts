@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely'
 import type { ChartRepository, StoredChart } from '../../core/releases/chart-service.ts'
 import type { ReleaseRepository } from '../../core/releases/ports.ts'
-import type { ClusterRelease, ObjectRef, Release, ReleaseRevision, RolloutSettings } from '../../core/releases/release.ts'
+import type { ClusterRelease, ObjectRef, Release, ReleaseDns, ReleaseRevision, RolloutSettings } from '../../core/releases/release.ts'
 import { conflict } from '../../core/errors.ts'
 import type { ChartsTable, ClusterReleasesTable, Database, ReleaseRevisionsTable, ReleasesTable } from '../database.ts'
 
@@ -61,6 +61,7 @@ const toRelease = (row: Selectable<ReleasesTable>): Release => ({
   name: row.name,
   namespace: row.namespace,
   selector: row.selector,
+  dns: { hostnames: [], policy: 'nearest', ttlSeconds: null, weights: {}, failover: [], ...(JSON.parse(row.dns) as Partial<ReleaseDns>) },
   excludedClusters: JSON.parse(row.excluded_clusters) as string[],
   revision: row.revision,
   state: row.state,
@@ -70,6 +71,7 @@ const toRelease = (row: Selectable<ReleasesTable>): Release => ({
 })
 const releaseColumns = (release: Release) => ({
   selector: release.selector,
+  dns: JSON.stringify(release.dns),
   excluded_clusters: JSON.stringify(release.excludedClusters),
   revision: release.revision,
   state: release.state,

@@ -11,6 +11,9 @@ import multipart from '@fastify/multipart'
 import { GZIP_TYPES } from './routes/chart-upload.ts'
 import { registryRoutes } from './routes/admin/registry.ts'
 import { releaseRoutes } from './routes/admin/releases.ts'
+import { dnsRoutes } from './routes/admin/dns.ts'
+import type { DnsLocations } from '../../core/dns/dns-locations.ts'
+import type { DnsZone } from '../../core/dns/dns-zone.ts'
 import { optikonReleaseRoutes } from './routes/optikon-releases.ts'
 import { chartRepositoryRoutes } from './routes/chart-repository.ts'
 import type { ChartService } from '../../core/releases/chart-service.ts'
@@ -44,6 +47,9 @@ import type { MachineCredentials } from '../../core/lifecycle/machine-credential
 import { fleetLockRoutes } from './routes/fleetlock.ts'
 import { lifecycleRoutes } from './routes/lifecycle.ts'
 import { lockRoutes } from './routes/admin/locks.ts'
+import { proxyRouteRoutes } from './routes/admin/proxy-routes.ts'
+import { mexosagentProxyRoutes } from './routes/mexosagent-proxy.ts'
+import type { ProxyRouteService } from '../../core/proxy/proxy-route-service.ts'
 
 export interface AppDependencies {
   boot: BootService
@@ -63,6 +69,8 @@ export interface AppDependencies {
   registry: ClusterRegistry
   charts: ChartService
   releases: ReleaseService
+  dnsLocations: DnsLocations
+  dnsZone: DnsZone
   /** The largest chart archive a request may carry. */
   chartLimitBytes: number
   healthSweep: { runNow(reason?: string): Promise<SweepReport> }
@@ -77,6 +85,8 @@ export interface AppDependencies {
   rollingModeOf: (machineUuid: string) => RollingMode
   drift: DriftService
   rollouts: RolloutService
+  /** The reverse proxy's routes (the proxy listener itself is transports/proxy). */
+  proxy: ProxyRouteService
 }
 
 const ADMIN_PREFIXES = ['/api/', '/v1/']
@@ -169,12 +179,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
       await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })
+      await admin.register(dnsRoutes, { locations: deps.dnsLocations, zone: deps.dnsZone })
       await admin.register(lockRoutes, { locks: deps.locks })
       await admin.register(rolloutRoutes, { rollouts: deps.rollouts })
+      await admin.register(proxyRouteRoutes, { proxy: deps.proxy })
     },
     { prefix: '/api/v1' },
   )
   await app.register(provisionRoutes, { clusters: deps.clusters })
+  await app.register(mexosagentProxyRoutes, { proxy: deps.proxy })
   // optikon's routes at the root, for its users and tools.
   await app.register(registryRoutes, registryOptions)
   await app.register(optikonReleaseRoutes, { charts: deps.charts, releases: deps.releases })

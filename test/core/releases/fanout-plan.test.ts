@@ -7,6 +7,7 @@ const release = (overrides: Partial<Release> = {}, rollout: Partial<Release['rol
   name: 'web',
   namespace: 'shop',
   selector: '',
+  dns: { hostnames: [], policy: 'nearest', ttlSeconds: null, weights: {}, failover: [] },
   excludedClusters: [],
   revision: 2,
   state: 'active',

@@ -245,6 +245,7 @@ t.test('halts at max_failures, one cluster at a time; pause and resume', async (
   t.same(phases(await release(app)), { 'a-1': 'pending@1' }, 'paused: the retried cluster waits')
   t.equal((await call(app, 'POST', '/api/v1/releases/shop/web/resume')).json().state, 'active')
   await settle(app, { 'a-1': 'ready@1', 'a-2': 'ready@1', 'a-3': 'ready@1' }, 'all ready after resume')
+  t.match((await app.inject({ method: 'GET', url: '/metrics', headers: auth })).body, /^slipway_helm_renders_total 1$/m, 'one helm render for the three clusters (equal values), the retry included')
 })
 
 t.test('the engine is a Helm repository; charts can be pulled from one', async (t) => {

@@ -61,6 +61,13 @@ export const ReleaseResponse = Type.Object({
   state: Type.Enum([...RELEASE_STATES]),
   rollout: Type.Object({ max_parallel: Type.Integer(), canary_selector: Nullable(Type.String()), max_failures: Type.Integer(), ready_timeout_seconds: Type.Integer() }),
   chart: Type.Object({ name: Type.String(), version: Type.String() }),
+  dns: Type.Object({
+    hostnames: Type.Array(Type.String()),
+    policy: Type.String(),
+    ttl_seconds: Nullable(Type.Integer()),
+    weights: Type.Record(Type.String(), Type.Integer()),
+    failover: Type.Array(Type.String()),
+  }),
   summary: Type.Object({ clusters: Type.Integer(), ready: Type.Integer(), applying: Type.Integer(), failed: Type.Integer(), pending: Type.Integer(), removing: Type.Integer() }),
   clusters: Type.Array(ClusterStatus),
   created_at: Type.String(),
@@ -83,6 +90,7 @@ export const toReleaseResponse = (view: ReleaseView) => {
     state: view.state,
     rollout: { max_parallel: view.rollout.maxParallel, canary_selector: view.rollout.canarySelector, max_failures: view.rollout.maxFailures, ready_timeout_seconds: view.rollout.readyTimeoutSeconds },
     chart: { name: view.current.chartName, version: view.current.chartVersion },
+    dns: { hostnames: view.dns.hostnames, policy: view.dns.policy, ttl_seconds: view.dns.ttlSeconds, weights: view.dns.weights, failover: view.dns.failover },
     summary: { clusters: view.clusters.length, ready: count('ready'), applying: count('applying'), failed: count('failed'), pending: count('pending'), removing: count('removing') },
     clusters: view.clusters.map((status) => ({
       cluster: status.cluster,

@@ -1,0 +1,79 @@
+import { createHash } from 'node:crypto'
+import type { AppEndpoint, AppName, DnsSnapshot, LocatedSubnet } from '../core/dns/dns-zone.ts'
+import type { DnsLocationRepository } from '../core/dns/dns-locations.ts'
+import { parseSubnet } from '../core/dns/geo.ts'
+import type { ReleaseDns } from '../core/releases/release.ts'
+import type { Store } from './db.ts'
+
+/** The location table over kysely. */
+export function dnsLocationRepository(store: Store): DnsLocationRepository {
+  return {
+    list: async () => await store.selectFrom('dns_locations').selectAll().orderBy('subnet').execute(),
+    replace: async (locations) => {
+      await store.transaction().execute(async (trx) => {
+        await trx.deleteFrom('dns_locations').execute()
+        for (let start = 0; start < locations.length; start += 500) await trx.insertInto('dns_locations').values(locations.slice(start, start + 500)).execute()
+      })
+    },
+  }
+}
+
+/**
+ * What DNS answers, read from the store in a few queries: each release's names with the clusters
+ * where it is ready (or was ready and is being upgraded) and that are healthy or degraded (not
+ * unreachable, and checked at least once) and have ingress addresses; the hostnames of provisioned
+ * machines with their boot addresses; the location table. The serial changes when the content does.
+ */
+export async function buildDnsSnapshot(store: Store, zone: string, previous?: { serial: number; digest: string }): Promise<{ snapshot: DnsSnapshot; digest: string }> {
+  const clusters = new Map(
+    (
+      await store
+        .selectFrom('cluster_registry')
+        .leftJoin('cluster_health', 'cluster_health.cluster', 'cluster_registry.name')
+        .select(['cluster_registry.name', 'cluster_registry.latitude', 'cluster_registry.longitude', 'cluster_registry.ingress_addresses', 'cluster_health.status'])
+        .execute()
+    ).map((row) => [row.name, row]),
+  )
+  const eligible = new Map<string, string[]>()
+  for (const row of await store.selectFrom('cluster_releases').select(['namespace', 'name', 'cluster', 'phase', 'ready_at']).execute()) {
+    const serving = row.phase === 'ready' || (row.phase === 'applying' && row.ready_at !== null)
+    const cluster = clusters.get(row.cluster)
+    if (!serving || !cluster || (cluster.status !== 'Healthy' && cluster.status !== 'Degraded')) continue
+    const key = `${row.namespace}/${row.name}`
+    eligible.set(key, [...(eligible.get(key) ?? []), row.cluster])
+  }
+  const apps = new Map<string, AppName>()
+  for (const release of await store.selectFrom('releases').select(['namespace', 'name', 'dns', 'state']).where('state', '!=', 'deleting').execute()) {
+    const dns = { hostnames: [], policy: 'nearest', ttlSeconds: null, weights: {}, failover: [], ...(JSON.parse(release.dns) as Partial<ReleaseDns>) } as ReleaseDns
+    const endpoints: AppEndpoint[] = []
+    for (const name of (eligible.get(`${release.namespace}/${release.name}`) ?? []).sort()) {
+      const cluster = clusters.get(name)!
+      const addresses = JSON.parse(cluster.ingress_addresses) as string[]
+      if (addresses.length === 0) continue
+      endpoints.push({ cluster: name, latitude: cluster.latitude, longitude: cluster.longitude, addresses, weight: dns.weights[name] ?? 1 })
+    }
+    const app: AppName = { policy: dns.policy, ttlSeconds: dns.ttlSeconds, failover: dns.failover, endpoints }
+    for (const fqdn of [`${release.name}.${release.namespace}.${zone}`, ...dns.hostnames]) {
+      const name = fqdn.toLowerCase().replace(/\.$/, '')
+      if (name === zone || name.endsWith(`.${zone}`)) apps.set(name, app)
+    }
+  }
+  const hosts = new Map<string, string[]>()
+  const machines = await store
+    .selectFrom('cluster_members')
+    .innerJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
+    .select(['cluster_members.hostname', 'machine_interfaces.ipv4'])
+    .execute()
+  for (const machine of machines) if (machine.ipv4) hosts.set(`${machine.hostname}.${zone}`.toLowerCase(), [machine.ipv4])
+  const locations: LocatedSubnet[] = []
+  for (const row of await store.selectFrom('dns_locations').selectAll().execute()) {
+    const subnet = parseSubnet(row.subnet)
+    if (subnet) locations.push({ subnet, site: row.site, latitude: row.latitude, longitude: row.longitude })
+  }
+  const digest = createHash('sha256')
+    .update(JSON.stringify([[...apps], [...hosts], locations.map((location) => [location.subnet.cidr, location.latitude, location.longitude])]))
+    .digest('hex')
+  // RFC 1982 serials only grow: the time of the change, and never less than one more than before.
+  const serial = previous && previous.digest === digest ? previous.serial : Math.max((previous?.serial ?? 0) + 1, Math.floor(Date.now() / 1000)) >>> 0
+  return { snapshot: { apps, hosts, locations, serial }, digest }
+}

@@ -1,0 +1,64 @@
+import type { Kysely, Selectable } from 'kysely'
+import { conflict } from '../../core/errors.ts'
+import type { ProxyRoute } from '../../core/proxy/proxy-route.ts'
+import type { ProxyRouteRepository } from '../../core/proxy/proxy-route-service.ts'
+import type { Database, ProxyRoutesTable } from '../database.ts'
+
+type Db = Kysely<Database>
+
+const toRoute = (row: Selectable<ProxyRoutesTable>): ProxyRoute => ({
+  id: row.id,
+  kind: row.kind,
+  host: row.host,
+  pathPrefix: row.path_prefix,
+  origin: row.origin,
+  stripPrefix: row.strip_prefix === 1,
+  preserveHost: row.preserve_host === 1,
+  tlsVerify: row.tls_verify === 1,
+  healthCheckPath: row.health_check_path,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+})
+
+const columns = (route: ProxyRoute) => ({
+  kind: route.kind,
+  host: route.host,
+  path_prefix: route.pathPrefix,
+  origin: route.origin,
+  strip_prefix: route.stripPrefix ? 1 : 0,
+  preserve_host: route.preserveHost ? 1 : 0,
+  tls_verify: route.tlsVerify ? 1 : 0,
+  health_check_path: route.healthCheckPath,
+  updated_at: route.updatedAt,
+})
+
+/** The core's proxy route port over kysely. The unique index is the last word on duplicates. */
+export function proxyRouteRepository(db: Db): ProxyRouteRepository {
+  return {
+    list: async () => (await db.selectFrom('proxy_routes').selectAll().orderBy('id').execute()).map(toRoute),
+    insert: async (route) => {
+      try {
+        await db.insertInto('proxy_routes').values({ id: route.id, created_at: route.createdAt, ...columns(route) }).execute()
+      } catch (error) {
+        throw duplicate(error, route) ?? error
+      }
+    },
+    update: async (route) => {
+      try {
+        await db.updateTable('proxy_routes').set(columns(route)).where('id', '=', route.id).execute()
+      } catch (error) {
+        throw duplicate(error, route) ?? error
+      }
+    },
+    delete: async (id) => Number((await db.deleteFrom('proxy_routes').where('id', '=', id).executeTakeFirst()).numDeletedRows) > 0,
+    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
+    transaction: (work) => (db.isTransaction ? work(proxyRouteRepository(db)) : db.transaction().execute((trx) => work(proxyRouteRepository(trx)))),
+  }
+}
+
+function duplicate(error: unknown, route: ProxyRoute) {
+  const code = (error as { code?: string }).code
+  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return conflict('PROXY_ROUTE_EXISTS', `a proxy route with id "${route.id}" already exists`, { id: route.id })
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE') return conflict('PROXY_ROUTE_EXISTS', `another route already matches ${route.host}${route.pathPrefix}`, { id: route.id })
+  return undefined
+}

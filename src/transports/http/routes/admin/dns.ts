@@ -1,0 +1,42 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { LocationsDocument, type DnsLocations } from '../../../../core/dns/dns-locations.ts'
+import type { DnsZone } from '../../../../core/dns/dns-zone.ts'
+import { adminErrors } from '../../schemas/common.ts'
+
+/** The DNS location table and what the zone answers now. */
+export const dnsRoutes: FastifyPluginAsyncTypebox<{ locations: DnsLocations; zone: DnsZone }> = async (app, { locations, zone }) => {
+  const tags = ['dns']
+  app.get('/dns/locations', { schema: { tags, summary: 'Where clients are: subnet -> site and coordinates', response: { 200: LocationsDocument, ...adminErrors } } }, () => locations.list())
+  app.put(
+    '/dns/locations',
+    {
+      schema: {
+        tags,
+        summary: "Replace the location table (clients are placed by their EDNS Client Subnet, else their resolver's address; the longest prefix wins)",
+        body: Type.Unknown({ description: 'LocationsDocument: [{subnet, site, latitude, longitude}].' }),
+        response: { 200: LocationsDocument, ...adminErrors },
+      },
+    },
+    (request) => locations.replace(request.body),
+  )
+  app.get(
+    '/dns/names',
+    {
+      schema: {
+        tags,
+        summary: 'Every name the zone answers now, with the clusters behind each app name',
+        response: {
+          200: Type.Object({
+            zone: Type.String(),
+            serial: Type.Integer(),
+            apps: Type.Array(Type.Object({ name: Type.String(), policy: Type.String(), clusters: Type.Array(Type.Object({ cluster: Type.String(), addresses: Type.Array(Type.String()) })) })),
+            hosts: Type.Array(Type.Object({ name: Type.String(), addresses: Type.Array(Type.String()) })),
+          }),
+          ...adminErrors,
+        },
+      },
+    },
+    () => zone.describe(),
+  )
+}
