@@ -21,8 +21,8 @@ import { prng } from './lib/fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { NGINX, NGINX_ECHO_MODULE, nginxIngestConfig, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory, type ProcessMemory } from './lib/proc-memory.ts'
-import { BenchScope, keepEngineProfile, machineFacts, writeResults } from './lib/bench-scope.ts'
-import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
+import { BenchScope, SetupError, engineRevision, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { freePort, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkPostScript, wrkVersion } from './lib/wrk.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -35,7 +35,6 @@ const NOISY_CORES = 0.2
 const SATURATED_CORES = 0.9
 const GiB = 1024 ** 3
 
-class SetupError extends Error {}
 
 function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = false } = {}): number {
   const raw = process.env[name]
@@ -218,7 +217,7 @@ async function main(): Promise<void> {
     log(`note: nginx's echo module (${NGINX_ECHO_MODULE}) is not used: nginx discards the bodies instead of buffering them (see bench/README.md)`)
   }
 
-  const revision = await engineRevision()
+  const revision = await engineRevision(REPO, ['src', 'migrations', 'package.json', 'package-lock.json'])
   const tmp = await scope.makeTemp('slipway-bench-discovery-')
   log(`temp folder ${tmp}`)
 
@@ -666,24 +665,5 @@ async function main(): Promise<void> {
   }
 }
 
-/** The checked-out commit and any uncommitted change to what the engine runs (src, migrations, package files). */
-async function engineRevision(): Promise<{ commit?: string; changedFiles: string[] }> {
-  try {
-    const commit = (await runTracked('git rev-parse', 'git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO })).trim()
-    const status = await runTracked('git status', 'git', ['status', '--porcelain', '--', 'src', 'migrations', 'package.json', 'package-lock.json'], { cwd: REPO })
-    const changedFiles = status.split('\n').filter(Boolean).map((line) => line.slice(3))
-    return { commit, changedFiles }
-  } catch {
-    return { changedFiles: [] }
-  }
-}
 
-main()
-  .then(() => scope.cleanup())
-  .catch(async (error: unknown) => {
-    if (scope.interrupted) return // the signal handler cleans up and exits
-    process.stderr.write(`\ndiscovery benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
-    if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await scope.cleanup()
-    process.exitCode = 1
-  })
+runBenchmark(scope, 'discovery', main)

@@ -13,7 +13,7 @@ import { constants, promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { BenchScope, keepEngineProfile, machineFacts, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { prng } from './lib/fixtures.ts'
@@ -34,7 +34,6 @@ const NOISY_CORES = 0.2
 /** dnsperf CPU above which it, not the server, is likely the limit. */
 const SATURATED_CORES = 0.9
 
-class SetupError extends Error {}
 
 function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = false } = {}): number {
   const raw = process.env[name]
@@ -571,7 +570,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const revision = await engineRevision()
+  const revision = await engineRevision(REPO, ['src', 'migrations', 'package.json', 'package-lock.json'])
   const tmp = await scope.makeTemp('slipway-bench-dns-')
   log(`temp folder ${tmp}`)
 
@@ -884,25 +883,6 @@ async function main(): Promise<void> {
   }
 }
 
-/** The checked-out commit and any uncommitted change to what the engine runs (src, migrations, package files). */
-async function engineRevision(): Promise<{ commit?: string; changedFiles: string[] }> {
-  try {
-    const commit = (await runTracked('git rev-parse', 'git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO })).trim()
-    const status = await runTracked('git status', 'git', ['status', '--porcelain', '--', 'src', 'migrations', 'package.json', 'package-lock.json'], { cwd: REPO })
-    const changedFiles = status.split('\n').filter(Boolean).map((line) => line.slice(3))
-    return { commit, changedFiles }
-  } catch {
-    return { changedFiles: [] }
-  }
-}
 
-main()
-  .then(() => scope.cleanup())
-  .catch(async (error: unknown) => {
-    if (scope.interrupted) return // the signal handler cleans up and exits
-    process.stderr.write(`\ndns benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
-    if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await scope.cleanup()
-    process.exitCode = 1
-  })
+runBenchmark(scope, 'dns', main)
 

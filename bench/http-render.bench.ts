@@ -15,8 +15,8 @@ import { summarizeCpuProfile } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
 import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
-import { BenchScope, keepEngineProfile, machineFacts, writeResults } from './lib/bench-scope.ts'
-import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
+import { BenchScope, SetupError, engineRevision, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { freePort, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -32,7 +32,6 @@ function envNumber(name: string, fallback: number, { min = 0, integer = false } 
   return value
 }
 
-class SetupError extends Error {}
 
 const SCENARIOS = ['ipxe', 'ignition', 'mixed'] as const
 /** Outside CPU use during a run above which its row is flagged as noisy. */
@@ -80,7 +79,7 @@ async function main(): Promise<void> {
   }
 
   // Which engine code is measured: other work may land in the tree between runs.
-  const revision = await engineRevision()
+  const revision = await engineRevision(REPO, ['src', 'package.json', 'package-lock.json'])
 
   const tmp = await scope.makeTemp('slipway-bench-')
   log(`temp folder ${tmp}`)
@@ -356,24 +355,5 @@ async function main(): Promise<void> {
   }
 }
 
-/** The checked-out commit and any uncommitted change to what the engine runs (src, templates, package files). */
-async function engineRevision(): Promise<{ commit?: string; changedFiles: string[] }> {
-  try {
-    const commit = (await runTracked('git rev-parse', 'git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO })).trim()
-    const status = await runTracked('git status', 'git', ['status', '--porcelain', '--', 'src', 'package.json', 'package-lock.json'], { cwd: REPO })
-    const changedFiles = status.split('\n').filter(Boolean).map((line) => line.slice(3))
-    return { commit, changedFiles }
-  } catch {
-    return { changedFiles: [] }
-  }
-}
 
-main()
-  .then(() => scope.cleanup())
-  .catch(async (error: unknown) => {
-    if (scope.interrupted) return // the signal handler cleans up and exits
-    process.stderr.write(`\nhttp-render benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
-    if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await scope.cleanup()
-    process.exitCode = 1
-  })
+runBenchmark(scope, 'http-render', main)

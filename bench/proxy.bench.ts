@@ -15,7 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { treeCpuSeconds, waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
-import { BenchScope, machineFacts, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { NGINX, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory } from './lib/proc-memory.ts'
 import { freePort, runTracked, spawnTracked, waitForHttp, type Tracked } from './lib/processes.ts'
@@ -26,7 +26,6 @@ const RESULTS_DIR = path.join(REPO, 'bench', 'results')
 const MiB = 1024 * 1024
 const BULK_BYTES = 256 * MiB
 
-class SetupError extends Error {}
 
 function envNumber(name: string, fallback: number, { min = 0, integer = false } = {}): number {
   const raw = process.env[name]
@@ -349,12 +348,4 @@ ${tempPaths(dir)}
 `
 }
 
-main()
-  .then(() => scope.cleanup())
-  .catch(async (error: unknown) => {
-    if (scope.interrupted) return
-    process.stderr.write(`\nproxy benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
-    if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await scope.cleanup()
-    process.exitCode = 1
-  })
+runBenchmark(scope, 'proxy', main)

@@ -38,12 +38,12 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import type { FastifyInstance } from 'fastify'
 import { auth, copySampleContent, startTestEngine, type TestEngine } from '../test/helpers/engine.ts'
-import { BenchScope, machineFacts, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
 import { machineCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib/cpu-usage.ts'
 import { prng } from './lib/fixtures.ts'
 import { processMemory } from './lib/proc-memory.ts'
-import { runTracked, spawnTracked, type Tracked } from './lib/processes.ts'
+import { spawnTracked, type Tracked } from './lib/processes.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
@@ -51,7 +51,6 @@ const FLEET_CHILD = path.join(REPO, 'bench', 'lib', 'kube-fleet-child.ts')
 /** Other processes' CPU during a sweep above which its row is flagged as noisy (cores). */
 const NOISY_CORES = 0.2
 
-class SetupError extends Error {}
 
 function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = true } = {}): number {
   const raw = process.env[name]
@@ -342,7 +341,7 @@ async function main(): Promise<void> {
     await waitForQuiet(quietCores, quietWait, (cores) => log(`  waiting (up to ${quietWait} s) for a quiet machine before ${before}: other processes use ${fmt(cores, 2)} cores`))
   }
   const loadBefore = os.loadavg()
-  const revision = await engineRevision()
+  const revision = await engineRevision(REPO, ['src', 'migrations', 'package.json', 'package-lock.json'])
   if (!gc) log('note: could not expose a forced GC: memory figures are taken as they are')
 
   // --- the doubles ------------------------------------------------------------------------------
@@ -617,24 +616,5 @@ async function main(): Promise<void> {
   }
 }
 
-/** The checked-out commit and any uncommitted change to what the engine runs (src, migrations, package files). */
-async function engineRevision(): Promise<{ commit?: string; changedFiles: string[] }> {
-  try {
-    const commit = (await runTracked('git rev-parse', 'git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO })).trim()
-    const status = await runTracked('git status', 'git', ['status', '--porcelain', '--', 'src', 'migrations', 'package.json', 'package-lock.json'], { cwd: REPO })
-    const changedFiles = status.split('\n').filter(Boolean).map((line) => line.slice(3))
-    return { commit, changedFiles }
-  } catch {
-    return { changedFiles: [] }
-  }
-}
 
-main()
-  .then(() => scope.cleanup())
-  .catch(async (error: unknown) => {
-    if (scope.interrupted) return // the signal handler cleans up and exits
-    process.stderr.write(`\nregistry benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
-    if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await scope.cleanup()
-    process.exitCode = 1
-  })
+runBenchmark(scope, 'registry', main)

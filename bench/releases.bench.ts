@@ -42,7 +42,7 @@ import type { FastifyInstance } from 'fastify'
 import { multipartBody, packageChart, webChart } from '../test/helpers/charts.ts'
 import { auth, copySampleContent, startTestEngine, type TestEngine } from '../test/helpers/engine.ts'
 import { helmPath } from '../test/helpers/tools.ts'
-import { BenchScope, machineFacts, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
 import { machineCpuSeconds, reapedChildrenCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib/cpu-usage.ts'
 import { processMemory } from './lib/proc-memory.ts'
@@ -56,7 +56,6 @@ const RELEASE = 'web'
 /** Other processes' CPU during a run above which its row is flagged as noisy (cores). */
 const NOISY_CORES = 0.2
 
-class SetupError extends Error {}
 
 function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = true } = {}): number {
   const raw = process.env[name]
@@ -523,7 +522,7 @@ async function main(): Promise<void> {
   ]
   if (runs.length === 0) throw new SetupError('nothing to run: BENCH_PARALLEL and BENCH_CLUSTER_VALUES_PARALLEL are both empty')
   const loadBefore = os.loadavg()
-  const revision = await engineRevision()
+  const revision = await engineRevision(REPO, ['src', 'migrations', 'package.json', 'package-lock.json'])
   const helmBinary = await helmPath()
   const helmVersion = (await runTracked('helm version', helmBinary, ['version', '--short'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.tmpdir() } })).trim()
 
@@ -741,24 +740,5 @@ async function main(): Promise<void> {
   }
 }
 
-/** The checked-out commit and any uncommitted change to what the engine runs (src, migrations, package files). */
-async function engineRevision(): Promise<{ commit?: string; changedFiles: string[] }> {
-  try {
-    const commit = (await runTracked('git rev-parse', 'git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO })).trim()
-    const status = await runTracked('git status', 'git', ['status', '--porcelain', '--', 'src', 'migrations', 'package.json', 'package-lock.json'], { cwd: REPO })
-    const changedFiles = status.split('\n').filter(Boolean).map((line) => line.slice(3))
-    return { commit, changedFiles }
-  } catch {
-    return { changedFiles: [] }
-  }
-}
 
-main()
-  .then(() => scope.cleanup())
-  .catch(async (error: unknown) => {
-    if (scope.interrupted) return // the signal handler cleans up and exits
-    process.stderr.write(`\nreleases benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
-    if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
-    await scope.cleanup()
-    process.exitCode = 1
-  })
+runBenchmark(scope, 'releases', main)

@@ -81,3 +81,31 @@ export async function keepEngineProfile(profDir: string, resultsDir: string, nam
   await fs.copyFile(path.join(profDir, profiles[0]!), target)
   return target
 }
+
+/** A benchmark that cannot run as set up (a missing tool, wrong answers): reported without a stack trace. */
+export class SetupError extends Error {}
+
+/** Runs a benchmark's `main`: gives back what the scope holds however it ends; a failure is said and exits 1. */
+export function runBenchmark(scope: BenchScope, name: string, main: () => Promise<void>): void {
+  main()
+    .then(() => scope.cleanup())
+    .catch(async (error: unknown) => {
+      if (scope.interrupted) return // the signal handler cleans up and exits
+      process.stderr.write(`\n${name} benchmark failed: ${error instanceof Error ? error.message : String(error)}\n`)
+      if (!(error instanceof SetupError) && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`)
+      await scope.cleanup()
+      process.exitCode = 1
+    })
+}
+
+/** The checked-out commit and any uncommitted change to what the engine runs, for the results file. */
+export async function engineRevision(repo: string, paths = ['src', 'migrations', 'package.json', 'package-lock.json']): Promise<{ commit?: string; changedFiles: string[] }> {
+  const { runTracked } = await import('./processes.ts')
+  try {
+    const commit = (await runTracked('git rev-parse', 'git', ['rev-parse', '--short=12', 'HEAD'], { cwd: repo })).trim()
+    const status = await runTracked('git status', 'git', ['status', '--porcelain', '--', ...paths], { cwd: repo })
+    return { commit, changedFiles: status.split('\n').filter(Boolean).map((line) => line.slice(3)) }
+  } catch {
+    return { changedFiles: [] }
+  }
+}
