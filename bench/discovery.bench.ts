@@ -21,7 +21,7 @@ import { prng } from './lib/fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { NGINX, NGINX_ECHO_MODULE, nginxIngestConfig, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory, type ProcessMemory } from './lib/proc-memory.ts'
-import { BenchScope, SetupError, engineRevision, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, envNumber, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { freePort, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkPostScript, wrkVersion } from './lib/wrk.ts'
 
@@ -36,15 +36,6 @@ const SATURATED_CORES = 0.9
 const GiB = 1024 ** 3
 
 
-function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = false } = {}): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} in [${min}, ${max}]`)
-  }
-  return value
-}
 
 const scope = new BenchScope()
 

@@ -13,7 +13,7 @@ import { constants, promises as fs } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { BenchScope, SetupError, engineRevision, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, envNumber, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { prng } from './lib/fixtures.ts'
@@ -35,15 +35,6 @@ const NOISY_CORES = 0.2
 const SATURATED_CORES = 0.9
 
 
-function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = false } = {}): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} in [${min}, ${max}]`)
-  }
-  return value
-}
 
 const scope = new BenchScope()
 

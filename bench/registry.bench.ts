@@ -27,7 +27,6 @@
  *   BENCH_CPU_PROF=1 npx tsx bench/registry.bench.ts   (plus a CPU profile of the sweeps, per kind of sweep)
  *   BENCH_SERVER_KEEPALIVE_SECONDS=60 npx tsx bench/registry.bench.ts   (what if connections outlived a sweep)
  */
-import { once } from 'node:events'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import os from 'node:os'
@@ -38,29 +37,19 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import type { FastifyInstance } from 'fastify'
 import { auth, copySampleContent, startTestEngine, type TestEngine } from '../test/helpers/engine.ts'
-import { BenchScope, SetupError, engineRevision, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, envNumber, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
 import { machineCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib/cpu-usage.ts'
 import { prng } from './lib/fixtures.ts'
 import { processMemory } from './lib/proc-memory.ts'
-import { spawnTracked, type Tracked } from './lib/processes.ts'
+import { startKubeFleet, type KubeFleet } from './lib/kube-fleet.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
-const FLEET_CHILD = path.join(REPO, 'bench', 'lib', 'kube-fleet-child.ts')
 /** Other processes' CPU during a sweep above which its row is flagged as noisy (cores). */
 const NOISY_CORES = 0.2
 
 
-function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = true } = {}): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} in [${min}, ${max}]`)
-  }
-  return value
-}
 
 const scope = new BenchScope("the API server doubles' process, the engine and the temp folders")
 const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
@@ -71,15 +60,6 @@ const nowUs = () => Number(process.hrtime.bigint() / 1000n)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0
 
-/** `promise`, or the error of `timeout()` after `ms` (the timer does not keep the process alive). */
-async function withTimeout<T>(promise: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout()), ms)))])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 /** A forced, full GC: `--expose-gc` if node was started with it, else exposed now (V8 allows it at run time). */
 function exposeGc(): (() => void) | undefined {
@@ -130,68 +110,17 @@ async function sampleMemory(when: string): Promise<MemorySample> {
 
 // --- the API server doubles, in their own process ----------------------------------------------------
 
-interface FleetCluster {
-  name: string
-  url: string
-  token: string
-}
-interface FleetStats {
-  tlsConnections: number
-  requests: number
-  cpuMicros: number
-  memory: NodeJS.MemoryUsage
-}
-interface Fleet {
-  entry: Tracked
-  caPem: string
-  clusters: FleetCluster[]
-  stats: () => Promise<FleetStats>
-}
+type Fleet = KubeFleet
 
-async function startFleet(settings: { clusters: number; latencyMs: number; nodes: number; pods: number; keepAliveSeconds: number }): Promise<Fleet> {
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SLIPWAY_') && !key.startsWith('FLEET_')))
-  Object.assign(env, {
-    FLEET_CLUSTERS: String(settings.clusters),
-    FLEET_LATENCY_MS: String(settings.latencyMs),
-    FLEET_NODES: String(settings.nodes),
-    FLEET_PODS: String(settings.pods),
-    FLEET_KEEPALIVE_SECONDS: String(settings.keepAliveSeconds),
+/** 500 API server doubles (kube-apiserver.ts) with `latencyMs` per answer, in their own process. */
+const startFleet = (settings: { clusters: number; latencyMs: number; nodes: number; pods: number; keepAliveSeconds: number }) =>
+  startKubeFleet('kube API server doubles', {
+    FLEET_CLUSTERS: settings.clusters,
+    FLEET_LATENCY_MS: settings.latencyMs,
+    FLEET_NODES: settings.nodes,
+    FLEET_PODS: settings.pods,
+    FLEET_KEEPALIVE_SECONDS: settings.keepAliveSeconds,
   })
-  const entry = spawnTracked('kube API server doubles', process.execPath, ['--import', 'tsx', FLEET_CHILD], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-  const { child } = entry
-  const ready = new Promise<{ caPem: string; clusters: FleetCluster[] }>((resolve, reject) => {
-    let buffered = ''
-    const onData = (data: Buffer) => {
-      buffered += data.toString('utf8')
-      let newline: number
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline)
-        buffered = buffered.slice(newline + 1)
-        if (!line.startsWith('{')) continue
-        try {
-          const parsed = JSON.parse(line) as { ready?: boolean; caPem: string; clusters: FleetCluster[] }
-          if (parsed.ready) {
-            child.stdout?.off('data', onData)
-            resolve(parsed)
-          }
-        } catch (error) {
-          reject(new Error(`the doubles' process printed a line that is not JSON: ${(error as Error).message}`))
-        }
-      }
-    }
-    child.stdout?.on('data', onData)
-    void entry.exited.then(({ code, signal }) => reject(new Error(`the doubles' process exited (${code ?? signal}) before it was ready:\n${entry.output().slice(-4000)}`)), reject)
-  })
-  const description = await withTimeout(ready, 180_000, () => new Error(`the doubles' process was not ready within 180 s:\n${entry.output().slice(-4000)}`))
-  const stats = async (): Promise<FleetStats> => {
-    const answer = once(child, 'message') as Promise<[FleetStats & { type: string }]>
-    child.send({ type: 'stats' })
-    const [message] = await withTimeout(answer, 10_000, () => new Error(`the doubles' process did not answer a stats request within 10 s`))
-    if (message.type !== 'stats') throw new Error(`the doubles' process answered ${JSON.stringify(message).slice(0, 200)} to a stats request`)
-    return message
-  }
-  return { entry, ...description, stats }
-}
 
 // --- the engine, in this process ---------------------------------------------------------------------
 
@@ -320,21 +249,21 @@ const REGIONS = ['eu-west', 'eu-central', 'us-east', 'us-west', 'ap-south']
 const TIERS = ['prod', 'prod', 'staging', 'edge']
 
 async function main(): Promise<void> {
-  const clusterCount = envNumber('BENCH_CLUSTERS', 500, { min: 1, max: 5000 })
-  const latencyMs = envNumber('BENCH_LATENCY_MS', 50, { min: 0 })
-  const nodes = envNumber('BENCH_NODES', 3, { min: 1, max: 500 })
-  const pods = envNumber('BENCH_PODS', 10, { min: 0, max: 5000 })
-  const sweeps = envNumber('BENCH_SWEEPS', 3, { min: 1, max: 50 })
-  const idleSeconds = envNumber('BENCH_IDLE_SECONDS', 6, { min: 0, max: 600, integer: false })
-  const registerParallel = envNumber('BENCH_REGISTER_PARALLEL', 1, { min: 1, max: 1000 })
+  const clusterCount = envNumber('BENCH_CLUSTERS', 500, { min: 1, max: 5000, integer: true })
+  const latencyMs = envNumber('BENCH_LATENCY_MS', 50, { min: 0, integer: true })
+  const nodes = envNumber('BENCH_NODES', 3, { min: 1, max: 500, integer: true })
+  const pods = envNumber('BENCH_PODS', 10, { min: 0, max: 5000, integer: true })
+  const sweeps = envNumber('BENCH_SWEEPS', 3, { min: 1, max: 50, integer: true })
+  const idleSeconds = envNumber('BENCH_IDLE_SECONDS', 6, { min: 0, max: 600 })
+  const registerParallel = envNumber('BENCH_REGISTER_PARALLEL', 1, { min: 1, max: 1000, integer: true })
   const concurrencies = (process.env.BENCH_CONCURRENCIES ?? '32,128').split(',').map((text) => {
     const value = Number(text.trim())
     if (!Number.isInteger(value) || value < 1 || value > 1000) throw new SetupError(`BENCH_CONCURRENCIES: ${text} is not an integer in [1, 1000]`)
     return value
   })
-  const keepAliveSeconds = envNumber('BENCH_SERVER_KEEPALIVE_SECONDS', 5, { min: 1, max: 3600 })
-  const quietCores = envNumber('BENCH_QUIET_CORES', 0.25, { min: 0, integer: false })
-  const quietWait = envNumber('BENCH_QUIET_WAIT', 30, { min: 0, integer: false })
+  const keepAliveSeconds = envNumber('BENCH_SERVER_KEEPALIVE_SECONDS', 5, { min: 1, max: 3600, integer: true })
+  const quietCores = envNumber('BENCH_QUIET_CORES', 0.25, { min: 0 })
+  const quietWait = envNumber('BENCH_QUIET_WAIT', 30, { min: 0 })
   const cpuProf = process.env.BENCH_CPU_PROF === '1'
   const waitQuiet = async (before: string) => {
     if (quietWait <= 0) return

@@ -42,30 +42,21 @@ import type { FastifyInstance } from 'fastify'
 import { multipartBody, packageChart, webChart } from '../test/helpers/charts.ts'
 import { auth, copySampleContent, startTestEngine, type TestEngine } from '../test/helpers/engine.ts'
 import { helmPath } from '../test/helpers/tools.ts'
-import { BenchScope, SetupError, engineRevision, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, envNumber, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
 import { machineCpuSeconds, reapedChildrenCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib/cpu-usage.ts'
 import { processMemory } from './lib/proc-memory.ts'
-import { runTracked, spawnTracked, type Tracked } from './lib/processes.ts'
+import { runTracked } from './lib/processes.ts'
+import { startKubeFleet, type KubeFleet } from './lib/kube-fleet.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
-const FLEET_CHILD = path.join(REPO, 'bench', 'lib', 'kube-fleet-child.ts')
 const NAMESPACE = 'shop'
 const RELEASE = 'web'
 /** Other processes' CPU during a run above which its row is flagged as noisy (cores). */
 const NOISY_CORES = 0.2
 
 
-function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = true } = {}): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} in [${min}, ${max}]`)
-  }
-  return value
-}
 
 function envList(name: string, fallback: string, { min = 1, max = 1000 } = {}): number[] {
   const raw = process.env[name] ?? fallback
@@ -86,29 +77,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0
 const mean = (values: number[]) => (values.length ? values.reduce((sum, value) => sum + value, 0) / values.length : 0)
 
-/** `promise`, or the error of `timeout()` after `ms` (the timer does not keep the process alive). */
-async function withTimeout<T>(promise: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout()), ms)))])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 // --- the cluster doubles, in their own process -------------------------------------------------------
 
-interface FleetCluster {
-  name: string
-  url: string
-  token: string
-}
-interface FleetStats {
-  tlsConnections: number
-  requests: number
-  cpuMicros: number
-  memory: NodeJS.MemoryUsage
-}
 /** A request as a double recorded it (`at`: when it arrived, before the double's latency). */
 interface LoggedRequest {
   method: string
@@ -118,81 +89,28 @@ interface LoggedRequest {
   status: number
   at: number
 }
-interface Fleet {
-  entry: Tracked
-  caPem: string
-  clusters: FleetCluster[]
-  stats: () => Promise<FleetStats>
+interface Fleet extends KubeFleet {
   requests: (name: string, sinceMs: number) => Promise<LoggedRequest[]>
   objects: (namespace: string) => Promise<Record<string, { kind: string; name: string; data?: Record<string, string> }[]>>
   closeIdle: () => Promise<void>
 }
 
+/** The object-store doubles (kube-cluster.ts) with `latencyMs` per answer, in their own process. */
 async function startFleet(settings: { clusters: number; latencyMs: number; readyDelayMs: number; keepAliveSeconds: number }): Promise<Fleet> {
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SLIPWAY_') && !key.startsWith('FLEET_')))
-  Object.assign(env, {
+  const fleet = await startKubeFleet('kube cluster doubles', {
     FLEET_KIND: 'cluster',
-    FLEET_CLUSTERS: String(settings.clusters),
-    FLEET_LATENCY_MS: String(settings.latencyMs),
-    FLEET_READY_DELAY_MS: String(settings.readyDelayMs),
-    FLEET_NODES: '1',
-    FLEET_KEEPALIVE_SECONDS: String(settings.keepAliveSeconds),
+    FLEET_CLUSTERS: settings.clusters,
+    FLEET_LATENCY_MS: settings.latencyMs,
+    FLEET_READY_DELAY_MS: settings.readyDelayMs,
+    FLEET_NODES: 1,
+    FLEET_KEEPALIVE_SECONDS: settings.keepAliveSeconds,
   })
-  const entry = spawnTracked('kube cluster doubles', process.execPath, ['--import', 'tsx', FLEET_CHILD], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-  const { child } = entry
-  const ready = new Promise<{ caPem: string; clusters: FleetCluster[] }>((resolve, reject) => {
-    let buffered = ''
-    const onData = (data: Buffer) => {
-      buffered += data.toString('utf8')
-      let newline: number
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline)
-        buffered = buffered.slice(newline + 1)
-        if (!line.startsWith('{')) continue
-        try {
-          const parsed = JSON.parse(line) as { ready?: boolean; caPem: string; clusters: FleetCluster[] }
-          if (parsed.ready) {
-            child.stdout?.off('data', onData)
-            resolve(parsed)
-          }
-        } catch (error) {
-          reject(new Error(`the doubles' process printed a line that is not JSON: ${(error as Error).message}`))
-        }
-      }
-    }
-    child.stdout?.on('data', onData)
-    void entry.exited.then(({ code, signal }) => reject(new Error(`the doubles' process exited (${code ?? signal}) before it was ready:\n${entry.output().slice(-4000)}`)), reject)
-  })
-  const description = await withTimeout(ready, 180_000, () => new Error(`the doubles' process was not ready within 180 s:\n${entry.output().slice(-4000)}`))
-  // Questions over IPC, each answer matched to its question by id (several may be in flight).
-  let nextId = 0
-  const pending = new Map<number, (message: Record<string, unknown>) => void>()
-  child.on('message', (message: { id?: number }) => {
-    const resolve = message.id === undefined ? undefined : pending.get(message.id)
-    if (resolve) {
-      pending.delete(message.id!)
-      resolve(message as Record<string, unknown>)
-    }
-  })
-  const ask = async <T>(question: Record<string, unknown>): Promise<T> => {
-    const id = nextId++
-    const answer = new Promise<Record<string, unknown>>((resolve) => pending.set(id, resolve))
-    child.send({ ...question, id })
-    const message = await withTimeout(answer, 30_000, () => {
-      pending.delete(id)
-      return new Error(`the doubles' process did not answer ${JSON.stringify(question)} within 30 s`)
-    })
-    if (typeof message.error === 'string') throw new Error(`the doubles' process: ${message.error}`)
-    return message as T
-  }
   return {
-    entry,
-    ...description,
-    stats: () => ask<FleetStats>({ type: 'stats' }),
-    requests: async (name, sinceMs) => (await ask<{ requests: LoggedRequest[] }>({ type: 'requests', name, sinceMs })).requests,
-    objects: async (namespace) => (await ask<{ clusters: Record<string, { kind: string; name: string; data?: Record<string, string> }[]> }>({ type: 'objects', namespace })).clusters,
+    ...fleet,
+    requests: async (name, sinceMs) => (await fleet.ask<{ requests: LoggedRequest[] }>({ type: 'requests', name, sinceMs })).requests,
+    objects: async (namespace) => (await fleet.ask<{ clusters: Record<string, { kind: string; name: string; data?: Record<string, string> }[]> }>({ type: 'objects', namespace })).clusters,
     closeIdle: async () => {
-      await ask({ type: 'close-idle' })
+      await fleet.ask({ type: 'close-idle' })
     },
   }
 }
@@ -498,19 +416,19 @@ async function runInstall(
 const REGIONS = ['eu-west', 'eu-central', 'us-east', 'us-west', 'ap-south']
 
 async function main(): Promise<void> {
-  const clusterCount = envNumber('BENCH_CLUSTERS', 200, { min: 1, max: 2000 })
-  const latencyMs = envNumber('BENCH_LATENCY_MS', 50, { min: 1 })
-  const readyDelayMs = envNumber('BENCH_READY_DELAY_MS', 20, { min: 0 })
+  const clusterCount = envNumber('BENCH_CLUSTERS', 200, { min: 1, max: 2000, integer: true })
+  const latencyMs = envNumber('BENCH_LATENCY_MS', 50, { min: 1, integer: true })
+  const readyDelayMs = envNumber('BENCH_READY_DELAY_MS', 20, { min: 0, integer: true })
   const parallels = envList('BENCH_PARALLEL', '10,50')
   const [clusterValuesParallel] = envList('BENCH_CLUSTER_VALUES_PARALLEL', '50', { min: 0 })
-  const keepAliveSeconds = envNumber('BENCH_SERVER_KEEPALIVE_SECONDS', 5, { min: 1, max: 3600 })
-  const reconcileIntervalSeconds = envNumber('BENCH_RECONCILE_INTERVAL_SECONDS', 0.2, { min: 0, integer: false })
-  const requestTimeoutSeconds = envNumber('BENCH_REQUEST_TIMEOUT_SECONDS', 10, { min: 1 })
-  const readyTimeoutSeconds = envNumber('BENCH_READY_TIMEOUT_SECONDS', 120, { min: 1 })
-  const pollMs = envNumber('BENCH_POLL_MS', 250, { min: 10 })
-  const runTimeoutSeconds = envNumber('BENCH_RUN_TIMEOUT_SECONDS', 180, { min: 10 })
-  const quietCores = envNumber('BENCH_QUIET_CORES', 0.25, { min: 0, integer: false })
-  const quietWait = envNumber('BENCH_QUIET_WAIT', 30, { min: 0, integer: false })
+  const keepAliveSeconds = envNumber('BENCH_SERVER_KEEPALIVE_SECONDS', 5, { min: 1, max: 3600, integer: true })
+  const reconcileIntervalSeconds = envNumber('BENCH_RECONCILE_INTERVAL_SECONDS', 0.2, { min: 0 })
+  const requestTimeoutSeconds = envNumber('BENCH_REQUEST_TIMEOUT_SECONDS', 10, { min: 1, integer: true })
+  const readyTimeoutSeconds = envNumber('BENCH_READY_TIMEOUT_SECONDS', 120, { min: 1, integer: true })
+  const pollMs = envNumber('BENCH_POLL_MS', 250, { min: 10, integer: true })
+  const runTimeoutSeconds = envNumber('BENCH_RUN_TIMEOUT_SECONDS', 180, { min: 10, integer: true })
+  const quietCores = envNumber('BENCH_QUIET_CORES', 0.25, { min: 0 })
+  const quietWait = envNumber('BENCH_QUIET_WAIT', 30, { min: 0 })
   const cpuProf = process.env.BENCH_CPU_PROF === '1'
   const waitQuiet = async (before: string) => {
     if (quietWait <= 0) return

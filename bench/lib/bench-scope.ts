@@ -109,3 +109,24 @@ export async function engineRevision(repo: string, paths = ['src', 'migrations',
     return { changedFiles: [] }
   }
 }
+
+/** A number from the environment (or `fallback`), checked: a bad value stops the benchmark with a clear message. */
+export function envNumber(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER, integer = false } = {}): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} in [${min}, ${max}]`)
+  }
+  return value
+}
+
+/** `promise`, or the error of `timeout()` after `ms` (the timer does not keep the process alive). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout()), ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -45,7 +45,11 @@ export class ReleaseExecutor {
 
   async tick(): Promise<void> {
     if (this.stopping) return
-    for (const release of await this.ports.repository.list()) await this.advance(release)
+    const releases = await this.ports.repository.list()
+    if (releases.length === 0) return
+    // The registry (with health) is read once per pass, not once per release.
+    const clusters = await this.ports.service.clusterFacts()
+    for (const release of releases) await this.advance(release, clusters)
   }
 
   async stop(graceMs = 5000): Promise<void> {
@@ -53,9 +57,9 @@ export class ReleaseExecutor {
     await Promise.race([Promise.allSettled([...this.workers.values()]), new Promise((resolve) => setTimeout(resolve, graceMs).unref())])
   }
 
-  private async advance(release: Release): Promise<void> {
+  private async advance(release: Release, clusters: readonly ReleaseCluster[]): Promise<void> {
     const key = releaseKey(release.namespace, release.name)
-    const targets = await this.ports.service.targets(release)
+    const targets = await this.ports.service.targets(release, clusters)
     const canary = release.rollout.canarySelector ? parseLabelSelector(release.rollout.canarySelector) : undefined
     const statuses = await this.ports.repository.listClusters(release.namespace, release.name)
     const facts = new Map(targets.map((cluster) => [cluster.name, cluster]))

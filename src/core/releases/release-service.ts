@@ -49,14 +49,12 @@ export class ReleaseService {
 
   async list(selector?: string): Promise<ReleaseView[]> {
     const matcher = selector ? parseLabelSelector(selector) : undefined
+    const labelsOf = matcher ? new Map((await this.clusters.list()).map((cluster) => [cluster.name, cluster.labels])) : undefined
     const views: ReleaseView[] = []
     for (const release of await this.repository.list()) {
       const view = await this.view(release)
       // optikon's ?labels=: the releases present on a cluster the selector matches.
-      if (matcher) {
-        const labelsOf = new Map((await this.clusters.list()).map((cluster) => [cluster.name, cluster.labels]))
-        if (!view.clusters.some((status) => matcher.matches(labelsOf.get(status.cluster) ?? {}))) continue
-      }
+      if (matcher && !view.clusters.some((status) => matcher.matches(labelsOf!.get(status.cluster) ?? {}))) continue
       views.push(view)
     }
     return views
@@ -182,11 +180,16 @@ export class ReleaseService {
     return this.get(namespace, name)
   }
 
-  /** The clusters the release's selector matches now (joined, not excluded). */
-  async targets(release: Release): Promise<ReleaseCluster[]> {
+  /** Every registered cluster as releases see it (one read for a whole reconciler pass). */
+  clusterFacts(): Promise<ReleaseCluster[]> {
+    return this.clusters.list()
+  }
+
+  /** The clusters the release's selector matches now (joined, not excluded), among `clusters` when given. */
+  async targets(release: Release, clusters?: readonly ReleaseCluster[]): Promise<ReleaseCluster[]> {
     if (release.state === 'deleting') return []
     const matcher = parseLabelSelector(release.selector)
-    return (await this.clusters.list()).filter((cluster) => cluster.joined && matcher.matches(cluster.labels) && !release.excludedClusters.includes(cluster.name))
+    return (clusters ?? (await this.clusters.list())).filter((cluster) => cluster.joined && matcher.matches(cluster.labels) && !release.excludedClusters.includes(cluster.name))
   }
 
   private async checkRenders(name: string, namespace: string, revision: ReleaseRevision, selector: string): Promise<void> {

@@ -9,8 +9,6 @@ export interface DnsServerOptions {
   port: number
   zone: DnsZone
   logger: Logger
-  /** Counts answers by rcode (prom-client's labels). */
-  count?: (rcode: string, transport: 'udp' | 'tcp') => void
 }
 
 export interface DnsServer {
@@ -57,7 +55,6 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   udp.on('message', (message, remote) => {
     const answered = answerQuery(zone, message, remote.address, 'udp')
     if (!answered) return
-    options.count?.(answered.rcode, 'udp')
     udp.send(answered.reply, remote.port, remote.address, (error) => error && logger.debug({ err: error }, 'dns reply not sent'))
   })
   await new Promise<void>((resolve, reject) => {
@@ -84,7 +81,6 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
         pending = pending.subarray(2 + length)
         const answered = answerQuery(zone, Buffer.from(message), socket.remoteAddress ?? '', 'tcp')
         if (!answered) continue
-        options.count?.(answered.rcode, 'tcp')
         const framed = Buffer.alloc(2 + answered.reply.length)
         framed.writeUInt16BE(answered.reply.length, 0)
         answered.reply.copy(framed, 2)
