@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely'
+import { autoIncrementKey } from './lib/portable-columns.ts'
 
 // Migrations are typed Kysely<any> on purpose: they must keep working after today's row types change.
 export async function up(db: Kysely<any>): Promise<void> {
@@ -40,7 +41,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('api_tokens')
-    .addColumn('id', 'integer', (column) => column.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', autoIncrementKey(db))
     .addColumn('name', 'text', (column) => column.notNull().unique())
     .addColumn('token_sha256', 'text', (column) => column.notNull().unique())
     .addColumn('role', 'text', (column) => column.notNull().check(sql`role in ('admin', 'operator', 'viewer')`))

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely'
+import { autoIncrementKey } from './lib/portable-columns.ts'
 
 // Typed Kysely<any> on purpose: a migration must keep working after today's row types change.
 export async function up(db: Kysely<any>): Promise<void> {
@@ -41,7 +42,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createTable('machine_disks')
     .addColumn('uuid', 'text', (column) => column.notNull().references('machines.uuid').onDelete('cascade'))
     .addColumn('path', 'text', (column) => column.notNull())
-    .addColumn('size_bytes', 'integer', (column) => column.notNull())
+    .addColumn('size_bytes', 'bigint', (column) => column.notNull())
     .addColumn('model', 'text')
     .addColumn('serial', 'text')
     .addPrimaryKeyConstraint('machine_disks_pk', ['uuid', 'path'])
@@ -59,7 +60,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('machine_events')
-    .addColumn('id', 'integer', (column) => column.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', autoIncrementKey(db))
     .addColumn('uuid', 'text', (column) => column.notNull().references('machines.uuid').onDelete('cascade'))
     .addColumn('from_state', 'text') // null for the event that created the machine
     .addColumn('to_state', 'text', (column) => column.notNull())

@@ -10,8 +10,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('nodes_max', 'integer', (column) => column.notNull())
     .addColumn('selector', 'text', (column) => column.notNull()) // JSON object of label -> value
     .addColumn('min_cpu_cores', 'integer', (column) => column.notNull().check(sql`min_cpu_cores >= 0`))
-    .addColumn('min_memory_bytes', 'integer', (column) => column.notNull().check(sql`min_memory_bytes >= 0`))
-    .addColumn('min_disk_bytes', 'integer', (column) => column.notNull().check(sql`min_disk_bytes >= 0`))
+    .addColumn('min_memory_bytes', 'bigint', (column) => column.notNull().check(sql`min_memory_bytes >= 0`))
+    .addColumn('min_disk_bytes', 'bigint', (column) => column.notNull().check(sql`min_disk_bytes >= 0`))
     .addColumn('kubernetes_version', 'text', (column) => column.notNull())
     .addColumn('created_at', 'text', (column) => column.notNull())
     .addCheckConstraint('flavors_nodes_range', sql`nodes_max >= nodes_min`)
@@ -23,8 +23,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     // restrict: a flavor in use cannot vanish under its clusters.
     .addColumn('flavor', 'text', (column) => column.notNull().references('flavors.name').onDelete('restrict'))
     .addColumn('labels', 'text', (column) => column.notNull()) // JSON object
-    .addColumn('latitude', 'real')
-    .addColumn('longitude', 'real')
+    .addColumn('latitude', 'double precision')
+    .addColumn('longitude', 'double precision')
     .addColumn('state', 'text', (column) => column.notNull().check(sql`state in ('pending', 'scheduled')`))
     .addColumn('created_at', 'text', (column) => column.notNull())
     .execute()

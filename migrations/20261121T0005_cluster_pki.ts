@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { binaryType } from './lib/portable-columns.ts'
 
 // Typed Kysely<any> on purpose: a migration must keep working after today's row types change.
 export async function up(db: Kysely<any>): Promise<void> {
@@ -8,7 +9,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createTable('cluster_pki')
     .addColumn('cluster', 'text', (column) => column.primaryKey().references('clusters.name').onDelete('cascade'))
     .addColumn('certificates', 'text', (column) => column.notNull()) // JSON, public parts only
-    .addColumn('sealed', 'blob', (column) => column.notNull())
+    .addColumn('sealed', binaryType(db), (column) => column.notNull())
     .addColumn('created_at', 'text', (column) => column.notNull())
     .execute()
 }

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely'
+import { autoIncrementKey, binaryType } from './lib/portable-columns.ts'
 
 // Typed Kysely<any> on purpose: a migration must keep working after today's row types change.
 export async function up(db: Kysely<any>): Promise<void> {
@@ -33,7 +34,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('rollout_events')
-    .addColumn('id', 'integer', (column) => column.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', autoIncrementKey(db))
     .addColumn('run_id', 'text', (column) => column.notNull().references('rollout_runs.id').onDelete('cascade'))
     .addColumn('uuid', 'text')
     .addColumn('at', 'text', (column) => column.notNull())
@@ -54,7 +55,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createTable('engine_secrets')
     .addColumn('name', 'text', (column) => column.primaryKey())
     .addColumn('public_part', 'text')
-    .addColumn('sealed', 'blob', (column) => column.notNull())
+    .addColumn('sealed', binaryType(db), (column) => column.notNull())
     .addColumn('created_at', 'text', (column) => column.notNull())
     .execute()
 }

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely'
+import { autoIncrementKey, binaryType } from './lib/portable-columns.ts'
 
 // The cluster registry: every cluster the engine knows, provisioned here or added by hand, with its
 // labels, location, API server and (sealed) credentials; its last health and the history of its
@@ -10,8 +11,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('name', 'text', (column) => column.primaryKey())
     .addColumn('display_name', 'text', (column) => column.notNull().defaultTo(''))
     .addColumn('labels', 'text', (column) => column.notNull().defaultTo('{}')) // JSON object
-    .addColumn('latitude', 'real')
-    .addColumn('longitude', 'real')
+    .addColumn('latitude', 'double precision')
+    .addColumn('longitude', 'double precision')
     .addColumn('region', 'text')
     .addColumn('site', 'text')
     .addColumn('source', 'text', (column) => column.notNull().check(sql`source in ('manual', 'provisioned')`))
@@ -20,7 +21,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('ca_bundle', 'text')
     .addColumn('credential_kind', 'text', (column) => column.notNull().check(sql`credential_kind in ('cluster_pki', 'token', 'client_certificate', 'kubeconfig')`))
     // AES-256-GCM (storage/secret-box.ts); null for cluster_pki, whose admin key is sealed with the PKI.
-    .addColumn('credential_sealed', 'blob')
+    .addColumn('credential_sealed', binaryType(db))
     .addColumn('properties', 'text', (column) => column.notNull().defaultTo('{}')) // JSON object name -> value
     .addColumn('joined_at', 'text')
     .addColumn('join_message', 'text')
@@ -47,7 +48,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('cluster_health_events')
-    .addColumn('id', 'integer', (column) => column.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', autoIncrementKey(db))
     .addColumn('cluster', 'text', (column) => column.notNull().references('cluster_registry.name').onDelete('cascade'))
     .addColumn('at', 'text', (column) => column.notNull())
     .addColumn('from_status', 'text')
@@ -82,8 +83,8 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('clusters').addColumn('labels', 'text', (column) => column.notNull().defaultTo('{}')).execute()
-  await db.schema.alterTable('clusters').addColumn('latitude', 'real').execute()
-  await db.schema.alterTable('clusters').addColumn('longitude', 'real').execute()
+  await db.schema.alterTable('clusters').addColumn('latitude', 'double precision').execute()
+  await db.schema.alterTable('clusters').addColumn('longitude', 'double precision').execute()
   for (const entry of await db.selectFrom('cluster_registry').selectAll().where('source', '=', 'provisioned').execute()) {
     await db.updateTable('clusters').set({ labels: entry.labels, latitude: entry.latitude, longitude: entry.longitude }).where('name', '=', entry.name).execute()
   }

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely'
+import { autoIncrementKey, binaryType } from './lib/portable-columns.ts'
 
 // Charts (the engine's Helm repository) and releases fanned out to registered clusters: each
 // release's revisions (chart version and values, as Helm keeps them), and per cluster the revision
@@ -13,8 +14,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('description', 'text')
     .addColumn('api_version', 'text', (column) => column.notNull())
     .addColumn('digest', 'text', (column) => column.notNull())
-    .addColumn('size_bytes', 'integer', (column) => column.notNull())
-    .addColumn('archive', 'blob', (column) => column.notNull())
+    .addColumn('size_bytes', 'bigint', (column) => column.notNull())
+    .addColumn('archive', binaryType(db), (column) => column.notNull())
     .addColumn('source', 'text', (column) => column.notNull().check(sql`source in ('upload', 'repository')`))
     .addColumn('source_url', 'text')
     .addColumn('created_at', 'text', (column) => column.notNull())
@@ -70,7 +71,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('release_events')
-    .addColumn('id', 'integer', (column) => column.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', autoIncrementKey(db))
     .addColumn('namespace', 'text', (column) => column.notNull())
     .addColumn('name', 'text', (column) => column.notNull())
     .addColumn('cluster', 'text')

@@ -11,8 +11,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createTable('dns_locations')
     .addColumn('subnet', 'text', (column) => column.primaryKey())
     .addColumn('site', 'text', (column) => column.notNull())
-    .addColumn('latitude', 'real', (column) => column.notNull())
-    .addColumn('longitude', 'real', (column) => column.notNull())
+    .addColumn('latitude', 'double precision', (column) => column.notNull())
+    .addColumn('longitude', 'double precision', (column) => column.notNull())
     .execute()
 }
 

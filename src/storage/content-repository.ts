@@ -3,6 +3,7 @@ import type { Store } from './db.ts'
 import * as groups from './repositories/groups.ts'
 import * as profiles from './repositories/profiles.ts'
 import * as templates from './repositories/templates.ts'
+import { inTransaction } from './transactions.ts'
 
 /** The core's content port over kysely: each method is one repository function. */
 export function contentRepository(db: Store, clock: () => Date = () => new Date()): ContentRepository {
@@ -21,8 +22,7 @@ export function contentRepository(db: Store, clock: () => Date = () => new Date(
     findTemplate: (kind, id) => templates.findTemplate(db, kind, id),
     saveTemplate: (template, source) => templates.saveTemplate(db, template, source, now()),
     deleteTemplate: (kind, id) => templates.deleteTemplate(db, kind, id),
-    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) =>
-      db.isTransaction ? work(contentRepository(db, clock)) : db.transaction().execute((trx) => work(contentRepository(trx, clock))),
+    // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
+    transaction: (work) => inTransaction(db, (trx) => work(contentRepository(trx, clock))),
   }
 }

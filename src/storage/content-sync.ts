@@ -3,6 +3,7 @@ import type { Store } from './db.ts'
 import { saveGroup, deleteGroup } from './repositories/groups.ts'
 import { saveProfile, deleteProfile } from './repositories/profiles.ts'
 import { saveTemplate, deleteTemplate } from './repositories/templates.ts'
+import { inTransaction } from './transactions.ts'
 
 export interface SyncReport {
   imported: { groups: number; profiles: number; templates: number }
@@ -18,7 +19,7 @@ export interface SyncReport {
  * so that an operator's change survives a restart.
  */
 export async function syncFolderContent(db: Store, content: FolderContent, now: string): Promise<SyncReport> {
-  return db.transaction().execute(async (trx) => {
+  return inTransaction(db, async (trx) => {
     const report: SyncReport = { imported: { groups: 0, profiles: 0, templates: 0 }, shadowed: [], removed: [] }
     const sources = async (table: 'groups' | 'profiles') =>
       new Map((await trx.selectFrom(table).select(['id', 'source']).execute()).map((row) => [row.id, row.source]))

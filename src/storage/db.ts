@@ -2,20 +2,41 @@ import { mkdirSync, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
-import { Kysely, SqliteDialect } from 'kysely'
+import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect } from 'kysely'
 import { FileMigrationProvider, Migrator } from 'kysely/migration'
+import pg from 'pg'
 import type { Database } from './database.ts'
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
 
 export type Store = Kysely<Database>
 
+/** Which database the engine keeps its state in (config `database.*`); SQLite is the default. */
+export interface DatabaseSettings {
+  driver: 'sqlite' | 'postgres'
+  /** SQLite file (or `:memory:`). */
+  path: string
+  /** `postgres://user:password@host:port/database`, for driver `postgres`. */
+  url: string
+  /** Connections to PostgreSQL at most. */
+  poolSize: number
+}
+
 /**
- * Opens the embedded database: WAL so that readers never wait for the writer and a crash loses no
+ * Opens the configured store: a SQLite file (a path alone means SQLite) or a PostgreSQL database
+ * through a connection pool. Both run the same migrations and repositories.
+ */
+export function openStore(settings: DatabaseSettings | string): Store {
+  if (typeof settings === 'string') return openSqlite(settings)
+  return settings.driver === 'postgres' ? openPostgres(settings.url, settings.poolSize) : openSqlite(settings.path)
+}
+
+/**
+ * The embedded database: WAL so that readers never wait for the writer and a crash loses no
  * committed write, foreign keys on (SQLite leaves them off per connection), and a busy timeout so
  * that a second process (the CLI, a backup) does not fail on a momentary lock.
  */
-export function openStore(file: string): Store {
+function openSqlite(file: string): Store {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true })
   const sqlite = new SQLite(file)
   sqlite.pragma('journal_mode = WAL')
@@ -25,8 +46,59 @@ export function openStore(file: string): Store {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
 }
 
+/** int8 (bigint, count(*)) arrives as text from pg; every int8 here (byte sizes, counts) fits a double exactly. */
+const INT8_OID = 20
+const storeTypes: pg.CustomTypesConfig = {
+  getTypeParser: (oid, format) => (oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)),
+}
+
+function parseInt8(text: string): number {
+  const value = Number(text)
+  if (!Number.isSafeInteger(value)) throw new RangeError(`bigint ${text} does not fit a JavaScript number exactly`)
+  return value
+}
+
+function openPostgres(url: string, poolSize: number): Store {
+  // The parser is the pool's own: other pg users in the process keep pg's defaults.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: storeTypes, application_name: 'slipway' })
+  // A pooled connection the server dropped while idle (a restart, a failover) is discarded by the
+  // pool and replaced on the next query; without a listener the 'error' event would end the process.
+  pool.on('error', () => {})
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+}
+
+/** True when the store (or a transaction of it) is PostgreSQL. */
+export function isPostgres(db: Kysely<any>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter
+}
+
+/** What the store is, safe for logs: a PostgreSQL URL loses its password and query string. */
+export function describeDatabase(settings: DatabaseSettings): string {
+  if (settings.driver !== 'postgres') return `sqlite:${settings.path}`
+  try {
+    const url = new URL(settings.url)
+    return `${url.protocol}//${url.username ? `${decodeURIComponent(url.username)}@` : ''}${url.host}${url.pathname}`
+  } catch {
+    return 'postgres (unparsable URL)'
+  }
+}
+
+/**
+ * SQLite compares text byte by byte; PostgreSQL by the database's collation. Listings ordered by name
+ * come out the same only under the C collation: a warning when the database was created otherwise.
+ */
+export async function collationWarning(store: Store): Promise<string | undefined> {
+  if (!isPostgres(store)) return undefined
+  const { rows } = await sql<{ collation: string }>`select datcollate as collation from pg_database where datname = current_database()`.execute(store)
+  const collation = rows[0]?.collation ?? ''
+  if (['C', 'POSIX', 'C.UTF-8', 'C.utf8', 'ucs_basic'].includes(collation)) return undefined
+  return `the PostgreSQL database uses collation "${collation}": listings sorted by name may order differently than with SQLite; create the database with LC_COLLATE 'C' (createdb --locale=C --template=template0) for byte order`
+}
+
 /** Applies every pending migration in `migrations/`; returns the names applied now. */
 export async function migrateToLatest(store: Store): Promise<string[]> {
+  // On PostgreSQL the migrator holds an advisory lock and runs in one transaction: replicas starting
+  // together migrate once, the others wait and find nothing left to do.
   const migrator = new Migrator({
     db: store,
     provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),

@@ -1,5 +1,5 @@
 /**
- * The cluster store on a real SQLite file, below HTTP: sealing of secrets, concurrent scheduling
+ * The cluster store on a real SQLite file and a real PostgreSQL database, below HTTP: sealing of secrets, concurrent scheduling
  * passes that bypass the scheduler job (the store alone must prevent double assignment), and the
  * admin kubeconfig the engine keeps for registering a cluster, checked with openssl.
  */
@@ -12,13 +12,14 @@ import { parse as parseYaml } from 'yaml'
 import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts'
 import { ClusterService } from '../../src/core/clusters/cluster-service.ts'
 import { MachineService } from '../../src/core/machines/machine-service.ts'
-import { migrateToLatest, openStore } from '../../src/storage/db.ts'
 import { clusterRepository } from '../../src/storage/repositories/clusters.ts'
 import { machineRepository } from '../../src/storage/repositories/machines.ts'
 import { SecretBox } from '../../src/storage/secret-box.ts'
 import { syncFolderContent } from '../../src/storage/content-sync.ts'
 import { readContentFolders } from '../../src/adapters/content/content-folders.ts'
 import { copySampleContent, removeTree } from '../helpers/engine.ts'
+import { forEachBackend, testStore, type BackendName } from '../helpers/backends.ts'
+import type { Test } from 'tap'
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-cluster-store-'))
 t.teardown(() => removeTree(scratch))
@@ -43,10 +44,9 @@ t.test('SecretBox: sealed values open only with their key and context, and detec
   t.equal(statSync(path.join(scratch, 'loose.key')).mode & 0o777, 0o600, 'a key file readable by others is tightened to 0600')
 })
 
-async function storeWithContent(name: string) {
-  const store = openStore(path.join(scratch, name, 'slipway.db'))
-  await migrateToLatest(store)
-  const content = path.join(scratch, name, 'content')
+async function storeWithContent(t: Test, backend: BackendName) {
+  const store = await testStore(t, backend)
+  const content = path.join(scratch, `${t.name}-content`.replace(/[^\w-]/g, '_'))
   copySampleContent(content)
   const folders = await readContentFolders({
     profilesDir: path.join(content, 'profiles'),
@@ -61,9 +61,8 @@ async function storeWithContent(name: string) {
 const uuidOf = (n: number) => `7b2f0000-0000-4000-8000-${String(n).padStart(12, '0')}`
 const macOf = (n: number) => `52:54:00:00:0d:${n.toString(16).padStart(2, '0')}`
 
-t.test('concurrent scheduling passes on one store never give a machine to two clusters', async (t) => {
-  const store = await storeWithContent('concurrent')
-  t.teardown(() => store.destroy())
+forEachBackend(t, 'concurrent scheduling passes on one store never give a machine to two clusters', async (t, backend) => {
+  const store = await storeWithContent(t, backend)
   const box = SecretBox.fromKey(Buffer.alloc(32, 3))
   const machines = new MachineService(machineRepository(store))
   // Two services over the same store: nothing in memory is shared between them.
@@ -86,9 +85,8 @@ t.test('concurrent scheduling passes on one store never give a machine to two cl
   t.equal(count('c'), 0, 'the last: nothing (no quorum left)')
 })
 
-t.test('the admin kubeconfig: the engine can talk to the cluster once it has a control plane', async (t) => {
-  const store = await storeWithContent('kubeconfig')
-  t.teardown(() => store.destroy())
+forEachBackend(t, 'the admin kubeconfig: the engine can talk to the cluster once it has a control plane', async (t, backend) => {
+  const store = await storeWithContent(t, backend)
   const clusters = new ClusterService(clusterRepository(store, SecretBox.fromKey(Buffer.alloc(32, 4))), x509ClusterPkiIssuer)
   await clusters.createFlavor({ name: 'one', control_plane_count: 1, nodes_min: 0, nodes_max: 0 })
   await clusters.createCluster({ name: 'solo', flavor: 'one' })
@@ -99,8 +97,8 @@ t.test('the admin kubeconfig: the engine can talk to the cluster once it has a c
   const kubeconfig = parseYaml(await clusters.adminKubeconfig('solo'))
   t.equal(kubeconfig.clusters[0].cluster.server, 'https://10.5.0.7:6443', 'the first control-plane member')
   const decode = (value: string) => Buffer.from(value, 'base64').toString('utf8')
-  const caFile = path.join(scratch, 'kc-ca.crt')
-  const certFile = path.join(scratch, 'kc-admin.crt')
+  const caFile = path.join(scratch, `kc-ca-${backend}.crt`)
+  const certFile = path.join(scratch, `kc-admin-${backend}.crt`)
   writeFileSync(caFile, decode(kubeconfig.clusters[0].cluster['certificate-authority-data']))
   writeFileSync(certFile, decode(kubeconfig.users[0].user['client-certificate-data']))
   const keyPem = decode(kubeconfig.users[0].user['client-key-data'])

@@ -7,6 +7,7 @@ import { contentRepository } from '../content-repository.ts'
 import type { ClusterMemberRow, ClusterRow, Database, FlavorRow } from '../database.ts'
 import type { SecretBox } from '../secret-box.ts'
 import { machineRepository } from './machines.ts'
+import { inTransaction, uniqueViolation } from '../transactions.ts'
 
 type Db = Kysely<Database>
 
@@ -133,19 +134,17 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
       const row = await db.selectFrom('cluster_pki').select('certificates').where('cluster', '=', cluster).executeTakeFirst()
       return row ? (JSON.parse(row.certificates) as ClusterCertificates) : undefined
     },
-    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) =>
-      db.isTransaction ? work(clusterRepository(db, secrets, clock)) : db.transaction().execute((trx) => work(clusterRepository(trx, secrets, clock))),
+    // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
+    transaction: (work) => inTransaction(db, (trx) => work(clusterRepository(trx, secrets, clock))),
   }
 }
 
-/** Turns SQLite's primary-key/unique violation into a 409 with a stable code. */
+/** Turns a primary-key/unique violation into a 409 with a stable code. */
 async function uniquely(write: () => Promise<unknown>, code: string, message: string): Promise<void> {
   try {
     await write()
   } catch (error) {
-    const sqliteCode = (error as { code?: string }).code
-    if (sqliteCode === 'SQLITE_CONSTRAINT_PRIMARYKEY' || sqliteCode === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(code, message)
+    if (uniqueViolation(error)) throw conflict(code, message)
     throw error
   }
 }

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Machine, MachineFilter, MachineRepository } from '../../core/machines/machine-service.ts'
 import type { MachineEvent, MachineState } from '../../core/machines/machine-state.ts'
 import type { Database, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineLabelRow, MachineRow } from '../database.ts'
+import { inTransaction } from '../transactions.ts'
 
 type Db = Kysely<Database>
 
@@ -25,8 +26,8 @@ export function machineRepository(db: Db, clock: () => Date = () => new Date()):
       await db.insertInto('machine_events').values({ uuid: event.uuid, from_state: event.fromState, to_state: event.toState, reason: event.reason, at: event.at }).execute()
     },
     listEvents: async (uuid) => (await db.selectFrom('machine_events').selectAll().where('uuid', '=', uuid).orderBy('id').execute()).map(toEvent),
-    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) => (db.isTransaction ? work(machineRepository(db, clock)) : db.transaction().execute((trx) => work(machineRepository(trx, clock)))),
+    // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
+    transaction: (work) => inTransaction(db, (trx) => work(machineRepository(trx, clock))),
   }
 }
 

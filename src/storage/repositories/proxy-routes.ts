@@ -3,6 +3,7 @@ import { conflict } from '../../core/errors.ts'
 import type { ProxyRoute } from '../../core/proxy/proxy-route.ts'
 import type { ProxyRouteRepository } from '../../core/proxy/proxy-route-service.ts'
 import type { Database, ProxyRoutesTable } from '../database.ts'
+import { inTransaction, uniqueViolation } from '../transactions.ts'
 
 type Db = Kysely<Database>
 
@@ -51,14 +52,14 @@ export function proxyRouteRepository(db: Db): ProxyRouteRepository {
       }
     },
     delete: async (id) => Number((await db.deleteFrom('proxy_routes').where('id', '=', id).executeTakeFirst()).numDeletedRows) > 0,
-    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) => (db.isTransaction ? work(proxyRouteRepository(db)) : db.transaction().execute((trx) => work(proxyRouteRepository(trx)))),
+    // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
+    transaction: (work) => inTransaction(db, (trx) => work(proxyRouteRepository(trx))),
   }
 }
 
 function duplicate(error: unknown, route: ProxyRoute) {
-  const code = (error as { code?: string }).code
-  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return conflict('PROXY_ROUTE_EXISTS', `a proxy route with id "${route.id}" already exists`, { id: route.id })
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE') return conflict('PROXY_ROUTE_EXISTS', `another route already matches ${route.host}${route.pathPrefix}`, { id: route.id })
+  const violation = uniqueViolation(error)
+  if (violation === 'primary-key') return conflict('PROXY_ROUTE_EXISTS', `a proxy route with id "${route.id}" already exists`, { id: route.id })
+  if (violation === 'unique') return conflict('PROXY_ROUTE_EXISTS', `another route already matches ${route.host}${route.pathPrefix}`, { id: route.id })
   return undefined
 }

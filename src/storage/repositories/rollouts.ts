@@ -3,6 +3,7 @@ import type { Role } from '../../core/clusters/cluster.ts'
 import type { Phase, RolloutSpec } from '../../core/lifecycle/rollout-plan.ts'
 import type { RolloutMachine, RolloutRepository, RolloutRun } from '../../core/lifecycle/rollout-service.ts'
 import type { Database, RolloutMachinesTable, RolloutRunsTable } from '../database.ts'
+import { inTransaction } from '../transactions.ts'
 
 type Db = Kysely<Database>
 
@@ -71,7 +72,7 @@ export function rolloutRepository(db: Db): RolloutRepository {
       (await db.selectFrom('rollout_events').select(['at', 'uuid', 'message', 'id']).where('run_id', '=', runId).orderBy('id', 'desc').limit(limit).execute())
         .reverse()
         .map((row) => ({ at: row.at, uuid: row.uuid, message: row.message })),
-    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) => (db.isTransaction ? work(rolloutRepository(db)) : db.transaction().execute((trx) => work(rolloutRepository(trx)))),
+    // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
+    transaction: (work) => inTransaction(db, (trx) => work(rolloutRepository(trx))),
   }
 }

@@ -13,6 +13,7 @@ import type { ClusterPki } from '../../../src/core/clusters/cluster-pki.ts'
 import { FakeKubeApiserver } from '../../fakes/kube-apiserver.ts'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { issueCertificate, servingCertificate } from '../../helpers/test-pki.ts'
+import { SqliteAdapter } from 'kysely'
 
 const INTERVAL_MS = 2000
 const TIMEOUT_MS = 1000
@@ -195,9 +196,15 @@ t.test('registration by token, client certificate and kubeconfig; health, select
     t.notOk(logLines.some((line) => line.includes(secret)), `no log line includes ${secret.slice(0, 12)}...`)
   }
   t.ok(logLines.some((line) => /cluster us-1 is Unreachable/.test(line)), 'status changes are logged')
-  const database = readFileSync(path.join(dataDir, 'slipway.db'))
-  const wal = readFileSync(path.join(dataDir, 'slipway.db-wal'))
-  for (const secret of [eu.token, keyLine]) t.notOk(database.includes(secret) || wal.includes(secret), 'the database holds credentials only sealed')
+  if (running.store.getExecutor().adapter instanceof SqliteAdapter) {
+    const database = readFileSync(path.join(dataDir, 'slipway.db'))
+    const wal = readFileSync(path.join(dataDir, 'slipway.db-wal'))
+    for (const secret of [eu.token, keyLine]) t.notOk(database.includes(secret) || wal.includes(secret), 'the database holds credentials only sealed')
+  } else {
+    // PostgreSQL (SLIPWAY_TEST_BACKEND=postgres): every stored credential column, read back raw.
+    const stored = Buffer.concat((await running.store.selectFrom('cluster_registry').select('credential_sealed').execute()).map((row) => Buffer.from(row.credential_sealed ?? [])))
+    for (const secret of [eu.token, keyLine]) t.notOk(stored.includes(secret), 'the database holds credentials only sealed')
+  }
 })
 
 t.test('wrong credentials are reported as such, and fixed by a PUT', async (t) => {

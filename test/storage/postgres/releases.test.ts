@@ -1,0 +1,10 @@
+/** The release routes (fan-out, upgrades, rollbacks, halts) tests again, on PostgreSQL: startTestEngine reads SLIPWAY_TEST_BACKEND. */
+import t from 'tap'
+import { postgresAvailable } from '../../helpers/postgres.ts'
+
+if (postgresAvailable()) {
+  process.env.SLIPWAY_TEST_BACKEND = 'postgres'
+  await import('../../transports/http/releases.test.ts')
+} else {
+  t.plan(0, 'PostgreSQL is not installed and SLIPWAY_TEST_POSTGRES_URL is not set')
+}
