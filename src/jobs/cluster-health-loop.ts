@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { ClusterRegistry, SweepReport } from '../core/registry/registry-service.ts'
-import { SerialJob } from './serial-job.ts'
+import { SerialJob, type JobGate } from './serial-job.ts'
 
 export interface ClusterHealthLoopOptions {
   /** A sweep every this many milliseconds; 0 sweeps only on demand. */
@@ -12,6 +12,8 @@ export interface ClusterHealthLoopOptions {
   logger: Logger
   /** Told after each sweep (what DNS answers depends on health). */
   swept?: (report: SweepReport) => void
+  /** With replicas: only the holder of the health sweep's lease sweeps in the background. */
+  gate?: JobGate
 }
 
 /** Runs `work` over `items` with at most `limit` at once. */
@@ -62,7 +64,7 @@ export class ClusterHealthLoop extends SerialJob<SweepReport> {
         options.swept?.(report)
         return report
       },
-      { name: 'cluster health sweep', intervalMs: options.intervalMs, debounceMs: 100, logger: options.logger },
+      { name: 'cluster health sweep', intervalMs: options.intervalMs, debounceMs: 100, logger: options.logger, gate: options.gate },
     )
   }
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import type { ScheduleReport } from '../core/clusters/cluster-service.ts'
-import { SerialJob } from './serial-job.ts'
+import { SerialJob, type JobGate } from './serial-job.ts'
 
 export interface SchedulerLoopOptions {
   /** A pass every this many milliseconds; 0 runs passes only when triggered. */
@@ -8,6 +8,8 @@ export interface SchedulerLoopOptions {
   /** Discoveries arrive in bursts (a rack powering on): one pass after the burst, not one per machine. */
   debounceMs: number
   logger: Logger
+  /** With replicas: only the holder of the scheduler's lease runs background passes. */
+  gate?: JobGate
 }
 
 /**

@@ -1,5 +1,15 @@
 import type { Logger } from 'pino'
 
+/**
+ * Whether this engine replica may run a job's background passes (src/jobs/job-lease.ts): with
+ * replicas on one database, only the holder of the job's lease does.
+ */
+export interface JobGate {
+  mayRun(): boolean
+  /** A trigger arrived on a replica that may not run: pass it on to the one that may. */
+  forward(reason: string): void
+}
+
 export interface SerialJobOptions {
   /** Human name for the log ("scheduler", "drift re-check"). */
   name: string
@@ -13,6 +23,11 @@ export interface SerialJobOptions {
    * a re-check that only reads may run as soon as anything changes.
    */
   triggersBeforeStart?: boolean
+  /**
+   * Background passes (timer, start, triggers) run only while the gate allows; a trigger that may not
+   * run here is forwarded. `runNow` (the API) is not gated: it answers on the replica that was asked.
+   */
+  gate?: JobGate
 }
 
 /**
@@ -46,7 +61,7 @@ export class SerialJob<T> {
     if ((!this.started && !this.options.triggersBeforeStart) || this.stopped || this.debounce) return
     this.debounce = setTimeout(() => {
       this.debounce = undefined
-      this.runInBackground(reason)
+      this.runInBackground(reason, true)
     }, this.options.debounceMs)
     this.debounce.unref()
   }
@@ -65,8 +80,14 @@ export class SerialJob<T> {
     await this.tail
   }
 
-  private runInBackground(reason: string): void {
+  private runInBackground(reason: string, triggered = false): void {
     if (this.stopped) return
+    const gate = this.options.gate
+    if (gate && !gate.mayRun()) {
+      // Timer passes are the holder's own; a trigger (something changed here) is worth passing on.
+      if (triggered) gate.forward(reason)
+      return
+    }
     this.runNow(reason).catch((error: unknown) => this.options.logger.error({ err: error, reason }, `${this.options.name} pass failed`))
   }
 }

@@ -95,10 +95,10 @@ export async function allocateAddress(
   if (!reservation) {
     for (const value of poolAddressesFrom(pool, cursor)) {
       const ip = formatIpv4(value)
-      if (await tryClaim(ip)) {
-        cursor.next = value + 1
-        return { ok: true, ip, source: 'pool', hostname }
-      }
+      // Moved before the claim, not after: requests in flight together (a rack booting, or another
+      // replica on the same database taking addresses) each try the next address instead of one.
+      cursor.next = value + 1
+      if (await tryClaim(ip)) return { ok: true, ip, source: 'pool', hostname }
     }
   }
   return {

@@ -3,7 +3,14 @@ import { checkGroupName, checkHolderId, checkSlots, expireHolders, lock, newGrou
 
 /** The store port for lock groups; storage implements it. */
 export interface LockRepository {
+  /**
+   * The group. Inside `transaction` the group is also kept from every other transaction's changes
+   * until this one ends (a row lock on PostgreSQL), so that concurrent engines read, decide and write
+   * one after the other.
+   */
   findGroup(name: string): Promise<LockGroup | undefined>
+  /** Stores `group` unless a group of its name exists (two first uses at once create it once); returns the stored group as `findGroup` does. */
+  createGroup(group: LockGroup): Promise<LockGroup>
   /** Inserts or updates the group and replaces its holders. */
   saveGroup(group: LockGroup): Promise<void>
   listGroups(): Promise<LockGroup[]>
@@ -24,8 +31,9 @@ export type LockObserver = (event: { group: string; holder: string; action: 'loc
 
 /**
  * The lock semaphore in the store. Every operation reads, decides (semaphore.ts) and writes in one
- * transaction, so concurrent lockers can never take more slots than there are: SQLite has one
- * writer and the transaction is the compare-and-swap locksmith did against etcd.
+ * transaction that holds the group (`findGroup`), so concurrent lockers, in one engine or in replicas
+ * sharing a database, can never take more slots than there are: the transaction is the
+ * compare-and-swap locksmith did against etcd.
  */
 export class LockService {
   constructor(
@@ -97,8 +105,8 @@ export class LockService {
     checkGroupName(groupName)
     checkSlots(slots)
     return this.repository.transaction(async (repository) => {
-      const existing = await repository.findGroup(groupName)
-      const group = existing ? { ...newGroup(groupName, slots, ttlSeconds), holders: existing.holders } : newGroup(groupName, slots, ttlSeconds)
+      const existing = (await repository.findGroup(groupName)) ?? (await repository.createGroup(newGroup(groupName, slots, ttlSeconds)))
+      const group = { ...newGroup(groupName, slots, ttlSeconds), holders: existing.holders }
       await repository.saveGroup(group)
       return group
     })
@@ -109,8 +117,8 @@ export class LockService {
     checkGroupName(groupName)
     checkSlots(slots)
     return this.repository.transaction(async (repository) => {
-      const existing = await repository.findGroup(groupName)
-      const group = existing ? { ...existing, slots } : newGroup(groupName, slots, this.settings.defaultTtlSeconds)
+      const existing = (await repository.findGroup(groupName)) ?? (await repository.createGroup(newGroup(groupName, slots, this.settings.defaultTtlSeconds)))
+      const group = { ...existing, slots }
       await repository.saveGroup(group)
       return group
     })
@@ -143,8 +151,7 @@ export class LockService {
 
   /** The group with expired slots dropped, created with the defaults if it does not exist yet. */
   private async current(repository: LockRepository, groupName: string, now: Date) {
-    const existing = await repository.findGroup(groupName)
-    if (!existing) return { group: newGroup(groupName, this.settings.defaultSlots, this.settings.defaultTtlSeconds), expired: [] }
+    const existing = (await repository.findGroup(groupName)) ?? (await repository.createGroup(newGroup(groupName, this.settings.defaultSlots, this.settings.defaultTtlSeconds)))
     return expireHolders(existing, now)
   }
 }

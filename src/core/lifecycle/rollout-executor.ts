@@ -58,7 +58,17 @@ export class RolloutExecutor {
     private readonly ports: RolloutPorts,
     /** Asks for a tick soon: a machine finished, so the next one may start. */
     private readonly wake: () => void = () => {},
+    /**
+     * Whether this engine still drives rollouts (replicas: it holds the rollout runner's lease). When
+     * it stops, workers leave at their next safe point and the replica that took over resumes them.
+     */
+    private readonly leading: () => boolean = () => true,
   ) {}
+
+  /** Workers leave at their next safe point: the engine stops, or another replica drives rollouts now. */
+  private get halted(): boolean {
+    return this.stopping || !this.leading()
+  }
 
   /** Something a waiting worker waits for may have happened (a machine reported its config): look now. */
   notify(): void {
@@ -140,15 +150,15 @@ export class RolloutExecutor {
 
   private async work(run: RolloutRun, start: RolloutMachine): Promise<void> {
     let machine = start
-    while (!this.stopping && NEXT[machine.phase]) {
+    while (!this.halted && NEXT[machine.phase]) {
       try {
         await this.perform(run, machine)
       } catch (error) {
-        if (this.stopping) return
+        if (this.halted) return
         await this.fail(run, machine, error)
         return
       }
-      if (this.stopping) return
+      if (this.halted) return
       const next = NEXT[machine.phase]!
       const at = this.ports.clock().toISOString()
       machine = { ...(await this.reload(machine)), phase: next, phaseChangedAt: at, ...(next === 'done' ? { finishedAt: at } : {}) }
@@ -169,7 +179,7 @@ export class RolloutExecutor {
             await this.ports.locks.lock(machine.cluster, machine.uuid)
             return
           } catch (error) {
-            if (!(error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL') || this.stopping) throw error
+            if (!(error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL') || this.halted) throw error
             if (waited % 30_000 === 0) await this.event(run, machine, `waiting for a reboot slot: ${error.message}`)
             await this.ports.sleep(POLL_MS)
           }
@@ -216,7 +226,7 @@ export class RolloutExecutor {
             const why = !reported ? `it did not report its new config (last report: ${report ? `${report.state} at ${report.reportedAt}` : 'none'})` : 'its node is not Ready'
             throw new SlipwayError('unavailable', 'RESTART_TIMEOUT', `${machine.hostname} did not come back within ${spec.ready_timeout_seconds} s: ${why}`)
           }
-          if (this.stopping) return
+          if (this.halted) return
           await this.nap(POLL_MS)
         }
       }
