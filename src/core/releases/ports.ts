@@ -87,6 +87,8 @@ export interface ReleaseCluster {
   /** Only joined clusters (the engine can reach them) get releases. */
   joined: boolean
   kubernetesVersion: string | null
+  /** The tenant that owns the cluster; null or absent: the fleet's. */
+  tenant?: string | null
 }
 
 export interface ReleaseClusters {

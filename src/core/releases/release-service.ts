@@ -23,6 +23,9 @@ export interface ReleaseDetail extends ReleaseView {
   events: ReleaseEvent[]
 }
 
+/** A tenant's release goes to its own tenant's clusters only; a fleet release (no tenant) to any. */
+const ownedBy = (cluster: ReleaseCluster, tenant: string | null | undefined) => !tenant || cluster.tenant === tenant
+
 /** The values a cluster's render gets: the release's, plus the cluster's own facts when asked for. */
 export function valuesFor(revision: Pick<ReleaseRevision, 'values' | 'clusterValues'>, cluster: ReleaseCluster): Record<string, unknown> {
   if (!revision.clusterValues) return revision.values
@@ -65,12 +68,13 @@ export class ReleaseService {
     return { ...(await this.view(release)), revisions: await this.repository.listRevisions(namespace, name), events: await this.repository.listEvents(namespace, name, eventLimit) }
   }
 
-  async install(input: unknown, now: Date = this.clock()): Promise<ReleaseDetail> {
+  /** `tenant`: who owns the release (set at creation, never changed); null: the fleet. */
+  async install(input: unknown, tenant: string | null = null, now: Date = this.clock()): Promise<ReleaseDetail> {
     const document = parseReleaseDocument(input)
     if (await this.repository.find(document.namespace, document.name)) throw conflict('RELEASE_EXISTS', `release ${document.namespace}/${document.name} already exists; upgrade it (PUT) or delete it first`)
     const chart = await this.charts.find(document.chart.name, document.chart.version)
     const revision: ReleaseRevision = { revision: 1, chartName: chart.name, chartVersion: chart.version, values: document.values, clusterValues: document.cluster_values, description: 'Install', createdAt: now.toISOString() }
-    await this.checkRenders(document.name, document.namespace, revision, document.selector)
+    await this.checkRenders(document.name, document.namespace, revision, document.selector, tenant)
     const at = now.toISOString()
     const release: Release = {
       name: document.name,
@@ -83,6 +87,7 @@ export class ReleaseService {
       rollout: rolloutSettingsOf(document.rollout),
       createdAt: at,
       updatedAt: at,
+      tenant,
     }
     await this.repository.transaction(async (repository) => {
       await repository.insert(release, revision)
@@ -108,7 +113,7 @@ export class ReleaseService {
       createdAt: now.toISOString(),
     }
     const selector = document.selector ?? release.selector
-    await this.checkRenders(name, namespace, revision, selector)
+    await this.checkRenders(name, namespace, revision, selector, release.tenant ?? null)
     const rollout = { ...release.rollout }
     if (document.rollout?.max_parallel !== undefined) rollout.maxParallel = document.rollout.max_parallel
     if (document.rollout?.max_failures !== undefined) rollout.maxFailures = document.rollout.max_failures
@@ -185,19 +190,19 @@ export class ReleaseService {
     return this.clusters.list()
   }
 
-  /** The clusters the release's selector matches now (joined, not excluded), among `clusters` when given. */
+  /** The clusters the release's selector matches now (joined, not excluded, its tenant's if it has one), among `clusters` when given. */
   async targets(release: Release, clusters?: readonly ReleaseCluster[]): Promise<ReleaseCluster[]> {
     if (release.state === 'deleting') return []
     const matcher = parseLabelSelector(release.selector)
-    return (clusters ?? (await this.clusters.list())).filter((cluster) => cluster.joined && matcher.matches(cluster.labels) && !release.excludedClusters.includes(cluster.name))
+    return (clusters ?? (await this.clusters.list())).filter((cluster) => cluster.joined && ownedBy(cluster, release.tenant) && matcher.matches(cluster.labels) && !release.excludedClusters.includes(cluster.name))
   }
 
-  private async checkRenders(name: string, namespace: string, revision: ReleaseRevision, selector: string): Promise<void> {
+  private async checkRenders(name: string, namespace: string, revision: ReleaseRevision, selector: string, tenant: string | null): Promise<void> {
     const chart = await this.charts.find(revision.chartName, revision.chartVersion)
     const archive = await this.charts.archive(chart.name, chart.version)
     const matcher = parseLabelSelector(selector)
     // With per-cluster values, the first matching cluster stands for the others (or a made-up one).
-    const sample = (await this.clusters.list()).find((cluster) => cluster.joined && matcher.matches(cluster.labels)) ?? {
+    const sample = (await this.clusters.list()).find((cluster) => cluster.joined && ownedBy(cluster, tenant) && matcher.matches(cluster.labels)) ?? {
       name: 'example',
       labels: {},
       latitude: null,

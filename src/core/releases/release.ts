@@ -122,6 +122,8 @@ export interface Release {
   rollout: RolloutSettings
   createdAt: string
   updatedAt: string
+  /** The tenant that owns the release: it goes to that tenant's clusters only. Null or absent: the fleet's, to any cluster. */
+  tenant?: string | null
 }
 
 export interface ReleaseRevision {

@@ -4,6 +4,7 @@ import type { RegistryEntry, RegistryRepository } from '../../core/registry/regi
 import { conflict } from '../../core/errors.ts'
 import type { ClusterHealthTable, ClusterRegistryTable, Database } from '../database.ts'
 import type { SecretBox } from '../secret-box.ts'
+import { inTransaction, uniqueViolation } from '../transactions.ts'
 
 type Db = Kysely<Database>
 
@@ -36,7 +37,7 @@ const entries = (db: Db) =>
       'clusters.state',
     ])
 
-type EntryRow = Omit<Selectable<ClusterRegistryTable>, 'credential_sealed'> & { flavor: string | null; state: string | null }
+type EntryRow = Omit<Selectable<ClusterRegistryTable>, 'credential_sealed' | 'tenant'> & { flavor: string | null; state: string | null }
 
 const toEntry = (row: EntryRow): RegistryEntry => ({
   name: row.name,
@@ -104,7 +105,7 @@ export function registryRepository(db: Db, secrets: SecretBox): RegistryReposito
           .values({ name: cluster.name, source: cluster.source, created_at: cluster.createdAt, credential_sealed: credential ? seal(cluster.name, credential) : null, ...columnsOf(cluster) })
           .execute()
       } catch (error) {
-        if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
+        if (uniqueViolation(error) === 'primary-key') throw conflict('CLUSTER_EXISTS', `cluster "${cluster.name}" already exists`)
         throw error
       }
     },
@@ -158,7 +159,7 @@ export function registryRepository(db: Db, secrets: SecretBox): RegistryReposito
       (await db.selectFrom('cluster_health_events').selectAll().where('cluster', '=', name).orderBy('id', 'desc').limit(limit).execute())
         .reverse()
         .map((row) => ({ at: row.at, from: row.from_status as HealthStatus | null, to: row.to_status as HealthStatus, reason: row.reason, message: row.message })),
-    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) => (db.isTransaction ? work(registryRepository(db, secrets)) : db.transaction().execute((trx) => work(registryRepository(trx, secrets)))),
+    // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
+    transaction: (work) => inTransaction(db, (trx) => work(registryRepository(trx, secrets))),
   }
 }

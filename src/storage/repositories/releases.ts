@@ -4,6 +4,7 @@ import type { ReleaseRepository } from '../../core/releases/ports.ts'
 import type { ClusterRelease, ObjectRef, Release, ReleaseDns, ReleaseRevision, RolloutSettings } from '../../core/releases/release.ts'
 import { conflict } from '../../core/errors.ts'
 import type { ChartsTable, ClusterReleasesTable, Database, ReleaseRevisionsTable, ReleasesTable } from '../database.ts'
+import { inTransaction, uniqueViolation } from '../transactions.ts'
 
 type Db = Kysely<Database>
 
@@ -68,6 +69,7 @@ const toRelease = (row: Selectable<ReleasesTable>): Release => ({
   rollout: JSON.parse(row.rollout) as RolloutSettings,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
+  tenant: row.tenant,
 })
 const releaseColumns = (release: Release) => ({
   selector: release.selector,
@@ -120,9 +122,9 @@ export function releaseRepository(db: Db): ReleaseRepository {
     },
     insert: async (release, revision) => {
       try {
-        await db.insertInto('releases').values({ namespace: release.namespace, name: release.name, created_at: release.createdAt, ...releaseColumns(release) }).execute()
+        await db.insertInto('releases').values({ namespace: release.namespace, name: release.name, created_at: release.createdAt, tenant: release.tenant ?? null, ...releaseColumns(release) }).execute()
       } catch (error) {
-        if ((error as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw conflict('RELEASE_EXISTS', `release ${release.namespace}/${release.name} already exists`)
+        if (uniqueViolation(error) === 'primary-key') throw conflict('RELEASE_EXISTS', `release ${release.namespace}/${release.name} already exists`)
         throw error
       }
       await db.insertInto('release_revisions').values(revisionRow(release.namespace, release.name, revision)).execute()
@@ -167,7 +169,7 @@ export function releaseRepository(db: Db): ReleaseRepository {
       (await db.selectFrom('release_events').select(['at', 'cluster', 'message', 'id']).where('namespace', '=', namespace).where('name', '=', name).orderBy('id', 'desc').limit(limit).execute())
         .reverse()
         .map((row) => ({ at: row.at, cluster: row.cluster, message: row.message })),
-    // A transaction inside a transaction reuses it: SQLite has one writer anyway.
-    transaction: (work) => (db.isTransaction ? work(releaseRepository(db)) : db.transaction().execute((trx) => work(releaseRepository(trx)))),
+    // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
+    transaction: (work) => inTransaction(db, (trx) => work(releaseRepository(trx))),
   }
 }

@@ -7,6 +7,7 @@ import { parseLabelSelector } from '../../../core/selection/label-selector.ts'
 import { adminErrors } from '../schemas/common.ts'
 import { ReleaseResponse, toReleaseResponse } from './admin/releases.ts'
 import { readChartUpload } from './chart-upload.ts'
+import { tenancyOf } from '../auth.ts'
 
 const SelectorQuery = Type.Object({ labels: Type.Optional(Type.String({ maxLength: 4096 })), namespace: Type.Optional(Type.String({ maxLength: 63 })) })
 
@@ -32,7 +33,7 @@ function formRelease(fields: Record<string, string>) {
 export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartService; releases: ReleaseService }> = async (app, { charts, releases }) => {
   const tags = ['optikon']
   app.get('/releases', { schema: { tags, summary: 'Releases on clusters matching ?labels=', querystring: SelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } }, async (request) =>
-    (await releases.list(request.query.labels)).map(toReleaseResponse),
+    tenancyOf(request).releases(await releases.list(request.query.labels)).map(toReleaseResponse),
   )
   app.post(
     '/releases',
@@ -43,8 +44,9 @@ export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartServ
       const form = formRelease(upload.fields)
       // Checked before the chart is stored, so that a bad selector stores nothing.
       parseLabelSelector(request.query.labels ?? '')
+      const tenant = tenancyOf(request).ownerForCreate(upload.fields.tenant)
       const chart = await charts.upload(upload.archive)
-      const release = await releases.install({ ...form, chart: { name: chart.name, version: chart.version }, selector: request.query.labels ?? '' })
+      const release = await releases.install({ ...form, chart: { name: chart.name, version: chart.version }, selector: request.query.labels ?? '' }, tenant)
       return reply.status(201).send(toReleaseResponse(release))
     },
   )
@@ -56,6 +58,8 @@ export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartServ
       if (upload.kind !== 'archive') throw invalid('INVALID_CHART_UPLOAD', 'send the chart as the multipart file field "chartTar"')
       const form = formRelease(upload.fields)
       parseLabelSelector(request.query.labels ?? '')
+      // The form names the release: another tenant's answers 404 before the chart is stored.
+      await tenancyOf(request).require({ kind: 'release', namespace: form.namespace, name: form.name })
       const chart = await charts.upload(upload.archive)
       return toReleaseResponse(
         await releases.upgrade(form.namespace, form.name, {

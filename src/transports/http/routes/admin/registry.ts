@@ -6,6 +6,7 @@ import { SlipwayError } from '../../../../core/errors.ts'
 import { CREDENTIAL_KINDS, HEALTH_STATUSES, RegistrationDocument, RegistrationUpdateDocument, type HealthRecord, type HealthTransition } from '../../../../core/registry/registered-cluster.ts'
 import type { ClusterRegistry, LiveDetails, RegistryView, SweepReport } from '../../../../core/registry/registry-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { tenancyOf } from '../../auth.ts'
 import { MemberResponse, toMemberResponse } from './clusters.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
@@ -165,7 +166,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
   app.get(
     '/clusters',
     { schema: { tags, summary: 'Every cluster, or those whose labels match ?labels= (Kubernetes selector syntax)', querystring: ListQuery, response: { 200: Type.Array(RegistryResponse), ...adminErrors } } },
-    async (request) => (await registry.list(request.query.labels)).map(toRegistryResponse),
+    async (request) => (await tenancyOf(request).clusters(await registry.list(request.query.labels))).map(toRegistryResponse),
   )
 
   app.post(
@@ -179,9 +180,11 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
       },
     },
     async (request, reply) => {
-      const body = request.body
+      // `tenant`: a tenant token's clusters are its tenant's; a fleet token may name one.
+      const { body, tenant } = tenancyOf(request).claim(request.body)
       const provisioning = body !== null && typeof body === 'object' && !Array.isArray(body) && 'flavor' in body
       const name = provisioning ? (await clusters.createCluster(body)).name : (await registry.register(body)).name
+      await tenancyOf(request).stampCluster(name, tenant)
       return reply.status(201).send(toRegistryResponse(await registry.get(name, 0)))
     },
   )

@@ -5,6 +5,7 @@ import { CLUSTER_PHASES, RELEASE_STATES, ReleaseDocument, UpgradeDocument } from
 import type { ReleaseDetail, ReleaseService, ReleaseView } from '../../../../core/releases/release-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import { readChartUpload } from '../chart-upload.ts'
+import { tenancyOf } from '../../auth.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
@@ -160,7 +161,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
   app.get(
     '/releases',
     { schema: { tags: ['releases'], summary: 'Every release, or those on clusters matching ?labels=', querystring: SelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } },
-    async (request) => (await releases.list(request.query.labels)).map(toReleaseResponse),
+    async (request) => tenancyOf(request).releases(await releases.list(request.query.labels)).map(toReleaseResponse),
   )
   app.post(
     '/releases',
@@ -172,7 +173,11 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
         response: { 201: ReleaseDetailResponse, ...adminErrors },
       },
     },
-    async (request, reply) => reply.status(201).send(toDetailResponse(await releases.install(request.body))),
+    async (request, reply) => {
+      // `tenant`: a tenant token's releases are its tenant's; a fleet token may name one.
+      const { body, tenant } = tenancyOf(request).claim(request.body)
+      return reply.status(201).send(toDetailResponse(await releases.install(body, tenant)))
+    },
   )
   app.get(
     '/releases/:namespace/:name',
