@@ -9,32 +9,19 @@
  * While the first machine is restarting (its node cordoned, its slot held) the engine gets SIGKILL.
  * A new engine on the same data folder resumes the run; it completes, and no slot or cordon is left.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { keyedMachineCredentials } from '../../src/storage/machine-credentials.ts'
 import { SecretBox } from '../../src/storage/secret-box.ts'
 import { FakeKubeApiserver } from '../fakes/kube-apiserver.ts'
-import { ADMIN_TOKEN, REPO_ROOT, copySampleContent, removeTree } from '../helpers/engine.ts'
+import { copySampleContent, removeTree } from '../helpers/engine.ts'
+import { EngineProcess, freePort, sleep } from '../helpers/engine-process.ts'
 import { startSshd } from '../helpers/sshd.ts'
 
 const uuidOf = (n: number) => `c4a50000-0000-4000-8000-${String(n).padStart(12, '0')}`
 const macOf = (n: number) => `52:54:00:00:09:${n.toString(16).padStart(2, '0')}`
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 t.test('SIGKILL during a run: the next engine resumes it; nothing left held or cordoned', { timeout: 180_000 }, async (t) => {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-crash-'))
@@ -43,7 +30,6 @@ t.test('SIGKILL during a run: the next engine resumes it; nothing left held or c
   copySampleContent(content)
   const dataDir = path.join(scratch, 'var')
   const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
   const sshd = await startSshd()
   t.teardown(() => sshd.stop())
   const kube = await FakeKubeApiserver.start({ terminationDelayMs: 20, replacementDelayMs: 20, replacementReadyDelayMs: 20 })
@@ -56,53 +42,14 @@ t.test('SIGKILL during a run: the next engine resumes it; nothing left held or c
   chmodSync(applyCommand, 0o755)
   const configPath = path.join(scratch, 'next.ign')
 
-  let engine: ChildProcess | undefined
-  let output = ''
-  const startEngine = async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        SLIPWAY_DATA_DIR: dataDir,
-        SLIPWAY_HTTP_HOST: '127.0.0.1',
-        SLIPWAY_HTTP_PORT: String(port),
-        SLIPWAY_PROXY_PORT: '0',
-        SLIPWAY_DNS_PORT: '0',
-        SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
-        SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',
-        SLIPWAY_CONTENT_PROFILES_DIR: path.join(content, 'profiles'),
-        SLIPWAY_CONTENT_IGNITION_DIR: path.join(content, 'ignition'),
-        SLIPWAY_CONTENT_IPXE_DIR: path.join(content, 'ipxe'),
-        SLIPWAY_CONTENT_GENERIC_DIR: path.join(content, 'generic'),
-        SLIPWAY_CONTENT_ASSETS_DIR: path.join(content, 'assets'),
-        SLIPWAY_LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    engine = child
-    for (let attempt = 0; attempt < 300; attempt++) {
-      if (await fetch(`${base}/healthz`).then((response) => response.ok, () => false)) return child
-      if (child.exitCode !== null) throw new Error(`the engine exited: ${output.slice(-2000)}`)
-      await sleep(100)
-    }
-    throw new Error(`the engine did not start: ${output.slice(-2000)}`)
-  }
-  t.teardown(() => {
-    if (engine && engine.exitCode === null) engine.kill('SIGKILL')
-  })
+  const engine = new EngineProcess({ dataDir, contentDir: content, port, env: { SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0' } })
+  const startEngine = () => engine.start()
+  t.teardown(() => engine.kill())
   let passed = false
   t.teardown(() => {
-    if (!passed) t.comment(`--- engine output\n${output.slice(-6000)}`)
+    if (!passed) t.comment(`--- engine output\n${engine.output.slice(-6000)}`)
   })
-
-  const call = async (method: string, url: string, body?: unknown, headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` }) => {
-    const response = await fetch(`${base}${url}`, { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }) })
-    const text = await response.text()
-    return { status: response.status, json: () => JSON.parse(text), text }
-  }
+  const call = engine.call.bind(engine)
 
   await startEngine()
   const credentials = keyedMachineCredentials(SecretBox.fromKeyFile(path.join(dataDir, 'secrets.key')))
@@ -177,12 +124,10 @@ t.test('SIGKILL during a run: the next engine resumes it; nothing left held or c
   t.equal(kube.podsOn('crash-node-1').length, 0, 'and drained')
   const beforeKill = (await call('GET', '/api/v1/locks/crash')).json()
   t.same(beforeKill.holders.map((holder: { id: string }) => holder.id), [firstUuid], 'and it holds the slot')
-  engine!.kill('SIGKILL')
-  await new Promise((resolve) => engine!.once('exit', resolve))
+  await engine.kill()
   t.pass('engine killed (SIGKILL) while the machine restarts')
 
   // The machine comes back while the engine is down, and reports as soon as it can.
-  output += '\n--- restart ---\n'
   await startEngine()
   t.equal(await report(firstUuid, firstConfig), 'up_to_date', 'the restarted machine reports its new config to the new engine')
   answered = 1

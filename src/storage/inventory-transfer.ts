@@ -1,0 +1,570 @@
+/**
+ * The inventory as one JSON document, `{ "slipway_inventory": 1, ... }`: machines (facts, state,
+ * interfaces, disks, labels, cluster role), flavors, and clusters (registry entry, provisioning, PKI).
+ * It moves an inventory between engines and backends (SQLite to PostgreSQL) and lets a person read or
+ * diff it; a full backup (backup.ts) is still what restores everything else (releases, locks, history).
+ *
+ * Secrets: the cluster PKI and registry credentials travel SEALED (base64 of the AES-256-GCM value the
+ * store holds), never in clear. They open only with the same secrets key file, bound to the cluster's
+ * name; an import checks each one opens with this engine's key and refuses the document otherwise.
+ *
+ * Import is idempotent (upsert by natural keys: machine uuid, flavor name, cluster name), checks the
+ * whole document before writing anything, and writes it in one transaction: all or nothing.
+ */
+import Type, { type Static, type TSchema } from 'typebox'
+import Value from 'typebox/value'
+import { conflict, invalid } from '../core/errors.ts'
+import { groupIdOf } from '../core/clusters/schedule-plan.ts'
+import { MACHINE_STATES } from '../core/machines/machine-state.ts'
+import { UUID_PATTERN } from '../core/machines/discovery-document.ts'
+import { ID_PATTERN } from '../core/selection/documents.ts'
+import { normalizeMac } from '../lib/mac.ts'
+import type { Store } from './db.ts'
+import type { SecretBox } from './secret-box.ts'
+import { inTransaction } from './transactions.ts'
+
+export const INVENTORY_FORMAT = 1
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+const Text = (maxLength: number) => Type.String({ maxLength })
+const Name = Type.String({ minLength: 1, maxLength: 253 })
+const Timestamp = Type.String({ minLength: 1, maxLength: 64 })
+const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 4096 }))
+/** Base64 of a sealed value exactly as stored. */
+const Sealed = Type.String({ minLength: 1, maxLength: 1_048_576, pattern: '^[A-Za-z0-9+/]+={0,2}$' })
+
+const InventoryInterface = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    mac: Type.String({ minLength: 1, maxLength: 32 }),
+    ipv4: Nullable(Text(15)),
+    cidr: Nullable(Text(18)),
+    gateway: Nullable(Text(15)),
+    fqdn: Type.Array(Text(253), { maxItems: 16 }),
+    is_boot: Type.Boolean(),
+  },
+  { additionalProperties: false },
+)
+const InventoryDisk = Type.Object(
+  { path: Type.String({ minLength: 1, maxLength: 256 }), size_bytes: Type.Integer({ minimum: 0 }), model: Nullable(Text(256)), serial: Nullable(Text(256)) },
+  { additionalProperties: false },
+)
+const InventoryGroup = Type.Object(
+  {
+    id: Type.String({ pattern: ID_PATTERN }),
+    name: Text(1024),
+    profile: Type.String({ pattern: ID_PATTERN }),
+    selector: StringMap,
+    metadata: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { additionalProperties: false },
+)
+const InventoryRole = Type.Object(
+  {
+    cluster: Name,
+    role: Type.Union([Type.Literal('control-plane'), Type.Literal('node')]),
+    ordinal: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    hostname: Type.String({ minLength: 1, maxLength: 253 }),
+    created_at: Timestamp,
+    /** The per-machine group the scheduler wrote (how the installed machine boots its role). */
+    group: Nullable(InventoryGroup),
+  },
+  { additionalProperties: false },
+)
+const InventoryMachine = Type.Object(
+  {
+    uuid: Type.String({ pattern: UUID_PATTERN }),
+    boot_mac: Type.String({ minLength: 1, maxLength: 32 }),
+    boot_random_id: Nullable(Text(128)),
+    state: Type.Enum([...MACHINE_STATES]),
+    state_changed_at: Timestamp,
+    facts: Type.Record(Type.String(), Type.Unknown()),
+    first_seen_at: Timestamp,
+    last_seen_at: Timestamp,
+    interfaces: Type.Array(InventoryInterface, { maxItems: 64 }),
+    disks: Type.Array(InventoryDisk, { maxItems: 128 }),
+    labels: StringMap,
+    role: Nullable(InventoryRole),
+  },
+  { additionalProperties: false },
+)
+const InventoryFlavor = Type.Object(
+  {
+    name: Name,
+    control_plane_count: Type.Union([Type.Literal(1), Type.Literal(3), Type.Literal(5)]),
+    nodes_min: Type.Integer({ minimum: 0 }),
+    nodes_max: Type.Integer({ minimum: 0 }),
+    selector: StringMap,
+    min_cpu_cores: Type.Integer({ minimum: 0 }),
+    min_memory_bytes: Type.Integer({ minimum: 0 }),
+    min_disk_bytes: Type.Integer({ minimum: 0 }),
+    kubernetes_version: Text(64),
+    labels: StringMap,
+    api_server_port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    created_at: Timestamp,
+  },
+  { additionalProperties: false },
+)
+const InventoryCluster = Type.Object(
+  {
+    name: Name,
+    display_name: Text(1024),
+    labels: StringMap,
+    latitude: Nullable(Type.Number({ minimum: -90, maximum: 90 })),
+    longitude: Nullable(Type.Number({ minimum: -180, maximum: 180 })),
+    region: Nullable(Text(256)),
+    site: Nullable(Text(256)),
+    source: Type.Union([Type.Literal('manual'), Type.Literal('provisioned')]),
+    server: Nullable(Text(2048)),
+    ca_bundle: Nullable(Text(1_048_576)),
+    credential_kind: Type.Union([Type.Literal('cluster_pki'), Type.Literal('token'), Type.Literal('client_certificate'), Type.Literal('kubeconfig')]),
+    credential_sealed: Nullable(Sealed),
+    properties: StringMap,
+    ingress_addresses: Type.Array(Text(256), { maxItems: 64 }),
+    joined_at: Nullable(Timestamp),
+    join_message: Nullable(Text(4096)),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    provisioning: Nullable(
+      Type.Object(
+        {
+          flavor: Name,
+          state: Type.Union([Type.Literal('pending'), Type.Literal('scheduled')]),
+          created_at: Timestamp,
+          pki: Nullable(Type.Object({ certificates: Type.Record(Type.String(), Type.Unknown()), sealed: Sealed, created_at: Timestamp }, { additionalProperties: false })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+)
+export const InventoryDocument = Type.Object(
+  {
+    slipway_inventory: Type.Literal(INVENTORY_FORMAT),
+    exported_at: Timestamp,
+    machines: Type.Array(InventoryMachine, { maxItems: 200_000 }),
+    flavors: Type.Array(InventoryFlavor, { maxItems: 10_000 }),
+    clusters: Type.Array(InventoryCluster, { maxItems: 100_000 }),
+  },
+  { additionalProperties: false },
+)
+export type InventoryDocument = Static<typeof InventoryDocument>
+type InventoryMachine = Static<typeof InventoryMachine>
+
+export interface ImportCounts {
+  created: number
+  updated: number
+}
+export interface ImportReport {
+  machines: ImportCounts
+  flavors: ImportCounts
+  clusters: ImportCounts
+}
+
+/** Seal contexts, as the repositories bind them (clusters.ts, registry.ts). */
+const pkiContext = (cluster: string) => `cluster_pki:${cluster}`
+const credentialContext = (cluster: string) => `cluster_credential:${cluster}`
+
+const parseJson = <T>(text: string) => JSON.parse(text) as T
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
+
+/** Reads the inventory in one read transaction: a consistent document even while the engine writes. */
+export async function exportInventory(db: Store, now: Date = new Date()): Promise<InventoryDocument> {
+  return inTransaction(db, async (trx) => {
+    const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki] = [
+      await trx.selectFrom('machines').selectAll().orderBy('first_seen_at').orderBy('uuid').execute(),
+      await trx.selectFrom('machine_interfaces').selectAll().orderBy('uuid').orderBy('position').execute(),
+      await trx.selectFrom('machine_disks').selectAll().orderBy('uuid').orderBy('path').execute(),
+      await trx.selectFrom('machine_labels').selectAll().orderBy('uuid').orderBy('key').execute(),
+      await trx.selectFrom('cluster_members').selectAll().execute(),
+      await trx.selectFrom('flavors').selectAll().orderBy('name').execute(),
+      await trx.selectFrom('cluster_registry').selectAll().orderBy('name').execute(),
+      await trx.selectFrom('clusters').selectAll().execute(),
+      await trx.selectFrom('cluster_pki').selectAll().execute(),
+    ]
+    const groupIds = members.map((member) => groupIdOf(member.cluster, member.hostname))
+    const groups = groupIds.length ? await trx.selectFrom('groups').selectAll().where('id', 'in', groupIds).execute() : []
+    const groupById = new Map(groups.map((group) => [group.id, group]))
+    const grouped = <R extends { uuid: string }>(rows: R[]) => {
+      const map = new Map<string, R[]>()
+      for (const row of rows) map.set(row.uuid, [...(map.get(row.uuid) ?? []), row])
+      return map
+    }
+    const interfacesOf = grouped(interfaces)
+    const disksOf = grouped(disks)
+    const labelsOf = grouped(labels)
+    const memberOf = new Map(members.map((member) => [member.machine_uuid, member]))
+    const clusterOf = new Map(clusters.map((cluster) => [cluster.name, cluster]))
+    const pkiOf = new Map(pki.map((row) => [row.cluster, row]))
+    return {
+      slipway_inventory: INVENTORY_FORMAT,
+      exported_at: now.toISOString(),
+      machines: machines.map((machine) => {
+        const member = memberOf.get(machine.uuid)
+        const group = member ? groupById.get(groupIdOf(member.cluster, member.hostname)) : undefined
+        return {
+          uuid: machine.uuid,
+          boot_mac: machine.boot_mac,
+          boot_random_id: machine.boot_random_id,
+          state: machine.state,
+          state_changed_at: machine.state_changed_at,
+          facts: parseJson<Record<string, unknown>>(machine.facts),
+          first_seen_at: machine.first_seen_at,
+          last_seen_at: machine.last_seen_at,
+          interfaces: (interfacesOf.get(machine.uuid) ?? []).map((nic) => ({
+            name: nic.name,
+            mac: nic.mac,
+            ipv4: nic.ipv4,
+            cidr: nic.cidr,
+            gateway: nic.gateway,
+            fqdn: parseJson<string[]>(nic.fqdn),
+            is_boot: nic.is_boot === 1,
+          })),
+          disks: (disksOf.get(machine.uuid) ?? []).map((disk) => ({ path: disk.path, size_bytes: disk.size_bytes, model: disk.model, serial: disk.serial })),
+          labels: Object.fromEntries((labelsOf.get(machine.uuid) ?? []).map((label) => [label.key, label.value])),
+          role: member
+            ? {
+                cluster: member.cluster,
+                role: member.role,
+                ordinal: member.ordinal,
+                hostname: member.hostname,
+                created_at: member.created_at,
+                group: group
+                  ? { id: group.id, name: group.name, profile: group.profile, selector: parseJson<Record<string, string>>(group.selector), metadata: parseJson<Record<string, unknown>>(group.metadata) }
+                  : null,
+              }
+            : null,
+        }
+      }),
+      flavors: flavors.map((flavor) => ({
+        name: flavor.name,
+        control_plane_count: flavor.control_plane_count as 1 | 3 | 5,
+        nodes_min: flavor.nodes_min,
+        nodes_max: flavor.nodes_max,
+        selector: parseJson<Record<string, string>>(flavor.selector),
+        min_cpu_cores: flavor.min_cpu_cores,
+        min_memory_bytes: flavor.min_memory_bytes,
+        min_disk_bytes: flavor.min_disk_bytes,
+        kubernetes_version: flavor.kubernetes_version,
+        labels: parseJson<Record<string, string>>(flavor.labels),
+        api_server_port: flavor.api_server_port,
+        created_at: flavor.created_at,
+      })),
+      clusters: registry.map((entry) => {
+        const provisioning = clusterOf.get(entry.name)
+        const clusterPki = pkiOf.get(entry.name)
+        return {
+          name: entry.name,
+          display_name: entry.display_name,
+          labels: parseJson<Record<string, string>>(entry.labels),
+          latitude: entry.latitude,
+          longitude: entry.longitude,
+          region: entry.region,
+          site: entry.site,
+          source: entry.source,
+          server: entry.server,
+          ca_bundle: entry.ca_bundle,
+          credential_kind: entry.credential_kind,
+          credential_sealed: entry.credential_sealed ? base64(entry.credential_sealed) : null,
+          properties: parseJson<Record<string, string>>(entry.properties),
+          ingress_addresses: parseJson<string[]>(entry.ingress_addresses),
+          joined_at: entry.joined_at,
+          join_message: entry.join_message,
+          created_at: entry.created_at,
+          updated_at: entry.updated_at,
+          provisioning: provisioning
+            ? {
+                flavor: provisioning.flavor,
+                state: provisioning.state,
+                created_at: provisioning.created_at,
+                pki: clusterPki ? { certificates: parseJson<Record<string, unknown>>(clusterPki.certificates), sealed: base64(clusterPki.sealed), created_at: clusterPki.created_at } : null,
+              }
+            : null,
+        }
+      }),
+    }
+  })
+}
+
+/** One problem of a document: where (`machines[3].interfaces[0].mac`) and what. */
+export interface InventoryProblem {
+  path: string
+  message: string
+}
+
+function schemaProblems(input: unknown): InventoryProblem[] {
+  return [...Value.Errors(InventoryDocument, input)]
+    .filter((error) => error.keyword !== 'boolean' && error.keyword !== 'anyOf')
+    .map((error) => {
+      const path = error.instancePath ? error.instancePath.slice(1).split('/').map((part, index) => (/^\d+$/.test(part) ? `[${part}]` : `${index ? '.' : ''}${part}`)).join('') : '(document)'
+      const params = error.params as { additionalProperties?: string[]; pattern?: string }
+      if (error.keyword === 'additionalProperties') return { path, message: `unknown field(s) ${params.additionalProperties?.join(', ')}` }
+      if (error.keyword === 'pattern') return { path, message: `must match ${params.pattern}` }
+      return { path, message: error.message }
+    })
+}
+
+const reject = (code: string, problems: InventoryProblem[], kind: 'invalid' | 'conflict' = 'invalid') => {
+  const shown = problems.slice(0, 20)
+  const message = `inventory not imported (nothing was changed): ${shown.map((problem) => `${problem.path}: ${problem.message}`).join('; ')}${problems.length > shown.length ? `; and ${problems.length - shown.length} more` : ''}`
+  return (kind === 'invalid' ? invalid : conflict)(code, message, { problems })
+}
+
+function sealedOpens(secrets: SecretBox, value: string, context: string): boolean {
+  try {
+    secrets.open(Buffer.from(value, 'base64'), context)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Checks `input` completely, then upserts it in one transaction. Bad shape or values: 400
+ * (INVALID_INVENTORY, with a path per problem); a clash with what the store holds: 409
+ * (INVENTORY_CONFLICT). Either way nothing is written.
+ */
+export async function importInventory(db: Store, secrets: SecretBox, input: unknown, now: Date = new Date()): Promise<ImportReport> {
+  if (typeof input === 'object' && input !== null && 'slipway_inventory' in input && (input as { slipway_inventory: unknown }).slipway_inventory !== INVENTORY_FORMAT) {
+    const found = JSON.stringify((input as { slipway_inventory: unknown }).slipway_inventory)
+    throw invalid('INVENTORY_FORMAT_UNSUPPORTED', `slipway_inventory is ${found}; this engine reads format ${INVENTORY_FORMAT} (export again with this engine's version, or import with the engine that wrote it)`)
+  }
+  const shapeProblems = schemaProblems(input)
+  if (shapeProblems.length) throw reject('INVALID_INVENTORY', shapeProblems)
+  const document = input as InventoryDocument
+  const machines = document.machines.map(normalizeMachine)
+  const problems = documentProblems(document, machines, secrets)
+  if (problems.length) throw reject('INVALID_INVENTORY', problems)
+
+  return inTransaction(db, async (trx) => {
+    const clashes = await storeConflicts(trx, document, machines)
+    if (clashes.length) throw reject('INVENTORY_CONFLICT', clashes, 'conflict')
+    const at = now.toISOString()
+    const report: ImportReport = { machines: { created: 0, updated: 0 }, flavors: { created: 0, updated: 0 }, clusters: { created: 0, updated: 0 } }
+    const existingFlavors = new Set((await trx.selectFrom('flavors').select('name').execute()).map((row) => row.name))
+    for (const flavor of document.flavors) {
+      const columns = {
+        control_plane_count: flavor.control_plane_count,
+        nodes_min: flavor.nodes_min,
+        nodes_max: flavor.nodes_max,
+        selector: JSON.stringify(flavor.selector),
+        min_cpu_cores: flavor.min_cpu_cores,
+        min_memory_bytes: flavor.min_memory_bytes,
+        min_disk_bytes: flavor.min_disk_bytes,
+        kubernetes_version: flavor.kubernetes_version,
+        labels: JSON.stringify(flavor.labels),
+        api_server_port: flavor.api_server_port,
+      }
+      await trx.insertInto('flavors').values({ name: flavor.name, ...columns, created_at: flavor.created_at }).onConflict((clash) => clash.column('name').doUpdateSet(columns)).execute()
+      report.flavors[existingFlavors.has(flavor.name) ? 'updated' : 'created']++
+    }
+    const existingClusters = new Set((await trx.selectFrom('cluster_registry').select('name').execute()).map((row) => row.name))
+    for (const cluster of document.clusters) {
+      const columns = {
+        display_name: cluster.display_name,
+        labels: JSON.stringify(cluster.labels),
+        latitude: cluster.latitude,
+        longitude: cluster.longitude,
+        region: cluster.region,
+        site: cluster.site,
+        source: cluster.source,
+        server: cluster.server,
+        ca_bundle: cluster.ca_bundle,
+        credential_kind: cluster.credential_kind,
+        credential_sealed: cluster.credential_sealed ? Buffer.from(cluster.credential_sealed, 'base64') : null,
+        properties: JSON.stringify(cluster.properties),
+        ingress_addresses: JSON.stringify(cluster.ingress_addresses),
+        joined_at: cluster.joined_at,
+        join_message: cluster.join_message,
+        updated_at: cluster.updated_at,
+      }
+      await trx.insertInto('cluster_registry').values({ name: cluster.name, ...columns, created_at: cluster.created_at }).onConflict((clash) => clash.column('name').doUpdateSet(columns)).execute()
+      report.clusters[existingClusters.has(cluster.name) ? 'updated' : 'created']++
+      const provisioning = cluster.provisioning
+      if (!provisioning) continue
+      await trx
+        .insertInto('clusters')
+        .values({ name: cluster.name, flavor: provisioning.flavor, state: provisioning.state, created_at: provisioning.created_at })
+        .onConflict((clash) => clash.column('name').doUpdateSet({ flavor: provisioning.flavor, state: provisioning.state }))
+        .execute()
+      if (provisioning.pki) {
+        // An existing PKI equal to this one (storeConflicts refused any other): nothing to write.
+        await trx
+          .insertInto('cluster_pki')
+          .values({ cluster: cluster.name, certificates: JSON.stringify(provisioning.pki.certificates), sealed: Buffer.from(provisioning.pki.sealed, 'base64'), created_at: provisioning.pki.created_at })
+          .onConflict((clash) => clash.column('cluster').doNothing())
+          .execute()
+      }
+    }
+    for (const machine of machines) {
+      const existing = await trx.selectFrom('machines').select(['state']).where('uuid', '=', machine.uuid).executeTakeFirst()
+      const columns = {
+        boot_mac: machine.boot_mac,
+        boot_random_id: machine.boot_random_id,
+        state: machine.state,
+        state_changed_at: machine.state_changed_at,
+        facts: JSON.stringify(machine.facts),
+        first_seen_at: machine.first_seen_at,
+        last_seen_at: machine.last_seen_at,
+        updated_at: at,
+      }
+      await trx.insertInto('machines').values({ uuid: machine.uuid, ...columns, created_at: at }).onConflict((clash) => clash.column('uuid').doUpdateSet(columns)).execute()
+      if (!existing || existing.state !== machine.state) {
+        await trx
+          .insertInto('machine_events')
+          .values({ uuid: machine.uuid, from_state: existing?.state ?? null, to_state: machine.state, reason: 'imported from an inventory export', at })
+          .execute()
+      }
+      report.machines[existing ? 'updated' : 'created']++
+      await trx.deleteFrom('machine_interfaces').where('uuid', '=', machine.uuid).execute()
+      if (machine.interfaces.length) {
+        await trx
+          .insertInto('machine_interfaces')
+          .values(machine.interfaces.map((nic, position) => ({ uuid: machine.uuid, position, name: nic.name, mac: nic.mac, ipv4: nic.ipv4, cidr: nic.cidr, gateway: nic.gateway, fqdn: JSON.stringify(nic.fqdn), is_boot: nic.is_boot ? 1 : 0 })))
+          .execute()
+      }
+      await trx.deleteFrom('machine_disks').where('uuid', '=', machine.uuid).execute()
+      if (machine.disks.length) {
+        await trx.insertInto('machine_disks').values(machine.disks.map((disk) => ({ uuid: machine.uuid, path: disk.path, size_bytes: disk.size_bytes, model: disk.model, serial: disk.serial }))).execute()
+      }
+      await trx.deleteFrom('machine_labels').where('uuid', '=', machine.uuid).execute()
+      const labelRows = Object.entries(machine.labels).map(([key, value]) => ({ uuid: machine.uuid, key, value }))
+      if (labelRows.length) await trx.insertInto('machine_labels').values(labelRows).execute()
+      const role = machine.role
+      if (!role) continue
+      await trx
+        .insertInto('cluster_members')
+        .values({ machine_uuid: machine.uuid, cluster: role.cluster, role: role.role, ordinal: role.ordinal, hostname: role.hostname, created_at: role.created_at })
+        .onConflict((clash) => clash.column('machine_uuid').doNothing())
+        .execute()
+      if (role.group) {
+        const group = role.group
+        const groupColumns = { name: group.name, profile: group.profile, selector: JSON.stringify(group.selector), metadata: JSON.stringify(group.metadata), source: 'api' as const, updated_at: at }
+        await trx.insertInto('groups').values({ id: group.id, ...groupColumns, created_at: at }).onConflict((clash) => clash.column('id').doUpdateSet(groupColumns)).execute()
+      }
+    }
+    return report
+  })
+}
+
+function normalizeMachine(machine: InventoryMachine): InventoryMachine {
+  return {
+    ...machine,
+    uuid: machine.uuid.toLowerCase(),
+    boot_mac: normalizeMac(machine.boot_mac) ?? machine.boot_mac,
+    interfaces: machine.interfaces.map((nic) => ({ ...nic, mac: normalizeMac(nic.mac) ?? nic.mac })),
+  }
+}
+
+/** What is wrong inside the document itself (no store needed). */
+function documentProblems(document: InventoryDocument, machines: InventoryMachine[], secrets: SecretBox): InventoryProblem[] {
+  const problems: InventoryProblem[] = []
+  const firstIndex = <K>(map: Map<K, number>, key: K, index: number) => {
+    const seen = map.get(key)
+    if (seen === undefined) map.set(key, index)
+    return seen
+  }
+  const flavorIndex = new Map<string, number>()
+  document.flavors.forEach((flavor, index) => {
+    const seen = firstIndex(flavorIndex, flavor.name, index)
+    if (seen !== undefined) problems.push({ path: `flavors[${index}].name`, message: `flavor "${flavor.name}" is already at flavors[${seen}]` })
+    if (flavor.nodes_max < flavor.nodes_min) problems.push({ path: `flavors[${index}].nodes_max`, message: `must be at least nodes_min (${flavor.nodes_min})` })
+  })
+  const clusterIndex = new Map<string, number>()
+  document.clusters.forEach((cluster, index) => {
+    const seen = firstIndex(clusterIndex, cluster.name, index)
+    if (seen !== undefined) problems.push({ path: `clusters[${index}].name`, message: `cluster "${cluster.name}" is already at clusters[${seen}]` })
+    if ((cluster.source === 'provisioned') !== (cluster.provisioning !== null)) {
+      problems.push({ path: `clusters[${index}].provisioning`, message: cluster.source === 'provisioned' ? 'a provisioned cluster needs its provisioning' : 'only a provisioned cluster has provisioning' })
+    }
+    if ((cluster.credential_kind === 'cluster_pki') === (cluster.credential_sealed !== null)) {
+      problems.push({ path: `clusters[${index}].credential_sealed`, message: cluster.credential_kind === 'cluster_pki' ? 'must be null for credential_kind cluster_pki' : `a ${cluster.credential_kind} credential needs its sealed value` })
+    } else if (cluster.credential_sealed && !sealedOpens(secrets, cluster.credential_sealed, credentialContext(cluster.name))) {
+      problems.push({ path: `clusters[${index}].credential_sealed`, message: `does not open with this engine's secrets key: it was sealed by an engine with another key file (or for another cluster); use that key file, or register the credential again after the import without this cluster` })
+    }
+    const pki = cluster.provisioning?.pki
+    if (pki && !sealedOpens(secrets, pki.sealed, pkiContext(cluster.name))) {
+      problems.push({ path: `clusters[${index}].provisioning.pki.sealed`, message: "does not open with this engine's secrets key: it was sealed by an engine with another key file (or for another cluster)" })
+    }
+    if (cluster.provisioning && !flavorIndex.has(cluster.provisioning.flavor)) {
+      problems.push({ path: `clusters[${index}].provisioning.flavor`, message: `flavor "${cluster.provisioning.flavor}" is not in this document's flavors` })
+    }
+  })
+  const uuidIndex = new Map<string, number>()
+  const macIndex = new Map<string, number>()
+  const slotIndex = new Map<string, number>()
+  machines.forEach((machine, index) => {
+    const at = `machines[${index}]`
+    const seen = firstIndex(uuidIndex, machine.uuid, index)
+    if (seen !== undefined) problems.push({ path: `${at}.uuid`, message: `machine ${machine.uuid} is already at machines[${seen}]` })
+    if (!normalizeMac(document.machines[index]!.boot_mac)) problems.push({ path: `${at}.boot_mac`, message: `"${document.machines[index]!.boot_mac}" is not a MAC address` })
+    else {
+      const taken = firstIndex(macIndex, machine.boot_mac, index)
+      if (taken !== undefined) problems.push({ path: `${at}.boot_mac`, message: `${machine.boot_mac} is already the boot MAC of machines[${taken}]` })
+    }
+    document.machines[index]!.interfaces.forEach((nic, position) => {
+      if (!normalizeMac(nic.mac)) problems.push({ path: `${at}.interfaces[${position}].mac`, message: `"${nic.mac}" is not a MAC address` })
+    })
+    const role = machine.role
+    if (!role) return
+    const cluster = document.clusters.find((candidate) => candidate.name === role.cluster)
+    if (!cluster?.provisioning) problems.push({ path: `${at}.role.cluster`, message: `cluster "${role.cluster}" is not a provisioned cluster of this document` })
+    const slot = `${role.cluster}/${role.role}/${role.ordinal}`
+    const holder = firstIndex(slotIndex, slot, index)
+    if (holder !== undefined) problems.push({ path: `${at}.role.ordinal`, message: `${role.role} #${role.ordinal} of ${role.cluster} is already machines[${holder}]` })
+  })
+  return problems
+}
+
+/** What clashes with the store: refused rather than overwritten, because each would break a running cluster. */
+async function storeConflicts(trx: Store, document: InventoryDocument, machines: InventoryMachine[]): Promise<InventoryProblem[]> {
+  const problems: InventoryProblem[] = []
+  const registry = new Map((await trx.selectFrom('cluster_registry').select(['name', 'source']).execute()).map((row) => [row.name, row.source]))
+  const pki = new Map((await trx.selectFrom('cluster_pki').select(['cluster', 'sealed']).execute()).map((row) => [row.cluster, base64(row.sealed)]))
+  document.clusters.forEach((cluster, index) => {
+    const source = registry.get(cluster.name)
+    if (source && source !== cluster.source) problems.push({ path: `clusters[${index}].source`, message: `cluster "${cluster.name}" exists here as ${source}` })
+    const stored = pki.get(cluster.name)
+    // Sealed values differ for equal secrets only when sealed twice: the export carries the stored bytes.
+    if (stored && cluster.provisioning?.pki && stored !== cluster.provisioning.pki.sealed) {
+      problems.push({ path: `clusters[${index}].provisioning.pki`, message: `cluster "${cluster.name}" has another PKI here; replacing a cluster's certificate authority would cut off its machines` })
+    }
+  })
+  const profiles = new Set((await trx.selectFrom('profiles').select('id').execute()).map((row) => row.id))
+  machines.forEach((machine, index) => {
+    const profile = machine.role?.group?.profile
+    if (profile && !profiles.has(profile)) {
+      problems.push({ path: `machines[${index}].role.group.profile`, message: `profile "${profile}" does not exist here; add it to the profiles folder (or PUT /api/v1/profiles/${profile}) and import again` })
+    }
+  })
+  const members = await trx.selectFrom('cluster_members').selectAll().execute()
+  const memberOf = new Map(members.map((member) => [member.machine_uuid, member]))
+  const slotHolder = new Map(members.map((member) => [`${member.cluster}/${member.role}/${member.ordinal}`, member.machine_uuid]))
+  const macOwners = await macOwnersOf(trx, machines.map((machine) => machine.boot_mac))
+  machines.forEach((machine, index) => {
+    const at = `machines[${index}]`
+    const owner = macOwners.get(machine.boot_mac)?.find((uuid) => uuid !== machine.uuid)
+    if (owner) problems.push({ path: `${at}.boot_mac`, message: `${machine.boot_mac} is the boot MAC of machine ${owner} here` })
+    const member = memberOf.get(machine.uuid)
+    const role = machine.role
+    if (member && (!role || member.cluster !== role.cluster || member.role !== role.role || member.ordinal !== role.ordinal)) {
+      problems.push({ path: `${at}.role`, message: `machine ${machine.uuid} is ${member.role} #${member.ordinal} of ${member.cluster} here; destroy that cluster or free the machine first` })
+    }
+    if (role && !member) {
+      const holder = slotHolder.get(`${role.cluster}/${role.role}/${role.ordinal}`)
+      if (holder) problems.push({ path: `${at}.role.ordinal`, message: `${role.role} #${role.ordinal} of ${role.cluster} is machine ${holder} here` })
+    }
+  })
+  return problems
+}
+
+async function macOwnersOf(trx: Store, macs: string[]): Promise<Map<string, string[]>> {
+  const owners = new Map<string, string[]>()
+  for (let start = 0; start < macs.length; start += 5000) {
+    const chunk = macs.slice(start, start + 5000)
+    const rows = await trx.selectFrom('machines').select(['uuid', 'boot_mac']).where('boot_mac', 'in', chunk).execute()
+    for (const row of rows) owners.set(row.boot_mac, [...(owners.get(row.boot_mac) ?? []), row.uuid])
+  }
+  return owners
+}

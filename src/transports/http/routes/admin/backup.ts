@@ -1,0 +1,173 @@
+import { createReadStream } from 'node:fs'
+import path from 'node:path'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { requireLevel } from '../../../../core/access/roles.ts'
+import { forbidden, unavailable } from '../../../../core/errors.ts'
+import { BackupError, type Snapshot } from '../../../../storage/backup.ts'
+import type { ImportReport, InventoryDocument } from '../../../../storage/inventory-transfer.ts'
+import type { ErrorBody } from '../../errors.ts'
+import { adminErrors, ErrorResponse } from '../../schemas/common.ts'
+
+export interface BackupRouteOptions {
+  /** A consistent snapshot of the database; undefined when the store has no file (PostgreSQL). */
+  snapshot?: () => Promise<Snapshot>
+  exportInventory: () => Promise<InventoryDocument>
+  importInventory: (input: unknown) => Promise<ImportReport>
+}
+
+export interface EnjoliverBackupRouteOptions {
+  /** Writes a snapshot into the engine's backup folder; undefined as above. */
+  snapshotToFolder?: () => Promise<Snapshot>
+  databaseFile: string
+  requireAdmin: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+}
+
+/** An inventory of tens of thousands of machines is tens of MiB of JSON. */
+export const INVENTORY_IMPORT_BODY_LIMIT = 256 * 1024 * 1024
+
+const NOT_SUPPORTED: ErrorBody = {
+  statusCode: 501,
+  code: 'BACKUP_NOT_SUPPORTED',
+  message: 'this engine keeps its state in PostgreSQL: back it up with `pg_dump -Fc` and restore with `pg_restore` (README, "Backups and restore")',
+}
+
+/**
+ * A backup holds everything (sealed secrets included): fleet admins only. The /api/v1 routes get this
+ * from the route policy table (core/access/route-policy.ts); Enjoliver's /backup/db, outside the
+ * admin prefix, checks it here.
+ */
+async function requireFleetAdmin(request: FastifyRequest) {
+  const principal = request.principal
+  if (!principal) return
+  requireLevel(principal, 'administer')
+  if (principal.tenant !== null) throw forbidden('FORBIDDEN', `a backup holds the whole fleet; token "${principal.name}" belongs to tenant "${principal.tenant}"`, { tenant: principal.tenant })
+}
+
+/** A snapshot that failed (disk full, a check that did not pass) is worth another try later. */
+const failed = (error: unknown) => (error instanceof BackupError ? unavailable(error.code, error.message, 5) : error)
+
+const ImportReportResponse = Type.Object({
+  machines: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
+  flavors: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
+  clusters: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
+})
+
+/** GET /api/v1/backup, GET /api/v1/inventory/export, POST /api/v1/inventory/import (the admin scope). */
+export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async (app, options) => {
+  const tags = ['backup']
+
+  app.get(
+    '/backup',
+    {
+      schema: {
+        tags,
+        summary: 'An online, consistent snapshot of the SQLite database (a complete database file, slipway-<timestamp>.sqlite3)',
+        description: 'Taken with VACUUM INTO in one read transaction while the engine keeps writing. Sealed secrets stay sealed: the secrets key file is not in it.',
+        response: { 200: Type.Unknown({ description: 'application/octet-stream' }), 403: ErrorResponse, 501: ErrorResponse, 503: ErrorResponse, ...adminErrors },
+      },
+    },
+    async (_request, reply) => {
+      if (!options.snapshot) return reply.status(501).send(NOT_SUPPORTED)
+      let snapshot: Snapshot
+      try {
+        snapshot = await options.snapshot()
+      } catch (error) {
+        throw failed(error)
+      }
+      const stream = createReadStream(snapshot.file)
+      // The temporary copy goes once the download ends, however it ends (done, aborted, failed).
+      stream.once('close', () => snapshot.dispose())
+      return reply
+        .header('content-type', 'application/octet-stream')
+        .header('content-length', String(snapshot.bytes))
+        .header('content-disposition', `attachment; filename="${path.basename(snapshot.file)}"`)
+        .header('x-slipway-snapshot-taken-at', snapshot.takenAt)
+        .header('x-slipway-schema', snapshot.latestMigration ?? '')
+        .header('cache-control', 'no-store')
+        .send(stream)
+    },
+  )
+
+  app.get(
+    '/inventory/export',
+    {
+      schema: {
+        tags,
+        summary: 'The inventory as JSON ({"slipway_inventory": 1}): machines with facts, state and role; flavors; clusters. Secrets only sealed.',
+        response: { 200: Type.Unknown({ description: 'The inventory document.' }), 403: ErrorResponse, ...adminErrors },
+      },
+    },
+    async (_request, reply) => {
+      const document = await options.exportInventory()
+      const stamp = document.exported_at.replace(/[:.]/g, '-')
+      return reply.header('content-disposition', `attachment; filename="slipway-inventory-${stamp}.json"`).header('cache-control', 'no-store').send(document)
+    },
+  )
+
+  app.post(
+    '/inventory/import',
+    {
+      bodyLimit: INVENTORY_IMPORT_BODY_LIMIT,
+      schema: {
+        tags,
+        summary: 'Imports an inventory export: checked whole first, then upserted by uuid / name in one transaction (all or nothing; again is a no-op)',
+        body: Type.Unknown({ description: 'A document from GET /api/v1/inventory/export.' }),
+        response: { 200: ImportReportResponse, 403: ErrorResponse, ...adminErrors },
+      },
+    },
+    async (request) => options.importInventory(request.body),
+  )
+}
+
+/**
+ * Enjoliver's POST /backup/db, for its tooling: a snapshot written into the engine's backup folder,
+ * answered in Enjoliver's shape. There is no S3 upload (`upload: false`, `dest_s3: null`).
+ */
+export const enjoliverBackupRoutes: FastifyPluginAsyncTypebox<EnjoliverBackupRouteOptions> = async (app, options) => {
+  app.post(
+    '/backup/db',
+    {
+      onRequest: options.requireAdmin,
+      preHandler: requireFleetAdmin,
+      schema: {
+        tags: ['backup'],
+        summary: "Enjoliver's backup: writes a snapshot into <dataDir>/backups and says where (admin token)",
+        response: {
+          200: Type.Object({
+            copy: Type.Boolean(),
+            upload: Type.Boolean(),
+            source_fs: Type.String(),
+            dest_fs: Type.String(),
+            dest_s3: Type.Null(),
+            ts: Type.Integer({ description: 'Unix time of the snapshot, in seconds.' }),
+            b_size: Type.Integer({ description: 'Bytes written.' }),
+          }),
+          401: ErrorResponse,
+          403: ErrorResponse,
+          501: ErrorResponse,
+          503: ErrorResponse,
+        },
+      },
+    },
+    async (_request, reply) => {
+      if (!options.snapshotToFolder) return reply.status(501).send(NOT_SUPPORTED)
+      let snapshot: Snapshot
+      try {
+        snapshot = await options.snapshotToFolder()
+      } catch (error) {
+        throw failed(error)
+      }
+      return {
+        copy: true,
+        upload: false,
+        source_fs: options.databaseFile,
+        dest_fs: snapshot.file,
+        dest_s3: null,
+        ts: Math.floor(Date.parse(snapshot.takenAt) / 1000),
+        b_size: snapshot.bytes,
+      }
+    },
+  )
+}
