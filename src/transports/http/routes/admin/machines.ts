@@ -3,6 +3,9 @@ import Type from 'typebox'
 import { LABEL_KEY_PATTERN, type Machine, type MachineService } from '../../../../core/machines/machine-service.ts'
 import { MACHINE_STATES, type MachineEvent } from '../../../../core/machines/machine-state.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { tenancyOf } from '../../auth.ts'
+import { SlipwayError } from '../../../../core/errors.ts'
+import { DRIFT_STATES, type DriftRecord, type DriftService } from '../../../../core/lifecycle/drift.ts'
 
 const State = Type.Enum([...MACHINE_STATES])
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
@@ -30,6 +33,13 @@ const MachineSummary = Type.Object({
   interfaces: Type.Array(InterfaceResponse),
   disks: Type.Array(DiskResponse),
   labels: Type.Record(Type.String(), Type.String()),
+  cluster: Nullable(Type.Object({ name: Type.String(), role: Type.String(), hostname: Type.String() }, { description: 'The cluster the scheduler gave the machine a role in; null while it has none.' })),
+  drift: Nullable(
+    Type.Object(
+      { state: Type.Enum([...DRIFT_STATES]), reason: Nullable(Type.String()), reported_at: Type.String(), checked_at: Type.String() },
+      { description: 'Whether the Ignition config the installed machine last reported is what the engine serves it now; null before its first report.' },
+    ),
+  ),
 })
 const MachineDetail = Type.Object({ ...MachineSummary.properties, events: Type.Array(EventResponse) })
 
@@ -56,7 +66,7 @@ const ListQuery = Type.Object(
     state: Type.Optional(State),
     mac: Type.Optional(Type.String({ maxLength: 32 })),
     label: Type.Optional(Type.Union([Type.String({ maxLength: 512 }), Type.Array(Type.String({ maxLength: 512 }), { maxItems: 32 })], { description: 'key=value; repeat to require several.' })),
-    cluster: Type.Optional(Type.String({ maxLength: 256, description: 'Reserved: accepted and ignored until machines belong to clusters.' })),
+    cluster: Type.Optional(Type.String({ maxLength: 256, description: 'Only the members of this cluster.' })),
   },
   { additionalProperties: false },
 )
@@ -64,7 +74,10 @@ const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.Str
 const TransitionBody = Type.Object({ to: State, reason: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false })
 const tags = ['machines']
 
-const toSummary = (machine: Machine) => ({
+/** A machine's place in a cluster, as the route shows it (the membership's PKI never leaves the engine). */
+export type MembershipOf = (uuid: string) => { cluster: string; role: string; hostname: string } | undefined
+
+const toSummary = (machine: Machine, membershipOf: MembershipOf, drift: DriftRecord | undefined) => ({
   uuid: machine.uuid,
   boot_mac: machine.bootMac,
   boot_random_id: machine.bootRandomId,
@@ -76,17 +89,22 @@ const toSummary = (machine: Machine) => ({
   interfaces: machine.interfaces.map((nic) => ({ name: nic.name, mac: nic.mac, ipv4: nic.ipv4, cidr: nic.cidr, gateway: nic.gateway, fqdn: nic.fqdn, is_boot: nic.isBoot })),
   disks: machine.disks.map((disk) => ({ path: disk.path, size_bytes: disk.sizeBytes, model: disk.model, serial: disk.serial })),
   labels: machine.labels,
+  cluster: ((member) => (member ? { name: member.cluster, role: member.role, hostname: member.hostname } : null))(membershipOf(machine.uuid)),
+  drift: drift ? { state: drift.state, reason: drift.reason, reported_at: drift.reportedAt, checked_at: drift.checkedAt } : null,
 })
 const toEventResponse = (event: MachineEvent) => ({ from_state: event.fromState, to_state: event.toState, reason: event.reason, at: event.at })
 
-export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService }> = async (app, { machines }) => {
+export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService; membershipOf: MembershipOf; drift: DriftService }> = async (app, { machines, membershipOf, drift }) => {
   app.get(
     '/machines',
     { schema: { tags, summary: 'List machines (filters combine with AND)', querystring: ListQuery, response: { 200: Type.Array(MachineSummary), ...adminErrors } } },
     async (request) => {
-      const { state, mac, label } = request.query
+      const { state, mac, label, cluster } = request.query
       const labels = label === undefined ? [] : Array.isArray(label) ? label : [label]
-      return (await machines.list({ ...(state ? { state } : {}), ...(mac !== undefined ? { mac } : {}), labels })).map(toSummary)
+      // A tenant sees the machines of its clusters only.
+      const listed = await tenancyOf(request).machines(await machines.list({ ...(state ? { state } : {}), ...(mac !== undefined ? { mac } : {}), labels }), (machine) => machine.uuid)
+      const driftOf = new Map((await drift.list()).map((record) => [record.uuid, record]))
+      return listed.filter((machine) => cluster === undefined || membershipOf(machine.uuid)?.cluster === cluster).map((machine) => toSummary(machine, membershipOf, driftOf.get(machine.uuid)))
     },
   )
 
@@ -95,7 +113,11 @@ export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService
     { schema: { tags, summary: 'Get a machine with its interfaces, disks, labels and state history', params: UuidParams, response: { 200: MachineDetail, ...adminErrors } } },
     async (request) => {
       const machine = await machines.get(request.params.uuid)
-      return { ...toSummary(machine), events: (await machines.events(machine.uuid)).map(toEventResponse) }
+      const record = await drift.get(machine.uuid).catch((error: unknown) => {
+        if (error instanceof SlipwayError && error.code === 'NO_IGNITION_REPORT') return undefined
+        throw error
+      })
+      return { ...toSummary(machine, membershipOf, record), events: (await machines.events(machine.uuid)).map(toEventResponse) }
     },
   )
 
@@ -125,8 +147,8 @@ export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService
   app.get(
     '/discovery',
     { schema: { tags: ['discovery'], summary: 'Every discovered machine, in Enjoliver format', response: { 200: Type.Array(EnjoliverDiscovery), ...adminErrors } } },
-    async () =>
-      (await machines.list()).map((machine) => ({
+    async (request) =>
+      (await tenancyOf(request).machines(await machines.list(), (machine) => machine.uuid)).map((machine) => ({
         'boot-info': { uuid: machine.uuid, mac: machine.bootMac, 'random-id': machine.bootRandomId ?? '' },
         interfaces: machine.interfaces.map((nic) => ({
           name: nic.name,

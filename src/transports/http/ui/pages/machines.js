@@ -1,0 +1,59 @@
+// Machines: every machine with its state, place in a cluster, boot NIC, hardware, config drift and
+// when it was last heard from; refreshed while visible.
+import { ago, api, bytes, el, fillTable, poll, stateBadge } from '../lib.js'
+
+const table = document.getElementById('machines')
+const filter = document.getElementById('machine-filter')
+const counts = document.getElementById('machine-counts')
+let machines = []
+
+const bootInterface = (machine) => machine.interfaces.find((nic) => nic.is_boot) ?? machine.interfaces[0]
+
+function hardware(machine) {
+  const facts = machine.facts ?? {}
+  const cpu = facts.cpu?.cores ? `${facts.cpu.cores} cores` : null
+  const memory = facts.memory?.totalBytes ? `${bytes(facts.memory.totalBytes)} RAM` : null
+  const disks = machine.disks.length ? `${machine.disks.length} × disk, ${bytes(machine.disks.reduce((sum, disk) => sum + disk.size_bytes, 0))}` : null
+  return [cpu, memory, disks].filter(Boolean).join(' · ') || '—'
+}
+
+const searchText = (machine) =>
+  [machine.uuid, machine.cluster?.hostname, machine.cluster?.name, machine.cluster?.role, machine.state, machine.boot_mac, bootInterface(machine)?.ipv4, machine.drift?.state, ...Object.entries(machine.labels).map(([k, v]) => `${k}=${v}`)]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase()
+
+function render() {
+  const words = filter.value.trim().toLowerCase().split(/\s+/).filter(Boolean)
+  const shown = machines.filter((machine) => words.every((word) => searchText(machine).includes(word)))
+  const byState = {}
+  for (const machine of machines) byState[machine.state] = (byState[machine.state] ?? 0) + 1
+  counts.textContent = `${machines.length} machines${machines.length ? ': ' + Object.entries(byState).map(([state, count]) => `${count} ${state.replaceAll('_', ' ')}`).join(', ') : ''}${shown.length !== machines.length ? ` (${shown.length} shown)` : ''}`
+  fillTable(
+    table,
+    shown.map((machine) => {
+      const nic = bootInterface(machine)
+      const name = machine.cluster?.hostname ?? machine.uuid
+      return el(
+        'tr',
+        { 'data-uuid': machine.uuid },
+        el('th', { scope: 'row' }, el('a', { href: `/ui/machines/${machine.uuid}` }, name), machine.cluster ? el('div', { class: 'sub' }, machine.uuid) : null),
+        el('td', {}, stateBadge(machine.state)),
+        el('td', {}, machine.cluster?.role ?? '—'),
+        el('td', {}, machine.cluster?.name ?? '—'),
+        el('td', { class: 'mono' }, machine.boot_mac),
+        el('td', { class: 'mono' }, nic?.ipv4 ?? '—'),
+        el('td', {}, hardware(machine)),
+        el('td', {}, machine.drift ? stateBadge(machine.drift.state, machine.drift.state === 'up_to_date' ? 'up to date' : machine.drift.state) : el('span', { class: 'muted' }, 'no report')),
+        el('td', {}, ago(machine.last_seen_at)),
+      )
+    }),
+    machines.length ? 'No machine matches the filter.' : 'No machine has reported yet: PXE-boot one into discovery.',
+  )
+}
+
+filter.addEventListener('input', render)
+poll(async () => {
+  machines = await api('/api/v1/machines')
+  render()
+})
