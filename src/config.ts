@@ -15,7 +15,16 @@ export const ConfigSchema = Type.Object(
     dataDir: Type.String({ default: './var', description: 'Where the engine keeps its state (database, generated secrets).' }),
     database: Type.Object(
       {
+        driver: Type.Enum(['sqlite', 'postgres'], {
+          default: 'sqlite',
+          description: 'Where the state is kept: `sqlite` (an embedded file, one engine) or `postgres` (a PostgreSQL server that several engine replicas can share).',
+        }),
         path: Type.String({ default: '', description: 'SQLite database file; empty means `<dataDir>/slipway.db`.' }),
+        url: Type.String({
+          default: '',
+          description: 'PostgreSQL connection URL (`postgres://user:password@host:5432/slipway`, libpq parameters such as `?sslmode=require` allowed); required with driver `postgres`. The password is never logged.',
+        }),
+        poolSize: Type.Integer({ default: 10, minimum: 1, maximum: 200, description: 'Connections to PostgreSQL this engine opens at most.' }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -90,6 +99,28 @@ export const ConfigSchema = Type.Object(
           default: 10,
           minimum: 0,
           description: 'Seconds between scheduling passes; 0 schedules only after discoveries and on POST /api/v1/scheduler/run.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    replicas: Type.Object(
+      {
+        id: Type.String({
+          default: '',
+          description:
+            "This engine's name in the job leases that decide which replica runs the scheduler, rollouts, health sweeps and release reconciliation; empty means `<hostname>-<pid>-<random>`, new on every start. Must differ between replicas.",
+        }),
+        leaseSeconds: Type.Number({
+          default: 15,
+          minimum: 0.5,
+          maximum: 3600,
+          description: "A job lease not renewed for this long (its replica crashed or lost the database) may be taken by another replica; the holder renews it every third of this.",
+        }),
+        refreshSeconds: Type.Number({
+          default: 5,
+          minimum: 0,
+          maximum: 3600,
+          description: 'With PostgreSQL: seconds between reloads of what each replica keeps in memory (groups, profiles, templates, machines, cluster memberships, proxy routes), so that changes made through another replica reach its boots and API; 0: never. Unused with SQLite (one engine).',
         }),
       },
       { default: {}, additionalProperties: false },
@@ -285,6 +316,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   if (problems.length === 0) {
     // What the schema cannot say: settings that only make sense together.
     for (const problem of validateDhcpSettings((raw as Config).dhcp)) problems.push(`${problem.path}: ${problem.message} (${problem.code})`)
+    for (const problem of databaseProblems((raw as Config).database)) problems.push(problem)
     const proxyTls = (raw as Config).proxy.tls
     if (Boolean(proxyTls.certFile) !== Boolean(proxyTls.keyFile)) {
       problems.push('proxy.tls: set both certFile and keyFile (SLIPWAY_PROXY_TLS_CERT_FILE, SLIPWAY_PROXY_TLS_KEY_FILE) for https, or neither for http')
@@ -295,6 +327,24 @@ export function loadConfig(sources: ConfigSources = {}): Config {
   const config = raw as Config
   const base = explicitFile || existsSync(file) ? path.dirname(file) : cwd
   return resolvePaths(config, base)
+}
+
+/** The database settings that only make sense together; never quotes the URL (it may hold a password). */
+function databaseProblems(database: Config['database']): string[] {
+  if (database.driver === 'postgres') {
+    if (!database.url) return ['database.url: required when database.driver is postgres (SLIPWAY_DATABASE_URL), e.g. postgres://slipway:secret@db.example:5432/slipway']
+    let protocol = ''
+    try {
+      protocol = new URL(database.url).protocol
+    } catch {
+      return ['database.url: not a URL; expected postgres://user:password@host:5432/database (SLIPWAY_DATABASE_URL)']
+    }
+    if (protocol !== 'postgres:' && protocol !== 'postgresql:') return [`database.url: must start with postgres:// or postgresql://, not ${protocol}// (SLIPWAY_DATABASE_URL)`]
+    return []
+  }
+  // A URL with the SQLite driver is almost surely a forgotten driver: replicas would each keep their own file.
+  if (database.url) return ['database.url: is set but database.driver is sqlite; set database.driver to postgres (SLIPWAY_DATABASE_DRIVER=postgres) to use it, or remove the URL']
+  return []
 }
 
 function resolvePaths(config: Config, base: string): Config {
@@ -315,7 +365,7 @@ function resolvePaths(config: Config, base: string): Config {
     tftp: { ...config.tftp, ipxeDir: resolve(config.tftp.ipxeDir), root: config.tftp.root ? resolve(config.tftp.root) : '' },
     proxy: { ...config.proxy, tls: { certFile: config.proxy.tls.certFile ? resolve(config.proxy.tls.certFile) : '', keyFile: config.proxy.tls.keyFile ? resolve(config.proxy.tls.keyFile) : '' } },
     dataDir,
-    database: { path: config.database.path ? resolve(config.database.path) : path.join(dataDir, 'slipway.db') },
+    database: { ...config.database, path: config.database.path ? resolve(config.database.path) : path.join(dataDir, 'slipway.db') },
     secrets: { keyFile: config.secrets.keyFile ? resolve(config.secrets.keyFile) : path.join(dataDir, 'secrets.key') },
     content,
   }

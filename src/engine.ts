@@ -15,8 +15,11 @@ import { MachineDirectory } from './storage/machine-directory.ts'
 import { contentRepository } from './storage/content-repository.ts'
 import { reservationRepository } from './storage/repositories/dhcp-reservations.ts'
 import { syncFolderContent } from './storage/content-sync.ts'
-import { migrateToLatest, openStore, type Store } from './storage/db.ts'
-import { countTokens, findTokenByDigest, insertToken, tokenDigest } from './storage/repositories/api-tokens.ts'
+import { collationWarning, isPostgres, migrateToLatest, openStore, type Store } from './storage/db.ts'
+import { inTransaction } from './storage/transactions.ts'
+import { countTokens, insertToken, verifyToken } from './storage/repositories/api-tokens.ts'
+import { tenantDirectory } from './storage/repositories/tenants.ts'
+import { appendAudit } from './storage/repositories/audit-log.ts'
 import { MachineService, type Machine } from './core/machines/machine-service.ts'
 import { InstallAuthorization } from './core/machines/install-authorization.ts'
 import { machineRepository } from './storage/repositories/machines.ts'
@@ -27,6 +30,10 @@ import { SecretBox } from './storage/secret-box.ts'
 import { x509ClusterPkiIssuer } from './adapters/pki/x509-cluster-pki.ts'
 import { SchedulerLoop } from './jobs/scheduler-loop.ts'
 import { SerialJob } from './jobs/serial-job.ts'
+import { defaultReplicaId, JobLeases } from './jobs/job-lease.ts'
+import { registerJobLeaseMetrics } from './jobs/job-lease-metrics.ts'
+import { jobLeaseRepository } from './storage/repositories/job-leases.ts'
+import { proxyRouteRepository } from './storage/repositories/proxy-routes.ts'
 import { DriftService } from './core/lifecycle/drift.ts'
 import { rollingModeOf } from './core/lifecycle/rolling-mode.ts'
 import { driftRepository } from './storage/repositories/drift.ts'
@@ -57,6 +64,9 @@ import { DnsLocations } from './core/dns/dns-locations.ts'
 import { buildDnsSnapshot, dnsLocationRepository } from './storage/dns-directory.ts'
 import { startDnsServer } from './transports/dns/dns-server.ts'
 import { buildApp } from './transports/http/app.ts'
+import { takeSnapshot } from './storage/backup.ts'
+import { exportInventory, importInventory } from './storage/inventory-transfer.ts'
+import { UiSessions } from './transports/http/ui-session.ts'
 import { wireReverseProxy } from './engine-proxy.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
@@ -73,7 +83,10 @@ export interface Engine {
   dnsPort(): number | undefined
   /** The reverse proxy's URL once started, when proxy.enabled. */
   proxyUrl(): string | undefined
-  close(): Promise<void>
+  /** This replica's job leases (which singleton jobs it runs now). */
+  jobLeases: JobLeases
+  /** `releaseLeases: false` leaves the job leases to expire, as a crash would (tests of take-over). */
+  close(options?: { releaseLeases?: boolean }): Promise<void>
 }
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -88,10 +101,12 @@ export interface EngineAdapters {
 }
 
 export async function createEngine(config: Config, logger: Logger, adapters: EngineAdapters = {}): Promise<Engine> {
-  const store = openStore(config.database.path)
+  const store = openStore(config.database)
   try {
     const applied = await migrateToLatest(store)
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated')
+    const collation = await collationWarning(store)
+    if (collation) logger.warn(collation)
 
     const content = await readContentFolders(config.content)
     const sync = await syncFolderContent(store, content, new Date().toISOString())
@@ -124,7 +139,21 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         await clusterDirectory.load()
       },
     })
-    const scheduler = new SchedulerLoop(() => clusters.schedule(), { intervalMs: config.scheduler.intervalSeconds * 1000, debounceMs: 250, logger })
+    // Singleton jobs run on the replica holding their lease (README "Replicas on PostgreSQL"); drift
+    // re-checks, DNS refresh and proxy health keep per-replica memory current, so every replica runs them.
+    const jobLeases = new JobLeases({
+      holder: config.replicas.id || defaultReplicaId(),
+      ttlMs: config.replicas.leaseSeconds * 1000,
+      // SQLite: one engine per file, so a lease left by a crashed earlier start is taken at once.
+      store: jobLeaseRepository(store, { exclusive: !isPostgres(store) }),
+      logger,
+    })
+    const scheduler = new SchedulerLoop(() => clusters.schedule(), {
+      intervalMs: config.scheduler.intervalSeconds * 1000,
+      debounceMs: 250,
+      logger,
+      gate: jobLeases.lease('scheduler', (reason) => scheduler.trigger(reason)),
+    })
     const machineChanged = async (uuid: string, machine?: Machine) => {
       if (machine) machineDirectory.put(machine)
       else await machineDirectory.refresh(uuid)
@@ -140,6 +169,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       },
       { name: 'drift re-check', intervalMs: 0, debounceMs: 300, logger, triggersBeforeStart: true },
     )
+    const rolloutLease = jobLeases.lease('rollout-runner', (reason) => rolloutRunner.trigger(reason))
     const executor = new RolloutExecutor(
       rolloutPorts({
         store,
@@ -154,9 +184,16 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}),
       }),
       () => rolloutRunner.trigger('machine finished'),
+      () => rolloutLease.mayRun(),
     )
     // Each tick starts what may start and resumes machines left in flight (after a restart too).
-    const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger })
+    const rolloutRunner = new SerialJob(() => executor.tick(), {
+      name: 'rollout runner',
+      intervalMs: 500,
+      debounceMs: 20,
+      logger,
+      gate: rolloutLease,
+    })
     reportArrived = () => executor.notify()
     const rollouts = new RolloutService(rolloutRepository(store), rolloutTargets(store), locks, undefined, () => rolloutRunner.trigger('run changed'))
     // Connections outlive a sweep interval (and a little more), so that each sweep reuses them.
@@ -180,6 +217,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       requestTimeoutMs: config.registry.requestTimeoutSeconds * 1000,
       logger,
       swept: () => dnsRefresh.trigger('health sweep'),
+      gate: jobLeases.lease('cluster-health', (reason) => healthSweep.trigger(reason)),
     })
     const helm = new HelmCli({
       locate: () => locateHelm(config.helm.binary, path.join(config.dataDir, 'tools')),
@@ -187,10 +225,14 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       concurrency: config.releases.helmConcurrency,
     })
     const charts = new ChartService(chartRepository(store), helm, config.releases.maxChartBytes)
+    const tenants = tenantDirectory(store)
     const releaseClusters = {
-      list: async () =>
-        (await registry.list()).map((cluster) => ({
+      list: async () => {
+        // A tenant's release goes to its tenant's clusters only (ReleaseService.targets).
+        const tenantOf = await tenants.clusterTenants()
+        return (await registry.list()).map((cluster) => ({
           name: cluster.name,
+          tenant: tenantOf.get(cluster.name) ?? null,
           labels: cluster.labels,
           latitude: cluster.location.latitude,
           longitude: cluster.location.longitude,
@@ -198,11 +240,13 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
           site: cluster.location.site,
           joined: cluster.joinedAt !== null,
           kubernetesVersion: cluster.health?.kubernetesVersion ?? null,
-        })),
+        }))
+      },
     }
     const releases = new ReleaseService(releaseRepository(store), charts, helm, releaseClusters, undefined, () => releaseReconciler.trigger('release changed'))
     const releaseApplier = adapters.releaseApplier ?? new KubernetesReleaseApplier((cluster) => registry.connection(cluster), { requestTimeoutMs: config.releases.requestTimeoutSeconds * 1000 })
     const metrics = new EngineMetrics()
+    registerJobLeaseMetrics(metrics.registry, jobLeases)
     const releaseExecutor = new ReleaseExecutor(
       {
         repository: releaseRepository(store),
@@ -219,7 +263,13 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         dnsRefresh.trigger('release changed')
       },
     )
-    const releaseReconciler = new SerialJob(() => releaseExecutor.tick(), { name: 'release reconciler', intervalMs: config.releases.reconcileIntervalSeconds * 1000, debounceMs: 50, logger })
+    const releaseReconciler = new SerialJob(() => releaseExecutor.tick(), {
+      name: 'release reconciler',
+      intervalMs: config.releases.reconcileIntervalSeconds * 1000,
+      debounceMs: 50,
+      logger,
+      gate: jobLeases.lease('release-reconciler', (reason) => releaseReconciler.trigger(reason)),
+    })
     // DNS answers from memory; the snapshot is rebuilt on a timer and after anything it depends on.
     const zoneName = config.dns.zone
     const nameserverName = config.dns.nameserverName || `ns1.${zoneName}`
@@ -239,6 +289,20 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       { name: 'dns refresh', intervalMs: config.dns.refreshSeconds * 1000, debounceMs: 20, logger, triggersBeforeStart: true },
     )
     const dnsLocations = new DnsLocations(dnsLocationRepository(store), () => dnsRefresh.trigger('locations changed'))
+    // Replicas on one PostgreSQL database: boots, the API and the proxy answer from this replica's
+    // memory, so what another replica changed (a scheduling pass, content, clusters, routes) is
+    // reloaded on a timer.
+    const proxyRouteVersions = (routes: readonly { id: string; updatedAt: string }[]) => routes.map((route) => `${route.id}@${route.updatedAt}`).sort().join(',')
+    const replicaRefresh = new SerialJob(
+      async () => {
+        await catalogs.refresh()
+        await machineDirectory.load()
+        await clusterDirectory.load()
+        // Reloading routes re-checks their origins: only when another replica changed them.
+        if (proxyRouteVersions(await proxyRouteRepository(store).list()) !== proxyRouteVersions(reverseProxy.routes.current())) await reverseProxy.routes.load()
+      },
+      { name: 'replica refresh', intervalMs: config.replicas.refreshSeconds * 1000, debounceMs: 0, logger },
+    )
     const contentService = new ContentService(contentRepository(store), async () => {
       await catalogs.refresh()
       driftRecheck.trigger('content changed')
@@ -250,10 +314,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       boot,
       content: contentService,
       reservations: new ReservationService(reservationRepository(store), config.dhcp),
-      verifyToken: async (token) => {
-        const row = await findTokenByDigest(store, tokenDigest(token))
-        return row ? { name: row.name, role: row.role } : undefined
-      },
+      verifyToken: (token) => verifyToken(store, token),
       checkReady: async () => {
         await sql`select 1`.execute(store)
       },
@@ -281,6 +342,31 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       drift,
       rollouts,
       proxy: reverseProxy.routes,
+      uiSessions: new UiSessions(secrets),
+      membershipOf: (uuid) => clusterDirectory.memberOf(uuid),
+      access: { tenants, audit: (event) => appendAudit(store, event), store },
+      backup: {
+        databaseFile: config.database.path,
+        // PostgreSQL has no file to copy: its backups are pg_dump's (the routes say so).
+        ...(isPostgres(store)
+          ? {}
+          : {
+              snapshot: () => takeSnapshot({ databaseFile: config.database.path }),
+              snapshotToFolder: () => takeSnapshot({ databaseFile: config.database.path, into: path.join(config.dataDir, 'backups') }),
+            }),
+        exportInventory: () => exportInventory(store),
+        importInventory: async (input) => {
+          const report = await importInventory(store, secrets, input)
+          // Boots, templates and the scheduler answer from memory: they must see the imported rows.
+          await machineDirectory.load()
+          await clusterDirectory.load()
+          await catalogs.refresh()
+          scheduler.trigger('inventory imported')
+          driftRecheck.trigger('inventory imported')
+          dnsRefresh.trigger('inventory imported')
+          return report
+        },
+      },
     })
     const networkServices: { close(): Promise<void> }[] = []
     let dnsPort: number | undefined
@@ -292,6 +378,8 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       proxyUrl: () => reverseProxy.url(),
       start: async () => {
         const address = await app.listen({ host: config.http.host, port: config.http.port })
+        // The first claims are awaited, so that each job's first pass runs at once on the holder.
+        await jobLeases.start()
         scheduler.start()
         driftRecheck.start()
         rolloutRunner.start()
@@ -299,6 +387,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         releaseReconciler.start()
         await reverseProxy.start()
         dnsRefresh.start()
+        if (isPostgres(store) && config.replicas.refreshSeconds > 0) replicaRefresh.start()
         if (config.dns.enabled) {
           const dns = await startDnsServer({ host: config.dns.host, port: config.dns.port, zone: dnsZone, logger })
           networkServices.push(dns)
@@ -318,7 +407,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         }
         return address
       },
-      close: async () => {
+      jobLeases,
+      close: async ({ releaseLeases = true } = {}) => {
+        if (!releaseLeases) jobLeases.abandon()
         await scheduler.stop()
         await driftRecheck.stop()
         await rolloutRunner.stop()
@@ -326,7 +417,10 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         await healthSweep.stop()
         await releaseReconciler.stop()
         await dnsRefresh.stop()
+        await replicaRefresh.stop()
         await releaseExecutor.stop()
+        // After the jobs stopped: another replica takes over at once, with nothing of ours still running.
+        await jobLeases.stop()
         await releaseApplier.close?.()
         await clusterApi.close?.()
         for (const service of networkServices.splice(0).reverse()) await service.close()
@@ -347,14 +441,17 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
  */
 async function ensureAdminToken(store: Store, configured: string): Promise<string | undefined> {
   const now = new Date().toISOString()
-  if (configured) {
-    if (configured.length < 16) throw new Error('auth.adminToken must be at least 16 characters long')
-    await store.deleteFrom('api_tokens').where('name', '=', 'configured-admin').execute()
-    await insertToken(store, 'configured-admin', configured, 'admin', now)
-    return undefined
-  }
-  if ((await countTokens(store)) > 0) return undefined
-  const token = randomBytes(32).toString('base64url')
-  await insertToken(store, 'generated-admin', token, 'admin', now)
-  return token
+  if (configured.length > 0 && configured.length < 16) throw new Error('auth.adminToken must be at least 16 characters long')
+  // One transaction: replicas starting together on one PostgreSQL database neither collide nor both generate.
+  return inTransaction(store, async (trx) => {
+    if (configured) {
+      await trx.deleteFrom('api_tokens').where('name', '=', 'configured-admin').execute()
+      await insertToken(trx, 'configured-admin', configured, 'admin', now)
+      return undefined
+    }
+    if ((await countTokens(trx)) > 0) return undefined
+    const token = randomBytes(32).toString('base64url')
+    await insertToken(trx, 'generated-admin', token, 'admin', now)
+    return token
+  })
 }

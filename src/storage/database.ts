@@ -35,6 +35,8 @@ export interface Database {
   machine_host_keys: MachineHostKeysTable
   engine_secrets: EngineSecretsTable
   proxy_routes: ProxyRoutesTable
+  audit_log: AuditLogTable
+  job_leases: JobLeasesTable
 }
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
@@ -77,6 +79,9 @@ export interface ApiTokensTable {
   token_sha256: string
   role: 'admin' | 'operator' | 'viewer'
   created_at: string
+  /** The tenant the token acts for; null: the whole fleet. */
+  tenant: string | null
+  last_used_at: string | null
 }
 
 export type ProfileRow = Selectable<ProfilesTable>
@@ -307,6 +312,8 @@ export interface ClusterRegistryTable {
   updated_at: string
   /** JSON string[]: where the cluster's ingress answers (what DNS hands out). */
   ingress_addresses: Generated<string>
+  /** The tenant that owns the cluster; null: the fleet's. */
+  tenant: string | null
 }
 
 export interface ClusterHealthTable {
@@ -363,6 +370,8 @@ export interface ReleasesTable {
   updated_at: string
   /** JSON ReleaseDns. */
   dns: Generated<string>
+  /** The tenant that owns the release (it fans out to that tenant's clusters only); null: the fleet's. */
+  tenant: string | null
 }
 
 export interface DnsLocationsTable {
@@ -426,4 +435,33 @@ export interface ProxyRoutesTable {
   health_check_path: string | null
   created_at: string
   updated_at: string
+}
+
+/** One mutating call on the admin surface (src/transports/http/audit.ts); never a request body. */
+export interface AuditLogTable {
+  id: Generated<number>
+  at: string
+  principal: string | null
+  role: string | null
+  tenant: string | null
+  source_ip: string
+  method: string
+  /** The route pattern (/api/v1/clusters/:name), never the raw URL. */
+  route: string
+  /** The object acted on, from the route's parameters (e.g. shop/web). */
+  target: string | null
+  summary: string
+  status: number
+  error_code: string | null
+  request_id: string
+}
+
+/** Which engine replica runs a singleton job; times are epoch ms of the database's clock. */
+export interface JobLeasesTable {
+  name: string
+  holder: string
+  acquired_at: number
+  renewed_at: number
+  expires_at: number
+  requested_at: number | null
 }

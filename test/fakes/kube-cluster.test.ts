@@ -174,8 +174,14 @@ t.test('client-node: server-side apply creates and updates, records managedField
   t.equal(cm.metadata.generation, undefined, 'ConfigMaps keep no generation')
   const labelsOnly = (await apply(api, deployment(3, 'nginx:1.28', { app: 'web', team: 'shop' }))) as KubeObject
   t.equal(labelsOnly.metadata.generation, 2, 'metadata-only change: same generation')
+  // The controller's status writes for generation 2 bump the resourceVersion by themselves: let them land first.
+  const settled = await until('web rolled out', () => {
+    const current = cluster.get('Deployment', 'shop', 'web')
+    const status = current?.status as { readyReplicas?: number; observedGeneration?: number } | undefined
+    return status?.observedGeneration === 2 && status.readyReplicas === 3 ? current : undefined
+  })
   const same = (await apply(api, deployment(3, 'nginx:1.28', { app: 'web', team: 'shop' }))) as KubeObject
-  t.equal(same.metadata.resourceVersion, labelsOnly.metadata.resourceVersion, 'a no-op apply keeps the resourceVersion')
+  t.equal(same.metadata.resourceVersion, settled.metadata.resourceVersion, 'a no-op apply keeps the resourceVersion')
 
   // list: one namespace, all namespaces, label selectors, paging.
   for (const name of ['c1', 'c2', 'c3']) await apply(api, configMap({ x: name }, name, { app: 'web', tier: name === 'c3' ? 'db' : 'cache' }))

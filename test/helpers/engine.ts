@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { createEngine, type Engine, type EngineAdapters } from '../../src/engine.ts'
+import { testEngineDatabaseEnv } from './backends.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
@@ -34,7 +35,7 @@ export interface TestEngine {
   dataDir: string
 }
 
-/** Starts an engine on a real SQLite file in a temporary folder (removed by `cleanup`). */
+/** Starts an engine on a real SQLite file in a temporary folder (or PostgreSQL: SLIPWAY_TEST_BACKEND=postgres). */
 export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
   // A restart reuses the first start's folders: no new scratch folder (nothing would remove it).
   const scratch = options.dataDir && options.contentDir ? path.dirname(options.dataDir) : mkdtempSync(path.join(os.tmpdir(), 'slipway-test-'))
@@ -55,6 +56,8 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       SLIPWAY_PROXY_PORT: '0',
       // Many engines run at once: DNS on a free port unless a test asks for one.
       SLIPWAY_DNS_PORT: '0',
+      // SLIPWAY_TEST_BACKEND=postgres: the engine's store is a fresh PostgreSQL database.
+      ...(await testEngineDatabaseEnv(dataDir)),
       ...options.env,
     },
   })

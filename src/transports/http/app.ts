@@ -5,7 +5,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { BootService } from '../../core/boot/boot-service.ts'
 import type { ContentService } from '../../core/content/content-service.ts'
-import { requireBearerToken, type TokenVerifier } from './auth.ts'
+import { installAccessControl, requireBearerToken, type AuditEvent, type TokenVerifier } from './auth.ts'
+import type { TenantDirectory } from '../../core/access/tenancy.ts'
+import type { Store } from '../../storage/db.ts'
+import { tokenRoutes } from './routes/admin/tokens.ts'
+import { auditRoutes } from './routes/admin/audit.ts'
 import type { ClusterRegistry, SweepReport } from '../../core/registry/registry-service.ts'
 import multipart from '@fastify/multipart'
 import { GZIP_TYPES } from './routes/chart-upload.ts'
@@ -34,7 +38,10 @@ import type { MachineService } from '../../core/machines/machine-service.ts'
 import { discoveryRoutes } from './routes/discovery.ts'
 import { installRoutes } from './routes/install.ts'
 import type { InstallAuthorization } from '../../core/machines/install-authorization.ts'
-import { machineRoutes } from './routes/admin/machines.ts'
+import { machineRoutes, type MembershipOf } from './routes/admin/machines.ts'
+import { machineBootRoutes } from './routes/admin/machine-boot.ts'
+import { uiRoutes } from './routes/ui/ui-routes.ts'
+import type { UiSessions } from './ui-session.ts'
 import { clusterRoutes } from './routes/admin/clusters.ts'
 import { provisionRoutes } from './routes/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
@@ -49,6 +56,7 @@ import { lifecycleRoutes } from './routes/lifecycle.ts'
 import { lockRoutes } from './routes/admin/locks.ts'
 import { proxyRouteRoutes } from './routes/admin/proxy-routes.ts'
 import { mexosagentProxyRoutes } from './routes/mexosagent-proxy.ts'
+import { backupRoutes, enjoliverBackupRoutes, type BackupRouteOptions, type EnjoliverBackupRouteOptions } from './routes/admin/backup.ts'
 import type { ProxyRouteService } from '../../core/proxy/proxy-route-service.ts'
 
 export interface AppDependencies {
@@ -87,6 +95,14 @@ export interface AppDependencies {
   rollouts: RolloutService
   /** The reverse proxy's routes (the proxy listener itself is transports/proxy). */
   proxy: ProxyRouteService
+  /** Web UI sessions: the token in a sealed cookie, accepted by the API as a bearer token is. */
+  uiSessions: UiSessions
+  /** A machine's cluster, role and hostname once scheduled. */
+  membershipOf: MembershipOf
+  /** Snapshots (SQLite only) and the inventory's JSON export/import. */
+  backup: BackupRouteOptions & Omit<EnjoliverBackupRouteOptions, 'requireAdmin'>
+  /** Tenants of clusters, machines and releases; the audit log; the store behind the token and audit routes. */
+  access: { tenants: TenantDirectory; audit: (event: AuditEvent) => Promise<void>; store: Store }
 }
 
 const ADMIN_PREFIXES = ['/api/', '/v1/']
@@ -113,12 +129,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   installErrorHandling(app)
   // On the whole /api/, /v1/ (mexosagent's provision API) and /clusters (optikon's registry)
   // prefixes, not just their routes: without a token even an unknown path says nothing.
-  const requireToken = requireBearerToken(deps.verifyToken)
-  app.addHook('onRequest', (request, reply, done) => {
-    // Callback style: machine-facing requests pass without the cost of a promise per request.
-    if (!isAdminPath(request.url)) return done()
-    requireToken(request, reply).then(() => done(), done)
-  })
+  // Then each route's policy (role, tenant) is checked and every change recorded (auth.ts).
+  const requireToken = requireBearerToken(deps.verifyToken, deps.uiSessions)
+  const requireAccess = installAccessControl(app, { authenticate: requireToken, isAdminPath, tenants: deps.access.tenants, audit: deps.access.audit })
   app.addSchema(ErrorResponse)
   const metrics = deps.metrics
   const registryOptions = { registry: deps.registry, clusters: deps.clusters, healthSweep: deps.healthSweep, requestTimeoutMs: deps.requestTimeoutMs }
@@ -164,7 +177,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     rollingModeOf: deps.rollingModeOf,
     drift: deps.drift,
     publicUrl: deps.http.publicUrl,
-    requireAdmin: requireBearerToken(deps.verifyToken),
+    requireAdmin: requireAccess,
   })
   await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
 
@@ -175,7 +188,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(templateRoutes, { content: deps.content })
       await admin.register(selectionRoutes, { boot: deps.boot })
       await admin.register(dhcpRoutes, { reservations: deps.reservations })
-      await admin.register(machineRoutes, { machines: deps.machines })
+      await admin.register(machineRoutes, { machines: deps.machines, membershipOf: deps.membershipOf, drift: deps.drift })
+      await admin.register(machineBootRoutes, { machines: deps.machines, boot: deps.boot, credentials: deps.credentials, publicUrl: deps.http.publicUrl })
       await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
       await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })
@@ -183,14 +197,20 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(lockRoutes, { locks: deps.locks })
       await admin.register(rolloutRoutes, { rollouts: deps.rollouts })
       await admin.register(proxyRouteRoutes, { proxy: deps.proxy })
+      await admin.register(backupRoutes, deps.backup)
+      await admin.register(tokenRoutes, { store: deps.access.store })
+      await admin.register(auditRoutes, { store: deps.access.store })
     },
     { prefix: '/api/v1' },
   )
   await app.register(provisionRoutes, { clusters: deps.clusters })
   await app.register(mexosagentProxyRoutes, { proxy: deps.proxy })
+  // Enjoliver's backup route, outside /api/: it checks the admin token itself.
+  await app.register(enjoliverBackupRoutes, { ...deps.backup, requireAdmin: requireAccess })
   // optikon's routes at the root, for its users and tools.
   await app.register(registryRoutes, registryOptions)
   await app.register(optikonReleaseRoutes, { charts: deps.charts, releases: deps.releases })
   await app.register(chartRepositoryRoutes, { charts: deps.charts })
+  await app.register(uiRoutes, { verifyToken: deps.verifyToken, sessions: deps.uiSessions, publicUrl: deps.http.publicUrl })
   return app
 }
