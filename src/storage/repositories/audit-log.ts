@@ -1,23 +1,10 @@
 import type { Kysely, Selectable } from 'kysely'
+import type { AuditEntry } from '../../core/access/audit-entry.ts'
 import type { AuditLogTable, Database } from '../database.ts'
 
-type Db = Kysely<Database>
+export type { AuditEntry }
 
-/** One mutating call: who, what, when, and how it ended. Never a request body. */
-export interface AuditEntry {
-  at: string
-  principal: string | null
-  role: string | null
-  tenant: string | null
-  sourceIp: string
-  method: string
-  route: string
-  target: string | null
-  summary: string
-  status: number
-  errorCode: string | null
-  requestId: string
-}
+type Db = Kysely<Database>
 
 export interface AuditRecord extends AuditEntry {
   id: number

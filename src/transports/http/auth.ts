@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { AuditEntry } from '../../core/access/audit-entry.ts'
 import { requireLevel, type Principal } from '../../core/access/roles.ts'
 import { isMutating, policyOf, type RoutePolicy } from '../../core/access/route-policy.ts'
 import { TenantView, type TenantDirectory } from '../../core/access/tenancy.ts'
@@ -74,20 +75,7 @@ export interface RouteAccess {
 }
 
 /** One audited call, as the audit hook hands it over (storage/repositories/audit-log.ts keeps it). */
-export interface AuditEvent {
-  at: string
-  principal: string | null
-  role: string | null
-  tenant: string | null
-  sourceIp: string
-  method: string
-  route: string
-  target: string | null
-  summary: string
-  status: number
-  errorCode: string | null
-  requestId: string
-}
+export type AuditEvent = AuditEntry
 
 export interface AccessControlOptions {
   /** Authenticates (sets request.principal) or throws 401: requireBearerToken's hook. */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { EXIT, usageError } from '../cli-error.ts'
-import { stringValue, type CommandSpec } from '../command.ts'
+import { stringValue, type CommandContext, type CommandSpec } from '../command.ts'
 
 const CONFIG_OPTION = { config: { type: 'string' as const, value: 'FILE', help: 'the YAML configuration (default: SLIPWAY_CONFIG, else ./slipway.yaml if present)' } }
 const LAB_SCRIPT = new URL('../../../../lab/run.ts', import.meta.url)
@@ -10,6 +10,18 @@ const LAB_SCRIPT = new URL('../../../../lab/run.ts', import.meta.url)
 /** The package's version, read from package.json (no engine import). */
 export function cliVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
+/** The engine's configuration as `serve` would read it; undefined (reported on stderr) when it does not validate. */
+async function loadCommandConfig(context: CommandContext) {
+  const { loadConfig } = await import('../../../config.ts')
+  const file = stringValue(context, 'config')
+  try {
+    return loadConfig({ env: context.env, cwd: context.cwd, ...(file !== undefined ? { file } : {}) })
+  } catch (error) {
+    context.out.stderr.write(`slipway: ${(error as Error).message} (INVALID_CONFIG)\n`)
+    return undefined
+  }
 }
 
 export const engineCommands: CommandSpec[] = [
@@ -38,15 +50,8 @@ export const engineCommands: CommandSpec[] = [
     options: CONFIG_OPTION,
     details: 'The engine also migrates on start; this runs them alone (before an upgrade, or to check a database).',
     async run(context) {
-      const [{ loadConfig }, { describeDatabase, migrateToLatest, openStore }] = await Promise.all([import('../../../config.ts'), import('../../../storage/db.ts')])
-      const file = stringValue(context, 'config')
-      let config
-      try {
-        config = loadConfig({ env: context.env, cwd: context.cwd, ...(file !== undefined ? { file } : {}) })
-      } catch (error) {
-        context.out.stderr.write(`slipway: ${(error as Error).message} (INVALID_CONFIG)\n`)
-        return EXIT.usage
-      }
+      const [config, { describeDatabase, migrateToLatest, openStore }] = await Promise.all([loadCommandConfig(context), import('../../../storage/db.ts')])
+      if (config === undefined) return EXIT.usage
       // The one place the CLI opens the store: the same settings createEngine opens it with.
       const store = openStore(config.database)
       const database = describeDatabase(config.database)
@@ -78,15 +83,8 @@ export const engineCommands: CommandSpec[] = [
     async run(context) {
       const snapshot = stringValue(context, 'from')
       if (snapshot === undefined) throw usageError('which snapshot? --from FILE')
-      const [{ loadConfig }, { restoreDatabase, RestoreError }] = await Promise.all([import('../../../config.ts'), import('../../../storage/restore.ts')])
-      const file = stringValue(context, 'config')
-      let config
-      try {
-        config = loadConfig({ env: context.env, cwd: context.cwd, ...(file !== undefined ? { file } : {}) })
-      } catch (error) {
-        context.out.stderr.write(`slipway: ${(error as Error).message} (INVALID_CONFIG)\n`)
-        return EXIT.usage
-      }
+      const [config, { restoreDatabase, RestoreError }] = await Promise.all([loadCommandConfig(context), import('../../../storage/restore.ts')])
+      if (config === undefined) return EXIT.usage
       if (config.database.driver !== 'sqlite') {
         context.out.stderr.write('slipway: restore replaces a SQLite database; for PostgreSQL use pg_restore (see the README) (RESTORE_NOT_SQLITE)\n')
         return EXIT.usage
