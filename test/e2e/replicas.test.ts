@@ -20,6 +20,7 @@ import { keyedMachineCredentials } from '../../src/storage/machine-credentials.t
 import { SecretBox } from '../../src/storage/secret-box.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
 import { freshPostgresDatabase, postgresAvailable } from '../helpers/postgres.ts'
+import { sampleLockHolders } from '../helpers/lock-holder-sampler.ts'
 
 // Long enough that a busy test machine's event-loop stalls never pass for a crash; short enough to wait for.
 const LEASE_SECONDS = 5
@@ -138,17 +139,8 @@ t.test('two engine replicas on one PostgreSQL database', { skip: postgresAvailab
       request(replica, 'POST', `/fleetlock/${credentials.issue(uuidOf(machine))}/v1/${step}`, { client_params: { id: `node-${machine}`, group: 'fleet' } }, { 'fleet-lock-protocol': 'true' })
 
     const watcher = openStore({ driver: 'postgres', url: database.url, path: '', poolSize: 1 })
-    let done = false
-    let samples = 0
-    let maxStored = 0
-    const sampling = (async () => {
-      while (!done) {
-        const { count } = await watcher.selectFrom('lock_holders').select((eb) => eb.fn.countAll<number>().as('count')).where('lock_group', '=', 'fleet').executeTakeFirstOrThrow()
-        maxStored = Math.max(maxStored, Number(count))
-        samples++
-        await sleep(2)
-      }
-    })()
+    const sampler = sampleLockHolders(watcher, 'fleet', 2)
+    let sampled = { samples: 0, maxStored: 0 }
 
     const live = new Set<number>()
     let maxLive = 0
@@ -180,9 +172,9 @@ t.test('two engine replicas on one PostgreSQL database', { skip: postgresAvailab
       await Promise.all(Array.from({ length: 1000 }, (_, machine) => attempt(machine)))
       wave = await Promise.all(Array.from({ length: 60 }, (_, i) => fleetlock(replicas[i % 2]!, 2000 + i, 'pre-reboot')))
     } finally {
-      done = true
-      await sampling
+      sampled = await sampler.stop()
     }
+    const { samples, maxStored } = sampled
     const stored = await watcher.selectFrom('lock_holders').select('holder').where('lock_group', '=', 'fleet').execute()
     await watcher.destroy()
 

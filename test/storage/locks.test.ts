@@ -11,6 +11,7 @@ import { SlipwayError } from '../../src/core/errors.ts'
 import { migrateToLatest, type Store } from '../../src/storage/db.ts'
 import { lockRepository } from '../../src/storage/repositories/locks.ts'
 import { forEachBackend, testDatabase, type BackendName } from '../helpers/backends.ts'
+import { sampleLockHolders } from '../helpers/lock-holder-sampler.ts'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const isFull = (error: unknown) => error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL'
@@ -65,17 +66,8 @@ forEachBackend(t, '1,000 concurrent lock attempts from two replicas never hold m
   const { services, watcher } = await replicas(t, backend)
   await services[0].putGroup('fleet', slots, null)
 
-  let done = false
-  let samples = 0
-  let maxStored = 0
-  const sampling = (async () => {
-    while (!done) {
-      const { count } = await watcher.selectFrom('lock_holders').select((eb) => eb.fn.countAll<number>().as('count')).where('lock_group', '=', 'fleet').executeTakeFirstOrThrow()
-      maxStored = Math.max(maxStored, Number(count))
-      samples++
-      await sleep(1)
-    }
-  })()
+  const sampler = sampleLockHolders(watcher, 'fleet', 1)
+  let sampled = { samples: 0, maxStored: 0 }
 
   // Machines arrive over two seconds (all in flight together, so that slots change hands under
   // contention); one takes a slot, keeps it a moment (re-locking: a recursive lock is idempotent) and
@@ -121,9 +113,9 @@ forEachBackend(t, '1,000 concurrent lock attempts from two replicas never hold m
     // Then a last wave that keeps its slots: exactly `slots` of them end up holding one.
     wave = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => services[i % 2]!.lock('fleet', `final-${i}`)))
   } finally {
-    done = true
-    await sampling
+    sampled = await sampler.stop()
   }
+  const { samples, maxStored } = sampled
   const winners = wave.flatMap((result, i) => (result.status === 'fulfilled' ? [`final-${i}`] : []))
 
   t.equal(wrongAnswers, 0, 'every lock and unlock answered consistently (a new slot, never more holders than slots)')
