@@ -11,6 +11,7 @@
  * Import is idempotent (upsert by natural keys: machine uuid, flavor name, cluster name), checks the
  * whole document before writing anything, and writes it in one transaction: all or nothing.
  */
+import { TENANT_PATTERN } from '../core/access/tenancy.ts'
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
 import { conflict, invalid } from '../core/errors.ts'
@@ -119,6 +120,8 @@ const InventoryCluster = Type.Object(
     ca_bundle: Nullable(Text(1_048_576)),
     credential_kind: Type.Union([Type.Literal('cluster_pki'), Type.Literal('token'), Type.Literal('client_certificate'), Type.Literal('kubeconfig')]),
     credential_sealed: Nullable(Sealed),
+    /** The owning tenant (null: the fleet's). Optional: documents from before tenants have none. */
+    tenant: Type.Optional(Nullable(Type.String({ pattern: TENANT_PATTERN }))),
     properties: StringMap,
     ingress_addresses: Type.Array(Text(256), { maxItems: 64 }),
     joined_at: Nullable(Timestamp),
@@ -267,6 +270,7 @@ export async function exportInventory(db: Store, now: Date = new Date()): Promis
           ca_bundle: entry.ca_bundle,
           credential_kind: entry.credential_kind,
           credential_sealed: entry.credential_sealed ? base64(entry.credential_sealed) : null,
+          tenant: entry.tenant,
           properties: parseJson<Record<string, string>>(entry.properties),
           ingress_addresses: parseJson<string[]>(entry.ingress_addresses),
           joined_at: entry.joined_at,
@@ -373,6 +377,7 @@ export async function importInventory(db: Store, secrets: SecretBox, input: unkn
         ca_bundle: cluster.ca_bundle,
         credential_kind: cluster.credential_kind,
         credential_sealed: cluster.credential_sealed ? Buffer.from(cluster.credential_sealed, 'base64') : null,
+        tenant: cluster.tenant ?? null,
         properties: JSON.stringify(cluster.properties),
         ingress_addresses: JSON.stringify(cluster.ingress_addresses),
         joined_at: cluster.joined_at,

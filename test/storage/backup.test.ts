@@ -176,8 +176,10 @@ t.test('restore: refuses bad snapshots and an open database; keeps the replaced 
 
 t.test('inventory: export, import into another engine with the same key, idempotent, all or nothing', async (t) => {
   const source = await populatedEngine(t)
+  await source.engine.store.updateTable('cluster_registry').set({ tenant: 'team-a' }).where('name', '=', 'far').execute()
   const exported = await exportInventory(source.engine.store)
   t.equal(exported.slipway_inventory, 1)
+  t.equal(exported.clusters.find((cluster) => cluster.name === 'far')?.tenant, 'team-a', "a cluster's tenant travels with it")
   t.equal(exported.machines.length, 4)
   t.ok(exported.machines.some((machine) => machine.role?.role === 'control-plane' && machine.role.group), 'roles travel with their per-machine group')
   const text = JSON.stringify(exported)
@@ -228,6 +230,7 @@ t.test('inventory: export, import into another engine with the same key, idempot
   await expectRefusal({ ...exported, slipway_inventory: 2 }, 'INVENTORY_FORMAT_UNSUPPORTED', /slipway_inventory is 2/)
   await expectRefusal(edited((doc) => (doc.machines[2]!.interfaces[0]!.mac = 'not-a-mac')), 'INVALID_INVENTORY', /^machines\[2\]\.interfaces\[0\]\.mac$/)
   await expectRefusal(edited((doc) => ((doc.machines[1] as { state: string }).state = 'flying')), 'INVALID_INVENTORY', /^machines\[1\]\.state$/)
+  await expectRefusal(edited((doc) => (doc.clusters[0]!.tenant = 'Team A!')), 'INVALID_INVENTORY', /^clusters\[0\]\.tenant$/)
   await expectRefusal(edited((doc) => doc.machines.push({ ...doc.machines[0]!, labels: { new: 'machine' } })), 'INVALID_INVENTORY', /^machines\[4\]\.uuid$/)
   // A valid new machine next to a bad cluster: the new machine must not land either.
   await expectRefusal(
