@@ -38,7 +38,18 @@ export interface TestEngine {
 /** Starts an engine on a real SQLite file in a temporary folder (or PostgreSQL: SLIPWAY_TEST_BACKEND=postgres). */
 export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
   // A restart reuses the first start's folders: no new scratch folder (nothing would remove it).
-  const scratch = options.dataDir && options.contentDir ? path.dirname(options.dataDir) : mkdtempSync(path.join(os.tmpdir(), 'slipway-test-'))
+  const reused = Boolean(options.dataDir && options.contentDir)
+  const scratch = reused ? path.dirname(options.dataDir!) : mkdtempSync(path.join(os.tmpdir(), 'slipway-test-'))
+  try {
+    return await startInScratch(options, scratch)
+  } catch (error) {
+    // A start that fails (as some tests intend) hands no folder to clean up: remove the one made here.
+    if (!reused) removeTree(scratch)
+    throw error
+  }
+}
+
+async function startInScratch(options: TestEngineOptions, scratch: string): Promise<TestEngine> {
   const contentDir = options.contentDir ?? path.join(scratch, 'content')
   if (!options.contentDir) copySampleContent(contentDir)
   const dataDir = options.dataDir ?? path.join(scratch, 'var')
