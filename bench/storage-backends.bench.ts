@@ -8,21 +8,20 @@
  *   npx tsx bench/storage-backends.bench.ts          (or: npm run bench:storage)
  *   BENCH_MACHINES=500 npx tsx bench/storage-backends.bench.ts   (quick run)
  *
- * PostgreSQL: a private server started here from the newest installed version (initdb, loopback, a
- * free port, stopped by PID at the end) with synchronous_commit=off, the durability SQLite's WAL with
+ * PostgreSQL: a private server (test/helpers/postgres.ts: the newest installed version, initdb, loopback,
+ * a free port, stopped by PID at the end) with fsync on and synchronous_commit=off, the durability SQLite's WAL with
  * synchronous=NORMAL gives (a committed write survives a process crash, the last ones may be lost on
  * power loss); or BENCH_POSTGRES_URL, a database to use as is (it must be empty).
  */
-import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chownSync, existsSync, promises as fs, readdirSync } from 'node:fs'
+import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
 import { discoveryFleet } from './lib/discovery-fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { BenchScope, SetupError, engineRevision, envNumber, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { freePort, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
+import { startPrivatePostgres, withAdminClient } from '../test/helpers/postgres.ts'
 import os from 'node:os'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -49,45 +48,6 @@ function clusterPlan(machines: number) {
   const clusters = Array.from({ length: Math.floor(machines / 100) }, (_, index) => ({ name: `c${String(index + 1).padStart(4, '0')}`, flavor: 'bench-hundred' }))
   if (machines % 100 > 0) clusters.push({ name: 'c-rest', flavor: 'bench-rest' })
   return { flavors: machines % 100 > 0 ? flavors : flavors.slice(0, 1), clusters }
-}
-
-/** A private PostgreSQL server for the run; PostgreSQL refuses to run as root, so as root it runs as `postgres`. */
-async function startPostgres(tmp: string): Promise<{ url: string; version: string; server: Tracked }> {
-  const root = '/usr/lib/postgresql'
-  const version = existsSync(root) ? readdirSync(root).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a))[0] : undefined
-  if (!version) throw new SetupError('PostgreSQL is not installed (apt-get install postgresql), and BENCH_POSTGRES_URL is not set')
-  const bin = path.join(root, version, 'bin')
-  const dataDir = path.join(tmp, 'postgres')
-  await fs.mkdir(dataDir)
-  const asRoot = process.getuid?.() === 0
-  if (asRoot) {
-    const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim())
-    chownSync(tmp, id('-u'), id('-g'))
-    chownSync(dataDir, id('-u'), id('-g'))
-  }
-  const as = (command: string, args: string[]): [string, string[]] => (asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args])
-  const [initCommand, initArgs] = as(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C'])
-  const init = spawnSync(initCommand, initArgs, { encoding: 'utf8' })
-  if (init.status !== 0) throw new SetupError(`initdb failed: ${init.stderr || init.stdout}`)
-  const port = await freePort()
-  const [command, args] = as(path.join(bin, 'postgres'), ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-k', dataDir, '-c', 'synchronous_commit=off', '-c', 'max_connections=100'])
-  const server = spawnTracked('postgres', command, args)
-  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    const client = new pg.Client({ connectionString: adminUrl })
-    try {
-      await client.connect()
-      await client.query('create database slipway_bench')
-      await client.end()
-      break
-    } catch (error) {
-      await client.end().catch(() => {})
-      if (Date.now() > deadline || server.child.exitCode !== null) throw new SetupError(`PostgreSQL did not start: ${(error as Error).message}`)
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
-  }
-  return { url: `postgres://postgres@127.0.0.1:${port}/slipway_bench`, version, server }
 }
 
 async function measure(backend: Backend, tmp: string, databaseUrl: string, bodies: Buffer[], uuids: string[], connections: number): Promise<BackendResult> {
@@ -176,10 +136,15 @@ async function main(): Promise<void> {
   let postgresUrl = process.env.BENCH_POSTGRES_URL ?? ''
   let postgresVersion = 'external'
   if (!postgresUrl) {
-    const started = await startPostgres(tmp)
-    postgresUrl = started.url
-    postgresVersion = started.version
-    scope.onCleanup(() => {}, () => stopProcess(started.server))
+    const server = await startPrivatePostgres({ durability: 'durable' }).catch((error: Error) => {
+      throw new SetupError(`${error.message}; or set BENCH_POSTGRES_URL`)
+    })
+    scope.onCleanup(() => {}, () => server.stop())
+    await withAdminClient(server, (client) => client.query('create database slipway_bench'))
+    const url = new URL(server.adminUrl)
+    url.pathname = '/slipway_bench'
+    postgresUrl = url.toString()
+    postgresVersion = server.version
   }
 
   const results: BackendResult[] = []

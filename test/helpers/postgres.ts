@@ -23,8 +23,25 @@ export interface PostgresDatabase {
   drop(): Promise<void>
 }
 
-interface PostgresServer {
+export interface PostgresServer {
+  /** A superuser URL to the server's `postgres` database. */
   adminUrl: string
+  /** The installation's major version (`15`), or `external`. */
+  version: string
+}
+
+export interface PrivatePostgresServer extends PostgresServer {
+  /** Stops the server (fast shutdown, by PID) and removes its folder. */
+  stop(): Promise<void>
+}
+
+export interface PrivateServerOptions {
+  /**
+   * Tests: no fsync at all (nothing must survive a power cut). Benchmarks: `durable`, fsync on and
+   * synchronous_commit off, which is the durability SQLite's WAL with synchronous=NORMAL gives (a
+   * committed write survives a process crash) and so a fair comparison.
+   */
+  durability: 'none' | 'durable'
 }
 
 let serverStarting: Promise<PostgresServer> | undefined
@@ -54,12 +71,12 @@ export function postgresAvailable(): boolean {
 
 function postgresServer(): Promise<PostgresServer> {
   serverStarting ??= process.env.SLIPWAY_TEST_POSTGRES_URL
-    ? Promise.resolve({ adminUrl: process.env.SLIPWAY_TEST_POSTGRES_URL })
-    : startPrivateServer()
+    ? Promise.resolve({ adminUrl: process.env.SLIPWAY_TEST_POSTGRES_URL, version: 'external' })
+    : startPrivatePostgres({ durability: 'none' })
   return serverStarting
 }
 
-async function withAdminClient<T>(server: PostgresServer, use: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withAdminClient<T>(server: Pick<PostgresServer, 'adminUrl'>, use: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: server.adminUrl })
   await client.connect()
   try {
@@ -103,52 +120,68 @@ function serverAccount(): { uid: number; gid: number } | undefined {
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) }
 }
 
-async function startPrivateServer(): Promise<PostgresServer> {
+/**
+ * A private PostgreSQL server: initdb into a temporary folder, loopback, a free port. It is stopped,
+ * by PID, by `stop()` or at the latest when this process exits.
+ */
+export async function startPrivatePostgres(options: PrivateServerOptions): Promise<PrivatePostgresServer> {
   const bin = postgresBinaries()
-  if (!bin) throw new Error('PostgreSQL is not installed (apt-get install postgresql) and SLIPWAY_TEST_POSTGRES_URL is not set')
+  if (!bin) throw new Error('PostgreSQL is not installed (apt-get install postgresql) and no server URL is given')
+  const version = path.basename(path.dirname(bin))
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'slipway-test-postgres-'))
   const account = serverAccount()
   if (account) chownSync(dataDir, account.uid, account.gid)
-  const init = spawnSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...account })
+  const durable = options.durability === 'durable'
+  const init = spawnSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', ...(durable ? [] : ['--no-sync']), '-E', 'UTF8', '--locale=C'], { encoding: 'utf8', ...account })
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`)
 
   const port = await freeLoopbackPort()
+  const settings = durable ? ['synchronous_commit=off'] : ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off']
   const server: ChildProcess = spawn(
     path.join(bin, 'postgres'),
-    ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-k', dataDir,
-      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300'],
+    ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-k', dataDir, ...[...settings, 'max_connections=300'].flatMap((setting) => ['-c', setting])],
     { stdio: ['ignore', 'ignore', 'pipe'], ...account },
   )
   let serverLog = ''
   server.stderr?.on('data', (chunk: Buffer) => {
     serverLog = (serverLog + chunk.toString('utf8')).slice(-4000)
   })
-  // The server must not keep a finished test process alive: the exit handler below stops it.
+  // The server must not keep a finished process alive: the exit handler below stops it.
   server.unref()
   ;(server.stderr as net.Socket | null)?.unref()
-  const stop = () => {
+  const signalStop = () => {
     // SIGINT is PostgreSQL's "fast shutdown": it ends its sessions and leaves.
-    if (server.exitCode === null && server.pid) process.kill(server.pid, 'SIGINT')
+    if (server.exitCode === null && server.signalCode === null && server.pid) process.kill(server.pid, 'SIGINT')
   }
-  process.once('exit', () => {
-    stop()
+  const stopAtExit = () => {
+    signalStop()
     // The server needs a moment to leave its folder; remove it once it has gone.
     spawnSync('sh', ['-c', `for i in $(seq 50); do [ -e "${dataDir}/postmaster.pid" ] || break; sleep 0.1; done; rm -rf "${dataDir}"`])
-  })
+  }
+  process.once('exit', stopAtExit)
+  const stop = async () => {
+    const exited = server.exitCode !== null || server.signalCode !== null ? Promise.resolve() : new Promise((resolve) => server.once('exit', resolve))
+    // Referenced again while waiting: otherwise a process with nothing else to do would end first.
+    server.ref()
+    signalStop()
+    await exited
+    rmSync(dataDir, { recursive: true, force: true })
+    process.off('exit', stopAtExit)
+  }
 
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`
   const deadline = Date.now() + 30_000
   for (;;) {
     if (server.exitCode !== null) {
-      rmSync(dataDir, { recursive: true, force: true })
+      await stop()
       throw new Error(`PostgreSQL exited at start: ${serverLog}`)
     }
     try {
       await withAdminClient({ adminUrl }, (client) => client.query('select 1'))
-      return { adminUrl }
+      return { adminUrl, version, stop }
     } catch (error) {
       if (Date.now() > deadline) {
-        stop()
+        await stop()
         throw new Error(`PostgreSQL did not accept connections within 30 s: ${(error as Error).message}\n${serverLog}`)
       }
       await new Promise((resolve) => setTimeout(resolve, 100))
