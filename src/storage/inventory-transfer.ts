@@ -11,149 +11,17 @@
  * Import is idempotent (upsert by natural keys: machine uuid, flavor name, cluster name), checks the
  * whole document before writing anything, and writes it in one transaction: all or nothing.
  */
-import { TENANT_PATTERN } from '../core/access/tenancy.ts'
-import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
-import { conflict, invalid } from '../core/errors.ts'
 import { groupIdOf } from '../core/clusters/schedule-plan.ts'
-import { MACHINE_STATES } from '../core/machines/machine-state.ts'
-import { UUID_PATTERN } from '../core/machines/discovery-document.ts'
-import { ID_PATTERN } from '../core/selection/documents.ts'
+import { conflict, invalid } from '../core/errors.ts'
 import { normalizeMac } from '../lib/mac.ts'
 import type { Store } from './db.ts'
+import { INVENTORY_FORMAT, InventoryDocument, type InventoryMachine } from './inventory-document.ts'
+import { pkiContext } from './repositories/clusters.ts'
+import { credentialContext } from './repositories/registry.ts'
 import type { SecretBox } from './secret-box.ts'
 import { inTransaction } from './transactions.ts'
 
-export const INVENTORY_FORMAT = 1
-
-const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
-const Text = (maxLength: number) => Type.String({ maxLength })
-const Name = Type.String({ minLength: 1, maxLength: 253 })
-const Timestamp = Type.String({ minLength: 1, maxLength: 64 })
-const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 4096 }))
-/** Base64 of a sealed value exactly as stored. */
-const Sealed = Type.String({ minLength: 1, maxLength: 1_048_576, pattern: '^[A-Za-z0-9+/]+={0,2}$' })
-
-const InventoryInterface = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 64 }),
-    mac: Type.String({ minLength: 1, maxLength: 32 }),
-    ipv4: Nullable(Text(15)),
-    cidr: Nullable(Text(18)),
-    gateway: Nullable(Text(15)),
-    fqdn: Type.Array(Text(253), { maxItems: 16 }),
-    is_boot: Type.Boolean(),
-  },
-  { additionalProperties: false },
-)
-const InventoryDisk = Type.Object(
-  { path: Type.String({ minLength: 1, maxLength: 256 }), size_bytes: Type.Integer({ minimum: 0 }), model: Nullable(Text(256)), serial: Nullable(Text(256)) },
-  { additionalProperties: false },
-)
-const InventoryGroup = Type.Object(
-  {
-    id: Type.String({ pattern: ID_PATTERN }),
-    name: Text(1024),
-    profile: Type.String({ pattern: ID_PATTERN }),
-    selector: StringMap,
-    metadata: Type.Record(Type.String(), Type.Unknown()),
-  },
-  { additionalProperties: false },
-)
-const InventoryRole = Type.Object(
-  {
-    cluster: Name,
-    role: Type.Union([Type.Literal('control-plane'), Type.Literal('node')]),
-    ordinal: Type.Integer({ minimum: 1, maximum: 100_000 }),
-    hostname: Type.String({ minLength: 1, maxLength: 253 }),
-    created_at: Timestamp,
-    /** The per-machine group the scheduler wrote (how the installed machine boots its role). */
-    group: Nullable(InventoryGroup),
-  },
-  { additionalProperties: false },
-)
-const InventoryMachine = Type.Object(
-  {
-    uuid: Type.String({ pattern: UUID_PATTERN }),
-    boot_mac: Type.String({ minLength: 1, maxLength: 32 }),
-    boot_random_id: Nullable(Text(128)),
-    state: Type.Enum([...MACHINE_STATES]),
-    state_changed_at: Timestamp,
-    facts: Type.Record(Type.String(), Type.Unknown()),
-    first_seen_at: Timestamp,
-    last_seen_at: Timestamp,
-    interfaces: Type.Array(InventoryInterface, { maxItems: 64 }),
-    disks: Type.Array(InventoryDisk, { maxItems: 128 }),
-    labels: StringMap,
-    role: Nullable(InventoryRole),
-  },
-  { additionalProperties: false },
-)
-const InventoryFlavor = Type.Object(
-  {
-    name: Name,
-    control_plane_count: Type.Union([Type.Literal(1), Type.Literal(3), Type.Literal(5)]),
-    nodes_min: Type.Integer({ minimum: 0 }),
-    nodes_max: Type.Integer({ minimum: 0 }),
-    selector: StringMap,
-    min_cpu_cores: Type.Integer({ minimum: 0 }),
-    min_memory_bytes: Type.Integer({ minimum: 0 }),
-    min_disk_bytes: Type.Integer({ minimum: 0 }),
-    kubernetes_version: Text(64),
-    labels: StringMap,
-    api_server_port: Type.Integer({ minimum: 1, maximum: 65535 }),
-    created_at: Timestamp,
-  },
-  { additionalProperties: false },
-)
-const InventoryCluster = Type.Object(
-  {
-    name: Name,
-    display_name: Text(1024),
-    labels: StringMap,
-    latitude: Nullable(Type.Number({ minimum: -90, maximum: 90 })),
-    longitude: Nullable(Type.Number({ minimum: -180, maximum: 180 })),
-    region: Nullable(Text(256)),
-    site: Nullable(Text(256)),
-    source: Type.Union([Type.Literal('manual'), Type.Literal('provisioned')]),
-    server: Nullable(Text(2048)),
-    ca_bundle: Nullable(Text(1_048_576)),
-    credential_kind: Type.Union([Type.Literal('cluster_pki'), Type.Literal('token'), Type.Literal('client_certificate'), Type.Literal('kubeconfig')]),
-    credential_sealed: Nullable(Sealed),
-    /** The owning tenant (null: the fleet's). Optional: documents from before tenants have none. */
-    tenant: Type.Optional(Nullable(Type.String({ pattern: TENANT_PATTERN }))),
-    properties: StringMap,
-    ingress_addresses: Type.Array(Text(256), { maxItems: 64 }),
-    joined_at: Nullable(Timestamp),
-    join_message: Nullable(Text(4096)),
-    created_at: Timestamp,
-    updated_at: Timestamp,
-    provisioning: Nullable(
-      Type.Object(
-        {
-          flavor: Name,
-          state: Type.Union([Type.Literal('pending'), Type.Literal('scheduled')]),
-          created_at: Timestamp,
-          pki: Nullable(Type.Object({ certificates: Type.Record(Type.String(), Type.Unknown()), sealed: Sealed, created_at: Timestamp }, { additionalProperties: false })),
-        },
-        { additionalProperties: false },
-      ),
-    ),
-  },
-  { additionalProperties: false },
-)
-export const InventoryDocument = Type.Object(
-  {
-    slipway_inventory: Type.Literal(INVENTORY_FORMAT),
-    exported_at: Timestamp,
-    machines: Type.Array(InventoryMachine, { maxItems: 200_000 }),
-    flavors: Type.Array(InventoryFlavor, { maxItems: 10_000 }),
-    clusters: Type.Array(InventoryCluster, { maxItems: 100_000 }),
-  },
-  { additionalProperties: false },
-)
-export type InventoryDocument = Static<typeof InventoryDocument>
-type InventoryMachine = Static<typeof InventoryMachine>
 
 export interface ImportCounts {
   created: number
@@ -164,10 +32,6 @@ export interface ImportReport {
   flavors: ImportCounts
   clusters: ImportCounts
 }
-
-/** Seal contexts, as the repositories bind them (clusters.ts, registry.ts). */
-const pkiContext = (cluster: string) => `cluster_pki:${cluster}`
-const credentialContext = (cluster: string) => `cluster_credential:${cluster}`
 
 const parseJson = <T>(text: string) => JSON.parse(text) as T
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')

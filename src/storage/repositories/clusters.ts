@@ -12,7 +12,7 @@ import { inTransaction, uniqueViolation } from '../transactions.ts'
 type Db = Kysely<Database>
 
 /** The sealed PKI is bound to its cluster: a value copied to another cluster's row does not open. */
-const pkiContext = (cluster: string) => `cluster_pki:${cluster}`
+export const pkiContext = (cluster: string) => `cluster_pki:${cluster}`
 
 /**
  * The core's cluster port over kysely; its machine and content ports share the same connection or

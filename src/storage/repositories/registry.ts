@@ -9,7 +9,7 @@ import { inTransaction, uniqueViolation } from '../transactions.ts'
 type Db = Kysely<Database>
 
 /** A sealed credential is bound to its cluster: copied to another row, it does not open. */
-const credentialContext = (cluster: string) => `cluster_credential:${cluster}`
+export const credentialContext = (cluster: string) => `cluster_credential:${cluster}`
 
 const entries = (db: Db) =>
   db
