@@ -86,6 +86,13 @@ export async function withAdminClient<T>(server: Pick<PostgresServer, 'adminUrl'
   }
 }
 
+/** A PostgreSQL program (`pg_dump`, `pg_restore`) of the newest installation, as the tests' server runs it. */
+export function postgresTool(name: string): string {
+  const bin = postgresBinaries()
+  if (!bin) throw new Error(`PostgreSQL is not installed: no ${name}`)
+  return path.join(bin, name)
+}
+
 /** The newest Debian PostgreSQL installation's bin folder, else whatever `initdb` PATH has. */
 function postgresBinaries(): string | undefined {
   const debianRoot = '/usr/lib/postgresql'
