@@ -5,7 +5,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { BootService } from '../../core/boot/boot-service.ts'
 import type { ContentService } from '../../core/content/content-service.ts'
-import { installAccessControl, requireBearerToken, type AuditEvent, type TokenVerifier } from './auth.ts'
+import { installAccessControl, requireBearerToken, registerWithAccess, type AuditEvent, type TokenVerifier } from './auth.ts'
+import { publicAccess } from '../../core/access/route-policy.ts'
 import type { TenantDirectory } from '../../core/access/tenancy.ts'
 import type { Store } from '../../storage/db.ts'
 import { tokenRoutes } from './routes/admin/tokens.ts'
@@ -100,18 +101,16 @@ export interface AppDependencies {
   /** A machine's cluster, role and hostname once scheduled. */
   membershipOf: MembershipOf
   /** Snapshots (SQLite only) and the inventory's JSON export/import. */
-  backup: BackupRouteOptions & Omit<EnjoliverBackupRouteOptions, 'requireAdmin'>
+  backup: BackupRouteOptions & EnjoliverBackupRouteOptions
   /** Tenants of clusters, machines and releases; the audit log; the store behind the token and audit routes. */
   access: { tenants: TenantDirectory; audit: (event: AuditEvent) => Promise<void>; store: Store }
 }
 
-const ADMIN_PREFIXES = ['/api/', '/v1/']
-const ADMIN_COLLECTIONS = ['/clusters', '/releases', '/charts']
-/** Paths that need the admin token: the API prefixes, and optikon's collections with what is under them. */
-function isAdminPath(url: string): boolean {
-  if (ADMIN_PREFIXES.some((prefix) => url.startsWith(prefix))) return true
-  return ADMIN_COLLECTIONS.some((collection) => url.startsWith(collection) && (url.length === collection.length || '/?'.includes(url[collection.length]!)))
-}
+/**
+ * Where a request that matches no route still needs a token: the API prefixes and optikon's
+ * collections. Matched routes are decided by their own declarations (auth.ts).
+ */
+const GUARDED_PREFIXES = ['/api', '/v1', '/clusters', '/releases', '/charts']
 
 /** Builds the HTTP app with every route; it never listens, so tests inject requests into it. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -127,11 +126,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   installErrorHandling(app)
-  // On the whole /api/, /v1/ (mexosagent's provision API) and /clusters (optikon's registry)
-  // prefixes, not just their routes: without a token even an unknown path says nothing.
-  // Then each route's policy (role, tenant) is checked and every change recorded (auth.ts).
-  const requireToken = requireBearerToken(deps.verifyToken, deps.uiSessions)
-  const requireAccess = installAccessControl(app, { authenticate: requireToken, isAdminPath, tenants: deps.access.tenants, audit: deps.access.audit })
+  // Every route declares its access where it is registered; each request is decided on the route
+  // the router matched, and every change recorded (auth.ts).
+  installAccessControl(app, {
+    authenticate: requireBearerToken(deps.verifyToken, deps.uiSessions),
+    machineCredentials: deps.credentials,
+    guardedPrefixes: GUARDED_PREFIXES,
+    tenants: deps.access.tenants,
+    audit: deps.access.audit,
+  })
   app.addSchema(ErrorResponse)
   const metrics = deps.metrics
   const registryOptions = { registry: deps.registry, clusters: deps.clusters, healthSweep: deps.healthSweep, requestTimeoutMs: deps.requestTimeoutMs }
@@ -161,7 +164,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       security: [{ bearerAuth: [] }],
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/apidocs' })
+  // The API's description is public, as every API's is; it holds no data.
+  await registerWithAccess(app, publicAccess(), swaggerUi, { routePrefix: '/apidocs' })
 
   await app.register(bootRoutes, { boot: deps.boot, publicUrl: deps.http.publicUrl, metrics })
   await app.register(staticFileRoutes, { prefix: '/assets', dir: deps.assetsDir, noun: 'asset' })
@@ -169,15 +173,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
   await app.register(discoveryRoutes, { machines: deps.machines })
   await app.register(installRoutes, { installs: deps.installs })
-  await app.register(fleetLockRoutes, { locks: deps.locks, credentials: deps.credentials })
+  await app.register(fleetLockRoutes, { locks: deps.locks, lockGroupOf: deps.lockGroupOf })
   await app.register(lifecycleRoutes, {
     locks: deps.locks,
-    credentials: deps.credentials,
     lockGroupOf: deps.lockGroupOf,
     rollingModeOf: deps.rollingModeOf,
     drift: deps.drift,
     publicUrl: deps.http.publicUrl,
-    requireAdmin: requireAccess,
   })
   await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
 
@@ -205,8 +207,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   )
   await app.register(provisionRoutes, { clusters: deps.clusters })
   await app.register(mexosagentProxyRoutes, { proxy: deps.proxy })
-  // Enjoliver's backup route, outside /api/: it checks the admin token itself.
-  await app.register(enjoliverBackupRoutes, { ...deps.backup, requireAdmin: requireAccess })
+  // Enjoliver's backup route, outside /api/.
+  await app.register(enjoliverBackupRoutes, deps.backup)
   // optikon's routes at the root, for its users and tools.
   await app.register(registryRoutes, registryOptions)
   await app.register(optikonReleaseRoutes, { charts: deps.charts, releases: deps.releases })

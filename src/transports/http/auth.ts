@@ -1,7 +1,9 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyPluginOptions, FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditEntry } from '../../core/access/audit-entry.ts'
 import { requireLevel, type Principal } from '../../core/access/roles.ts'
-import { isMutating, policyOf, type RoutePolicy } from '../../core/access/route-policy.ts'
+import { isAudited, isMutating, type MachinePolicy, type RoutePolicy } from '../../core/access/route-policy.ts'
+import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
+import { isUnderGuardedPrefix } from './request-path.ts'
 import { TenantView, type TenantDirectory } from '../../core/access/tenancy.ts'
 import { forbidden, SlipwayError } from '../../core/errors.ts'
 
@@ -14,16 +16,14 @@ export type TokenVerifier = (token: string) => Promise<Principal | undefined>
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal
-    /** What the principal may see; set on every authorized request of the admin surface. */
+    /** What the principal may see; set on every authorized request of a token route. */
     tenancy?: TenantView
+    /** The machine a machine-credential route acts for (its verified credential's). */
+    machineUuid?: string
   }
   interface FastifyContextConfig {
-    /** A route's own policy; without it, core/access/route-policy.ts's table decides. */
+    /** What the route needs: every route declares it where it is registered (core/access/route-policy.ts). */
     access?: RoutePolicy
-    /** Resolved once when the route is added (access-control hook below). */
-    accessPolicy?: RoutePolicy
-    /** Whether its calls go to the audit log. */
-    audited?: boolean
   }
 }
 
@@ -65,13 +65,11 @@ export function requireBearerToken(verify: TokenVerifier, sessions?: { tokenOf(r
   }
 }
 
-/** A route as access control classified it (listed by `accessTable`, for the authorization test and docs). */
+/** A route with the access it declared (listed by `accessTable`, for the authorization tests and docs). */
 export interface RouteAccess {
   method: string
   url: string
   policy: RoutePolicy
-  /** False when the route is in no table: it got the safest policy (tenant-less admins only). */
-  classified: boolean
 }
 
 /** One audited call, as the audit hook hands it over (storage/repositories/audit-log.ts keeps it). */
@@ -80,26 +78,54 @@ export type AuditEvent = AuditEntry
 export interface AccessControlOptions {
   /** Authenticates (sets request.principal) or throws 401: requireBearerToken's hook. */
   authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-  /** Whether a URL belongs to the admin surface (every request there is authenticated, even to an unknown path). */
-  isAdminPath: (url: string) => boolean
+  /** Verifies the machine credentials of `machine` routes. */
+  machineCredentials: MachineCredentials
+  /**
+   * Path prefixes (lower case, no trailing slash) where a request that matches no route still needs a
+   * token: without one, even an unknown path there says nothing but 401.
+   */
+  guardedPrefixes: readonly string[]
   tenants: TenantDirectory
   audit: (event: AuditEvent) => Promise<void>
 }
 
-const tables = new WeakMap<FastifyInstance, RouteAccess[]>()
+interface DeclaredRoute {
+  method: string
+  url: string
+  /** The options object fastify builds the route from: later onRoute hooks (plugin defaults) may still set its config. */
+  options: { config?: { access?: RoutePolicy } }
+}
 
-/** Every route added after installAccessControl, with its policy. */
+const declarations = new WeakMap<FastifyInstance, DeclaredRoute[]>()
+
+/** Every route with its declared access (after the app is ready). */
 export function accessTable(app: FastifyInstance): readonly RouteAccess[] {
-  return tables.get(app) ?? []
+  return (declarations.get(app) ?? []).map((route) => ({ method: route.method, url: route.url, policy: route.options.config!.access! }))
+}
+
+/**
+ * A plugin whose routes the engine does not register itself (Swagger UI, static files) gets one
+ * declaration for all of them, made where it is registered. The plugin is registered inside a context
+ * of its own (so the declaration reaches its routes only), with its options untouched (`prefix` too).
+ */
+export async function registerWithAccess<Options extends FastifyPluginOptions>(
+  app: FastifyInstance,
+  policy: RoutePolicy,
+  plugin: FastifyPluginCallback<Options> | FastifyPluginAsync<Options>,
+  options: Options,
+): Promise<void> {
+  await app.register(async (context) => {
+    context.addHook('onRoute', (route) => {
+      if (!route.config?.access) route.config = { ...route.config, access: policy }
+    })
+    await context.register(plugin, options)
+  })
 }
 
 /** Checks the request's principal against its route's policy; sets request.tenancy. Throws 403, or 404 for another tenant's object. */
-export async function authorize(request: FastifyRequest, tenants: TenantDirectory): Promise<void> {
-  const principal = request.principal
-  const policy = request.routeOptions.config?.accessPolicy
-  // An unknown path of the admin surface: the caller is authenticated, the not-found handler answers.
-  if (!principal || !policy) return
-  if (policy.access !== 'public') requireLevel(principal, policy.access)
+async function authorize(request: FastifyRequest, policy: Exclude<RoutePolicy, { access: 'public' | 'machine' }>, tenants: TenantDirectory): Promise<void> {
+  const principal = request.principal!
+  requireLevel(principal, policy.access)
   if (policy.scope === 'fleet' && principal.tenant !== null) {
     throw forbidden('FORBIDDEN', `this call acts on the whole fleet and needs a token without a tenant; token "${principal.name}" belongs to tenant "${principal.tenant}"`, { tenant: principal.tenant })
   }
@@ -108,10 +134,21 @@ export async function authorize(request: FastifyRequest, tenants: TenantDirector
   if (policy.owner && principal.tenant !== null) await tenancy.require(policy.owner(request.params as Record<string, string>, (request.query ?? {}) as Record<string, unknown>))
 }
 
-/** The request's tenant view; only routes behind access control have one. */
+/** The request's tenant view; only token routes have one. */
 export function tenancyOf(request: FastifyRequest): TenantView {
-  if (!request.tenancy) throw new Error(`route ${request.method} ${request.routeOptions.url} is not behind access control`)
+  if (!request.tenancy) throw new Error(`route ${request.method} ${request.routeOptions.url} is not a token route`)
   return request.tenancy
+}
+
+/** The machine a `machine` route acts for. */
+export function machineOf(request: FastifyRequest): string {
+  if (!request.machineUuid) throw new Error(`route ${request.method} ${request.routeOptions.url} is not a machine-credential route`)
+  return request.machineUuid
+}
+
+const presentedMachineCredential = (request: FastifyRequest, policy: MachinePolicy): string | undefined => {
+  if (policy.credentialIn === 'path') return (request.params as { credential?: string }).credential
+  return /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1]
 }
 
 const MAX_TARGET = 200
@@ -140,45 +177,61 @@ function errorCodeOf(status: number, payload: unknown): string | null {
 }
 
 /**
- * Authentication, authorization and the audit trail for the whole app, by route metadata: each
- * route's policy is resolved once when it is added (its own `config.access`, else the table in
- * core/access/route-policy.ts); every request of the admin surface is authenticated, then checked
- * against it before any body is read; every mutating call there (allowed, denied or failed) is
- * recorded before its answer leaves. Returns the guard for routes outside the admin paths that
- * need a token (they call it as their own onRequest hook).
+ * Authentication, authorization and the audit trail for the whole app, decided on the route the
+ * router matched, never on the raw URL: whatever spelling reached a route (percent-encoded letters,
+ * absolute form), its declared policy applies. A request that matched no route needs a token when
+ * its path, read as leniently as any proxy or router might, falls under a guarded prefix. The app
+ * does not become ready while a route declares no access. Every audited call (changes needing a
+ * token, and the few public ones that ask for it) is recorded before its answer leaves.
  */
-export function installAccessControl(app: FastifyInstance, options: AccessControlOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
-  const routes: RouteAccess[] = []
-  tables.set(app, routes)
+export function installAccessControl(app: FastifyInstance, options: AccessControlOptions): void {
+  const routes: DeclaredRoute[] = []
+  declarations.set(app, routes)
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) {
-      const resolved = route.config?.access ? { policy: route.config.access, classified: true } : policyOf(method, route.url ?? route.path)
-      routes.push({ method, url: route.url ?? route.path, ...resolved })
-    }
-    const method = [route.method].flat()[0]!
-    const url = route.url ?? route.path
-    const resolved = route.config?.access ? { policy: route.config.access, classified: true } : policyOf(method, url)
-    // Audited: changes on the admin surface, and on the few classified routes outside it (the UI
-    // login); never machine traffic (boot, discovery, FleetLock, whose URLs carry credentials).
-    const audited = isMutating(method) && (options.isAdminPath(url) || resolved.classified)
-    route.config = { ...route.config, accessPolicy: resolved.policy, audited }
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url ?? route.path, options: route })
+  })
+  app.addHook('onReady', async () => {
+    const undeclared = routes.filter((route) => !route.options.config?.access).map((route) => `${route.method} ${route.url}`)
+    if (undeclared.length) throw new Error(`routes without an access declaration (config.access, core/access/route-policy.ts): ${undeclared.join(', ')}`)
   })
 
-  const guard = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (request.routeOptions.config?.accessPolicy?.access !== 'public') await options.authenticate(request, reply)
-    await authorize(request, options.tenants)
+  const guard = async (request: FastifyRequest, reply: FastifyReply, policy: RoutePolicy | undefined): Promise<void> => {
+    // Unmatched, under a guarded prefix: authenticated, then the not-found handler answers.
+    if (!policy) return options.authenticate(request, reply)
+    if (policy.access === 'public') return
+    if (policy.access === 'machine') {
+      const credential = presentedMachineCredential(request, policy)
+      const uuid = credential ? await options.machineCredentials.verify(credential) : undefined
+      if (!uuid) {
+        throw new SlipwayError('unauthorized', 'MACHINE_CREDENTIAL_REQUIRED', policy.credentialIn === 'path'
+          ? 'this base URL does not carry a valid machine credential; use the one in the machine\'s Ignition'
+          : 'this endpoint needs "Authorization: Bearer <machine credential>" (SLIPWAY_MACHINE_CREDENTIAL in the machine\'s /etc/slipway/lifecycle.env)')
+      }
+      request.machineUuid = uuid
+      return
+    }
+    await options.authenticate(request, reply)
+    await authorize(request, policy, options.tenants)
   }
   app.addHook('onRequest', (request, reply, done) => {
-    // Callback style: machine-facing requests pass without the cost of a promise per request.
-    if (!options.isAdminPath(request.url)) return done()
-    guard(request, reply).then(() => done(), done)
+    let policy: RoutePolicy | undefined
+    if (request.is404) {
+      if (!isUnderGuardedPrefix(request.url, options.guardedPrefixes)) return done()
+    } else {
+      // Fails closed: the app does not start with an undeclared route, and one slipping through needs an admin.
+      policy = request.routeOptions.config.access ?? { access: 'administer', scope: 'fleet' }
+      // Callback style: machine-facing requests pass without the cost of a promise per request.
+      if (policy.access === 'public') return done()
+    }
+    guard(request, reply, policy).then(() => done(), done)
   })
 
   // onSend, not onResponse: the entry is written before the caller sees the answer, so an
   // acknowledged change is always on record; a failed write is logged, not turned into a 500.
   app.addHook('onSend', async (request, reply, payload) => {
-    // An unknown path of the admin surface has no route config: attempts there are recorded too.
-    const audited = request.routeOptions.config?.audited ?? (isMutating(request.method) && options.isAdminPath(request.url))
+    const policy = request.is404 ? undefined : request.routeOptions.config.access
+    // Changes attempted on an unknown path under a guarded prefix are recorded too.
+    const audited = policy ? isAudited(request.method, policy) : isMutating(request.method) && isUnderGuardedPrefix(request.url, options.guardedPrefixes)
     if (!audited) return payload
     const principal = request.principal
     const summary = (request.routeOptions.schema as { summary?: string } | undefined)?.summary ?? `${request.method} ${request.routeOptions.url ?? ''}`
@@ -202,5 +255,4 @@ export function installAccessControl(app: FastifyInstance, options: AccessContro
     }
     return payload
   })
-  return guard
 }

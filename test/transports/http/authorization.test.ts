@@ -1,7 +1,7 @@
 /**
  * Authorization of every route through a real engine (real SQLite file): the route table is taken
- * from the app itself (auth.ts accessTable, filled by an onRoute hook), so a route added without a
- * classification fails here. For every route of the admin surface: no token 401; a viewer reads but
+ * from the app itself (auth.ts accessTable, filled by an onRoute hook; the app does not start with a
+ * route that declares no access). For every route of the admin surface: no token 401; a viewer reads but
  * each change answers 403 and changes nothing; an operator operates but does not administer; an
  * admin does everything; a tenant token is refused the fleet's routes. Then two tenants with
  * Kubernetes API server doubles (test/fakes/kube-cluster.ts) and the real helm: each sees and acts
@@ -10,12 +10,10 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { createHash } from 'node:crypto'
-import { sql } from 'kysely'
-import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { accessTable } from '../../../src/transports/http/auth.ts'
-import type { Store } from '../../../src/storage/db.ts'
+import { accessTable, type RouteAccess } from '../../../src/transports/http/auth.ts'
+import type { TokenPolicy } from '../../../src/core/access/route-policy.ts'
+import { concrete, createToken, seedRouteObjects, snapshot } from '../../helpers/seeded-routes.ts'
 import { x509ClusterPkiIssuer } from '../../../src/adapters/pki/x509-cluster-pki.ts'
 import { FakeKubeCluster } from '../../fakes/kube-cluster.ts'
 import { multipartBody, packageChart, webChart } from '../../helpers/charts.ts'
@@ -27,23 +25,24 @@ type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 /**
- * Every route outside the admin surface, by what it serves. A new route must be added here (or to
- * core/access/route-policy.ts) before this test passes.
+ * Every route that needs no API token, by what it serves: a route declared `public` or `machine`
+ * that is not listed here fails the test (a change in access is a decision, not an accident).
  */
-const OUTSIDE_ADMIN_SURFACE: Record<string, 'machine' | 'public'> = {
+const WITHOUT_API_TOKEN: Record<string, 'public' | 'machine'> = {
   // Booting machines: iPXE, Ignition, metadata, assets; no token by design (the PXE chain has none).
-  'GET /boot.ipxe': 'machine',
-  'GET /boot.ipxe.0': 'machine',
-  'GET /ipxe': 'machine',
-  'GET /ignition': 'machine',
-  'GET /generic': 'machine',
-  'GET /metadata': 'machine',
-  'GET /assets/*': 'machine',
-  'GET /pxe/*': 'machine',
-  'POST /discovery': 'machine',
-  'GET /install-authorization': 'machine',
-  'POST /lifecycle/install/success': 'machine',
-  'POST /lifecycle/install/fail': 'machine',
+  'GET /boot.ipxe': 'public',
+  'GET /boot.ipxe.0': 'public',
+  'GET /ipxe': 'public',
+  'GET /ignition': 'public',
+  'GET /generic': 'public',
+  'GET /metadata': 'public',
+  'GET /assets/*': 'public',
+  'GET /pxe/*': 'public',
+  'POST /discovery': 'public',
+  'POST /install-authorization': 'public',
+  'GET /install-authorization': 'public',
+  'POST /lifecycle/install/success': 'public',
+  'POST /lifecycle/install/fail': 'public',
   // Machine credential (each machine its own, in the path or the header), not an API token.
   'POST /lifecycle/ignition': 'machine',
   'GET /lifecycle/rolling': 'machine',
@@ -51,8 +50,8 @@ const OUTSIDE_ADMIN_SURFACE: Record<string, 'machine' | 'public'> = {
   'POST /lifecycle/rolling/unlock': 'machine',
   'POST /fleetlock/:credential/v1/pre-reboot': 'machine',
   'POST /fleetlock/:credential/v1/steady-state': 'machine',
-  'POST /fleetlock/v1/pre-reboot': 'machine',
-  'POST /fleetlock/v1/steady-state': 'machine',
+  'POST /fleetlock/v1/pre-reboot': 'public',
+  'POST /fleetlock/v1/steady-state': 'public',
   'GET /healthz': 'public',
   'GET /metrics': 'public',
   'GET /apidocs': 'public',
@@ -62,50 +61,13 @@ const OUTSIDE_ADMIN_SURFACE: Record<string, 'machine' | 'public'> = {
   'GET /apidocs/static/*': 'public',
   'GET /apidocs/static/index.html': 'public',
   'GET /apidocs/static/swagger-initializer.js': 'public',
+  'POST /ui/login': 'public',
+  'POST /ui/logout': 'public',
 }
 /** The web UI's pages and static files: public shells that read through the API with the session's token. */
 const isUiPage = (route: string) => /^GET \/ui(\/|\/[a-z-]+|\/[a-z-]+\/:[a-z]+|\/static\/[0-9a-f]+\/[a-z/]*\*)?$/.test(route)
 
-const UUID = '4c4c4544-0042-3510-8050-b4c04f4e3432'
-/** Parameter values that name seeded objects, so that a change let through would show in the snapshot. */
-const SAMPLE_PARAMS: Record<string, string> = {
-  name: 'seeded',
-  namespace: 'shop',
-  id: 'seeded',
-  uuid: UUID,
-  mac: '52:54:00:00:00:01',
-  group: 'seeded',
-  holder: 'holder-1',
-  kind: 'ignition',
-  '*': 'seeded.ign',
-  version: '1.0.0',
-  role: 'node',
-  file: 'web-1.0.0.tgz',
-  credential: 'x',
-}
-const concrete = (url: string) => url.replace(/:([A-Za-z]+)/g, (_match, param: string) => SAMPLE_PARAMS[param] ?? 'x').replace('*', SAMPLE_PARAMS['*']!)
-
-/** Every row of every table (the audit log aside, which grows by design; and a token's last use), hashed. */
-async function snapshot(store: Store): Promise<Record<string, string>> {
-  const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'kysely_%' and name <> 'audit_log' order by name`.execute(store)
-  const digests: Record<string, string> = {}
-  for (const { name } of tables.rows) {
-    const rows = (await sql.raw<Record<string, unknown>>(`select * from "${name}" order by rowid`).execute(store)).rows.map((row) => {
-      const { last_used_at: _lastUsed, ...rest } = row
-      return rest
-    })
-    digests[name] = `${rows.length}:${createHash('sha256').update(JSON.stringify(rows)).digest('hex').slice(0, 16)}`
-  }
-  return digests
-}
-
-async function createToken(app: FastifyInstance, name: string, role: string, tenant?: string): Promise<string> {
-  const created = await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: auth, payload: { name, role, ...(tenant ? { tenant } : {}) } })
-  if (created.statusCode !== 201) throw new Error(`token ${name}: ${created.body}`)
-  return (created.json() as { token: string }).token
-}
-
-t.test('every route is classified; each role gets exactly its level; a denied call changes nothing', async (t) => {
+t.test('every route declares its access; each role gets exactly its level; a denied call changes nothing', async (t) => {
   const { engine, dataDir } = await startTestEngine()
   t.teardown(async () => {
     await engine.close()
@@ -116,38 +78,19 @@ t.test('every route is classified; each role gets exactly its level; a denied ca
   const routes = accessTable(app)
   t.ok(routes.length > 100, `${routes.length} routes seen by the onRoute hook`)
 
-  const guarded = routes.filter((route) => route.classified && route.policy.access !== 'public')
   const asGet = (route: { method: string; url: string }) => `${route.method === 'HEAD' ? 'GET' : route.method} ${route.url}`
-  const unclassified = routes.filter((route) => !route.classified && !(asGet(route) in OUTSIDE_ADMIN_SURFACE) && !isUiPage(asGet(route)))
-  t.same(unclassified.map((route) => `${route.method} ${route.url}`), [], 'every route is in core/access/route-policy.ts or classified as outside the admin surface here')
-  const registered = new Set(routes.map((route) => `${route.method} ${route.url}`))
-  const { ROUTE_POLICIES } = await import('../../../src/core/access/route-policy.ts')
-  t.same(Object.keys(ROUTE_POLICIES).filter((route) => !registered.has(route)), [], 'no policy for a route that does not exist')
+  const withoutToken = routes.filter((route) => route.policy.access === 'public' || route.policy.access === 'machine')
+  t.same(
+    withoutToken.filter((route) => WITHOUT_API_TOKEN[asGet(route)] !== route.policy.access && !(isUiPage(asGet(route)) && route.policy.access === 'public')).map((route) => `${route.method} ${route.url} (${route.policy.access})`),
+    [],
+    'every route without an API token is one of the known machine-facing, public or UI routes',
+  )
+  const guarded = routes.filter((route): route is RouteAccess & { policy: TokenPolicy } => route.policy.access !== 'public' && route.policy.access !== 'machine')
+  for (const route of guarded.filter((candidate) => candidate.method !== 'GET' && candidate.method !== 'HEAD')) {
+    t.not(route.policy.access, 'read', `${route.method} ${route.url} changes something: it cannot be a read`)
+  }
 
-  // Seed objects the sample parameters name, with the admin token.
-  const seed = async (method: Method, url: string, payload?: unknown, headers: Record<string, string> = auth) => {
-    const answer = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as object }) })
-    t.ok(answer.statusCode < 300, `seed ${method} ${url}: ${answer.statusCode} ${answer.body.slice(0, 200)}`)
-  }
-  await seed('POST', '/discovery', {
-    'boot-info': { uuid: UUID, mac: '52:54:00:00:00:01', 'random-id': 'r1' },
-    interfaces: [{ name: 'eth0', mac: '52:54:00:00:00:01', ipv4: '10.0.0.11', cidrv4: '10.0.0.11/24' }],
-    disks: [{ path: '/dev/vda', 'size-bytes': 10737418240 }],
-  }, {})
-  await seed('POST', '/api/v1/flavors', { name: 'seeded', control_plane_count: 1, nodes_max: 2 })
-  await seed('POST', '/api/v1/clusters', { name: 'seeded', labels: { app: 'shop' }, server: 'https://127.0.0.1:9', credentials: { token: 'seeded-cluster-credential-0123456789' } })
-  await seed('PUT', '/api/v1/locks/seeded', { slots: 2 })
-  await seed('POST', '/api/v1/proxy/routes', { id: 'seeded', match: '/seeded/', origin: 'http://127.0.0.1:9' })
-  await seed('PUT', '/api/v1/dns/locations', [{ subnet: '10.0.0.0/8', site: 'par1', latitude: 48.85, longitude: 2.35 }])
-  await seed('PUT', '/api/v1/dhcp/reservations/52:54:00:00:00:01', { ip: '10.0.0.50' })
-  await seed('POST', '/api/v1/groups', { id: 'seeded', name: 'seeded', profile: 'discovery', selector: { mac: '52:54:00:00:00:02' } })
-  const tokens = {
-    viewer: await createToken(app, 'viewer-1', 'viewer'),
-    operator: await createToken(app, 'operator-1', 'operator'),
-    admin: await createToken(app, 'admin-1', 'admin'),
-    tenantAdmin: await createToken(app, 'tenant-admin-1', 'admin', 'acme'),
-  }
-  await createToken(app, 'seeded', 'viewer')
+  const tokens = await seedRouteObjects(app)
 
   const call = (route: { method: string; url: string }, headers: Record<string, string>) => {
     const mutating = route.method !== 'GET' && route.method !== 'HEAD'

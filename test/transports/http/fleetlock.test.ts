@@ -104,35 +104,42 @@ t.test('operators: holders, slot changes that take effect, TTL, force-release, d
   const engine = await started(t)
   const app = engine.engine.app
   const credentials = credentialsOf(engine)
-  const lockAs = (n: number, group = 'workers') => post(app, `/fleetlock/${credentials.issue(uuidOf(n))}/v1/pre-reboot`, body(`m${n}`, group))
+  // Machines in no cluster share the `default` group; a machine locks in its own group only.
+  const lockAs = (n: number) => post(app, `/fleetlock/${credentials.issue(uuidOf(n))}/v1/pre-reboot`, body(`m${n}`))
 
-  t.equal((await admin(app, 'PUT', '/api/v1/locks/workers', { slots: 2 })).statusCode, 200)
+  t.equal((await admin(app, 'PUT', '/api/v1/locks/default', { slots: 2 })).statusCode, 200)
   t.equal((await lockAs(1)).statusCode, 200)
   t.equal((await lockAs(2)).statusCode, 200)
   t.equal((await lockAs(3)).statusCode, 409, '2 slots, 2 holders: full')
-  t.equal((await admin(app, 'PUT', '/api/v1/locks/workers', { slots: 3 })).json().free, 1, 'raising the slots takes effect at once')
+  t.equal((await admin(app, 'PUT', '/api/v1/locks/default', { slots: 3 })).json().free, 1, 'raising the slots takes effect at once')
   t.equal((await lockAs(3)).statusCode, 200)
-  const lowered = await admin(app, 'PUT', '/api/v1/locks/workers', { slots: 1 })
+  const lowered = await admin(app, 'PUT', '/api/v1/locks/default', { slots: 1 })
   t.match(lowered.json(), { slots: 1, free: 0, holders: [{ id: uuidOf(1) }, { id: uuidOf(2) }, { id: uuidOf(3) }] }, 'lowering evicts nobody')
-  await post(app, `/fleetlock/${credentials.issue(uuidOf(1))}/v1/steady-state`, body('m1', 'workers'))
+  await post(app, `/fleetlock/${credentials.issue(uuidOf(1))}/v1/steady-state`, body('m1'))
   t.equal((await lockAs(4)).statusCode, 409, 'with 2 holders left and 1 slot, new locks wait')
 
-  const forced = await admin(app, 'DELETE', `/api/v1/locks/workers/holders/${uuidOf(2)}`)
+  const forced = await admin(app, 'DELETE', `/api/v1/locks/default/holders/${uuidOf(2)}`)
   t.equal(forced.statusCode, 200, forced.body)
   t.same(forced.json().holders.map((holder: { id: string }) => holder.id), [uuidOf(3)])
-  t.equal((await admin(app, 'DELETE', `/api/v1/locks/workers/holders/${uuidOf(2)}`)).json().code, 'LOCK_HOLDER_NOT_FOUND')
-  t.equal((await admin(app, 'DELETE', '/api/v1/locks/workers')).json().code, 'LOCK_GROUP_HELD')
+  t.equal((await admin(app, 'DELETE', `/api/v1/locks/default/holders/${uuidOf(2)}`)).json().code, 'LOCK_HOLDER_NOT_FOUND')
+  t.equal((await admin(app, 'DELETE', '/api/v1/locks/default')).json().code, 'LOCK_GROUP_HELD')
+  t.equal((await admin(app, 'DELETE', `/api/v1/locks/default/holders/${uuidOf(3)}`)).statusCode, 200)
 
   // TTL: a holder that never comes back is taken back.
-  t.equal((await admin(app, 'PUT', '/api/v1/locks/short', { slots: 1, ttl_seconds: 1 })).statusCode, 200)
-  const first = await lockAs(5, 'short')
+  t.equal((await admin(app, 'PUT', '/api/v1/locks/default', { slots: 1, ttl_seconds: 1 })).statusCode, 200)
+  const first = await lockAs(5)
   t.equal(first.statusCode, 200)
-  const held = (await admin(app, 'GET', '/api/v1/locks/short')).json().holders[0]
+  const held = (await admin(app, 'GET', '/api/v1/locks/default')).json().holders[0]
   t.ok(Date.parse(held.expires_at) - Date.parse(held.acquired_at) === 1000, 'the slot carries its expiry')
-  t.equal((await lockAs(6, 'short')).statusCode, 409)
+  t.equal((await lockAs(6)).statusCode, 409)
   await new Promise((resolve) => setTimeout(resolve, 1100))
-  t.same((await admin(app, 'GET', '/api/v1/locks/short')).json().holders, [], 'expired: listed as free')
-  t.equal((await lockAs(6, 'short')).statusCode, 200, 'and the next machine gets it')
+  t.same((await admin(app, 'GET', '/api/v1/locks/default')).json().holders, [], 'expired: listed as free')
+  t.equal((await lockAs(6)).statusCode, 200, 'and the next machine gets it')
+
+  // A machine credential neither locks in another group nor creates one by naming it.
+  const elsewhere = await post(app, `/fleetlock/${credentials.issue(uuidOf(7))}/v1/pre-reboot`, body('m7', 'workers'))
+  t.match({ status: elsewhere.statusCode, ...elsewhere.json() }, { status: 400, kind: 'invalid_client_params', value: /not this machine's lock group "default"/ })
+  t.equal((await admin(app, 'GET', '/api/v1/locks/workers')).json().code, 'LOCK_GROUP_NOT_FOUND', 'no group was created')
 
   // Bad admin input changes nothing.
   for (const [url, payload, code] of [
@@ -152,18 +159,18 @@ t.test('40 machines racing for 3 slots: exactly 3 win; holders survive a restart
   const engine = await started(t)
   const app = engine.engine.app
   const credentials = credentialsOf(engine)
-  await admin(app, 'PUT', '/api/v1/locks/race', { slots: 3 })
+  await admin(app, 'PUT', '/api/v1/locks/default', { slots: 3 })
   const answers = await Promise.all(
-    Array.from({ length: 40 }, (_, index) => post(app, `/fleetlock/${credentials.issue(uuidOf(100 + index))}/v1/pre-reboot`, body(`m${index}`, 'race'))),
+    Array.from({ length: 40 }, (_, index) => post(app, `/fleetlock/${credentials.issue(uuidOf(100 + index))}/v1/pre-reboot`, body(`m${index}`))),
   )
   t.equal(answers.filter((answer) => answer.statusCode === 200).length, 3, '3 granted')
   t.equal(answers.filter((answer) => answer.statusCode === 409).length, 37, '37 told the semaphore is full')
-  const holders = (await admin(app, 'GET', '/api/v1/locks/race')).json().holders
+  const holders = (await admin(app, 'GET', '/api/v1/locks/default')).json().holders
   t.equal(holders.length, 3)
   await engine.engine.close()
   const again = await startTestEngine({ dataDir: engine.dataDir, contentDir: engine.contentDir })
   t.teardown(() => again.engine.close())
-  t.same((await admin(again.engine.app, 'GET', '/api/v1/locks/race')).json().holders, holders, 'the same holders after a restart')
+  t.same((await admin(again.engine.app, 'GET', '/api/v1/locks/default')).json().holders, holders, 'the same holders after a restart')
 })
 
 t.test('the per-machine rolling endpoints: a machine takes and gives back its own slot', async (t) => {

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { BootRequest, BootService } from '../../../core/boot/boot-service.ts'
 import { labelsFromQuery } from '../../../core/selection/labels.ts'
+import { publicAccess } from '../../../core/access/route-policy.ts'
 import type { EngineMetrics } from '../../metrics.ts'
 
 export interface BootRouteOptions {
@@ -26,7 +27,8 @@ export async function bootRoutes(app: FastifyInstance, options: BootRouteOptions
       engineUrl: options.publicUrl ? options.publicUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`,
     }
   }
-  const hide = { schema: { hide: true } }
+  // Firmware and iPXE cannot send credentials; what is secret in a config is gated by BootService.
+  const hide = { config: { access: publicAccess() }, schema: { hide: true } }
 
   const chain = async (request: FastifyRequest) => {
     return boot.chainScript(bootRequest(request))

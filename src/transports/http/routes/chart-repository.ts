@@ -3,6 +3,7 @@ import { stringify } from 'yaml'
 import Type from 'typebox'
 import { notFound } from '../../../core/errors.ts'
 import type { ChartService, StoredChart } from '../../../core/releases/chart-service.ts'
+import { read } from '../../../core/access/route-policy.ts'
 
 const archiveName = (chart: StoredChart) => `${chart.name}-${chart.version}.tgz`
 
@@ -12,7 +13,7 @@ const archiveName = (chart: StoredChart) => `${chart.name}-${chart.version}.tgz`
  * Behind the admin token like the rest of the admin surface (app.ts); Helm sends it as Basic auth.
  */
 export const chartRepositoryRoutes: FastifyPluginAsyncTypebox<{ charts: ChartService }> = async (app, { charts }) => {
-  app.get('/charts/index.yaml', { schema: { tags: ['releases'], summary: 'Helm repository index of the stored charts' } }, async (_request, reply) => {
+  app.get('/charts/index.yaml', { config: { access: read('tenant') }, schema: { tags: ['releases'], summary: 'Helm repository index of the stored charts' } }, async (_request, reply) => {
     const entries: Record<string, unknown[]> = {}
     for (const chart of await charts.list()) {
       ;(entries[chart.name] ??= []).push({
@@ -31,7 +32,7 @@ export const chartRepositoryRoutes: FastifyPluginAsyncTypebox<{ charts: ChartSer
 
   app.get(
     '/charts/:file',
-    { schema: { tags: ['releases'], summary: 'A chart archive of the repository', params: Type.Object({ file: Type.String({ pattern: '\\.tgz$', maxLength: 400 }) }) } },
+    { config: { access: read('tenant') }, schema: { tags: ['releases'], summary: 'A chart archive of the repository', params: Type.Object({ file: Type.String({ pattern: '\\.tgz$', maxLength: 400 }) }) } },
     async (request, reply) => {
       const chart = (await charts.list()).find((candidate) => archiveName(candidate) === request.params.file)
       if (!chart) throw notFound('CHART_NOT_FOUND', `no chart archive ${request.params.file} in the repository`)

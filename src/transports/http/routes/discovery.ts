@@ -4,6 +4,7 @@ import { DiscoveryDocument } from '../../../core/machines/discovery-document.ts'
 import type { MachineService } from '../../../core/machines/machine-service.ts'
 import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
 import { ErrorResponse } from '../schemas/common.ts'
+import { publicAccess } from '../../../core/access/route-policy.ts'
 
 /** A discovery report is a few KiB; a larger body is a broken or hostile agent. */
 export const DISCOVERY_BODY_LIMIT = 64 * 1024
@@ -24,6 +25,7 @@ export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineServi
     '/discovery',
     {
       bodyLimit: DISCOVERY_BODY_LIMIT,
+      config: { access: publicAccess() },
       schema: {
         tags: ['discovery'],
         summary: 'Report a machine booted into discovery (Enjoliver format; no token)',

@@ -1,10 +1,11 @@
-import type { FastifyError, FastifyReply } from 'fastify'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { SlipwayError } from '../../../core/errors.ts'
 import type { LockService } from '../../../core/lifecycle/lock-service.ts'
-import type { MachineCredentials } from '../../../core/lifecycle/machine-credentials.ts'
+import { machineOf } from '../auth.ts'
 import { GROUP_NAME_PATTERN } from '../../../core/lifecycle/semaphore.ts'
+import { machineAccess, publicAccess } from '../../../core/access/route-policy.ts'
 
 /**
  * The FleetLock protocol (Zincati's `fleet_lock` strategy) over the lock semaphore. Each machine gets
@@ -37,10 +38,20 @@ class FleetLockFailure extends Error {
 
 const fail = (reply: FastifyReply, status: number, kind: ErrorKind, value: string) => reply.status(status).type('application/json').send({ kind, value })
 
-export const fleetLockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService; credentials: MachineCredentials }> = async (app, { locks, credentials }) => {
+export interface FleetLockRouteOptions {
+  locks: LockService
+  /** The lock group of a machine: its cluster's, else `default`. A machine locks there only. */
+  lockGroupOf: (machineUuid: string) => string
+}
+
+/** Zincati's group when none is configured: accepted as "this machine's own group". */
+const ZINCATI_DEFAULT_GROUP = 'default'
+
+export const fleetLockRoutes: FastifyPluginAsyncTypebox<FleetLockRouteOptions> = async (app, { locks, lockGroupOf }) => {
   // Every failure, including fastify's own (malformed JSON, wrong content type), in FleetLock's shape.
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     if (error instanceof FleetLockFailure) return fail(reply, error.status, error.kind, error.message)
+    if (error instanceof SlipwayError && error.code === 'MACHINE_CREDENTIAL_REQUIRED') return fail(reply, 403, 'invalid_machine_credential', error.message)
     if (error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL') return fail(reply, 409, 'failed_lock_semaphore_full', error.message)
     if (error instanceof SlipwayError && error.kind === 'invalid') return fail(reply, 400, 'invalid_client_params', error.message)
     const status = (error as FastifyError).statusCode
@@ -49,15 +60,23 @@ export const fleetLockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService; cr
     return fail(reply, 500, 'internal_error', `internal error; see the engine log for request ${request.id}`)
   })
 
-  const holderOf = (credential: string, headers: Record<string, unknown>, body: { client_params: { id: string; group: string } }) => {
-    if (headers['fleet-lock-protocol'] !== 'true') {
+  /**
+   * The credential (checked before anything else, see auth.ts) names the machine; the slot is taken in
+   * that machine's own lock group, which the engine decides: a machine can neither take another
+   * cluster's slot nor create a group by naming one.
+   */
+  const holderOf = (request: FastifyRequest & { body: { client_params: { id: string; group: string } } }) => {
+    if (request.headers['fleet-lock-protocol'] !== 'true') {
       throw new FleetLockFailure(400, 'missing_fleet_lock_header', 'the request lacks the header "fleet-lock-protocol: true"')
     }
-    const uuid = credentials.verify(credential)
-    if (!uuid) throw new FleetLockFailure(403, 'invalid_machine_credential', 'this FleetLock base URL does not carry a valid machine credential; use the base URL from the machine\'s Ignition')
-    const { id, group } = body.client_params
+    const uuid = machineOf(request)
+    const { id, group: asked } = request.body.client_params
     if (!id) throw new FleetLockFailure(400, 'invalid_client_params', 'client_params.id must not be empty')
-    if (!GROUP_NAME_PATTERN.test(group)) throw new FleetLockFailure(400, 'invalid_client_params', `client_params.group "${group.slice(0, 80)}" must match ^[a-zA-Z0-9.-]+$ (at most 64 characters)`)
+    if (!GROUP_NAME_PATTERN.test(asked)) throw new FleetLockFailure(400, 'invalid_client_params', `client_params.group "${asked.slice(0, 80)}" must match ^[a-zA-Z0-9.-]+$ (at most 64 characters)`)
+    const group = lockGroupOf(uuid)
+    if (asked !== group && asked !== ZINCATI_DEFAULT_GROUP) {
+      throw new FleetLockFailure(400, 'invalid_client_params', `client_params.group "${asked}" is not this machine's lock group "${group}"; set Zincati's group to "${group}" (or leave it "default")`)
+    }
     return { uuid, group }
   }
 
@@ -70,15 +89,15 @@ export const fleetLockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService; cr
     response: { 200: Type.Object({}), 400: FleetLockError, 403: FleetLockError, 409: FleetLockError, 500: FleetLockError },
   })
 
-  app.post('/fleetlock/:credential/v1/pre-reboot', { bodyLimit: 4096, schema: schema('FleetLock RecursiveLock: take (or keep) a reboot slot') }, async (request) => {
-    const { uuid, group } = holderOf(request.params.credential, request.headers, request.body)
+  app.post('/fleetlock/:credential/v1/pre-reboot', { config: { access: machineAccess('path') }, bodyLimit: 4096, schema: schema('FleetLock RecursiveLock: take (or keep) a reboot slot') }, async (request) => {
+    const { uuid, group } = holderOf(request)
     const { alreadyHeld } = await locks.lock(group, uuid)
     request.log.info({ component: 'fleetlock', group, holder: uuid, clientId: request.body.client_params.id, alreadyHeld }, 'reboot slot locked')
     return {}
   })
 
-  app.post('/fleetlock/:credential/v1/steady-state', { bodyLimit: 4096, schema: schema('FleetLock UnlockIfHeld: release the reboot slot if held') }, async (request) => {
-    const { uuid, group } = holderOf(request.params.credential, request.headers, request.body)
+  app.post('/fleetlock/:credential/v1/steady-state', { config: { access: machineAccess('path') }, bodyLimit: 4096, schema: schema('FleetLock UnlockIfHeld: release the reboot slot if held') }, async (request) => {
+    const { uuid, group } = holderOf(request)
     const released = await locks.unlockIfHeld(group, uuid)
     request.log.info({ component: 'fleetlock', group, holder: uuid, released }, released ? 'reboot slot released' : 'steady state (no slot held)')
     return {}
@@ -86,7 +105,7 @@ export const fleetLockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService; cr
 
   // Zincati configured with the engine's bare URL: say what is missing instead of a 404.
   for (const operation of ['pre-reboot', 'steady-state']) {
-    app.post(`/fleetlock/v1/${operation}`, { schema: { hide: true } }, async (_request, reply) =>
+    app.post(`/fleetlock/v1/${operation}`, { config: { access: publicAccess() }, schema: { hide: true } }, async (_request, reply) =>
       fail(reply, 403, 'invalid_machine_credential', 'FleetLock needs the per-machine base URL <engine>/fleetlock/<machine credential>/ written into the machine\'s Ignition'),
     )
   }

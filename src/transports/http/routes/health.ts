@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
+import { publicAccess } from '../../../core/access/route-policy.ts'
 
 export interface HealthRouteOptions {
   /** Throws when the engine cannot serve (e.g. the database does not answer). */
@@ -8,7 +9,8 @@ export interface HealthRouteOptions {
 }
 
 export async function healthRoutes(app: FastifyInstance, options: HealthRouteOptions): Promise<void> {
-  app.get('/healthz', { schema: { hide: true } }, async (request, reply) => {
+  // Supervisors and load balancers probe without credentials; Prometheus scrapes the same way.
+  app.get('/healthz', { config: { access: publicAccess() }, schema: { hide: true } }, async (request, reply) => {
     try {
       await options.checkReady()
       return reply.send({ status: 'ok' })
@@ -18,7 +20,7 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
     }
   })
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { config: { access: publicAccess() }, schema: { hide: true } }, async (_request, reply) => {
     return reply.type(options.registry.contentType).send(await options.registry.metrics())
   })
 }

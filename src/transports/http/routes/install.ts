@@ -3,6 +3,7 @@ import Type from 'typebox'
 import type { InstallAuthorization, InstallOutcome, MachineIdentity } from '../../../core/machines/install-authorization.ts'
 import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
 import { ErrorResponse } from '../schemas/common.ts'
+import { publicAccess } from '../../../core/access/route-policy.ts'
 
 /** An install report carries at most a short message (the tail of a log); more is a broken installer. */
 export const INSTALL_REPORT_BODY_LIMIT = 16 * 1024
@@ -34,6 +35,7 @@ export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthori
   app.get(
     '/install-authorization',
     {
+      config: { access: publicAccess() },
       schema: {
         tags: ['install'],
         summary: 'A scheduled machine asks for an install slot (200 granted, 403 all slots taken; no token)',
@@ -54,6 +56,7 @@ export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthori
       `/lifecycle/install/${outcome}`,
       {
         bodyLimit: INSTALL_REPORT_BODY_LIMIT,
+        config: { access: publicAccess() },
         schema: {
           tags: ['install'],
           summary: `The installer reports ${outcome === 'success' ? 'a finished' : 'a failed'} install and frees its slot (no token)`,

@@ -1,16 +1,14 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { SlipwayError } from '../../../core/errors.ts'
 import { DRIFT_STATES, type DriftRecord, type DriftService } from '../../../core/lifecycle/drift.ts'
 import type { LockService } from '../../../core/lifecycle/lock-service.ts'
 import type { RollingMode } from '../../../core/lifecycle/rolling-mode.ts'
-import type { MachineCredentials } from '../../../core/lifecycle/machine-credentials.ts'
+import { machineOf } from '../auth.ts'
 import { ErrorResponse } from '../schemas/common.ts'
+import { machineAccess, read } from '../../../core/access/route-policy.ts'
 
 export interface LifecycleRouteOptions {
   locks: LockService
-  credentials: MachineCredentials
   /** The lock group a machine's rolling updates share: its cluster's, else `default`. */
   lockGroupOf: (machineUuid: string) => string
   /** Whether the machine rolls itself (its rolling agent acts only then). */
@@ -18,8 +16,6 @@ export interface LifecycleRouteOptions {
   drift: DriftService
   /** Configured public base URL; empty means taken from each request (as on the boot routes). */
   publicUrl: string
-  /** The admin token check, for the fleet-wide drift listing. */
-  requireAdmin: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 }
 
 /** A config with inline files (certificates, scripts) is tens of KiB; this leaves room for big ones. */
@@ -46,16 +42,6 @@ const toDriftResponse = (record: DriftRecord) => ({
   checked_at: record.checkedAt,
 })
 
-/** The machine a request speaks for: `Authorization: Bearer <machine credential>` (from its Ignition). */
-export function machineOf(request: FastifyRequest, credentials: MachineCredentials): string {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')
-  const uuid = match ? credentials.verify(match[1]!) : undefined
-  if (!uuid) {
-    throw new SlipwayError('unauthorized', 'MACHINE_CREDENTIAL_REQUIRED', 'this endpoint needs "Authorization: Bearer <machine credential>" (SLIPWAY_MACHINE_CREDENTIAL in the machine\'s /etc/slipway/lifecycle.env)')
-  }
-  return uuid
-}
-
 const Slot = Type.Object({
   uuid: Type.String(),
   mode: Type.Enum(['engine', 'machine'], { description: 'machine: the machine rolls itself (label slipway.io/rolling=machine); engine: rollout runs do.' }),
@@ -70,10 +56,11 @@ const errors = { 401: ErrorResponse, 409: ErrorResponse }
  * Enjoliver's per-machine rolling endpoints, for the machine-side agent: the machine takes and gives
  * back its own slot in its cluster's lock group, identified by its credential alone.
  */
-export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, credentials, lockGroupOf, rollingModeOf, drift, publicUrl, requireAdmin }) => {
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, lockGroupOf, rollingModeOf, drift, publicUrl }) => {
   app.post(
     '/lifecycle/ignition',
     {
+      config: { access: machineAccess('authorization') },
       bodyLimit: IGNITION_REPORT_BODY_LIMIT,
       schema: {
         tags: ['lifecycle'],
@@ -84,7 +71,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
       },
     },
     async (request) => {
-      const uuid = machineOf(request, credentials)
+      const uuid = machineOf(request)
       const engineUrl = publicUrl ? publicUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`
       const record = await drift.report(uuid, request.body, engineUrl)
       request.log.info({ component: 'drift', uuid, state: record.state }, `ignition report: ${record.state}`)
@@ -94,8 +81,8 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   app.get(
     '/lifecycle/ignition',
     {
-      onRequest: requireAdmin,
-      schema: { tags: ['lifecycle'], summary: "The fleet's drift: each reporting machine up to date, outdated or unknown (admin token)", response: { 200: Type.Array(DriftResponse), 401: ErrorResponse } },
+      config: { access: read() },
+      schema: { tags: ['lifecycle'], summary: "The fleet's drift: each reporting machine up to date, outdated or unknown (viewer token)", response: { 200: Type.Array(DriftResponse), 401: ErrorResponse } },
     },
     async () => (await drift.list()).map(toDriftResponse),
   )
@@ -115,23 +102,23 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
 
   app.get(
     '/lifecycle/rolling',
-    { schema: { tags: ['lifecycle'], summary: "The machine's reboot slot: its lock group and whether it holds a slot (machine credential)", security: [], response: { 200: Slot, ...errors } } },
-    async (request) => slotOf(machineOf(request, credentials)),
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: "The machine's reboot slot: its lock group and whether it holds a slot (machine credential)", security: [], response: { 200: Slot, ...errors } } },
+    async (request) => slotOf(machineOf(request)),
   )
   app.post(
     '/lifecycle/rolling/lock',
-    { schema: { tags: ['lifecycle'], summary: 'Take (or keep) a reboot slot; 409 SEMAPHORE_FULL when every slot is held (machine credential)', security: [], response: { 200: Slot, ...errors } } },
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Take (or keep) a reboot slot; 409 SEMAPHORE_FULL when every slot is held (machine credential)', security: [], response: { 200: Slot, ...errors } } },
     async (request) => {
-      const uuid = machineOf(request, credentials)
+      const uuid = machineOf(request)
       await locks.lock(lockGroupOf(uuid), uuid)
       return slotOf(uuid)
     },
   )
   app.post(
     '/lifecycle/rolling/unlock',
-    { schema: { tags: ['lifecycle'], summary: 'Give the reboot slot back; 409 NOT_LOCK_HOLDER when not held (machine credential)', security: [], response: { 200: Slot, 404: ErrorResponse, ...errors } } },
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Give the reboot slot back; 409 NOT_LOCK_HOLDER when not held (machine credential)', security: [], response: { 200: Slot, 404: ErrorResponse, ...errors } } },
     async (request) => {
-      const uuid = machineOf(request, credentials)
+      const uuid = machineOf(request)
       await locks.unlock(lockGroupOf(uuid), uuid)
       return slotOf(uuid)
     },

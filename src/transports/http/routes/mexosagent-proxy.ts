@@ -3,6 +3,7 @@ import Type from 'typebox'
 import { matchOf, type ProxyRoute } from '../../../core/proxy/proxy-route.ts'
 import { MexosagentProxyRequest, type ProxyRouteService } from '../../../core/proxy/proxy-route-service.ts'
 import { adminErrors } from '../schemas/common.ts'
+import { operate } from '../../../core/access/route-policy.ts'
 
 const ProxyResponse = Type.Object({
   message: Type.String({ description: 'The request message (add, list, delete), as mexosagent answered.' }),
@@ -31,6 +32,7 @@ export const mexosagentProxyRoutes: FastifyPluginAsyncTypebox<{ proxy: ProxyRout
   app.post(
     '/v1/proxy',
     {
+      config: { access: operate() },
       schema: {
         tags: ['mexosagent', 'proxy'],
         summary: "Program the reverse proxy (mexosagent's shape): add path routes (prefix stripped, client Host kept), list them, delete them by path",

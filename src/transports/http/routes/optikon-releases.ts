@@ -8,6 +8,7 @@ import { adminErrors } from '../schemas/common.ts'
 import { ReleaseResponse, toReleaseResponse } from './admin/releases.ts'
 import { readChartUpload } from './chart-upload.ts'
 import { tenancyOf } from '../auth.ts'
+import { operate, optikonReleaseOwner, read } from '../../../core/access/route-policy.ts'
 
 const SelectorQuery = Type.Object({ labels: Type.Optional(Type.String({ maxLength: 4096 })), namespace: Type.Optional(Type.String({ maxLength: 63 })) })
 
@@ -32,12 +33,12 @@ function formRelease(fields: Record<string, string>) {
  */
 export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartService; releases: ReleaseService }> = async (app, { charts, releases }) => {
   const tags = ['optikon']
-  app.get('/releases', { schema: { tags, summary: 'Releases on clusters matching ?labels=', querystring: SelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } }, async (request) =>
+  app.get('/releases', { config: { access: read('tenant') }, schema: { tags, summary: 'Releases on clusters matching ?labels=', querystring: SelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } }, async (request) =>
     tenancyOf(request).releases(await releases.list(request.query.labels)).map(toReleaseResponse),
   )
   app.post(
     '/releases',
-    { schema: { tags, summary: 'Install the chart in `chartTar` on every cluster matching ?labels=', querystring: SelectorQuery, response: { 201: ReleaseResponse, ...adminErrors } } },
+    { config: { access: operate('tenant') }, schema: { tags, summary: 'Install the chart in `chartTar` on every cluster matching ?labels=', querystring: SelectorQuery, response: { 201: ReleaseResponse, ...adminErrors } } },
     async (request, reply) => {
       const upload = await readChartUpload(request)
       if (upload.kind !== 'archive') throw invalid('INVALID_CHART_UPLOAD', 'send the chart as the multipart file field "chartTar"')
@@ -52,7 +53,7 @@ export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartServ
   )
   app.put(
     '/releases',
-    { schema: { tags, summary: 'Upgrade a release to the chart in `chartTar` (and ?labels= as its selector)', querystring: SelectorQuery, response: { 200: ReleaseResponse, ...adminErrors } } },
+    { config: { access: operate('tenant') }, schema: { tags, summary: 'Upgrade a release to the chart in `chartTar` (and ?labels= as its selector)', querystring: SelectorQuery, response: { 200: ReleaseResponse, ...adminErrors } } },
     async (request) => {
       const upload = await readChartUpload(request)
       if (upload.kind !== 'archive') throw invalid('INVALID_CHART_UPLOAD', 'send the chart as the multipart file field "chartTar"')
@@ -73,6 +74,7 @@ export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartServ
   app.delete(
     '/releases/:name',
     {
+      config: { access: operate('tenant', optikonReleaseOwner) },
       schema: {
         tags,
         summary: 'Delete a release from the clusters matching ?labels= (all of them without)',

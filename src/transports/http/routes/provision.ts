@@ -6,6 +6,7 @@ import { SlipwayError } from '../../../core/errors.ts'
 import { adminErrors } from '../schemas/common.ts'
 import { TENANT_PATTERN } from '../../../core/access/tenancy.ts'
 import { tenancyOf } from '../auth.ts'
+import { operate } from '../../../core/access/route-policy.ts'
 
 const MAX_PROVISIONS = 100
 // mexosagent's items name their tenant: a tenant token may name only its own; a fleet token any (or none).
@@ -49,7 +50,7 @@ export const provisionRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterServi
 
   app.post(
     '/v1/provision',
-    { schema: { tags, summary: 'Create clusters from flavors (mexosagent shape); the scheduler gives them machines', body: ProvisionBody, response: { 200: ResultsResponse, ...adminErrors } } },
+    { config: { access: operate('tenant') }, schema: { tags, summary: 'Create clusters from flavors (mexosagent shape); the scheduler gives them machines', body: ProvisionBody, response: { 200: ResultsResponse, ...adminErrors } } },
     async (request) =>
       eachItem(request.body.provisions, async ({ tenant: requested, ...document }) => {
         const tenant = tenancyOf(request).ownerForCreate(requested)
@@ -60,7 +61,7 @@ export const provisionRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterServi
 
   app.post(
     '/v1/destroy',
-    { schema: { tags, summary: 'Destroy clusters by name (mexosagent shape); their machines return to discovered', body: DestroyBody, response: { 200: ResultsResponse, ...adminErrors } } },
+    { config: { access: operate('tenant') }, schema: { tags, summary: 'Destroy clusters by name (mexosagent shape); their machines return to discovered', body: DestroyBody, response: { 200: ResultsResponse, ...adminErrors } } },
     async (request) =>
       eachItem(request.body.provisions, async (item) => {
         // Another tenant's cluster answers as one that does not exist.

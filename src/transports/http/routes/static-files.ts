@@ -3,6 +3,7 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { SlipwayError, invalid, notFound } from '../../../core/errors.ts'
 import { resolveContainedFile } from '../../../lib/contained-file.ts'
+import { publicAccess } from '../../../core/access/route-policy.ts'
 
 /** Registered with fastify's `prefix` option (e.g. `/assets`): routes here are relative to it. */
 export interface StaticFilesOptions {
@@ -33,7 +34,8 @@ const CONTENT_TYPES: Record<string, string> = {
  * iPXE and installers resume and fetch images in parts.
  */
 export async function staticFileRoutes(app: FastifyInstance, options: StaticFilesOptions): Promise<void> {
-  app.get('/*', { schema: { hide: true } }, async (request, reply) => {
+  // Booting machines fetch kernels, initrds and iPXE binaries with no credential.
+  app.get('/*', { config: { access: publicAccess() }, schema: { hide: true } }, async (request, reply) => {
     const relative = (request.params as { '*': string })['*']
     const file = await resolveContained(options.dir, relative, options.noun, options.trustTopLevelLinks)
     const stat = await fs.stat(file)

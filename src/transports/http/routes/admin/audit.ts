@@ -6,6 +6,7 @@ import type { Database } from '../../../../storage/database.ts'
 import { queryAudit, type AuditRecord } from '../../../../storage/repositories/audit-log.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import { tenancyOf } from '../../auth.ts'
+import { administer } from '../../../../core/access/route-policy.ts'
 
 const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const EntryResponse = Type.Object({
@@ -54,6 +55,7 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ store: Kysely<Database> }>
   app.get(
     '/audit',
     {
+      config: { access: administer('tenant') },
       schema: {
         tags: ['audit'],
         summary: 'Mutating calls, newest first: who (token, role, tenant, address), what (method, route, target), when, and the result (status, error code)',

@@ -1,15 +1,15 @@
 import { createReadStream } from 'node:fs'
 import path from 'node:path'
-import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { requireLevel } from '../../../../core/access/roles.ts'
-import { forbidden, unavailable } from '../../../../core/errors.ts'
+import { unavailable } from '../../../../core/errors.ts'
 import { BackupError, type Snapshot } from '../../../../storage/backup.ts'
 import type { InventoryDocument } from '../../../../storage/inventory-document.ts'
 import type { ImportReport } from '../../../../storage/inventory-transfer.ts'
 import type { ErrorBody } from '../../errors.ts'
 import { adminErrors, ErrorResponse } from '../../schemas/common.ts'
+// A backup holds everything (sealed secrets included): fleet admins only (`administer()` is fleet-scoped).
+import { administer } from '../../../../core/access/route-policy.ts'
 
 export interface BackupRouteOptions {
   /** A consistent snapshot of the database; undefined when the store has no file (PostgreSQL). */
@@ -22,7 +22,6 @@ export interface EnjoliverBackupRouteOptions {
   /** Writes a snapshot into the engine's backup folder; undefined as above. */
   snapshotToFolder?: () => Promise<Snapshot>
   databaseFile: string
-  requireAdmin: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 }
 
 /** An inventory of tens of thousands of machines is tens of MiB of JSON. */
@@ -32,18 +31,6 @@ const NOT_SUPPORTED: ErrorBody = {
   statusCode: 501,
   code: 'BACKUP_NOT_SUPPORTED',
   message: 'this engine keeps its state in PostgreSQL: back it up with `pg_dump -Fc` and restore with `pg_restore` (README, "Backups and restore")',
-}
-
-/**
- * A backup holds everything (sealed secrets included): fleet admins only. The /api/v1 routes get this
- * from the route policy table (core/access/route-policy.ts); Enjoliver's /backup/db, outside the
- * admin prefix, checks it here.
- */
-async function requireFleetAdmin(request: FastifyRequest) {
-  const principal = request.principal
-  if (!principal) return
-  requireLevel(principal, 'administer')
-  if (principal.tenant !== null) throw forbidden('FORBIDDEN', `a backup holds the whole fleet; token "${principal.name}" belongs to tenant "${principal.tenant}"`, { tenant: principal.tenant })
 }
 
 /** A snapshot that failed (disk full, a check that did not pass) is worth another try later. */
@@ -62,6 +49,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async
   app.get(
     '/backup',
     {
+      config: { access: administer() },
       schema: {
         tags,
         summary: 'An online, consistent snapshot of the SQLite database (a complete database file, slipway-<timestamp>.sqlite3)',
@@ -94,6 +82,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async
   app.get(
     '/inventory/export',
     {
+      config: { access: administer() },
       schema: {
         tags,
         summary: 'The inventory as JSON ({"slipway_inventory": 1}): machines with facts, state and role; flavors; clusters. Secrets only sealed.',
@@ -110,6 +99,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async
   app.post(
     '/inventory/import',
     {
+      config: { access: administer() },
       bodyLimit: INVENTORY_IMPORT_BODY_LIMIT,
       schema: {
         tags,
@@ -130,8 +120,7 @@ export const enjoliverBackupRoutes: FastifyPluginAsyncTypebox<EnjoliverBackupRou
   app.post(
     '/backup/db',
     {
-      onRequest: options.requireAdmin,
-      preHandler: requireFleetAdmin,
+      config: { access: administer() },
       schema: {
         tags: ['backup'],
         summary: "Enjoliver's backup: writes a snapshot into <dataDir>/backups and says where (admin token)",

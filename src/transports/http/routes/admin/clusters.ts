@@ -5,6 +5,7 @@ import type { ClusterDetail, ClusterService, ScheduleReport } from '../../../../
 import { groupIdOf } from '../../../../core/clusters/schedule-plan.ts'
 import { MACHINE_STATES } from '../../../../core/machines/machine-state.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { clusterOwner, operate, read } from '../../../../core/access/route-policy.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const Role = Type.Enum([...ROLES])
@@ -101,19 +102,20 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
   app,
   { clusters, scheduler },
 ) => {
-  app.get('/flavors', { schema: { tags: ['clusters'], summary: 'List flavors (cluster shapes)', response: { 200: Type.Array(FlavorResponse), ...adminErrors } } }, async () =>
+  app.get('/flavors', { config: { access: read('tenant') }, schema: { tags: ['clusters'], summary: 'List flavors (cluster shapes)', response: { 200: Type.Array(FlavorResponse), ...adminErrors } } }, async () =>
     (await clusters.listFlavors()).map(toFlavorResponse),
   )
 
   app.post(
     '/flavors',
-    { schema: { tags: ['clusters'], summary: 'Create a flavor (409 FLAVOR_EXISTS)', body: FlavorDocument, response: { 201: FlavorResponse, ...adminErrors } } },
+    { config: { access: operate() }, schema: { tags: ['clusters'], summary: 'Create a flavor (409 FLAVOR_EXISTS)', body: FlavorDocument, response: { 201: FlavorResponse, ...adminErrors } } },
     async (request, reply) => reply.status(201).send(toFlavorResponse(await clusters.createFlavor(request.body))),
   )
 
   app.get(
     '/clusters/:name/certificates',
     {
+      config: { access: read('tenant', clusterOwner) },
       schema: {
         tags: ['clusters'],
         summary: "The cluster's public certificates (generated with the cluster; private keys are encrypted at rest and never returned)",
@@ -147,12 +149,13 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
   })
   const RoleParams = Type.Object({ role: Type.String({ maxLength: 64, description: 'control-plane, node, or Enjoliver\'s etcd-member-kubernetes-control-plane, kubernetes-node' }) })
   const schedulerTags = ['scheduler']
-  app.get('/scheduler', { schema: { tags: schedulerTags, summary: 'Every assignment', response: { 200: Type.Array(SchedulerEntry), ...adminErrors } } }, async () =>
+  app.get('/scheduler', { config: { access: read() }, schema: { tags: schedulerTags, summary: 'Every assignment', response: { 200: Type.Array(SchedulerEntry), ...adminErrors } } }, async () =>
     clusters.assignments(),
   )
   app.get(
     '/scheduler/available',
     {
+      config: { access: read() },
       schema: {
         tags: schedulerTags,
         summary: 'Discovered machines in no cluster',
@@ -163,18 +166,18 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
   )
   app.get(
     '/scheduler/ip-list/:role',
-    { schema: { tags: schedulerTags, summary: 'Boot IPs of the machines with a role', params: RoleParams, response: { 200: Type.Array(Type.String()), ...adminErrors } } },
+    { config: { access: read() }, schema: { tags: schedulerTags, summary: 'Boot IPs of the machines with a role', params: RoleParams, response: { 200: Type.Array(Type.String()), ...adminErrors } } },
     async (request) => (await clusters.assignments(request.params.role)).flatMap((entry) => (entry.ip ? [entry.ip] : [])),
   )
   app.get(
     '/scheduler/:role',
-    { schema: { tags: schedulerTags, summary: 'The machines with a role', params: RoleParams, response: { 200: Type.Array(SchedulerEntry), ...adminErrors } } },
+    { config: { access: read() }, schema: { tags: schedulerTags, summary: 'The machines with a role', params: RoleParams, response: { 200: Type.Array(SchedulerEntry), ...adminErrors } } },
     async (request) => clusters.assignments(request.params.role),
   )
 
   app.post(
     '/scheduler/run',
-    { schema: { tags: ['clusters'], summary: 'Run one scheduling pass over every cluster; returns what it assigned', response: { 200: ScheduleResponse, ...adminErrors } } },
+    { config: { access: operate() }, schema: { tags: ['clusters'], summary: 'Run one scheduling pass over every cluster; returns what it assigned', response: { 200: ScheduleResponse, ...adminErrors } } },
     async () => toScheduleResponse(await scheduler.runNow('api')),
   )
 }

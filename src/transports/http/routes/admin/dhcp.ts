@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { ReservationService } from '../../../../core/dhcp/reservation-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { operate, read } from '../../../../core/access/route-policy.ts'
 
 const Reservation = Type.Object({ mac: Type.String(), ip: Type.String(), hostname: Type.Union([Type.String(), Type.Null()]) })
 const Lease = Type.Object({
@@ -16,17 +17,18 @@ const MacParams = Type.Object({ mac: Type.String({ maxLength: 64, description: '
 const tags = ['dhcp']
 
 export const dhcpRoutes: FastifyPluginAsyncTypebox<{ reservations: ReservationService }> = async (app, { reservations }) => {
-  app.get('/dhcp/leases', { schema: { tags, summary: 'Leases the DHCP server has handed out', response: { 200: Type.Array(Lease), ...adminErrors } } }, async () =>
+  app.get('/dhcp/leases', { config: { access: read() }, schema: { tags, summary: 'Leases the DHCP server has handed out', response: { 200: Type.Array(Lease), ...adminErrors } } }, async () =>
     (await reservations.listLeases()).map((lease) => ({ ...lease, expiresAt: lease.expiresAt.toISOString() })),
   )
 
-  app.get('/dhcp/reservations', { schema: { tags, summary: 'Static reservations (MAC -> IP)', response: { 200: Type.Array(Reservation), ...adminErrors } } }, async () =>
+  app.get('/dhcp/reservations', { config: { access: read() }, schema: { tags, summary: 'Static reservations (MAC -> IP)', response: { 200: Type.Array(Reservation), ...adminErrors } } }, async () =>
     reservations.listReservations(),
   )
 
   app.put(
     '/dhcp/reservations/:mac',
     {
+      config: { access: operate() },
       schema: {
         tags,
         summary: 'Reserve an address for a MAC',
@@ -40,7 +42,7 @@ export const dhcpRoutes: FastifyPluginAsyncTypebox<{ reservations: ReservationSe
 
   app.delete(
     '/dhcp/reservations/:mac',
-    { schema: { tags, summary: 'Delete a reservation', params: MacParams, response: { 204: Type.Null(), ...adminErrors } } },
+    { config: { access: operate() }, schema: { tags, summary: 'Delete a reservation', params: MacParams, response: { 204: Type.Null(), ...adminErrors } } },
     async (request, reply) => {
       await reservations.unreserve(request.params.mac)
       return reply.status(204).send(null)

@@ -3,6 +3,7 @@ import Type from 'typebox'
 import type { LockService } from '../../../../core/lifecycle/lock-service.ts'
 import { MAX_SLOTS, type LockGroup } from '../../../../core/lifecycle/semaphore.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { operate, read } from '../../../../core/access/route-policy.ts'
 
 const Holder = Type.Object({ id: Type.String(), acquired_at: Type.String(), expires_at: Type.Union([Type.String(), Type.Null()]) })
 const GroupResponse = Type.Object({ name: Type.String(), slots: Type.Integer(), ttl_seconds: Type.Union([Type.Integer(), Type.Null()]), free: Type.Integer(), holders: Type.Array(Holder) })
@@ -26,15 +27,16 @@ const toResponse = (group: LockGroup) => ({
 /** The reboot lock semaphore, as an operator sees it (locksmith's `rebootlockctl status / set-max / unlock`). */
 export const lockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService }> = async (app, { locks }) => {
   const tags = ['lifecycle']
-  app.get('/locks', { schema: { tags, summary: 'Every lock group with its holders', response: { 200: Type.Array(GroupResponse), ...adminErrors } } }, async () =>
+  app.get('/locks', { config: { access: read() }, schema: { tags, summary: 'Every lock group with its holders', response: { 200: Type.Array(GroupResponse), ...adminErrors } } }, async () =>
     (await locks.listGroups()).map(toResponse),
   )
-  app.get('/locks/:group', { schema: { tags, summary: 'One lock group', params: GroupParams, response: { 200: GroupResponse, ...adminErrors } } }, async (request) =>
+  app.get('/locks/:group', { config: { access: read() }, schema: { tags, summary: 'One lock group', params: GroupParams, response: { 200: GroupResponse, ...adminErrors } } }, async (request) =>
     toResponse(await locks.getGroup(request.params.group)),
   )
   app.put(
     '/locks/:group',
     {
+      config: { access: operate() },
       schema: {
         tags,
         summary: 'Create a lock group or change its slots/TTL (fewer slots than holders evicts nobody: new locks wait)',
@@ -48,6 +50,7 @@ export const lockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService }> = asy
   app.delete(
     '/locks/:group/holders/:holder',
     {
+      config: { access: operate() },
       schema: {
         tags,
         summary: 'Force-release a holder (a machine that will not come back)',
@@ -59,7 +62,7 @@ export const lockRoutes: FastifyPluginAsyncTypebox<{ locks: LockService }> = asy
   )
   app.delete(
     '/locks/:group',
-    { schema: { tags, summary: 'Delete a lock group without holders (409 LOCK_GROUP_HELD)', params: GroupParams, response: { 204: Type.Null(), ...adminErrors } } },
+    { config: { access: operate() }, schema: { tags, summary: 'Delete a lock group without holders (409 LOCK_GROUP_HELD)', params: GroupParams, response: { 204: Type.Null(), ...adminErrors } } },
     async (request, reply) => {
       await locks.deleteGroup(request.params.group)
       return reply.status(204).send(null)

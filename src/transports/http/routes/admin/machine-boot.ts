@@ -6,6 +6,7 @@ import type { MachineCredentials } from '../../../../core/lifecycle/machine-cred
 import type { MachineService } from '../../../../core/machines/machine-service.ts'
 import { labelsFromQuery } from '../../../../core/selection/labels.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { machineOwner, read } from '../../../../core/access/route-policy.ts'
 
 const Rendered = Type.Object({
   url: Type.String({ description: 'The request the machine makes (its iPXE chain asks with its uuid and boot MAC).' }),
@@ -79,6 +80,7 @@ export const machineBootRoutes: FastifyPluginAsyncTypebox<MachineBootRouteOption
   app.get(
     '/machines/:uuid/boot',
     {
+      config: { access: read('tenant', machineOwner) },
       schema: {
         tags: ['machines'],
         summary: 'The iPXE script and Ignition config the machine is served now (secrets redacted)',

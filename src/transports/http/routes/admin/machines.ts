@@ -6,6 +6,7 @@ import { adminErrors } from '../../schemas/common.ts'
 import { tenancyOf } from '../../auth.ts'
 import { SlipwayError } from '../../../../core/errors.ts'
 import { DRIFT_STATES, type DriftRecord, type DriftService } from '../../../../core/lifecycle/drift.ts'
+import { machineChangeOwner, machineOwner, operate, read } from '../../../../core/access/route-policy.ts'
 
 const State = Type.Enum([...MACHINE_STATES])
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
@@ -97,7 +98,7 @@ const toEventResponse = (event: MachineEvent) => ({ from_state: event.fromState,
 export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService; membershipOf: MembershipOf; drift: DriftService }> = async (app, { machines, membershipOf, drift }) => {
   app.get(
     '/machines',
-    { schema: { tags, summary: 'List machines (filters combine with AND)', querystring: ListQuery, response: { 200: Type.Array(MachineSummary), ...adminErrors } } },
+    { config: { access: read('tenant') }, schema: { tags, summary: 'List machines (filters combine with AND)', querystring: ListQuery, response: { 200: Type.Array(MachineSummary), ...adminErrors } } },
     async (request) => {
       const { state, mac, label, cluster } = request.query
       const labels = label === undefined ? [] : Array.isArray(label) ? label : [label]
@@ -110,7 +111,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService
 
   app.get(
     '/machines/:uuid',
-    { schema: { tags, summary: 'Get a machine with its interfaces, disks, labels and state history', params: UuidParams, response: { 200: MachineDetail, ...adminErrors } } },
+    { config: { access: read('tenant', machineOwner) }, schema: { tags, summary: 'Get a machine with its interfaces, disks, labels and state history', params: UuidParams, response: { 200: MachineDetail, ...adminErrors } } },
     async (request) => {
       const machine = await machines.get(request.params.uuid)
       const record = await drift.get(machine.uuid).catch((error: unknown) => {
@@ -123,13 +124,14 @@ export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService
 
   app.put(
     '/machines/:uuid/labels',
-    { schema: { tags, summary: "Replace a machine's labels", params: UuidParams, body: Labels, response: { 200: Labels, ...adminErrors } } },
+    { config: { access: operate('tenant', machineChangeOwner) }, schema: { tags, summary: "Replace a machine's labels", params: UuidParams, body: Labels, response: { 200: Labels, ...adminErrors } } },
     async (request) => machines.replaceLabels(request.params.uuid, request.body),
   )
 
   app.post(
     '/machines/:uuid/transitions',
     {
+      config: { access: operate('tenant', machineChangeOwner) },
       schema: {
         tags,
         summary: 'Move a machine to another state (409 INVALID_TRANSITION if the state machine forbids it)',
@@ -146,7 +148,7 @@ export const machineRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService
   // disk) is not that, so the listing needs the admin token here.
   app.get(
     '/discovery',
-    { schema: { tags: ['discovery'], summary: 'Every discovered machine, in Enjoliver format', response: { 200: Type.Array(EnjoliverDiscovery), ...adminErrors } } },
+    { config: { access: read('tenant') }, schema: { tags: ['discovery'], summary: 'Every discovered machine, in Enjoliver format', response: { 200: Type.Array(EnjoliverDiscovery), ...adminErrors } } },
     async (request) =>
       (await tenancyOf(request).machines(await machines.list(), (machine) => machine.uuid)).map((machine) => ({
         'boot-info': { uuid: machine.uuid, mac: machine.bootMac, 'random-id': machine.bootRandomId ?? '' },

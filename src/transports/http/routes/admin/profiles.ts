@@ -3,6 +3,7 @@ import Type from 'typebox'
 import type { ContentService } from '../../../../core/content/content-service.ts'
 import { ID_PATTERN, ProfileDocument } from '../../../../core/selection/documents.ts'
 import { adminErrors, Source } from '../../schemas/common.ts'
+import { administer, read } from '../../../../core/access/route-policy.ts'
 
 const ProfileResponse = Type.Object({
   id: Type.String(),
@@ -16,25 +17,26 @@ const IdParams = Type.Object({ id: Type.String({ pattern: ID_PATTERN }) })
 const tags = ['profiles']
 
 export const profileRoutes: FastifyPluginAsyncTypebox<{ content: ContentService }> = async (app, { content }) => {
-  app.get('/profiles', { schema: { tags, summary: 'List profiles', response: { 200: Type.Array(ProfileResponse), ...adminErrors } } }, async () =>
+  app.get('/profiles', { config: { access: read() }, schema: { tags, summary: 'List profiles', response: { 200: Type.Array(ProfileResponse), ...adminErrors } } }, async () =>
     content.listProfiles(),
   )
 
   app.get(
     '/profiles/:id',
-    { schema: { tags, summary: 'Get a profile', params: IdParams, response: { 200: ProfileResponse, ...adminErrors } } },
+    { config: { access: read() }, schema: { tags, summary: 'Get a profile', params: IdParams, response: { 200: ProfileResponse, ...adminErrors } } },
     async (request) => content.getProfile(request.params.id),
   )
 
   app.post(
     '/profiles',
-    { schema: { tags, summary: 'Create a profile (matchbox JSON)', body: ProfileDocument, response: { 201: ProfileResponse, ...adminErrors } } },
+    { config: { access: administer() }, schema: { tags, summary: 'Create a profile (matchbox JSON)', body: ProfileDocument, response: { 201: ProfileResponse, ...adminErrors } } },
     async (request, reply) => reply.status(201).send({ ...(await content.putProfile(request.body, 'create')), source: 'api' as const }),
   )
 
   app.put(
     '/profiles/:id',
     {
+      config: { access: administer() },
       schema: { tags, summary: 'Create or replace a profile', params: IdParams, body: ProfileDocument, response: { 200: ProfileResponse, ...adminErrors } },
     },
     async (request) => ({ ...(await content.putProfile(request.body, 'replace', request.params.id)), source: 'api' as const }),
@@ -42,7 +44,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ content: ContentService 
 
   app.delete(
     '/profiles/:id',
-    { schema: { tags, summary: 'Delete a profile no group uses', params: IdParams, response: { 204: Type.Null(), ...adminErrors } } },
+    { config: { access: administer() }, schema: { tags, summary: 'Delete a profile no group uses', params: IdParams, response: { 204: Type.Null(), ...adminErrors } } },
     async (request, reply) => {
       await content.deleteProfile(request.params.id)
       return reply.status(204).send(null)

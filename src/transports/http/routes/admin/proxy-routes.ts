@@ -3,6 +3,7 @@ import Type from 'typebox'
 import { matchOf, PROXY_ROUTE_KINDS, ProxyRouteDocument } from '../../../../core/proxy/proxy-route.ts'
 import type { ProxyRouteService, RouteView } from '../../../../core/proxy/proxy-route-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { operate, read } from '../../../../core/access/route-policy.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
@@ -58,12 +59,13 @@ const documentation = `ProxyRouteDocument: ${Object.keys(ProxyRouteDocument.prop
 
 /** The reverse proxy's routes, under /api/v1 (the core checks documents: 400 INVALID_PROXY_ROUTE names the field). */
 export const proxyRouteRoutes: FastifyPluginAsyncTypebox<{ proxy: ProxyRouteService }> = async (app, { proxy }) => {
-  app.get('/proxy/routes', { schema: { tags, summary: 'Every proxy route with the health of its origin', response: { 200: Type.Array(ProxyRouteResponse), ...adminErrors } } }, async () =>
+  app.get('/proxy/routes', { config: { access: read() }, schema: { tags, summary: 'Every proxy route with the health of its origin', response: { 200: Type.Array(ProxyRouteResponse), ...adminErrors } } }, async () =>
     proxy.list().map(toProxyRouteResponse),
   )
   app.post(
     '/proxy/routes',
     {
+      config: { access: operate() },
       schema: {
         tags,
         summary: 'Create a route: {match, origin, strip_prefix, preserve_host, tls_verify, id?, kind?, health_check_path?} (409 PROXY_ROUTE_EXISTS for a taken id or match)',
@@ -73,12 +75,13 @@ export const proxyRouteRoutes: FastifyPluginAsyncTypebox<{ proxy: ProxyRouteServ
     },
     async (request, reply) => reply.status(201).send(toProxyRouteResponse(await proxy.create(request.body))),
   )
-  app.get('/proxy/routes/:id', { schema: { tags, summary: 'A proxy route with the health of its origin', params: RouteParams, response: { 200: ProxyRouteResponse, ...adminErrors } } }, async (request) =>
+  app.get('/proxy/routes/:id', { config: { access: read() }, schema: { tags, summary: 'A proxy route with the health of its origin', params: RouteParams, response: { 200: ProxyRouteResponse, ...adminErrors } } }, async (request) =>
     toProxyRouteResponse(proxy.get(request.params.id)),
   )
   app.put(
     '/proxy/routes/:id',
     {
+      config: { access: operate() },
       schema: {
         tags,
         summary: 'Replace a route (fields left out take their defaults; the id stays)',
@@ -89,7 +92,7 @@ export const proxyRouteRoutes: FastifyPluginAsyncTypebox<{ proxy: ProxyRouteServ
     },
     async (request) => toProxyRouteResponse(await proxy.replace(request.params.id, request.body)),
   )
-  app.delete('/proxy/routes/:id', { schema: { tags, summary: 'Delete a route', params: RouteParams, response: { 204: Type.Null(), ...adminErrors } } }, async (request, reply) => {
+  app.delete('/proxy/routes/:id', { config: { access: operate() }, schema: { tags, summary: 'Delete a route', params: RouteParams, response: { 204: Type.Null(), ...adminErrors } } }, async (request, reply) => {
     await proxy.remove(request.params.id)
     return reply.status(204).send(null)
   })

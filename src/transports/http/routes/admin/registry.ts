@@ -8,6 +8,7 @@ import type { ClusterRegistry, LiveDetails, RegistryView, SweepReport } from '..
 import { adminErrors } from '../../schemas/common.ts'
 import { tenancyOf } from '../../auth.ts'
 import { MemberResponse, toMemberResponse } from './clusters.ts'
+import { clusterOwner, operate, read } from '../../../../core/access/route-policy.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const Condition = Type.Object({
@@ -165,13 +166,14 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
   const tags = ['clusters']
   app.get(
     '/clusters',
-    { schema: { tags, summary: 'Every cluster, or those whose labels match ?labels= (Kubernetes selector syntax)', querystring: ListQuery, response: { 200: Type.Array(RegistryResponse), ...adminErrors } } },
+    { config: { access: read('tenant') }, schema: { tags, summary: 'Every cluster, or those whose labels match ?labels= (Kubernetes selector syntax)', querystring: ListQuery, response: { 200: Type.Array(RegistryResponse), ...adminErrors } } },
     async (request) => (await tenancyOf(request).clusters(await registry.list(request.query.labels))).map(toRegistryResponse),
   )
 
   app.post(
     '/clusters',
     {
+      config: { access: operate('tenant') },
       schema: {
         tags,
         summary: 'Provision a cluster from a flavor (body with `flavor`), or register an existing one (name, server, ca_bundle, credentials: token | client_certificate + client_key | kubeconfig)',
@@ -192,6 +194,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
   app.get(
     '/clusters/:name',
     {
+      config: { access: read('tenant', clusterOwner) },
       schema: {
         tags,
         summary: 'A cluster with its members, health history and, with ?live=true, its nodes and pods fetched now',
@@ -217,6 +220,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
   app.put(
     '/clusters/:name',
     {
+      config: { access: operate('tenant', clusterOwner) },
       schema: {
         tags,
         summary: "Change a cluster's display name, labels, location, properties, server or (for one added by hand) CA and credentials",
@@ -231,6 +235,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
   app.delete(
     '/clusters/:name',
     {
+      config: { access: operate('tenant', clusterOwner) },
       schema: {
         tags,
         summary: 'Remove a cluster added by hand, or destroy a provisioned one (its machines return to discovered; 409 CLUSTER_MEMBERS_INSTALLING during an install)',
@@ -247,6 +252,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
   app.get(
     '/clusters/:name/health',
     {
+      config: { access: read('tenant', clusterOwner) },
       schema: {
         tags,
         summary: 'The last health check and the history of status changes',
@@ -262,13 +268,14 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
 
   app.get(
     '/clusters/:name/profile',
-    { schema: { tags, summary: 'The cluster as a SIG-Multicluster ClusterProfile object', params: NameParams, response: { 200: Type.Unknown(), ...adminErrors } } },
+    { config: { access: read('tenant', clusterOwner) }, schema: { tags, summary: 'The cluster as a SIG-Multicluster ClusterProfile object', params: NameParams, response: { 200: Type.Unknown(), ...adminErrors } } },
     async (request) => toClusterProfile(await registry.get(request.params.name, 0)),
   )
 
   app.post(
     '/clusters/health-sweep',
     {
+      config: { access: operate() },
       schema: {
         tags,
         summary: 'Check every cluster now (and let provisioned ones join); returns the statuses',

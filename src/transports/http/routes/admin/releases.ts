@@ -6,6 +6,7 @@ import type { ReleaseDetail, ReleaseService, ReleaseView } from '../../../../cor
 import { adminErrors } from '../../schemas/common.ts'
 import { readChartUpload } from '../chart-upload.ts'
 import { tenancyOf } from '../../auth.ts'
+import { operate, read, releaseOwner } from '../../../../core/access/route-policy.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
@@ -131,12 +132,13 @@ export interface ReleaseRouteOptions {
 
 /** Charts (the engine's Helm repository) and releases fanned out to clusters, under /api/v1. */
 export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = async (app, { charts, releases }) => {
-  app.get('/charts', { schema: { tags: ['releases'], summary: 'Every stored chart version', response: { 200: Type.Array(ChartResponse), ...adminErrors } } }, async () =>
+  app.get('/charts', { config: { access: read('tenant') }, schema: { tags: ['releases'], summary: 'Every stored chart version', response: { 200: Type.Array(ChartResponse), ...adminErrors } } }, async () =>
     (await charts.list()).map(toChartResponse),
   )
   app.post(
     '/charts',
     {
+      config: { access: operate('tenant') },
       schema: {
         tags: ['releases'],
         summary: 'Store a chart: a .tgz (multipart field `chart` or `chartTar`, or an application/gzip body), or {repository, chart, version} to pull from a Helm repository',
@@ -151,7 +153,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
   )
   app.delete(
     '/charts/:name/:version',
-    { schema: { tags: ['releases'], summary: 'Delete a chart version', params: Type.Object({ name: Type.String({ maxLength: 253 }), version: Type.String({ maxLength: 128 }) }), response: { 204: Type.Null(), ...adminErrors } } },
+    { config: { access: operate() }, schema: { tags: ['releases'], summary: 'Delete a chart version', params: Type.Object({ name: Type.String({ maxLength: 253 }), version: Type.String({ maxLength: 128 }) }), response: { 204: Type.Null(), ...adminErrors } } },
     async (request, reply) => {
       await charts.remove(request.params.name, request.params.version)
       return reply.status(204).send(null)
@@ -160,12 +162,13 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
 
   app.get(
     '/releases',
-    { schema: { tags: ['releases'], summary: 'Every release, or those on clusters matching ?labels=', querystring: SelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } },
+    { config: { access: read('tenant') }, schema: { tags: ['releases'], summary: 'Every release, or those on clusters matching ?labels=', querystring: SelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } },
     async (request) => tenancyOf(request).releases(await releases.list(request.query.labels)).map(toReleaseResponse),
   )
   app.post(
     '/releases',
     {
+      config: { access: operate('tenant') },
       schema: {
         tags: ['releases'],
         summary: 'Install a chart on every cluster matching a selector (rendered by helm first: 400 CHART_RENDER_FAILED with its message)',
@@ -181,12 +184,13 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
   )
   app.get(
     '/releases/:namespace/:name',
-    { schema: { tags: ['releases'], summary: 'A release with its per-cluster status, revisions and events', params: ReleaseParams, response: { 200: ReleaseDetailResponse, ...adminErrors } } },
+    { config: { access: read('tenant', releaseOwner) }, schema: { tags: ['releases'], summary: 'A release with its per-cluster status, revisions and events', params: ReleaseParams, response: { 200: ReleaseDetailResponse, ...adminErrors } } },
     async (request) => toDetailResponse(await releases.get(request.params.namespace, request.params.name)),
   )
   app.put(
     '/releases/:namespace/:name',
     {
+      config: { access: operate('tenant', releaseOwner) },
       schema: {
         tags: ['releases'],
         summary: 'Upgrade: a new revision (chart version, values, selector, rollout settings; what is left out is kept)',
@@ -200,6 +204,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
   app.post(
     '/releases/:namespace/:name/rollback',
     {
+      config: { access: operate('tenant', releaseOwner) },
       schema: {
         tags: ['releases'],
         summary: "Roll back: a new revision with an earlier revision's chart and values",
@@ -214,6 +219,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
     app.post(
       `/releases/:namespace/:name/${action}`,
       {
+        config: { access: operate('tenant', releaseOwner) },
         schema: {
           tags: ['releases'],
           summary: { pause: 'Pause the rollout (clusters applying finish)', resume: 'Resume a paused or halted rollout', retry: 'Try failed clusters again now' }[action],
@@ -227,6 +233,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRouteOptions> = asy
   app.delete(
     '/releases/:namespace/:name',
     {
+      config: { access: operate('tenant', releaseOwner) },
       schema: {
         tags: ['releases'],
         summary: 'Uninstall from every cluster, or with ?labels= from the clusters the selector matches',

@@ -3,6 +3,7 @@ import Type from 'typebox'
 import { PHASES, RolloutDocument } from '../../../../core/lifecycle/rollout-plan.ts'
 import { RUN_STATES, type RolloutRun, type RolloutService, type RolloutView } from '../../../../core/lifecycle/rollout-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { operate, read } from '../../../../core/access/route-policy.ts'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const RunSummary = Type.Object({
@@ -66,6 +67,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{ rollouts: RolloutService
   app.post(
     '/rollouts',
     {
+      config: { access: operate() },
       schema: {
         tags,
         summary: "Start a rolling update of the outdated machines of a cluster or label selector (409 NOTHING_TO_ROLL, ROLLOUT_ACTIVE)",
@@ -75,16 +77,16 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<{ rollouts: RolloutService
     },
     async (request, reply) => reply.status(201).send(toDetail(await rollouts.create(request.body))),
   )
-  app.get('/rollouts', { schema: { tags, summary: 'Every run, oldest first', response: { 200: Type.Array(RunSummary), ...adminErrors } } }, async () =>
+  app.get('/rollouts', { config: { access: read() }, schema: { tags, summary: 'Every run, oldest first', response: { 200: Type.Array(RunSummary), ...adminErrors } } }, async () =>
     (await rollouts.list()).map(toSummary),
   )
-  app.get('/rollouts/:id', { schema: { tags, summary: 'A run with each machine\'s phase and the latest events', params: IdParams, response: { 200: RunDetail, ...adminErrors } } }, async (request) =>
+  app.get('/rollouts/:id', { config: { access: read() }, schema: { tags, summary: 'A run with each machine\'s phase and the latest events', params: IdParams, response: { 200: RunDetail, ...adminErrors } } }, async (request) =>
     toDetail(await rollouts.get(request.params.id)),
   )
   for (const action of ['pause', 'resume', 'cancel'] as const) {
     app.post(
       `/rollouts/:id/${action}`,
-      { schema: { tags, summary: `${action[0]!.toUpperCase()}${action.slice(1)} a run (machines in flight always finish)`, params: IdParams, response: { 200: RunDetail, ...adminErrors } } },
+      { config: { access: operate() }, schema: { tags, summary: `${action[0]!.toUpperCase()}${action.slice(1)} a run (machines in flight always finish)`, params: IdParams, response: { 200: RunDetail, ...adminErrors } } },
       async (request) => toDetail(await rollouts[action](request.params.id)),
     )
   }

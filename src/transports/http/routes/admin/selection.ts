@@ -3,12 +3,14 @@ import Type from 'typebox'
 import type { BootService } from '../../../../core/boot/boot-service.ts'
 import { labelsFromQuery } from '../../../../core/selection/labels.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { read } from '../../../../core/access/route-policy.ts'
 
 /** Answers "what would a machine with these labels boot?" without booting one. */
 export const selectionRoutes: FastifyPluginAsyncTypebox<{ boot: BootService }> = async (app, { boot }) => {
   app.get(
     '/selection',
     {
+      config: { access: read() },
       schema: {
         tags: ['groups'],
         summary: 'Which group and profile labels select',

@@ -5,6 +5,7 @@ import { invalid } from '../../../../core/errors.ts'
 import { TEMPLATE_ID_PATTERN } from '../../../../core/selection/documents.ts'
 import { TEMPLATE_KINDS } from '../../../../core/render/template.ts'
 import { adminErrors, Source } from '../../schemas/common.ts'
+import { administer, read } from '../../../../core/access/route-policy.ts'
 
 const Kind = Type.Enum([...TEMPLATE_KINDS], { description: 'Template folder: ignition, generic or ipxe.' })
 const TemplateSummary = Type.Object({ kind: Kind, id: Type.String(), source: Source, created_at: Type.String(), updated_at: Type.String() })
@@ -22,6 +23,7 @@ export const templateRoutes: FastifyPluginAsyncTypebox<{ content: ContentService
   app.get(
     '/templates',
     {
+      config: { access: read() },
       schema: { tags, summary: 'List templates', querystring: Type.Object({ kind: Type.Optional(Kind) }), response: { 200: Type.Array(TemplateSummary), ...adminErrors } },
     },
     async (request) => content.listTemplates(request.query.kind),
@@ -29,13 +31,14 @@ export const templateRoutes: FastifyPluginAsyncTypebox<{ content: ContentService
 
   app.get(
     '/templates/:kind/*',
-    { schema: { tags, summary: 'Get a template', params: TemplateParams, response: { 200: TemplateResponse, ...adminErrors } } },
+    { config: { access: read() }, schema: { tags, summary: 'Get a template', params: TemplateParams, response: { 200: TemplateResponse, ...adminErrors } } },
     async (request) => content.getTemplate(request.params.kind, request.params['*']),
   )
 
   app.put(
     '/templates/:kind/*',
     {
+      config: { access: administer() },
       schema: {
         tags,
         summary: 'Create or replace a template',
@@ -56,7 +59,7 @@ export const templateRoutes: FastifyPluginAsyncTypebox<{ content: ContentService
 
   app.delete(
     '/templates/:kind/*',
-    { schema: { tags, summary: 'Delete a template', params: TemplateParams, response: { 204: Type.Null(), ...adminErrors } } },
+    { config: { access: administer() }, schema: { tags, summary: 'Delete a template', params: TemplateParams, response: { 204: Type.Null(), ...adminErrors } } },
     async (request, reply) => {
       await content.deleteTemplate(request.params.kind, request.params['*'])
       return reply.status(204).send(null)

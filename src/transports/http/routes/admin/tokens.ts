@@ -9,6 +9,7 @@ import type { Database } from '../../../../storage/database.ts'
 import { deleteToken, findTokenByName, insertToken, listTokens, type TokenInfo } from '../../../../storage/repositories/api-tokens.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import { tenancyOf } from '../../auth.ts'
+import { administer, tokenOwner } from '../../../../core/access/route-policy.ts'
 
 /** Tokens start with this, so that a leaked one is recognised by secret scanners and people. */
 export const TOKEN_PREFIX = 'slw_'
@@ -41,7 +42,7 @@ const toResponse = (token: TokenInfo) => ({ name: token.name, role: token.role, 
  */
 export const tokenRoutes: FastifyPluginAsyncTypebox<{ store: Kysely<Database> }> = async (app, { store }) => {
   const tags = ['tokens']
-  app.get('/tokens', { schema: { tags, summary: 'Every token (name, role, tenant, created, last used; never the token itself)', response: { 200: Type.Array(TokenResponse), ...adminErrors } } }, async (request) => {
+  app.get('/tokens', { config: { access: administer('tenant') }, schema: { tags, summary: 'Every token (name, role, tenant, created, last used; never the token itself)', response: { 200: Type.Array(TokenResponse), ...adminErrors } } }, async (request) => {
     const tenant = tenancyOf(request).tenant
     return (await listTokens(store, tenant ?? undefined)).map(toResponse)
   })
@@ -49,6 +50,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ store: Kysely<Database> }>
   app.post(
     '/tokens',
     {
+      config: { access: administer('tenant') },
       schema: {
         tags,
         summary: 'Create a token; the answer is the only time it is shown (409 TOKEN_EXISTS)',
@@ -67,7 +69,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{ store: Kysely<Database> }>
 
   app.delete(
     '/tokens/:name',
-    { schema: { tags, summary: 'Revoke a token: it stops working at once (UI sessions opened with it end too)', params: Type.Object({ name: Type.String({ maxLength: 63 }) }), response: { 204: Type.Null(), ...adminErrors } } },
+    { config: { access: administer('tenant', tokenOwner) }, schema: { tags, summary: 'Revoke a token: it stops working at once (UI sessions opened with it end too)', params: Type.Object({ name: Type.String({ maxLength: 63 }) }), response: { 204: Type.Null(), ...adminErrors } } },
     async (request, reply) => {
       const { name } = request.params
       if (name === CONFIGURED_ADMIN_TOKEN) {

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { SlipwayError } from '../../../../core/errors.ts'
-import type { Principal, TokenVerifier } from '../../auth.ts'
+import { registerWithAccess, type Principal, type TokenVerifier } from '../../auth.ts'
+import { publicAccess } from '../../../../core/access/route-policy.ts'
 import type { UiSessions } from '../../ui-session.ts'
 import { loginBody, PAGE_BODIES, pageShell, UI_PAGES, type UiPageId } from './page-shell.ts'
 
@@ -76,8 +77,10 @@ export async function uiRoutes(app: FastifyInstance, { verifyToken, sessions, pu
     done(null, Object.fromEntries(new URLSearchParams(body as string)))
   })
 
-  await app.register(fastifyStatic, { root: UI_ASSETS_DIR, prefix: assets, immutable: true, maxAge: '365d', index: false, decorateReply: false })
-  await app.register(fastifyStatic, { root: YAML_BROWSER_DIR, prefix: `${assets}vendor/yaml/`, immutable: true, maxAge: '365d', index: false, decorateReply: false })
+  // Page shells and assets are public (they hold no data); the pages read the API with the session's token.
+  const shell = { config: { access: publicAccess() }, schema: { hide: true } }
+  await registerWithAccess(app, publicAccess(), fastifyStatic, { root: UI_ASSETS_DIR, prefix: assets, immutable: true, maxAge: '365d', index: false, decorateReply: false })
+  await registerWithAccess(app, publicAccess(), fastifyStatic, { root: YAML_BROWSER_DIR, prefix: `${assets}vendor/yaml/`, immutable: true, maxAge: '365d', index: false, decorateReply: false })
 
   const html = (reply: FastifyReply, status: number, body: string) => reply.status(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body)
   /** A form post from another site is refused: browsers send Origin on every POST. */
@@ -94,12 +97,14 @@ export async function uiRoutes(app: FastifyInstance, { verifyToken, sessions, pu
   const loginPage = (reply: FastifyReply, status: number, error: string | undefined, next: string) =>
     html(reply, status, pageShell({ assets, title: 'Sign in', body: loginBody(error, next) }))
 
-  app.get('/ui', { schema: { hide: true } }, (_request, reply) => reply.redirect('/ui/machines', 303))
-  app.get('/ui/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/ui/machines', 303))
+  app.get('/ui', shell, (_request, reply) => reply.redirect('/ui/machines', 303))
+  app.get('/ui/', shell, (_request, reply) => reply.redirect('/ui/machines', 303))
 
-  app.get<{ Querystring: { next?: string } }>('/ui/login', { schema: { hide: true } }, async (request, reply) => loginPage(reply, 200, undefined, safeNext(request.query.next)))
+  app.get<{ Querystring: { next?: string } }>('/ui/login', shell, async (request, reply) => loginPage(reply, 200, undefined, safeNext(request.query.next)))
 
-  app.post<{ Body: { token?: unknown; next?: unknown } | undefined }>('/ui/login', { schema: { hide: true } }, async (request, reply) => {
+  // The login checks the token itself; attempts are audited.
+  const audited = { config: { access: publicAccess({ audited: true }) }, schema: { hide: true } }
+  app.post<{ Body: { token?: unknown; next?: unknown } | undefined }>('/ui/login', audited, async (request, reply) => {
     requireSameOrigin(request)
     const asJson = request.headers['content-type']?.startsWith('application/json') ?? false
     const token = typeof request.body?.token === 'string' ? request.body.token.trim() : ''
@@ -116,7 +121,7 @@ export async function uiRoutes(app: FastifyInstance, { verifyToken, sessions, pu
     return reply.redirect(next, 303)
   })
 
-  app.post('/ui/logout', { schema: { hide: true } }, async (request, reply) => {
+  app.post('/ui/logout', audited, async (request, reply) => {
     requireSameOrigin(request)
     sessions.end(reply, secureCookie(request))
     return reply.redirect('/ui/login', 303)
@@ -128,8 +133,8 @@ export async function uiRoutes(app: FastifyInstance, { verifyToken, sessions, pu
     const current = id === 'machine' ? 'machines' : id
     return html(reply, 200, pageShell({ assets, title, script: `${id}.js`, current, principal, body: PAGE_BODIES[id](), data: { page: id, ...data(request) } }))
   }
-  for (const { id, title } of UI_PAGES) app.get(`/ui/${id}`, { schema: { hide: true } }, page(id, title))
-  app.get<{ Params: { uuid: string } }>('/ui/machines/:uuid', { schema: { hide: true } }, async (request, reply) => {
+  for (const { id, title } of UI_PAGES) app.get(`/ui/${id}`, shell, page(id, title))
+  app.get<{ Params: { uuid: string } }>('/ui/machines/:uuid', shell, async (request, reply) => {
     if (!UUID.test(request.params.uuid)) throw new SlipwayError('not_found', 'MACHINE_NOT_FOUND', `"${request.params.uuid}" is not a machine UUID`)
     return page('machine', `Machine ${request.params.uuid}`, () => ({ uuid: request.params.uuid.toLowerCase() }))(request, reply)
   })
