@@ -101,7 +101,8 @@ async function main(): Promise<void> {
     await writeFile(path.join(folder, 'probe.txt'), 'ready\n')
     const expectedSha = await sha256OfFile(path.join(folder, FILE_NAME))
 
-    engine = await startTftpServer({ host: '127.0.0.1', port: 0, ipxeDir: folder, logger: pino({ level: 'warn' }) })
+    // Every curl is 127.0.0.1 here: the per-client limit must let all of them in, as tftpd-hpa does.
+    engine = await startTftpServer({ host: '127.0.0.1', port: 0, ipxeDir: folder, logger: pino({ level: 'warn' }), maxTransfersPerClient: Math.max(MAX_CLIENTS, 1) })
     const hpa = await startTftpdHpa(folder)
     tftpd = hpa.child
     const servers = [

@@ -8,7 +8,7 @@ import { resolveContainedFile } from '../../lib/contained-file.ts'
  *   `undionly.kpxe` are the same file and `/etc/passwd` means `<folder>/etc/passwd`.
  * - `\` is a separator too: configurations written for Windows servers use it.
  * - Any segment starting with `..` is refused (access violation) rather than resolved: `..` itself is
- *   traversal, and `..x` names are what a decoded `..%2f` trick looks like (node-tftp refuses them too).
+ *   traversal, and `..x` names are what a decoded `..%2f` trick looks like.
  * - Only printable ASCII names are served; anything else is refused.
  * - The optional `root` folder is searched before `ipxeDir`: names in root win, so an operator can
  *   override a Debian iPXE binary (e.g. one with an embedded script) by dropping a file in root.

@@ -78,7 +78,7 @@ function mutate(packet: Buffer): Buffer {
 t.test(`${DATAGRAMS} random and mutated datagrams do not crash the server`, async (t) => {
   const sockets = await Promise.all(Array.from({ length: SOCKETS }, () => RawTftpClient.open()))
   const transferPorts = new Set<number>()
-  // Answers open transfers; fuzz them too, then abort them politely so they do not pile up for 12 s.
+  // Answers open transfers; fuzz them too, then abort them politely so they do not hold transfer slots until their retransmissions run out.
   for (const raw of sockets) {
     raw.socket.on('message', (data, from) => {
       if (from.port === server.port) return

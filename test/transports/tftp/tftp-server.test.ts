@@ -1,10 +1,12 @@
 // Integration tests of the engine's TFTP server with real clients (curl, atftp, tftp-hpa) on 127.0.0.1.
-import { access, readdir } from 'node:fs/promises'
+import { access, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import t from 'tap'
+import { EngineMetrics } from '../../../src/transports/metrics.ts'
 import { startTftpServer, type TftpServer } from '../../../src/transports/tftp/tftp-server.ts'
 import {
   RawTftpClient,
+  ackPacket,
   captureLogs,
   createTftpFixture,
   errorPacket,
@@ -26,6 +28,8 @@ const server: TftpServer = await startTftpServer({
   ipxeDir: fixture.ipxeDir,
   root: fixture.root,
   logger: logs.logger,
+  // Every client of these tests is 127.0.0.1: the per-client limit would stand for 10 machines at once.
+  maxTransfersPerClient: 32,
 })
 t.teardown(async () => {
   await server.close()
@@ -226,7 +230,43 @@ t.test('RFC 7440 windowsize with a raw client', async (t) => {
   t.equal(sha256(exact.data), fixture.expected.get('exact-1024.bin'), 'file ending on a window boundary')
 })
 
-t.test('option handling: invalid values ignored, timeout not acknowledged', async (t) => {
+t.test('RFC 7440 with loss: the client ACKs the last block it got in order, the server resumes from there', async (t) => {
+  const raw = await RawTftpClient.open()
+  t.teardown(() => raw.close())
+  raw.send(requestPacket(1, 'undionly.kpxe', 'octet', { blksize: '1024', windowsize: '8' }), server.port)
+  const oack = await raw.receive()
+  const transferPort = oack!.from.port
+  raw.send(ackPacket(0), transferPort)
+  const started = Date.now()
+  const lost = new Set([5, 20, 33])
+  const blocks: Buffer[] = []
+  let expected = 1
+  let sinceAck = 0
+  for (;;) {
+    const datagram = await raw.receive()
+    if (!datagram) throw new Error(`timed out waiting for block ${expected}`)
+    if (datagram.data.readUInt16BE(2) !== expected) continue // the rest of a window the server restarted
+    if (lost.delete(expected)) {
+      raw.send(ackPacket(expected - 1), transferPort) // "lost": say where the data stopped
+      sinceAck = 0
+      continue
+    }
+    const payload = datagram.data.subarray(4)
+    blocks.push(payload)
+    sinceAck += 1
+    const last = payload.length < 1024
+    if (last || sinceAck === 8) {
+      raw.send(ackPacket(expected), transferPort)
+      sinceAck = 0
+    }
+    expected += 1
+    if (last) break
+  }
+  t.equal(sha256(Buffer.concat(blocks)), fixture.expected.get('undionly.kpxe'), 'intact despite three lost blocks')
+  t.ok(Date.now() - started < 900, `resumed at once, without waiting for the retransmission timer (${Date.now() - started} ms)`)
+})
+
+t.test('option handling: invalid values ignored, timeout acknowledged (RFC 2349)', async (t) => {
   const raw = await RawTftpClient.open()
   t.teardown(() => raw.close())
   const ask = async (options: Record<string, string>): Promise<Record<string, string> | 'no-oack'> => {
@@ -240,7 +280,9 @@ t.test('option handling: invalid values ignored, timeout not acknowledged', asyn
   t.same(await ask({ blksize: '0' }), 'no-oack', 'blksize 0 ignored: plain DATA')
   t.same(await ask({ blksize: '1', tsize: '0' }), { tsize: '1024' }, 'blksize 1 ignored, tsize answered')
   t.same(await ask({ blksize: '70000' }), { blksize: '1468' }, 'blksize 70000 clamped')
-  t.same(await ask({ BLKSIZE: '1024', timeout: '5' }), { blksize: '1024' }, 'names are case-insensitive; timeout ignored')
+  t.same(await ask({ BLKSIZE: '1024', timeout: '5' }), { blksize: '1024', timeout: '5' }, 'names are case-insensitive; timeout acknowledged')
+  t.same(await ask({ timeout: '0' }), 'no-oack', 'timeout 0 ignored')
+  t.same(await ask({ timeout: '256' }), 'no-oack', 'timeout 256 ignored (RFC 2349: 1-255)')
   t.same(await ask({ windowsize: '0' }), 'no-oack', 'windowsize 0 ignored')
   t.same(await ask({ foo: 'bar' }), 'no-oack', 'unknown options ignored')
 })
@@ -257,6 +299,13 @@ t.test('firmware-style tsize probe then abort (error 8) is logged at info, not a
   const record = logs.records.find((entry) => entry.client === `127.0.0.1:${raw.socket.address().port}`)
   t.match(record, { outcome: 'client-aborted', level: 30, reason: /error 8/ })
   t.equal(size, String((await import('node:fs')).statSync(path.join(fixture.ipxeDir, 'snponly.efi')).size))
+
+  // Then EDK2 reads for real, from a new port, with blksize and windowsize 4.
+  const reader = await RawTftpClient.open()
+  t.teardown(() => reader.close())
+  const read = await windowedDownload(reader, server.port, 'snponly.efi', { blksize: 1468, windowsize: 4 })
+  t.same(read.oack, { blksize: '1468', windowsize: '4', tsize: size })
+  t.equal(sha256(read.data), fixture.expected.get('snponly.efi'), 'the read after the probe is intact')
 })
 
 t.test('packets from strangers and junk on a transfer port do not disturb it', async (t) => {
@@ -301,6 +350,190 @@ t.test('50 concurrent curl transfers (10 at a time) all arrive intact', async (t
   await new Promise((resolve) => setTimeout(resolve, 50))
   const sentAfter = logs.records.filter((record) => record.outcome === 'sent').length
   t.equal(sentAfter - sentBefore, 50, 'one "sent" log line per transfer')
+})
+
+t.test('netascii: tftp-hpa in ascii mode gets a text file back as it was; tsize is the converted size', async (t) => {
+  const text = 'line one\nline two\r\nbare\rcr\nend'
+  await writeFile(path.join(fixture.root, 'text.txt'), text)
+  const file = downloadPath('text.txt')
+  const hpa = await runCommand('tftp', ['127.0.0.1', port, '-m', 'ascii', '-c', 'get', 'text.txt', file])
+  t.equal(hpa.code, 0, hpa.stderr)
+  t.equal((await import('node:fs')).readFileSync(file, 'latin1'), text, 'CR LF -> LF and CR NUL -> CR undo the conversion')
+
+  const raw = await RawTftpClient.open()
+  t.teardown(() => raw.close())
+  raw.send(requestPacket(1, 'text.txt', 'netascii', { tsize: '0' }), server.port)
+  const oack = await raw.receive()
+  const converted = Buffer.from('line one\r\nline two\r\0\r\nbare\r\0cr\r\nend', 'latin1')
+  t.same(parseOptions(oack!.data), { tsize: String(converted.length) })
+  raw.send(ackPacket(0), oack!.from.port)
+  const data = await raw.receive()
+  t.same(data!.data.subarray(4), converted, 'netascii on the wire')
+  raw.send(ackPacket(1), oack!.from.port)
+})
+
+t.test('atftp, windowsize 8 at 512-byte blocks over 40 MiB: block numbers roll over inside windows', async (t) => {
+  const file = downloadPath('big.bin')
+  const result = await runCommand('atftp', ['--get', '-r', 'big.bin', '-l', file, '--option', 'windowsize 8', '--option', 'tsize 0', '127.0.0.1', port])
+  t.equal(result.code, 0, result.stderr)
+  t.equal(await sha256OfFile(file), fixture.expected.get('big.bin'), '81,920 blocks in windows of 8')
+})
+
+t.test('curl without options and with blksize 8 (the smallest block)', async (t) => {
+  const plain = await curlGet('exact-1024.bin', ['--tftp-no-options'])
+  t.equal(plain.code, 0)
+  t.equal(await sha256OfFile(plain.file), fixture.expected.get('exact-1024.bin'))
+  const tiny = await curlGet('undionly.kpxe', ['--tftp-blksize', '8'])
+  t.equal(tiny.code, 0)
+  t.equal(await sha256OfFile(tiny.file), fixture.expected.get('undionly.kpxe'))
+})
+
+t.test('a repeated request from the same port is a retransmission, not a second transfer', async (t) => {
+  const raw = await RawTftpClient.open()
+  t.teardown(() => raw.close())
+  const request = requestPacket(1, 'exact-1024.bin', 'octet', { blksize: '512' })
+  raw.send(request, server.port)
+  raw.send(request, server.port)
+  raw.send(request, server.port)
+  const oack = await raw.receive()
+  t.equal(oack?.data.readUInt16BE(0), 6)
+  t.equal(await raw.receive(300), undefined, 'one OACK for three copies of the request')
+  raw.send(errorPacket(8, 'done'), oack!.from.port)
+})
+
+t.test('retransmission: resent on the timer, never on a duplicate ACK; a client that stops is given up', async (t) => {
+  const quickLogs = captureLogs()
+  const quick = await startTftpServer({ host: '127.0.0.1', port: 0, ipxeDir: fixture.ipxeDir, logger: quickLogs.logger, retransmitTimeoutMs: 200, retries: 2 })
+  const raw = await RawTftpClient.open()
+  t.teardown(async () => {
+    await raw.close()
+    await quick.close()
+  })
+  raw.send(requestPacket(1, 'one-mib.bin'), quick.port)
+  const first = await raw.receive()
+  t.equal(first?.data.readUInt16BE(2), 1, 'DATA 1 (no options, no OACK)')
+  const sentAt = Date.now()
+  const resent = await raw.receive(1000)
+  t.equal(resent?.data.readUInt16BE(2), 1, 'DATA 1 again when not acknowledged')
+  t.ok(Date.now() - sentAt >= 150, `after the retransmission timeout (${Date.now() - sentAt} ms)`)
+  const transferPort = first!.from.port
+  raw.send(ackPacket(1), transferPort)
+  t.equal((await raw.receive())?.data.readUInt16BE(2), 2, 'DATA 2')
+  raw.send(ackPacket(1), transferPort)
+  t.equal(await raw.receive(120), undefined, 'a duplicate ACK 1 is not answered')
+  raw.send(ackPacket(2), transferPort)
+  t.equal((await raw.receive())?.data.readUInt16BE(2), 3, 'DATA 3')
+
+  const after: number[] = []
+  for (;;) {
+    const datagram = await raw.receive(1500)
+    if (!datagram) break
+    after.push(datagram.data.readUInt16BE(0) === 3 ? datagram.data.readUInt16BE(2) : -datagram.data.readUInt16BE(0))
+    if (datagram.data.readUInt16BE(0) === 5) break
+  }
+  t.same(after, [3, 3, -5], 'two retransmissions of DATA 3, then an ERROR')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.match(quickLogs.records.find((record) => record.outcome === 'failed'), { level: 40, bytes: 1024, reason: /no answer after 2 retransmissions/ })
+})
+
+t.test('the timeout option paces retransmissions; a client that never answers ends in the burst log', async (t) => {
+  const quickLogs = captureLogs()
+  const metrics = new EngineMetrics()
+  const quick = await startTftpServer({
+    host: '127.0.0.1', port: 0, ipxeDir: fixture.ipxeDir, logger: quickLogs.logger, metrics, retransmitTimeoutMs: 200, retries: 1,
+    refusalLogTiming: { quietMs: 100, maxMs: 5000 },
+  })
+  const raw = await RawTftpClient.open()
+  t.teardown(async () => {
+    await raw.close()
+    await quick.close()
+  })
+  raw.send(requestPacket(1, 'undionly.kpxe', 'octet', { timeout: '1' }), quick.port)
+  const oack = await raw.receive()
+  t.same(parseOptions(oack!.data), { timeout: '1' })
+  const sentAt = Date.now()
+  const again = await raw.receive(2500)
+  t.equal(again?.data.readUInt16BE(0), 6, 'the OACK is resent')
+  t.ok(Date.now() - sentAt >= 900, `after the negotiated 1 s, not the server's 200 ms (${Date.now() - sentAt} ms)`)
+  const end = await raw.receive(2500)
+  t.equal(end?.data.readUInt16BE(0), 5, 'then an ERROR')
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  t.equal(quickLogs.records.filter((record) => record.outcome !== undefined).length, 0, 'no per-transfer line for an unanswered transfer')
+  t.match(quickLogs.records.find((record) => record.turnedAway !== undefined), { level: 40, turnedAway: 1, reasons: { unanswered: 1 }, files: ['undionly.kpxe'] })
+  t.match(await metrics.registry.metrics(), /slipway_tftp_transfers_total\{outcome="unanswered"\} 1/)
+})
+
+t.test('limits: per-client cap, eviction of unanswered transfers, answered ones kept; counted and logged once', async (t) => {
+  const capLogs = captureLogs()
+  const metrics = new EngineMetrics()
+  const capped = await startTftpServer({
+    host: '127.0.0.1', port: 0, ipxeDir: fixture.ipxeDir, logger: capLogs.logger, metrics, maxTransfers: 4, maxTransfersPerClient: 2,
+    refusalLogTiming: { quietMs: 150, maxMs: 5000 },
+  })
+  const clients: RawTftpClient[] = []
+  t.teardown(async () => {
+    for (const client of clients) await client.close()
+    await capped.close()
+  })
+  const ask = async (address: string, answer: boolean): Promise<{ client: RawTftpClient; reply: Awaited<ReturnType<RawTftpClient['receive']>> }> => {
+    const client = await RawTftpClient.open(address)
+    clients.push(client)
+    client.send(requestPacket(1, 'one-mib.bin', 'octet', { blksize: '512' }), capped.port)
+    const reply = await client.receive()
+    if (answer && reply?.data.readUInt16BE(0) === 6) client.send(ackPacket(0), reply.from.port)
+    return { client, reply }
+  }
+  const isOack = (reply: { data: Buffer } | undefined): boolean => reply?.data.readUInt16BE(0) === 6
+  const isBusy = (reply: { data: Buffer; from: { port: number } } | undefined): boolean =>
+    reply?.data.readUInt16BE(0) === 5 && /busy/.test(reply.data.toString('latin1', 4))
+
+  const a1 = await ask('127.0.0.1', true)
+  const a2 = await ask('127.0.0.1', true)
+  const a3 = await ask('127.0.0.1', true)
+  t.ok(isOack(a1.reply) && isOack(a2.reply), 'two transfers for 127.0.0.1')
+  t.ok(isBusy(a3.reply), 'a third from the same client is refused with an ERROR')
+  t.equal(a3.reply?.from.port, capped.port, '... sent from the listening port')
+
+  const b1 = await ask('127.0.0.21', false)
+  const b2 = await ask('127.0.0.22', false)
+  t.ok(isOack(b1.reply) && isOack(b2.reply), 'all four slots taken, two of them never answered')
+  const c1 = await ask('127.0.0.23', true)
+  t.ok(isOack(c1.reply), 'a newcomer gets a transfer...')
+  const evicted = await b1.client.receive()
+  t.ok(isBusy(evicted), '... and the oldest unanswered transfer is told it was evicted')
+  t.equal(evicted?.from.port, b1.reply?.from.port, '... on its transfer port')
+  const d1 = await ask('127.0.0.24', true)
+  t.ok(isOack(d1.reply), 'the next newcomer evicts the other unanswered one')
+  t.ok(isBusy(await b2.client.receive()))
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const e1 = await ask('127.0.0.25', true)
+  t.ok(isBusy(e1.reply), 'every slot answered: the newcomer is refused, no transfer in progress is sacrificed')
+
+  const text = await metrics.registry.metrics()
+  t.match(text, /slipway_tftp_refusals_total\{reason="client-busy"\} 1/)
+  t.match(text, /slipway_tftp_refusals_total\{reason="server-busy"\} 1/)
+  t.match(text, /slipway_tftp_transfers_total\{outcome="evicted"\} 2/)
+  t.match(text, /slipway_tftp_active_transfers 4/)
+
+  for (const { client, reply } of [a1, a2, c1, d1]) client.send(errorPacket(8, 'done'), reply!.from.port)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.match(await metrics.registry.metrics(), /slipway_tftp_active_transfers 0/)
+  const bursts = capLogs.records.filter((record) => record.turnedAway !== undefined)
+  t.equal(bursts.length, 1, 'one log line for the burst')
+  t.match(bursts[0], { level: 40, turnedAway: 4, reasons: { 'client-busy': 1, evicted: 2, 'server-busy': 1 } })
+})
+
+t.test('IPv6: a server on ::1 serves curl and tftp-hpa', async (t) => {
+  const v6 = await startTftpServer({ host: '::1', port: 0, ipxeDir: fixture.ipxeDir, logger: captureLogs().logger })
+  t.teardown(() => v6.close())
+  const curlFile = downloadPath('undionly.kpxe')
+  const curl = await runCommand('curl', ['-sS', '--tftp-blksize', '1468', '-o', curlFile, `tftp://[::1]:${v6.port}/undionly.kpxe`])
+  t.equal(curl.code, 0, curl.stderr)
+  t.equal(await sha256OfFile(curlFile), fixture.expected.get('undionly.kpxe'))
+  const hpaFile = downloadPath('ipxe.efi')
+  const hpa = await runCommand('tftp', ['-6', '::1', String(v6.port), '-m', 'binary', '-c', 'get', 'ipxe.efi', hpaFile])
+  t.equal(hpa.code, 0, hpa.stderr)
+  t.equal(await sha256OfFile(hpaFile), fixture.expected.get('ipxe.efi'))
 })
 
 t.test('every log line of a request carries client, file, outcome, bytes and ms; nothing at error level', async (t) => {

@@ -147,7 +147,7 @@ export interface Datagram {
   from: RemoteInfo
 }
 
-/** A UDP socket on 127.0.0.1 with an awaitable receive queue. */
+/** A UDP socket on a loopback address (127.0.0.1 unless told) with an awaitable receive queue. */
 export class RawTftpClient {
   readonly socket: Socket
   private readonly queue: Datagram[] = []
@@ -164,9 +164,9 @@ export class RawTftpClient {
     })
   }
 
-  static async open(): Promise<RawTftpClient> {
+  static async open(address = '127.0.0.1'): Promise<RawTftpClient> {
     const socket = createSocket('udp4')
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => socket.bind(0, address, resolve))
     return new RawTftpClient(socket)
   }
 
