@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
+import { openListener } from './lib/listener-error.ts'
 import { OriginHealthBoard } from './core/proxy/origin-health.ts'
 import { ProxyRouteService } from './core/proxy/proxy-route-service.ts'
 import { checkOrigins } from './jobs/proxy-health-loop.ts'
 import { SerialJob } from './jobs/serial-job.ts'
 import type { Store } from './storage/db.ts'
 import { proxyRouteRepository } from './storage/repositories/proxy-routes.ts'
+import type { ConnectionGovernor } from './transports/connection-governor.ts'
 import type { EngineMetrics } from './transports/metrics.ts'
 import { PooledOriginProbe } from './transports/proxy/origin-probe.ts'
 import { OriginPools } from './transports/proxy/origin-pools.ts'
@@ -16,8 +18,8 @@ import { startProxyServer, type ProxyServer } from './transports/proxy/proxy-ser
 export interface ReverseProxyWiring {
   /** The routes, for the admin API. */
   routes: ProxyRouteService
-  /** Listens (when proxy.enabled) and starts the origin health checks; returns the proxy's URL. */
-  start(): Promise<string | undefined>
+  /** Listens (when proxy.enabled), its connections bounded by `governor`, and starts the origin health checks; returns the proxy's URL. */
+  start(governor: ConnectionGovernor): Promise<string | undefined>
   url(): string | undefined
   close(): Promise<void>
 }
@@ -60,21 +62,32 @@ export async function wireReverseProxy(settings: Config['proxy'], store: Store, 
   return {
     routes,
     url: () => server?.url,
-    start: async () => {
+    start: async (governor) => {
       if (!settings.enabled) return undefined
       const tls = settings.tls.certFile ? { cert: readPem(settings.tls.certFile, 'proxy.tls.certFile'), key: readPem(settings.tls.keyFile, 'proxy.tls.keyFile') } : undefined
-      server = await startProxyServer({
-        host: settings.host,
-        port: settings.port,
-        ...(tls ? { tls } : {}),
-        routes,
-        pools,
-        health,
-        metrics: new ProxyMetrics(metrics.registry),
-        logger: log,
-        requestTimeoutMs: settings.requestTimeoutSeconds * 1000,
-        connectTimeoutMs: settings.connectTimeoutSeconds * 1000,
-      })
+      const hint = 'set proxy.host / proxy.port (SLIPWAY_PROXY_HOST, SLIPWAY_PROXY_PORT), or proxy.enabled: false'
+      server = await openListener('reverse proxy', settings.host, settings.port, hint, () =>
+        startProxyServer({
+          host: settings.host,
+          port: settings.port,
+          ...(tls ? { tls } : {}),
+          routes,
+          pools,
+          health,
+          metrics: new ProxyMetrics(metrics.registry),
+          logger: log,
+          requestTimeoutMs: settings.requestTimeoutSeconds * 1000,
+          connectTimeoutMs: settings.connectTimeoutSeconds * 1000,
+          listener: {
+            headersTimeoutSeconds: settings.headersTimeoutSeconds,
+            keepAliveTimeoutSeconds: settings.keepAliveTimeoutSeconds,
+            idleTimeoutSeconds: settings.idleTimeoutSeconds,
+            maxConnections: settings.maxConnections,
+            maxConnectionsPerClient: settings.maxConnectionsPerClient,
+          },
+          governor,
+        }),
+      )
       if (settings.healthIntervalSeconds > 0) healthChecks.start()
       log.info({ url: server.url, routes: routes.current().length }, 'reverse proxy is serving')
       return server.url

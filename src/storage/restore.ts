@@ -2,13 +2,15 @@
  * Restores a snapshot (from GET /api/v1/backup or POST /backup/db) as the engine's database, offline.
  *
  * Order of work: check the snapshot (integrity, foreign keys, a Slipway schema this engine knows),
- * make sure no engine has the database open, fold the current database's WAL into it and keep it
- * aside as `<db>.before-restore-<ts>`, then install a copy of the snapshot with one atomic rename.
+ * make sure no engine has the database open (the engines' lock file, held until the end, and SQLite's
+ * own locks), fold the current database's WAL into it and keep it aside as
+ * `<db>.before-restore-<ts>`, then install a copy of the snapshot with one atomic rename.
  * Any failure before that rename leaves the current database exactly as it was.
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
+import { DatabaseLockedError, describeHolder, lockDatabase, type DatabaseLock } from './database-lock.ts'
 import { MIGRATIONS_DIR } from './db.ts'
 import { SecretBox } from './secret-box.ts'
 
@@ -145,10 +147,30 @@ export function restoreDatabase(options: RestoreOptions): RestoreResult {
   const checked = checkSnapshot(snapshotFile, options.secretsKeyFile)
   const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, '-')
   const folder = path.dirname(databaseFile)
+  const lock = lockAgainstEngines(databaseFile)
+  try {
+    return replaceDatabase(snapshotFile, databaseFile, folder, stamp, checked)
+  } finally {
+    lock.release()
+  }
+}
 
+/** The engines' lock (database-lock.ts), held for the whole restore: no engine starts on a half-replaced database. */
+function lockAgainstEngines(databaseFile: string): DatabaseLock {
+  try {
+    return lockDatabase(databaseFile, 'restore')
+  } catch (error) {
+    if (!(error instanceof DatabaseLockedError)) throw error
+    throw new RestoreError('DATABASE_IN_USE', `${databaseFile} is ${describeHolder(error.holder)}: stop it, then restore`)
+  }
+}
+
+function replaceDatabase(snapshotFile: string, databaseFile: string, folder: string, stamp: string, checked: { latestMigration: string; migrations: number }): RestoreResult {
   // Copy first, under a name no engine opens: the install below is then one rename.
   const incoming = path.join(folder, `.${path.basename(databaseFile)}.restoring-${stamp}`)
   copyFileSync(snapshotFile, incoming)
+  // The restored database is the engine user's alone, whatever mode the snapshot file had.
+  chmodSync(incoming, 0o600)
   const handle = openSync(incoming, 'r+')
   fsyncSync(handle)
   closeSync(handle)

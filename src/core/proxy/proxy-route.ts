@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { invalid } from '../errors.ts'
 import { checkDocument } from '../selection/documents.ts'
+import { normalizeRequestPath } from './path-normalization.ts'
 
 /**
  * A route of the reverse proxy (mexosagent's programmable proxy, kept in the store): requests whose
@@ -127,10 +128,13 @@ export function canonicalPrefix(prefix: string, at = 'prefix'): string {
   }
   if (prefix.includes('//')) throw invalid('INVALID_PROXY_ROUTE', `${at}: "${prefix}" has an empty segment ("//")`)
   if (hasDotSegment(prefix)) throw invalid('INVALID_PROXY_ROUTE', `${at}: "${prefix}" has a "." or ".." segment`)
-  return prefix.endsWith('/') ? prefix : `${prefix}/`
+  // Requests are matched in their normal form (path-normalization.ts), so the prefix is kept in it too.
+  const normalized = normalizeRequestPath(prefix)
+  if (!normalized.ok) throw invalid('INVALID_PROXY_ROUTE', `${at}: ${normalized.message}`)
+  return normalized.path.endsWith('/') ? normalized.path : `${normalized.path}/`
 }
 
-/** Whether a path holds a `.` or `..` segment, percent-encoded or not (requests with one are refused). */
+/** Whether a path holds a `.` or `..` segment, percent-encoded or not (a route prefix or origin base with one is refused). */
 export function hasDotSegment(path: string): boolean {
   const decoded = path.includes('%') ? path.replace(/%2e/gi, '.') : path
   return /(^|\/)\.\.?(\/|$)/.test(decoded)

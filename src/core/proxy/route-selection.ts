@@ -70,7 +70,8 @@ export function requestHost(hostHeader: string): string {
 /**
  * The path and query to ask the origin for: the prefix removed when the route strips it, under the
  * origin's base path (`/shop/cart?x=1`, route `/shop/` stripped, origin `http://o/base` ->
- * `/base/cart?x=1`).
+ * `/base/cart?x=1`). `path` is normalised (normalizeRequestPath): with no dot segment or encoded
+ * separator left, the result cannot leave the base.
  */
 export function upstreamTarget(route: Pick<ProxyRoute, 'pathPrefix' | 'stripPrefix'>, basePath: string, path: string, query: string): string {
   let rest = path

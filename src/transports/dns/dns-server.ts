@@ -2,6 +2,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import type { Logger } from 'pino'
 import type { DnsAnswer, DnsZone } from '../../core/dns/dns-zone.ts'
+import type { GovernedListener } from '../connection-governor.ts'
 import { headerOnly, plausibleQuery, RCODE, readQuery, writeReply } from './dns-wire.ts'
 
 export interface DnsServerOptions {
@@ -9,6 +10,8 @@ export interface DnsServerOptions {
   port: number
   zone: DnsZone
   logger: Logger
+  /** Bounds the TCP connections: idle timeout, per-client and total caps (connection-governor.ts). */
+  connections: GovernedListener
 }
 
 export interface DnsServer {
@@ -17,8 +20,8 @@ export interface DnsServer {
   close(): Promise<void>
 }
 
-const TCP_IDLE_MS = 10_000
-const TCP_MAX_CONNECTIONS = 256
+/** Answers queued for a client that does not read them, before its queries are no longer read either. */
+const TCP_MAX_UNSENT_BYTES = 64 * 1024
 
 /** The answer to one wire query, or undefined to stay silent (a response, a runt). Never throws. */
 export function answerQuery(zone: DnsZone, message: Buffer, source: string, transport: 'udp' | 'tcp'): { reply: Buffer; rcode: string } | undefined {
@@ -66,29 +69,36 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   })
   const udpPort = udp.address().port
 
-  const sockets = new Set<net.Socket>()
   const tcp = net.createServer((socket) => {
-    if (sockets.size >= TCP_MAX_CONNECTIONS) return socket.destroy()
-    sockets.add(socket)
-    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy())
-    let pending = Buffer.alloc(0)
-    socket.on('data', (chunk) => {
-      pending = Buffer.concat([pending, chunk])
+    // Over a cap, the governor closes the longest-idle connection first (RFC 7766 6.2.3), else this one.
+    const connection = options.connections.admit(socket)
+    if (!connection) return
+    let pending: Buffer = Buffer.alloc(0)
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+      // Pipelined queries are answered one after the other, so in the order asked.
       while (pending.length >= 2) {
         const length = pending.readUInt16BE(0)
         if (pending.length < 2 + length) break
-        const message = pending.subarray(2, 2 + length)
+        const message = Buffer.from(pending.subarray(2, 2 + length))
         pending = pending.subarray(2 + length)
-        const answered = answerQuery(zone, Buffer.from(message), socket.remoteAddress ?? '', 'tcp')
+        const answered = answerQuery(zone, message, socket.remoteAddress ?? '', 'tcp')
         if (!answered) continue
+        // Only an answered query restarts the idle timer: bytes, a partial message or a runt do not.
+        connection.requestStarted()
         const framed = Buffer.alloc(2 + answered.reply.length)
         framed.writeUInt16BE(answered.reply.length, 0)
         answered.reply.copy(framed, 2)
         socket.write(framed)
+        connection.requestEnded()
+      }
+      if (socket.writableLength > TCP_MAX_UNSENT_BYTES && !socket.isPaused()) {
+        // It stops reading while it does not read: its idle timer then closes it if it never does.
+        socket.pause()
+        socket.once('drain', () => socket.resume())
       }
     })
     socket.on('error', () => socket.destroy())
-    socket.on('close', () => sockets.delete(socket))
   })
   tcp.on('error', (error) => logger.error({ err: error }, 'dns tcp server error'))
   // The same port as UDP (a port of 0 lets the OS pick for UDP; TCP then takes the same number).
@@ -104,7 +114,7 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
     udpPort,
     tcpPort,
     close: async () => {
-      for (const socket of sockets) socket.destroy()
+      options.connections.destroyAll()
       await new Promise<void>((resolve) => tcp.close(() => resolve()))
       await new Promise<void>((resolve) => udp.close(() => resolve()))
     },

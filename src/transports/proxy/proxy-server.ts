@@ -6,11 +6,14 @@ import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import type { OriginHealthBoard } from '../../core/proxy/origin-health.ts'
-import { hasDotSegment, matchOf, type ProxyRoute } from '../../core/proxy/proxy-route.ts'
+import { normalizeRequestPath } from '../../core/proxy/path-normalization.ts'
+import { matchOf, type ProxyRoute } from '../../core/proxy/proxy-route.ts'
 import { upstreamTarget, type RouteTable } from '../../core/proxy/route-selection.ts'
 import { downstreamResponseHeaders, upstreamRequestHeaders, VIA } from './forwarding.ts'
 import type { OriginPools, OriginTarget } from './origin-pools.ts'
 import { statusClass, type ProxyMetrics } from './proxy-metrics.ts'
+import type { ConnectionGovernor } from '../connection-governor.ts'
+import { governHttpServer, type HttpListenerSettings } from '../http/http-listener.ts'
 
 export interface ProxyServerOptions {
   host: string
@@ -25,6 +28,10 @@ export interface ProxyServerOptions {
   /** Waiting for an origin's headers, and for each chunk of its body, gives up after this long. */
   requestTimeoutMs: number
   connectTimeoutMs: number
+  /** The client side: headers, keep-alive and inactivity timeouts and connection caps (`proxy.*`). */
+  listener: Omit<HttpListenerSettings, 'requestTimeoutSeconds'>
+  /** Bounds the proxy's client connections together with the engine's other listeners. */
+  governor: ConnectionGovernor
 }
 
 export interface ProxyServer {
@@ -56,11 +63,16 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
   const proto = options.tls ? 'https' : 'http'
   const handle = (request: IncomingMessage, response: ServerResponse) => forward(request, response, proto, options)
   const server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, handle) : http.createServer(handle)
-  // A large upload may take longer than Node's default 5 minutes; an idle socket is closed instead.
-  server.requestTimeout = 0
-  server.headersTimeout = 60_000
-  server.keepAliveTimeout = 5_000
-  server.setTimeout(options.requestTimeoutMs + options.connectTimeoutMs + 10_000)
+  // A large upload takes as long as it keeps moving: no limit on the whole request, only on headers
+  // and inactivity; and the client waits in silence for the origin, up to connect + request timeout.
+  const originSilenceSeconds = (options.connectTimeoutMs + options.requestTimeoutMs) / 1000 + 2
+  governHttpServer(
+    server,
+    'proxy',
+    { ...options.listener, requestTimeoutSeconds: 0, idleTimeoutSeconds: Math.max(options.listener.idleTimeoutSeconds, originSilenceSeconds) },
+    options.governor,
+    options.logger,
+  )
 
   server.listen({ host: options.host, port: options.port })
   try {
@@ -92,12 +104,14 @@ function forward(request: IncomingMessage, response: ServerResponse, proto: 'htt
     return answerError(response, options, '-', { status: 400, code: 'BAD_REQUEST_TARGET', outcome: 'bad_request', message: `the proxy serves paths such as /shop/ (got "${url.slice(0, 200)}")` })
   }
   const queryAt = url.indexOf('?')
-  const path = queryAt === -1 ? url : url.slice(0, queryAt)
+  const rawPath = queryAt === -1 ? url : url.slice(0, queryAt)
   const query = queryAt === -1 ? '' : url.slice(queryAt)
-  if (hasDotSegment(path)) {
-    // The route is chosen by the path as written; an origin resolving ".." differently must not see it.
-    return answerError(response, options, '-', { status: 400, code: 'BAD_PATH', outcome: 'bad_request', message: `the path "${path.slice(0, 200)}" has a "." or ".." segment` })
+  // Routed and forwarded in its normal form: an origin must not resolve it to outside the route's base.
+  const normalized = normalizeRequestPath(rawPath)
+  if (!normalized.ok) {
+    return answerError(response, options, '-', { status: 400, code: normalized.code, outcome: 'bad_request', message: normalized.message, details: { path: rawPath.slice(0, 1024) } })
   }
+  const path = normalized.path
   const requestHost = request.headers.host
   const route = options.routes.table().select(requestHost, path)
   if (!route) {

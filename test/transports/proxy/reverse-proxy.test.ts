@@ -265,10 +265,16 @@ t.test('routing by host and path, longest prefix, strip_prefix, preserve_host; f
   for (const hop of ['x-private-hop', 'te', 'proxy-authorization', 'keep-alive', 'upgrade', 'trailer']) t.equal(seen[hop], undefined, `${hop} not forwarded`)
   t.equal(seen.host, shop.url.slice(7), "Host rewritten to the origin's")
 
-  // Dot segments are refused before routing.
+  // Paths are normalised before routing: dot segments resolved, encoded separators and climbs above the root refused.
   const dotted = await raw({ path: '/shop/%2e%2e/admin' })
-  t.equal(dotted.status, 400)
-  t.match(JSON.parse(dotted.body), { code: 'BAD_PATH' })
+  t.equal(dotted.status, 200)
+  t.match(JSON.parse(dotted.body), { origin: 'fallback', url: '/base/admin' }, '/shop/../admin is /admin')
+  const slashed = await raw({ path: '/shop/..%2fadmin' })
+  t.equal(slashed.status, 400)
+  t.match(JSON.parse(slashed.body), { code: 'ENCODED_SLASH_IN_PATH' })
+  const above = await raw({ path: '/shop/../../admin' })
+  t.equal(above.status, 400)
+  t.match(JSON.parse(above.body), { code: 'PATH_ABOVE_ROOT' })
 
   const metrics = await app.inject({ method: 'GET', url: '/metrics' })
   t.match(metrics.body, /slipway_proxy_requests_total\{route="shop",outcome="2xx"\} \d+/)
@@ -650,5 +656,5 @@ t.test('the proxy can be turned off, and a half-set TLS configuration is refused
     await blocked.engine.close()
     removeTree(path.dirname(blocked.dataDir))
   })
-  await t.rejects(blocked.engine.start(), { message: /^the reverse proxy cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\); set proxy\.host \/ proxy\.port/ })
+  await t.rejects(blocked.engine.start(), { name: 'ListenerError', message: /^the reverse proxy listener cannot listen on 127\.0\.0\.1:\d+: address already in use \(EADDRINUSE\); set proxy\.host \/ proxy\.port/ })
 })

@@ -1,0 +1,127 @@
+/**
+ * The one-process-per-SQLite-database lock against real files and real processes: refused while
+ * held (in this process or another), free again the moment its holder is SIGKILLed, not fooled by a
+ * row naming a live but unrelated PID, one winner among processes racing, and a 0600 file.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import SQLite from 'better-sqlite3'
+import t, { type Test } from 'tap'
+import { DatabaseLockedError, lockDatabase, lockFileOf } from '../../src/storage/database-lock.ts'
+import { REPO_ROOT } from '../helpers/engine.ts'
+
+function scratch(t: Test): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-lock-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return path.join(dir, 'var', 'slipway.db')
+}
+
+const LOCK_MODULE = path.join(REPO_ROOT, 'src', 'storage', 'database-lock.ts')
+
+/** A process that tries to take the lock, reports `held <pid>` or `refused <message>`, and keeps it until killed. */
+function holder(t: Test, databaseFile: string): { child: ChildProcess; outcome: Promise<string> } {
+  const code = `import(${JSON.stringify(LOCK_MODULE)}).then(({ lockDatabase }) => {
+    try { lockDatabase(${JSON.stringify(databaseFile)}, 'engine'); console.log('held ' + process.pid); setInterval(() => {}, 60000) }
+    catch (error) { console.log('refused ' + error.message); process.exit(3) }
+  })`
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  let output = ''
+  const outcome = new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('\n')) resolve(output.trim())
+    })
+    child.once('exit', (code) => setTimeout(() => reject(new Error(`exited ${code} before reporting: ${output}`)), 100))
+  })
+  return { child, outcome }
+}
+
+function refusal(run: () => unknown): DatabaseLockedError {
+  try {
+    run()
+  } catch (error) {
+    if (error instanceof DatabaseLockedError) return error
+    throw error
+  }
+  throw new Error('not refused')
+}
+
+t.test('held in this process: a second claim is refused naming the holder; released, it can be taken again', async (t) => {
+  const database = scratch(t)
+  const first = lockDatabase(database, 'engine')
+  t.equal(first.file, `${database}.lock`)
+  const refused = refusal(() => lockDatabase(database, 'engine'))
+  t.match(refused.holder, { pid: process.pid, purpose: 'engine', hostname: os.hostname() })
+  t.match(refused.message, new RegExp(`is in use by another Slipway engine \\(PID ${process.pid}, since `))
+  first.release()
+  first.release()
+  const restore = lockDatabase(database, 'restore')
+  t.match(refusal(() => lockDatabase(database, 'engine')).message, /is being restored by slipway restore \(PID \d+/)
+  restore.release()
+})
+
+t.test('held by another process; SIGKILLed, it blocks nothing', async (t) => {
+  const database = scratch(t)
+  const other = holder(t, database)
+  t.equal(await other.outcome, `held ${other.child.pid}`)
+  const refused = refusal(() => lockDatabase(database, 'engine'))
+  t.equal(refused.holder?.pid, other.child.pid, 'names the PID of the holder')
+  const killed = once(other.child, 'exit')
+  other.child.kill('SIGKILL')
+  await killed
+  const started = Date.now()
+  const mine = lockDatabase(database, 'engine')
+  t.ok(Date.now() - started < 1000, `taken at once after the holder died (${Date.now() - started} ms)`)
+  mine.release()
+})
+
+t.test('a row naming a live process that does not hold the lock (a reused PID) does not block', async (t) => {
+  const database = scratch(t)
+  lockDatabase(database, 'engine').release()
+  const file = new SQLite(lockFileOf(database))
+  // PID 1 is alive and is no engine: what a crashed engine's PID reused by another program looks like.
+  file.prepare("insert or replace into holder (id, pid, hostname, purpose, since, token, claimed_at) values (1, 1, ?, 'engine', '2020-01-01T00:00:00.000Z', 'stale', 0)").run(os.hostname())
+  file.close()
+  const started = Date.now()
+  const mine = lockDatabase(database, 'engine')
+  t.ok(Date.now() - started < 1000, `taken at once (${Date.now() - started} ms)`)
+  mine.release()
+
+  // A claim written a moment ago is given the moment it needs to take the lock, then taken over.
+  const young = new SQLite(lockFileOf(database))
+  young.prepare("insert or replace into holder (id, pid, hostname, purpose, since, token, claimed_at) values (1, 1, ?, 'engine', '2020-01-01T00:00:00.000Z', 'young', ?)").run(os.hostname(), Date.now())
+  young.close()
+  const waited = Date.now()
+  lockDatabase(database, 'engine').release()
+  t.ok(Date.now() - waited >= 1500 && Date.now() - waited < 5000, `taken after the claim's grace (${Date.now() - waited} ms)`)
+})
+
+t.test('processes racing for a fresh lock: exactly one holds it, every other names that one', async (t) => {
+  const database = scratch(t)
+  const racers = Array.from({ length: 5 }, () => holder(t, database))
+  const outcomes = await Promise.all(racers.map((racer) => racer.outcome))
+  const held = outcomes.filter((outcome) => outcome.startsWith('held '))
+  t.equal(held.length, 1, outcomes.join('\n'))
+  const winner = held[0]!.slice(5)
+  for (const outcome of outcomes) if (outcome.startsWith('refused ')) t.match(outcome, new RegExp(`\\(PID ${winner},`))
+})
+
+t.test('the lock file is 0600 whatever the umask', async (t) => {
+  const database = scratch(t)
+  const umask = process.umask(0)
+  t.teardown(() => void process.umask(umask))
+  const lock = lockDatabase(database, 'engine')
+  t.equal(statSync(lock.file).mode & 0o777, 0o600)
+  lock.release()
+  t.equal(statSync(lock.file).mode & 0o777, 0o600, 'and stays so')
+})
