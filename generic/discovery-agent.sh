@@ -2,8 +2,8 @@
 # Slipway discovery agent (rendered by the engine from generic/discovery-agent.sh for group
 # {{group.id}}). POSIX sh: it runs on the Flatcar / Fedora CoreOS live images (bash, curl) and on
 # the lab's busybox initramfs (ash, wget) alike. It reports the machine's facts to POST /discovery,
-# waits for the scheduler to give it a role (GET /ignition answers 503 until then), asks for an
-# install slot, installs the role's Ignition to disk, reports, and reboots.
+# asks for an install slot until the scheduler has given it a role and a slot is free, fetches the
+# role's Ignition, installs it to disk, reports, and reboots.
 #
 # Settings come from the group's metadata: `installer` (flatcar | coreos | lab-raw) and
 # `install_disk` (empty: the largest non-removable disk).
@@ -154,21 +154,23 @@ until answer="$(http_post_json "$ENGINE_URL/discovery" "$WORK/discovery.json")";
 done
 say "discovered uuid=$UUID mac=$BOOT_MAC: $answer"
 
-# 503 (AWAITING_SCHEDULE) until the scheduler gives this machine a role.
+# Ask for an install slot until one is granted: refused (409) while the scheduler has not given this
+# machine a role, 403 while every slot is taken. The role config carries the cluster's secrets and is
+# served only while this machine holds its slot, so it is fetched after the grant.
+printf '{}' > "$WORK/empty.json"
 waited=0
-until http_get "$ENGINE_URL/ignition?$LABELS&os=installed" > "$WORK/installed.ign" 2>/dev/null; do
-  [ $((waited % 6)) -eq 0 ] && say "waiting for a role (GET /ignition?...&os=installed not ready)"
+until http_post_json "$ENGINE_URL/install-authorization?$LABELS" "$WORK/empty.json" > /dev/null 2>&1; do
+  [ $((waited % 6)) -eq 0 ] && say "waiting for a role and an install slot (POST /install-authorization not granted yet)"
   waited=$((waited + 1))
   sleep 5
 done
-say "role config received ($(wc -c < "$WORK/installed.ign" | tr -d ' ') bytes, sha256 $(sha256sum "$WORK/installed.ign" | cut -d ' ' -f 1))"
+say "install authorized"
 
-# 403 while every install slot is taken.
-until http_get "$ENGINE_URL/install-authorization?$LABELS" > /dev/null 2>&1; do
-  say "install slots full; asking again in 5 s"
+until http_get "$ENGINE_URL/ignition?$LABELS&os=installed" > "$WORK/installed.ign" 2>/dev/null; do
+  say "GET /ignition?...&os=installed failed; retrying in 5 s"
   sleep 5
 done
-say "install authorized"
+say "role config received ($(wc -c < "$WORK/installed.ign" | tr -d ' ') bytes, sha256 $(sha256sum "$WORK/installed.ign" | cut -d ' ' -f 1))"
 
 if install_to_disk "$WORK/installed.ign" > "$WORK/install.log" 2>&1; then
   printf '{"message":"installed with %s"}' "$INSTALLER" > "$WORK/report.json"

@@ -34,7 +34,8 @@ export class SchedulerLoop extends SerialJob<ScheduleReport[]> {
                 reason,
                 cluster: report.cluster,
                 state: report.state,
-                assignments: report.assignments.map((assignment) => ({ hostname: assignment.hostname, role: assignment.role, uuid: assignment.machineUuid, mac: assignment.bootMac, ip: assignment.ip })),
+                // Never a uuid beside its boot MAC in the log: the pair names a machine to the install routes.
+                assignments: report.assignments.map((assignment) => ({ hostname: assignment.hostname, role: assignment.role, uuid: assignment.machineUuid, ip: assignment.ip })),
               },
               `scheduled ${report.assignments.length} machine(s) into cluster ${report.cluster}`,
             )

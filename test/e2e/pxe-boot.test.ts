@@ -187,9 +187,11 @@ for (const bootCase of CASES) {
       // HTTP: /boot.ipxe, then this machine's own script.
       const lines = engine.lines()
       const bootScript = httpRequests(lines, /^\/boot\.ipxe(\?|$)/)
-      const profileScript = httpRequests(lines, new RegExp(`^/ipxe\\?(.*&)?mac=${hyphenated(mac)}(&|$)`, 'i'))
+      // The log names the machine by its uuid: its MAC beside it is redacted (the pair names a machine to the install routes).
+      const profileScript = httpRequests(lines, new RegExp(`^/ipxe\\?(.*&)?uuid=${uuid}(&|$)`, 'i'))
       t.ok(bootScript.some(({ entry }) => entry.status === 200), 'HTTP served GET /boot.ipxe with 200')
-      t.ok(profileScript.some(({ entry }) => entry.status === 200), `HTTP served GET /ipxe?...mac=${hyphenated(mac)} with 200`)
+      t.ok(profileScript.some(({ entry }) => entry.status === 200), `HTTP served GET /ipxe?uuid=${uuid}... with 200`)
+      t.match(String(profileScript[0]?.entry.url ?? ''), /mac=REDACTED/, 'its MAC not logged beside it')
       t.match(String(profileScript[0]?.entry.url ?? ''), new RegExp(`uuid=${uuid}`, 'i'), "with the machine's SMBIOS UUID")
       t.ok(
         bootScript.length > 0 && profileScript.length > 0 && lines.indexOf(bootScript[0]!) < lines.indexOf(profileScript[0]!),

@@ -16,8 +16,7 @@ import { dhcpPoolOf } from '../../src/core/dhcp/dhcp-settings.ts'
 import { allocateAddress, confirmAddress, OFFER_HOLD_SECONDS, type PoolCursor } from '../../src/core/dhcp/lease-policy.ts'
 import { openStore } from '../../src/storage/db.ts'
 import { dhcpLeaseStore } from '../../src/storage/repositories/dhcp-leases.ts'
-import { keyedMachineCredentials } from '../../src/storage/machine-credentials.ts'
-import { SecretBox } from '../../src/storage/secret-box.ts'
+import { machineCredentials } from '../helpers/machine-credentials.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
 import { freshPostgresDatabase, postgresAvailable } from '../helpers/postgres.ts'
 import { sampleLockHolders } from '../helpers/lock-holder-sampler.ts'
@@ -26,6 +25,8 @@ import { sampleLockHolders } from '../helpers/lock-holder-sampler.ts'
 const LEASE_SECONDS = 5
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const uuidOf = (n: number) => `7e1a0000-0000-4000-8000-${String(n).padStart(12, '0')}`
+/** The FleetLock test's machines: known to the inventory, apart from the machines the other tests discover. */
+const fleetUuidOf = (n: number) => `7e1b0000-0000-4000-8000-${String(n).padStart(12, '0')}`
 const machineMacOf = (n: number) => `52:54:00:66:00:${n.toString(16).padStart(2, '0')}`
 const dhcpMacOf = (n: number) => `52:54:00:67:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`
 
@@ -74,6 +75,8 @@ t.test('two engine replicas on one PostgreSQL database', { skip: postgresAvailab
     SLIPWAY_HTTP_HOST: '127.0.0.1',
     SLIPWAY_HTTP_PORT: '0',
     SLIPWAY_REGISTRY_HEALTH_INTERVAL_SECONDS: '0',
+    // The FleetLock test plays 1,000 machines from one address: more connections than one client may hold by default.
+    SLIPWAY_HTTP_MAX_CONNECTIONS_PER_CLIENT: '2048',
     ...extra,
   })
   const startReplica = async (id: string): Promise<Replica> => {
@@ -131,15 +134,22 @@ t.test('two engine replicas on one PostgreSQL database', { skip: postgresAvailab
 
   await t.test('1,000 concurrent FleetLock attempts across both replicas never hold more slots than there are', async (t) => {
     const slots = 3
-    const put = await request(a, 'PUT', '/api/v1/locks/fleet', { slots })
+    // Machines in no cluster lock in the `default` group; a credential counts only for a known machine.
+    const put = await request(a, 'PUT', '/api/v1/locks/default', { slots })
     t.equal(put.status, 200, put.text)
     // Both replicas check machine credentials with the shared key.
-    const credentials = keyedMachineCredentials(SecretBox.fromKeyFile(keyFile))
+    const credentials = machineCredentials(keyFile)
     const fleetlock = (replica: Replica, machine: number, step: 'pre-reboot' | 'steady-state') =>
-      request(replica, 'POST', `/fleetlock/${credentials.issue(uuidOf(machine))}/v1/${step}`, { client_params: { id: `node-${machine}`, group: 'fleet' } }, { 'fleet-lock-protocol': 'true' })
+      request(replica, 'POST', `/fleetlock/${credentials.issue(fleetUuidOf(machine))}/v1/${step}`, { client_params: { id: `node-${machine}`, group: 'default' } }, { 'fleet-lock-protocol': 'true' })
 
     const watcher = openStore({ driver: 'postgres', url: database.url, path: '', poolSize: 1 })
-    const sampler = sampleLockHolders(watcher, 'fleet', 2)
+    const now = new Date().toISOString()
+    const known = [...Array.from({ length: 1000 }, (_, machine) => machine), ...Array.from({ length: 60 }, (_, i) => 2000 + i)]
+    await watcher
+      .insertInto('machines')
+      .values(known.map((machine) => ({ uuid: fleetUuidOf(machine), boot_mac: `52:54:00:7e:${(machine >> 8).toString(16).padStart(2, '0')}:${(machine & 0xff).toString(16).padStart(2, '0')}`, boot_random_id: null, state: 'installed' as const, state_changed_at: now, facts: '{}', first_seen_at: now, last_seen_at: now, created_at: now, updated_at: now })))
+      .execute()
+    const sampler = sampleLockHolders(watcher, 'default', 2)
     let sampled = { samples: 0, maxStored: 0 }
 
     const live = new Set<number>()
@@ -175,17 +185,17 @@ t.test('two engine replicas on one PostgreSQL database', { skip: postgresAvailab
       sampled = await sampler.stop()
     }
     const { samples, maxStored } = sampled
-    const stored = await watcher.selectFrom('lock_holders').select('holder').where('lock_group', '=', 'fleet').execute()
+    const stored = await watcher.selectFrom('lock_holders').select('holder').where('lock_group', '=', 'default').execute()
     await watcher.destroy()
 
     t.same(outcomes.other, [], 'every answer was a slot or FleetLock\'s "semaphore full"')
     t.ok(outcomes.locked >= slots, `${outcomes.locked} got a slot, ${outcomes.full} found the group full (${Math.round(performance.now() - started)} ms)`)
     t.ok(maxLive <= slots, `at most ${slots} machines held a slot at once by their answers (max ${maxLive})`)
     t.ok(maxStored <= slots && samples > 10, `at most ${slots} holders stored at any of ${samples} samples (max ${maxStored})`)
-    const winners = wave.flatMap((response, i) => (response.status === 200 ? [uuidOf(2000 + i)] : []))
+    const winners = wave.flatMap((response, i) => (response.status === 200 ? [fleetUuidOf(2000 + i)] : []))
     t.equal(winners.length, slots, 'a last wave that keeps its slots fills exactly the slots')
     t.same(stored.map((row) => row.holder).sort(), winners.sort(), 'and those are the stored holders')
-    const group = (await request(b, 'GET', '/api/v1/locks/fleet')).json()
+    const group = (await request(b, 'GET', '/api/v1/locks/default')).json()
     t.equal(group.holders.length, slots, 'both replicas show the same group')
   })
 

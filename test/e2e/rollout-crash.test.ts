@@ -13,8 +13,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { keyedMachineCredentials } from '../../src/storage/machine-credentials.ts'
-import { SecretBox } from '../../src/storage/secret-box.ts'
+import { machineCredentials } from '../helpers/machine-credentials.ts'
 import { FakeKubeApiserver } from '../fakes/kube-apiserver.ts'
 import { copySampleContent, removeTree } from '../helpers/engine.ts'
 import { EngineProcess, freePort, sleep } from '../helpers/engine-process.ts'
@@ -52,7 +51,7 @@ t.test('SIGKILL during a run: the next engine resumes it; nothing left held or c
   const call = engine.call.bind(engine)
 
   await startEngine()
-  const credentials = keyedMachineCredentials(SecretBox.fromKeyFile(path.join(dataDir, 'secrets.key')))
+  const credentials = machineCredentials(path.join(dataDir, 'secrets.key'))
   await call('POST', '/api/v1/flavors', { name: 'crash', control_plane_count: 1, nodes_min: 0, nodes_max: 2 })
   await call('POST', '/api/v1/clusters', { name: 'crash', flavor: 'crash' })
   for (const n of [1, 2, 3]) {
@@ -68,14 +67,16 @@ t.test('SIGKILL during a run: the next engine resumes it; nothing left held or c
   }
 
   const report = async (uuid: string, config: string) => {
-    const answer = await call('POST', '/lifecycle/ignition', config, { authorization: `Bearer ${credentials.issue(uuid)}` })
+    // Generation 1: the install grant started it.
+    const answer = await call('POST', '/lifecycle/ignition', config, { authorization: `Bearer ${credentials.issue(uuid, 1)}` })
     if (answer.status !== 200) throw new Error(`report for ${uuid}: ${answer.status} ${answer.text}`)
     return answer.json().state as string
   }
   for (const n of [1, 2, 3]) {
-    await call('GET', `/install-authorization?uuid=${uuidOf(n)}`, undefined, {})
-    await call('POST', `/lifecycle/install/success?uuid=${uuidOf(n)}`, undefined, {})
+    // As the discovery agent installs: its slot, its role config (served only in the slot), its report.
+    await call('POST', `/install-authorization?uuid=${uuidOf(n)}&mac=${macOf(n)}`, {}, {})
     const config = (await call('GET', `/ignition?uuid=${uuidOf(n)}&mac=${macOf(n)}&os=installed`, undefined, {})).text
+    await call('POST', `/lifecycle/install/success?uuid=${uuidOf(n)}&mac=${macOf(n)}`, undefined, {})
     t.equal(await report(uuidOf(n), config), 'up_to_date')
     if (n === 1) {
       const keys = JSON.parse(config).passwd.users[0].sshAuthorizedKeys as string[]

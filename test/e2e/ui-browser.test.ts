@@ -15,8 +15,8 @@ import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts'
-import { keyedMachineCredentials } from '../../src/storage/machine-credentials.ts'
-import { SecretBox } from '../../src/storage/secret-box.ts'
+import { machineCredentials } from '../helpers/machine-credentials.ts'
+import { reportInstalled, takeSlotAndFetchConfig } from '../helpers/machine-requests.ts'
 import { FakeKubeCluster } from '../fakes/kube-cluster.ts'
 import type { MachineShell } from '../../src/core/lifecycle/ports.ts'
 import { ipOf, macOf, RecordingDrainer, uuidOf } from '../fakes/rollout-fleet.ts'
@@ -48,10 +48,10 @@ async function seed(t: Test) {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-ui-'))
   t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
   let app!: FastifyInstance
-  let credentials!: ReturnType<typeof keyedMachineCredentials>
+  let credentials!: ReturnType<typeof machineCredentials>
   const report = async (host: string, config: string) => {
     const uuid = uuidOf(Number(host.split('.').at(-1)))
-    await app.inject({ method: 'POST', url: '/lifecycle/ignition', headers: { authorization: `Bearer ${credentials.issue(uuid)}`, 'content-type': 'application/json' }, payload: config })
+    await app.inject({ method: 'POST', url: '/lifecycle/ignition', headers: { authorization: `Bearer ${credentials.issue(uuid, 1)}`, 'content-type': 'application/json' }, payload: config })
   }
   // A machine told to restart goes down and does not come back while the test runs: the run stays in
   // flight, its machine holding the lock group's slot, while the page shows it.
@@ -76,7 +76,7 @@ async function seed(t: Test) {
     removeTree(path.dirname(started.dataDir))
   })
   app = started.engine.app
-  credentials = keyedMachineCredentials(SecretBox.fromKeyFile(started.config.secrets.keyFile))
+  credentials = machineCredentials(started.config.secrets.keyFile)
   const url = await started.engine.start()
 
   // Registered clusters: Kubernetes API server doubles with nodes and pods.
@@ -121,11 +121,14 @@ async function seed(t: Test) {
     }
     await ok(app.inject({ method: 'POST', url: '/discovery', payload }))
   }
+  // A forged report claiming machine 6's boot MAC: refused, kept as a conflict.
+  const forged = await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(66), mac: macOf(MACHINES) }, interfaces: [{ name: 'eth0', mac: macOf(MACHINES), ipv4: '10.66.0.66' }] }, remoteAddress: '10.66.0.66' })
+  if (forged.statusCode !== 409) throw new Error(`forged report: ${forged.statusCode} ${forged.body}`)
   await ok(admin(app, 'POST', '/api/v1/scheduler/run'))
   for (let n = 1; n <= EDGE_MEMBERS; n++) {
-    await ok(app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(n)}` }))
-    await ok(app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(n)}` }))
-    const config = (await ok(app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(n)}&mac=${macOf(n)}&os=installed` }))).body
+    const machine = { uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) }
+    const config = (await ok(takeSlotAndFetchConfig(app, machine))).body
+    await reportInstalled(app, machine)
     await report(ipOf(n), config)
   }
   const template = (await admin(app, 'GET', '/api/v1/templates/ignition/kubernetes-node.json')).json().body as string
@@ -161,7 +164,7 @@ async function screenshot(t: Test, page: Page, name: string) {
 }
 
 t.test('the web UI: sign in, machines, a machine, clusters with the map, a release installed and deleted through the form, rolling updates', async (t) => {
-  const { url, sites } = await seed(t)
+  const { app, url, sites } = await seed(t)
   const browser = await launchChromium()
   t.teardown(() => browser.close())
   const context = await browser.newContext({ viewport: LAPTOP_VIEWPORT, deviceScaleFactor: 1, locale: 'en-GB', timezoneId: 'UTC' })
@@ -206,7 +209,13 @@ t.test('the web UI: sign in, machines, a machine, clusters with the map, a relea
     t.equal(await page.locator('#machines tbody tr').count(), EDGE_MEMBERS - 1, 'the filter narrows the table')
     await page.getByLabel('Filter').fill('')
     await page.getByLabel('Filter').blur()
+    const conflict = page.locator('#conflicts tbody tr[data-conflict]')
+    t.equal(await conflict.count(), 1, 'the open identity conflict is shown')
+    t.match(await conflict.innerText(), new RegExp(`${uuidOf(MACHINES)}[\\s\\S]*its boot MAC, by another uuid[\\s\\S]*${uuidOf(66)}[\\s\\S]*10\\.66\\.0\\.66`))
     await screenshot(t, page, 'machines')
+    await conflict.getByRole('button', { name: 'Dismiss' }).click()
+    await page.waitForSelector('#conflicts-section', { state: 'hidden' })
+    t.match((await admin(app, 'GET', '/api/v1/machines/conflicts')).json(), [{ state: 'dismissed', resolved_by: 'configured-admin' }], 'dismissed through the page')
   })
 
   t.test('a machine: facts, history and what it is served, secrets redacted', async (t) => {

@@ -7,13 +7,14 @@
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { CommandResult, DrainOptions, MachineShell, NodeDrainer, SshTarget } from '../../src/core/lifecycle/ports.ts'
-import { keyedMachineCredentials } from '../../src/storage/machine-credentials.ts'
-import { SecretBox } from '../../src/storage/secret-box.ts'
+import { machineCredentials } from '../helpers/machine-credentials.ts'
+import { reportInstalled, takeSlotAndFetchConfig } from '../helpers/machine-requests.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
 
 export const uuidOf = (n: number) => `5e110000-0000-4000-8000-${String(n).padStart(12, '0')}`
 export const macOf = (n: number) => `52:54:00:0a:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`
-export const ipOf = (n: number) => `10.9.${n >> 8}.${n & 0xff}`
+// Loopback addresses: a test client can send from a machine's own address (secret-bearing configs go only there).
+export const ipOf = (n: number) => `127.9.${n >> 8}.${n & 0xff}`
 const numberOf = (ip: string) => {
   const [, , high, low] = ip.split('.').map(Number)
   return high! * 256 + low!
@@ -84,7 +85,7 @@ export const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url:
  */
 export async function fleet(t: { teardown(fn: () => unknown): void }, count: number, rebootMs = 150, controlPlane: 1 | 3 | 5 = 3, clusters = ['roll']): Promise<Fleet> {
   let app!: FastifyInstance
-  let credentials!: ReturnType<typeof keyedMachineCredentials>
+  let credentials!: ReturnType<typeof machineCredentials>
   let maxHolders = 0
   const total = count * clusters.length
   /** The holders of the busiest lock group. */
@@ -97,7 +98,8 @@ export async function fleet(t: { teardown(fn: () => unknown): void }, count: num
   const uuidOfHost = (host: string) => uuidOf(numberOf(host))
   const report = async (host: string, config: string) => {
     const uuid = uuidOfHost(host)
-    await app.inject({ method: 'POST', url: '/lifecycle/ignition', headers: { authorization: `Bearer ${credentials.issue(uuid)}`, 'content-type': 'application/json' }, payload: config })
+    // Generation 1: the install grant started it.
+    await app.inject({ method: 'POST', url: '/lifecycle/ignition', headers: { authorization: `Bearer ${credentials.issue(uuid, 1)}`, 'content-type': 'application/json' }, payload: config })
   }
   const shell = new RecordingShell(report, holders, rebootMs)
   const drainer = new RecordingDrainer()
@@ -107,7 +109,7 @@ export async function fleet(t: { teardown(fn: () => unknown): void }, count: num
     removeTree(path.dirname(engine.dataDir))
   })
   app = engine.engine.app
-  credentials = keyedMachineCredentials(SecretBox.fromKeyFile(engine.config.secrets.keyFile))
+  credentials = machineCredentials(engine.config.secrets.keyFile)
   await engine.engine.start()
   await admin(app, 'POST', '/api/v1/flavors', { name: 'roll', control_plane_count: controlPlane, nodes_min: 0, nodes_max: count - controlPlane })
   for (const name of clusters) await admin(app, 'POST', '/api/v1/clusters', { name, flavor: 'roll' })
@@ -116,9 +118,9 @@ export async function fleet(t: { teardown(fn: () => unknown): void }, count: num
   }
   await admin(app, 'POST', '/api/v1/scheduler/run')
   for (let n = 1; n <= total; n++) {
-    await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(n)}` })
-    await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(n)}` })
-    const config = (await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(n)}&mac=${macOf(n)}&os=installed` })).body
+    const machine = { uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) }
+    const config = (await takeSlotAndFetchConfig(app, machine)).body
+    await reportInstalled(app, machine)
     await report(ipOf(n), config)
   }
   // A change to both role templates: every machine is outdated.

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import path from 'node:path'
+import { Agent, fetch as undiciFetch } from 'undici'
 import { ADMIN_TOKEN, REPO_ROOT } from './engine.ts'
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -19,6 +20,14 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port))
     })
   })
+}
+
+const agents = new Map<string, Agent>()
+/** One keep-alive agent per source address. */
+const agentFrom = (address: string) => {
+  let agent = agents.get(address)
+  if (!agent) agents.set(address, (agent = new Agent({ localAddress: address })))
+  return agent
 }
 
 export interface EngineProcessOptions {
@@ -114,14 +123,18 @@ export class EngineProcess {
     clearTimeout(timer)
   }
 
-  /** An API call; the admin token unless `headers` says otherwise (`{}`: none). */
-  async call(method: string, url: string, body?: unknown, headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` }): Promise<ApiAnswer> {
-    const init: RequestInit = { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) } }
-    if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body)
-    const response = await fetch(`${this.baseUrl}${url}`, init)
+  /**
+   * An API call; the admin token unless `headers` says otherwise (`{}`: none). `from`: a loopback
+   * source address to send from, as a machine at that address would.
+   */
+  async call(method: string, url: string, body?: unknown, headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}` }, from?: string): Promise<ApiAnswer> {
+    const init = { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }) }
+    // undici's own fetch takes a dispatcher (a connection bound to `from`); both throw TypeError when the engine is down.
+    const response = from ? await undiciFetch(`${this.baseUrl}${url}`, { ...init, dispatcher: agentFrom(from) }) : await fetch(`${this.baseUrl}${url}`, init)
     const text = await response.text()
     return { status: response.status, text, json: () => JSON.parse(text) }
   }
+
 }
 
 /**

@@ -48,7 +48,7 @@ forEachBackend(t, 'install slots: machines racing on two replicas never exceed m
     await discovery.transition(uuid, 'scheduled', 'test')
   }
   const authorizations = replicas.map((store) => new InstallAuthorization(machineRepository(store), { maxConcurrent: 3, timeoutSeconds: 600 }))
-  const answers = await Promise.all(uuids.map((uuid, index) => authorizations[index % 2]!.authorizeInstall({ uuid })))
+  const answers = await Promise.all(uuids.map((uuid, index) => authorizations[index % 2]!.authorizeInstall({ uuid, mac: macOf(index + 1) })))
   t.equal(answers.filter((answer) => answer.authorized).length, 3, 'exactly 3 granted')
   t.equal((await machineRepository(replicas[1]!).listMachines({ state: 'installing' })).length, 3, 'and 3 installing in the store')
 })

@@ -10,6 +10,9 @@ import type { BootSpec, Profile } from '../selection/profile.ts'
 import type { Catalog, CatalogSource } from './catalog.ts'
 import { finalizeIgnition, isButane, isRawIgnition, type RenderedIgnition } from './ignition-output.ts'
 import { renderEnvFile } from './env-file.ts'
+import type { DeliverySource, SecretDeliveryGate } from './secret-delivery.ts'
+import type { CredentialState } from '../lifecycle/machine-credentials.ts'
+import { bootAddressOf } from '../machines/machine-identity.ts'
 
 /** What a machine-facing request carries, whatever transport it came in on. */
 export interface BootRequest {
@@ -68,6 +71,26 @@ export interface Match {
   profile: Profile
 }
 
+/** A render, with whether it read a secret (its cluster's keys, the machine's credential) and whose. */
+interface Rendered<T> {
+  value: T
+  /** The machine whose secrets the render carries; undefined when it carries none. */
+  secretsOf?: KnownMachine
+}
+
+/** Set by the secret parts of a render context when a template reads them. */
+interface SecretUse {
+  used: boolean
+}
+
+/** The machine fields the boot routes read from a known machine's view (MachineDirectory keeps the whole Machine). */
+interface MachineView {
+  bootMac?: string
+  credential?: CredentialState
+  reprovisionUntil?: string | null
+  interfaces?: { ipv4: string | null; isBoot: boolean }[]
+}
+
 /** Names of the templates in `ipxe/` that every engine has. */
 export const CHAIN_SCRIPT_TEMPLATE = 'boot.ipxe'
 export const PROFILE_SCRIPT_TEMPLATE = 'profile.ipxe'
@@ -82,6 +105,8 @@ export class BootService {
     private readonly machines: MachineFactsSource = NO_MACHINES,
     private readonly clusters: ClusterMembershipSource = NO_CLUSTERS,
     private readonly lifecycle?: { credentials: MachineCredentials; sshPublicKey: string },
+    /** Who may receive a render that carries secrets; without one, no such render is served. */
+    private readonly gate?: SecretDeliveryGate,
   ) {}
 
   match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
@@ -108,21 +133,32 @@ export class BootService {
   }
 
   ipxeScript(request: BootRequest): string {
+    return this.renderIpxe(request).value
+  }
+
+  /** What a booting machine is served at `/ipxe`: past the gate when it carries secrets. */
+  async serveIpxe(request: BootRequest, source: DeliverySource): Promise<string> {
+    return this.deliver('ipxe', this.renderIpxe(request), source)
+  }
+
+  private renderIpxe(request: BootRequest): Rendered<string> {
     const catalog = this.catalogs.current()
     const machine = this.machines.lookup(request.labels)
     const { group, profile } = this.match(selectionLabels(request.labels, machine), catalog)
     const bootSpec = profile.boot
     if (!bootSpec) {
-      if (machine?.state === 'installed') return LOCAL_BOOT_SCRIPT
+      if (machine?.state === 'installed') return { value: LOCAL_BOOT_SCRIPT }
       throw notFound('NO_BOOT_SPEC', `profile "${profile.id}" (group "${group.id}") has no boot section to build an iPXE script from`, {
         group: group.id,
         profile: profile.id,
       })
     }
     return this.cached(catalog, renderKey('ipxe', group, request, machine), () => {
-      const context = this.context(request, group, profile, machine)
+      const secrets: SecretUse = { used: false }
+      const context = this.context(request, group, profile, machine, secrets)
       const boot = this.renderBootSpec(catalog, profile, bootSpec, context)
-      return this.renderTemplate(catalog, 'ipxe', PROFILE_SCRIPT_TEMPLATE, { ...context, boot })
+      const value = this.renderTemplate(catalog, 'ipxe', PROFILE_SCRIPT_TEMPLATE, { ...context, boot })
+      return secrets.used && machine ? { value, secretsOf: machine } : { value }
     })
   }
 
@@ -132,6 +168,15 @@ export class BootService {
    * rather than whatever catch-all group would match: installing the discovery config would be wrong.
    */
   ignition(request: BootRequest): RenderedIgnition {
+    return this.renderIgnition(request).value
+  }
+
+  /** What a booting machine is served at `/ignition`: past the gate when it carries secrets. */
+  async serveIgnition(request: BootRequest, source: DeliverySource): Promise<RenderedIgnition> {
+    return this.deliver('ignition', this.renderIgnition(request), source)
+  }
+
+  private renderIgnition(request: BootRequest): Rendered<RenderedIgnition> {
     const catalog = this.catalogs.current()
     const machine = this.machines.lookup(request.labels)
     const { group, profile } = this.match(selectionLabels(request.labels, machine), catalog)
@@ -154,27 +199,55 @@ export class BootService {
       )
     }
     if (isRawIgnition(templateId)) {
-      return this.cached(catalog, `raw\0${templateId}`, () => finalizeIgnition(name, template.body))
+      return this.cached(catalog, `raw\0${templateId}`, () => ({ value: finalizeIgnition(name, template.body) }))
     }
     const membership = machine && this.clusters.memberOf(machine.uuid)
-    if (membership && !sameUuid(request.labels.uuid, machine.uuid)) {
+    if (membership && !asksAsItself(request, machine)) {
       throw forbidden(
         'MACHINE_UUID_REQUIRED',
-        `this config carries cluster ${membership.cluster}'s credentials: ask with the machine's SMBIOS uuid as well as its MAC (uuid=\${uuid} in iPXE, /sys/class/dmi/id/product_uuid on Linux)`,
+        `this config carries cluster ${membership.cluster}'s credentials: ask with the machine's SMBIOS uuid and its boot MAC (uuid=\${uuid}&mac=\${mac:hexhyp} in iPXE, /sys/class/dmi/id/product_uuid on Linux)`,
         { mac: request.labels.mac ?? null },
       )
     }
-    return this.cached(catalog, renderKey('ignition', group, request, machine), () =>
-      finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile, machine))),
-    )
+    return this.cached(catalog, renderKey('ignition', group, request, machine), () => {
+      const secrets: SecretUse = { used: false }
+      const value = finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile, machine, secrets)))
+      return secrets.used && machine ? { value, secretsOf: machine } : { value }
+    })
   }
 
   generic(request: BootRequest): string {
+    return this.renderGeneric(request).value
+  }
+
+  /** What a booting machine is served at `/generic`: past the gate when it carries secrets. */
+  async serveGeneric(request: BootRequest, source: DeliverySource): Promise<string> {
+    return this.deliver('generic', this.renderGeneric(request), source)
+  }
+
+  private renderGeneric(request: BootRequest): Rendered<string> {
     const catalog = this.catalogs.current()
-    const { group, profile } = this.match(selectionLabels(request.labels, this.machines.lookup(request.labels)), catalog)
+    const machine = this.machines.lookup(request.labels)
+    const { group, profile } = this.match(selectionLabels(request.labels, machine), catalog)
     const templateId = requiredField(group, profile, 'generic_id', 'NO_GENERIC')
     const template = this.requireTemplate(catalog, 'generic', templateId, profile)
-    return catalog.compiled('generic', templateId, template.body)(this.context(request, group, profile))
+    const secrets: SecretUse = { used: false }
+    const value = catalog.compiled('generic', templateId, template.body)(this.context(request, group, profile, machine, secrets))
+    return secrets.used && machine ? { value, secretsOf: machine } : { value }
+  }
+
+  /** Hands out a render; one that carries a machine's secrets only once the gate lets it through. */
+  private async deliver<T>(kind: string, rendered: Rendered<T>, source: DeliverySource): Promise<T> {
+    const machine = rendered.secretsOf
+    if (!machine) return rendered.value
+    if (!this.gate) throw forbidden('SECRET_CONFIG_NOT_AUTHORIZED', `this ${kind} carries secrets of machine ${machine.uuid} and this engine serves no secret-bearing config`)
+    const view = machine.view as MachineView
+    await this.gate.authorize(
+      { uuid: machine.uuid, bootMac: view.bootMac ?? '', state: machine.state, bootAddress: bootAddressOf({ interfaces: view.interfaces ?? [] }), reprovisionUntil: view.reprovisionUntil ?? null },
+      kind,
+      source,
+    )
+    return rendered.value
   }
 
   /** `/metadata`: matchbox's variables as an env file, for scripts on the machine. */
@@ -184,7 +257,7 @@ export class BootService {
   }
 
   /** What templates see: matchbox's variables plus Slipway's own, each under its own key. */
-  context(request: BootRequest, group: Group, profile: Profile, machine = this.machines.lookup(request.labels)): RenderContext {
+  context(request: BootRequest, group: Group, profile: Profile, machine = this.machines.lookup(request.labels), secrets: SecretUse = { used: false }): RenderContext {
     return {
       // Present for every machine so that role templates can test `{{#if cluster.pki}}` in strict mode.
       cluster: {},
@@ -192,8 +265,8 @@ export class BootService {
       ...matchboxVariables(request, group),
       labels: request.labels,
       ...(machine ? { machine: machine.view } : {}),
-      ...this.clusterContext(request, machine),
-      ...this.lifecycleContext(request, machine),
+      ...this.clusterContext(request, machine, secrets),
+      ...this.lifecycleContext(request, machine, secrets),
       group: { id: group.id, name: group.name },
       profile: { id: profile.id, name: profile.name },
       engine: { url: request.engineUrl },
@@ -202,13 +275,14 @@ export class BootService {
 
   /**
    * `{{cluster.*}}` for a cluster member: name, role, hostname, labels, and `cluster.pki` (the keys
-   * its role needs, see pkiForRole) only when the request names the member's uuid as well as its MAC.
+   * its role needs, see pkiForRole) only when the request names the member's uuid and boot MAC; a
+   * template that reads it makes the render secret-bearing.
    */
-  private clusterContext(request: BootRequest, machine: KnownMachine | undefined): RenderContext {
+  private clusterContext(request: BootRequest, machine: KnownMachine | undefined, secrets: SecretUse): RenderContext {
     const membership = machine && this.clusters.memberOf(machine.uuid)
     if (!membership) return {}
     const cluster: Record<string, unknown> = { name: membership.cluster, role: membership.role, hostname: membership.hostname, labels: membership.labels }
-    if (sameUuid(request.labels.uuid, machine.uuid)) cluster.pki = pkiForRole(membership.pki, membership.role)
+    if (asksAsItself(request, machine)) secretField(cluster, 'pki', secrets, () => pkiForRole(membership.pki, membership.role))
     return { cluster }
   }
 
@@ -217,22 +291,22 @@ export class BootService {
    * speaks for itself to the lifecycle endpoints, its FleetLock base URL, its lock group and the
    * engine's SSH public key (rolling updates log in with it).
    */
-  private lifecycleContext(request: BootRequest, machine: KnownMachine | undefined): RenderContext {
-    if (!machine || !this.lifecycle || !sameUuid(request.labels.uuid, machine.uuid)) return {}
-    const credential = this.lifecycle.credentials.issue(machine.uuid)
+  private lifecycleContext(request: BootRequest, machine: KnownMachine | undefined, secrets: SecretUse): RenderContext {
+    if (!machine || !this.lifecycle || !asksAsItself(request, machine)) return {}
+    const lifecycle = this.lifecycle
+    const credential = () => lifecycle.credentials.issue(machine.uuid, (machine.view as MachineView).credential?.generation ?? 0)
     const group = this.clusters.memberOf(machine.uuid)?.cluster ?? 'default'
     const mac = String(machine.view.bootMac).replaceAll(':', '-')
-    return {
-      lifecycle: {
-        credential,
-        fleetlock_url: `${request.engineUrl}/fleetlock/${credential}/`,
-        lock_group: group,
-        ssh_public_key: this.lifecycle.sshPublicKey,
-        // Where the machine-driven rolling agent fetches its new config and itself.
-        config_url: `${request.engineUrl}/ignition?uuid=${machine.uuid}&mac=${mac}&os=installed`,
-        agent_url: `${request.engineUrl}/generic?uuid=${machine.uuid}&mac=${mac}&os=installed`,
-      },
+    const context: Record<string, unknown> = {
+      lock_group: group,
+      ssh_public_key: lifecycle.sshPublicKey,
+      // Where the machine-driven rolling agent fetches its new config and itself.
+      config_url: `${request.engineUrl}/ignition?uuid=${machine.uuid}&mac=${mac}&os=installed`,
+      agent_url: `${request.engineUrl}/generic?uuid=${machine.uuid}&mac=${mac}&os=installed`,
     }
+    secretField(context, 'credential', secrets, credential)
+    secretField(context, 'fleetlock_url', secrets, () => `${request.engineUrl}/fleetlock/${credential()}/`)
+    return { lifecycle: context }
   }
 
   private renderBootSpec(catalog: Catalog, profile: Profile, boot: BootSpec, context: RenderContext): BootSpec {
@@ -289,6 +363,20 @@ function matchboxVariables(request: BootRequest, group: Group): RenderContext {
 }
 
 const sameUuid = (label: string | undefined, uuid: string) => label !== undefined && label.toLowerCase() === uuid
+
+/** A request speaks as a known machine when it names both halves of its identity: uuid and boot MAC. */
+const asksAsItself = (request: BootRequest, machine: KnownMachine) => sameUuid(request.labels.uuid, machine.uuid) && request.labels.mac === (machine.view as MachineView).bootMac
+
+/** A context field holding a secret: reading it (as a template does) marks the render secret-bearing. */
+function secretField(target: Record<string, unknown>, name: string, secrets: SecretUse, value: () => unknown): void {
+  Object.defineProperty(target, name, {
+    enumerable: true,
+    get: () => {
+      secrets.used = true
+      return value()
+    },
+  })
+}
 
 /**
  * The labels groups are selected by. An installed machine that netboots again sends the same query as

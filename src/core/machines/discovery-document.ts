@@ -32,7 +32,8 @@ const DiscoveryInterface = Type.Object(
 const DiscoveryDisk = Type.Object(
   {
     path: Type.String({ minLength: 1, maxLength: 256 }),
-    'size-bytes': Type.Integer({ minimum: 0 }),
+    // 1 EiB: past any disk made, and within JavaScript's exact integers (2^53).
+    'size-bytes': Type.Integer({ minimum: 0, maximum: 2 ** 60 }),
     model: Type.Optional(Text(256)),
     serial: Type.Optional(Text(256)),
   },
@@ -66,7 +67,8 @@ export const DiscoveryDocument = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    memory: Type.Optional(Type.Object({ 'total-bytes': Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
+    // 64 PiB of memory: past any machine made, and within JavaScript's exact integers (2^53).
+    memory: Type.Optional(Type.Object({ 'total-bytes': Type.Integer({ minimum: 0, maximum: 2 ** 56 }) }, { additionalProperties: false })),
     firmware: Type.Optional(Type.Enum(['bios', 'uefi'])),
     dmi: Type.Optional(
       Type.Object({ vendor: Type.Optional(Text(256)), product: Type.Optional(Text(256)), serial: Type.Optional(Text(256)) }, { additionalProperties: false }),

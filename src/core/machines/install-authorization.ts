@@ -2,6 +2,7 @@ import { normalizeMac } from '../../lib/mac.ts'
 import { conflict, invalid, notFound, SlipwayError } from '../errors.ts'
 import { checkUuid, type Machine, type MachineRepository } from './machine-service.ts'
 import { transition, type MachineEvent } from './machine-state.ts'
+import { nextGeneration } from '../lifecycle/machine-credentials.ts'
 
 /** How many disk installs may run at once, and how long a slot may be held before it is taken back. */
 export interface InstallPolicy {
@@ -9,7 +10,7 @@ export interface InstallPolicy {
   timeoutSeconds: number
 }
 
-/** How a machine names itself on machine-facing routes: `?uuid=` wins; iPXE sends it empty when the firmware has none. */
+/** How a machine names itself to the installer routes: its uuid and its boot MAC, both required. */
 export interface MachineIdentity {
   uuid?: string | undefined
   mac?: string | undefined
@@ -80,6 +81,8 @@ export class InstallAuthorization {
       }
       if (slots.free) {
         const moved = await this.move(repository, current, 'installing', INSTALL_GRANTED, now)
+        // A new install, a new credential: whatever the machine ran before no longer speaks for it.
+        await repository.setCredential(current.uuid, nextGeneration(current.credential, now, 0))
         changed.push(current.uuid)
         return { answer: { authorized: true, machine: moved } as InstallAnswer, changed }
       }
@@ -126,20 +129,17 @@ export class InstallAuthorization {
   }
 }
 
+/**
+ * The machine named by both halves of its identity. One half is not enough: a MAC can be read off the
+ * boot network and a uuid off a boot request, and either alone would let anyone move a machine.
+ */
 async function findByIdentity(repository: MachineRepository, identity: MachineIdentity): Promise<Machine> {
-  if (identity.uuid) {
-    const uuid = checkUuid(identity.uuid)
-    const machine = await repository.findMachine(uuid)
-    if (!machine) throw notFound('MACHINE_NOT_FOUND', `machine ${uuid} does not exist; it appears once it has sent a discovery report`)
-    return machine
-  }
-  if (identity.mac) {
-    const mac = normalizeMac(identity.mac)
-    if (!mac) throw invalid('INVALID_MAC', `mac "${identity.mac}" is not a MAC address; use 52:54:00:aa:bb:cc or 52-54-00-aa-bb-cc`)
-    // The boot MAC names the machine; another machine's secondary NIC with the same MAC does not.
-    const machine = (await repository.listMachines({ mac })).find((candidate) => candidate.bootMac === mac)
-    if (!machine) throw notFound('MACHINE_NOT_FOUND', `no machine boots from ${mac}; it appears once it has sent a discovery report`)
-    return machine
-  }
-  throw invalid('MACHINE_IDENTITY_MISSING', 'name the machine with ?uuid= or ?mac= (its boot MAC)')
+  if (!identity.uuid || !identity.mac) throw invalid('MACHINE_IDENTITY_MISSING', 'name the machine with both ?uuid= (its SMBIOS uuid) and ?mac= (its boot MAC)')
+  const uuid = checkUuid(identity.uuid)
+  const mac = normalizeMac(identity.mac)
+  if (!mac) throw invalid('INVALID_MAC', `mac "${identity.mac}" is not a MAC address; use 52:54:00:aa:bb:cc or 52-54-00-aa-bb-cc`)
+  const machine = await repository.findMachine(uuid)
+  // The same answer whether the uuid is unknown or boots from another MAC: nothing to learn by probing.
+  if (!machine || machine.bootMac !== mac) throw notFound('MACHINE_NOT_FOUND', `no machine ${uuid} booting from ${mac} is known; it appears once it has sent a discovery report`)
+  return machine
 }

@@ -1,6 +1,8 @@
 import { normalizeMac } from '../../lib/mac.ts'
-import { invalid, notFound } from '../errors.ts'
-import { parseDiscovery, UUID_PATTERN, type MachineDisk, type MachineFacts, type MachineInterface } from './discovery-document.ts'
+import { conflict, invalid, notFound } from '../errors.ts'
+import { FIRST_CREDENTIAL, nextGeneration, type CredentialState } from '../lifecycle/machine-credentials.ts'
+import { parseDiscovery, UUID_PATTERN, type Discovery, type MachineDisk, type MachineFacts, type MachineInterface } from './discovery-document.ts'
+import { describeConflict, identityConflict, MAX_OPEN_CONFLICTS, type ConflictKind, type ConflictState, type MachineConflict } from './machine-identity.ts'
 import { isMachineState, transition, type MachineEvent, type MachineState } from './machine-state.ts'
 
 export interface Machine {
@@ -15,6 +17,10 @@ export interface Machine {
   interfaces: MachineInterface[]
   disks: MachineDisk[]
   labels: Record<string, string>
+  /** The generation of the machine's credential (machine-credentials.ts). */
+  credential: CredentialState
+  /** Until when an operator lets the machine fetch its secret-bearing config again without an install slot. */
+  reprovisionUntil: string | null
 }
 
 export interface MachineFilter {
@@ -41,8 +47,34 @@ export interface MachineRepository {
   replaceLabels(uuid: string, labels: Record<string, string>): Promise<void>
   appendEvent(event: MachineEvent): Promise<void>
   listEvents(uuid: string): Promise<MachineEvent[]>
+  /** Stores a machine's credential state (and nothing else). */
+  setCredential(uuid: string, credential: CredentialState): Promise<void>
+  setReprovisionUntil(uuid: string, until: string | null): Promise<void>
+  /**
+   * Records a claim: a new open conflict, or one more report of the same open claim (same kind,
+   * machine, claimed uuid and MAC). `undefined` when `maxOpen` conflicts are already open.
+   */
+  recordConflict(claim: ConflictClaim, maxOpen: number): Promise<{ conflict: MachineConflict; first: boolean } | undefined>
+  listConflicts(filter: { state?: ConflictState }): Promise<MachineConflict[]>
+  findConflict(id: number): Promise<(MachineConflict & { report: Discovery }) | undefined>
+  resolveConflict(id: number, state: Exclude<ConflictState, 'open'>, at: string, by: string): Promise<void>
   /** Runs `work` atomically: all of its writes land or none do. */
   transaction<T>(work: (repository: MachineRepository) => Promise<T>): Promise<T>
+}
+
+/** A report that claimed a known machine's identity, as recorded. */
+export interface ConflictClaim {
+  kind: ConflictKind
+  machineUuid: string
+  report: Discovery
+  claimedIpv4: string | null
+  sourceIp: string
+  at: string
+}
+
+/** Where a report came from, as the transport saw it. */
+export interface ReportSource {
+  address: string
 }
 
 export const LABEL_KEY_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$'
@@ -62,42 +94,125 @@ export class MachineService {
      * the machine as stored when the caller has it at hand (saves reading it back).
      */
     private readonly afterChange: (uuid: string, machine?: Machine) => Promise<void> | void = () => {},
+    /** Told of every refused report (a metric counts them). */
+    private readonly conflictRecorded: (kind: ConflictKind) => void = () => {},
   ) {}
 
   /**
    * Upserts a machine from a discovery report, in one transaction. A new machine starts `discovered`;
    * a `booting` one becomes `discovered`; any other machine keeps its state (an installed machine
    * booting discovery again, e.g. after a disk wipe, stays installed until an operator or the
-   * lifecycle slice sends it back): only facts, interfaces, disks and last_seen change.
+   * lifecycle slice sends it back): only facts, interfaces, disks and last_seen change. A report that
+   * claims another machine's identity (machine-identity.ts) changes nothing: it is recorded as a
+   * conflict and refused with 409 MACHINE_IDENTITY_CONFLICT.
    */
-  async discover(input: unknown, now: Date = this.clock()): Promise<{ isNew: boolean; machine: Machine }> {
-    const result = await this.discoverInTransaction(input, now)
+  async discover(input: unknown, now: Date = this.clock(), source: ReportSource = { address: 'unknown' }): Promise<{ isNew: boolean; machine: Machine }> {
+    const discovery = parseDiscovery(input)
+    const result = await this.repository.transaction(async (repository) => {
+      const existing = await repository.findMachine(discovery.uuid)
+      const macHolder = existing ? undefined : (await repository.listMachines({ mac: discovery.bootMac })).find((candidate) => candidate.bootMac === discovery.bootMac)
+      const claim = identityConflict(discovery, existing, macHolder)
+      if (!claim) return this.applyReport(repository, discovery, existing, now)
+      const at = now.toISOString()
+      const claimedIpv4 = discovery.interfaces.find((nic) => nic.isBoot)?.ipv4 ?? null
+      const recorded = await repository.recordConflict({ kind: claim.kind, machineUuid: claim.machine.uuid, report: discovery, claimedIpv4, sourceIp: source.address, at }, MAX_OPEN_CONFLICTS)
+      if (recorded?.first) {
+        const description = describeConflict(claim.kind, { claimedUuid: discovery.uuid, claimedMac: discovery.bootMac, claimedIpv4, sourceIp: source.address })
+        await repository.appendEvent({ uuid: claim.machine.uuid, fromState: claim.machine.state, toState: claim.machine.state, reason: `identity conflict #${recorded.conflict.id}: ${description}; not applied (an operator accepts or dismisses it)`, at })
+      }
+      // Returned, not thrown: the conflict must commit although the report is refused.
+      return { refused: { kind: claim.kind, conflictId: recorded?.conflict.id ?? null } }
+    })
+    if ('refused' in result) {
+      this.conflictRecorded(result.refused.kind)
+      throw conflict(
+        'MACHINE_IDENTITY_CONFLICT',
+        `this report claims the identity (uuid, boot MAC or address) of a machine the inventory already knows; it was not applied and is kept for an operator to accept or dismiss${result.refused.conflictId === null ? '' : ` (conflict ${result.refused.conflictId})`}`,
+        { kind: result.refused.kind, ...(result.refused.conflictId === null ? {} : { conflict: result.refused.conflictId }) },
+      )
+    }
     await this.afterChange(result.machine.uuid, result.machine)
     return result
   }
 
-  private async discoverInTransaction(input: unknown, now: Date): Promise<{ isNew: boolean; machine: Machine }> {
-    const discovery = parseDiscovery(input)
+  private async applyReport(repository: MachineRepository, discovery: Discovery, existing: Machine | undefined, now: Date): Promise<{ isNew: boolean; machine: Machine }> {
     const at = now.toISOString()
-    return this.repository.transaction(async (repository) => {
-      const existing = await repository.findMachine(discovery.uuid)
-      const reported = { bootMac: discovery.bootMac, bootRandomId: discovery.bootRandomId, facts: discovery.facts, interfaces: discovery.interfaces, disks: discovery.disks, lastSeenAt: at }
-      if (!existing) {
-        const machine: Machine = { uuid: discovery.uuid, state: 'discovered', stateChangedAt: at, firstSeenAt: at, labels: {}, ...reported }
-        await repository.saveMachine(machine)
-        await repository.appendEvent({ uuid: machine.uuid, fromState: null, toState: 'discovered', reason: 'first discovery report', at })
-        return { isNew: true, machine }
-      }
-      let machine: Machine = { ...existing, ...reported }
-      if (existing.state === 'booting') {
-        const moved = transition(machine, 'discovered', 'discovery report', now)
-        machine = moved.machine
-        await repository.appendEvent(moved.event)
-      }
-      const childrenUnchanged = sameJson(existing.interfaces, machine.interfaces) && sameJson(existing.disks, machine.disks)
-      await repository.saveMachine(machine, { childrenUnchanged })
-      return { isNew: false, machine }
+    const reported = { bootMac: discovery.bootMac, bootRandomId: discovery.bootRandomId, facts: discovery.facts, interfaces: discovery.interfaces, disks: discovery.disks, lastSeenAt: at }
+    if (!existing) {
+      const machine: Machine = { uuid: discovery.uuid, state: 'discovered', stateChangedAt: at, firstSeenAt: at, labels: {}, credential: FIRST_CREDENTIAL, reprovisionUntil: null, ...reported }
+      await repository.saveMachine(machine)
+      await repository.appendEvent({ uuid: machine.uuid, fromState: null, toState: 'discovered', reason: 'first discovery report', at })
+      return { isNew: true, machine }
+    }
+    let machine: Machine = { ...existing, ...reported }
+    if (existing.state === 'booting') {
+      const moved = transition(machine, 'discovered', 'discovery report', now)
+      machine = moved.machine
+      await repository.appendEvent(moved.event)
+    }
+    const childrenUnchanged = sameJson(existing.interfaces, machine.interfaces) && sameJson(existing.disks, machine.disks)
+    await repository.saveMachine(machine, { childrenUnchanged })
+    return { isNew: false, machine }
+  }
+
+  /** Identity conflicts, newest first. */
+  conflicts(filter: { state?: string } = {}): Promise<MachineConflict[]> {
+    if (filter.state !== undefined && !['open', 'accepted', 'dismissed'].includes(filter.state)) throw invalid('INVALID_CONFLICT_STATE', `"${filter.state}" is not a conflict state (open, accepted, dismissed)`)
+    return this.repository.listConflicts(filter.state === undefined ? {} : { state: filter.state as ConflictState })
+  }
+
+  /**
+   * An operator's decision on an open conflict: `accept` applies the claiming report as if it had
+   * made no claim (the machine moves to the claimed MAC or address, or the claiming machine is added);
+   * `dismiss` leaves the inventory as it is. Either way the machine's history says who decided.
+   */
+  async resolveConflict(id: number, decision: 'accept' | 'dismiss', by: string, now: Date = this.clock()): Promise<MachineConflict> {
+    const applied = await this.repository.transaction(async (repository) => {
+      const found = await repository.findConflict(id)
+      if (!found) throw notFound('CONFLICT_NOT_FOUND', `identity conflict ${id} does not exist`)
+      if (found.state !== 'open') throw conflict('CONFLICT_RESOLVED', `identity conflict ${id} was already ${found.state} by ${found.resolvedBy ?? 'an operator'} at ${found.resolvedAt ?? 'an earlier time'}`)
+      const at = now.toISOString()
+      let machine: Machine | undefined
+      if (decision === 'accept') machine = (await this.applyReport(repository, found.report, await repository.findMachine(found.report.uuid), now)).machine
+      await repository.resolveConflict(id, decision === 'accept' ? 'accepted' : 'dismissed', at, by)
+      const holder = await repository.findMachine(found.machineUuid)
+      if (holder) await repository.appendEvent({ uuid: holder.uuid, fromState: holder.state, toState: holder.state, reason: `identity conflict #${id} ${decision === 'accept' ? 'accepted (the report was applied)' : 'dismissed'} by ${by}`, at })
+      const { report: _report, ...record } = found
+      return { record: { ...record, state: decision === 'accept' ? ('accepted' as const) : ('dismissed' as const), resolvedAt: at, resolvedBy: by }, changed: [found.machineUuid, ...(machine ? [machine.uuid] : [])] }
     })
+    for (const uuid of new Set(applied.changed)) await this.afterChange(uuid)
+    return applied.record
+  }
+
+  /**
+   * A new credential generation for a machine: `graceSeconds` > 0 rotates (the current credential
+   * keeps counting that long, so the machine can fetch its next config with it), 0 revokes at once.
+   */
+  async renewCredential(uuid: string, graceSeconds: number, reason: string, now: Date = this.clock()): Promise<Machine> {
+    const machine = await this.repository.transaction(async (repository) => {
+      const machine = await repository.findMachine(checkUuid(uuid))
+      if (!machine) throw notFound('MACHINE_NOT_FOUND', `machine ${uuid} does not exist`)
+      const credential = nextGeneration(machine.credential, now, graceSeconds)
+      await repository.setCredential(machine.uuid, credential)
+      await repository.appendEvent({ uuid: machine.uuid, fromState: machine.state, toState: machine.state, reason: `${reason}: credential generation ${credential.generation}${graceSeconds > 0 ? `, the previous one counts until ${credential.previousValidUntil}` : ', the previous one no longer counts'}`, at: now.toISOString() })
+      return { ...machine, credential }
+    })
+    await this.afterChange(machine.uuid)
+    return machine
+  }
+
+  /** Opens (or, with 0 seconds, closes) the window in which the machine is served its secret-bearing config again. */
+  async setReprovisionWindow(uuid: string, seconds: number, by: string, now: Date = this.clock()): Promise<Machine> {
+    const machine = await this.repository.transaction(async (repository) => {
+      const machine = await repository.findMachine(checkUuid(uuid))
+      if (!machine) throw notFound('MACHINE_NOT_FOUND', `machine ${uuid} does not exist`)
+      const until = seconds > 0 ? new Date(now.getTime() + seconds * 1000).toISOString() : null
+      await repository.setReprovisionUntil(machine.uuid, until)
+      await repository.appendEvent({ uuid: machine.uuid, fromState: machine.state, toState: machine.state, reason: until ? `re-provision window opened by ${by} until ${until}` : `re-provision window closed by ${by}`, at: now.toISOString() })
+      return { ...machine, reprovisionUntil: until }
+    })
+    await this.afterChange(machine.uuid)
+    return machine
   }
 
   list(filter: { state?: string; mac?: string; labels?: string[] } = {}): Promise<Machine[]> {

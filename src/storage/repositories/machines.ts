@@ -1,7 +1,9 @@
-import type { Kysely } from 'kysely'
-import type { Machine, MachineFilter, MachineRepository } from '../../core/machines/machine-service.ts'
+import type { Kysely, Selectable } from 'kysely'
+import type { Discovery } from '../../core/machines/discovery-document.ts'
+import type { ConflictClaim, Machine, MachineFilter, MachineRepository } from '../../core/machines/machine-service.ts'
+import type { ConflictKind, ConflictState, MachineConflict } from '../../core/machines/machine-identity.ts'
 import type { MachineEvent, MachineState } from '../../core/machines/machine-state.ts'
-import type { Database, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineLabelRow, MachineRow } from '../database.ts'
+import type { Database, MachineConflictsTable, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineLabelRow, MachineRow } from '../database.ts'
 import { inTransaction } from '../transactions.ts'
 
 type Db = Kysely<Database>
@@ -26,6 +28,29 @@ export function machineRepository(db: Db, clock: () => Date = () => new Date()):
       await db.insertInto('machine_events').values({ uuid: event.uuid, from_state: event.fromState, to_state: event.toState, reason: event.reason, at: event.at }).execute()
     },
     listEvents: async (uuid) => (await db.selectFrom('machine_events').selectAll().where('uuid', '=', uuid).orderBy('id').execute()).map(toEvent),
+    setCredential: async (uuid, credential) => {
+      await db
+        .updateTable('machines')
+        .set({ credential_generation: credential.generation, credential_previous_generation: credential.previousGeneration, credential_previous_valid_until: credential.previousValidUntil, updated_at: clock().toISOString() })
+        .where('uuid', '=', uuid)
+        .execute()
+    },
+    setReprovisionUntil: async (uuid, until) => {
+      await db.updateTable('machines').set({ reprovision_until: until, updated_at: clock().toISOString() }).where('uuid', '=', uuid).execute()
+    },
+    recordConflict: (claim, maxOpen) => recordConflict(db, claim, maxOpen),
+    listConflicts: async (filter) => {
+      let query = db.selectFrom('machine_conflicts').selectAll()
+      if (filter.state) query = query.where('state', '=', filter.state)
+      return (await query.orderBy('id', 'desc').limit(MAX_LISTED_CONFLICTS).execute()).map(toConflict)
+    },
+    findConflict: async (id) => {
+      const row = await db.selectFrom('machine_conflicts').selectAll().where('id', '=', id).executeTakeFirst()
+      return row && { ...toConflict(row), report: JSON.parse(row.report) as Discovery }
+    },
+    resolveConflict: async (id, state, at, by) => {
+      await db.updateTable('machine_conflicts').set({ state, resolved_at: at, resolved_by: by }).where('id', '=', id).execute()
+    },
     // Serial on SQLite, SERIALIZABLE with retries on PostgreSQL; a nested one joins the outer one.
     transaction: (work) => inTransaction(db, (trx) => work(machineRepository(trx, clock))),
   }
@@ -107,6 +132,8 @@ async function loadMachines(db: Db, rows: MachineRow[]): Promise<Machine[]> {
     interfaces: (interfacesOf.get(row.uuid) ?? []).map(toInterface),
     disks: (disksOf.get(row.uuid) ?? []).map(toDisk),
     labels: Object.fromEntries((labelsOf.get(row.uuid) ?? []).map((label) => [label.key, label.value])),
+    credential: { generation: row.credential_generation, previousGeneration: row.credential_previous_generation, previousValidUntil: row.credential_previous_valid_until },
+    reprovisionUntil: row.reprovision_until,
   }))
 }
 
@@ -175,3 +202,47 @@ const toEvent = (row: MachineEventRow): MachineEvent => ({
   reason: row.reason,
   at: row.at,
 })
+
+/** A listing is for people: the newest this many. */
+const MAX_LISTED_CONFLICTS = 1000
+
+const toConflict = (row: Selectable<MachineConflictsTable>): MachineConflict => ({
+  id: Number(row.id),
+  kind: row.kind as ConflictKind,
+  machineUuid: row.machine_uuid,
+  claimedUuid: row.claimed_uuid,
+  claimedMac: row.claimed_mac,
+  claimedIpv4: row.claimed_ipv4,
+  sourceIp: row.source_ip,
+  reports: row.reports,
+  firstSeenAt: row.first_seen_at,
+  lastSeenAt: row.last_seen_at,
+  state: row.state as ConflictState,
+  resolvedAt: row.resolved_at,
+  resolvedBy: row.resolved_by,
+})
+
+async function recordConflict(db: Db, claim: ConflictClaim, maxOpen: number): Promise<{ conflict: MachineConflict; first: boolean } | undefined> {
+  const same = await db
+    .selectFrom('machine_conflicts')
+    .selectAll()
+    .where('state', '=', 'open')
+    .where('kind', '=', claim.kind)
+    .where('machine_uuid', '=', claim.machineUuid)
+    .where('claimed_uuid', '=', claim.report.uuid)
+    .where('claimed_mac', '=', claim.report.bootMac)
+    .executeTakeFirst()
+  const latest = { claimed_ipv4: claim.claimedIpv4, source_ip: claim.sourceIp, report: JSON.stringify(claim.report), last_seen_at: claim.at }
+  if (same) {
+    await db.updateTable('machine_conflicts').set({ ...latest, reports: same.reports + 1 }).where('id', '=', same.id).execute()
+    return { conflict: toConflict({ ...same, ...latest, reports: same.reports + 1 }), first: false }
+  }
+  const open = await db.selectFrom('machine_conflicts').select((eb) => eb.fn.countAll<number>().as('count')).where('state', '=', 'open').executeTakeFirstOrThrow()
+  if (Number(open.count) >= maxOpen) return undefined
+  const row = await db
+    .insertInto('machine_conflicts')
+    .values({ kind: claim.kind, machine_uuid: claim.machineUuid, claimed_uuid: claim.report.uuid, claimed_mac: claim.report.bootMac, ...latest, reports: 1, first_seen_at: claim.at, state: 'open', resolved_at: null, resolved_by: null })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return { conflict: toConflict(row), first: true }
+}

@@ -4,6 +4,7 @@ import { disqualification, planSchedule, type PlacedMember } from '../../../src/
 import { SlipwayError } from '../../../src/core/errors.ts'
 import type { Machine } from '../../../src/core/machines/machine-service.ts'
 import type { MachineState } from '../../../src/core/machines/machine-state.ts'
+import { FIRST_CREDENTIAL } from '../../../src/core/lifecycle/machine-credentials.ts'
 
 const uuidOf = (n: number) => `4c4c4544-0042-3510-8050-${String(n).padStart(12, '0')}`
 const macOf = (n: number) => `52:54:00:00:0e:${n.toString(16).padStart(2, '0')}`
@@ -27,6 +28,8 @@ function machine(n: number, options: { state?: MachineState; labels?: Record<str
     ],
     disks: [{ path: '/dev/vda', sizeBytes: options.disk ?? 100e9, model: null, serial: null }],
     labels: options.labels ?? {},
+    credential: FIRST_CREDENTIAL,
+    reprovisionUntil: null,
   }
 }
 

@@ -14,8 +14,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { keyedMachineCredentials } from '../../../src/storage/machine-credentials.ts'
-import { SecretBox } from '../../../src/storage/secret-box.ts'
+import { machineCredentials } from '../../helpers/machine-credentials.ts'
 import { ipOf, macOf, uuidOf } from '../../fakes/rollout-fleet.ts'
 import { copySampleContent, REPO_ROOT, removeTree } from '../../helpers/engine.ts'
 import { EngineProcess, faultSeed, freePort, killCount, seededRandom, sleep } from '../../helpers/engine-process.ts'
@@ -49,9 +48,10 @@ t.test('SIGKILL during a rolling update: the run resumes and completes; no slot 
   const journal = (): JournalEntry[] => (existsSync(journalFile) ? readFileSync(journalFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as JournalEntry) : [])
 
   await engine.start()
-  const credentials = keyedMachineCredentials(SecretBox.fromKeyFile(path.join(dataDir, 'secrets.key')))
+  const credentials = machineCredentials(path.join(dataDir, 'secrets.key'))
   const numberOfHost = new Map(Array.from({ length: MACHINES }, (_, index) => [ipOf(index + 1), index + 1]))
-  const report = (n: number, config: string) => engine.call('POST', '/lifecycle/ignition', config, { authorization: `Bearer ${credentials.issue(uuidOf(n))}` })
+  // Generation 1: the install grant started it.
+  const report = (n: number, config: string) => engine.call('POST', '/lifecycle/ignition', config, { authorization: `Bearer ${credentials.issue(uuidOf(n), 1)}` })
   t.equal((await engine.call('POST', '/api/v1/flavors', { name: 'roll', control_plane_count: 1, nodes_min: 0, nodes_max: MACHINES - 1 })).status, 201)
   t.equal((await engine.call('POST', '/api/v1/clusters', { name: 'roll', flavor: 'roll' })).status, 201)
   for (let n = 1; n <= MACHINES; n++) {
@@ -62,9 +62,11 @@ t.test('SIGKILL during a rolling update: the run resumes and completes; no slot 
   t.equal((await engine.call('POST', '/api/v1/scheduler/run')).status, 200)
   t.equal((await engine.call('GET', '/api/v1/scheduler')).json().length, MACHINES)
   for (let n = 1; n <= MACHINES; n++) {
-    t.equal((await engine.call('GET', `/install-authorization?uuid=${uuidOf(n)}`, undefined, {})).status, 200)
-    t.equal((await engine.call('POST', `/lifecycle/install/success?uuid=${uuidOf(n)}`, undefined, {})).status, 200)
-    const config = (await engine.call('GET', `/ignition?uuid=${uuidOf(n)}&mac=${macOf(n)}&os=installed`, undefined, {})).text
+    // As the discovery agent installs, from the machine's address: its slot, its role config, its report.
+    const identity = `uuid=${uuidOf(n)}&mac=${macOf(n)}`
+    t.equal((await engine.call('POST', `/install-authorization?${identity}`, {}, {}, ipOf(n))).status, 200)
+    const config = (await engine.call('GET', `/ignition?${identity}&os=installed`, undefined, {}, ipOf(n))).text
+    t.equal((await engine.call('POST', `/lifecycle/install/success?${identity}`, undefined, {}, ipOf(n))).status, 200)
     t.equal((await report(n, config)).json().state, 'up_to_date')
   }
   for (const template of ['kubernetes-control-plane.json', 'kubernetes-node.json']) {

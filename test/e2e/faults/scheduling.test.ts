@@ -12,7 +12,7 @@ import { mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { discoveryStorm, stormUuidOf } from '../../helpers/discovery-reports.ts'
+import { discoveryStorm, stormMacOf, stormUuidOf } from '../../helpers/discovery-reports.ts'
 import { copySampleContent, removeTree } from '../../helpers/engine.ts'
 import { EngineProcess, faultSeed, freePort, killCount, seededRandom, sleep } from '../../helpers/engine-process.ts'
 import { openAfterCrash, schedulingProblems, sqliteProblems } from '../../helpers/sqlite-consistency.ts'
@@ -88,6 +88,9 @@ t.test('SIGKILL while scheduling and installing: quorum all or nothing, one role
 
   // The members install: ask for a slot until granted, install a moment, report; an answer lost in a
   // kill is asked again (a success report already applied answers 409 "installed": done).
+  // Installers name their machine by both halves of its identity.
+  const numberOfUuid = new Map(all.map((n) => [stormUuidOf(n), n]))
+  const identity = (uuid: string) => `uuid=${uuid}&mac=${stormMacOf(numberOfUuid.get(uuid)!)}`
   const installed = new Set<string>()
   let machinesStop = false
   const installer = async (uuid: string) => {
@@ -95,14 +98,14 @@ t.test('SIGKILL while scheduling and installing: quorum all or nothing, one role
     while (!machinesStop && !installed.has(uuid)) {
       try {
         if (!granted) {
-          const answer = await engine.call('GET', `/install-authorization?uuid=${uuid}`, undefined, {})
+          const answer = await engine.call('POST', `/install-authorization?${identity(uuid)}`, {}, {})
           if (answer.status === 200) granted = true
           else if (answer.status !== 403) throw new Error(`install-authorization ${answer.status} ${answer.text}`)
           else await sleep(60)
           continue
         }
         await sleep(40 + Math.floor(random() * 80))
-        const report = await engine.call('POST', `/lifecycle/install/success?uuid=${uuid}`, undefined, {})
+        const report = await engine.call('POST', `/lifecycle/install/success?${identity(uuid)}`, undefined, {})
         if (report.status === 200 || (report.status === 409 && report.json().details?.from === 'installed')) installed.add(uuid)
         else throw new Error(`install report ${report.status} ${report.text}`)
       } catch (error) {

@@ -6,8 +6,7 @@
  */
 import { once } from 'node:events'
 import t from 'tap'
-import { keyedMachineCredentials } from '../../../src/storage/machine-credentials.ts'
-import { SecretBox } from '../../../src/storage/secret-box.ts'
+import { machineCredentials } from '../../helpers/machine-credentials.ts'
 import { fleet, ipOf, uuidOf } from '../../fakes/rollout-fleet.ts'
 import { ADMIN_TOKEN } from '../../helpers/engine.ts'
 import { slipway as runSlipway, spawnSlipway, tableRows, type RunOptions } from './run-slipway.ts'
@@ -37,7 +36,8 @@ t.test('rollouts: start --wait to a failure and to completion, pause, resume, wa
 
   // A machine holds the cluster's reboot lock (FleetLock, as Zincati takes it) and does not give it back.
   shell.failHost = undefined
-  const credential = keyedMachineCredentials(SecretBox.fromKeyFile(engine.config.secrets.keyFile)).issue(uuidOf(1))
+  // Generation 1: the install grant started it.
+  const credential = machineCredentials(engine.config.secrets.keyFile).issue(uuidOf(1), 1)
   const taken = await fetch(`${url}/fleetlock/${credential}/v1/pre-reboot`, {
     method: 'POST',
     headers: { 'fleet-lock-protocol': 'true', 'content-type': 'application/json' },

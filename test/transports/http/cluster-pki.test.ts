@@ -12,10 +12,12 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { validateWithOfficialSchema } from '../../helpers/ignition-schema.ts'
+import { asMachine, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
 
 const uuidOf = (n: number) => `6a1e0000-0000-4000-8000-${String(n).padStart(12, '0')}`
 const macOf = (n: number) => `52:54:00:00:0e:${n.toString(16).padStart(2, '0')}`
 const ipOf = (n: number) => `10.3.0.${10 + n}`
+const machineOf = (n: number) => ({ uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) })
 
 const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
@@ -92,7 +94,7 @@ t.test('a cluster gets its PKI; roles get what they need; nothing private leaks'
   const run = await admin(app, 'POST', '/api/v1/scheduler/run')
   t.equal(run.json().assignments.length, 4, run.body)
 
-  const controlPlane = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed` })
+  const controlPlane = await takeSlotAndFetchConfig(app, machineOf(1))
   t.equal(controlPlane.statusCode, 200, controlPlane.body)
   const cpConfig = controlPlane.json()
   t.same(validateWithOfficialSchema(cpConfig), { ok: true, errors: [] }, 'the control-plane config is valid against the official Ignition schema')
@@ -113,7 +115,7 @@ t.test('a cluster gets its PKI; roles get what they need; nothing private leaks'
   t.match(cpEnv, new RegExp(`^SLIPWAY_ETCD_INITIAL_CLUSTER=alpha-cp-1=https://${ipOf(1).replaceAll('.', '\\.')}:2380,`, 'm'))
   const token = /^SLIPWAY_BOOTSTRAP_TOKEN=(.*)$/m.exec(cpEnv)![1]!
 
-  const node = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(4)}&mac=${macOf(4)}&os=installed` })
+  const node = await takeSlotAndFetchConfig(app, machineOf(4))
   t.equal(node.statusCode, 200, node.body)
   const nodeConfig = node.json()
   t.same(validateWithOfficialSchema(nodeConfig), { ok: true, errors: [] }, 'the node config is valid against the official Ignition schema')
@@ -141,7 +143,7 @@ t.test('a cluster gets its PKI; roles get what they need; nothing private leaks'
 
   // A restart opens the same PKI with the key file...
   const again = await startTestEngine({ dataDir: started.dataDir, contentDir: started.contentDir })
-  const renderedAgain = await again.engine.app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed` })
+  const renderedAgain = await asMachine(again.engine.app, machineOf(1), 'GET', `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed`)
   t.equal(fileIn(renderedAgain.json(), '/etc/kubernetes/pki/ca.key')?.text, caKey!.text, 'after a restart the same CA key is served')
   await again.engine.close()
 

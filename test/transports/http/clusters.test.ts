@@ -2,10 +2,12 @@ import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { asMachine, reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
 
 const uuidOf = (n: number) => `4c4c4544-0042-3510-8050-${String(n).padStart(12, '0')}`
 const macOf = (n: number) => `52:54:00:00:0f:${n.toString(16).padStart(2, '0')}`
 const ipOf = (n: number) => `10.2.0.${10 + n}`
+const machineOf = (n: number) => ({ uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) })
 
 async function engine(t: { teardown(fn: () => unknown): void }) {
   const started = await startTestEngine()
@@ -127,14 +129,16 @@ t.test('flavor, cluster, scheduling with a quorum, Ignition, destroy', async (t)
   t.equal(withoutUuid.json().code, 'MACHINE_UUID_REQUIRED')
   const wrongUuid = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(9)}&mac=${macOf(1)}&os=installed` })
   t.equal(wrongUuid.statusCode, 403, "nor does the MAC with another machine's uuid")
-  const ignition = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed` })
+  // An operator's re-provision window lets the scheduled members fetch their configs without a slot.
+  for (const n of [1, 4]) await admin(app, 'POST', `/api/v1/machines/${uuidOf(n)}/reprovision`, {})
+  const ignition = await asMachine(app, machineOf(1), 'GET', `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed`)
   t.equal(ignition.statusCode, 200, ignition.body)
   const config = ignition.json()
   t.equal(config.ignition.version, '3.4.0')
   const hostname = config.storage.files.find((file: { path: string }) => file.path === '/etc/hostname')
   t.match(decodeURIComponent(hostname.contents.source), /edge-cp-1/)
   t.match(config.storage.files.find((file: { path: string }) => file.path === '/etc/slipway/role').contents.source, /etcd-member-kubernetes-control-plane/)
-  const nodeIgnition = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(4)}&mac=${macOf(4)}&os=installed` })
+  const nodeIgnition = await asMachine(app, machineOf(4), 'GET', `/ignition?uuid=${uuidOf(4)}&mac=${macOf(4)}&os=installed`)
   t.match(decodeURIComponent(nodeIgnition.json().storage.files[0].contents.source), /edge-node-1/)
 
   const detail = await admin(app, 'GET', '/api/v1/clusters/edge')
@@ -244,16 +248,20 @@ t.test('waiting for a role: 503 with Retry-After; once installed, netboot hands 
   const group = await admin(app, 'PUT', '/api/v1/groups/pinned', { id: 'pinned', profile: 'kubernetes-node', selector: { mac: macOf(2), os: 'installed' }, metadata: { hostname: 'pinned', kubernetes_version: 'v1.31.8', ssh_authorized_keys: [] } })
   t.equal(group.statusCode, 200, group.body)
   await discover(app, 2)
-  t.equal((await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(2)}&mac=${macOf(2)}&os=installed` })).statusCode, 200)
+  const pinnedUrl = `/ignition?uuid=${uuidOf(2)}&mac=${macOf(2)}&os=installed`
+  // Its template carries the machine's credential: served in a re-provision window, from its address.
+  t.equal((await asMachine(app, machineOf(2), 'GET', pinnedUrl)).json().code, 'SECRET_CONFIG_NOT_AUTHORIZED', 'no wait, but no credential outside a window either')
+  await admin(app, 'POST', `/api/v1/machines/${uuidOf(2)}/reprovision`, {})
+  t.equal((await asMachine(app, machineOf(2), 'GET', pinnedUrl)).statusCode, 200)
 
   // Scheduled, installed: the installed machine PXE-boots with the same query as before its install.
   for (const n of [3, 4]) await discover(app, n)
   t.equal((await run(app)).json().assignments.length, 4, '3 control plane + 1 node')
-  t.equal((await app.inject({ method: 'GET', url: installedUrl })).statusCode, 200, 'scheduled: the role config')
+  t.equal((await asMachine(app, machineOf(1), 'GET', installedUrl)).json().code, 'SECRET_CONFIG_NOT_AUTHORIZED', 'scheduled: the role config waits for the install slot')
   const ipxeQuery = `/ipxe?uuid=${uuidOf(1)}&mac=${macOf(1).replaceAll(':', '-')}`
   t.match((await app.inject({ method: 'GET', url: ipxeQuery })).body, /flatcar_production_pxe/, 'not installed yet: it netboots its discovery/installer image')
-  t.equal((await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(1)}` })).statusCode, 200)
-  t.equal((await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(1)}` })).json().state, 'installed')
+  t.equal((await takeSlotAndFetchConfig(app, machineOf(1))).statusCode, 200, 'in its slot: the role config')
+  await reportInstalled(app, machineOf(1))
   const local = await app.inject({ method: 'GET', url: ipxeQuery })
   t.equal(local.statusCode, 200, local.body)
   t.match(local.body, /^#!ipxe\n[\s\S]*\nexit\n$/, 'installed, and its role profile has nothing to netboot: iPXE exits to the disk')

@@ -8,9 +8,11 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { canonicalJson } from '../../../src/core/lifecycle/drift.ts'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { asMachine, reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
 
 const UUID = '3d2c0000-0000-4000-8000-000000000001'
 const MAC = '52:54:00:00:0c:01'
+const MACHINE = { uuid: UUID, mac: MAC, ip: '10.7.0.5' }
 
 const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
@@ -42,11 +44,10 @@ t.test('an installed machine reports; a template or metadata change makes it out
   await admin(app, 'POST', '/api/v1/clusters', { name: 'drift', flavor: 'solo' })
   await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: UUID, mac: MAC }, interfaces: [{ name: 'eth0', mac: MAC, ipv4: '10.7.0.5' }] } })
   t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 1)
-  await app.inject({ method: 'GET', url: `/install-authorization?uuid=${UUID}` })
-  t.equal((await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${UUID}` })).json().state, 'installed')
-
+  // The installer takes its slot, fetches the role config and reports, as the discovery agent does.
+  const config = (await takeSlotAndFetchConfig(app, MACHINE)).json()
+  await reportInstalled(app, MACHINE)
   const installedUrl = `/ignition?uuid=${UUID}&mac=${MAC}&os=installed`
-  const config = (await app.inject({ method: 'GET', url: installedUrl })).json()
   const envFile = config.storage.files.find((file: { path: string }) => file.path === '/etc/slipway/lifecycle.env')
   t.ok(envFile, "the role config carries the machine's lifecycle settings")
   const env = decodeURIComponent(envFile.contents.source.replace(/^data:,/, ''))
@@ -73,7 +74,7 @@ t.test('an installed machine reports; a template or metadata change makes it out
   t.match(outdated, { state: 'outdated' }, 'GET /lifecycle/ignition lists it outdated after the template change')
 
   // The machine applies its new config and reports: up to date again.
-  const newConfig = (await app.inject({ method: 'GET', url: installedUrl })).json()
+  const newConfig = (await asMachine(app, MACHINE, 'GET', installedUrl, undefined, { authorization: `Bearer ${credential}` })).json()
   t.equal((await report(newConfig)).json().state, 'up_to_date')
 
   // A metadata change of its group does the same.

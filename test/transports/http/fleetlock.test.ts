@@ -6,8 +6,7 @@
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { keyedMachineCredentials } from '../../../src/storage/machine-credentials.ts'
-import { SecretBox } from '../../../src/storage/secret-box.ts'
+import { machineCredentials } from '../../helpers/machine-credentials.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../../helpers/engine.ts'
 
 const FCOS_MAC = '52:54:00:00:00:02' // the sample group lab-node-2 (installed Fedora CoreOS)
@@ -25,12 +24,21 @@ async function started(t: { teardown(fn: () => unknown): void }) {
 }
 
 /** The credentials the engine issues, computed from its own key file (as its templates do). */
-const credentialsOf = (engine: TestEngine) => keyedMachineCredentials(SecretBox.fromKeyFile(engine.config.secrets.keyFile))
+const credentialsOf = (engine: TestEngine) => machineCredentials(engine.config.secrets.keyFile)
 
 const post = (app: FastifyInstance, url: string, payload: unknown, headers: Record<string, string> = FLEETLOCK) =>
   app.inject({ method: 'POST', url, headers, payload: payload as object })
-const admin = (app: FastifyInstance, method: 'GET' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
+const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
+
+/** Machines n: a credential counts only for a machine the inventory knows. */
+async function discoverMachines(app: FastifyInstance, numbers: number[]) {
+  for (const n of numbers) {
+    const mac = `52:54:00:00:f1:${n.toString(16).padStart(2, '0')}`
+    const answer = await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac }, interfaces: [{ name: 'eth0', mac }] } })
+    if (answer.statusCode !== 200) throw new Error(answer.body)
+  }
+}
 
 t.test("Zincati's sequence against the base URL from the machine's Ignition, and FleetLock's errors", async (t) => {
   const engine = await started(t)
@@ -41,7 +49,9 @@ t.test("Zincati's sequence against the base URL from the machine's Ignition, and
     payload: { 'boot-info': { uuid: uuidOf(1), mac: FCOS_MAC }, interfaces: [{ name: 'eth0', mac: FCOS_MAC, ipv4: '10.6.0.2' }] },
   })
   t.equal(discovered.statusCode, 200)
-  const ignition = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(1)}&mac=${FCOS_MAC}&os=installed` })
+  // The config carries the machine's credential: served in an operator's re-provision window, to its address.
+  t.equal((await admin(app, 'POST', `/api/v1/machines/${uuidOf(1)}/reprovision`, {})).statusCode, 200)
+  const ignition = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(1)}&mac=${FCOS_MAC}&os=installed`, remoteAddress: '10.6.0.2' })
   t.equal(ignition.statusCode, 200, ignition.body)
   const zincati = ignition.json().storage.files.find((file: { path: string }) => file.path === '/etc/zincati/config.d/55-update-strategy.toml')
   t.ok(zincati, "the installed Fedora CoreOS config sets up Zincati's fleet_lock strategy")
@@ -62,6 +72,7 @@ t.test("Zincati's sequence against the base URL from the machine's Ignition, and
   t.match(group, { name: 'default', slots: 1, free: 0, holders: [{ id: uuidOf(1) }] }, 'one slot, held in the machine\'s name')
 
   // A second machine, its own credential: the semaphore is full.
+  await discoverMachines(app, [2])
   const credentials = credentialsOf(engine)
   const other = `/fleetlock/${credentials.issue(uuidOf(2))}/`
   const full = await post(app, `${other}v1/pre-reboot`, body('machine-id-2'))
@@ -106,6 +117,7 @@ t.test('operators: holders, slot changes that take effect, TTL, force-release, d
   const credentials = credentialsOf(engine)
   // Machines in no cluster share the `default` group; a machine locks in its own group only.
   const lockAs = (n: number) => post(app, `/fleetlock/${credentials.issue(uuidOf(n))}/v1/pre-reboot`, body(`m${n}`))
+  await discoverMachines(app, [1, 2, 3, 4, 5, 6, 7])
 
   t.equal((await admin(app, 'PUT', '/api/v1/locks/default', { slots: 2 })).statusCode, 200)
   t.equal((await lockAs(1)).statusCode, 200)
@@ -160,6 +172,7 @@ t.test('40 machines racing for 3 slots: exactly 3 win; holders survive a restart
   const app = engine.engine.app
   const credentials = credentialsOf(engine)
   await admin(app, 'PUT', '/api/v1/locks/default', { slots: 3 })
+  await discoverMachines(app, Array.from({ length: 40 }, (_, index) => 100 + index))
   const answers = await Promise.all(
     Array.from({ length: 40 }, (_, index) => post(app, `/fleetlock/${credentials.issue(uuidOf(100 + index))}/v1/pre-reboot`, body(`m${index}`))),
   )
@@ -179,6 +192,7 @@ t.test('the per-machine rolling endpoints: a machine takes and gives back its ow
   const credentials = credentialsOf(engine)
   const as = (n: number) => ({ authorization: `Bearer ${credentials.issue(uuidOf(n))}` })
   const rolling = (method: 'GET' | 'POST', url: string, n?: number) => app.inject({ method, url, headers: n === undefined ? {} : as(n) })
+  await discoverMachines(app, [1, 2])
 
   t.match((await rolling('GET', '/lifecycle/rolling', 1)).json(), { uuid: uuidOf(1), group: 'default', holding: false })
   t.match((await rolling('POST', '/lifecycle/rolling/lock', 1)).json(), { holding: true, slots: 1, holders: 1 })

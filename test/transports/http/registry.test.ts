@@ -12,6 +12,7 @@ import { x509ClusterPkiIssuer } from '../../../src/adapters/pki/x509-cluster-pki
 import type { ClusterPki } from '../../../src/core/clusters/cluster-pki.ts'
 import { FakeKubeApiserver } from '../../fakes/kube-apiserver.ts'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
 import { issueCertificate, servingCertificate } from '../../helpers/test-pki.ts'
 import { SqliteAdapter } from 'kysely'
 
@@ -299,15 +300,17 @@ t.test('a provisioned cluster registers itself once its control plane is install
   await call(app, 'POST', '/api/v1/clusters/health-sweep')
   t.match((await call(app, 'GET', '/api/v1/clusters/lyon')).json(), { conditions: [{ type: 'Joined', status: 'False', message: /control plane not installed yet \(lyon-cp-1 is scheduled\)/ }] })
 
+  // Each member installs as the discovery agent does: its slot, its role config, its report (from 127.0.0.1, its address here).
+  const configs: string[] = []
   for (const n of [1, 2]) {
-    await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuid(n)}` })
-    await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuid(n)}` })
+    configs.push((await takeSlotAndFetchConfig(app, { uuid: uuid(n), mac: mac(n), ip: '127.0.0.1' })).body)
+    await reportInstalled(app, { uuid: uuid(n), mac: mac(n), ip: '127.0.0.1' })
   }
   await call(app, 'POST', '/api/v1/clusters/health-sweep')
   t.match((await call(app, 'GET', '/api/v1/clusters/lyon')).json(), { server: null, conditions: [{ type: 'Joined', status: 'False', message: new RegExp(`API server https://127.0.0.1:${port} does not answer yet`) }] })
 
   // The control plane's kube-apiserver comes up with the CA its Ignition carries (as kubeadm does).
-  const ignition = (await app.inject({ method: 'GET', url: `/ignition?uuid=${uuid(1)}&mac=${mac(1)}&os=installed` })).json() as { storage: { files: { path: string; contents: { source: string } }[] } }
+  const ignition = JSON.parse(configs[0]!) as { storage: { files: { path: string; contents: { source: string } }[] } }
   const file = (name: string) => decodeURIComponent(ignition.storage.files.find((candidate) => candidate.path === `/etc/kubernetes/pki/${name}`)!.contents.source.replace(/^data:[^,]*,/, ''))
   const pki = { kubernetesCa: { certificatePem: file('ca.crt'), privateKeyPem: file('ca.key') } } as ClusterPki
   const api = await FakeKubeApiserver.start({ tls: { ...(await servingCertificate(pki)), clientCaPem: pki.kubernetesCa.certificatePem }, port })

@@ -9,6 +9,7 @@ import t from 'tap'
 import { UiSessions } from '../../../src/transports/http/ui-session.ts'
 import { SecretBox } from '../../../src/storage/secret-box.ts'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
 
 const form = (fields: Record<string, string>) => ({ payload: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
 const sessionOf = (setCookie: string | string[] | undefined) => String(setCookie).split(';')[0]!
@@ -136,9 +137,10 @@ t.test('the machine API shows cluster, role, drift and what a machine is served,
   await admin('POST', '/api/v1/clusters', { name: 'edge', flavor: 'one' })
   for (const n of [1, 2, 3]) await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: `10.2.0.${n}` }] } })
   await admin('POST', '/api/v1/scheduler/run')
-  // Machine 1 installs: from then on it is served its role's config.
-  t.equal((await app.inject({ method: 'GET', url: `/install-authorization?uuid=${uuidOf(1)}` })).statusCode, 200)
-  t.equal((await app.inject({ method: 'POST', url: `/lifecycle/install/success?uuid=${uuidOf(1)}` })).statusCode, 200)
+  // Machine 1 installs as the discovery agent does: its slot, its role config, its report.
+  const member = { uuid: uuidOf(1), mac: macOf(1), ip: '10.2.0.1' }
+  const served = await takeSlotAndFetchConfig(app, member)
+  await reportInstalled(app, member)
 
   const listed = (await admin('GET', '/api/v1/machines')).json() as { uuid: string; cluster: unknown; drift: unknown }[]
   t.same(listed.map((machine) => [machine.cluster, machine.drift]), [
@@ -156,7 +158,6 @@ t.test('the machine API shows cluster, role, drift and what a machine is served,
   t.notMatch(answer.ignition.body, /PRIVATE KEY-----%0A[A-Za-z0-9]/, 'no private key material')
   t.notMatch(answer.ignition.body, /[a-z0-9]{6}\.[a-z0-9]{16}/, 'no bootstrap token')
   t.ok(answer.redacted.length >= 5 && answer.redacted.every((at) => /^storage\.files\[\d+\]\.contents\.source$/.test(at)), `the files holding secrets: ${answer.redacted.join(', ')}`)
-  const served = await app.inject({ method: 'GET', url: `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}` })
   const credential = /SLIPWAY_MACHINE_CREDENTIAL%3D([^%]+)/.exec(served.body)?.[1]
   t.ok(credential, 'the machine itself gets its credential')
   t.notOk(answer.ignition.body.includes(credential!), 'the API does not show it')

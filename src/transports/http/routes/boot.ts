@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { BootRequest, BootService } from '../../../core/boot/boot-service.ts'
+import type { DeliverySource } from '../../../core/boot/secret-delivery.ts'
 import { labelsFromQuery } from '../../../core/selection/labels.ts'
 import { publicAccess } from '../../../core/access/route-policy.ts'
 import type { EngineMetrics } from '../../metrics.ts'
@@ -37,24 +38,29 @@ export async function bootRoutes(app: FastifyInstance, options: BootRouteOptions
   app.get('/boot.ipxe.0', hide, async (request, reply) => reply.type('text/plain; charset=utf-8').send(await chain(request)))
 
   app.get('/ipxe', hide, async (request, reply) => {
-    const script = metrics.observeRender('ipxe', () => boot.ipxeScript(bootRequest(request)))
+    const script = await metrics.observeRender('ipxe', () => boot.serveIpxe(bootRequest(request), sourceOf(request)))
     return reply.type('text/plain; charset=utf-8').send(script)
   })
 
   app.get('/ignition', hide, async (request, reply) => {
-    const rendered = metrics.observeRender('ignition', () => boot.ignition(bootRequest(request)))
+    const rendered = await metrics.observeRender('ignition', () => boot.serveIgnition(bootRequest(request), sourceOf(request)))
     return reply.type('application/json').send(rendered.body)
   })
 
   app.get('/metadata', hide, async (request, reply) => {
-    const env = metrics.observeRender('metadata', () => boot.metadata(bootRequest(request)))
+    const env = await metrics.observeRender('metadata', () => boot.metadata(bootRequest(request)))
     return reply.type('text/plain; charset=utf-8').send(env)
   })
 
   app.get('/generic', hide, async (request, reply) => {
-    const text = metrics.observeRender('generic', () => boot.generic(bootRequest(request)))
+    const text = await metrics.observeRender('generic', () => boot.serveGeneric(bootRequest(request), sourceOf(request)))
     return reply.type('text/plain; charset=utf-8').send(text)
   })
+}
+
+/** The peer address (never a forwarded header: machines reach the engine directly) and a machine credential, if presented. */
+function sourceOf(request: FastifyRequest): DeliverySource {
+  return { address: request.socket.remoteAddress ?? request.ip, credential: /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1] }
 }
 
 function* firstValues(query: Record<string, string | string[]>): Iterable<[string, string]> {

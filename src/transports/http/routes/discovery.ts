@@ -28,14 +28,14 @@ export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineServi
       config: { access: publicAccess() },
       schema: {
         tags: ['discovery'],
-        summary: 'Report a machine booted into discovery (Enjoliver format; no token)',
+        summary: "Report a machine booted into discovery (Enjoliver format; no token). A report that claims a known machine's uuid, boot MAC or address is refused (409 MACHINE_IDENTITY_CONFLICT) and kept for an operator",
         security: [],
         body: DiscoveryDocument,
-        response: { 200: DiscoveryAnswer, 400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse },
+        response: { 200: DiscoveryAnswer, 400: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse },
       },
     },
     async (request) => {
-      const { isNew, machine } = await machines.discover(request.body)
+      const { isNew, machine } = await machines.discover(request.body, undefined, { address: request.socket.remoteAddress ?? request.ip })
       return { 'new-discovery': isNew, uuid: machine.uuid, state: machine.state }
     },
   )

@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { InstallAuthorization, InstallOutcome, MachineIdentity } from '../../../core/machines/install-authorization.ts'
@@ -10,8 +11,8 @@ export const INSTALL_REPORT_BODY_LIMIT = 16 * 1024
 
 const Identity = Type.Object(
   {
-    uuid: Type.Optional(Type.String({ maxLength: 64, description: 'The machine uuid; empty means the boot MAC decides.' })),
-    mac: Type.Optional(Type.String({ maxLength: 32, description: 'The boot MAC, any common form.' })),
+    uuid: Type.Optional(Type.String({ maxLength: 64, description: 'The machine uuid (SMBIOS); required, with mac.' })),
+    mac: Type.Optional(Type.String({ maxLength: 32, description: 'The boot MAC, any common form; required, with uuid.' })),
   },
   // Installers may pass the same label set as the boot routes; only uuid and mac matter here.
   { additionalProperties: true },
@@ -27,28 +28,54 @@ const first = (value: unknown): string | undefined => (Array.isArray(value) ? (v
 const identityOf = (query: Record<string, unknown>): MachineIdentity => ({ uuid: first(query.uuid), mac: first(query.mac) })
 
 /**
- * Machine-facing, like /discovery: no token (the installer in the live image has none). Enjoliver's
- * answers are kept: 200 when granted, 403 when every slot is taken (the installer waits and asks
- * again). The reports release the slot; without them a slot is only freed by install.timeoutSeconds.
+ * Machine-facing, like /discovery: no token (the installer in the live image has none), but both
+ * halves of the machine's identity (uuid and boot MAC) must match the inventory. Enjoliver's answers
+ * are kept: 200 when granted, 403 when every slot is taken (the installer waits and asks again). The
+ * reports release the slot; without them a slot is only freed by install.timeoutSeconds.
+ *
+ * Asking for a slot changes the machine's state, so it is a POST; Enjoliver's agent asks with GET,
+ * which is kept for it (with the same two-part identity) and is the one machine-facing GET that
+ * changes state.
  */
 export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthorization }> = async (app, { installs }) => {
+  const authorize = async (identity: MachineIdentity, reply: FastifyReply) => {
+    const answer = await installs.authorizeInstall(identity)
+    if (answer.authorized) return { authorized: true as const }
+    return reply.status(403).send({ authorized: false as const, code: 'INSTALL_SLOTS_FULL' as const, message: answer.message })
+  }
+  app.post(
+    '/install-authorization',
+    {
+      bodyLimit: INSTALL_REPORT_BODY_LIMIT,
+      config: { access: publicAccess() },
+      schema: {
+        tags: ['install'],
+        summary: 'A scheduled machine asks for an install slot, naming its uuid and boot MAC (200 granted, 403 all slots taken; no token)',
+        security: [],
+        querystring: Identity,
+        body: Type.Union([Identity, Type.Null()]),
+        response: { 200: Granted, 403: Denied, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const query = identityOf(request.query)
+      const body = request.body ? identityOf(request.body) : {}
+      return authorize({ uuid: query.uuid ?? body.uuid, mac: query.mac ?? body.mac }, reply)
+    },
+  )
   app.get(
     '/install-authorization',
     {
       config: { access: publicAccess() },
       schema: {
         tags: ['install'],
-        summary: 'A scheduled machine asks for an install slot (200 granted, 403 all slots taken; no token)',
+        summary: "Enjoliver's form of POST /install-authorization, for its agent: the same answer, the same two-part identity (no token)",
         security: [],
         querystring: Identity,
         response: { 200: Granted, 403: Denied, ...errors },
       },
     },
-    async (request, reply) => {
-      const answer = await installs.authorizeInstall(identityOf(request.query))
-      if (answer.authorized) return { authorized: true as const }
-      return reply.status(403).send({ authorized: false as const, code: 'INSTALL_SLOTS_FULL' as const, message: answer.message })
-    },
+    async (request, reply) => authorize(identityOf(request.query), reply),
   )
 
   for (const outcome of ['success', 'fail'] as const satisfies readonly InstallOutcome[]) {
@@ -59,7 +86,7 @@ export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthori
         config: { access: publicAccess() },
         schema: {
           tags: ['install'],
-          summary: `The installer reports ${outcome === 'success' ? 'a finished' : 'a failed'} install and frees its slot (no token)`,
+          summary: `The installer reports ${outcome === 'success' ? 'a finished' : 'a failed'} install, naming its uuid and boot MAC, and frees its slot (no token)`,
           security: [],
           querystring: Identity,
           body: ReportBody,

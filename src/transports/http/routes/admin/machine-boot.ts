@@ -93,7 +93,7 @@ export const machineBootRoutes: FastifyPluginAsyncTypebox<MachineBootRouteOption
       const engineUrl = publicUrl ? publicUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`
       const query = `uuid=${machine.uuid}&mac=${machine.bootMac.replaceAll(':', '-')}`
       const bootRequest = { labels: labelsFromQuery(new URLSearchParams(query)), rawQuery: query, engineUrl }
-      const redact = secretRedactor(credentials.issue(machine.uuid))
+      const redact = secretRedactor(credentials.issue(machine.uuid, machine.credential.generation))
       const redacted: string[] = []
       const render = <T>(produce: () => T): { value?: T; error: { status: number; code: string; message: string } | null } => {
         try {

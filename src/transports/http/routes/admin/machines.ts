@@ -7,6 +7,7 @@ import { tenancyOf } from '../../auth.ts'
 import { SlipwayError } from '../../../../core/errors.ts'
 import { DRIFT_STATES, type DriftRecord, type DriftService } from '../../../../core/lifecycle/drift.ts'
 import { machineChangeOwner, machineOwner, operate, read } from '../../../../core/access/route-policy.ts'
+import { PLAIN_TEXT_PATTERN } from '../../../../core/selection/documents.ts'
 
 const State = Type.Enum([...MACHINE_STATES])
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
@@ -41,6 +42,11 @@ const MachineSummary = Type.Object({
       { description: 'Whether the Ignition config the installed machine last reported is what the engine serves it now; null before its first report.' },
     ),
   ),
+  credential: Type.Object(
+    { generation: Type.Integer(), previous_valid_until: Nullable(Type.String()) },
+    { description: "The generation of the machine's credential (never the credential), and until when the previous one still counts after a rotation." },
+  ),
+  reprovision_until: Nullable(Type.String({ description: 'An open re-provision window: until then the machine is served its secret-bearing config without an install slot.' })),
 })
 const MachineDetail = Type.Object({ ...MachineSummary.properties, events: Type.Array(EventResponse) })
 
@@ -71,7 +77,7 @@ const ListQuery = Type.Object(
   },
   { additionalProperties: false },
 )
-const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256 }), { maxProperties: 64 })
+const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256, pattern: PLAIN_TEXT_PATTERN }), { maxProperties: 64, additionalProperties: false })
 const TransitionBody = Type.Object({ to: State, reason: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false })
 const tags = ['machines']
 
@@ -92,6 +98,8 @@ const toSummary = (machine: Machine, membershipOf: MembershipOf, drift: DriftRec
   labels: machine.labels,
   cluster: ((member) => (member ? { name: member.cluster, role: member.role, hostname: member.hostname } : null))(membershipOf(machine.uuid)),
   drift: drift ? { state: drift.state, reason: drift.reason, reported_at: drift.reportedAt, checked_at: drift.checkedAt } : null,
+  credential: { generation: machine.credential.generation, previous_valid_until: machine.credential.previousValidUntil },
+  reprovision_until: machine.reprovisionUntil,
 })
 const toEventResponse = (event: MachineEvent) => ({ from_state: event.fromState, to_state: event.toState, reason: event.reason, at: event.at })
 

@@ -77,6 +77,11 @@ const table = (id: string, caption: string, headers: string[], empty: string) =>
 export const PAGE_BODIES: Record<UiPageId, () => string> = {
   machines: () => `<h1>Machines</h1>
 <div class="toolbar"><label for="machine-filter">Filter</label><input id="machine-filter" type="search" placeholder="hostname, MAC, IP, cluster, state…"><p id="machine-counts" class="counts"></p></div>
+<section id="conflicts-section" aria-labelledby="conflicts-heading" hidden><h2 id="conflicts-heading">Identity conflicts</h2>
+<p>Discovery reports that claimed a known machine's boot MAC, uuid or address. Nothing was changed: accept one to apply the report, or dismiss it.</p>
+${table('conflicts', 'Open identity conflicts, newest first', ['Machine', 'Claim', 'Claimed uuid', 'Claimed MAC', 'Claimed IP', 'From', 'Reports', 'Last seen', ''], '—')}
+<p id="conflicts-error" class="error" role="alert" hidden></p>
+</section>
 ${table('machines', 'Every machine that has reported, with its place in a cluster', ['Machine', 'State', 'Role', 'Cluster', 'Boot MAC', 'Boot IP', 'Hardware', 'Config', 'Last seen'], 'Loading…')}`,
 
   machine: () => `<p class="crumbs"><a href="/ui/machines">Machines</a> /</p>

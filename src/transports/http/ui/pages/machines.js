@@ -1,6 +1,6 @@
 // Machines: every machine with its state, place in a cluster, boot NIC, hardware, config drift and
-// when it was last heard from; refreshed while visible.
-import { ago, api, bytes, el, fillTable, poll, stateBadge } from '../lib.js'
+// when it was last heard from, and the open identity conflicts; refreshed while visible.
+import { ago, api, bytes, el, fillTable, poll, reportError, stateBadge } from '../lib.js'
 
 const table = document.getElementById('machines')
 const filter = document.getElementById('machine-filter')
@@ -52,8 +52,60 @@ function render() {
   )
 }
 
+const conflictsSection = document.getElementById('conflicts-section')
+const conflictsTable = document.getElementById('conflicts')
+const conflictsError = document.getElementById('conflicts-error')
+const CLAIMS = { 'mac-claimed': 'its boot MAC, by another uuid', 'mac-changed': 'its uuid, with another boot MAC', 'address-changed': 'a move to another address' }
+
+function resolveButton(conflict, decision) {
+  return el(
+    'button',
+    {
+      type: 'button',
+      class: decision === 'accept' ? 'danger' : 'secondary',
+      onclick: async (event) => {
+        event.target.disabled = true
+        try {
+          await api(`/api/v1/machines/conflicts/${conflict.id}/${decision}`, { method: 'POST' })
+          reportError(conflictsError, null)
+          await poller.now()
+        } catch (failure) {
+          reportError(conflictsError, failure)
+          event.target.disabled = false
+        }
+      },
+    },
+    decision === 'accept' ? 'Accept' : 'Dismiss',
+  )
+}
+
+function renderConflicts(conflicts) {
+  conflictsSection.hidden = conflicts.length === 0
+  fillTable(
+    conflictsTable,
+    conflicts.map((conflict) =>
+      el(
+        'tr',
+        { 'data-conflict': String(conflict.id) },
+        el('th', { scope: 'row' }, el('a', { href: `/ui/machines/${conflict.machine_uuid}` }, conflict.machine_uuid)),
+        el('td', {}, CLAIMS[conflict.kind] ?? conflict.kind),
+        el('td', { class: 'mono' }, conflict.claimed_uuid),
+        el('td', { class: 'mono' }, conflict.claimed_mac),
+        el('td', { class: 'mono' }, conflict.claimed_ipv4 ?? '—'),
+        el('td', { class: 'mono' }, conflict.source_ip),
+        el('td', {}, String(conflict.reports)),
+        el('td', {}, ago(conflict.last_seen_at)),
+        el('td', {}, el('div', { class: 'actions' }, resolveButton(conflict, 'dismiss'), resolveButton(conflict, 'accept'))),
+      ),
+    ),
+    '—',
+  )
+}
+
 filter.addEventListener('input', render)
-poll(async () => {
-  machines = await api('/api/v1/machines')
+const poller = poll(async () => {
+  const [listed, conflicts] = await Promise.all([api('/api/v1/machines'), api('/api/v1/machines/conflicts?state=open').catch(() => [])])
+  machines = listed
   render()
+  renderConflicts(conflicts)
 })
