@@ -37,6 +37,48 @@ export const ConfigSchema = Type.Object(
           description: 'Base URL machines reach the engine at (e.g. http://10.0.0.1:8080); empty means taken from each request Host header.',
         }),
         bodyLimit: Type.Integer({ default: 1_048_576, minimum: 1024, description: 'Largest accepted request body, in bytes.' }),
+        headersTimeoutSeconds: Type.Number({
+          default: 10,
+          minimum: 0.1,
+          maximum: 3_600,
+          description:
+            "A client must have sent a request's whole header block within this long of connecting (or of starting a later request): a slowloris trickle or a connection that sends nothing is closed. 10 s like haproxy's recommended `timeout http-request`; iPXE, curl and browsers send their headers in one packet.",
+        }),
+        requestTimeoutSeconds: Type.Number({
+          default: 300,
+          minimum: 0.1,
+          maximum: 86_400,
+          description:
+            "The whole request, body included, must have arrived within this long, or it is answered 408 and the connection closed. 300 s is Node's default: a 10 MB chart upload at 35 KB/s still fits. Responses (asset downloads) are not limited by it.",
+        }),
+        keepAliveTimeoutSeconds: Type.Number({
+          default: 72,
+          minimum: 0.1,
+          maximum: 3_600,
+          description:
+            "An idle keep-alive connection is closed this long after its last response (announced in the Keep-Alive header). 72 s, fastify's default: longer than the 60 s idle timeout of common load balancers, so that the engine never closes a connection one of them is about to reuse.",
+        }),
+        idleTimeoutSeconds: Type.Number({
+          default: 120,
+          minimum: 1,
+          maximum: 86_400,
+          description:
+            "While a request is in flight, a connection on which nothing moves either way for this long is closed: a stalled upload, or a client that stopped reading its download (Node's server.timeout, nginx's client_body_timeout/send_timeout). Keep it above the slowest handler (chart pulls, backups).",
+        }),
+        maxConnections: Type.Integer({
+          default: 4096,
+          minimum: 1,
+          maximum: 1_000_000,
+          description:
+            'Connections the HTTP listener holds at most. A new one over the cap closes the longest-idle connection (keep-alive or not yet sent anything) and is refused only when every one is busy. Lowered to fit the file descriptor soft limit (with headroom), so that a flood never makes accept() fail.',
+        }),
+        maxConnectionsPerClient: Type.Integer({
+          default: 128,
+          minimum: 1,
+          maximum: 1_000_000,
+          description:
+            "Connections one client address (an IPv6 /64) holds at most; over it, that client's own longest-idle connection is closed first. Far above what a browser (6) or a booting machine opens; raise it when a load balancer or NAT puts many clients behind one address.",
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -75,10 +117,35 @@ export const ConfigSchema = Type.Object(
     tftp: Type.Object(
       {
         enabled: Type.Boolean({ default: false, description: 'Serve iPXE binaries (and tftp.root) over TFTP.' }),
-        host: Type.String({ default: '0.0.0.0', description: 'Address the TFTP server listens on.' }),
+        host: Type.String({ default: '0.0.0.0', description: 'Address the TFTP server listens on; transfers are sent from this address too.' }),
         port: Type.Integer({ default: 69, minimum: 1, maximum: 65535, description: 'TFTP port.' }),
         ipxeDir: Type.String({ default: '/usr/lib/ipxe', description: "Where the iPXE binaries are (Debian's ipxe package puts them here)." }),
         root: Type.String({ default: '', description: 'An extra read-only folder served over TFTP; empty for none.' }),
+        maxTransfers: Type.Integer({
+          default: 128,
+          minimum: 1,
+          maximum: 100_000,
+          description:
+            'TFTP transfers at once (requests being looked up included). When all are taken, the oldest transfer whose client never answered (likely a spoofed request) makes room; when every client has answered, new requests get a TFTP error. Lowered at start so that transfers (up to two descriptors each) use at most a quarter of the open-file limit.',
+        }),
+        maxTransfersPerClient: Type.Integer({
+          default: 8,
+          minimum: 1,
+          maximum: 100_000,
+          description: 'TFTP transfers at once from one client address; more get a TFTP error. A booting machine needs 1 or 2 (EDK2 probes the size first).',
+        }),
+        retransmitTimeoutMs: Type.Integer({
+          default: 1000,
+          minimum: 10,
+          maximum: 255_000,
+          description: 'How long a TFTP transfer waits for an answer before resending, unless the client negotiated its own (RFC 2349 timeout).',
+        }),
+        retries: Type.Integer({
+          default: 5,
+          minimum: 1,
+          maximum: 100,
+          description: 'Resends of the same TFTP packet before a transfer is given up.',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -89,6 +156,28 @@ export const ConfigSchema = Type.Object(
           default: 1800,
           minimum: 1,
           description: 'An install slot held longer than this is taken back and the machine marked install_failed (a crashed installer never reports).',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    machines: Type.Object(
+      {
+        bindSecretsToAddress: Type.Boolean({
+          default: true,
+          description:
+            'Serve a config that carries secrets (cluster keys, the machine credential) only to an address the machine was discovered or leased at. Turn off only where machines reach the engine through NAT, so that their requests do not come from their own address.',
+        }),
+        credentialGraceSeconds: Type.Integer({
+          default: 86_400,
+          minimum: 0,
+          maximum: 31_536_000,
+          description: "After POST /api/v1/machines/{uuid}/credential/rotate, the previous machine credential counts this long, so that the machine can fetch its next config (which carries the new one) with it.",
+        }),
+        reprovisionWindowSeconds: Type.Integer({
+          default: 3600,
+          minimum: 60,
+          maximum: 604_800,
+          description: 'How long a re-provision window opened without a length (POST /api/v1/machines/{uuid}/reprovision) stays open.',
         }),
       },
       { default: {}, additionalProperties: false },
@@ -173,6 +262,27 @@ export const ConfigSchema = Type.Object(
         nameserverName: Type.String({ default: '', description: 'The zone NS (and SOA MNAME); empty means ns1.<zone>.' }),
         nameserverAddresses: Type.Array(Type.String(), { default: [], description: 'Addresses of the NS name (glue); empty means dns.host when it is a single address.' }),
         refreshSeconds: Type.Number({ default: 2, minimum: 0.1, maximum: 600, description: 'Seconds between rebuilds of the answers (each health sweep and release change also rebuilds them).' }),
+        tcpIdleTimeoutSeconds: Type.Number({
+          default: 10,
+          minimum: 0.1,
+          maximum: 3_600,
+          description:
+            'A TCP connection on which no complete query arrived for this long is closed (RFC 7766 6.2.3 recommends seconds; Knot DNS uses 10 s). Partial messages do not count, so a byte trickle is closed too.',
+        }),
+        tcpMaxConnections: Type.Integer({
+          default: 256,
+          minimum: 1,
+          maximum: 100_000,
+          description:
+            "TCP connections the DNS server holds at most (BIND's tcp-clients is 150). A new one over the cap closes the longest-idle connection, as RFC 7766 allows under load: an idle flood never keeps a resolver out.",
+        }),
+        tcpMaxConnectionsPerClient: Type.Integer({
+          default: 16,
+          minimum: 1,
+          maximum: 100_000,
+          description:
+            "TCP connections one client address (an IPv6 /64) holds at most; over it, that client's own longest-idle connection is closed. RFC 7766 6.2.2 asks clients for one connection per server, so 16 leaves ample room.",
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -220,6 +330,39 @@ export const ConfigSchema = Type.Object(
         maxConnectionsPerOrigin: Type.Integer({ default: 256, minimum: 1, maximum: 100_000, description: 'Connections the proxy opens to one origin at most; more requests wait for a free one.' }),
         healthIntervalSeconds: Type.Number({ default: 10, minimum: 0, description: "Seconds between health checks of the routes' origins; 0 turns them off (proxied requests still update the health)." }),
         healthTimeoutSeconds: Type.Number({ default: 2, minimum: 0.1, maximum: 300, description: 'A health check that has no answer after this long marks the origin unhealthy.' }),
+        headersTimeoutSeconds: Type.Number({
+          default: 10,
+          minimum: 0.1,
+          maximum: 3_600,
+          description:
+            "A client must have sent a request's whole header block within this long of connecting (or of starting a later request): slowloris and silent connections are closed. Bodies are never limited in total: a large upload that keeps moving may take hours.",
+        }),
+        keepAliveTimeoutSeconds: Type.Number({
+          default: 72,
+          minimum: 0.1,
+          maximum: 3_600,
+          description: 'An idle client connection is closed this long after its last response (announced in the Keep-Alive header); 72 s outlasts the 60 s idle timeout of common load balancers in front.',
+        }),
+        idleTimeoutSeconds: Type.Number({
+          default: 120,
+          minimum: 1,
+          maximum: 86_400,
+          description:
+            'While a request is in flight, a client connection on which nothing moves either way for this long is closed (a stalled upload, a client that stopped reading). Never shorter than connectTimeoutSeconds + requestTimeoutSeconds + 2, the silence while an origin is awaited.',
+        }),
+        maxConnections: Type.Integer({
+          default: 4096,
+          minimum: 1,
+          maximum: 1_000_000,
+          description:
+            'Client connections the proxy holds at most. A new one over the cap closes the longest-idle connection and is refused only when every one is busy. Lowered to fit the file descriptor soft limit (with headroom for the connections to origins).',
+        }),
+        maxConnectionsPerClient: Type.Integer({
+          default: 128,
+          minimum: 1,
+          maximum: 1_000_000,
+          description: "Connections one client address (an IPv6 /64) holds at most; over it, that client's own longest-idle connection is closed first. Raise it when a NAT or load balancer puts many users behind one address.",
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -238,6 +381,19 @@ export const ConfigSchema = Type.Object(
         adminToken: Type.String({
           default: '',
           description: 'Bearer token for /api/v1; empty means one is generated on first start and printed once.',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    audit: Type.Object(
+      {
+        retentionDays: Type.Integer({ default: 365, minimum: 0, maximum: 36_500, description: 'Audit entries older than this many days are removed (0: kept for ever).' }),
+        maxRows: Type.Integer({ default: 1_000_000, minimum: 0, description: 'At most this many audit entries are kept, the newest (0: no limit).' }),
+        summaryIntervalSeconds: Type.Number({
+          default: 60,
+          minimum: 1,
+          maximum: 3600,
+          description: 'Calls refused for having no valid token (401) are written as one summary entry per source, method and route every this many seconds (and when the audit log is read), not one entry each.',
         }),
       },
       { default: {}, additionalProperties: false },
@@ -317,6 +473,10 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     // What the schema cannot say: settings that only make sense together.
     for (const problem of validateDhcpSettings((raw as Config).dhcp)) problems.push(`${problem.path}: ${problem.message} (${problem.code})`)
     for (const problem of databaseProblems((raw as Config).database)) problems.push(problem)
+    const http = (raw as Config).http
+    if (http.headersTimeoutSeconds > http.requestTimeoutSeconds) {
+      problems.push(`http.headersTimeoutSeconds (${http.headersTimeoutSeconds}) must not be longer than http.requestTimeoutSeconds (${http.requestTimeoutSeconds}): the headers are part of the request (SLIPWAY_HTTP_HEADERS_TIMEOUT_SECONDS, SLIPWAY_HTTP_REQUEST_TIMEOUT_SECONDS)`)
+    }
     const proxyTls = (raw as Config).proxy.tls
     if (Boolean(proxyTls.certFile) !== Boolean(proxyTls.keyFile)) {
       problems.push('proxy.tls: set both certFile and keyFile (SLIPWAY_PROXY_TLS_CERT_FILE, SLIPWAY_PROXY_TLS_KEY_FILE) for https, or neither for http')

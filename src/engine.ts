@@ -19,7 +19,8 @@ import { collationWarning, isPostgres, migrateToLatest, openStore, type Store } 
 import { inTransaction } from './storage/transactions.ts'
 import { countTokens, insertToken, verifyToken } from './storage/repositories/api-tokens.ts'
 import { tenantDirectory } from './storage/repositories/tenants.ts'
-import { appendAudit } from './storage/repositories/audit-log.ts'
+import { appendAudit, auditStore } from './storage/repositories/audit-log.ts'
+import { AuditTrail } from './core/access/audit-trail.ts'
 import { MachineService, type Machine } from './core/machines/machine-service.ts'
 import { InstallAuthorization } from './core/machines/install-authorization.ts'
 import { machineRepository } from './storage/repositories/machines.ts'
@@ -46,6 +47,8 @@ import type { MachineShell, NodeDrainer } from './core/lifecycle/ports.ts'
 import { LockService } from './core/lifecycle/lock-service.ts'
 import { lockRepository } from './storage/repositories/locks.ts'
 import { keyedMachineCredentials } from './storage/machine-credentials.ts'
+import { SecretDeliveryGate } from './core/boot/secret-delivery.ts'
+import { findLeaseByMac } from './storage/repositories/dhcp-leases.ts'
 import { loadEngineSshKey } from './storage/engine-ssh-key.ts'
 import { ClusterRegistry, type ClusterApi } from './core/registry/registry-service.ts'
 import { registryRepository } from './storage/repositories/registry.ts'
@@ -63,6 +66,8 @@ import { DnsZone, type DnsSnapshot } from './core/dns/dns-zone.ts'
 import { DnsLocations } from './core/dns/dns-locations.ts'
 import { buildDnsSnapshot, dnsLocationRepository } from './storage/dns-directory.ts'
 import { startDnsServer } from './transports/dns/dns-server.ts'
+import { ConnectionGovernor, processConnectionCap } from './transports/connection-governor.ts'
+import { governHttpServer } from './transports/http/http-listener.ts'
 import { buildApp } from './transports/http/app.ts'
 import { takeSnapshot } from './storage/backup.ts'
 import { exportInventory, importInventory } from './storage/inventory-transfer.ts'
@@ -70,6 +75,7 @@ import { UiSessions } from './transports/http/ui-session.ts'
 import { wireReverseProxy } from './engine-proxy.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
+import { openListener } from './lib/listener-error.ts'
 import { startTftpServer } from './transports/tftp/tftp-server.ts'
 
 export interface Engine {
@@ -124,9 +130,35 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const clusterStore = clusterRepository(store, secrets)
     const clusterDirectory = new ClusterDirectory(clusterStore)
     await clusterDirectory.load()
-    const credentials = keyedMachineCredentials(secrets)
+    const credentials = keyedMachineCredentials(secrets, store)
     const sshKey = await loadEngineSshKey(store, secrets)
-    const boot = new BootService(catalogs, machineDirectory, clusterDirectory, { credentials, sshPublicKey: sshKey.publicKey })
+    // Configs that carry secrets go out only past this gate, and each delivery is audited.
+    const secretDeliveries = new SecretDeliveryGate(
+      {
+        credentials,
+        leasedAddresses: async (mac) => {
+          const lease = await findLeaseByMac(store, mac)
+          return lease && lease.state === 'bound' && lease.expiresAt.getTime() > Date.now() ? [lease.ip] : []
+        },
+        record: (delivery) =>
+          appendAudit(store, {
+            at: delivery.at,
+            principal: `machine:${delivery.uuid}`,
+            role: null,
+            tenant: null,
+            sourceIp: delivery.address,
+            method: 'GET',
+            route: `/${delivery.kind}`,
+            target: delivery.uuid,
+            summary: `secret-bearing ${delivery.kind} delivered (${delivery.ground})`,
+            status: 200,
+            errorCode: null,
+            requestId: '-',
+          }),
+      },
+      { requireMachineAddress: config.machines.bindSecretsToAddress },
+    )
+    const boot = new BootService(catalogs, machineDirectory, clusterDirectory, { credentials, sshPublicKey: sshKey.publicKey }, secretDeliveries)
     const locks = new LockService(lockRepository(store), {
       defaultSlots: config.lifecycle.defaultSlots,
       defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null,
@@ -226,6 +258,16 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     })
     const charts = new ChartService(chartRepository(store), helm, config.releases.maxChartBytes)
     const tenants = tenantDirectory(store)
+    // The audit log: refusals without a token summarised, retention applied, both on a timer.
+    const auditTrail = new AuditTrail(auditStore(store), { retentionDays: config.audit.retentionDays, maxRows: config.audit.maxRows })
+    const auditMaintenance = new SerialJob(
+      async () => {
+        await auditTrail.flush()
+        const removed = await auditTrail.prune()
+        if (removed > 0) logger.info({ component: 'audit', removed }, `audit retention removed ${removed} entries`)
+      },
+      { name: 'audit maintenance', intervalMs: config.audit.summaryIntervalSeconds * 1000, debounceMs: 0, logger },
+    )
     const releaseClusters = {
       list: async () => {
         // A tenant's release goes to its tenant's clusters only (ReleaseService.targets).
@@ -323,7 +365,8 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       assetsDir: config.content.assetsDir,
       ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
-      machines: new MachineService(machineRepository(store), undefined, machineChanged),
+      machines: new MachineService(machineRepository(store), undefined, machineChanged, (kind) => metrics.countMachineConflict(kind)),
+      machinePolicy: { credentialGraceSeconds: config.machines.credentialGraceSeconds, reprovisionWindowSeconds: config.machines.reprovisionWindowSeconds },
       installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
       clusters,
       registry,
@@ -344,7 +387,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       proxy: reverseProxy.routes,
       uiSessions: new UiSessions(secrets),
       membershipOf: (uuid) => clusterDirectory.memberOf(uuid),
-      access: { tenants, audit: (event) => appendAudit(store, event), store },
+      access: { tenants, audit: auditTrail, store },
       backup: {
         databaseFile: config.database.path,
         // PostgreSQL has no file to copy: its backups are pg_dump's (the routes say so).
@@ -377,7 +420,52 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       dnsPort: () => dnsPort,
       proxyUrl: () => reverseProxy.url(),
       start: async () => {
-        const address = await app.listen({ host: config.http.host, port: config.http.port })
+        // One governor bounds every TCP listener's connections, together below the descriptor limit.
+        const connections = new ConnectionGovernor({ maxConnections: processConnectionCap() ?? Number.POSITIVE_INFINITY, metrics: metrics.connections, logger })
+        governHttpServer(app.server, 'http', config.http, connections, logger)
+        // Every listener first, the jobs last: an engine that cannot open a socket has run nothing
+        // (it rejects with a ListenerError naming it; the caller closes the engine).
+        const address = await openListener('HTTP', config.http.host, config.http.port, 'set http.host / http.port (SLIPWAY_HTTP_HOST, SLIPWAY_HTTP_PORT)', () =>
+          app.listen({ host: config.http.host, port: config.http.port }),
+        )
+        await reverseProxy.start(connections)
+        dnsRefresh.start()
+        if (config.dns.enabled) {
+          const dnsLimits = { maxConnections: config.dns.tcpMaxConnections, maxConnectionsPerClient: config.dns.tcpMaxConnectionsPerClient, idleTimeoutMs: config.dns.tcpIdleTimeoutSeconds * 1000 }
+          const dns = await openListener('DNS', config.dns.host, config.dns.port, 'set dns.host / dns.port (SLIPWAY_DNS_HOST, SLIPWAY_DNS_PORT), or dns.enabled: false', () =>
+            startDnsServer({ host: config.dns.host, port: config.dns.port, zone: dnsZone, logger, connections: connections.listener('dns', dnsLimits) }),
+          )
+          networkServices.push(dns)
+          dnsPort = dns.udpPort
+          logger.info({ port: dns.udpPort, zone: zoneName }, 'dns is serving')
+        }
+        if (config.tftp.enabled) {
+          const tftp = await openListener('TFTP', config.tftp.host, config.tftp.port, 'set tftp.host / tftp.port (SLIPWAY_TFTP_HOST, SLIPWAY_TFTP_PORT), or tftp.enabled: false', () =>
+            startTftpServer({
+              host: config.tftp.host,
+              port: config.tftp.port,
+              ipxeDir: config.tftp.ipxeDir,
+              root: config.tftp.root || undefined,
+              maxTransfers: config.tftp.maxTransfers,
+              maxTransfersPerClient: config.tftp.maxTransfersPerClient,
+              retransmitTimeoutMs: config.tftp.retransmitTimeoutMs,
+              retries: config.tftp.retries,
+              logger,
+              metrics,
+            }),
+          )
+          networkServices.push(tftp)
+          logger.info({ port: tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined }, 'tftp is serving')
+        }
+        if (config.dhcp.mode !== 'off') {
+          const port = (app.server.address() as AddressInfo).port
+          const httpUrl = config.http.publicUrl || `http://${config.dhcp.serverAddress}:${port}`
+          const dhcp = await openListener('DHCP', config.dhcp.serverAddress, config.dhcp.port, 'set dhcp.serverAddress / dhcp.port (SLIPWAY_DHCP_SERVER_ADDRESS, SLIPWAY_DHCP_PORT), or dhcp.mode: off', () =>
+            startDhcpServer({ settings: config.dhcp, httpUrl, store, logger, metrics }),
+          )
+          networkServices.push(dhcp)
+          logger.info({ mode: config.dhcp.mode, serverAddress: config.dhcp.serverAddress, httpUrl }, 'dhcp is serving')
+        }
         // The first claims are awaited, so that each job's first pass runs at once on the holder.
         await jobLeases.start()
         scheduler.start()
@@ -385,26 +473,8 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         rolloutRunner.start()
         if (config.registry.healthIntervalSeconds > 0) healthSweep.start()
         releaseReconciler.start()
-        await reverseProxy.start()
-        dnsRefresh.start()
         if (isPostgres(store) && config.replicas.refreshSeconds > 0) replicaRefresh.start()
-        if (config.dns.enabled) {
-          const dns = await startDnsServer({ host: config.dns.host, port: config.dns.port, zone: dnsZone, logger })
-          networkServices.push(dns)
-          dnsPort = dns.udpPort
-          logger.info({ port: dns.udpPort, zone: zoneName }, 'dns is serving')
-        }
-        if (config.tftp.enabled) {
-          const tftp = await startTftpServer({ host: config.tftp.host, port: config.tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined, logger, metrics })
-          networkServices.push(tftp)
-          logger.info({ port: tftp.port, ipxeDir: config.tftp.ipxeDir, root: config.tftp.root || undefined }, 'tftp is serving')
-        }
-        if (config.dhcp.mode !== 'off') {
-          const port = (app.server.address() as AddressInfo).port
-          const httpUrl = config.http.publicUrl || `http://${config.dhcp.serverAddress}:${port}`
-          networkServices.push(await startDhcpServer({ settings: config.dhcp, httpUrl, store, logger, metrics }))
-          logger.info({ mode: config.dhcp.mode, serverAddress: config.dhcp.serverAddress, httpUrl }, 'dhcp is serving')
-        }
+        auditMaintenance.start()
         return address
       },
       jobLeases,
@@ -417,6 +487,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
         await healthSweep.stop()
         await releaseReconciler.stop()
         await dnsRefresh.stop()
+        await auditMaintenance.stop()
+        // The summaries counted since the last pass are written before the store closes.
+        await auditTrail.flush().catch((error: unknown) => logger.error({ err: error }, 'audit summaries could not be written at shutdown'))
         await replicaRefresh.stop()
         await releaseExecutor.stop()
         // After the jobs stopped: another replica takes over at once, with nothing of ours still running.

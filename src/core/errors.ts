@@ -5,12 +5,16 @@
 export type ErrorKind =
   | 'invalid' // the caller sent something wrong; nothing was changed
   | 'too_large' // the caller sent more than is accepted; nothing was changed
+  | 'unsupported' // the caller sent a format (media type, encoding) that is not accepted; nothing was changed
   | 'unauthorized'
   | 'forbidden'
   | 'not_found'
   | 'conflict'
   | 'unavailable' // try again later (Ignition retries 5xx forever)
   | 'configuration' // the engine's own content (profile, template) is broken: an operator must fix it
+
+/** At most this many problems of one document are reported (with their count): a bounded answer for any input. */
+export const MAX_REPORTED_PROBLEMS = 20
 
 export class SlipwayError extends Error {
   constructor(

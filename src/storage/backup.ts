@@ -11,7 +11,7 @@
  * The snapshot runs on a worker thread with its own connection: better-sqlite3 is synchronous, and a
  * large database must not stall the engine's event loop (DHCP, TFTP and HTTP share it).
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs'
+import { closeSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -87,7 +87,7 @@ export async function takeSnapshot(options: { databaseFile: string; into?: strin
   let temporary = false
   if (options.into) {
     folder = options.into
-    mkdirSync(folder, { recursive: true })
+    mkdirSync(folder, { recursive: true, mode: 0o700 })
   } else {
     folder = mkdtempSync(path.join(path.dirname(databaseFile), '.snapshot-'))
     temporary = true
@@ -95,6 +95,8 @@ export async function takeSnapshot(options: { databaseFile: string; into?: strin
   // The final name needs the time the read began: write under a provisional name, rename after.
   const provisional = path.join(folder, `.partial-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.sqlite3`)
   const removeAll = () => (temporary ? rmSync(folder, { recursive: true, force: true }) : rmSync(provisional, { force: true }))
+  // A snapshot holds what the database holds: created 0600 before VACUUM INTO fills it (it takes an empty file).
+  closeSync(openSync(provisional, 'wx', 0o600))
   let answer: WorkerAnswer
   try {
     answer = await runWorker({ driverPath: DRIVER_PATH, databaseFile, snapshotFile: provisional })

@@ -1,4 +1,4 @@
-import { mkdirSync, promises as fs } from 'node:fs'
+import { chmodSync, closeSync, mkdirSync, openSync, promises as fs, statSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
@@ -37,13 +37,34 @@ export function openStore(settings: DatabaseSettings | string): Store {
  * that a second process (the CLI, a backup) does not fail on a momentary lock.
  */
 function openSqlite(file: string): Store {
-  if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true })
+  if (file !== ':memory:') ownerOnly(file)
   const sqlite = new SQLite(file)
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('busy_timeout = 5000')
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+}
+
+/**
+ * The database holds sealed secrets and the whole inventory: its file is the engine user's alone
+ * (0600, in a 0700 folder when the engine makes it). SQLite gives its -wal and -shm files the
+ * database file's mode, and an older database's files are brought to 0600 as well.
+ */
+function ownerOnly(file: string): void {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  try {
+    closeSync(openSync(file, 'wx', 0o600))
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  }
+  for (const companion of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      if ((statSync(companion).mode & 0o077) !== 0) chmodSync(companion, 0o600)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+  }
 }
 
 /** int8 (bigint, count(*)) arrives as text from pg; every int8 here (byte sizes, counts) fits a double exactly. */

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { invalid } from '../errors.ts'
 import { LABEL_KEY_PATTERN } from '../machines/machine-service.ts'
-import { checkDocument } from '../selection/documents.ts'
+import { checkDocument, PLAIN_TEXT_PATTERN } from '../selection/documents.ts'
 
 /**
  * Flavors are cluster shapes, after mexosagent: how many control-plane members (each also an etcd
@@ -18,7 +18,8 @@ export type Role = (typeof ROLES)[number]
 /** A DNS label: flavor and cluster names end up in hostnames (`<cluster>-node-<n>`), which must stay <= 63. */
 export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'
 const Name = (maxLength: number, description: string) => Type.String({ minLength: 1, maxLength, pattern: NAME_PATTERN, description })
-const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256 }), { maxProperties: 64 })
+// additionalProperties: a key pattern alone checks only the keys that match it.
+const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256, pattern: PLAIN_TEXT_PATTERN }), { maxProperties: 64, additionalProperties: false })
 const Bytes = (description: string) => Type.Optional(Type.Integer({ minimum: 0, description }))
 
 export const FlavorDocument = Type.Object(
@@ -27,7 +28,7 @@ export const FlavorDocument = Type.Object(
     control_plane_count: Type.Union(CONTROL_PLANE_COUNTS.map((count) => Type.Literal(count)), { description: 'Control-plane members, each also an etcd member.' }),
     nodes_min: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000, description: 'Nodes below which the cluster stays pending (default 0).' })),
     nodes_max: Type.Integer({ minimum: 0, maximum: 1000, description: 'The scheduler never gives a cluster more nodes than this.' }),
-    selector: Type.Optional(Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256 }), { maxProperties: 64, description: 'Machine labels a qualifying machine must all carry (default: none).' })),
+    selector: Type.Optional(Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256, pattern: PLAIN_TEXT_PATTERN }), { maxProperties: 64, additionalProperties: false, description: 'Machine labels a qualifying machine must all carry (default: none).' })),
     min_cpu_cores: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
     min_memory_bytes: Bytes('Reported memory.total-bytes must be at least this.'),
     min_disk_bytes: Bytes('The largest reported disk must be at least this.'),

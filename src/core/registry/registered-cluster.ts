@@ -84,6 +84,8 @@ export interface HealthTransition {
 
 const Labels = Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 63, pattern: '^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$' }), {
   maxProperties: 64,
+  // A key pattern alone checks only the keys that match it: every other key is refused.
+  additionalProperties: false,
   description: 'Kubernetes-style labels: what release selectors and `?labels=` match.',
 })
 const LocationDocument = Type.Object(

@@ -1,6 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
-import { invalid } from '../errors.ts'
+import { invalid, MAX_REPORTED_PROBLEMS } from '../errors.ts'
 import { normalizeGroup, type Group } from './group.ts'
 import type { Profile } from './profile.ts'
 
@@ -11,16 +11,25 @@ import type { Profile } from './profile.ts'
 export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$'
 /** Template ids may name a file in a subfolder, never outside the folder. */
 export const TEMPLATE_ID_PATTERN = '^(?!.*(^|/)\\.\\.?(/|$))[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$'
+/** A file name a file system takes everywhere (255 bytes), subfolders included. */
+export const TEMPLATE_ID_MAX_LENGTH = 255
+/** Selector keys are query parameter names as iPXE and installers send them (`mac`, `uuid`, `os`, `rack`). */
+export const SELECTOR_KEY_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}$'
+/** Text a person reads (names, selector values): no control characters (NUL, newlines that forge log lines). */
+export const PLAIN_TEXT_PATTERN = '^[^\\u0000-\\u001f\\u007f]*$'
 
 const Id = (description: string) => Type.String({ pattern: ID_PATTERN, description })
 
 export const GroupDocument = Type.Object(
   {
     id: Id('Unique group id (letters, digits, ".", "_", "-").'),
-    name: Type.Optional(Type.String({ maxLength: 1024, description: 'Human-readable name.' })),
+    name: Type.Optional(Type.String({ maxLength: 1024, pattern: PLAIN_TEXT_PATTERN, description: 'Human-readable name.' })),
     profile: Id('Id of the profile machines in this group boot.'),
     selector: Type.Optional(
-      Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 1024 }), {
+      Type.Record(Type.String({ pattern: SELECTOR_KEY_PATTERN }), Type.String({ maxLength: 256, pattern: PLAIN_TEXT_PATTERN }), {
+        maxProperties: 64,
+        // A key pattern alone only checks the keys that match it: every other key is refused.
+        additionalProperties: false,
         description: 'Labels a machine must all carry; none makes this the default group.',
       }),
     ),
@@ -41,9 +50,9 @@ export const BootDocument = Type.Object(
 export const ProfileDocument = Type.Object(
   {
     id: Id('Unique profile id.'),
-    name: Type.Optional(Type.String({ maxLength: 1024 })),
-    ignition_id: Type.Optional(Type.String({ pattern: TEMPLATE_ID_PATTERN, description: 'Template in ignition/ (raw if it ends in .ign/.ignition).' })),
-    generic_id: Type.Optional(Type.String({ pattern: TEMPLATE_ID_PATTERN, description: 'Template in generic/.' })),
+    name: Type.Optional(Type.String({ maxLength: 1024, pattern: PLAIN_TEXT_PATTERN })),
+    ignition_id: Type.Optional(Type.String({ pattern: TEMPLATE_ID_PATTERN, maxLength: TEMPLATE_ID_MAX_LENGTH, description: 'Template in ignition/ (raw if it ends in .ign/.ignition).' })),
+    generic_id: Type.Optional(Type.String({ pattern: TEMPLATE_ID_PATTERN, maxLength: TEMPLATE_ID_MAX_LENGTH, description: 'Template in generic/.' })),
     boot: Type.Optional(BootDocument),
   },
   { additionalProperties: false },
@@ -93,16 +102,20 @@ export function parseProfileDocument(input: unknown, where: string, options: { a
 /** Checks a document against its schema and reports every problem with its JSON path. */
 export function checkDocument<T extends TSchema>(schema: T, input: unknown, where: string, code: string): Static<T> {
   if (Value.Check(schema, input)) return input as Static<T>
-  const problems = [...Value.Errors(schema, input)]
-    .filter((error) => error.keyword !== 'boolean')
-    .map((error) => {
-      const at = error.instancePath ? error.instancePath.slice(1).replaceAll('/', '.') : '(document)'
-      const params = error.params as { additionalProperties?: string[]; pattern?: string }
-      if (error.keyword === 'additionalProperties') return `${at}: unknown field(s) ${params.additionalProperties?.join(', ')}`
-      if (error.keyword === 'pattern') return `${at}: must match ${params.pattern}`
-      return `${at}: ${error.message}`
-    })
-  throw invalid(code, `${where}: ${problems.join('; ')}`, { problems })
+  // The first few problems and how many there are: a large document can fail thousands of times.
+  const problems: string[] = []
+  let count = 0
+  for (const error of Value.Errors(schema, input)) {
+    if (error.keyword === 'boolean') continue
+    if (++count > MAX_REPORTED_PROBLEMS) continue
+    const at = (error.instancePath ? error.instancePath.slice(1).replaceAll('/', '.') : '(document)').slice(0, 200)
+    const params = error.params as { additionalProperties?: string[]; pattern?: string }
+    if (error.keyword === 'additionalProperties') problems.push(`${at}: unknown field(s) ${(params.additionalProperties ?? []).join(', ').slice(0, 200)}`)
+    else if (error.keyword === 'pattern') problems.push(`${at}: must match ${params.pattern}`)
+    else problems.push(`${at}: ${error.message}`)
+  }
+  const more = count > problems.length ? ` (and ${count - problems.length} more)` : ''
+  throw invalid(code, `${where}: ${problems.join('; ')}${more}`, { problems, count })
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

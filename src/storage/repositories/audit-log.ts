@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely'
 import type { AuditEntry } from '../../core/access/audit-entry.ts'
+import type { AuditStore } from '../../core/access/audit-trail.ts'
 import type { AuditLogTable, Database } from '../database.ts'
 
 export type { AuditEntry }
@@ -67,4 +68,21 @@ export async function queryAudit(db: Db, query: AuditQuery): Promise<{ entries: 
   const rows = (await select.orderBy('id', 'desc').limit(query.limit + 1).execute()).map(toRecord)
   const entries = rows.slice(0, query.limit)
   return { entries, nextCursor: rows.length > query.limit ? entries[entries.length - 1]!.id : null }
+}
+
+/** The audit trail's store (core/access/audit-trail.ts) over kysely. */
+export function auditStore(db: Db): AuditStore {
+  return {
+    append: (entry) => appendAudit(db, entry),
+    prune: async ({ before, keepRows }) => {
+      let removed = 0
+      if (before !== null) removed += Number((await db.deleteFrom('audit_log').where('at', '<', before).executeTakeFirst()).numDeletedRows)
+      if (keepRows > 0) {
+        // The id of the newest entry past the limit: it and everything older go.
+        const cut = await db.selectFrom('audit_log').select('id').orderBy('id', 'desc').offset(keepRows).limit(1).executeTakeFirst()
+        if (cut) removed += Number((await db.deleteFrom('audit_log').where('id', '<=', cut.id).executeTakeFirst()).numDeletedRows)
+      }
+      return removed
+    },
+  }
 }

@@ -5,8 +5,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from 'pino'
 import type { BootService } from '../../core/boot/boot-service.ts'
 import type { ContentService } from '../../core/content/content-service.ts'
-import { installAccessControl, requireBearerToken, registerWithAccess, type AuditEvent, type TokenVerifier } from './auth.ts'
+import { installAccessControl, requireBearerToken, registerWithAccess, type TokenVerifier } from './auth.ts'
 import { publicAccess } from '../../core/access/route-policy.ts'
+import type { AuditTrail } from '../../core/access/audit-trail.ts'
 import type { TenantDirectory } from '../../core/access/tenancy.ts'
 import type { Store } from '../../storage/db.ts'
 import { tokenRoutes } from './routes/admin/tokens.ts'
@@ -24,6 +25,8 @@ import { chartRepositoryRoutes } from './routes/chart-repository.ts'
 import type { ChartService } from '../../core/releases/chart-service.ts'
 import type { ReleaseService } from '../../core/releases/release-service.ts'
 import { installErrorHandling } from './errors.ts'
+import { loggableUrl } from './loggable-url.ts'
+import { clientErrorAnswer, frameworkErrorAnswer, installRequestLimits } from './request-limits.ts'
 import type { EngineMetrics } from '../metrics.ts'
 import { staticFileRoutes } from './routes/static-files.ts'
 import { bootRoutes } from './routes/boot.ts'
@@ -41,6 +44,7 @@ import { installRoutes } from './routes/install.ts'
 import type { InstallAuthorization } from '../../core/machines/install-authorization.ts'
 import { machineRoutes, type MembershipOf } from './routes/admin/machines.ts'
 import { machineBootRoutes } from './routes/admin/machine-boot.ts'
+import { machineIdentityRoutes } from './routes/admin/machine-identity.ts'
 import { uiRoutes } from './routes/ui/ui-routes.ts'
 import type { UiSessions } from './ui-session.ts'
 import { clusterRoutes } from './routes/admin/clusters.ts'
@@ -73,6 +77,8 @@ export interface AppDependencies {
   metrics: EngineMetrics
   version: string
   machines: MachineService
+  /** Defaults of the operator's machine-identity calls (credential rotation grace, re-provision window). */
+  machinePolicy: { credentialGraceSeconds: number; reprovisionWindowSeconds: number }
   installs: InstallAuthorization
   clusters: ClusterService
   registry: ClusterRegistry
@@ -102,8 +108,8 @@ export interface AppDependencies {
   membershipOf: MembershipOf
   /** Snapshots (SQLite only) and the inventory's JSON export/import. */
   backup: BackupRouteOptions & EnjoliverBackupRouteOptions
-  /** Tenants of clusters, machines and releases; the audit log; the store behind the token and audit routes. */
-  access: { tenants: TenantDirectory; audit: (event: AuditEvent) => Promise<void>; store: Store }
+  /** Tenants of clusters, machines and releases; the audit trail; the store behind the token and audit routes. */
+  access: { tenants: TenantDirectory; audit: AuditTrail; store: Store }
 }
 
 /**
@@ -123,9 +129,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // and never coerce types: ["a"] is not the string "a".
     ajv: { customOptions: { removeAdditional: false, allErrors: true, coerceTypes: false } },
     trustProxy: false,
+    // Malformed requests (a bad URL escape, Node's parser refusing a request) answer in the engine's error shape.
+    frameworkErrors: frameworkErrorAnswer,
+    clientErrorHandler: clientErrorAnswer,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   installErrorHandling(app)
+  installRequestLimits(app)
   // Every route declares its access where it is registered; each request is decided on the route
   // the router matched, and every change recorded (auth.ts).
   installAccessControl(app, {
@@ -133,7 +143,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     machineCredentials: deps.credentials,
     guardedPrefixes: GUARDED_PREFIXES,
     tenants: deps.access.tenants,
-    audit: deps.access.audit,
+    audit: (event) => deps.access.audit.record(event),
   })
   app.addSchema(ErrorResponse)
   const metrics = deps.metrics
@@ -144,7 +154,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.addHook('onResponse', (request, reply, done) => {
     const level = reply.statusCode >= 500 ? 'warn' : 'info'
     if (logged[level]) {
-      const entry = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime), principal: request.principal?.name }
+      const entry = { method: request.method, url: loggableUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime), principal: request.principal?.name }
       request.log[level](entry, level === 'warn' ? 'request failed' : 'request')
     }
     done()
@@ -191,6 +201,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(selectionRoutes, { boot: deps.boot })
       await admin.register(dhcpRoutes, { reservations: deps.reservations })
       await admin.register(machineRoutes, { machines: deps.machines, membershipOf: deps.membershipOf, drift: deps.drift })
+      await admin.register(machineIdentityRoutes, { machines: deps.machines, ...deps.machinePolicy })
       await admin.register(machineBootRoutes, { machines: deps.machines, boot: deps.boot, credentials: deps.credentials, publicUrl: deps.http.publicUrl })
       await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
@@ -201,7 +212,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(proxyRouteRoutes, { proxy: deps.proxy })
       await admin.register(backupRoutes, deps.backup)
       await admin.register(tokenRoutes, { store: deps.access.store })
-      await admin.register(auditRoutes, { store: deps.access.store })
+      await admin.register(auditRoutes, { store: deps.access.store, trail: deps.access.audit })
     },
     { prefix: '/api/v1' },
   )

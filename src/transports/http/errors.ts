@@ -1,9 +1,10 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { SlipwayError, type ErrorKind } from '../../core/errors.ts'
+import { MAX_REPORTED_PROBLEMS, SlipwayError, type ErrorKind } from '../../core/errors.ts'
 
 const STATUS_OF_KIND: Record<ErrorKind, number> = {
   invalid: 400,
   too_large: 413,
+  unsupported: 415,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
@@ -40,12 +41,15 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const fastifyError = error as FastifyError
     if (fastifyError.validation) {
-      const problems = fastifyError.validation.map((issue) => {
-        const at = `${fastifyError.validationContext ?? 'request'}${issue.instancePath.replaceAll('/', '.')}`
-        const extra = issue.keyword === 'additionalProperties' ? ` "${(issue.params as { additionalProperty: string }).additionalProperty}"` : ''
+      // A bounded answer: a large body can fail a schema thousands of times, and the answer must not outgrow it.
+      const problems = fastifyError.validation.slice(0, MAX_REPORTED_PROBLEMS).map((issue) => {
+        const at = `${fastifyError.validationContext ?? 'request'}${issue.instancePath.replaceAll('/', '.')}`.slice(0, 200)
+        const extra = issue.keyword === 'additionalProperties' ? ` "${String((issue.params as { additionalProperty: string }).additionalProperty).slice(0, 100)}"` : ''
         return `${at}${extra}: ${issue.message}`
       })
-      return reply.status(400).send({ statusCode: 400, code: 'VALIDATION_FAILED', message: problems.join('; '), details: { problems } } satisfies ErrorBody)
+      const count = fastifyError.validation.length
+      const more = count > problems.length ? ` (and ${count - problems.length} more)` : ''
+      return reply.status(400).send({ statusCode: 400, code: 'VALIDATION_FAILED', message: `${problems.join('; ')}${more}`, details: { problems, count } } satisfies ErrorBody)
     }
     if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       const message = `request body is larger than this endpoint accepts (${request.routeOptions.bodyLimit} bytes)`

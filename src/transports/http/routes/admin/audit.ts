@@ -7,6 +7,7 @@ import { queryAudit, type AuditRecord } from '../../../../storage/repositories/a
 import { adminErrors } from '../../schemas/common.ts'
 import { tenancyOf } from '../../auth.ts'
 import { administer } from '../../../../core/access/route-policy.ts'
+import type { AuditTrail } from '../../../../core/access/audit-trail.ts'
 
 const nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 const EntryResponse = Type.Object({
@@ -51,7 +52,7 @@ const toResponse = (entry: AuditRecord) => ({
 })
 
 /** The audit log: every mutating call on the admin surface. A tenant's admin reads its tenant's entries only. */
-export const auditRoutes: FastifyPluginAsyncTypebox<{ store: Kysely<Database> }> = async (app, { store }) => {
+export const auditRoutes: FastifyPluginAsyncTypebox<{ store: Kysely<Database>; trail: AuditTrail }> = async (app, { store, trail }) => {
   app.get(
     '/audit',
     {
@@ -69,6 +70,8 @@ export const auditRoutes: FastifyPluginAsyncTypebox<{ store: Kysely<Database> }>
       const pageSize = limit === undefined ? 100 : Number(limit)
       if (pageSize < 1 || pageSize > 1000) throw invalid('INVALID_AUDIT_QUERY', `limit: ${limit} is outside 1-1000`)
       const tenant = tenancyOf(request).tenant
+      // A reader sees the refusals counted so far, not only those of the last summary interval.
+      await trail.flush()
       const page = await queryAudit(store, {
         ...(since !== undefined ? { since: new Date(since).toISOString() } : {}),
         ...(principal !== undefined ? { principal } : {}),

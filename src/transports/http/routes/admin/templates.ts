@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { ContentService } from '../../../../core/content/content-service.ts'
 import { invalid } from '../../../../core/errors.ts'
-import { TEMPLATE_ID_PATTERN } from '../../../../core/selection/documents.ts'
+import { TEMPLATE_ID_MAX_LENGTH, TEMPLATE_ID_PATTERN } from '../../../../core/selection/documents.ts'
 import { TEMPLATE_KINDS } from '../../../../core/render/template.ts'
 import { adminErrors, Source } from '../../schemas/common.ts'
 import { administer, read } from '../../../../core/access/route-policy.ts'
@@ -10,7 +10,7 @@ import { administer, read } from '../../../../core/access/route-policy.ts'
 const Kind = Type.Enum([...TEMPLATE_KINDS], { description: 'Template folder: ignition, generic or ipxe.' })
 const TemplateSummary = Type.Object({ kind: Kind, id: Type.String(), source: Source, created_at: Type.String(), updated_at: Type.String() })
 const TemplateResponse = Type.Object({ ...TemplateSummary.properties, body: Type.String() })
-const TemplateParams = Type.Object({ kind: Kind, '*': Type.String({ pattern: TEMPLATE_ID_PATTERN, description: 'Template id (file name, may include subfolders).' }) })
+const TemplateParams = Type.Object({ kind: Kind, '*': Type.String({ pattern: TEMPLATE_ID_PATTERN, maxLength: TEMPLATE_ID_MAX_LENGTH, description: 'Template id (file name, may include subfolders).' }) })
 const tags = ['templates']
 
 /**
