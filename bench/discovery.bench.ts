@@ -261,6 +261,8 @@ async function main(): Promise<void> {
     SLIPWAY_CONTENT_ASSETS_DIR: assetsDir,
     SLIPWAY_LOG_LEVEL: 'warn',
     SLIPWAY_AUTH_ADMIN_TOKEN: token,
+    // The load comes from one address, as from machines behind one NAT: more reports a minute than one machine sends.
+    SLIPWAY_MACHINES_DISCOVERY_REPORTS_PER_MINUTE: '1000000',
     // No timed passes: the measured pass must be the only one (discoveries still trigger a debounced
     // pass, which has nothing to do before the clusters exist).
     SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',

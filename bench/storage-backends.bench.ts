@@ -75,6 +75,8 @@ async function measure(backend: Backend, tmp: string, databaseUrl: string, bodie
     SLIPWAY_CONTENT_ASSETS_DIR: assetsDir,
     SLIPWAY_LOG_LEVEL: 'warn',
     SLIPWAY_AUTH_ADMIN_TOKEN: token,
+    // The load comes from one address, as from machines behind one NAT: more reports a minute than one machine sends.
+    SLIPWAY_MACHINES_DISCOVERY_REPORTS_PER_MINUTE: '1000000',
     // Only the measured pass places machines.
     SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',
     ...(backend === 'postgres' ? { SLIPWAY_DATABASE_DRIVER: 'postgres', SLIPWAY_DATABASE_URL: databaseUrl } : {}),

@@ -173,6 +173,13 @@ export const ConfigSchema = Type.Object(
           maximum: 31_536_000,
           description: "After POST /api/v1/machines/{uuid}/credential/rotate, the previous machine credential counts this long, so that the machine can fetch its next config (which carries the new one) with it.",
         }),
+        discoveryReportsPerMinute: Type.Integer({
+          default: 60,
+          minimum: 1,
+          maximum: 1_000_000,
+          description:
+            'Discovery reports one client address may send a minute (as a burst, then at that rate): an agent reports once per boot, so more is a flood filling the inventory (429 with Retry-After). Raise it where many machines reach the engine through one NAT address.',
+        }),
         reprovisionWindowSeconds: Type.Integer({
           default: 3600,
           minimum: 60,

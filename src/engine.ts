@@ -48,7 +48,6 @@ import { LockService } from './core/lifecycle/lock-service.ts'
 import { lockRepository } from './storage/repositories/locks.ts'
 import { keyedMachineCredentials } from './storage/machine-credentials.ts'
 import { SecretDeliveryGate } from './core/boot/secret-delivery.ts'
-import { findLeaseByMac } from './storage/repositories/dhcp-leases.ts'
 import { loadEngineSshKey } from './storage/engine-ssh-key.ts'
 import { ClusterRegistry, type ClusterApi } from './core/registry/registry-service.ts'
 import { registryRepository } from './storage/repositories/registry.ts'
@@ -136,10 +135,6 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const secretDeliveries = new SecretDeliveryGate(
       {
         credentials,
-        leasedAddresses: async (mac) => {
-          const lease = await findLeaseByMac(store, mac)
-          return lease && lease.state === 'bound' && lease.expiresAt.getTime() > Date.now() ? [lease.ip] : []
-        },
         record: (delivery) =>
           appendAudit(store, {
             at: delivery.at,
@@ -365,8 +360,12 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       assetsDir: config.content.assetsDir,
       ipxeBinariesDir: config.tftp.ipxeDir,
       version: VERSION,
-      machines: new MachineService(machineRepository(store), undefined, machineChanged, (kind) => metrics.countMachineConflict(kind)),
-      machinePolicy: { credentialGraceSeconds: config.machines.credentialGraceSeconds, reprovisionWindowSeconds: config.machines.reprovisionWindowSeconds },
+      machines: new MachineService(machineRepository(store), undefined, machineChanged, (kind) => metrics.countMachineConflict(kind), { addressIsIdentity: config.machines.bindSecretsToAddress }),
+      machinePolicy: {
+        credentialGraceSeconds: config.machines.credentialGraceSeconds,
+        reprovisionWindowSeconds: config.machines.reprovisionWindowSeconds,
+        discoveryReportsPerMinute: config.machines.discoveryReportsPerMinute,
+      },
       installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
       clusters,
       registry,

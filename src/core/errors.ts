@@ -11,6 +11,7 @@ export type ErrorKind =
   | 'not_found'
   | 'conflict'
   | 'unavailable' // try again later (Ignition retries 5xx forever)
+  | 'rate_limited' // the caller asked too often; try again after `retryAfterSeconds`
   | 'configuration' // the engine's own content (profile, template) is broken: an operator must fix it
 
 /** At most this many problems of one document are reported (with their count): a bounded answer for any input. */
@@ -41,5 +42,8 @@ export const forbidden = (code: string, message: string, details?: Record<string
 /** `retryAfterSeconds` becomes HTTP's Retry-After. */
 export const unavailable = (code: string, message: string, retryAfterSeconds: number, details?: Record<string, unknown>) =>
   new SlipwayError('unavailable', code, message, { ...details, retryAfterSeconds })
+/** `retryAfterSeconds` becomes HTTP's Retry-After. */
+export const rateLimited = (code: string, message: string, retryAfterSeconds: number, details?: Record<string, unknown>) =>
+  new SlipwayError('rate_limited', code, message, { ...details, retryAfterSeconds })
 export const misconfigured = (code: string, message: string, details?: Record<string, unknown>) =>
   new SlipwayError('configuration', code, message, details)

@@ -52,3 +52,6 @@ export function ipv4ToBytes(text: string): Buffer {
 export function ipv4FromBytes(bytes: Buffer, offset = 0): string {
   return formatIpv4(bytes.readUInt32BE(offset))
 }
+
+/** `::ffff:10.0.0.5` (an IPv4 peer on a dual-stack socket) is 10.0.0.5. */
+export const plainAddress = (address: string): string => (address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address)

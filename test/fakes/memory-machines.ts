@@ -46,10 +46,10 @@ export function memoryMachineRepository() {
     setReprovisionUntil: async (uuid, until) => void store.machines.set(uuid, { ...store.machines.get(uuid)!, reprovisionUntil: until }),
     recordConflict: async (claim, maxOpen) => {
       const same = store.conflicts.find(
-        (conflict) => conflict.state === 'open' && conflict.kind === claim.kind && conflict.machineUuid === claim.machineUuid && conflict.claimedUuid === claim.report.uuid && conflict.claimedMac === claim.report.bootMac,
+        (conflict) => conflict.state === 'open' && conflict.kind === claim.kind && conflict.machineUuid === claim.machineUuid,
       )
       if (same) {
-        Object.assign(same, { reports: same.reports + 1, lastSeenAt: claim.at, sourceIp: claim.sourceIp, claimedIpv4: claim.claimedIpv4, report: claim.report })
+        Object.assign(same, { reports: same.reports + 1, lastSeenAt: claim.at, sourceIp: claim.sourceIp, claimedUuid: claim.report.uuid, claimedMac: claim.report.bootMac, claimedIpv4: claim.claimedIpv4, report: claim.report })
         return { conflict: { ...same }, first: false }
       }
       if (store.conflicts.filter((conflict) => conflict.state === 'open').length >= maxOpen) return undefined

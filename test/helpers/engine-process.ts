@@ -81,6 +81,8 @@ export class EngineProcess {
         SLIPWAY_PROXY_PORT: '0',
         SLIPWAY_DNS_PORT: '0',
         SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
+        // Fleets played from 127.0.0.1, as from behind one NAT address.
+        SLIPWAY_MACHINES_DISCOVERY_REPORTS_PER_MINUTE: '1000000',
         SLIPWAY_CONTENT_PROFILES_DIR: path.join(contentDir, 'profiles'),
         SLIPWAY_CONTENT_IGNITION_DIR: path.join(contentDir, 'ignition'),
         SLIPWAY_CONTENT_IPXE_DIR: path.join(contentDir, 'ipxe'),

@@ -43,6 +43,8 @@ export function spellingsOf(path: string): Spelling[] {
     { name: ';param on the first segment', target: withFirst(`${first};a`) },
     { name: 'upper case', target: path.toUpperCase() },
     { name: 'first segment capitalised', target: withFirst(first.charAt(0).toUpperCase() + first.slice(1)) },
+    // A parameter in upper case: a uuid read case-insensitively by the handler must be by the access check too.
+    { name: 'last segment upper-cased', target: withLast(last.toUpperCase()) },
     { name: 'backslash for a slash', target: segments.length > 1 ? `/${first}\\${rest}` : `${path}\\` },
     { name: 'encoded backslash', target: segments.length > 1 ? `/${first}%5c${rest}` : `${path}%5c` },
     { name: 'encoded NUL at the end', target: `${path}%00` },

@@ -48,9 +48,10 @@ export const administer = (scope: TokenPolicy['scope'] = 'fleet', owner?: Owner)
 /** The objects routes name in their parameters. */
 export const clusterOwner = (params: Record<string, string>): OwnedObject => ({ kind: 'cluster', name: params.name ?? '' })
 export const releaseOwner = (params: Record<string, string>): OwnedObject => ({ kind: 'release', namespace: params.namespace ?? '', name: params.name ?? '' })
-export const machineOwner = (params: Record<string, string>): OwnedObject => ({ kind: 'machine', uuid: params.uuid ?? '' })
+// The handlers read a uuid in any case (RFC 4122): so must the tenant check, or `/machines/<UPPER>` would pass it.
+export const machineOwner = (params: Record<string, string>): OwnedObject => ({ kind: 'machine', uuid: (params.uuid ?? '').toLowerCase() })
 /** Changes answer the short "does not exist" of the machine services, not the read's longer one. */
-export const machineChangeOwner = (params: Record<string, string>): OwnedObject => ({ kind: 'machine', uuid: params.uuid ?? '', brief: true })
+export const machineChangeOwner = (params: Record<string, string>): OwnedObject => ({ kind: 'machine', uuid: (params.uuid ?? '').toLowerCase(), brief: true })
 export const tokenOwner = (params: Record<string, string>): OwnedObject => ({ kind: 'token', name: params.name ?? '' })
 /** optikon's DELETE /releases/{name} names the namespace in the query (default "default"). */
 export const optikonReleaseOwner = (params: Record<string, string>, query: Record<string, unknown>): OwnedObject => ({

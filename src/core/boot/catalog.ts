@@ -17,7 +17,8 @@ export class Catalog {
    * Rendered (and, for Ignition, validated) outputs of this snapshot, keyed by what they were rendered
    * from. A new snapshot starts empty, so a change of group, profile or template is never served stale.
    */
-  readonly renderCache = new BoundedCache<string, unknown>(10_000)
+  /** Renders by key, bounded in entries and in bytes (keys hold the raw query, which a client chooses). */
+  readonly renderCache = new BoundedCache<string, unknown>(10_000, RENDER_CACHE_BYTES, (key, value) => key.length + renderedLength(value))
 
   constructor(groups: readonly Group[], profiles: readonly Profile[], templates: readonly Template[]) {
     this.groups = new GroupIndex(groups)
@@ -52,18 +53,43 @@ export interface CatalogSource {
 
 /** A Map that forgets its oldest entries past `capacity`: memory stays flat under many machines. */
 export class BoundedCache<K, V> {
-  private readonly entries = new Map<K, V>()
-  constructor(private readonly capacity: number) {}
+  private readonly entries = new Map<K, { value: V; size: number }>()
+  private bytes = 0
+  constructor(
+    private readonly capacity: number,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
+    private readonly sizeOf: (key: K, value: V) => number = () => 0,
+  ) {}
 
   get(key: K): V | undefined {
-    return this.entries.get(key)
+    return this.entries.get(key)?.value
   }
 
+  /** Adds an entry, evicting the oldest ones until both bounds hold (an entry larger than the byte bound is not kept). */
   set(key: K, value: V): void {
-    if (this.entries.size >= this.capacity) {
-      const oldest = this.entries.keys().next()
-      if (!oldest.done) this.entries.delete(oldest.value)
-    }
-    this.entries.set(key, value)
+    const size = this.sizeOf(key, value)
+    if (size > this.maxBytes) return
+    this.delete(key)
+    while (this.entries.size > 0 && (this.entries.size >= this.capacity || this.bytes + size > this.maxBytes)) this.delete(this.entries.keys().next().value!)
+    this.entries.set(key, { value, size })
+    this.bytes += size
   }
+
+  private delete(key: K): void {
+    const entry = this.entries.get(key)
+    if (!entry) return
+    this.entries.delete(key)
+    this.bytes -= entry.size
+  }
+}
+
+/** Renders kept per catalog snapshot at most: 64 MiB of text. */
+const RENDER_CACHE_BYTES = 64 * 1024 * 1024
+
+/** The text length of a cached render (a script, or an Ignition config's body, with its secret flag). */
+function renderedLength(value: unknown): number {
+  const rendered = (value as { value?: unknown }).value
+  if (typeof rendered === 'string') return rendered.length
+  const body = (rendered as { body?: unknown } | undefined)?.body
+  return typeof body === 'string' ? body.length : 0
 }

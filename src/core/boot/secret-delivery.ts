@@ -1,14 +1,17 @@
 import { forbidden } from '../errors.ts'
 import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
 import type { MachineState } from '../machines/machine-state.ts'
+import { plainAddress } from '../../lib/ipv4.ts'
 
 /**
  * Who may receive a config that carries secrets (its cluster's keys, the bootstrap token, the
  * machine's own credential). The boot network is not trusted: a machine's uuid and MAC can be read
  * off it, so naming them is not enough. Such a config goes to a machine only while it holds an
  * install slot (it is installing now), while an operator's re-provision window is open, or when it
- * presents its own machine credential (its rolling agent fetching its next config); and only to an
- * address it was discovered or leased at. Every delivery is recorded.
+ * presents its own machine credential (its rolling agent fetching its next config); and only to the
+ * address it was discovered at, which no later report changes without an operator (machine-identity.ts).
+ * A DHCP lease does not count: a DHCPREQUEST can name any MAC, so a lease proves nothing. Every
+ * delivery is recorded.
  */
 export type DeliveryGround = 'install slot' | 're-provision window' | 'machine credential'
 
@@ -41,8 +44,6 @@ export interface SecretDelivery {
 
 export interface SecretDeliveryPorts {
   credentials: MachineCredentials
-  /** The addresses the DHCP server leased to this MAC (none when the engine is not the DHCP server). */
-  leasedAddresses(mac: string): Promise<string[]>
   /** Writes the delivery to the audit log. */
   record(delivery: SecretDelivery): Promise<void>
   clock?: () => Date
@@ -52,9 +53,6 @@ export interface SecretDeliveryPolicy {
   /** Off only where machines reach the engine through NAT (their source address is not their own). */
   requireMachineAddress: boolean
 }
-
-/** `::ffff:10.0.0.5` (an IPv4 peer on a dual-stack socket) is 10.0.0.5. */
-export const plainAddress = (address: string) => (address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address)
 
 export class SecretDeliveryGate {
   private readonly clock: () => Date
@@ -69,14 +67,11 @@ export class SecretDeliveryGate {
   /** Resolves with the ground of the delivery (and records it), or throws 403 with a code saying what is missing. */
   async authorize(machine: DeliveryTarget, kind: string, source: DeliverySource): Promise<DeliveryGround> {
     const address = plainAddress(source.address)
-    if (this.policy.requireMachineAddress) {
-      const known = [...(machine.bootAddress ? [machine.bootAddress] : []), ...(await this.ports.leasedAddresses(machine.bootMac))]
-      if (!known.includes(address)) {
-        throw forbidden('MACHINE_ADDRESS_MISMATCH', `this config carries secrets of machine ${machine.uuid} and is served only to an address it was discovered or leased at, not to ${address}`, {
-          uuid: machine.uuid,
-          address,
-        })
-      }
+    if (this.policy.requireMachineAddress && machine.bootAddress !== address) {
+      throw forbidden('MACHINE_ADDRESS_MISMATCH', `this config carries secrets of machine ${machine.uuid} and is served only to the address it was discovered at${machine.bootAddress ? '' : ' (it reported none)'}, not to ${address}`, {
+        uuid: machine.uuid,
+        address,
+      })
     }
     const ground = await this.groundOf(machine, source)
     const now = this.clock()

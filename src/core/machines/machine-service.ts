@@ -1,4 +1,5 @@
 import { normalizeMac } from '../../lib/mac.ts'
+import { plainAddress } from '../../lib/ipv4.ts'
 import { conflict, invalid, notFound } from '../errors.ts'
 import { FIRST_CREDENTIAL, nextGeneration, type CredentialState } from '../lifecycle/machine-credentials.ts'
 import { parseDiscovery, UUID_PATTERN, type Discovery, type MachineDisk, type MachineFacts, type MachineInterface } from './discovery-document.ts'
@@ -51,8 +52,9 @@ export interface MachineRepository {
   setCredential(uuid: string, credential: CredentialState): Promise<void>
   setReprovisionUntil(uuid: string, until: string | null): Promise<void>
   /**
-   * Records a claim: a new open conflict, or one more report of the same open claim (same kind,
-   * machine, claimed uuid and MAC). `undefined` when `maxOpen` conflicts are already open.
+   * Records a claim: a new open conflict, or one more report of an open conflict of the same kind on
+   * the same machine (which then holds the latest claim). `undefined` when `maxOpen` conflicts are
+   * already open.
    */
   recordConflict(claim: ConflictClaim, maxOpen: number): Promise<{ conflict: MachineConflict; first: boolean } | undefined>
   listConflicts(filter: { state?: ConflictState }): Promise<MachineConflict[]>
@@ -96,6 +98,8 @@ export class MachineService {
     private readonly afterChange: (uuid: string, machine?: Machine) => Promise<void> | void = () => {},
     /** Told of every refused report (a metric counts them). */
     private readonly conflictRecorded: (kind: ConflictKind) => void = () => {},
+    /** Whether a machine's address is part of its identity (off only where machines reach the engine through NAT). */
+    private readonly identity: { addressIsIdentity: boolean } = { addressIsIdentity: true },
   ) {}
 
   /**
@@ -111,14 +115,16 @@ export class MachineService {
     const result = await this.repository.transaction(async (repository) => {
       const existing = await repository.findMachine(discovery.uuid)
       const macHolder = existing ? undefined : (await repository.listMachines({ mac: discovery.bootMac })).find((candidate) => candidate.bootMac === discovery.bootMac)
-      const claim = identityConflict(discovery, existing, macHolder)
+      const claim = identityConflict(discovery, existing, macHolder, this.identity.addressIsIdentity ? plainAddress(source.address) : undefined)
       if (!claim) return this.applyReport(repository, discovery, existing, now)
       const at = now.toISOString()
       const claimedIpv4 = discovery.interfaces.find((nic) => nic.isBoot)?.ipv4 ?? null
       const recorded = await repository.recordConflict({ kind: claim.kind, machineUuid: claim.machine.uuid, report: discovery, claimedIpv4, sourceIp: source.address, at }, MAX_OPEN_CONFLICTS)
-      if (recorded?.first) {
+      // One event when a conflict opens; when no more can be kept open, one for each refused claim.
+      if (!recorded || recorded.first) {
         const description = describeConflict(claim.kind, { claimedUuid: discovery.uuid, claimedMac: discovery.bootMac, claimedIpv4, sourceIp: source.address })
-        await repository.appendEvent({ uuid: claim.machine.uuid, fromState: claim.machine.state, toState: claim.machine.state, reason: `identity conflict #${recorded.conflict.id}: ${description}; not applied (an operator accepts or dismisses it)`, at })
+        const kept = recorded ? `identity conflict #${recorded.conflict.id}` : `identity conflict (not kept: ${MAX_OPEN_CONFLICTS} conflicts are open)`
+        await repository.appendEvent({ uuid: claim.machine.uuid, fromState: claim.machine.state, toState: claim.machine.state, reason: `${kept}: ${description}; not applied (an operator accepts or dismisses it)`, at })
       }
       // Returned, not thrown: the conflict must commit although the report is refused.
       return { refused: { kind: claim.kind, conflictId: recorded?.conflict.id ?? null } }

@@ -64,7 +64,7 @@ async function listMachines(db: Db, filter: MachineFilter): Promise<Machine[]> {
     // Chunked: SQLite takes at most 32,766 bound parameters per statement.
     if (filter.uuids.length > IN_CHUNK) {
       const chunks: Machine[] = []
-      for (let start = 0; start < filter.uuids.length; start += IN_CHUNK) chunks.push(...(await listMachines(db, { ...filter, uuids: filter.uuids.slice(start, start + IN_CHUNK) })))
+      for (let start = 0; start < filter.uuids.length; start += IN_CHUNK) appendAll(chunks, await listMachines(db, { ...filter, uuids: filter.uuids.slice(start, start + IN_CHUNK) }))
       return chunks
     }
     query = query.where('machines.uuid', 'in', [...filter.uuids])
@@ -89,6 +89,11 @@ async function listMachines(db: Db, filter: MachineFilter): Promise<Machine[]> {
   return loadMachines(db, await query.orderBy('machines.first_seen_at').orderBy('machines.uuid').execute())
 }
 
+/** Appends in a loop: `push(...rows)` passes every row as an argument and overflows the stack past ~120k rows. */
+function appendAll<T>(target: T[], rows: readonly T[]): void {
+  for (const row of rows) target.push(row)
+}
+
 /** Bound parameters per `IN (...)`: well under SQLite's limit of 32,766. */
 const IN_CHUNK = 5000
 
@@ -104,9 +109,9 @@ async function loadMachines(db: Db, rows: MachineRow[]): Promise<Machine[]> {
       db.selectFrom('machine_disks').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('path').execute(),
       db.selectFrom('machine_labels').selectAll().where('uuid', 'in', uuids).orderBy('uuid').orderBy('key').execute(),
     ])
-    interfaces.push(...someInterfaces)
-    disks.push(...someDisks)
-    labels.push(...someLabels)
+    appendAll(interfaces, someInterfaces)
+    appendAll(disks, someDisks)
+    appendAll(labels, someLabels)
   }
   const byUuid = <R extends { uuid: string }>(items: R[]) => {
     const map = new Map<string, R[]>()
@@ -229,10 +234,8 @@ async function recordConflict(db: Db, claim: ConflictClaim, maxOpen: number): Pr
     .where('state', '=', 'open')
     .where('kind', '=', claim.kind)
     .where('machine_uuid', '=', claim.machineUuid)
-    .where('claimed_uuid', '=', claim.report.uuid)
-    .where('claimed_mac', '=', claim.report.bootMac)
     .executeTakeFirst()
-  const latest = { claimed_ipv4: claim.claimedIpv4, source_ip: claim.sourceIp, report: JSON.stringify(claim.report), last_seen_at: claim.at }
+  const latest = { claimed_uuid: claim.report.uuid, claimed_mac: claim.report.bootMac, claimed_ipv4: claim.claimedIpv4, source_ip: claim.sourceIp, report: JSON.stringify(claim.report), last_seen_at: claim.at }
   if (same) {
     await db.updateTable('machine_conflicts').set({ ...latest, reports: same.reports + 1 }).where('id', '=', same.id).execute()
     return { conflict: toConflict({ ...same, ...latest, reports: same.reports + 1 }), first: false }
@@ -241,7 +244,7 @@ async function recordConflict(db: Db, claim: ConflictClaim, maxOpen: number): Pr
   if (Number(open.count) >= maxOpen) return undefined
   const row = await db
     .insertInto('machine_conflicts')
-    .values({ kind: claim.kind, machine_uuid: claim.machineUuid, claimed_uuid: claim.report.uuid, claimed_mac: claim.report.bootMac, ...latest, reports: 1, first_seen_at: claim.at, state: 'open', resolved_at: null, resolved_by: null })
+    .values({ kind: claim.kind, machine_uuid: claim.machineUuid, ...latest, reports: 1, first_seen_at: claim.at, state: 'open', resolved_at: null, resolved_by: null })
     .returningAll()
     .executeTakeFirstOrThrow()
   return { conflict: toConflict(row), first: true }

@@ -78,7 +78,7 @@ export interface AppDependencies {
   version: string
   machines: MachineService
   /** Defaults of the operator's machine-identity calls (credential rotation grace, re-provision window). */
-  machinePolicy: { credentialGraceSeconds: number; reprovisionWindowSeconds: number }
+  machinePolicy: { credentialGraceSeconds: number; reprovisionWindowSeconds: number; discoveryReportsPerMinute: number }
   installs: InstallAuthorization
   clusters: ClusterService
   registry: ClusterRegistry
@@ -181,7 +181,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(staticFileRoutes, { prefix: '/assets', dir: deps.assetsDir, noun: 'asset' })
   // UEFI HTTP boot clients are told to fetch iPXE from here (see core/pxe/boot-decision.ts).
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
-  await app.register(discoveryRoutes, { machines: deps.machines })
+  await app.register(discoveryRoutes, { machines: deps.machines, reportsPerMinutePerClient: deps.machinePolicy.discoveryReportsPerMinute })
   await app.register(installRoutes, { installs: deps.installs })
   await app.register(fleetLockRoutes, { locks: deps.locks, lockGroupOf: deps.lockGroupOf })
   await app.register(lifecycleRoutes, {

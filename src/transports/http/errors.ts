@@ -10,6 +10,7 @@ const STATUS_OF_KIND: Record<ErrorKind, number> = {
   not_found: 404,
   conflict: 409,
   unavailable: 503,
+  rate_limited: 429,
   // The engine's own content is broken: a 5xx makes Ignition retry until an operator fixes it.
   configuration: 500,
 }
@@ -31,7 +32,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (error instanceof SlipwayError) {
       const statusCode = STATUS_OF_KIND[error.kind]
       // `unavailable` is an expected "not yet" (e.g. a machine waiting to be scheduled), not a fault.
-      if (error.kind === 'unavailable') {
+      if (error.kind === 'unavailable' || error.kind === 'rate_limited') {
         request.log.debug({ code: error.code }, error.message)
         const retryAfter = error.details?.retryAfterSeconds
         if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))

@@ -4,6 +4,9 @@
  * passed through (Via).
  */
 
+import { plainAddress } from '../../lib/ipv4.ts'
+import { UI_SESSION_COOKIE } from '../http/ui-session.ts'
+
 /** Hop-by-hop fields (RFC 9110 §7.6.1), plus the non-standard ones clients still send. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
 /** Fields this proxy writes itself: what the client sent for them is replaced or appended to. */
@@ -39,6 +42,11 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], context: F
     const value = rawHeaders[i + 1]!
     const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-') || dropped?.has(lower)) continue
+    if (lower === 'cookie') {
+      const kept = withoutEngineSession(value)
+      if (kept) out.push(name, kept)
+      continue
+    }
     if (REWRITTEN.has(lower)) {
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
       else if (lower === 'forwarded') forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`
@@ -77,6 +85,8 @@ export function downstreamResponseHeaders(rawHeaders: readonly (Buffer | string)
       via = via === undefined ? names[i + 1]! : `${via}, ${names[i + 1]!}`
       continue
     }
+    // An origin may not set (or clear) the engine's own session cookie on the engine's host.
+    if (lower === 'set-cookie' && cookieName(names[i + 1]!) === UI_SESSION_COOKIE) continue
     out.push(name, names[i + 1]!)
   }
   out.push('via', via ? `${via}, ${VIA}` : VIA)
@@ -97,10 +107,22 @@ function connectionTokens(rawHeaders: readonly string[]): Set<string> | undefine
 }
 
 /** `::ffff:10.0.0.1` -> `10.0.0.1`; IPv6 stays as it is. */
-export function clientIp(address: string | undefined): string | undefined {
-  if (!address) return undefined
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+export const clientIp = (address: string | undefined): string | undefined => (address ? plainAddress(address) : undefined)
+
+/**
+ * A Cookie header without the engine's web UI session: browsers send a host's cookies to every port
+ * of it, so the session of a user of the engine's UI would otherwise reach every origin behind the
+ * proxy, which could replay it against the API.
+ */
+function withoutEngineSession(header: string): string {
+  return header
+    .split(';')
+    .filter((pair) => cookieName(pair) !== UI_SESSION_COOKIE)
+    .map((pair) => pair.trim())
+    .join('; ')
 }
+
+const cookieName = (pair: string) => pair.split('=', 1)[0]!.trim()
 
 /** One RFC 7239 element: `for=192.0.2.1;host=shop.example.com;proto=https`, IPv6 as `for="[2001:db8::1]"`. */
 export function forwardedElement(client: string | undefined, host: string | undefined, proto: string): string {

@@ -21,8 +21,9 @@ t.test('discover creates, then refreshes without changing state', async (t) => {
   t.equal(again.isNew, false)
   t.equal(again.machine.firstSeenAt, at(0).toISOString())
   t.equal(again.machine.lastSeenAt, at(5).toISOString())
-  t.equal(again.machine.interfaces[0]!.ipv4, '10.0.0.9', 'a machine without a role may change its address')
+  t.equal(again.machine.interfaces[0]!.ipv4, '10.0.0.9', 'a machine that reported no address may report its first')
   t.equal(memory.events.length, 1)
+  await t.rejects(service.discover(report(undefined, '10.0.0.10'), at(6)), { code: 'MACHINE_IDENTITY_CONFLICT', details: { kind: 'address-changed' } }, 'but not move to another')
 })
 
 t.test("a report claiming a known machine's identity changes nothing and is kept as a conflict", async (t) => {
@@ -42,15 +43,20 @@ t.test("a report claiming a known machine's identity changes nothing and is kept
   t.match(memory.events.at(-1), { uuid: UUID, fromState: 'discovered', toState: 'discovered', reason: /identity conflict #1: a report from 10\.0\.0\.66 as machine .* claimed this machine's boot MAC/ }, 'one event on the victim')
   t.equal(memory.events.length, 2)
 
-  // The victim's uuid with another MAC.
+  // The victim's uuid with another MAC; its uuid and MAC with another address.
   await t.rejects(service.discover(report('52:54:00:00:0b:66'), at(3), { address: '10.0.0.66' }), { code: 'MACHINE_IDENTITY_CONFLICT', details: { kind: 'mac-changed' } })
-  // Once the victim has a role, its address is its own too.
-  memory.machines.set(UUID, { ...memory.machines.get(UUID)!, state: 'installed' })
   await t.rejects(service.discover(report(MAC, '10.0.0.66'), at(4), { address: '10.0.0.66' }), { code: 'MACHINE_IDENTITY_CONFLICT', details: { kind: 'address-changed' } })
   t.equal(memory.machines.get(UUID)!.interfaces[0]!.ipv4, '10.0.0.5')
-  await service.discover(report(MAC, '10.0.0.5'), at(5), { address: '10.0.0.5' })
-  t.equal(memory.machines.get(UUID)!.lastSeenAt, at(5).toISOString(), 'the machine itself still reports')
-  t.same(refused, ['mac-claimed', 'mac-claimed', 'mac-changed', 'address-changed'], 'every refusal is counted')
+  // Before it has a role, its exact report from elsewhere is taken (facts only); once it has one, only from its own address.
+  await service.discover(report(MAC, '10.0.0.5'), at(5), { address: '10.0.0.77' })
+  memory.machines.set(UUID, { ...memory.machines.get(UUID)!, state: 'installed' })
+  await t.rejects(service.discover(report(MAC, '10.0.0.5'), at(5), { address: '10.0.0.77' }), { code: 'MACHINE_IDENTITY_CONFLICT', details: { kind: 'foreign-source' } })
+  await service.discover(report(MAC, '10.0.0.5'), at(5), { address: '::ffff:10.0.0.5' })
+  t.equal(memory.machines.get(UUID)!.lastSeenAt, at(5).toISOString(), 'the machine itself still reports (an IPv4 peer on a dual-stack socket too)')
+  t.same(refused, ['mac-claimed', 'mac-claimed', 'mac-changed', 'address-changed', 'foreign-source'], 'every refusal is counted')
+  const lenient = new MachineService(memory.repository, undefined, undefined, undefined, { addressIsIdentity: false })
+  await lenient.discover(report(MAC, '10.0.0.5'), at(6), { address: '192.0.2.1' })
+  t.equal(memory.machines.get(UUID)!.lastSeenAt, at(6).toISOString(), 'behind NAT (bindSecretsToAddress off) the source is not checked')
 
   // An operator decides: dismissed claims change nothing, an accepted one is applied.
   t.match(await service.resolveConflict(2, 'dismiss', 'ops', at(6)), { state: 'dismissed', resolvedBy: 'ops' })
@@ -59,20 +65,27 @@ t.test("a report claiming a known machine's identity changes nothing and is kept
   t.match(await service.resolveConflict(3, 'accept', 'admin-1', at(7)), { state: 'accepted', resolvedBy: 'admin-1' })
   t.equal(memory.machines.get(UUID)!.interfaces[0]!.ipv4, '10.0.0.66', 'the accepted move is applied')
   t.match(memory.events.at(-1), { uuid: UUID, reason: 'identity conflict #3 accepted (the report was applied) by admin-1' })
-  t.same((await service.conflicts({ state: 'open' })).map((conflict) => conflict.id), [1])
+  t.same((await service.conflicts({ state: 'open' })).map((conflict) => conflict.id), [4, 1])
 })
 
-t.test('open conflicts are bounded: a flood of claims fills a counter, not the store', async (t) => {
+t.test('open conflicts are bounded: claims on one machine are one conflict, a flood over many fills a counter, not the store', async (t) => {
   const memory = memoryMachineRepository()
   let refused = 0
   const service = new MachineService(memory.repository, undefined, undefined, () => void refused++)
+  const macOf = (n: number) => `52:54:00:0b:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`
+  const uuidOf = (n: number, base = 1) => `4c4c4544-0042-${3510 + base}-8050-${String(n).padStart(12, '0')}`
   await service.discover(report(), at(0))
   for (let n = 0; n < 1005; n++) {
-    const uuid = `4c4c4544-0042-3510-8050-${String(n).padStart(12, '0')}`
-    await t.rejects(service.discover({ 'boot-info': { uuid, mac: MAC }, interfaces: [{ name: 'eth0', mac: MAC }] }, at(1)), { code: 'MACHINE_IDENTITY_CONFLICT' })
+    await t.rejects(service.discover({ 'boot-info': { uuid: uuidOf(n), mac: MAC }, interfaces: [{ name: 'eth0', mac: MAC }] }, at(1)), { code: 'MACHINE_IDENTITY_CONFLICT' })
   }
-  t.equal(memory.conflicts.length, 1000, 'at most 1,000 open conflicts are kept')
-  t.equal(refused, 1005, 'every refusal is counted')
+  t.match(memory.conflicts, [{ kind: 'mac-claimed', machineUuid: UUID, claimedUuid: uuidOf(1004), reports: 1005 }], "1,005 claims of one machine's MAC: one conflict, holding the latest claim")
+  for (let n = 0; n < 1005; n++) await service.discover({ 'boot-info': { uuid: uuidOf(n, 2), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n) }] }, at(2))
+  for (let n = 0; n < 1005; n++) {
+    await t.rejects(service.discover({ 'boot-info': { uuid: uuidOf(n, 3), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n) }] }, at(3)), { code: 'MACHINE_IDENTITY_CONFLICT' })
+  }
+  t.equal(memory.conflicts.filter((conflict) => conflict.state === 'open').length, 1000, 'at most 1,000 open conflicts are kept')
+  t.equal(refused, 2010, 'every refusal is counted')
+  t.match(memory.events.filter((event) => event.uuid === uuidOf(1004, 2)).at(-1), { reason: /identity conflict \(not kept: 1000 conflicts are open\)/ }, "past the cap, the machine's history still says so")
 })
 
 t.test('credentials: rotation keeps the previous generation for its grace, revocation does not', async (t) => {

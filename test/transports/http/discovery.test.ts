@@ -27,7 +27,8 @@ t.test('discovery: machine-facing report, admin inventory, state history, restar
   })
   const admin = (method: 'GET' | 'PUT' | 'POST', url: string, payload?: unknown, headers: Record<string, string> = auth) =>
     app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as string }) })
-  const discover = (payload: unknown, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: '/discovery', headers, payload: payload as string })
+  // From the boot NIC's address, as the agent sends: once a machine has a role, reports from elsewhere are refused.
+  const discover = (payload: unknown, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: '/discovery', headers, payload: payload as string, remoteAddress: '172.20.0.11' })
   const machineCount = async () => (await admin('GET', '/api/v1/machines')).json().length as number
 
   let firstSeen = ''

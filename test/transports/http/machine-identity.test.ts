@@ -48,6 +48,9 @@ t.test('a report claiming a known machine never re-points it: kept as a conflict
   const app = engine.app
   const victim = uuidOf(VICTIM)
   t.equal((await fromMachine(app, ipOf(VICTIM), 'POST', '/discovery', report(victim, macOf(VICTIM), ipOf(VICTIM)))).statusCode, 200)
+  // While it waits for its role: its uuid and MAC (read off the boot network) from another address, moving it there.
+  const early = await fromMachine(app, ipOf(ATTACKER), 'POST', '/discovery', report(victim, macOf(VICTIM), ipOf(ATTACKER)))
+  t.match({ status: early.statusCode, ...early.json() }, { status: 409, code: 'MACHINE_IDENTITY_CONFLICT', details: { kind: 'address-changed' } }, 'a discovered machine is not moved to the claimant either')
   t.equal((await admin(app, 'POST', '/api/v1/flavors', { name: 'one', control_plane_count: 1, nodes_max: 0 })).statusCode, 201)
   t.equal((await admin(app, 'POST', '/api/v1/clusters', { name: 'c1', flavor: 'one' })).statusCode, 201)
   t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).statusCode, 200)
@@ -71,18 +74,23 @@ t.test('a report claiming a known machine never re-points it: kept as a conflict
   // 3. The member's uuid and MAC, from another address.
   const readdressed = await fromMachine(app, ipOf(ATTACKER), 'POST', '/discovery', report(victim, macOf(VICTIM), ipOf(ATTACKER)))
   t.match({ status: readdressed.statusCode, ...readdressed.json() }, { status: 409, details: { kind: 'address-changed' } })
+  // 4. The member's exact report, from another address: its facts are the member's own to report.
+  const facts = await fromMachine(app, ipOf(ATTACKER), 'POST', '/discovery', { ...report(victim, macOf(VICTIM), ipOf(VICTIM)), disks: [{ path: '/dev/sdz', 'size-bytes': 1 }], interfaces: [{ name: 'eth0', mac: macOf(VICTIM), ipv4: ipOf(VICTIM) }, { name: 'eth1', mac: '02:de:ad:be:ef:01' }] })
+  t.match({ status: facts.statusCode, ...facts.json() }, { status: 409, details: { kind: 'foreign-source' } })
+  t.same((await admin(app, 'GET', '/api/v1/machines?mac=02:de:ad:be:ef:01')).json(), [], 'no interface was added to it')
   await new Promise((resolve) => setTimeout(resolve, 3000))
   t.same(await digA(port, hostname), [ipOf(VICTIM)], 'after 3 s the DNS name still answers the member, not the claimant')
   t.match((await admin(app, 'GET', `/api/v1/machines/${victim}`)).json(), { boot_mac: macOf(VICTIM), state: 'scheduled', interfaces: [{ ipv4: ipOf(VICTIM) }] }, 'the member is unchanged')
 
   const conflicts = (await admin(app, 'GET', '/api/v1/machines/conflicts?state=open')).json()
   t.match(conflicts, [
-    { kind: 'address-changed', machine_uuid: victim, claimed_ipv4: ipOf(ATTACKER), source_ip: ipOf(ATTACKER), reports: 1 },
+    { kind: 'foreign-source', machine_uuid: victim, source_ip: ipOf(ATTACKER), reports: 1 },
     { kind: 'mac-changed', machine_uuid: victim, claimed_mac: macOf(ATTACKER) },
     { kind: 'mac-claimed', machine_uuid: victim, claimed_uuid: uuidOf(ATTACKER), claimed_mac: macOf(VICTIM) },
+    { kind: 'address-changed', machine_uuid: victim, claimed_ipv4: ipOf(ATTACKER), source_ip: ipOf(ATTACKER), reports: 2 },
   ])
   const events = (await admin(app, 'GET', `/api/v1/machines/${victim}`)).json().events.map((event: { reason: string }) => event.reason)
-  t.equal(events.filter((reason: string) => reason.startsWith('identity conflict')).length, 3, "each claim is an event in the member's history")
+  t.equal(events.filter((reason: string) => reason.startsWith('identity conflict')).length, 4, "each conflict is an event in the member's history")
   t.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /slipway_machine_identity_conflicts_total\{kind="mac-claimed"\} 1/)
   t.equal((await app.inject({ method: 'GET', url: '/api/v1/machines/conflicts' })).statusCode, 401, 'conflicts are behind the token')
 
@@ -192,4 +200,20 @@ t.test("a forged machine's credential cannot take a cluster's reboot slot nor ma
   t.equal((await admin(app, 'GET', '/api/v1/locks/made-up')).json().code, 'LOCK_GROUP_NOT_FOUND', 'no group was made')
   const unknown = machineCredentials(config.secrets.keyFile).issue(uuidOf(99))
   t.equal((await fromMachine(app, ipOf(ATTACKER), 'GET', '/lifecycle/rolling', undefined, { authorization: `Bearer ${unknown}` })).statusCode, 401, 'a credential of a machine the inventory does not know counts for nothing')
+})
+
+t.test('discovery reports are limited per client address: a flood of new machines is told to wait', async (t) => {
+  const { engine, dataDir } = await startTestEngine({ env: { SLIPWAY_MACHINES_DISCOVERY_REPORTS_PER_MINUTE: '5' } })
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const app = engine.app
+  const answers: number[] = []
+  for (let n = 100; n < 106; n++) answers.push((await fromMachine(app, ipOf(ATTACKER), 'POST', '/discovery', report(uuidOf(n), macOf(n), ipOf(ATTACKER)))).statusCode)
+  t.same(answers, [200, 200, 200, 200, 200, 429], 'five reports a minute from one address, then 429')
+  const limited = await fromMachine(app, ipOf(ATTACKER), 'POST', '/discovery', report(uuidOf(106), macOf(106), ipOf(ATTACKER)))
+  t.match({ status: limited.statusCode, retry: limited.headers['retry-after'], ...limited.json() }, { status: 429, retry: /^\d+$/, code: 'DISCOVERY_RATE_LIMITED' })
+  t.equal((await fromMachine(app, ipOf(VICTIM), 'POST', '/discovery', report(uuidOf(VICTIM), macOf(VICTIM), ipOf(VICTIM)))).statusCode, 200, 'another machine reports as usual')
+  t.equal((await admin(app, 'GET', '/api/v1/machines')).json().length, 6, 'the refused reports stored nothing')
 })

@@ -215,6 +215,9 @@ t.test('bad input is refused with helm\'s message and applies nothing', async (t
   t.match({ status: badName.statusCode, ...badName.json() }, { status: 400, code: 'INVALID_RELEASE', message: /name/ })
   const optikonBad = await uploadChart(app, await packageChart(webChart('1.0.0')), 'chartTar', '/releases?labels=region%20in%20eu', { name: 'web', namespace: 'shop' })
   t.match({ status: optikonBad.statusCode, ...optikonBad.json() }, { status: 400, code: 'INVALID_SELECTOR' }, "optikon's POST with a bad selector")
+  const deepValues = `${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}`
+  const optikonDeep = await uploadChart(app, await packageChart(webChart('1.0.0')), 'chartTar', '/releases?labels=region%3Deu', { name: 'deep', namespace: 'shop', values: deepValues })
+  t.match({ status: optikonDeep.statusCode, ...optikonDeep.json() }, { status: 400, code: 'TOO_DEEP' }, "optikon's values field nested 2,000 deep: 400, not a 500")
   t.same(((await call(app, 'GET', '/api/v1/charts')).json() as { name: string }[]).map((chart) => chart.name), ['broken'], 'and its chart was not stored')
   t.same((await call(app, 'GET', '/api/v1/releases')).json(), [], 'no release stored')
   await sleep(700)

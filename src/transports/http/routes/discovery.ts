@@ -5,6 +5,9 @@ import type { MachineService } from '../../../core/machines/machine-service.ts'
 import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
 import { ErrorResponse } from '../schemas/common.ts'
 import { publicAccess } from '../../../core/access/route-policy.ts'
+import { rateLimited } from '../../../core/errors.ts'
+import { plainAddress } from '../../../lib/ipv4.ts'
+import { RateLimiter } from '../../../lib/rate-limiter.ts'
 
 /** A discovery report is a few KiB; a larger body is a broken or hostile agent. */
 export const DISCOVERY_BODY_LIMIT = 64 * 1024
@@ -20,7 +23,10 @@ const DiscoveryAnswer = Type.Object({
  * and the answer says nothing beyond the machine's own uuid and state. The inventory listing that
  * Enjoliver served here on GET is admin data and lives at GET /api/v1/discovery.
  */
-export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService }> = async (app, { machines }) => {
+export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService; reportsPerMinutePerClient: number }> = async (app, { machines, reportsPerMinutePerClient }) => {
+  // An agent reports once per boot (and again every 5 s while the engine does not answer): a client
+  // sending many more is filling the inventory, and is told to wait.
+  const limiter = new RateLimiter(reportsPerMinutePerClient, Math.max(1, reportsPerMinutePerClient))
   app.post(
     '/discovery',
     {
@@ -31,11 +37,16 @@ export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineServi
         summary: "Report a machine booted into discovery (Enjoliver format; no token). A report that claims a known machine's uuid, boot MAC or address is refused (409 MACHINE_IDENTITY_CONFLICT) and kept for an operator",
         security: [],
         body: DiscoveryDocument,
-        response: { 200: DiscoveryAnswer, 400: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse },
+        response: { 200: DiscoveryAnswer, 400: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse },
       },
     },
     async (request) => {
-      const { isNew, machine } = await machines.discover(request.body, undefined, { address: request.socket.remoteAddress ?? request.ip })
+      const address = plainAddress(request.socket.remoteAddress ?? request.ip)
+      const admitted = limiter.take(address)
+      if (!admitted.allowed) {
+        throw rateLimited('DISCOVERY_RATE_LIMITED', `more than ${reportsPerMinutePerClient} discovery reports a minute from ${address}; an agent reports once per boot`, admitted.retryAfterSeconds)
+      }
+      const { isNew, machine } = await machines.discover(request.body, undefined, { address })
       return { 'new-discovery': isNew, uuid: machine.uuid, state: machine.state }
     },
   )

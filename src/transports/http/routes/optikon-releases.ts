@@ -7,6 +7,7 @@ import { parseLabelSelector } from '../../../core/selection/label-selector.ts'
 import { adminErrors } from '../schemas/common.ts'
 import { ReleaseResponse, toReleaseResponse } from './admin/releases.ts'
 import { readChartUpload } from './chart-upload.ts'
+import { jsonDepth, MAX_JSON_DEPTH } from '../request-limits.ts'
 import { tenancyOf } from '../auth.ts'
 import { operate, optikonReleaseOwner, read } from '../../../core/access/route-policy.ts'
 
@@ -17,6 +18,8 @@ function formRelease(fields: Record<string, string>) {
   if (!fields.name) throw invalid('INVALID_RELEASE', 'the form needs a "name" field (the release name)')
   let values: unknown = {}
   if (fields.values) {
+    // A form field is parsed here, not by the JSON body parser: the same depth limit applies.
+    if (jsonDepth(fields.values, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw invalid('TOO_DEEP', `the "values" field nests deeper than ${MAX_JSON_DEPTH} levels; no chart's values do`)
     try {
       values = JSON.parse(fields.values)
     } catch {

@@ -91,7 +91,9 @@ export const machineBootRoutes: FastifyPluginAsyncTypebox<MachineBootRouteOption
     async (request) => {
       const machine = await machines.get(request.params.uuid)
       const engineUrl = publicUrl ? publicUrl.replace(/\/+$/, '') : `${request.protocol}://${request.host}`
-      const query = `uuid=${machine.uuid}&mac=${machine.bootMac.replaceAll(':', '-')}`
+      // A machine with a role fetches its role config (the installer asks with os=installed): show that one.
+      const withRole = machine.state === 'scheduled' || machine.state === 'installing' || machine.state === 'install_failed'
+      const query = `uuid=${machine.uuid}&mac=${machine.bootMac.replaceAll(':', '-')}${withRole ? '&os=installed' : ''}`
       const bootRequest = { labels: labelsFromQuery(new URLSearchParams(query)), rawQuery: query, engineUrl }
       const redact = secretRedactor(credentials.issue(machine.uuid, machine.credential.generation))
       const redacted: string[] = []
