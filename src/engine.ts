@@ -74,6 +74,7 @@ import { UiSessions } from './transports/http/ui-session.ts'
 import { wireReverseProxy } from './engine-proxy.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { startDhcpServer } from './transports/dhcp/dhcp-server.ts'
+import { dhcpLeaseStore } from './storage/repositories/dhcp-leases.ts'
 import { openListener } from './lib/listener-error.ts'
 import { startTftpServer } from './transports/tftp/tftp-server.ts'
 
@@ -460,7 +461,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
           const port = (app.server.address() as AddressInfo).port
           const httpUrl = config.http.publicUrl || `http://${config.dhcp.serverAddress}:${port}`
           const dhcp = await openListener('DHCP', config.dhcp.serverAddress, config.dhcp.port, 'set dhcp.serverAddress / dhcp.port (SLIPWAY_DHCP_SERVER_ADDRESS, SLIPWAY_DHCP_PORT), or dhcp.mode: off', () =>
-            startDhcpServer({ settings: config.dhcp, httpUrl, store, logger, metrics }),
+            startDhcpServer({ settings: config.dhcp, httpUrl, leases: dhcpLeaseStore(store), logger, metrics }),
           )
           networkServices.push(dhcp)
           logger.info({ mode: config.dhcp.mode, serverAddress: config.dhcp.serverAddress, httpUrl }, 'dhcp is serving')

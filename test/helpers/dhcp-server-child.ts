@@ -9,6 +9,7 @@
 import pino from 'pino'
 import type { Config } from '../../src/config.ts'
 import { migrateToLatest, openStore } from '../../src/storage/db.ts'
+import { dhcpLeaseStore } from '../../src/storage/repositories/dhcp-leases.ts'
 import { upsertReservation } from '../../src/storage/repositories/dhcp-reservations.ts'
 import { startDhcpServer } from '../../src/transports/dhcp/dhcp-server.ts'
 
@@ -19,7 +20,7 @@ for (const reservation of JSON.parse(process.env.SLW_DHCP_RESERVATIONS ?? '[]') 
   await upsertReservation(store, reservation, new Date())
 }
 const logger = pino({ level: process.env.SLW_DHCP_LOG_LEVEL ?? 'info' }, pino.destination(2))
-const server = await startDhcpServer({ settings, httpUrl: process.env.SLW_DHCP_HTTP_URL ?? `http://${settings.serverAddress}:8080`, store, logger })
+const server = await startDhcpServer({ settings, httpUrl: process.env.SLW_DHCP_HTTP_URL ?? `http://${settings.serverAddress}:8080`, leases: dhcpLeaseStore(store), logger })
 process.stdout.write('READY\n')
 process.on('SIGUSR2', () => process.stdout.write(`STATS ${JSON.stringify(server.stats())}\n`))
 process.on('SIGTERM', () => {

@@ -8,6 +8,10 @@ import { ipv4FromBytes, ipv4ToBytes } from '../../lib/ipv4.ts'
 
 export const BOOTREQUEST = 1
 export const BOOTREPLY = 2
+/** The flags bit of a client that cannot take a unicast before it has an address (RFC 2131 4.1). */
+export const BROADCAST_FLAG = 0x8000
+/** In ciaddr, yiaddr, siaddr and giaddr, the unspecified address means "none". */
+export const NO_ADDRESS = '0.0.0.0'
 const FIXED_LENGTH = 236
 const MAGIC_COOKIE = 0x63825363
 /** RFC 1542: some relays and old clients drop BOOTP messages shorter than this. */

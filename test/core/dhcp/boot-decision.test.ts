@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decideBoot, DEFAULT_IPXE_BINARIES, isNetbootClient, type BootClient } from '../../../src/core/pxe/boot-decision.ts'
+import { decideBoot, DEFAULT_IPXE_BINARIES, isNetbootClient, type BootClient } from '../../../src/core/dhcp/boot-decision.ts'
 
 const server = { address: '10.0.0.1', httpUrl: 'http://10.0.0.1:8080', binaries: DEFAULT_IPXE_BINARIES }
 const client = (overrides: Partial<BootClient>): BootClient => ({ mac: '52:54:00:00:00:01', userClasses: [], sentIpxeOptions: false, ...overrides })
