@@ -14,6 +14,8 @@ import { summarizeCpuProfile } from './lib/cpuprofile.ts'
 import { parsePerfdhcp, type PerfdhcpReport } from './lib/perfdhcp.ts'
 import { BenchScope } from './lib/bench-scope.ts'
 import { runTracked, spawnTracked, stopProcess, type Tracked } from './lib/processes.ts'
+import { fmt, log, profileLines } from './lib/report.ts'
+import { sleep } from '../test/helpers/wait.ts'
 
 const REPO = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
@@ -64,10 +66,6 @@ scope.onCleanup(() => {
   lab?.destroy()
   lab = undefined
 })
-
-const log = (message: string) => process.stderr.write(`${message}\n`)
-const fmt = (value: number | undefined, digits = 0) =>
-  value === undefined || Number.isNaN(value) ? '-' : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 
 function inNs(host: string, command: string, args: string[]): [string, string[]] {
   return ['ip', ['netns', 'exec', lab!.ns(host), command, ...args]]
@@ -172,7 +170,7 @@ async function startDnsmasq(stepDir: string): Promise<RunningServer> {
   const entry = spawnTracked('dnsmasq', command, args)
   // dnsmasq prints nothing on stdout when logging to a file; give it a moment to bind, then check it lives.
   for (let i = 0; i < 20; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await sleep(50)
     if (entry.child.exitCode !== null) throw new Error(`dnsmasq exited (${entry.child.exitCode}):\n${entry.output()}`)
     const log = await fs.readFile(path.join(stepDir, 'dnsmasq.log'), 'utf8').catch(() => '')
     if (log.includes('sockets bound exclusively')) break
@@ -191,7 +189,7 @@ async function runPerfdhcp(rate: number, seconds: number): Promise<{ report: Per
   const entry = spawnTracked('perfdhcp', command, args)
   const { code, signal } = await entry.exited
   const wall = (Date.now() - started) / 1000
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   const cpu1 = reapedChildrenCpuSeconds()
   const text = entry.output()
   // perfdhcp exits 3 when packets were dropped: that is a result, not a failure.
@@ -325,10 +323,7 @@ async function main(): Promise<void> {
     const target = path.join(RESULTS_DIR, 'dhcp-engine.cpuprofile')
     await fs.copyFile(path.join(profDir, files[0]!), target)
     const s = summarizeCpuProfile(target)
-    const out = ['', `Engine CPU profile at ${rate}/s (${fmt(step.doraPerSecond)} DORA/s under the profiler; ${fmt(s.totalMs / 1000, 1)} s busy incl. start-up), self time by origin:`]
-    for (const o of s.origins.slice(0, 15)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)
-    out.push('Top functions by self time:')
-    for (const f of s.functions) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
+    const out = profileLines(`Engine CPU profile at ${rate}/s (${fmt(step.doraPerSecond)} DORA/s under the profiler; ${fmt(s.totalMs / 1000, 1)} s busy incl. start-up), self time by origin:`, s, { origins: 15 })
     out.push(`(profile saved to ${path.relative(process.cwd(), target)})`)
     console.log(out.join('\n'))
     profile = { rate, doraPerSecond: step.doraPerSecond, origins: s.origins.slice(0, 15), functions: s.functions }

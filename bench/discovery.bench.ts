@@ -14,20 +14,22 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
+import type { ProfileWindow } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, withCpuUsageInProcess, treeCpuSeconds, type CpuUsage } from './lib/cpu-usage.ts'
 import { discoveryFleet, FLEET_MINIMUMS, rebootedDocument, type SimulatedMachine } from './lib/discovery-fixtures.ts'
 import { prng } from './lib/fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { NGINX, NGINX_ECHO_MODULE, nginxIngestConfig, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory, type ProcessMemory } from './lib/proc-memory.ts'
+import { fmt, log, mb, nowUs, profileFooter, windowedProfileLines } from './lib/report.ts'
 import { BenchScope, SetupError, engineRevision, envNumber, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { freePort, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
 import { WRK, runWrk, writeWrkPostScript, wrkVersion } from './lib/wrk.ts'
+import { sleep } from '../test/helpers/wait.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
-/** The engine's limit for a discovery body (src/transports/http/routes/discovery.ts); nginx gets the same. */
+/** The engine's limit for a discovery body (src/transports/http/routes/machine/discovery.ts); nginx gets the same. */
 const DISCOVERY_BODY_LIMIT = 64 * 1024
 /** Outside CPU use during a run above which its row is flagged as noisy. */
 const NOISY_CORES = 0.2
@@ -35,14 +37,7 @@ const NOISY_CORES = 0.2
 const SATURATED_CORES = 0.9
 const GiB = 1024 ** 3
 
-
-
 const scope = new BenchScope()
-
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const mb = (bytes: number) => `${fmt(bytes / 1e6, 1)} MB`
-const log = (message: string) => process.stderr.write(`${message}\n`)
-const nowUs = () => Number(process.hrtime.bigint() / 1000n)
 
 // --- flavors and clusters ---------------------------------------------------------------------------
 
@@ -142,7 +137,7 @@ function startResponsivenessProbe(baseUrl: string, intervalMs = 100): { stop: ()
   const loop = (async () => {
     while (running) {
       await once()
-      await new Promise((resolve) => setTimeout(resolve, intervalMs))
+      await sleep(intervalMs)
     }
   })()
   return {
@@ -633,27 +628,17 @@ async function main(): Promise<void> {
     // The engine writes its profile when it exits: stop it gracefully first.
     await stopProcess(engine, 60_000)
     const target = await keepEngineProfile(profDir, RESULTS_DIR, 'discovery')
-    // V8 stamps samples with the monotonic clock, like process.hrtime: windows from this process apply.
-    const startTime = (JSON.parse(await fs.readFile(target, 'utf8')) as { startTime: number }).startTime
-    const clockSkewSeconds = (startTime - spawnedUs) / 1e6
-    const sameClock = clockSkewSeconds > -1 && clockSkewSeconds < 120
-    const out: string[] = []
-    const print = (title: string, summary: ProfileSummary) => {
-      out.push('', `${title}: ${fmt(summary.totalMs / 1000, 2)} s busy; self time by origin:`)
-      for (const o of summary.origins.slice(0, 12)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)
-      out.push('Top functions by self time:')
-      for (const f of summary.functions.slice(0, 15)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-      out.push("The engine's functions by total time (self + synchronous callees):")
-      for (const f of summary.inclusive.slice(0, 15)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-    }
-    if (sameClock) {
-      for (const [name, window] of Object.entries(windows)) print(`Engine CPU profile, ${name}`, summarizeCpuProfile(target, 30, window))
-    } else {
-      out.push('', `(the profile's clock is ${fmt(clockSkewSeconds)} s away from this process's: showing the whole run)`)
-      print('Engine CPU profile, whole run', summarizeCpuProfile(target, 30))
-    }
-    out.push(`(profile saved to ${path.relative(process.cwd(), target)}; open it in Chrome DevTools > Performance)`)
-    out.push('Note: profiling slows the engine; use the figures of a run without BENCH_CPU_PROF.')
+    const out = windowedProfileLines({
+      file: target,
+      startedUs: spawnedUs,
+      sameClock: { from: -1, to: 120 },
+      windows: Object.entries(windows).map(([name, window]) => [`Engine CPU profile, ${name}`, window]),
+      whole: 'Engine CPU profile, whole run',
+      skewNote: 'run',
+      heading: (title, summary) => `${title}: ${fmt(summary.totalMs / 1000, 2)} s busy; self time by origin:`,
+      top: { origins: 12, functions: 15, inclusive: 15 },
+    })
+    out.push(...profileFooter(target))
     process.stdout.write(out.join('\n') + '\n')
   }
 }

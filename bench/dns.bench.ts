@@ -14,12 +14,14 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BenchScope, SetupError, engineRevision, envNumber, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
-import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
+import type { ProfileWindow } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { prng } from './lib/fixtures.ts'
 import { processMemory } from './lib/proc-memory.ts'
+import { fmt, log, nowUs, windowedProfileLines } from './lib/report.ts'
 import { freePort, runTracked, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
 import { migrateToLatest, openStore } from '../src/storage/db.ts'
+import { sleep } from '../test/helpers/wait.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
@@ -34,13 +36,8 @@ const NOISY_CORES = 0.2
 /** dnsperf CPU above which it, not the server, is likely the limit. */
 const SATURATED_CORES = 0.9
 
-
-
 const scope = new BenchScope()
 
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const log = (message: string) => process.stderr.write(`${message}\n`)
-const nowUs = () => Number(process.hrtime.bigint() / 1000n)
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor((sorted.length - 1) / 2)]!
@@ -636,7 +633,7 @@ async function main(): Promise<void> {
     if (answer && answer.addresses.join(',') === expect(probe).addresses.join(',')) break
     if (engine.child.exitCode !== null) throw new SetupError(`the engine exited:\n${engine.output().slice(-4000)}`)
     if (Date.now() > deadline) throw new SetupError(`the engine's DNS did not answer ${probe.name} as seeded within 30 s (last: ${JSON.stringify(answer)}):\n${engine.output().slice(-4000)}`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
+    await sleep(200)
   }
   log(`engine answering in ${fmt((Date.now() - engineStarted) / 1000, 1)} s`)
   const enginePid = engine.child.pid!
@@ -676,7 +673,7 @@ async function main(): Promise<void> {
       if (answer?.status === 'NOERROR' && answer.addresses.length) break
       if (dnsmasq.child.exitCode !== null) throw new SetupError(`dnsmasq exited:\n${dnsmasq.output().slice(-4000)}`)
       if (Date.now() > until) throw new SetupError(`dnsmasq did not answer within 15 s:\n${dnsmasq.output().slice(-4000)}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      await sleep(100)
     }
   }
   const dnsmasqPid = dnsmasq.child.pid!
@@ -855,20 +852,16 @@ async function main(): Promise<void> {
     // The engine writes its profile when it exits: stop it gracefully first.
     await stopProcess(engine, 60_000)
     const target = await keepEngineProfile(profDir, RESULTS_DIR, 'dns')
-    const startTime = (JSON.parse(await fs.readFile(target, 'utf8')) as { startTime: number }).startTime
-    const clockSkewSeconds = (startTime - spawnedUs) / 1e6
-    const sameClock = clockSkewSeconds > -1 && clockSkewSeconds < 120
-    const out: string[] = []
-    const print = (title: string, profile: ProfileSummary) => {
-      out.push('', `${title}: ${fmt(profile.totalMs / 1000, 2)} s busy; self time by origin:`)
-      for (const o of profile.origins.slice(0, 12)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)
-      out.push('Top functions by self time:')
-      for (const f of profile.functions.slice(0, 20)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-      out.push("The engine's functions by total time (self + synchronous callees):")
-      for (const f of profile.inclusive.slice(0, 15)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-    }
-    if (sameClock) for (const [name, window] of Object.entries(windows)) print(`Engine CPU profile, ${name}`, summarizeCpuProfile(target, 30, window))
-    else print('Engine CPU profile, whole run', summarizeCpuProfile(target, 30))
+    const out = windowedProfileLines({
+      file: target,
+      startedUs: spawnedUs,
+      sameClock: { from: -1, to: 120 },
+      windows: Object.entries(windows).map(([name, window]) => [`Engine CPU profile, ${name}`, window]),
+      whole: 'Engine CPU profile, whole run',
+      skewNote: false,
+      heading: (title, profile) => `${title}: ${fmt(profile.totalMs / 1000, 2)} s busy; self time by origin:`,
+      top: { origins: 12, functions: 20, inclusive: 15 },
+    })
     out.push(`(profile saved to ${path.relative(process.cwd(), target)}; profiling slows the engine: use the figures of a run without BENCH_CPU_PROF)`)
     process.stdout.write(out.join('\n') + '\n')
   }

@@ -15,23 +15,13 @@ import { summarizeCpuProfile } from './lib/cpuprofile.ts'
 import { waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
 import { requestSets, writeContent, type BenchRequest } from './lib/fixtures.ts'
 import { NGINX, nginxVersion, startNginx } from './lib/nginx.ts'
-import { BenchScope, SetupError, engineRevision, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, engineRevision, envNumber, keepEngineProfile, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { freePort, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
+import { fmt, log, profileFooter, profileLines } from './lib/report.ts'
 import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
-
-function envNumber(name: string, fallback: number, { min = 0, integer = false } = {}): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
-    throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} >= ${min}`)
-  }
-  return value
-}
-
 
 const SCENARIOS = ['ipxe', 'ignition', 'mixed'] as const
 /** Outside CPU use during a run above which its row is flagged as noisy. */
@@ -51,9 +41,6 @@ interface Measurement {
 }
 
 const scope = new BenchScope()
-
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const log = (message: string) => process.stderr.write(`${message}\n`)
 
 async function main(): Promise<void> {
   const duration = envNumber('BENCH_DURATION', 10, { min: 1 })
@@ -345,12 +332,8 @@ async function main(): Promise<void> {
     await stopProcess(engine, 30_000)
     const target = await keepEngineProfile(profDir, RESULTS_DIR, 'http-render')
     const summary = summarizeCpuProfile(target)
-    const out = ['', `Engine CPU profile (whole run incl. start-up; ${fmt(summary.totalMs / 1000, 1)} s busy), self time by origin:`]
-    for (const o of summary.origins.slice(0, 15)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)
-    out.push('Top functions by self time:')
-    for (const f of summary.functions) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-    out.push(`(profile saved to ${path.relative(process.cwd(), target)}; open it in Chrome DevTools > Performance)`)
-    out.push('Note: profiling slows the engine; use the figures of a run without BENCH_CPU_PROF.')
+    const out = profileLines(`Engine CPU profile (whole run incl. start-up; ${fmt(summary.totalMs / 1000, 1)} s busy), self time by origin:`, summary, { origins: 15 })
+    out.push(...profileFooter(target))
     process.stdout.write(out.join('\n') + '\n')
   }
 }

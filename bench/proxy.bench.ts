@@ -15,10 +15,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { treeCpuSeconds, waitForQuiet, withCpuUsage, type CpuUsage } from './lib/cpu-usage.ts'
-import { BenchScope, SetupError, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
+import { BenchScope, SetupError, envNumber, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
 import { NGINX, nginxVersion, startNginxWithConfig } from './lib/nginx.ts'
 import { processMemory } from './lib/proc-memory.ts'
 import { freePort, runTracked, spawnTracked, waitForHttp, type Tracked } from './lib/processes.ts'
+import { fmt, log } from './lib/report.ts'
 import { WRK, runWrk, writeWrkScript, wrkVersion, type LoadResult } from './lib/wrk.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -26,18 +27,7 @@ const RESULTS_DIR = path.join(REPO, 'bench', 'results')
 const MiB = 1024 * 1024
 const BULK_BYTES = 256 * MiB
 
-
-function envNumber(name: string, fallback: number, { min = 0, integer = false } = {}): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) throw new SetupError(`${name}=${raw} is not a valid ${integer ? 'integer' : 'number'} >= ${min}`)
-  return value
-}
-
 const scope = new BenchScope()
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const log = (message: string) => process.stderr.write(`${message}\n`)
 
 type TargetId = 'direct' | 'slipway' | 'nginx-proxy'
 const SCENARIOS = [

@@ -27,7 +27,7 @@
  *   BENCH_CPU_PROF=1 npx tsx bench/registry.bench.ts   (plus a CPU profile of the sweeps, per kind of sweep)
  *   BENCH_SERVER_KEEPALIVE_SECONDS=60 npx tsx bench/registry.bench.ts   (what if connections outlived a sweep)
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -38,28 +38,21 @@ import vm from 'node:vm'
 import type { FastifyInstance } from 'fastify'
 import { auth, copySampleContent, startTestEngine, type TestEngine } from '../test/helpers/engine.ts'
 import { BenchScope, SetupError, engineRevision, envNumber, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
-import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
+import type { ProfileWindow } from './lib/cpuprofile.ts'
 import { machineCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib/cpu-usage.ts'
 import { prng } from './lib/fixtures.ts'
 import { processMemory } from './lib/proc-memory.ts'
 import { startKubeFleet, type KubeFleet } from './lib/kube-fleet.ts'
+import { fmt, kb, log, mb, nowUs, percentile, profileFooter, windowedProfileLines } from './lib/report.ts'
+import { forEachLimited } from '../src/lib/concurrency-limiter.ts'
+import { sleep } from '../test/helpers/wait.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
 /** Other processes' CPU during a sweep above which its row is flagged as noisy (cores). */
 const NOISY_CORES = 0.2
 
-
-
 const scope = new BenchScope("the API server doubles' process, the engine and the temp folders")
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const mb = (bytes: number) => `${fmt(bytes / 1e6, 1)} MB`
-const kb = (bytes: number) => `${fmt(bytes / 1e3, 1)} kB`
-const log = (message: string) => process.stderr.write(`${message}\n`)
-const nowUs = () => Number(process.hrtime.bigint() / 1000n)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0
-
 
 /** A forced, full GC: `--expose-gc` if node was started with it, else exposed now (V8 allows it at run time). */
 function exposeGc(): (() => void) | undefined {
@@ -145,15 +138,6 @@ async function call(app: FastifyInstance, method: 'GET' | 'POST', url: string, e
   const answer = await app.inject({ method, url, headers: auth, ...(payload !== undefined ? { payload } : {}) })
   if (answer.statusCode !== expect) throw new Error(`${method} ${url} answered ${answer.statusCode} (expected ${expect}): ${answer.body.slice(0, 600)}`)
   return answer
-}
-
-/** Runs `work` over `items` with at most `limit` at once. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const lane = async () => {
-    while (next < items.length) await work(items[next++]!)
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
 }
 
 interface SweepResult {
@@ -315,7 +299,7 @@ async function main(): Promise<void> {
   await waitQuiet('registering')
   const registerCpu0 = process.cpuUsage()
   started = performance.now()
-  await eachLimited(documents, registerParallel, async (document) => {
+  await forEachLimited(documents, registerParallel, async (document) => {
     await call(app, 'POST', '/api/v1/clusters', 201, document)
   })
   const registrationSeconds = (performance.now() - started) / 1000
@@ -515,32 +499,25 @@ async function main(): Promise<void> {
 
   if (cpuProf) {
     const file = path.join(RESULTS_DIR, 'registry-engine.cpuprofile')
-    const startTime = (JSON.parse(readFileSync(file, 'utf8')) as { startTime: number }).startTime
-    const skewSeconds = (startTime - profiledSpawnUs) / 1e6
-    const sameClock = skewSeconds > -5 && skewSeconds < 5
-    const out: string[] = []
-    const print = (title: string, summary: ProfileSummary) => {
-      out.push('', `${title}: ${fmt(summary.totalMs, 0)} ms busy; self time by origin:`)
-      for (const o of summary.origins.slice(0, 12)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)
-      out.push('Top functions by self time:')
-      for (const f of summary.functions.slice(0, 15)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-      out.push("The engine's functions by total time (self + synchronous callees):")
-      for (const f of summary.inclusive.slice(0, 10)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-    }
     const first = results.filter((result) => result.concurrency === concurrencies[0])
-    if (sameClock) {
-      for (const kind of ['warm-up', 'measured', 'after idle'] as const) {
-        const windows = first.filter((result) => result.kind === kind).map((result) => result.window)
-        if (windows.length === 0) continue
-        const window = { fromUs: Math.min(...windows.map((w) => w.fromUs)), toUs: Math.max(...windows.map((w) => w.toUs)) }
-        print(`Engine CPU profile, concurrency ${concurrencies[0]}, ${kind} sweep${windows.length > 1 ? 's' : ''}`, summarizeCpuProfile(file, 30, window))
-      }
-    } else {
-      out.push('', `(the profile's clock is ${fmt(skewSeconds)} s away from this process's: showing the whole profile)`)
-      print('Engine CPU profile, all sweeps', summarizeCpuProfile(file, 30))
-    }
-    out.push(`(profile saved to ${path.relative(process.cwd(), file)}; open it in Chrome DevTools > Performance)`)
-    out.push('Note: profiling slows the engine; use the figures of a run without BENCH_CPU_PROF.')
+    // One window per kind of sweep, spanning its sweeps at the first concurrency.
+    const windows = (['warm-up', 'measured', 'after idle'] as const).flatMap((kind): [string, ProfileWindow][] => {
+      const spans = first.filter((result) => result.kind === kind).map((result) => result.window)
+      if (spans.length === 0) return []
+      const window = { fromUs: Math.min(...spans.map((w) => w.fromUs)), toUs: Math.max(...spans.map((w) => w.toUs)) }
+      return [[`Engine CPU profile, concurrency ${concurrencies[0]}, ${kind} sweep${spans.length > 1 ? 's' : ''}`, window]]
+    })
+    const out = windowedProfileLines({
+      file,
+      startedUs: profiledSpawnUs,
+      sameClock: { from: -5, to: 5 },
+      windows,
+      whole: 'Engine CPU profile, all sweeps',
+      skewNote: 'profile',
+      heading: (title, summary) => `${title}: ${fmt(summary.totalMs, 0)} ms busy; self time by origin:`,
+      top: { origins: 12, functions: 15, inclusive: 10 },
+    })
+    out.push(...profileFooter(file))
     process.stdout.write(out.join('\n') + '\n')
   }
 }

@@ -32,7 +32,7 @@
  *   BENCH_PARALLEL=10 BENCH_CLUSTER_VALUES_PARALLEL=0 npx tsx bench/releases.bench.ts   (quick run)
  *   BENCH_CPU_PROF=1 npx tsx bench/releases.bench.ts   (plus a CPU profile of the engine, per run)
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -43,11 +43,14 @@ import { multipartBody, packageChart, webChart } from '../test/helpers/charts.ts
 import { auth, copySampleContent, startTestEngine, type TestEngine } from '../test/helpers/engine.ts'
 import { helmPath } from '../test/helpers/tools.ts'
 import { BenchScope, SetupError, engineRevision, envNumber, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
-import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from './lib/cpuprofile.ts'
+import type { ProfileWindow } from './lib/cpuprofile.ts'
 import { machineCpuSeconds, reapedChildrenCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib/cpu-usage.ts'
 import { processMemory } from './lib/proc-memory.ts'
 import { runTracked } from './lib/processes.ts'
 import { startKubeFleet, type KubeFleet } from './lib/kube-fleet.ts'
+import { fmt, log, mb, mean, nowUs, percentile, profileFooter, windowedProfileLines } from './lib/report.ts'
+import { forEachLimited } from '../src/lib/concurrency-limiter.ts'
+import { sleep } from '../test/helpers/wait.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
@@ -55,8 +58,6 @@ const NAMESPACE = 'shop'
 const RELEASE = 'web'
 /** Other processes' CPU during a run above which its row is flagged as noisy (cores). */
 const NOISY_CORES = 0.2
-
-
 
 function envList(name: string, fallback: string, { min = 1, max = 1000 } = {}): number[] {
   const raw = process.env[name] ?? fallback
@@ -69,14 +70,6 @@ function envList(name: string, fallback: string, { min = 1, max = 1000 } = {}): 
 }
 
 const scope = new BenchScope("the cluster doubles' process, the engine and the temp folders")
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const mb = (bytes: number) => `${fmt(bytes / 1e6, 1)} MB`
-const log = (message: string) => process.stderr.write(`${message}\n`)
-const nowUs = () => Number(process.hrtime.bigint() / 1000n)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0
-const mean = (values: number[]) => (values.length ? values.reduce((sum, value) => sum + value, 0) / values.length : 0)
-
 
 // --- the cluster doubles, in their own process -------------------------------------------------------
 
@@ -117,7 +110,7 @@ async function startFleet(settings: { clusters: number; latencyMs: number; ready
 
 // --- what a cluster's apply is made of -----------------------------------------------------------------
 
-/** What a request to a double was for, as the engine's applier makes them (src/adapters/kubernetes/release-applier.ts). */
+/** What a request to a double was for, as the engine's applier makes them (src/adapters/helm/release-applier.ts). */
 function purposeOf(request: LoggedRequest): string {
   const { method, path: url, contentType } = request
   const apply = (contentType ?? '').startsWith('application/apply-patch')
@@ -178,15 +171,6 @@ interface ReleaseAnswer {
   summary: { clusters: number; ready: number; applying: number; failed: number; pending: number }
   clusters: { cluster: string; revision: number; phase: string; error: string | null; updated_at: string; ready_at: string | null }[]
   events: { at: string; cluster: string | null; message: string }[]
-}
-
-/** Runs `work` over `items` with at most `limit` at once. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const lane = async () => {
-    while (next < items.length) await work(items[next++]!)
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
 }
 
 interface RunSettings {
@@ -306,7 +290,7 @@ async function runInstall(
 
   // What each double was asked, and when.
   const logs = new Map<string, LoggedRequest[]>()
-  await eachLimited(fleet.clusters, 16, async (cluster) => {
+  await forEachLimited(fleet.clusters, 16, async (cluster) => {
     logs.set(cluster.name, await fleet.requests(cluster.name, postedAt))
   })
   const perCluster = fleet.clusters.map((cluster) => {
@@ -634,26 +618,17 @@ async function main(): Promise<void> {
 
   if (cpuProf) {
     const file = path.join(RESULTS_DIR, 'releases-engine.cpuprofile')
-    const startTime = (JSON.parse(readFileSync(file, 'utf8')) as { startTime: number }).startTime
-    const skewSeconds = (startTime - profiledSpawnUs) / 1e6
-    const sameClock = skewSeconds > -5 && skewSeconds < 5
-    const out: string[] = []
-    const print = (title: string, summary: ProfileSummary) => {
-      out.push('', `${title}: ${fmt(summary.totalMs, 0)} ms busy; self time by origin:`)
-      for (const o of summary.origins.slice(0, 12)) out.push(`  ${(o.share * 100).toFixed(1).padStart(5)}%  ${o.origin}`)
-      out.push('Top functions by self time:')
-      for (const f of summary.functions.slice(0, 15)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-      out.push("The engine's functions by total time (self + synchronous callees):")
-      for (const f of summary.inclusive.slice(0, 10)) out.push(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`)
-    }
-    if (sameClock) {
-      for (const result of results) print(`Engine CPU profile, run ${result.label}`, summarizeCpuProfile(file, 30, result.window))
-    } else {
-      out.push('', `(the profile's clock is ${fmt(skewSeconds)} s away from this process's: showing the whole profile)`)
-      print('Engine CPU profile, all runs', summarizeCpuProfile(file, 30))
-    }
-    out.push(`(profile saved to ${path.relative(process.cwd(), file)}; open it in Chrome DevTools > Performance)`)
-    out.push('Note: profiling slows the engine; use the figures of a run without BENCH_CPU_PROF.')
+    const out = windowedProfileLines({
+      file,
+      startedUs: profiledSpawnUs,
+      sameClock: { from: -5, to: 5 },
+      windows: results.map((result) => [`Engine CPU profile, run ${result.label}`, result.window]),
+      whole: 'Engine CPU profile, all runs',
+      skewNote: 'profile',
+      heading: (title, summary) => `${title}: ${fmt(summary.totalMs, 0)} ms busy; self time by origin:`,
+      top: { origins: 12, functions: 15, inclusive: 10 },
+    })
+    out.push(...profileFooter(file))
     process.stdout.write(out.join('\n') + '\n')
   }
 }

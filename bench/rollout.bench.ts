@@ -11,7 +11,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { admin, fleet, sleep } from '../test/fakes/rollout-fleet.ts'
+import { admin, fleet } from '../test/fakes/rollout-fleet.ts'
+import { sleep } from '../test/helpers/wait.ts'
 
 const machines = Number(process.env.BENCH_MACHINES ?? 200)
 const parallel = Number(process.env.BENCH_PARALLEL ?? 10)

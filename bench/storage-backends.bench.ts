@@ -20,16 +20,16 @@ import { fileURLToPath } from 'node:url'
 import { discoveryFleet } from './lib/discovery-fixtures.ts'
 import { requestJson, runPostLoad, type PostLoadResult } from './lib/http-load.ts'
 import { BenchScope, SetupError, engineRevision, envNumber, machineFacts, runBenchmark, writeResults } from './lib/bench-scope.ts'
-import { freePort, spawnTracked, stopProcess, waitForHttp, type Tracked } from './lib/processes.ts'
+import { freePort, spawnTracked, stopProcess, waitForHttp } from './lib/processes.ts'
+import { fmt, log } from './lib/report.ts'
 import { startPrivatePostgres, withAdminClient } from '../test/helpers/postgres.ts'
 import os from 'node:os'
+import { sleep } from '../test/helpers/wait.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const RESULTS_DIR = path.join(REPO, 'bench', 'results')
 
 const scope = new BenchScope()
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const log = (message: string) => process.stderr.write(`${message}\n`)
 
 type Backend = 'sqlite' | 'postgres'
 
@@ -107,7 +107,7 @@ async function measure(backend: Backend, tmp: string, databaseUrl: string, bodie
     log(`  ${fmt(discovery.requestsPerSecond)} reports/s, p50 ${fmt(discovery.latencyMs.p50, 2)} ms, p99 ${fmt(discovery.latencyMs.p99, 2)} ms`)
 
     // The reports trigger a debounced background pass: let it run (it finds no cluster) before any exists.
-    await new Promise((resolve) => setTimeout(resolve, 2000))
+    await sleep(2000)
     const plan = clusterPlan(bodies.length)
     for (const flavor of plan.flavors) await api('POST', '/api/v1/flavors', flavor, 201)
     for (const cluster of plan.clusters) await api('POST', '/api/v1/clusters', cluster, 201)

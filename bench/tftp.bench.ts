@@ -8,6 +8,7 @@ import path from 'node:path'
 import pino from 'pino'
 import { startTftpServer, type TftpServer } from '../src/transports/tftp/tftp-server.ts'
 import { runCommand, sha256OfFile, writeRandomFile } from '../test/transports/tftp/tftp-test-kit.ts'
+import { sleep } from '../test/helpers/wait.ts'
 
 const SIZE_MB = Number(process.env.BENCH_TFTP_SIZE_MB ?? 30)
 const MAX_CLIENTS = Number(process.env.BENCH_TFTP_CLIENTS ?? 20)
@@ -73,7 +74,7 @@ async function startTftpdHpa(folder: string): Promise<{ child: ChildProcess; por
     const probe = await runCommand('curl', ['-s', '-o', '/dev/null', `tftp://127.0.0.1:${port}/probe.txt`], 5000)
     if (probe.code === 0) return { child, port }
     if (child.exitCode !== null) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await sleep(100)
   }
   stopChild(child)
   throw new Error(`tftpd-hpa did not start on 127.0.0.1:${port}: ${stderr}`)

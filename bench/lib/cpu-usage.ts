@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs'
+import { sleep } from '../../test/helpers/wait.ts'
 
 /**
  * CPU time from /proc (Linux), to show during a run how busy the server was (a saturated single
@@ -97,7 +98,7 @@ export async function withCpuUsage<T>(serverPid: number, run: () => Promise<T>):
   const server1 = treeCpuSeconds(serverPid)
   const machine1 = machineCpuSeconds()
   // wrk is reaped just after it exits; give libuv a moment so that its time is accounted.
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   const children1 = reapedChildrenCpuSeconds()
   const out: { result: T } & CpuUsage = { result }
   if (seconds <= 0) return out
@@ -124,7 +125,7 @@ export async function waitForQuiet(maxCores: number, maxWaitSeconds: number, onW
   for (;;) {
     const before = machineCpuSeconds()
     const start = Date.now()
-    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await sleep(1000)
     const after = machineCpuSeconds()
     if (!before || !after) return undefined
     const cores = (after.busy - before.busy) / ((Date.now() - start) / 1000)

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { sleep } from '../../test/helpers/wait.ts'
 
 /**
  * Child processes the benchmark started, so that every exit path (success, error, SIGINT) stops
@@ -117,7 +118,7 @@ export async function waitForHttp(url: string, entry: Tracked, timeoutMs = 60_00
     } catch (error) {
       lastError = (error as Error).message
     }
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await sleep(100)
   }
   throw new Error(`${entry.name} did not answer ${url} within ${timeoutMs} ms (${lastError}):\n${entry.output().slice(-4000)}`)
 }

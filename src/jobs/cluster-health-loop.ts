@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { ClusterRegistry, SweepReport } from '../core/registry/registry-service.ts'
+import { forEachLimited } from '../lib/concurrency-limiter.ts'
 import { SerialJob, type JobGate } from './serial-job.ts'
 
 export interface ClusterHealthLoopOptions {
@@ -14,15 +15,6 @@ export interface ClusterHealthLoopOptions {
   swept?: (report: SweepReport) => void
   /** With replicas: only the holder of the health sweep's lease sweeps in the background. */
   gate?: JobGate
-}
-
-/** Runs `work` over `items` with at most `limit` at once. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const lane = async () => {
-    while (next < items.length) await work(items[next++]!)
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
 }
 
 /**
@@ -40,7 +32,7 @@ export class ClusterHealthLoop extends SerialJob<SweepReport> {
         const { joined, joining } = await registry.sweepTargets()
         const statuses: Record<string, string> = {}
         const newlyJoined: string[] = []
-        await eachLimited([...joining.map((name) => ({ name, join: true })), ...joined.map((name) => ({ name, join: false }))], options.concurrency, async ({ name, join }) => {
+        await forEachLimited([...joining.map((name) => ({ name, join: true })), ...joined.map((name) => ({ name, join: false }))], options.concurrency, async ({ name, join }) => {
           try {
             if (join) {
               if (await registry.tryJoin(name, options.requestTimeoutMs)) {

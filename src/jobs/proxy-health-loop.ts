@@ -1,5 +1,6 @@
 import type { OriginHealthBoard, OriginProbe } from '../core/proxy/origin-health.ts'
 import type { ProxyRoute } from '../core/proxy/proxy-route.ts'
+import { forEachLimited } from '../lib/concurrency-limiter.ts'
 
 export interface HealthPassReport {
   routes: number
@@ -26,25 +27,21 @@ export async function checkOrigins(
     const key = `${route.origin} ${route.tlsVerify} ${route.healthCheckPath ?? ''}`
     groups.set(key, [...(groups.get(key) ?? []), route])
   }
-  const queue = [...groups.values()]
   let healthy = 0
   let unhealthy = 0
-  const worker = async () => {
-    for (let group = queue.shift(); group; group = queue.shift()) {
-      const result = await probe.probe(group[0]!, options.timeoutMs)
-      for (const route of group) {
-        // A route changed or deleted while its origin was probed: the answer is about an old origin.
-        if (options.stillCurrent && !options.stillCurrent(route)) continue
-        if (result.ok) {
-          board.recordSuccess(route.id)
-          healthy++
-        } else {
-          board.recordFailure(route.id, result.error)
-          unhealthy++
-        }
+  await forEachLimited([...groups.values()], options.concurrency, async (group) => {
+    const result = await probe.probe(group[0]!, options.timeoutMs)
+    for (const route of group) {
+      // A route changed or deleted while its origin was probed: the answer is about an old origin.
+      if (options.stillCurrent && !options.stillCurrent(route)) continue
+      if (result.ok) {
+        board.recordSuccess(route.id)
+        healthy++
+      } else {
+        board.recordFailure(route.id, result.error)
+        unhealthy++
       }
     }
-  }
-  await Promise.all(Array.from({ length: Math.min(options.concurrency, queue.length) }, worker))
+  })
   return { routes: routes.length, probes: groups.size, healthy, unhealthy, durationMs: Date.now() - started }
 }

@@ -7,6 +7,7 @@ import { SlipwayError } from '../../src/core/errors.ts'
 import type { DrainOptions } from '../../src/core/lifecycle/ports.ts'
 import { FakeKubeApiserver, type FakeKubeApiserverOptions, type PodInput } from '../fakes/kube-apiserver.ts'
 import { servingCertificate } from '../helpers/test-pki.ts'
+import { sleep } from '../helpers/wait.ts'
 
 async function setup(t: Test, options: FakeKubeApiserverOptions = {}, drainerOptions: KubernetesNodeDrainerOptions = {}) {
   const api = await FakeKubeApiserver.start(options)
@@ -172,7 +173,7 @@ t.test('drain evicts controller pods, skips DaemonSet and mirror pods, waits unt
   t.equal(list?.query.limit, '500', "kubectl's chunk size")
   const replacements = api.podsOn('n2').map((p) => p.metadata.name)
   t.equal(replacements.filter((name) => name.startsWith('web-5d8f7c9b4-')).length, 2, 'the ReplicaSet replaced its pods on n2')
-  for (let i = 0; i < 50 && !api.pod('data', 'db-0'); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  for (let i = 0; i < 50 && !api.pod('data', 'db-0'); i++) await sleep(10)
   const db = api.pod('data', 'db-0')
   t.not(db?.metadata.uid, dbUid, 'the StatefulSet pod came back under its name with a new UID')
   t.equal(db?.spec.nodeName, 'n2')
@@ -300,9 +301,9 @@ t.test('a budget that never allows the eviction ends in DRAIN_TIMEOUT naming the
 
   // Nothing keeps evicting behind the caller's back once it has the answer (a request already on its
   // way when the time ran out is let finish; no retry follows it).
-  await new Promise((resolve) => setTimeout(resolve, 30))
+  await sleep(30)
   const count = evictions(api).length
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  await sleep(200)
   t.equal(evictions(api).length, count, 'no eviction after the timeout')
 
   await drainer.uncordon('n1')

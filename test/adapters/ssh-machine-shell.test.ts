@@ -13,6 +13,7 @@ import { SshMachineShell, fingerprint } from '../../src/adapters/ssh/ssh-machine
 import { SlipwayError } from '../../src/core/errors.ts'
 import type { SshTarget } from '../../src/core/lifecycle/ports.ts'
 import { startSshd } from '../helpers/sshd.ts'
+import { sleep } from '../helpers/wait.ts'
 
 const sshd = await startSshd()
 t.teardown(() => sshd.stop())
@@ -267,11 +268,11 @@ t.test('a command running past timeoutMs: SSH_TIMEOUT, and a KILL is requested',
   if (process.getuid?.() === 0) {
     // sshd 9.x refuses signals to root sessions (no privilege-separated child): the request is all
     // there is to check, then the test ends its own stray sleep.
-    for (let i = 0; i < 30 && !/session_signal_req/.test(sshd.log()); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    for (let i = 0; i < 30 && !/session_signal_req/.test(sshd.log()); i++) await sleep(100)
     t.match(sshd.log(), /session_signal_req/, 'the KILL request reached sshd')
     for (const pid of sleeping()) process.kill(pid, 'SIGKILL')
   } else {
-    for (let i = 0; i < 20 && sleeping().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    for (let i = 0; i < 20 && sleeping().length > 0; i++) await sleep(100)
     t.same(sleeping(), [], 'sshd killed the command')
   }
 })

@@ -13,20 +13,9 @@
 import t from 'tap'
 import { CLUSTER, INSTALLED_MARKER, PxeLab, REPORTED_MARKER, SSHD_MARKER, type ApiMachine, type LabMachine } from '../../lab/pxe-lab.ts'
 import { validateWithOfficialSchema } from '../helpers/ignition-schema.ts'
+import { until } from '../helpers/wait.ts'
 
 const PROFILE_OF_ROLE: Record<string, string> = { 'control-plane': 'etcd-member-kubernetes-control-plane', node: 'kubernetes-node' }
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, abort: () => string | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    const reason = abort()
-    if (reason) throw new Error(`gave up waiting for ${what}: ${reason}`)
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 500))
-  }
-}
 
 const hyphenated = (mac: string) => mac.replaceAll(':', '-')
 
@@ -56,7 +45,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
       return first.every((vm) => find(machines, vm)?.state === 'discovered') ? machines : undefined
     },
     180_000,
-    () => lab.failure(first),
+    500,
+    { abort: () => lab.failure(first) },
   )
   for (const vm of first) {
     const machine = find(discovered, vm)!
@@ -73,7 +63,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
       return waiting.length === first.length ? true : undefined
     },
     60_000,
-    () => lab.failure(first),
+    500,
+    { abort: () => lab.failure(first) },
   )
   const pass = await lab.engine.api<{ assignments: unknown[]; clusters: { name: string; state: string; waiting: string[] }[] }>('POST', '/api/v1/scheduler/run')
   t.same(pass.assignments, [], 'with 2 of 3 control-plane machines, the scheduler assigns nothing')
@@ -185,7 +176,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     'all 4 machines to be outdated',
     async () => ((await lab.engine.api<{ state: string }[]>('GET', '/lifecycle/ignition')).filter((record) => record.state === 'outdated').length === 4 ? true : undefined),
     30_000,
-    () => lab.failure(all),
+    500,
+    { abort: () => lab.failure(all) },
   )
   t.pass('the template change made all 4 outdated before any new report')
   const rollStarted = Date.now()
@@ -209,7 +201,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
       return current.finished_at ? current : undefined
     },
     600_000,
-    () => lab.failure(all),
+    500,
+    { abort: () => lab.failure(all) },
   )
   t.equal(run.state, 'completed', JSON.stringify(run.events.slice(-6)))
   t.comment(`rolling update of 4 VMs, one at a time: ${((Date.now() - rollStarted) / 1000).toFixed(1)} s`)
@@ -222,7 +215,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     'every VM to serve SSH again after its restart',
     async () => (all.every((vm) => vm.vm.serial().split(SSHD_MARKER).length - 1 >= 2) ? true : undefined),
     60_000,
-    () => lab.failure(all),
+    500,
+    { abort: () => lab.failure(all) },
   )
   const spans = run.machines.map((machine) => [Date.parse(machine.started_at), Date.parse(machine.finished_at)] as const).sort((a, b) => a[0] - b[0])
   t.ok(spans.every((span, index) => index === 0 || span[0] >= spans[index - 1]![1]), 'one machine at a time: each started after the previous one finished')
@@ -251,7 +245,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     'the fleet to be outdated again',
     async () => ((await lab.engine.api<{ state: string }[]>('GET', '/lifecycle/ignition')).some((record) => record.state === 'outdated') ? true : undefined),
     30_000,
-    () => lab.failure(all),
+    500,
+    { abort: () => lab.failure(all) },
   )
   await t.rejects(
     lab.engine.api('POST', '/api/v1/rollouts', { cluster: CLUSTER, drain: { enabled: false }, ssh: { user: 'root' } }),
@@ -269,7 +264,8 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
       return restarted && holders === 0 && drift.every((record) => record.state === 'up_to_date') ? true : undefined
     },
     600_000,
-    () => lab.failure(all),
+    500,
+    { abort: () => lab.failure(all) },
   )
   t.comment(`machine-driven rolling update of 4 VMs: ${((Date.now() - selfStarted) / 1000).toFixed(1)} s`)
   t.equal(selfMaxHolders, 1, 'machine-driven: the semaphore never showed more than 1 holder')

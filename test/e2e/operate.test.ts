@@ -13,7 +13,8 @@ import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { ADMIN_TOKEN, copySampleContent, REPO_ROOT, removeTree } from '../helpers/engine.ts'
-import { freePort, sleep } from '../helpers/engine-process.ts'
+import { freePort } from '../helpers/engine-process.ts'
+import { sleep } from '../helpers/wait.ts'
 
 interface Ports {
   http: number

@@ -25,6 +25,7 @@ import { REPO_ROOT, removeTree } from '../helpers/engine.ts'
 import { startLabEngine, startRouterAdvertisements, type LabEngine, type LogLine } from '../../lab/lab-engine.ts'
 import { assertLabPrerequisites, createLabNetwork, waitFor, type LabNetwork, type LabProcess } from '../../lab/lab-network.ts'
 import { assertQemuPrerequisites, startVm, type Firmware, type Vm } from '../../lab/qemu.ts'
+import { sleep } from '../helpers/wait.ts'
 
 const LAB_CONTENT = path.join(REPO_ROOT, 'test/fixtures/lab')
 const MARKER = 'slipway-lab-ok'
@@ -162,7 +163,7 @@ for (const bootCase of CASES) {
       const bootSeconds = (Date.now() - engineReady) / 1000
       t.comment(`${bootCase.firmware}: engine ready to profile script in ${bootSeconds.toFixed(1)} s (QEMU started right after)`)
       // Let the last log lines arrive before reading them.
-      await new Promise((resolve) => setTimeout(resolve, 300))
+      await sleep(300)
 
       // DHCP: the engine leased an address to this MAC.
       const acks = dhcpLines(engine, mac, /^ack\b|dhcpack|\back\b/i)

@@ -20,25 +20,16 @@ import { machineCredentials } from '../helpers/machine-credentials.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
 import { freshPostgresDatabase, postgresAvailable } from '../helpers/postgres.ts'
 import { sampleLockHolders } from '../helpers/lock-holder-sampler.ts'
+import { sleep, until } from '../helpers/wait.ts'
 
 // Long enough that a busy test machine's event-loop stalls never pass for a crash; short enough to wait for.
 const LEASE_SECONDS = 5
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const uuidOf = (n: number) => `7e1a0000-0000-4000-8000-${String(n).padStart(12, '0')}`
 /** The FleetLock test's machines: known to the inventory, apart from the machines the other tests discover. */
 const fleetUuidOf = (n: number) => `7e1b0000-0000-4000-8000-${String(n).padStart(12, '0')}`
 const machineMacOf = (n: number) => `52:54:00:66:00:${n.toString(16).padStart(2, '0')}`
 const dhcpMacOf = (n: number) => `52:54:00:67:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`
 
-async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
 
 interface Replica {
   id: string

@@ -16,7 +16,8 @@ import t from 'tap'
 import { machineCredentials } from '../helpers/machine-credentials.ts'
 import { FakeKubeApiserver } from '../fakes/kube-apiserver.ts'
 import { copySampleContent, removeTree } from '../helpers/engine.ts'
-import { EngineProcess, freePort, sleep } from '../helpers/engine-process.ts'
+import { EngineProcess, freePort } from '../helpers/engine-process.ts'
+import { sleep } from '../helpers/wait.ts'
 import { startSshd } from '../helpers/sshd.ts'
 
 const uuidOf = (n: number) => `c4a50000-0000-4000-8000-${String(n).padStart(12, '0')}`

@@ -25,6 +25,7 @@ import { packageChart, webChart } from '../helpers/charts.ts'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../helpers/engine.ts'
 import { servingCertificate } from '../helpers/test-pki.ts'
 import { helmPath } from '../helpers/tools.ts'
+import { until } from '../helpers/wait.ts'
 
 const SITES = [
   { name: 'paris', labels: { region: 'eu', tier: 'prod' }, location: { latitude: 48.86, longitude: 2.35, region: 'eu-west', site: 'par1' }, nodes: 3 },
@@ -136,20 +137,9 @@ async function seed(t: Test) {
   await until('the edge nodes outdated', async () => {
     const drift = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { state: string }[]
     return drift.filter((record) => record.state === 'outdated').length === EDGE_MEMBERS - 1 || undefined
-  })
+  }, 20_000, 100)
   await ok(admin(app, 'POST', '/api/v1/rollouts', { cluster: 'edge', max_parallel: 1 }))
   return { app, url, sites }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
-  }
 }
 
 /** A screenshot of the page as a laptop shows it, checked to be a real picture, kept as an artifact. */
@@ -281,7 +271,7 @@ t.test('the web UI: sign in, machines, a machine, clusters with the map, a relea
     await section.getByRole('button', { name: 'Delete' }).click()
     await page.waitForFunction(() => !document.querySelector('section[data-release="shop/web"] tr[data-cluster="virginia"]'), undefined, { timeout: 20_000 })
     t.match(await section.locator('.progress-line').innerText(), /removed from virginia/)
-    await until('virginia emptied', async () => (sites.get('virginia')!.objects({ namespace: 'shop' }).length === 0 ? true : undefined))
+    await until('virginia emptied', async () => (sites.get('virginia')!.objects({ namespace: 'shop' }).length === 0 ? true : undefined), 20_000, 100)
     t.ok(sites.get('paris')!.get('Deployment', 'shop', 'web'), 'the other clusters keep it')
 
     page.once('dialog', (dialog) => void dialog.accept())

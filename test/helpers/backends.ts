@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os'
 import path from 'node:path'
 import type { Test } from 'tap'
-import { migrateToLatest, openStore, type DatabaseSettings, type Store } from '../../src/storage/db.ts'
+import { migrateToLatest, openStore, type DatabaseSettings } from '../../src/storage/db.ts'
+import type { Db } from '../../src/storage/database.ts'
 import { freshPostgresDatabase, postgresAvailable } from './postgres.ts'
 
 export type BackendName = 'sqlite' | 'postgres'
@@ -17,7 +18,7 @@ export const BACKENDS: readonly BackendName[] = ['sqlite', 'postgres']
 export interface TestDatabase {
   settings: DatabaseSettings
   /** Opens one more store on the same database (a second engine, a second process's view). */
-  open(): Store
+  open(): Db
 }
 
 /**
@@ -25,7 +26,7 @@ export interface TestDatabase {
  * first. Tests that call `open()` themselves may close earlier: closing twice is harmless.
  */
 export async function testDatabase(t: Test, backend: BackendName): Promise<TestDatabase> {
-  const opened: Store[] = []
+  const opened: Db[] = []
   let settings: DatabaseSettings
   if (backend === 'postgres') {
     const database = await freshPostgresDatabase()
@@ -53,7 +54,7 @@ export async function testDatabase(t: Test, backend: BackendName): Promise<TestD
 }
 
 /** A migrated store on a new database of `backend`, closed and removed when `t` ends. */
-export async function testStore(t: Test, backend: BackendName): Promise<Store> {
+export async function testStore(t: Test, backend: BackendName): Promise<Db> {
   const store = (await testDatabase(t, backend)).open()
   await migrateToLatest(store)
   return store

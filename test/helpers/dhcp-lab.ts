@@ -8,12 +8,26 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Config } from '../../src/config.ts'
+import { emptyPacket, OPTION, type DhcpPacket } from '../../src/transports/dhcp/dhcp-packet.ts'
 import type { Lab } from './netns.ts'
+import { sleep } from './wait.ts'
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 export function scratchDir(prefix = 'slipway-dhcp-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix))
+}
+
+let nextXid = 0x5100
+/** A client's packet: message type, chaddr from hex, extra options and fields; each gets a new xid. */
+export function clientPacket(type: number, macHex = '525400000a01', options: Array<[number, Buffer]> = [], fields: Partial<DhcpPacket> = {}): DhcpPacket {
+  const packet = emptyPacket()
+  packet.xid = nextXid++
+  Buffer.from(macHex, 'hex').copy(packet.chaddr)
+  Object.assign(packet, fields)
+  packet.options.set(OPTION.MESSAGE_TYPE, Buffer.from([type]))
+  for (const [code, value] of options) packet.options.set(code, value)
+  return packet
 }
 
 export function dhcpSettings(overrides: Partial<Config['dhcp']>): Config['dhcp'] {
@@ -174,7 +188,7 @@ export function startClient(lab: Lab, host: string, command: string, args: strin
       while (Date.now() < deadline) {
         const matching = parseEvents(output.stdout()).filter((item) => item.event === event)
         if (matching.length > count) return matching.at(-1)!
-        await new Promise((resolve) => setTimeout(resolve, 100))
+        await sleep(100)
       }
       throw new Error(`no new ${event} event; output: ${output.stdout().slice(-2000)} ${output.stderr().slice(-1000)}`)
     },

@@ -6,6 +6,7 @@
  */
 import dgram from 'node:dgram'
 import { readFileSync } from 'node:fs'
+import { sleep } from './wait.ts'
 
 interface Send {
   hex?: string
@@ -21,7 +22,6 @@ socket.on('error', (error) => process.stderr.write(`probe socket error: ${error.
 await new Promise<void>((resolve) => socket.bind({ port: spec.bindPort ?? 68, address: '0.0.0.0' }, resolve))
 socket.setBroadcast(true)
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const sendOne = (bytes: Buffer, to: Send['to']) => new Promise<void>((resolve) => socket.send(bytes, to.port, to.address, () => resolve()))
 
 let sent = 0

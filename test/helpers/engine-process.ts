@@ -4,12 +4,15 @@
  * takes the process's open transactions, timers and sockets with it, as a power cut would).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
+import type { Test } from 'tap'
 import { Agent, fetch as undiciFetch } from 'undici'
-import { ADMIN_TOKEN, REPO_ROOT } from './engine.ts'
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+import { ADMIN_TOKEN, removeTree, REPO_ROOT } from './engine.ts'
+import { sleep } from './wait.ts'
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -163,4 +166,47 @@ export function faultSeed(): number {
 export function killCount(defaultCount: number): number {
   const given = Number(process.env.SLIPWAY_FAULT_KILLS ?? '')
   return Number.isInteger(given) && given > 0 ? given : defaultCount
+}
+
+/**
+ * The engine as `npm start` runs it (tsx src/main.ts) in a scratch folder of its own, HTTP on
+ * loopback, the proxy and DNS on free ports, the scheduler idle; `env` adds to that or overrides it.
+ * With `descriptorLimit`, under `ulimit -n`. Stopped (SIGTERM, then SIGKILL after 15 s) and its
+ * folder removed at teardown.
+ */
+export function spawnScratchEngine(t: Test, env: Record<string, string>, options: { descriptorLimit?: number } = {}): { child: ChildProcess; output: () => string } {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-engine-'))
+  writeFileSync(path.join(scratch, 'slipway.yaml'), '{}\n')
+  const command = options.descriptorLimit ? ['sh', ['-c', `ulimit -n ${options.descriptorLimit} && exec "${process.execPath}" --import tsx src/main.ts`]] as const : [process.execPath, ['--import', 'tsx', 'src/main.ts']] as const
+  const child = spawn(command[0], [...command[1]], {
+    cwd: REPO_ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      SLIPWAY_CONFIG: path.join(scratch, 'slipway.yaml'),
+      SLIPWAY_DATA_DIR: path.join(scratch, 'var'),
+      SLIPWAY_HTTP_HOST: '127.0.0.1',
+      SLIPWAY_HTTP_PORT: '0',
+      SLIPWAY_PROXY_PORT: '0',
+      SLIPWAY_DNS_PORT: '0',
+      SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
+      SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      const kill = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await exited
+      clearTimeout(kill)
+    }
+    removeTree(scratch)
+  })
+  return { child, output: () => output }
 }

@@ -9,7 +9,8 @@
  */
 import dgram from 'node:dgram'
 import { performance } from 'node:perf_hooks'
-import { idleFlood, sleep, timedGet } from '../transports/http/listener-kit.ts'
+import { idleFlood, timedGet } from '../transports/http/listener-kit.ts'
+import { sleep } from './wait.ts'
 import net from 'node:net'
 
 const env = (name: string) => {

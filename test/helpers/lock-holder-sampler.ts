@@ -1,4 +1,5 @@
-import type { Store } from '../../src/storage/db.ts'
+import type { Db } from '../../src/storage/database.ts'
+import { sleep } from './wait.ts'
 
 export interface HolderSamples {
   samples: number
@@ -10,7 +11,7 @@ export interface HolderSamples {
  * Counts a lock group's stored holders in a loop, through its own connection, until `stop()`: what
  * the semaphore tests compare with the group's slots while many lockers race.
  */
-export function sampleLockHolders(watcher: Store, group: string, intervalMs: number): { stop(): Promise<HolderSamples> } {
+export function sampleLockHolders(watcher: Db, group: string, intervalMs: number): { stop(): Promise<HolderSamples> } {
   const result: HolderSamples = { samples: 0, maxStored: 0 }
   let done = false
   const sampling = (async () => {
@@ -18,7 +19,7 @@ export function sampleLockHolders(watcher: Store, group: string, intervalMs: num
       const { count } = await watcher.selectFrom('lock_holders').select((eb) => eb.fn.countAll<number>().as('count')).where('lock_group', '=', group).executeTakeFirstOrThrow()
       result.maxStored = Math.max(result.maxStored, Number(count))
       result.samples++
-      await new Promise((resolve) => setTimeout(resolve, intervalMs))
+      await sleep(intervalMs)
     }
   })()
   return {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 
 /**
  * A machine's credential as the engine issues it, computed from the engine's key file the way its
- * templates get it (storage/machine-credentials.ts), for tests that play the machine: generation 0
+ * templates get it (core/lifecycle/machine-credentials.ts), for tests that play the machine: generation 0
  * until the machine is granted an install slot or an operator rotates its credential.
  * Written here from the documented format, not by calling the engine's code, so a change of format
  * fails the tests instead of following along.

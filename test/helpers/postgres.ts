@@ -15,6 +15,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
+import { sleep } from './wait.ts'
 
 export interface PostgresDatabase {
   /** `postgres://...` of the new, empty database. */
@@ -191,7 +192,7 @@ export async function startPrivatePostgres(options: PrivateServerOptions): Promi
         await stop()
         throw new Error(`PostgreSQL did not accept connections within 30 s: ${(error as Error).message}\n${serverLog}`)
       }
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      await sleep(100)
     }
   }
 }

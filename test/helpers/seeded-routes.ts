@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
-import type { Store } from '../../src/storage/db.ts'
+import type { Db } from '../../src/storage/database.ts'
 import { auth } from './engine.ts'
 
 /**
@@ -29,7 +29,7 @@ const SAMPLE_PARAMS: Record<string, string> = {
 export const concrete = (url: string) => url.replace(/:([A-Za-z]+)/g, (_match, param: string) => SAMPLE_PARAMS[param] ?? 'x').replace('*', SAMPLE_PARAMS['*']!)
 
 /** Every row of every table (the audit log aside, which grows by design; job leases, renewed on a timer; and a token's last use), hashed. */
-export async function snapshot(store: Store): Promise<Record<string, string>> {
+export async function snapshot(store: Db): Promise<Record<string, string>> {
   const tables = await sql<{ name: string }>`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'kysely_%' and name not like 'audit_%' and name <> 'job_leases' order by name`.execute(store)
   const digests: Record<string, string> = {}
   for (const { name } of tables.rows) {

@@ -2,6 +2,7 @@ import t from 'tap'
 import { OriginHealthBoard, type OriginProbe } from '../../src/core/proxy/origin-health.ts'
 import { parseRouteDocument, type ProxyRoute } from '../../src/core/proxy/proxy-route.ts'
 import { checkOrigins } from '../../src/jobs/proxy-health-loop.ts'
+import { sleep } from '../helpers/wait.ts'
 
 const route = (id: string, document: Record<string, unknown>): ProxyRoute => ({ id, ...parseRouteDocument(document).spec, createdAt: 't', updatedAt: 't' })
 
@@ -20,7 +21,7 @@ t.test('one probe per origin, certificate policy and health path; bounded concur
     probe: async (target) => {
       asked.push(`${target.origin}${target.healthCheckPath ?? ''}`)
       most = Math.max(most, ++running)
-      await new Promise((resolve) => setTimeout(resolve, 10))
+      await sleep(10)
       running--
       return target.origin.endsWith('.2') ? { ok: false, error: 'refused' } : { ok: true }
     },

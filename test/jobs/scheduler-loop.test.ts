@@ -2,9 +2,9 @@ import pino from 'pino'
 import t from 'tap'
 import type { ScheduleReport } from '../../src/core/clusters/cluster-service.ts'
 import { SchedulerLoop } from '../../src/jobs/scheduler-loop.ts'
+import { sleep } from '../helpers/wait.ts'
 
 const silent = pino({ level: 'silent' })
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A fake pass that records overlap: `active` must never exceed 1. */
 function fakeSchedule(durationMs: number) {

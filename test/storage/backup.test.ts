@@ -23,6 +23,7 @@ import { discoveryReport, stormUuidOf } from '../helpers/discovery-reports.ts'
 import { postgresAvailable } from '../helpers/postgres.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
 import { discoveryProblems, openReadOnly, sqliteProblems } from '../helpers/sqlite-consistency.ts'
+import { sleep } from '../helpers/wait.ts'
 
 const require = createRequire(import.meta.url)
 
@@ -73,7 +74,7 @@ t.test('a snapshot taken while the store writes is one consistent commit', async
       await new Promise((resolve) => setImmediate(resolve))
     }
   })()
-  while (written < 300) await new Promise((resolve) => setTimeout(resolve, 5))
+  while (written < 300) await sleep(5)
   const before = written
   const snapshot = await takeSnapshot({ databaseFile })
   const after = written

@@ -7,7 +7,8 @@
 import t from 'tap'
 import { dhcpPoolOf, type DhcpSettings } from '../../src/core/dhcp/dhcp-settings.ts'
 import { allocateAddress, confirmAddress, OFFER_HOLD_SECONDS, type PoolCursor } from '../../src/core/dhcp/lease-policy.ts'
-import { migrateToLatest, type Store } from '../../src/storage/db.ts'
+import { migrateToLatest } from '../../src/storage/db.ts'
+import type { Db } from '../../src/storage/database.ts'
 import { dhcpLeaseStore } from '../../src/storage/repositories/dhcp-leases.ts'
 import { forEachBackend, testDatabase } from '../helpers/backends.ts'
 
@@ -20,11 +21,11 @@ async function replicas(t: Parameters<Parameters<typeof forEachBackend>[2]>[0], 
   const database = await testDatabase(t, backend)
   const first = database.open()
   await migrateToLatest(first)
-  const stores: Store[] = backend === 'postgres' ? [first, database.open()] : [first, first]
+  const stores: Db[] = backend === 'postgres' ? [first, database.open()] : [first, first]
   return { stores, servers: stores.map((store) => ({ leases: dhcpLeaseStore(store), cursor: { next: pool.start } as PoolCursor })) }
 }
 
-const activeLeases = async (store: Store) =>
+const activeLeases = async (store: Db) =>
   store.selectFrom('dhcp_leases').select(['ip', 'mac', 'state']).where('state', 'in', ['offered', 'bound']).execute()
 
 forEachBackend(t, 'two replicas offering to 120 clients at once never give one address to two MACs', async (t, backend) => {

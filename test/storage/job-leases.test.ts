@@ -10,16 +10,7 @@ import { SerialJob } from '../../src/jobs/serial-job.ts'
 import { migrateToLatest } from '../../src/storage/db.ts'
 import { jobLeaseRepository } from '../../src/storage/repositories/job-leases.ts'
 import { forEachBackend, testDatabase } from '../helpers/backends.ts'
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
+import { sleep, until } from '../helpers/wait.ts'
 
 function capturingLogger() {
   const lines: { msg: string; job?: string; replica?: string }[] = []
@@ -106,7 +97,7 @@ forEachBackend(t, "the lease service gates a job's background passes; a crashed 
 
   // Wired as the engine wires its singleton jobs: the lease is the job's gate and asks it for passes.
   const replica = (id: string, store: typeof first) => {
-    const lease: JobLease = new JobLease({ name: 'test-job', holder: id, ttlMs, store: jobLeaseRepository(store), logger, wanted: (reason) => job.trigger(reason), observe: (event) => events.push(event) })
+    const lease: JobLease = new JobLease({ name: 'test-job', holder: id, ttlMs, store: jobLeaseRepository(store), logger, observe: (event) => events.push(event) })
     const job: SerialJob<void> = new SerialJob(
       async (reason) => {
         passes.push({ replica: id, reason })
@@ -138,7 +129,7 @@ forEachBackend(t, "the lease service gates a job's background passes; a crashed 
   // A trigger on the replica that does not hold the lease reaches the holder at its next renewal.
   const before = passes.length
   b.job.trigger('machine changed')
-  await until('the forwarded pass', () => passes.slice(before).some((pass) => pass.replica === 'replica-a' && pass.reason === 'asked by another replica'))
+  await until('the forwarded pass', () => passes.slice(before).some((pass) => pass.replica === 'replica-a' && pass.reason === 'asked by another replica'), 5000, 10)
   t.pass('a trigger on the non-holder becomes a pass on the holder')
   t.notOk(passes.some((pass) => pass.replica === 'replica-b'), 'and never a pass on the non-holder')
 
@@ -150,10 +141,10 @@ forEachBackend(t, "the lease service gates a job's background passes; a crashed 
   const crashedAt = performance.now()
   a.lease.abandon()
   await a.job.stop()
-  await until('the take-over', () => b.lease.mayRun(), ttlMs * 4)
+  await until('the take-over', () => b.lease.mayRun(), ttlMs * 4, 10)
   const takeoverMs = performance.now() - crashedAt
   t.ok(takeoverMs >= ttlMs * 0.5 && takeoverMs <= ttlMs + ttlMs / 3 + 1000, `taken over ${Math.round(takeoverMs)} ms after the crash (TTL ${ttlMs} ms)`)
-  await until('a pass on the new holder', () => passes.some((pass) => pass.replica === 'replica-b' && pass.reason === 'lease gained'))
+  await until('a pass on the new holder', () => passes.some((pass) => pass.replica === 'replica-b' && pass.reason === 'lease gained'), 5000, 10)
   t.pass('the new holder runs a pass at once')
   t.ok(
     lines.some((line) => line.job === 'test-job' && line.replica === 'replica-b' && /now runs the test-job \(gained its lease\)/.test(line.msg)),
@@ -167,7 +158,7 @@ forEachBackend(t, "the lease service gates a job's background passes; a crashed 
   const stoppedAt = performance.now()
   await b.job.stop()
   await b.lease.stop()
-  await until('the hand-over', () => c.lease.mayRun(), ttlMs * 2)
+  await until('the hand-over', () => c.lease.mayRun(), ttlMs * 2, 10)
   t.ok(performance.now() - stoppedAt < ttlMs / 3 + 400, `handed over within a renewal period (${Math.round(performance.now() - stoppedAt)} ms)`)
   await c.lease.stop()
   await c.job.stop()
@@ -197,10 +188,10 @@ forEachBackend(t, 'a holder that cannot reach the database stops running the job
   t.teardown(() => lease.stop())
   t.equal(lease.mayRun(), true)
   reachable = false
-  await until('the lease to lapse', () => !lease.mayRun(), 3000)
-  await until('the loss to be logged', () => lines.some((line) => /no longer runs the rollout-runner/.test(line.msg)), 3000)
+  await until('the lease to lapse', () => !lease.mayRun(), 3000, 10)
+  await until('the loss to be logged', () => lines.some((line) => /no longer runs the rollout-runner/.test(line.msg)), 3000, 10)
   t.pass('not held once a TTL passed without a renewal, and logged')
   reachable = true
-  await until('the lease to be retaken', () => lease.mayRun(), 3000)
+  await until('the lease to be retaken', () => lease.mayRun(), 3000, 10)
   t.pass('retaken once the database answers (nobody else had it)')
 })

@@ -8,12 +8,13 @@
 import t from 'tap'
 import { LockService } from '../../src/core/lifecycle/lock-service.ts'
 import { SlipwayError } from '../../src/core/errors.ts'
-import { migrateToLatest, type Store } from '../../src/storage/db.ts'
+import { migrateToLatest } from '../../src/storage/db.ts'
+import type { Db } from '../../src/storage/database.ts'
 import { lockRepository } from '../../src/storage/repositories/locks.ts'
 import { forEachBackend, testDatabase, type BackendName } from '../helpers/backends.ts'
 import { sampleLockHolders } from '../helpers/lock-holder-sampler.ts'
+import { sleep } from '../helpers/wait.ts'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const isFull = (error: unknown) => error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL'
 
 /** Two replicas' lock services (and a third store to watch from) on one fresh database. */
@@ -21,12 +22,12 @@ async function replicas(t: Parameters<Parameters<typeof forEachBackend>[2]>[0], 
   const database = await testDatabase(t, backend)
   const first = database.open()
   await migrateToLatest(first)
-  const stores: Store[] = backend === 'postgres' ? [first, database.open(), database.open()] : [first, first, first]
+  const stores: Db[] = backend === 'postgres' ? [first, database.open(), database.open()] : [first, first, first]
   const settings = { defaultSlots, defaultTtlSeconds: null }
   return { services: [new LockService(lockRepository(stores[0]!), settings), new LockService(lockRepository(stores[1]!), settings)] as const, watcher: stores[2]! }
 }
 
-const storedHolders = async (store: Store, group: string) =>
+const storedHolders = async (store: Db, group: string) =>
   (await store.selectFrom('lock_holders').select('holder').where('lock_group', '=', group).orderBy('holder').execute()).map((row) => row.holder)
 
 forEachBackend(t, 'lock, recursive lock, full, unlock and group changes', async (t, backend) => {

@@ -12,6 +12,7 @@ import { machineRepository } from '../../src/storage/repositories/machines.ts'
 import { inTransaction, uniqueViolation } from '../../src/storage/transactions.ts'
 import { forEachBackend, testDatabase, type BackendName } from '../helpers/backends.ts'
 import type { Test } from 'tap'
+import { sleep } from '../helpers/wait.ts'
 
 async function replicaStores(t: Test, backend: BackendName, count: number) {
   const database = await testDatabase(t, backend)
@@ -31,7 +32,7 @@ forEachBackend(t, 'a read-then-write counter loses no increment under concurrent
     inTransaction(store, async (trx) => {
       const { slots } = await trx.selectFrom('lock_groups').select('slots').where('name', '=', 'counter').executeTakeFirstOrThrow()
       // A pause between the read and the write: where READ COMMITTED would lose updates.
-      await new Promise((resolve) => setTimeout(resolve, 2))
+      await sleep(2)
       await trx.updateTable('lock_groups').set({ slots: slots + 1 }).where('name', '=', 'counter').execute()
     })
   await Promise.all(Array.from({ length: 30 }, (_, index) => increment(replicas[index % replicas.length]!)))

@@ -5,6 +5,7 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml'
 import { invalid } from '../../core/errors.ts'
 import type { ChartMetadata, ChartTool } from '../../core/releases/chart-service.ts'
 import type { KubeObject, ReleaseRenderer, RenderInput, Rendered } from '../../core/releases/ports.ts'
+import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
 
 export interface HelmCliOptions {
   /** Finds (or extracts) the helm binary once, on first use: the engine starts without helm. */
@@ -28,14 +29,16 @@ function helmMessage(stderr: string): string {
 /**
  * The real helm, as a child process: `helm show chart` to check and read an archive, `helm pull` to
  * fetch from a Helm repository, `helm template` to render (Go templates and Sprig cannot be rendered
- * faithfully in JavaScript). Each call works in its own scratch folder.
+ * faithfully in JavaScript). Each call works in its own scratch folder. The rendered objects are
+ * applied to clusters by release-applier.ts beside it (server-side apply, Helm's release record).
  */
 export class HelmCli implements ChartTool, ReleaseRenderer {
   private binary: Promise<string> | undefined
-  private running = 0
-  private readonly queue: (() => void)[] = []
+  private readonly processes: ConcurrencyLimiter
 
-  constructor(private readonly options: HelmCliOptions) {}
+  constructor(private readonly options: HelmCliOptions) {
+    this.processes = new ConcurrencyLimiter(options.concurrency ?? 4)
+  }
 
   async inspect(archive: Buffer): Promise<ChartMetadata> {
     return this.withScratch(async (dir) => {
@@ -100,8 +103,7 @@ export class HelmCli implements ChartTool, ReleaseRenderer {
   private async helm(args: string[], code: string, context: string): Promise<{ stdout: string }> {
     this.binary ??= this.options.locate()
     const binary = await this.binary
-    await this.acquire()
-    try {
+    return this.processes.run(() => {
       const homes = path.join(this.options.workDir, 'home')
       const env = {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -112,29 +114,13 @@ export class HelmCli implements ChartTool, ReleaseRenderer {
         // helm must never reach a cluster from here: rendering is offline.
         KUBECONFIG: '/dev/null',
       }
-      return await new Promise((resolve, reject) => {
+      return new Promise<{ stdout: string }>((resolve, reject) => {
         execFile(binary, args, { env, timeout: this.options.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
           if (!error) return resolve({ stdout })
           const timedOut = (error as { killed?: boolean }).killed
           reject(invalid(code, timedOut ? `${context}: helm did not finish in ${(this.options.timeoutMs ?? 60_000) / 1000} s` : `${context}: ${helmMessage(stderr)}`))
         })
       })
-    } finally {
-      this.release()
-    }
-  }
-
-  private async acquire(): Promise<void> {
-    if (this.running < (this.options.concurrency ?? 4)) {
-      this.running++
-      return
-    }
-    await new Promise<void>((resolve) => this.queue.push(resolve))
-  }
-
-  private release(): void {
-    const next = this.queue.shift()
-    if (next) next()
-    else this.running--
+    })
   }
 }

@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node'
 import { SlipwayError, conflict, invalid, misconfigured, notFound, unavailable } from '../../core/errors.ts'
 import type { DrainOptions, DrainReport, NodeDrainer } from '../../core/lifecycle/ports.ts'
+import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
 import { isStatus, networkCause, parseStatus, refusalReason, truncate } from './api-answers.ts'
 
 export interface KubernetesNodeDrainerOptions {
@@ -39,27 +40,6 @@ const podKey = (pod: V1Pod) => `${pod.metadata?.namespace ?? ''}/${pod.metadata?
 function nameList(names: string[]): string {
   const shown = names.slice(0, NAMES_IN_MESSAGE).join(', ')
   return names.length > NAMES_IN_MESSAGE ? `${shown} and ${names.length - NAMES_IN_MESSAGE} more` : shown
-}
-
-
-/** A minimal counting semaphore: tasks that sleep between retries hold no slot. */
-class RequestSlots {
-  private free: number
-  private readonly waiting: Array<() => void> = []
-  constructor(size: number) {
-    this.free = size
-  }
-  async run<T>(request: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--
-    else await new Promise<void>((resolve) => this.waiting.push(resolve))
-    try {
-      return await request()
-    } finally {
-      const next = this.waiting.shift()
-      if (next) next()
-      else this.free++
-    }
-  }
 }
 
 type PodProgress =
@@ -233,7 +213,8 @@ export class KubernetesNodeDrainer implements NodeDrainer {
     }
     const startedAt = Date.now()
     const stop = new AbortController()
-    const slots = new RequestSlots(this.maxRequestsInFlight)
+    // One slot per request, not per pod: a pod waiting between retries or polls holds none.
+    const slots = new ConcurrencyLimiter(this.maxRequestsInFlight)
     const pods = new Map<string, PodProgress>()
     const timedOut = Symbol('timed out')
 
@@ -276,7 +257,7 @@ export class KubernetesNodeDrainer implements NodeDrainer {
   }
 
   /** Every pod bound to the node, page by page (`limit` and `continue`), as kubectl lists them. */
-  private async listPods(node: string, slots: RequestSlots, stop: AbortSignal): Promise<V1Pod[]> {
+  private async listPods(node: string, slots: ConcurrencyLimiter, stop: AbortSignal): Promise<V1Pod[]> {
     const pods: V1Pod[] = []
     let next: string | undefined
     do {
@@ -307,7 +288,7 @@ export class KubernetesNodeDrainer implements NodeDrainer {
     pod: V1Pod,
     options: DrainOptions,
     pods: Map<string, PodProgress>,
-    slots: RequestSlots,
+    slots: ConcurrencyLimiter,
     stop: AbortSignal,
     progress: (message: string) => void,
   ): Promise<void> {

@@ -16,6 +16,7 @@ import t from 'tap'
 import { normalizeRequestPath, type PathProblemCode } from '../../../src/core/proxy/path-normalization.ts'
 import { canonicalPrefix } from '../../../src/core/proxy/proxy-route.ts'
 import { selectRoute, upstreamTarget } from '../../../src/core/proxy/route-selection.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 interface Case {
   target: string
@@ -189,7 +190,7 @@ http {
   })
   for (let attempt = 0; !(await accepts(port)); attempt++) {
     if (attempt > 100 || server.exitCode !== null) throw new Error('nginx did not start')
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await sleep(50)
   }
 
   for (const { target, nginx: expected } of CASES) {

@@ -14,6 +14,7 @@ import t from 'tap'
 import { ADMIN_TOKEN, copySampleContent, REPO_ROOT, removeTree } from '../../helpers/engine.ts'
 import { scratchDir } from '../../helpers/dhcp-lab.ts'
 import { createLab, randomLabSubnet } from '../../helpers/netns.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const DATAGRAMS = Number(process.env.SLIPWAY_FLOOD_DATAGRAMS ?? 50_000)
 const RRQS = Number(process.env.SLIPWAY_FLOOD_RRQS ?? 20_000)
@@ -89,7 +90,7 @@ t.test('50,000 malformed datagrams per UDP listener, 20,000 RRQs, 2,300 idle con
   }
   for (let attempt = 0; attempt < 300 && !healthy(); attempt++) {
     if (engine.exitCode !== null) throw new Error(`the engine exited (${engine.exitCode}): ${output.slice(-3000)}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await sleep(100)
   }
   t.ok(healthy(), 'the engine serves in its namespace, limited to 1,024 descriptors')
   t.match(lab.run('engine', 'sh', ['-c', `grep 'Max open files' /proc/${engine.pid}/limits`]), /\s1024\s+1024\s/, 'its soft and hard limit are 1,024')

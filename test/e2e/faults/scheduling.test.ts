@@ -14,7 +14,8 @@ import path from 'node:path'
 import t from 'tap'
 import { discoveryStorm, stormMacOf, stormUuidOf } from '../../helpers/discovery-reports.ts'
 import { copySampleContent, removeTree } from '../../helpers/engine.ts'
-import { EngineProcess, faultSeed, freePort, killCount, seededRandom, sleep } from '../../helpers/engine-process.ts'
+import { EngineProcess, faultSeed, freePort, killCount, seededRandom } from '../../helpers/engine-process.ts'
+import { sleep } from '../../helpers/wait.ts'
 import { openAfterCrash, schedulingProblems, sqliteProblems } from '../../helpers/sqlite-consistency.ts'
 
 const CLUSTERS = ['q1', 'q2', 'q3', 'q4']

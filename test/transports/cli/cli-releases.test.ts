@@ -16,6 +16,7 @@ import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/en
 import { servingCertificate } from '../../helpers/test-pki.ts'
 import { helmPath } from '../../helpers/tools.ts'
 import { slipway, tableRows } from './run-slipway.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 /** The plain progress lines of a release's fan-out, as [ready, failed, total]. */
 const progressOf = (text: string, release: string) =>
@@ -121,7 +122,7 @@ t.test('releases: install --wait with progress to every matching cluster, upgrad
   t.equal(deleted.code, 0, deleted.stderr)
   t.equal(deleted.stdout, 'shop/web: uninstalling from eu-1, eu-2; the release is deleted once every cluster is clean\n')
   const gone = async () => (await fetch(`${url}/api/v1/releases/shop/web`, { headers: auth })).status
-  for (let attempt = 0; attempt < 100 && (await gone()) !== 404; attempt++) await new Promise((resolve) => setTimeout(resolve, 100))
+  for (let attempt = 0; attempt < 100 && (await gone()) !== 404; attempt++) await sleep(100)
   t.equal(await gone(), 404, 'the release is gone')
   t.same(sites.get('eu-1')!.objects({ namespace: 'shop' }), [], 'and nothing is left on the clusters')
 })

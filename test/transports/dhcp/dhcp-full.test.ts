@@ -7,6 +7,7 @@ import { dhcpSettings, runProbe, runToEnd, scratchDir, startClient, startServerC
 import { createLab, randomLabSubnet } from '../../helpers/netns.ts'
 import { emptyPacket, formatDhcpPacket, MESSAGE_TYPE, messageTypeOf, OPTION, parseDhcpPacket } from '../../../src/transports/dhcp/dhcp-packet.ts'
 import { ipv4ToBytes } from '../../../src/lib/ipv4.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const net = randomLabSubnet()
 const SERVER = `${net}.1`
@@ -74,7 +75,7 @@ t.test('dhclient gets the other address of the pool, without boot information', 
   const client = startClient(lab, 'client', '/usr/sbin/dhclient', args)
   const bound = await client.waitForEvent('BOUND', 20_000)
   // dhclient writes its lease file just after the script ran; the reboot below needs it.
-  for (let tries = 0; tries < 50 && !(existsSync(leaseFile) && readFileSync(leaseFile, 'utf8').includes('fixed-address')); tries++) await new Promise((resolve) => setTimeout(resolve, 50))
+  for (let tries = 0; tries < 50 && !(existsSync(leaseFile) && readFileSync(leaseFile, 'utf8').includes('fixed-address')); tries++) await sleep(50)
   await client.stop()
   t.equal(bound.env.new_ip_address, `${net}.101`)
   t.equal(bound.env.new_routers, SERVER)
@@ -122,7 +123,7 @@ t.test('renewal (unicast, RENEWING) keeps the address; release frees it for anot
   t.equal(renewed.env.ip, `${net}.100`, 'renewed the same address')
   await client.stop() // -R: release on exit
   lab.run('client', 'ip', ['addr', 'flush', 'dev', 'eth0'])
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await sleep(300)
   t.notOk(activeLeases().some((lease) => lease.mac === MAC.a), 'the lease of MAC a is released')
   t.match(server.logs(), /"message_type":"RELEASE"|"type":"RELEASE"/)
 

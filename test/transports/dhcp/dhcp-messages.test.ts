@@ -2,9 +2,9 @@
 import path from 'node:path'
 import t from 'tap'
 import { removeTree } from '../../helpers/engine.ts'
-import { dhcpSettings, runProbe, scratchDir, startServerChild, type ServerChild } from '../../helpers/dhcp-lab.ts'
+import { clientPacket, dhcpSettings, runProbe, scratchDir, startServerChild, type ServerChild } from '../../helpers/dhcp-lab.ts'
 import { createLab, randomLabSubnet } from '../../helpers/netns.ts'
-import { emptyPacket, formatDhcpPacket, MESSAGE_TYPE, messageTypeOf, OPTION, parseDhcpPacket, type DhcpPacket } from '../../../src/transports/dhcp/dhcp-packet.ts'
+import { formatDhcpPacket, MESSAGE_TYPE, messageTypeOf, OPTION, parseDhcpPacket, type DhcpPacket } from '../../../src/transports/dhcp/dhcp-packet.ts'
 import { ipv4ToBytes } from '../../../src/lib/ipv4.ts'
 
 const net = randomLabSubnet()
@@ -25,15 +25,8 @@ t.teardown(async () => {
   if (server?.child.exitCode === null) await server.stop()
 })
 
-let xid = 0x5100
 function message(type: number, macHex: string, options: [number, Buffer][] = [], fields: Partial<DhcpPacket> = {}): string {
-  const packet = emptyPacket()
-  packet.xid = xid++
-  Buffer.from(macHex, 'hex').copy(packet.chaddr)
-  Object.assign(packet, fields)
-  packet.options.set(OPTION.MESSAGE_TYPE, Buffer.from([type]))
-  for (const [code, value] of options) packet.options.set(code, value)
-  return formatDhcpPacket(packet).toString('hex')
+  return formatDhcpPacket(clientPacket(type, macHex, options, fields)).toString('hex')
 }
 // The probe has no default route, so it broadcasts to the subnet (a send to 255.255.255.255 would fail).
 const broadcast = { address: `${net}.255`, port: 67 }

@@ -4,6 +4,7 @@ import { removeTree } from '../../helpers/engine.ts'
 import { dhcpSettings, runProbe, runToEnd, scratchDir, startClient, startServerChild, writeEnvScript, type ServerChild } from '../../helpers/dhcp-lab.ts'
 import { createLab, randomLabSubnet } from '../../helpers/netns.ts'
 import { emptyPacket, formatDhcpPacket, MESSAGE_TYPE, messageTypeOf, OPTION, optionIpv4, optionText, parseDhcpPacket, type DhcpPacket } from '../../../src/transports/dhcp/dhcp-packet.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const net = randomLabSubnet()
 const ENGINE = `${net}.1`
@@ -34,7 +35,7 @@ t.before(async () => {
   const server = await startServerChild(lab, 'engine', { db: path.join(dir, 'slipway.db'), settings: dhcpSettings({ mode: 'proxy', serverAddress: ENGINE, subnet: `${net}.0/24` }) })
   t.teardown(() => server.stop())
   engine = server
-  await new Promise((resolve) => setTimeout(resolve, 500)) // dnsmasq has no ready line
+  await sleep(500) // dnsmasq has no ready line
 })
 
 function pxePacket(type: number, ciaddr = '0.0.0.0'): DhcpPacket {

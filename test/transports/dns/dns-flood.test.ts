@@ -12,6 +12,7 @@ import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { startServingEngine } from '../../helpers/engine.ts'
 import { describeRamp, idleFlood, loopbackSources, metricValue, rampIdleFlood, slowSender, type Probe } from '../http/listener-kit.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const run = promisify(execFile)
 const ZONE = 'apps.test'
@@ -133,7 +134,7 @@ t.test('idle and stalled TCP connections are closed after the idle timeout; pipe
   await new Promise((resolve) => socket.once('connect', resolve))
   for (let index = 0; index < 5; index++) {
     socket.write(framed(query(200 + index, ZONE, 6)))
-    await new Promise((resolve) => setTimeout(resolve, 500))
+    await sleep(500)
   }
   t.ok(!socket.destroyed && answered >= 5, 'a connection asking every 0.5 s is still open after 2.5 s')
 })

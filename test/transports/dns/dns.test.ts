@@ -16,23 +16,12 @@ import { multipartBody, packageChart, webChart } from '../../helpers/charts.ts'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { servingCertificate } from '../../helpers/test-pki.ts'
 import { helmPath } from '../../helpers/tools.ts'
+import { until } from '../../helpers/wait.ts'
 
 const run = promisify(execFile)
 const ZONE = 'apps.test'
 const INTERVAL_S = 1
 const TIMEOUT_S = 0.5
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
 const call = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
 
@@ -108,7 +97,7 @@ t.test('nearest cluster by client subnet, unhealthy and failing clusters drop ou
   await until('web ready on 3 clusters, all healthy', async () => {
     const names = (await call(app, 'GET', '/api/v1/dns/names')).json() as { apps: { name: string; clusters: unknown[] }[] }
     return names.apps.find((entry) => entry.name === `web.shop.${ZONE}`)?.clusters.length === 3 ? true : undefined
-  })
+  }, 30_000)
 
   // Nearest by ECS, over UDP and TCP.
   for (const transport of ['+notcp', '+tcp']) {
@@ -141,17 +130,17 @@ t.test('nearest cluster by client subnet, unhealthy and failing clusters drop ou
   const machine = await until('lyon-cp-1 answered', async () => {
     const answer = await dig(port, `lyon-cp-1.${ZONE}`, 'A')
     return answer.addresses.length ? answer : undefined
-  })
+  }, 30_000)
   t.same(machine.addresses, ['10.9.0.5'])
 
   // nyc stops answering its API: out of the answers within one health interval (plus the request timeout).
   const stoppedAt = Date.now()
   sites.nyc!.setUnresponsive(true)
-  await until('nyc out of the answers', async () => ((await dig(port, `web.shop.${ZONE}`, 'A', '+subnet=10.2.3.0/24')).addresses[0] === '192.0.2.10' ? true : undefined))
+  await until('nyc out of the answers', async () => ((await dig(port, `web.shop.${ZONE}`, 'A', '+subnet=10.2.3.0/24')).addresses[0] === '192.0.2.10' ? true : undefined), 30_000)
   const dropMs = Date.now() - stoppedAt
   t.ok(dropMs <= (INTERVAL_S + TIMEOUT_S) * 1000 + 1000, `a New York client moved to Paris ${dropMs} ms after nyc stopped answering (interval ${INTERVAL_S} s, request timeout ${TIMEOUT_S} s)`)
   sites.nyc!.setUnresponsive(false)
-  await until('nyc back', async () => ((await dig(port, `web.shop.${ZONE}`, 'A', '+subnet=10.2.3.0/24')).addresses[0] === '192.0.2.20' ? true : undefined))
+  await until('nyc back', async () => ((await dig(port, `web.shop.${ZONE}`, 'A', '+subnet=10.2.3.0/24')).addresses[0] === '192.0.2.20' ? true : undefined), 30_000)
 
   // The release fails on tokyo (an upgrade its API refuses): tokyo drops out.
   sites.tokyo!.failRequests({ method: 'PATCH', path: /deployments/ }, 500)
@@ -159,8 +148,8 @@ t.test('nearest cluster by client subnet, unhealthy and failing clusters drop ou
   await until('tokyo failed', async () => {
     const release = (await call(app, 'GET', '/api/v1/releases/shop/web')).json() as { clusters: { cluster: string; phase: string }[] }
     return release.clusters.find((status) => status.cluster === 'tokyo')?.phase === 'failed' ? true : undefined
-  })
-  await until('tokyo out of the answers', async () => ((await dig(port, `web.shop.${ZONE}`, 'A', '+subnet=10.3.77.0/24')).addresses[0] === '192.0.2.10' ? true : undefined))
+  }, 30_000)
+  await until('tokyo out of the answers', async () => ((await dig(port, `web.shop.${ZONE}`, 'A', '+subnet=10.3.77.0/24')).addresses[0] === '192.0.2.10' ? true : undefined), 30_000)
   t.pass('a Tokyo client is sent to Paris (the nearest cluster where the release is ready) once the release failed on tokyo')
 })
 

@@ -20,6 +20,7 @@ import { multipartBody, packageChart, webChart } from '../../helpers/charts.ts'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { servingCertificate } from '../../helpers/test-pki.ts'
 import { helmPath } from '../../helpers/tools.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
@@ -259,8 +260,8 @@ t.test('tenants: each sees and acts on its own clusters, machines and releases; 
   t.equal(installed.statusCode, 201, installed.body)
   const release = async () => (await as(opA, 'GET', '/api/v1/releases/shop/web')).json() as { clusters: { cluster: string; phase: string }[] }
   const deadline = Date.now() + 30_000
-  while (!(await release()).clusters.some((status) => status.phase === 'ready') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
-  await new Promise((resolve) => setTimeout(resolve, 1200))
+  while (!(await release()).clusters.some((status) => status.phase === 'ready') && Date.now() < deadline) await sleep(100)
+  await sleep(1200)
   t.same((await release()).clusters.map((status) => `${status.cluster}:${status.phase}`), ['a-1:ready'], "a's release reached a's cluster only")
   t.ok(a1.api.get('Deployment', 'shop', 'web'), 'the deployment is on a-1')
   t.same(b1.api.objects({ namespace: 'shop' }), [], "b's cluster matched the selector and got nothing")

@@ -9,6 +9,7 @@ import t from 'tap'
 import { canonicalJson } from '../../../src/core/lifecycle/drift.ts'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { asMachine, reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+import { until } from '../../helpers/wait.ts'
 
 const UUID = '3d2c0000-0000-4000-8000-000000000001'
 const MAC = '52:54:00:00:0c:01'
@@ -22,15 +23,6 @@ function reordered(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reordered)
   if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).reverse().map(([key, child]) => [key, reordered(child)]))
   return value
-}
-
-async function until<T>(check: () => Promise<T | undefined>, what: string): Promise<T> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const value = await check()
-    if (value !== undefined) return value
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 t.test('an installed machine reports; a template or metadata change makes it outdated at once', async (t) => {
@@ -67,10 +59,10 @@ t.test('an installed machine reports; a template or metadata change makes it out
   const changed = template.replace('"/etc/slipway/role"', '"/etc/slipway/role-v2"')
   t.not(changed, template)
   t.equal((await admin(app, 'PUT', '/api/v1/templates/ignition/kubernetes-control-plane.json', { body: changed })).statusCode, 200)
-  const outdated = await until(async () => {
+  const outdated = await until('the machine to be outdated', async () => {
     const fleet = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { uuid: string; state: string }[]
     return fleet.find((record) => record.uuid === UUID && record.state === 'outdated')
-  }, 'the machine to be outdated')
+  }, 5000)
   t.match(outdated, { state: 'outdated' }, 'GET /lifecycle/ignition lists it outdated after the template change')
 
   // The machine applies its new config and reports: up to date again.
@@ -81,10 +73,10 @@ t.test('an installed machine reports; a template or metadata change makes it out
   const group = (await admin(app, 'GET', '/api/v1/groups/drift-drift-cp-1')).json()
   const { source: _source, ...editable } = group
   t.equal((await admin(app, 'PUT', '/api/v1/groups/drift-drift-cp-1', { ...editable, metadata: { ...group.metadata, kubernetes_version: 'v1.32.4' } })).statusCode, 200)
-  await until(async () => {
+  await until('outdated after a metadata change', async () => {
     const fleet = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { uuid: string; state: string }[]
     return fleet.find((record) => record.state === 'outdated')
-  }, 'outdated after a metadata change')
+  }, 5000)
   t.pass('a metadata change makes it outdated too')
 
   // Bad reports change nothing.

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { machineCredentials } from '../../helpers/machine-credentials.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../../helpers/engine.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const FCOS_MAC = '52:54:00:00:00:02' // the sample group lab-node-2 (installed Fedora CoreOS)
 const uuidOf = (n: number) => `9f1e0000-0000-4000-8000-${String(n).padStart(12, '0')}`
@@ -144,7 +145,7 @@ t.test('operators: holders, slot changes that take effect, TTL, force-release, d
   const held = (await admin(app, 'GET', '/api/v1/locks/default')).json().holders[0]
   t.ok(Date.parse(held.expires_at) - Date.parse(held.acquired_at) === 1000, 'the slot carries its expiry')
   t.equal((await lockAs(6)).statusCode, 409)
-  await new Promise((resolve) => setTimeout(resolve, 1100))
+  await sleep(1100)
   t.same((await admin(app, 'GET', '/api/v1/locks/default')).json().holders, [], 'expired: listed as free')
   t.equal((await lockAs(6)).statusCode, 200, 'and the next machine gets it')
 

@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { sleep } from '../../helpers/wait.ts'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'

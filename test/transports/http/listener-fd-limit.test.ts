@@ -3,56 +3,20 @@
  * still give): 2,000 idle connections from 40 loopback clients must neither exhaust its file
  * descriptors nor keep /healthz from answering within 100 ms.
  */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
+import { readdirSync, readFileSync } from 'node:fs'
 import t from 'tap'
-import { ADMIN_TOKEN, REPO_ROOT, removeTree } from '../../helpers/engine.ts'
-import { freePort, sleep } from '../../helpers/engine-process.ts'
+import { freePort, spawnScratchEngine } from '../../helpers/engine-process.ts'
+import { sleep } from '../../helpers/wait.ts'
 import { describeRamp, idleFlood, loopbackSources, metricValue, rampIdleFlood, timedGet } from './listener-kit.ts'
 
 t.test('under ulimit -n 1024, 2,000 idle connections leave /healthz answered within 100 ms', async (t) => {
-  const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-fd-limit-'))
-  writeFileSync(path.join(scratch, 'slipway.yaml'), '{}\n')
   const port = await freePort()
-  const child = spawn('sh', ['-c', `ulimit -n 1024 && exec "${process.execPath}" --import tsx src/main.ts`], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      SLIPWAY_CONFIG: path.join(scratch, 'slipway.yaml'),
-      SLIPWAY_DATA_DIR: path.join(scratch, 'var'),
-      SLIPWAY_HTTP_HOST: '127.0.0.1',
-      SLIPWAY_HTTP_PORT: String(port),
-      SLIPWAY_PROXY_PORT: '0',
-      SLIPWAY_DNS_PORT: '0',
-      SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
-      SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',
-      SLIPWAY_REGISTRY_HEALTH_INTERVAL_SECONDS: '0',
-      SLIPWAY_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  const { child, output: engineOutput } = spawnScratchEngine(t, { SLIPWAY_HTTP_PORT: String(port), SLIPWAY_REGISTRY_HEALTH_INTERVAL_SECONDS: '0', SLIPWAY_LOG_LEVEL: 'warn' }, { descriptorLimit: 1024 })
   const flood = idleFlood(port, { sources: loopbackSources(40) })
-  t.teardown(async () => {
-    await flood.close()
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      const kill = setTimeout(() => child.kill('SIGKILL'), 15_000)
-      await exited
-      clearTimeout(kill)
-    }
-    removeTree(scratch)
-  })
+  t.teardown(() => flood.close())
   for (let attempt = 0; ; attempt++) {
     if ((await timedGet(port, '/healthz', { expect: 200 })).ok) break
-    if (child.exitCode !== null || attempt > 600) throw new Error(`the engine did not start: ${output.slice(-3000)}`)
+    if (child.exitCode !== null || attempt > 600) throw new Error(`the engine did not start: ${engineOutput().slice(-3000)}`)
     await sleep(50)
   }
   t.equal(/^Max open files\s+(\d+)/m.exec(readFileSync(`/proc/${child.pid}/limits`, 'utf8'))?.[1], '1024', 'the engine runs with a soft limit of 1,024 descriptors')
@@ -68,5 +32,5 @@ t.test('under ulimit -n 1024, 2,000 idle connections leave /healthz answered wit
   t.comment(`engine side: ${descriptors} descriptors in use, ${open} http connections open, a cap of ${limit} connections across listeners`)
   t.ok(descriptors < 1_000, `descriptors stay below the limit (${descriptors})`)
   t.ok(limit > 0 && limit < 1_000, `the cap across listeners keeps headroom below 1,024 (${limit})`)
-  t.notMatch(output, /EMFILE/, 'no descriptor exhaustion was logged')
+  t.notMatch(engineOutput(), /EMFILE/, 'no descriptor exhaustion was logged')
 })

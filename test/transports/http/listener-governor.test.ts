@@ -10,8 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { clientKey, ConnectionGovernor, descriptorLimit, processConnectionCap, type ConnectionMetrics, type ShedReason } from '../../../src/transports/connection-governor.ts'
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+import { sleep } from '../../helpers/wait.ts'
 
 class FakeSocket extends EventEmitter {
   destroyed = false

@@ -8,8 +8,6 @@ import http from 'node:http'
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
 /** 127.0.0.1 and then 127.0.0.2, 127.0.0.3, ...: distinct clients to the listener, all on loopback. */
 export function loopbackSources(count: number): string[] {
   return Array.from({ length: count }, (_, index) => `127.0.0.${index + 1}`)

@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { machineCredentials } from '../../helpers/machine-credentials.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const run = promisify(execFile)
 const uuidOf = (n: number) => `1d3e0000-0000-4000-8000-${String(n).padStart(12, '0')}`
@@ -58,7 +59,7 @@ t.test('a report claiming a known machine never re-points it: kept as a conflict
   t.match(member, { state: 'scheduled', cluster: { name: 'c1', role: 'control-plane' } })
   const hostname = `${member.cluster.hostname}.${config.dns.zone}`
   const port = engine.dnsPort()!
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await sleep(500)
   t.same(await digA(port, hostname), [ipOf(VICTIM)], `${hostname} answers the member's address`)
 
   // 1. A new uuid claiming the member's boot MAC.
@@ -78,7 +79,7 @@ t.test('a report claiming a known machine never re-points it: kept as a conflict
   const facts = await fromMachine(app, ipOf(ATTACKER), 'POST', '/discovery', { ...report(victim, macOf(VICTIM), ipOf(VICTIM)), disks: [{ path: '/dev/sdz', 'size-bytes': 1 }], interfaces: [{ name: 'eth0', mac: macOf(VICTIM), ipv4: ipOf(VICTIM) }, { name: 'eth1', mac: '02:de:ad:be:ef:01' }] })
   t.match({ status: facts.statusCode, ...facts.json() }, { status: 409, details: { kind: 'foreign-source' } })
   t.same((await admin(app, 'GET', '/api/v1/machines?mac=02:de:ad:be:ef:01')).json(), [], 'no interface was added to it')
-  await new Promise((resolve) => setTimeout(resolve, 3000))
+  await sleep(3000)
   t.same(await digA(port, hostname), [ipOf(VICTIM)], 'after 3 s the DNS name still answers the member, not the claimant')
   t.match((await admin(app, 'GET', `/api/v1/machines/${victim}`)).json(), { boot_mac: macOf(VICTIM), state: 'scheduled', interfaces: [{ ipv4: ipOf(VICTIM) }] }, 'the member is unchanged')
 

@@ -14,11 +14,11 @@ import { FakeKubeApiserver } from '../../fakes/kube-apiserver.ts'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
 import { issueCertificate, servingCertificate } from '../../helpers/test-pki.ts'
+import { until } from '../../helpers/wait.ts'
 import { SqliteAdapter } from 'kysely'
 
 const INTERVAL_MS = 2000
 const TIMEOUT_MS = 1000
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Double {
   api: FakeKubeApiserver
@@ -60,15 +60,6 @@ async function healthOf(app: FastifyInstance, name: string) {
   return (await call(app, 'GET', `/api/v1/clusters/${name}`)).json() as { health: { status: string; reason: string; message: string; nodes_ready: number; nodes_total: number; pods_running: number; pods_total: number } | null; transitions: { from: string | null; to: string; reason: string }[] }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
 
 t.test('registration by token, client certificate and kubeconfig; health, selectors, live details; credentials never shown', async (t) => {
   const logLines: string[] = []

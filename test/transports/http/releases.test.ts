@@ -16,24 +16,13 @@ import { brokenChart, helm, multipartBody, packageChart, webChart } from '../../
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { servingCertificate } from '../../helpers/test-pki.ts'
 import { helmPath } from '../../helpers/tools.ts'
+import { sleep, until } from '../../helpers/wait.ts'
 
 interface Site {
   name: string
   api: FakeKubeCluster
   token: string
   kubeconfig: string
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
-  }
 }
 
 async function setup(t: Test, env: Record<string, string> = {}) {
@@ -95,7 +84,7 @@ async function settle(app: FastifyInstance, expected: Record<string, string>, wh
     return await until(what, async () => {
       last = await release(app)
       return JSON.stringify(phases(last)) === JSON.stringify(expected) ? last : undefined
-    })
+    }, 30_000, 100)
   } catch (error) {
     throw new Error(`${(error as Error).message}: ${JSON.stringify(last && phases(last))}; ${JSON.stringify(last?.events.slice(-6))}`)
   }
@@ -188,7 +177,7 @@ t.test('a release reaches every matching cluster and no other, survives an unrea
 
   // Uninstall: nothing left anywhere.
   t.equal((await call(app, 'DELETE', '/api/v1/releases/shop/web')).statusCode, 202)
-  await until('the release gone', async () => ((await call(app, 'GET', '/api/v1/releases/shop/web')).statusCode === 404 ? true : undefined))
+  await until('the release gone', async () => ((await call(app, 'GET', '/api/v1/releases/shop/web')).statusCode === 404 ? true : undefined), 30_000, 100)
   for (const each of [eu1, eu2, us1, ap1]) t.same(each.api.objects({ namespace: 'shop' }), [], `${each.name}: nothing left`)
   t.same(await helmJson<unknown[]>(eu1, ['list', '-n', 'shop']), [], '`helm list` shows nothing')
 })
@@ -238,7 +227,7 @@ t.test('halts at max_failures, one cluster at a time; pause and resume', async (
   const halted = await until('halted', async () => {
     const answer = await release(app)
     return answer.state === 'halted' ? answer : undefined
-  })
+  }, 30_000, 100)
   t.same(phases(halted), { 'a-1': 'failed@1' }, 'after the first failure nothing else started')
   t.ok(halted.events.some((event) => /halted: 1 cluster\(s\) failed revision 1/.test(event.message)))
   sites[0]!.api.setUnresponsive(false)

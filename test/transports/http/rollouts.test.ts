@@ -7,7 +7,8 @@
  */
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { admin, fleet, ipOf, sleep } from '../../fakes/rollout-fleet.ts'
+import { admin, fleet, ipOf } from '../../fakes/rollout-fleet.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 async function finished(app: FastifyInstance, id: string, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs

@@ -6,7 +6,7 @@
 import path from 'node:path'
 import t from 'tap'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
-import { tokenDigest } from '../../../src/storage/repositories/api-tokens.ts'
+import { tokenDigest } from '../../../src/core/access/token-service.ts'
 
 t.test('tokens: created once, listed without secrets, revoked at once, scoped to a tenant', async (t) => {
   const { engine, dataDir } = await startTestEngine()

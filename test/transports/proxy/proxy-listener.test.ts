@@ -9,7 +9,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { auth, startServingEngine } from '../../helpers/engine.ts'
-import { describeRamp, idleFlood, loopbackSources, metricValue, rampIdleFlood, sleep, slowSender, timedGet } from '../http/listener-kit.ts'
+import { describeRamp, idleFlood, loopbackSources, metricValue, rampIdleFlood, slowSender, timedGet } from '../http/listener-kit.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const GIVE_UP_MS = Number(process.env.SLIPWAY_TEST_GIVE_UP_MS ?? 8_000)
 

@@ -4,7 +4,7 @@
  * in both directions without buffering, TLS termination, failing origins, health, persistence across
  * a restart, mexosagent's /v1/proxy, and bad input changing nothing.
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
@@ -20,12 +20,13 @@ import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
 import { x509ClusterPkiIssuer } from '../../../src/adapters/pki/x509-cluster-pki.ts'
 import { loadConfig } from '../../../src/config.ts'
-import { ADMIN_TOKEN, auth, REPO_ROOT, removeTree, startTestEngine, type TestEngine } from '../../helpers/engine.ts'
+import { auth, removeTree, startTestEngine, type TestEngine } from '../../helpers/engine.ts'
+import { spawnScratchEngine } from '../../helpers/engine-process.ts'
 import { servingCertificate } from '../../helpers/test-pki.ts'
+import { sleep, until } from '../../helpers/wait.ts'
 
 const run = promisify(execFile)
 const MiB = 1024 * 1024
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Seen {
   method: string
@@ -120,61 +121,23 @@ async function fetchJson(agent: Agent, url: string, headers: Record<string, stri
   return { status: answer.statusCode, headers: answer.headers, text, json: () => JSON.parse(text) as Record<string, unknown> }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
 
 /** The engine as `npm start` runs it (tsx src/main.ts), proxy and HTTP on free loopback ports. */
 async function engineProcess(t: Test): Promise<{ pid: number; httpUrl: string; proxyUrl: string }> {
-  const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-proxy-process-'))
-  writeFileSync(path.join(scratch, 'slipway.yaml'), '{}\n')
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      SLIPWAY_CONFIG: path.join(scratch, 'slipway.yaml'),
-      SLIPWAY_DATA_DIR: path.join(scratch, 'var'),
-      SLIPWAY_HTTP_HOST: '127.0.0.1',
-      SLIPWAY_HTTP_PORT: '0',
-      SLIPWAY_PROXY_PORT: '0',
-      SLIPWAY_DNS_PORT: '0',
-      SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
-      SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0',
-      SLIPWAY_LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      await exited
-    }
-    removeTree(scratch)
-  })
-  let output = ''
-  child.stderr!.on('data', (chunk) => (output += chunk))
+  const { child, output } = spawnScratchEngine(t, { SLIPWAY_LOG_LEVEL: 'info' })
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`engine did not start: ${output}`)), 60_000)
+    const timer = setTimeout(() => reject(new Error(`engine did not start: ${output()}`)), 60_000)
     let httpUrl: string | undefined
     let proxyUrl: string | undefined
-    child.stdout!.on('data', (chunk) => {
-      output += chunk
-      httpUrl ??= /"address":"(http:\/\/127\.0\.0\.1:\d+)".*"msg":"slipway is serving"/.exec(output)?.[1]
-      proxyUrl ??= /"url":"(http:\/\/127\.0\.0\.1:\d+)".*"msg":"reverse proxy is serving"/.exec(output)?.[1]
+    child.stdout!.on('data', () => {
+      httpUrl ??= /"address":"(http:\/\/127\.0\.0\.1:\d+)".*"msg":"slipway is serving"/.exec(output())?.[1]
+      proxyUrl ??= /"url":"(http:\/\/127\.0\.0\.1:\d+)".*"msg":"reverse proxy is serving"/.exec(output())?.[1]
       if (httpUrl && proxyUrl) {
         clearTimeout(timer)
         resolve({ pid: child.pid!, httpUrl, proxyUrl })
       }
     })
-    child.once('exit', (code) => reject(new Error(`engine exited with ${code}: ${output}`)))
+    child.once('exit', (code) => reject(new Error(`engine exited with ${code}: ${output()}`)))
   })
 }
 

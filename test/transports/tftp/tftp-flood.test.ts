@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
 import { startTftpServer } from '../../../src/transports/tftp/tftp-server.ts'
 import { RawTftpClient, captureLogs, errorPacket, requestPacket, runCommand, sha256OfFile } from './tftp-test-kit.ts'
+import { sleep } from '../../helpers/wait.ts'
 import { udpSocketsOfThisProcess } from './udp-socket-table.ts'
 
 const READ_REQUESTS = Number(process.env.TFTP_FLOOD_RRQS ?? 20_000)
@@ -25,8 +26,6 @@ await mkdir(served)
 await copyFile('/usr/lib/ipxe/undionly.kpxe', path.join(served, 'undionly.kpxe'))
 await writeFile(path.join(served, 'ten-bytes.bin'), '0123456789')
 t.teardown(() => rm(base, { recursive: true, force: true }))
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 t.test('transfer sockets are bound to the configured host, not to every address', async (t) => {
   const logs = captureLogs()

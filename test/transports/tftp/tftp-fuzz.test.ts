@@ -15,6 +15,7 @@ import {
   runCommand,
   sha256OfFile,
 } from './tftp-test-kit.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const DATAGRAMS = Number(process.env.TFTP_FUZZ_DATAGRAMS ?? 50_000)
 const SOCKETS = 4
@@ -98,7 +99,7 @@ t.test(`${DATAGRAMS} random and mutated datagrams do not crash the server`, asyn
     const port = targets.length > 0 && randomInt(3) === 0 ? pick(targets) : server.port
     raw.socket.send(packet, port, '127.0.0.1')
     // Pace the sender so the server reads (rather than the kernel drops) most datagrams.
-    if (sent % 50 === 49) await new Promise((resolve) => setTimeout(resolve, 1))
+    if (sent % 50 === 49) await sleep(1)
   }
   for (const raw of sockets) await raw.close()
   t.ok(sent >= Math.min(DATAGRAMS, 50_000) || Date.now() - started >= TIME_BUDGET_MS, `sent ${sent} datagrams in ${Date.now() - started} ms`)

@@ -10,6 +10,7 @@ import { encodeError, encodeOack, parseAck, parseError, parseRequest, toNetascii
 import { RefusalBursts } from '../../../src/transports/tftp/tftp-refusals.ts'
 import { ReadTransfer, type BlockContent } from '../../../src/transports/tftp/tftp-transfer.ts'
 import { captureLogs, createTftpFixture, requestPacket } from './tftp-test-kit.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const limits = { maxBlockSize: 1468, maxWindowSize: 16 }
 
@@ -185,7 +186,7 @@ t.test('RefusalBursts: one line per burst, a long burst reported as it goes', as
   const bursts = new RefusalBursts(logs.logger, { quietMs: 60, maxMs: 300 })
   for (let index = 0; index < 1000; index++) bursts.record(index % 2 === 0 ? 'server-busy' : 'malformed', `10.0.0.${index % 9}:1000`, index % 3 === 0 ? 'x.efi' : undefined)
   t.equal(logs.records.length, 0, 'nothing logged during the burst')
-  await new Promise((resolve) => setTimeout(resolve, 150))
+  await sleep(150)
   t.equal(logs.records.length, 1, 'one line once the burst is over')
   t.match(logs.records[0], { level: 40, turnedAway: 1000, reasons: { 'server-busy': 500, malformed: 500 }, files: ['x.efi'] })
   t.equal((logs.records[0]!.clients as string[]).length, 5, 'a sample of clients, not all of them')
@@ -193,7 +194,7 @@ t.test('RefusalBursts: one line per burst, a long burst reported as it goes', as
   const started = Date.now()
   while (Date.now() - started < 700) {
     bursts.record('evicted', '10.0.0.1:1')
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await sleep(20)
   }
   const during = logs.records.length - 1
   t.ok(during >= 2 && during <= 3, `a 700 ms burst with maxMs 300 is reported as it goes (${during} lines)`)

@@ -19,6 +19,7 @@ import {
   windowedDownload,
   type TftpFixture,
 } from './tftp-test-kit.ts'
+import { sleep } from '../../helpers/wait.ts'
 
 const fixture: TftpFixture = await createTftpFixture()
 const logs = captureLogs()
@@ -123,7 +124,7 @@ t.test('a missing file is TFTP error 1 for every client and is logged once at in
   const hpa = await runCommand('tftp', ['127.0.0.1', port, '-m', 'binary', '-c', 'get', 'missing-for-hpa.bin', downloadPath('y')])
   t.match(hpa.stdout + hpa.stderr, /Error code 1: File not found/)
 
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await sleep(100)
   for (const name of ['missing-for-curl.bin', 'missing-for-atftp.bin', 'missing-for-hpa.bin']) {
     const records = requestLogs(name)
     t.equal(records.length, 1, `${name} logged once`)
@@ -295,7 +296,7 @@ t.test('firmware-style tsize probe then abort (error 8) is logged at info, not a
   t.equal(oack?.data.readUInt16BE(0), 6)
   const size = parseOptions(oack!.data).tsize
   raw.send(errorPacket(8, 'User aborted the transfer'), oack!.from.port)
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  await sleep(200)
   const record = logs.records.find((entry) => entry.client === `127.0.0.1:${raw.socket.address().port}`)
   t.match(record, { outcome: 'client-aborted', level: 30, reason: /error 8/ })
   t.equal(size, String((await import('node:fs')).statSync(path.join(fixture.ipxeDir, 'snponly.efi')).size))
@@ -347,7 +348,7 @@ t.test('50 concurrent curl transfers (10 at a time) all arrive intact', async (t
   const results = await runLimited(tasks, 10)
   const failures = results.filter((result) => result.code !== 0 || result.sha !== fixture.expected.get(result.name))
   t.same(failures, [], `50 transfers intact in ${Date.now() - started} ms`)
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await sleep(50)
   const sentAfter = logs.records.filter((record) => record.outcome === 'sent').length
   t.equal(sentAfter - sentBefore, 50, 'one "sent" log line per transfer')
 })
@@ -432,7 +433,7 @@ t.test('retransmission: resent on the timer, never on a duplicate ACK; a client 
     if (datagram.data.readUInt16BE(0) === 5) break
   }
   t.same(after, [3, 3, -5], 'two retransmissions of DATA 3, then an ERROR')
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await sleep(20)
   t.match(quickLogs.records.find((record) => record.outcome === 'failed'), { level: 40, bytes: 1024, reason: /no answer after 2 retransmissions/ })
 })
 
@@ -457,7 +458,7 @@ t.test('the timeout option paces retransmissions; a client that never answers en
   t.ok(Date.now() - sentAt >= 900, `after the negotiated 1 s, not the server's 200 ms (${Date.now() - sentAt} ms)`)
   const end = await raw.receive(2500)
   t.equal(end?.data.readUInt16BE(0), 5, 'then an ERROR')
-  await new Promise((resolve) => setTimeout(resolve, 250))
+  await sleep(250)
   t.equal(quickLogs.records.filter((record) => record.outcome !== undefined).length, 0, 'no per-transfer line for an unanswered transfer')
   t.match(quickLogs.records.find((record) => record.turnedAway !== undefined), { level: 40, turnedAway: 1, reasons: { unanswered: 1 }, files: ['undionly.kpxe'] })
   t.match(await metrics.registry.metrics(), /slipway_tftp_transfers_total\{outcome="unanswered"\} 1/)
@@ -505,7 +506,7 @@ t.test('limits: per-client cap, eviction of unanswered transfers, answered ones 
   const d1 = await ask('127.0.0.24', true)
   t.ok(isOack(d1.reply), 'the next newcomer evicts the other unanswered one')
   t.ok(isBusy(await b2.client.receive()))
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await sleep(20)
   const e1 = await ask('127.0.0.25', true)
   t.ok(isBusy(e1.reply), 'every slot answered: the newcomer is refused, no transfer in progress is sacrificed')
 
@@ -516,7 +517,7 @@ t.test('limits: per-client cap, eviction of unanswered transfers, answered ones 
   t.match(text, /slipway_tftp_active_transfers 4/)
 
   for (const { client, reply } of [a1, a2, c1, d1]) client.send(errorPacket(8, 'done'), reply!.from.port)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await sleep(300)
   t.match(await metrics.registry.metrics(), /slipway_tftp_active_transfers 0/)
   const bursts = capLogs.records.filter((record) => record.turnedAway !== undefined)
   t.equal(bursts.length, 1, 'one log line for the burst')
