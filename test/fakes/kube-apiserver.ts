@@ -5,8 +5,7 @@
  * models just enough of the controllers around it for a drain to be meaningful:
  *
  * - nodes: GET (one, list); PATCH with application/strategic-merge-patch+json, application/merge-patch+json
- *   and application/json-patch+json; any other Content-Type is 415 as on the real server. Strategic merge
- *   is applied as a JSON merge patch (no list under a Node's spec or metadata has a merge key), status and
+ *   and application/json-patch+json; any other Content-Type is 415 as on the real server. Status and
  *   identity fields are kept (status is a subresource). A resourceVersion in the patch that is not the
  *   current one is 409, a non-boolean spec.unschedulable is 422, a JSON patch that is not an array is 400.
  * - pods: GET /api/v1/pods and /api/v1/namespaces/{ns}/pods with fieldSelector, labelSelector, limit
@@ -34,12 +33,30 @@
  *
  * Every request is recorded (method, path, query, content type, parsed body, answered status, client
  * certificate) for assertions; `failRequests` makes chosen requests fail with a real-looking Status.
+ * The server, authentication, faults and the patch formats are kube-api-double.ts's, shared with the
+ * cluster double.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
-import http from 'node:http'
-import https from 'node:https'
-import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
+import {
+  clone,
+  fail,
+  generatedSuffix,
+  HttpError,
+  isObject,
+  KubeApiDouble,
+  kubeconfigFor,
+  now,
+  patchDocument,
+  patchMediaType,
+  PATCH_TYPES,
+  statusBody,
+  strategicMerge,
+  subjectOf,
+  type ApiCall,
+  type ApiServerOptions,
+  type BaseRecordedRequest,
+} from './kube-api-double.ts'
 
 export interface OwnerReference {
   apiVersion: string
@@ -133,39 +150,18 @@ export interface PodDisruptionBudgetObject {
   }
 }
 
-export interface RecordedRequest {
-  method: string
-  path: string
-  query: Record<string, string>
-  contentType: string | undefined
-  /** The body parsed as JSON, or the raw text when it is not JSON; undefined when empty. */
-  body: unknown
-  /** The status code answered. */
-  status: number
+export interface RecordedRequest extends BaseRecordedRequest {
   /** Subject of the client certificate (TLS mode), e.g. "O=system:masters, CN=slipway-admin@lab". */
   clientCertificate?: string
-  at: number
 }
 
-export interface FakeKubeApiserverOptions {
+export interface FakeKubeApiserverOptions extends ApiServerOptions {
   /** How long an evicted pod stays terminating before it disappears (its grace period, shortened). */
   terminationDelayMs?: number
   /** How long after an eviction a controller creates the replacement pod elsewhere. */
   replacementDelayMs?: number
   /** How long a replacement pod takes to become Ready. */
   replacementReadyDelayMs?: number
-  /**
-   * Serve https with this certificate; with `clientCa`, client certificates signed by it authenticate
-   * (others, and none, get 401 as from a server without anonymous access).
-   */
-  tls?: { certificatePem: string; privateKeyPem: string; clientCaPem?: string }
-  /** Bearer tokens that authenticate (with or without TLS client certificates). */
-  tokens?: string[]
-  /** Added before every answer. */
-  latencyMs?: number
-  /** Where to listen (default 127.0.0.1 and a random port). */
-  host?: string
-  port?: number
   /** What /version answers (default v1.31.4). */
   gitVersion?: string
 }
@@ -189,49 +185,10 @@ export interface PodInput {
   terminationDelayMs?: number
 }
 
-interface Fault {
-  method?: string
-  path: RegExp
-  status: number
-  remaining: number
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: unknown,
-    readonly contentType = 'application/json',
-  ) {
-    super(`HTTP ${status}`)
-  }
-}
-
-const REASONS: Record<number, string> = {
-  400: 'BadRequest',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'NotFound',
-  405: 'MethodNotAllowed',
-  409: 'Conflict',
-  410: 'Expired',
-  415: 'UnsupportedMediaType',
-  422: 'Invalid',
-  429: 'TooManyRequests',
-  500: 'InternalError',
-  503: 'ServiceUnavailable',
-  504: 'Timeout',
-}
-
-/** A metav1.Status failure, as the API server writes it. */
-export function statusBody(code: number, message: string, details?: Record<string, unknown>, reason = REASONS[code] ?? 'Unknown') {
-  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, ...(details ? { details } : {}), code }
-}
-
-const fail = (code: number, message: string, details?: Record<string, unknown>) => new HttpError(code, statusBody(code, message, details))
 const notFound = (resource: string, name: string) => fail(404, `${resource} "${name}" not found`, { name, kind: resource })
 
-/** The media types a PATCH accepts (server-side apply is not modelled). */
-const PATCH_TYPES = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json']
+/** The media types a PATCH of a node accepts (server-side apply is not modelled). */
+const NODE_PATCH_TYPES = PATCH_TYPES.filter((type) => type !== 'application/apply-patch+yaml')
 const BODY_TYPES = ['application/json', 'application/yaml', 'application/vnd.kubernetes.protobuf']
 
 /** Pod fields the real server lets a field selector use. */
@@ -244,65 +201,6 @@ const POD_FIELDS: Record<string, (pod: PodObject) => string> = {
   'spec.serviceAccountName': (p) => p.spec.serviceAccountName,
   'status.phase': (p) => p.status.phase,
   'status.podIP': (p) => p.status.podIP ?? '',
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value)
-const clone = <T>(value: T): T => structuredClone(value)
-const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-const suffix = () => {
-  // Kubernetes' generated-name alphabet: no vowels, no 0/1/3 (so no words and no look-alikes).
-  const alphabet = 'bcdfghjklmnpqrstvwxz2456789'
-  return Array.from(randomBytes(5), (b) => alphabet[b % alphabet.length]).join('')
-}
-
-/** RFC 7386 JSON merge patch. */
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!isObject(patch)) return clone(patch)
-  const result: Record<string, unknown> = isObject(target) ? { ...target } : {}
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key]
-    else result[key] = mergePatch(result[key], value)
-  }
-  return result
-}
-
-/** RFC 6902 JSON patch: add, remove, replace, test (what a node patch needs). */
-function jsonPatch(document: unknown, operations: unknown[]): unknown {
-  const result = clone(document)
-  for (const operation of operations) {
-    if (!isObject(operation) || typeof operation.op !== 'string' || typeof operation.path !== 'string') {
-      throw fail(400, 'json: cannot unmarshal into Go value of type jsonpatch.Operation')
-    }
-    const tokens = operation.path.split('/').slice(1).map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'))
-    const last = tokens.pop()
-    let parent: unknown = result
-    for (const token of tokens) parent = isObject(parent) ? parent[token] : Array.isArray(parent) ? parent[Number(token)] : undefined
-    if (last === undefined || !(isObject(parent) || Array.isArray(parent))) {
-      throw fail(422, `jsonpatch ${operation.op} operation does not apply: doc is missing path: "${operation.path}"`)
-    }
-    const container = parent as Record<string, unknown>
-    switch (operation.op) {
-      case 'add':
-      case 'replace':
-        if (operation.op === 'replace' && !(last in container)) {
-          throw fail(422, `jsonpatch replace operation does not apply: doc is missing key: ${operation.path}`)
-        }
-        container[last] = clone(operation.value)
-        break
-      case 'remove':
-        if (!(last in container)) throw fail(422, `jsonpatch remove operation does not apply: doc is missing key: ${operation.path}`)
-        delete container[last]
-        break
-      case 'test':
-        if (JSON.stringify(container[last]) !== JSON.stringify(operation.value)) {
-          throw fail(422, `the server rejected our request due to an error in our request: testing value ${operation.path} failed`)
-        }
-        break
-      default:
-        throw fail(400, `Unexpected kind: ${operation.op}`)
-    }
-  }
-  return result
 }
 
 function parseSelector(text: string | null, kind: 'field' | 'label'): Array<{ key: string; op: '=' | '!=' | 'exists' | '!exists'; value: string }> {
@@ -325,91 +223,33 @@ const podFinished = (pod: PodObject) => pod.status.phase === 'Succeeded' || pod.
 const podKey = (namespace: string, name: string) => `${namespace}/${name}`
 const controllerOf = (pod: PodObject) => pod.metadata.ownerReferences?.find((o) => o.controller)
 
-export class FakeKubeApiserver {
-  readonly requests: RecordedRequest[] = []
-  /** Called after each request was answered: lets a test change the world at a precise moment. */
-  onRequest: ((request: RecordedRequest) => void) | undefined
-  /** Base URL, e.g. http://127.0.0.1:43121. */
-  url = ''
+export class FakeKubeApiserver extends KubeApiDouble<RecordedRequest> {
   private readonly nodes = new Map<string, NodeObject>()
   /** By namespace/name. */
   private readonly pods = new Map<string, PodObject>()
   private readonly budgets = new Map<string, PodDisruptionBudgetObject>()
-  private readonly faults: Fault[] = []
-  private readonly timers = new Set<NodeJS.Timeout>()
   /** Per-pod termination times (by UID). */
   private readonly terminationDelays = new Map<string, number>()
-  private resourceVersion = 1000
-  private readonly server: http.Server | https.Server
-  /** TLS connections accepted (to check that a client reuses its connections). */
-  tlsConnections = 0
-  private apiReady = true
-  private unresponsive = false
-  private readonly held = new Set<http.ServerResponse>()
   private readonly terminationDelayMs: number
   private readonly replacementDelayMs: number
   private readonly replacementReadyDelayMs: number
 
   private constructor(private readonly options: FakeKubeApiserverOptions) {
+    super(options)
     this.terminationDelayMs = options.terminationDelayMs ?? 50
     this.replacementDelayMs = options.replacementDelayMs ?? 10
     this.replacementReadyDelayMs = options.replacementReadyDelayMs ?? 50
-    const handler = (request: http.IncomingMessage, response: http.ServerResponse) => void this.handle(request, response)
-    if (options.tls) {
-      this.server = https.createServer(
-        {
-          cert: options.tls.certificatePem,
-          key: options.tls.privateKeyPem,
-          ...(options.tls.clientCaPem ? { ca: options.tls.clientCaPem, requestCert: true, rejectUnauthorized: false } : {}),
-        },
-        handler,
-      )
-      this.server.on('secureConnection', () => this.tlsConnections++)
-    } else {
-      this.server = http.createServer(handler)
-    }
   }
 
   static async start(options: FakeKubeApiserverOptions = {}): Promise<FakeKubeApiserver> {
     const fake = new FakeKubeApiserver(options)
-    await new Promise<void>((resolve, reject) => {
-      fake.server.once('error', reject)
-      fake.server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve())
-    })
-    const { port } = fake.server.address() as AddressInfo
-    fake.url = `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`
+    await fake.listen()
     return fake
-  }
-
-  async close(): Promise<void> {
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve())
-      this.server.closeAllConnections()
-    })
   }
 
   /** A kubeconfig without credentials for the plain-http double. */
   kubeconfig(): string {
-    return [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      '- name: fake',
-      '  cluster:',
-      `    server: ${this.url}`,
-      'users:',
-      '- name: tester',
-      '  user: {}',
-      'contexts:',
-      '- name: tester@fake',
-      '  context:',
-      '    cluster: fake',
-      '    user: tester',
-      'current-context: tester@fake',
-      '',
-    ].join('\n')
+    return kubeconfigFor(this.url, undefined)
   }
 
   // ----- state, for tests -----
@@ -551,111 +391,14 @@ export class FakeKubeApiserver {
     return this.budgetWithStatus(budget)
   }
 
-  /**
-   * The next `times` requests matching `method` and `path` fail with `status` and a real-looking Status
-   * body (401 Unauthorized, 403 Forbidden naming the resource, 500/503...).
-   */
-  failRequests(match: { method?: string; path: RegExp }, status: number, times = Number.POSITIVE_INFINITY): void {
-    this.faults.push({ ...match, status, remaining: times })
-  }
-
-  clearFaults(): void {
-    this.faults.length = 0
-  }
-
-  /** /readyz (and /livez, /healthz) answer 500 with a failing etcd check while false. */
-  setApiReady(ready: boolean): void {
-    this.apiReady = ready
-  }
-
-  /** While true, requests are read but never answered (as from a hung server); turning it off drops the held ones. */
-  setUnresponsive(unresponsive: boolean): void {
-    this.unresponsive = unresponsive
-    if (!unresponsive) {
-      for (const response of this.held) response.destroy()
-      this.held.clear()
-    }
-  }
-
-  requestsTo(method: string, path: RegExp): RecordedRequest[] {
-    return this.requests.filter((r) => r.method === method && path.test(r.path))
-  }
-
   // ----- HTTP -----
 
-  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = []
-    for await (const chunk of request) chunks.push(chunk as Buffer)
-    const raw = Buffer.concat(chunks).toString('utf8')
-    const url = new URL(request.url ?? '/', 'http://fake')
-    const method = request.method ?? 'GET'
-    let body: unknown
-    if (raw.length > 0) {
-      try {
-        body = JSON.parse(raw)
-      } catch {
-        body = raw
-      }
-    }
-    const contentType = request.headers['content-type']
-    const record: RecordedRequest = {
-      method,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      contentType,
-      body,
-      status: 0,
-      at: Date.now(),
-    }
-    const socket = request.socket as TLSSocket
-    if (this.options.tls && typeof socket.getPeerCertificate === 'function') {
-      const peer = socket.getPeerCertificate()
-      if (peer && peer.subject) record.clientCertificate = Object.entries(peer.subject).map(([k, v]) => `${k}=${String(v)}`).join(', ')
-    }
-    this.requests.push(record)
-    if (this.unresponsive) {
-      this.held.add(response)
-      response.on('close', () => this.held.delete(response))
-      return
-    }
-    if (this.options.latencyMs) await new Promise((resolve) => setTimeout(resolve, this.options.latencyMs))
-
-    let status = 200
-    let answer: unknown
-    let answerType = 'application/json'
-    try {
-      if (!this.authenticated(request, socket)) throw fail(401, 'Unauthorized')
-      const fault = this.faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && f.path.test(url.pathname))
-      if (fault) {
-        fault.remaining--
-        throw this.faultError(fault.status, method, url.pathname)
-      }
-      ;[status, answer] = this.route(method, url, contentType, raw, body)
-    } catch (error) {
-      if (!(error instanceof HttpError)) throw error
-      status = error.status
-      answer = error.body
-      answerType = error.contentType
-    }
-    record.status = status
-    const text = typeof answer === 'string' ? answer : JSON.stringify(answer)
-    response.writeHead(status, { 'Content-Type': answerType, 'Cache-Control': 'no-cache, private', 'Audit-Id': randomUUID() })
-    response.end(text)
-    this.onRequest?.(record)
+  protected describe(base: BaseRecordedRequest, _call: ApiCall, socket: TLSSocket): RecordedRequest {
+    const subject = this.options.tls ? subjectOf(socket) : ''
+    return subject ? { ...base, clientCertificate: subject } : base
   }
 
-  /** Without tokens or a client CA, everyone is let in (the plain-http double); else one of them must match. */
-  private authenticated(request: http.IncomingMessage, socket: TLSSocket): boolean {
-    const byCertificate = Boolean(this.options.tls?.clientCaPem)
-    const byToken = Boolean(this.options.tokens?.length)
-    if (!byCertificate && !byToken) return true
-    if (byCertificate && socket.authorized) return true
-    const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1]
-    return byToken && bearer !== undefined && this.options.tokens!.includes(bearer)
-  }
-
-  private faultError(status: number, method: string, path: string): HttpError {
-    if (status === 401) return fail(401, 'Unauthorized')
+  protected override faultFor(status: number, method: string, path: string): HttpError | undefined {
     if (status === 403) {
       // /api/v1/nodes/{n}, /api/v1/pods, /api/v1/namespaces/{ns}/pods/{p}[/eviction]
       const parts = path.split('/').filter(Boolean).slice(2)
@@ -673,12 +416,10 @@ export class FakeKubeApiserver {
       const name = path.split('/').filter(Boolean).at(path.endsWith('/eviction') ? -2 : -1) ?? ''
       return notFound(path.includes('/pods') ? 'pods' : 'nodes', name)
     }
-    if (status === 503) return fail(503, 'the server is currently unable to handle the request')
-    if (status === 429) return fail(429, 'Too many requests, please try again later.', { retryAfterSeconds: 1 })
-    return fail(status, status >= 500 ? 'Internal error occurred: etcdserver: request timed out' : 'the server rejected our request for an unknown reason')
+    return undefined
   }
 
-  private route(method: string, url: URL, contentType: string | undefined, raw: string, body: unknown): [number, unknown] {
+  protected route({ method, url, contentType, raw, body }: ApiCall): [number, unknown] {
     const parts = url.pathname.split('/').filter(Boolean)
     const resourceNotFound = () => fail(404, 'the server could not find the requested resource')
     const methodNotAllowed = () => fail(405, 'the server does not allow this method on the requested resource')
@@ -687,10 +428,6 @@ export class FakeKubeApiserver {
       const gitVersion = this.options.gitVersion ?? 'v1.31.4'
       const [major = '1', minor = '31'] = gitVersion.replace(/^v/, '').split('.')
       return [200, { major, minor, gitVersion, platform: 'linux/amd64' }]
-    }
-    if (['/readyz', '/livez', '/healthz'].includes(url.pathname) && method === 'GET') {
-      if (this.apiReady) throw new HttpError(200, 'ok', 'text/plain; charset=utf-8')
-      throw new HttpError(500, `[+]ping ok\n[-]etcd failed: reason withheld\n${url.pathname.slice(1)} check failed`, 'text/plain; charset=utf-8')
     }
     if (parts[0] === 'api' && parts[1] === 'v1') {
       // /api/v1/nodes[/{name}]
@@ -702,7 +439,7 @@ export class FakeKubeApiserver {
         if (parts.length === 4) {
           const name = parts[3] ?? ''
           if (method === 'GET') return [200, this.existingNode(name)]
-          if (method === 'PATCH') return [200, this.patchNode(name, contentType, raw, body)]
+          if (method === 'PATCH') return [200, this.patchNode(name, contentType, raw)]
           throw methodNotAllowed()
         }
         throw resourceNotFound()
@@ -769,31 +506,18 @@ export class FakeKubeApiserver {
     return node
   }
 
-  private patchNode(name: string, contentType: string | undefined, raw: string, body: unknown): NodeObject {
+  private patchNode(name: string, contentType: string | undefined, raw: string): NodeObject {
     const node = this.existingNode(name)
-    const mediaType = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-    if (!PATCH_TYPES.includes(mediaType) || (contentType ?? '').includes(',')) {
-      throw fail(415, `the body of the request was in an unknown format - accepted media types include: ${[...PATCH_TYPES, 'application/apply-patch+yaml'].join(', ')}`)
-    }
-    if (raw.length > 0 && typeof body === 'string') throw fail(400, `error decoding patch: invalid character '${raw[0]}' looking for beginning of value`)
-    let patched: unknown
-    if (mediaType === 'application/json-patch+json') {
-      if (!Array.isArray(body)) throw fail(400, `json: cannot unmarshal ${isObject(body) ? 'object' : typeof body} into Go value of type jsonpatch.Patch`)
-      patched = jsonPatch(node, body)
-    } else {
-      if (!isObject(body)) throw fail(400, `json: cannot unmarshal ${Array.isArray(body) ? 'array' : typeof body} into Go value of type map[string]interface {}`)
-      const metadata = isObject(body.metadata) ? body.metadata : {}
-      if (typeof metadata.resourceVersion === 'string' && metadata.resourceVersion !== node.metadata.resourceVersion) {
-        throw fail(409, `Operation cannot be fulfilled on nodes "${name}": the object has been modified; please apply your changes to the latest version and try again`, {
-          name,
-          kind: 'nodes',
-        })
-      }
-      if (typeof metadata.uid === 'string' && metadata.uid !== node.metadata.uid) {
-        throw fail(409, `Precondition failed: UID in precondition: ${metadata.uid}, UID in object meta: ${node.metadata.uid}`, { name, kind: 'nodes' })
-      }
-      patched = mergePatch(node, body)
-    }
+    const patched = patchDocument(patchMediaType(contentType, NODE_PATCH_TYPES), raw, () => node, {
+      strategic: strategicMerge,
+      conflict: () =>
+        fail(409, `Operation cannot be fulfilled on nodes "${name}": the object has been modified; please apply your changes to the latest version and try again`, { name, kind: 'nodes' }),
+      precondition: (metadata) => {
+        if (typeof metadata.uid === 'string' && metadata.uid !== node.metadata.uid) {
+          throw fail(409, `Precondition failed: UID in precondition: ${metadata.uid}, UID in object meta: ${node.metadata.uid}`, { name, kind: 'nodes' })
+        }
+      },
+    })
     const next = patched as NodeObject
     const unschedulable: unknown = isObject(next.spec) ? next.spec.unschedulable : undefined
     if (unschedulable !== undefined && typeof unschedulable !== 'boolean') {
@@ -953,7 +677,7 @@ export class FakeKubeApiserver {
     const controller = controllerOf(pod)
     const replaceable = controller && controller.kind !== 'DaemonSet' && controller.kind !== 'Node' && !podFinished(pod)
     // A ReplicaSet does not count terminating pods: it creates the replacement right away.
-    if (replaceable && controller.kind !== 'StatefulSet') this.later(this.replacementDelayMs, () => this.createReplacement(pod, `${controller.name}-${suffix()}`))
+    if (replaceable && controller.kind !== 'StatefulSet') this.later(this.replacementDelayMs, () => this.createReplacement(pod, `${controller.name}-${generatedSuffix()}`))
     this.later(this.terminationDelays.get(uid) ?? this.terminationDelayMs, () => {
       if (this.pods.get(key)?.metadata.uid !== uid) return
       this.pods.delete(key)
@@ -1039,16 +763,4 @@ export class FakeKubeApiserver {
       : { type: 'Ready', status: 'Unknown', lastHeartbeatTime: now(), lastTransitionTime: now(), reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.' }
   }
 
-  private later(ms: number, action: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer)
-      action()
-    }, ms)
-    this.timers.add(timer)
-  }
-
-  private nextResourceVersion(): string {
-    this.resourceVersion++
-    return String(this.resourceVersion)
-  }
 }

@@ -19,10 +19,10 @@ import type { ClusterPki } from '../../src/core/clusters/cluster-pki.ts'
 import { issueCertificate, servingCertificate } from '../helpers/test-pki.ts'
 import { helmPath, kubectlPath } from '../helpers/tools.ts'
 import { FakeKubeCluster, type FakeKubeClusterOptions, type KubeObject } from './kube-cluster.ts'
+import { sleep, until } from '../helpers/wait.ts'
 
 const TOKEN = 'slipway-fanout-token-0123456789abcdef'
 const run = promisify(execFile)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Setup {
   cluster: FakeKubeCluster
@@ -92,16 +92,6 @@ async function apiError(promise: Promise<unknown>): Promise<ApiException<string>
   throw new Error('expected the API to refuse')
 }
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
 const deployment = (replicas: number, image: string, labels: Record<string, string> = { app: 'web', tier: 'front' }): Manifest => ({
   apiVersion: 'apps/v1',
   kind: 'Deployment',
@@ -159,7 +149,7 @@ t.test('client-node: server-side apply creates and updates, records managedField
     const current = cluster.get('Deployment', 'shop', 'web')
     const status = current?.status as { readyReplicas?: number; observedGeneration?: number } | undefined
     return status?.readyReplicas === 2 ? current : undefined
-  })
+  }, 5000, 10)
   t.match(ready.status, { observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 2, conditions: [{ type: 'Available', status: 'True' }, { type: 'Progressing', reason: 'NewReplicaSetAvailable' }] })
 
   // Re-apply: a new image and replica count, the tier label and the key b dropped.
@@ -179,7 +169,7 @@ t.test('client-node: server-side apply creates and updates, records managedField
     const current = cluster.get('Deployment', 'shop', 'web')
     const status = current?.status as { readyReplicas?: number; observedGeneration?: number } | undefined
     return status?.observedGeneration === 2 && status.readyReplicas === 3 ? current : undefined
-  })
+  }, 5000, 10)
   const same = (await apply(api, deployment(3, 'nginx:1.28', { app: 'web', team: 'shop' }))) as KubeObject
   t.equal(same.metadata.resourceVersion, settled.metadata.resourceVersion, 'a no-op apply keeps the resourceVersion')
 
@@ -321,7 +311,7 @@ t.test('CRUD over HTTP: create, conflicts, update, merge/strategic/JSON patch, s
 
   // The status subresource: main-resource writes leave it alone.
   // (after the controller's own status writes, which moved the resourceVersion on)
-  await until('web ready', () => ((cluster.get('Deployment', 'shop', 'web')?.status as { readyReplicas?: number } | undefined)?.readyReplicas === 1 ? true : undefined))
+  await until('web ready', () => ((cluster.get('Deployment', 'shop', 'web')?.status as { readyReplicas?: number } | undefined)?.readyReplicas === 1 ? true : undefined), 5000, 10)
   const current = (await call('GET', '/apis/apps/v1/namespaces/shop/deployments/web')).body
   t.equal((await call('PUT', '/apis/apps/v1/namespaces/shop/deployments/web/status', { ...strategic.body, status: { replicas: 42 } })).status, 409, 'a stale resourceVersion')
   const withStatus = await call('PUT', '/apis/apps/v1/namespaces/shop/deployments/web/status', { ...current, status: { replicas: 42 } })
@@ -345,11 +335,11 @@ t.test('CRUD over HTTP: create, conflicts, update, merge/strategic/JSON patch, s
   cluster.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'web-1', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: owner.metadata.uid!, controller: true }] }, spec: { replicas: 1, selector: { matchLabels: { app: 'web' } } } })
   t.equal((await call('DELETE', '/apis/apps/v1/namespaces/shop/deployments/web', { preconditions: { uid: 'other' } })).status, 409)
   t.equal((await call('DELETE', '/apis/apps/v1/namespaces/shop/deployments/web', { propagationPolicy: 'Background' })).status, 200)
-  await until('the ReplicaSet collected', () => (cluster.get('ReplicaSet', 'shop', 'web-1') ? undefined : true))
+  await until('the ReplicaSet collected', () => (cluster.get('ReplicaSet', 'shop', 'web-1') ? undefined : true), 5000, 10)
   const terminating = await call('DELETE', '/api/v1/namespaces/shop')
   t.match(terminating.body, { kind: 'Namespace', status: { phase: 'Terminating' } })
   t.equal((await call('POST', '/api/v1/namespaces/shop/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'late' } })).status, 403)
-  await until('shop gone', () => (cluster.get('Namespace', undefined, 'shop') ? undefined : true))
+  await until('shop gone', () => (cluster.get('Namespace', undefined, 'shop') ? undefined : true), 5000, 10)
   t.same(cluster.objects({ namespace: 'shop' }), [], 'its content went with it')
   t.equal((await call('DELETE', '/api/v1/namespaces/default')).status, 403)
 })
@@ -366,13 +356,13 @@ t.test('readiness: workloads become ready after readyDelayMs, unless held back',
     const sts = cluster.get('StatefulSet', 'shop', 'db')?.status as { readyReplicas?: number } | undefined
     const job = cluster.get('Job', 'shop', 'migrate')?.status as { succeeded?: number } | undefined
     return ds?.numberReady === 1 && sts?.readyReplicas === 3 && job?.succeeded === 1 ? true : undefined
-  })
+  }, 5000, 10)
   t.match(cluster.get('DaemonSet', 'shop', 'agent')?.status, { desiredNumberScheduled: 1, numberReady: 1, observedGeneration: 1 })
   const stuck = cluster.get('Deployment', 'shop', 'stuck')!
   t.match(stuck.status, { observedGeneration: 1, replicas: 2, updatedReplicas: 2, unavailableReplicas: 2, conditions: [{ type: 'Available', status: 'False' }] })
   t.equal((stuck.status as { readyReplicas?: number }).readyReplicas, undefined, 'never ready')
   cluster.setNeverReady(undefined)
-  await until('stuck ready once released', () => ((cluster.get('Deployment', 'shop', 'stuck')?.status as { readyReplicas?: number }).readyReplicas === 2 ? true : undefined))
+  await until('stuck ready once released', () => ((cluster.get('Deployment', 'shop', 'stuck')?.status as { readyReplicas?: number }).readyReplicas === 2 ? true : undefined), 5000, 10)
 })
 
 t.test('authentication, faults, latency and a hung server', async (t) => {
@@ -536,7 +526,7 @@ t.test('kubectl: get across namespaces, apply --server-side', async (t) => {
   const { cluster, api, kubectl, directory } = await setup(t)
   await apply(api, namespace('shop'))
   await apply(api, deployment(2, 'nginx:1.27'))
-  await until('ready', () => ((cluster.get('Deployment', 'shop', 'web')?.status as { readyReplicas?: number } | undefined)?.readyReplicas === 2 ? true : undefined))
+  await until('ready', () => ((cluster.get('Deployment', 'shop', 'web')?.status as { readyReplicas?: number } | undefined)?.readyReplicas === 2 ? true : undefined), 5000, 10)
   const table = await kubectl('get', 'deployments', '-A')
   t.match(table, /^NAMESPACE\s+NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE\nshop\s+web\s+2\/2\s+2\s+2\s+\d+s\n$/)
   t.match(await kubectl('rollout', 'status', 'deployment/web', '-n', 'shop', '--timeout=10s'), /deployment "web" successfully rolled out/)

@@ -22,13 +22,13 @@
  *   on a stale resourceVersion, 404 when absent); DELETE (Status or the object as the real server
  *   answers, preconditions, ownerReference garbage collection unless Orphan; a namespace turns
  *   Terminating and takes its content with it); DELETE on a collection; the status subresource.
- * - PATCH: merge (RFC 7386), strategic merge (merge plus keyed lists, see structured-merge.ts), JSON
+ * - PATCH: merge (RFC 7386), strategic merge (merge plus keyed lists, see kube-api-double.ts), JSON
  *   patch (RFC 6902) and server-side apply (application/apply-patch+yaml, YAML or JSON body): fieldManager
  *   required (422), force only with apply (422), creates the object when absent, conflicts with other
  *   managers' fields answered 409 with the real message and FieldManagerConflict causes unless
  *   force=true, fields dropped from a manager's configuration removed when nobody else owns them.
  *   Every write maintains metadata.managedFields (Apply and Update entries, FieldsV1) as the real
- *   server does, with the subset of structured-merge-diff in structured-merge.ts; `dryRun=All` changes
+ *   server does, with the subset of structured-merge-diff in kube-api-double.ts; `dryRun=All` changes
  *   nothing.
  * - every write bumps resourceVersion and keeps uid and creationTimestamp; kinds with a spec keep a
  *   generation that grows when anything but metadata and status changes. A few defaults the API
@@ -41,35 +41,46 @@
  *   Jobs complete, Pods run and turn Ready, PersistentVolumeClaims bind. `setNeverReady` keeps chosen
  *   workloads unready (readiness timeouts).
  * - authentication with bearer tokens and/or client certificates from a CA (401 otherwise), `latencyMs`,
- *   `setUnresponsive`, `failRequests`, and a request log, as in the node-drain double.
+ *   `setUnresponsive`, `failRequests`, and a request log: the server and every patch format are
+ *   kube-api-double.ts's, shared with the node-drain double.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
-import http from 'node:http'
-import https from 'node:https'
-import type { AddressInfo } from 'node:net'
-import type { TLSSocket } from 'node:tls'
+import type http from 'node:http'
 import { parse as parseYaml } from 'yaml'
 import { SlipwayError } from '../../src/core/errors.ts'
 import { parseLabelSelector, type LabelSelector } from '../../src/core/selection/label-selector.ts'
-import { statusBody } from './kube-apiserver.ts'
-import { decodeKubernetesProtobuf } from './kube-protobuf.ts'
 import {
   changedFieldSet,
   clone,
   deepEqual,
+  fail,
   FieldSet,
   fieldSetOf,
+  generatedSuffix,
+  HttpError,
   isObject,
+  KubeApiDouble,
+  kubeconfigFor,
   mergeApplied,
+  now,
+  patchDocument,
+  patchMediaType,
   pathString,
+  PROTOBUF,
   removeAt,
+  statusBody,
   strategicMerge,
   valueAt,
+  type ApiCall,
+  type ApiServerOptions,
+  type BaseRecordedRequest,
   type FieldPath,
-} from './structured-merge.ts'
+  type KubeconfigCredentials,
+} from './kube-api-double.ts'
+import { decodeKubernetesProtobuf } from './kube-protobuf.ts'
 
-export { statusBody }
+export type { KubeconfigCredentials }
 
 // ----- types -----
 
@@ -128,35 +139,20 @@ export interface ResourceType {
   custom?: boolean
 }
 
-export interface RecordedRequest {
-  method: string
-  path: string
-  query: Record<string, string>
-  contentType: string | undefined
+export interface RecordedRequest extends BaseRecordedRequest {
   accept: string | undefined
   userAgent: string | undefined
-  /** The body parsed as JSON, or the raw text when it is not JSON; undefined when empty. */
-  body: unknown
-  /** The status code answered (200 for a watch once it started streaming). */
-  status: number
   /** Who authenticated: "token:<first 6 chars>…" or the client certificate's subject. */
   user?: string
-  at: number
 }
 
-export interface FakeKubeClusterOptions {
+export interface FakeKubeClusterOptions extends Omit<ApiServerOptions, 'tls'> {
   /**
    * Serve https with this certificate. `caPem` is the CA of the serving certificate written into
    * kubeconfigs (default `clientCaPem`, as kubeadm's one cluster CA signs both); with `clientCaPem`,
    * client certificates signed by it authenticate.
    */
   tls?: { certificatePem: string; privateKeyPem: string; caPem?: string; clientCaPem?: string }
-  /** Bearer tokens that authenticate (with or without client certificates). */
-  tokens?: string[]
-  /** Added before every answer. */
-  latencyMs?: number
-  host?: string
-  port?: number
   /** What /version answers (default v1.33.4). */
   gitVersion?: string
   /** How long a workload, Job or Pod takes to turn ready/complete after a change (default 20 ms). */
@@ -171,26 +167,11 @@ export interface FakeKubeClusterOptions {
   watchHistory?: number
 }
 
-export interface KubeconfigCredentials {
-  token?: string
-  clientCertificatePem?: string
-  clientKeyPem?: string
-  /** The context's namespace. */
-  namespace?: string
-}
-
 export interface ObjectFilter {
   /** Kind ("Deployment"), plural ("deployments") or plural.group ("deployments.apps"). */
   kind?: string
   namespace?: string
   labelSelector?: string
-}
-
-interface Fault {
-  method?: string
-  path: RegExp
-  status: number
-  remaining: number
 }
 
 interface WatchEvent {
@@ -222,20 +203,6 @@ interface RequestContext {
   /** group/version of the request, for managedFields. */
   apiVersion: string
 }
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: unknown,
-    readonly contentType = 'application/json',
-  ) {
-    super(`HTTP ${status}`)
-  }
-}
-
-const PROTOBUF = 'application/vnd.kubernetes.protobuf'
-const isProtobuf = (request: http.IncomingMessage) => (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === PROTOBUF
-const fail = (code: number, message: string, details?: Record<string, unknown>, reason?: string) => new HttpError(code, statusBody(code, message, details, reason))
 
 // ----- the resources served -----
 
@@ -277,7 +244,6 @@ const BUILT_IN: ResourceType[] = [
 
 const groupVersion = (r: { group: string; version: string }) => (r.group ? `${r.group}/${r.version}` : r.version)
 const qualified = (r: ResourceType) => (r.group ? `${r.plural}.${r.group}` : r.plural)
-const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z')
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/
@@ -289,45 +255,18 @@ const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Repli
 /** Fields the server owns: never part of a manager's field set. */
 const SYSTEM_METADATA = ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'selfLink']
 
-const suffix = () => {
-  // Kubernetes' generated-name alphabet: no vowels, no 0/1/3 (so no words and no look-alikes).
-  const alphabet = 'bcdfghjklmnpqrstvwxz2456789'
-  return Array.from(randomBytes(5), (b) => alphabet[b % alphabet.length]).join('')
-}
-
-export class FakeKubeCluster {
-  readonly requests: RecordedRequest[] = []
-  /** Called after each request was answered. */
-  onRequest: ((request: RecordedRequest) => void) | undefined
-  /** Base URL, e.g. https://127.0.0.1:43121. */
-  url = ''
+export class FakeKubeCluster extends KubeApiDouble<RecordedRequest> {
   private readonly resources: ResourceType[] = [...BUILT_IN]
   /** By `group|plural|namespace|name`. */
   private readonly store = new Map<string, KubeObject>()
-  private readonly faults: Fault[] = []
-  private readonly timers = new Set<NodeJS.Timeout>()
   private readonly watchers = new Set<Watcher>()
   private readonly history: WatchEvent[] = []
-  private resourceVersion = 1000
-  private readonly server: http.Server | https.Server
-  private unresponsive = false
-  private readonly held = new Set<http.ServerResponse>()
   private neverReady: ((object: KubeObject) => boolean) | undefined
   private nextClusterIp = 10
 
   private constructor(private readonly options: FakeKubeClusterOptions) {
+    super(options)
     this.neverReady = options.neverReady
-    const handler = (request: http.IncomingMessage, response: http.ServerResponse) => void this.handle(request, response)
-    this.server = options.tls
-      ? https.createServer(
-          {
-            cert: options.tls.certificatePem,
-            key: options.tls.privateKeyPem,
-            ...(options.tls.clientCaPem ? { ca: options.tls.clientCaPem, requestCert: true, rejectUnauthorized: false } : {}),
-          },
-          handler,
-        )
-      : http.createServer(handler)
     for (const name of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.commit(this.resourceOf('Namespace'), undefined, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, { manager: 'kube-apiserver', dryRun: false, apiVersion: 'v1' })
     }
@@ -335,56 +274,21 @@ export class FakeKubeCluster {
 
   static async start(options: FakeKubeClusterOptions = {}): Promise<FakeKubeCluster> {
     const cluster = new FakeKubeCluster(options)
-    await new Promise<void>((resolve, reject) => {
-      cluster.server.once('error', reject)
-      cluster.server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve())
-    })
-    const { port } = cluster.server.address() as AddressInfo
-    cluster.url = `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`
+    await cluster.listen()
     return cluster
   }
 
-  async close(): Promise<void> {
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
+  override async close(): Promise<void> {
     for (const watcher of this.watchers) watcher.response.end()
     this.watchers.clear()
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve())
-      this.server.closeAllConnections()
-    })
+    await super.close()
   }
 
   // ----- for tests -----
 
   /** A kubeconfig for helm, kubectl or client-node: server, CA data, and a token or client certificate. */
   kubeconfig(credentials: KubeconfigCredentials = {}): string {
-    const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64')
-    const ca = this.options.tls?.caPem ?? this.options.tls?.clientCaPem
-    const user: string[] = []
-    if (credentials.token) user.push(`    token: ${credentials.token}`)
-    if (credentials.clientCertificatePem) user.push(`    client-certificate-data: ${b64(credentials.clientCertificatePem)}`)
-    if (credentials.clientKeyPem) user.push(`    client-key-data: ${b64(credentials.clientKeyPem)}`)
-    return [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      '- name: fake',
-      '  cluster:',
-      `    server: ${this.url}`,
-      ...(ca ? [`    certificate-authority-data: ${b64(ca)}`] : []),
-      'users:',
-      '- name: tester',
-      ...(user.length ? ['  user:', ...user] : ['  user: {}']),
-      'contexts:',
-      '- name: tester@fake',
-      '  context:',
-      '    cluster: fake',
-      '    user: tester',
-      ...(credentials.namespace ? [`    namespace: ${credentials.namespace}`] : []),
-      'current-context: tester@fake',
-      '',
-    ].join('\n')
+    return kubeconfigFor(this.url, this.options.tls?.caPem ?? this.options.tls?.clientCaPem, credentials)
   }
 
   /** Writes `kubeconfig(credentials)` to `file` readable by its owner only (helm warns otherwise). */
@@ -445,122 +349,27 @@ export class FakeKubeCluster {
     if (!predicate) for (const object of this.store.values()) this.reconcile(object, true)
   }
 
-  /** The next `times` requests matching `method` and `path` fail with `status` and a real-looking Status. */
-  failRequests(match: { method?: string; path: RegExp }, status: number, times = Number.POSITIVE_INFINITY): void {
-    this.faults.push({ ...match, status, remaining: times })
-  }
-
-  clearFaults(): void {
-    this.faults.length = 0
-  }
-
-  /** While true, requests are read but never answered; turning it off drops the held ones. */
-  setUnresponsive(unresponsive: boolean): void {
-    this.unresponsive = unresponsive
-    if (!unresponsive) {
-      for (const response of this.held) response.destroy()
-      this.held.clear()
-    }
-  }
-
-  requestsTo(method: string, path: RegExp): RecordedRequest[] {
-    return this.requests.filter((r) => r.method === method && path.test(r.path))
-  }
-
   // ----- HTTP -----
 
-  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = []
-    for await (const chunk of request) chunks.push(chunk as Buffer)
-    const bytes = Buffer.concat(chunks)
-    const raw = bytes.toString('utf8')
-    const url = new URL(request.url ?? '/', 'http://fake')
-    const method = request.method ?? 'GET'
-    let body: unknown
-    if (raw.length > 0) {
-      try {
-        body = isProtobuf(request) ? decodeKubernetesProtobuf(bytes) : JSON.parse(raw)
-      } catch {
-        body = raw
-      }
-    }
-    const socket = request.socket as TLSSocket
-    const record: RecordedRequest = {
-      method,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      contentType: request.headers['content-type'],
-      accept: request.headers.accept,
-      userAgent: request.headers['user-agent'],
-      body,
-      status: 0,
-      at: Date.now(),
-    }
-    this.requests.push(record)
-    if (this.unresponsive) {
-      this.held.add(response)
-      response.on('close', () => this.held.delete(response))
-      return
-    }
-    if (this.options.latencyMs) await new Promise((resolve) => setTimeout(resolve, this.options.latencyMs))
-
-    let status = 200
-    let answer: unknown
-    let answerType = 'application/json'
-    try {
-      const user = this.authenticate(request, socket)
-      if (user === undefined) throw fail(401, 'Unauthorized')
-      if (user) record.user = user
-      const fault = this.faults.find((f) => f.remaining > 0 && (!f.method || f.method === method) && f.path.test(url.pathname))
-      if (fault) {
-        fault.remaining--
-        throw this.faultError(fault.status, method, url.pathname)
-      }
-      const routed = this.route(method, url, request, raw, bytes)
-      if (routed === 'streaming') {
-        // Selectors are checked before the 200 is written, so a bad one still gets its 400.
-        this.startWatch(url, response)
-        record.status = 200
-        this.onRequest?.(record)
-        return
-      }
-      ;[status, answer] = routed
-    } catch (error) {
-      if (error instanceof HttpError) {
-        status = error.status
-        answer = error.body
-        answerType = error.contentType
-      } else if (error instanceof SlipwayError) {
-        // The label selector parser's INVALID_SELECTOR.
-        status = 400
-        answer = statusBody(400, `unable to parse requirement: ${error.message}`)
-      } else {
-        status = 500
-        answer = statusBody(500, `Internal error occurred: ${(error as Error).message}`)
-      }
-    }
-    record.status = status
-    const text = typeof answer === 'string' ? answer : JSON.stringify(answer)
-    response.writeHead(status, { 'Content-Type': answerType, 'Cache-Control': 'no-cache, private', 'Audit-Id': randomUUID() })
-    response.end(text)
-    this.onRequest?.(record)
+  protected describe(base: BaseRecordedRequest, { request }: ApiCall): RecordedRequest {
+    return { ...base, accept: request.headers.accept, userAgent: request.headers['user-agent'] }
   }
 
-  /** The user's name, '' for anonymous access (no credentials configured), undefined when refused. */
-  private authenticate(request: http.IncomingMessage, socket: TLSSocket): string | undefined {
-    const byCertificate = Boolean(this.options.tls?.clientCaPem)
-    const byToken = Boolean(this.options.tokens?.length)
-    if (byCertificate && socket.authorized) {
-      const peer = socket.getPeerCertificate()
-      return Object.entries(peer.subject ?? {}).map(([k, v]) => `${k}=${String(v)}`).join(', ')
-    }
-    const bearer = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1]
-    if (byToken && bearer !== undefined && this.options.tokens!.includes(bearer)) return `token:${bearer.slice(0, 6)}…`
-    return !byCertificate && !byToken ? '' : undefined
+  protected override authenticated(record: RecordedRequest, user: string): void {
+    if (user) record.user = user
   }
 
-  private faultError(status: number, method: string, path: string): HttpError {
-    if (status === 401) return fail(401, 'Unauthorized')
+  protected override unexpected(error: unknown): HttpError {
+    // The label selector parser's INVALID_SELECTOR.
+    if (error instanceof SlipwayError) return fail(400, `unable to parse requirement: ${error.message}`)
+    return super.unexpected(error)
+  }
+
+  protected override stream(url: URL, response: http.ServerResponse): void {
+    this.startWatch(url, response)
+  }
+
+  protected override faultFor(status: number, method: string, path: string): HttpError | undefined {
     const target = this.parseResourcePath(path.split('/').filter(Boolean))
     if (status === 403 && target) {
       const { type, namespace, name, subresource } = target
@@ -575,10 +384,7 @@ export class FakeKubeCluster {
     }
     if (status === 404 && target?.name) return this.notFound(target.type, target.name)
     if (status === 409 && target?.name) return this.conflict(target.type, target.name)
-    if (status === 503) return fail(503, 'the server is currently unable to handle the request')
-    if (status === 429) return fail(429, 'Too many requests, please try again later.', { retryAfterSeconds: 1 })
-    if (status === 504) return fail(504, 'Timeout: request did not complete within requested timeout - context deadline exceeded')
-    return fail(status, status >= 500 ? 'Internal error occurred: etcdserver: request timed out' : 'the server rejected our request for an unknown reason')
+    return undefined
   }
 
   private notFound(type: ResourceType, name: string): HttpError {
@@ -593,7 +399,7 @@ export class FakeKubeCluster {
     })
   }
 
-  private route(method: string, url: URL, request: http.IncomingMessage, raw: string, bytes: Buffer): [number, unknown] | 'streaming' {
+  protected route({ method, url, request, raw, bytes }: ApiCall): [number, unknown] | 'streaming' {
     const parts = url.pathname.split('/').filter(Boolean)
     const query = url.searchParams
     if (method === 'GET' && url.pathname === '/version') {
@@ -601,7 +407,6 @@ export class FakeKubeCluster {
       const [major = '1', minor = '33'] = gitVersion.replace(/^v/, '').split('.')
       return [200, { major, minor, gitVersion, gitCommit: '0'.repeat(40), gitTreeState: 'clean', buildDate: '2025-01-01T00:00:00Z', goVersion: 'go1.24.0', compiler: 'gc', platform: 'linux/amd64' }]
     }
-    if (method === 'GET' && ['/readyz', '/livez', '/healthz'].includes(url.pathname)) throw new HttpError(200, 'ok', 'text/plain; charset=utf-8')
     if (method === 'GET' && url.pathname === '/api') {
       return [200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: new URL(this.url).host }] }]
     }
@@ -969,7 +774,7 @@ export class FakeKubeCluster {
     if (query.get('force')) throw fail(422, 'CreateOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for create')
     if (!object.metadata.name) {
       if (!object.metadata.generateName) throw fail(422, `${type.kind} "" is invalid: metadata.name: Required value: name or generateName is required`)
-      object.metadata.name = `${object.metadata.generateName}${suffix()}`
+      object.metadata.name = `${object.metadata.generateName}${generatedSuffix()}`
     }
     if (this.store.has(this.key(type, namespace, object.metadata.name))) {
       throw fail(409, `${qualified(type)} "${object.metadata.name}" already exists`, { name: object.metadata.name, group: type.group, kind: type.plural }, 'AlreadyExists')
@@ -999,28 +804,12 @@ export class FakeKubeCluster {
     subresource: string | undefined,
     context: RequestContext,
   ): [number, KubeObject] {
-    const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
-    const types = ['application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml']
-    if (!types.includes(mediaType)) throw fail(415, `the body of the request was in an unknown format - accepted media types include: ${types.join(', ')}`)
+    const mediaType = patchMediaType(contentType)
     if (mediaType === 'application/apply-patch+yaml') return this.apply(type, namespace, name, raw, query, subresource, context)
     if (query.get('force')) throw fail(422, 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch')
-    let patch: unknown
-    try {
-      patch = JSON.parse(raw)
-    } catch {
-      throw fail(400, `error decoding patch: invalid character '${raw[0] ?? ''}' looking for beginning of value`)
-    }
-    const existing = this.existing(type, namespace, name)
-    let patched: unknown
-    if (mediaType === 'application/json-patch+json') {
-      if (!Array.isArray(patch)) throw fail(400, `json: cannot unmarshal ${isObject(patch) ? 'object' : typeof patch} into Go value of type jsonpatch.Patch`)
-      patched = jsonPatch(existing, patch)
-    } else {
-      if (!isObject(patch)) throw fail(400, `json: cannot unmarshal ${Array.isArray(patch) ? 'array' : typeof patch} into Go value of type map[string]interface {}`)
-      const metadata = isObject(patch.metadata) ? patch.metadata : {}
-      if (typeof metadata.resourceVersion === 'string' && metadata.resourceVersion !== existing.metadata.resourceVersion) throw this.conflict(type, name)
-      patched = mediaType === 'application/merge-patch+json' ? mergePatch(existing, patch) : strategicMerge(existing, patch)
-    }
+    // Read only once the body parsed: a malformed patch of a missing object is 400, as on the real server.
+    let existing!: KubeObject
+    const patched = patchDocument(mediaType, raw, () => (existing = this.existing(type, namespace, name)), { strategic: strategicMerge, conflict: () => this.conflict(type, name) })
     const object = this.checkBody(type, namespace, patched as Record<string, unknown>, name)
     if (subresource === 'status') return [200, this.commitStatus(type, existing, object.status, context)]
     return [200, this.commit(type, existing, object, context)]
@@ -1504,18 +1293,6 @@ export class FakeKubeCluster {
     } else becomeReady()
   }
 
-  private later(ms: number, action: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer)
-      action()
-    }, ms)
-    this.timers.add(timer)
-  }
-
-  private nextResourceVersion(): string {
-    this.resourceVersion++
-    return String(this.resourceVersion)
-  }
 }
 
 // ----- helpers -----
@@ -1713,80 +1490,4 @@ function podStatus(object: KubeObject): Record<string, unknown> {
     podIP: `10.244.1.${2 + (randomBytes(1)[0] ?? 0) % 250}`,
     conditions: ['PodReadyToStartContainers', 'Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map(condition),
   }
-}
-
-/** RFC 7386 JSON merge patch. */
-function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!isObject(patch)) return clone(patch)
-  const result: Record<string, unknown> = isObject(target) ? { ...target } : {}
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key]
-    else result[key] = mergePatch(result[key], value)
-  }
-  return result
-}
-
-/** RFC 6902 JSON patch: add, remove, replace, move, copy, test. */
-function jsonPatch(document: unknown, operations: unknown[]): unknown {
-  const result = clone(document)
-  const tokensOf = (pointer: string) => pointer.split('/').slice(1).map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'))
-  const resolve = (pointer: string, op: string) => {
-    const tokens = tokensOf(pointer)
-    const last = tokens.pop()
-    let parent: unknown = result
-    for (const token of tokens) parent = isObject(parent) ? parent[token] : Array.isArray(parent) ? parent[Number(token)] : undefined
-    if (last === undefined || !(isObject(parent) || Array.isArray(parent))) throw fail(422, `jsonpatch ${op} operation does not apply: doc is missing path: "${pointer}"`)
-    return { parent, last }
-  }
-  const read = (pointer: string, op: string) => {
-    const { parent, last } = resolve(pointer, op)
-    const value = Array.isArray(parent) ? parent[Number(last)] : parent[last]
-    if (value === undefined) throw fail(422, `jsonpatch ${op} operation does not apply: doc is missing path: "${pointer}"`)
-    return value
-  }
-  const remove = (pointer: string, op: string) => {
-    const { parent, last } = resolve(pointer, op)
-    if (Array.isArray(parent)) {
-      if (Number(last) >= parent.length) throw fail(422, `jsonpatch ${op} operation does not apply: doc is missing key: ${pointer}`)
-      parent.splice(Number(last), 1)
-    } else {
-      if (!(last in parent)) throw fail(422, `jsonpatch ${op} operation does not apply: doc is missing key: ${pointer}`)
-      delete parent[last]
-    }
-  }
-  const add = (pointer: string, value: unknown, op: string) => {
-    const { parent, last } = resolve(pointer, op)
-    if (Array.isArray(parent)) parent.splice(last === '-' ? parent.length : Number(last), op === 'replace' ? 1 : 0, clone(value))
-    else parent[last] = clone(value)
-  }
-  for (const operation of operations) {
-    if (!isObject(operation) || typeof operation.op !== 'string' || typeof operation.path !== 'string') throw fail(400, 'json: cannot unmarshal into Go value of type jsonpatch.Operation')
-    const { op, path } = operation
-    switch (op) {
-      case 'add':
-        add(path, operation.value, op)
-        break
-      case 'replace':
-        read(path, op)
-        add(path, operation.value, op)
-        break
-      case 'remove':
-        remove(path, op)
-        break
-      case 'move':
-      case 'copy': {
-        const from = String(operation.from ?? '')
-        const value = clone(read(from, op))
-        if (op === 'move') remove(from, op)
-        add(path, value, 'add')
-        break
-      }
-      case 'test':
-        if (!deepEqual(read(path, op), operation.value)) throw fail(422, `the server rejected our request due to an error in our request: testing value ${path} failed`)
-        break
-      default:
-        throw fail(400, `Unexpected kind: ${op}`)
-    }
-  }
-  return result
 }

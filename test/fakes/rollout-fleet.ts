@@ -10,6 +10,7 @@ import type { CommandResult, DrainOptions, MachineShell, NodeDrainer, SshTarget 
 import { machineCredentials } from '../helpers/machine-credentials.ts'
 import { reportInstalled, takeSlotAndFetchConfig } from '../helpers/machine-requests.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
+import { sleep } from '../helpers/wait.ts'
 
 export const uuidOf = (n: number) => `5e110000-0000-4000-8000-${String(n).padStart(12, '0')}`
 export const macOf = (n: number) => `52:54:00:0a:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`
@@ -19,7 +20,6 @@ const numberOf = (ip: string) => {
   const [, , high, low] = ip.split('.').map(Number)
   return high! * 256 + low!
 }
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 export interface Fleet {
   engine: TestEngine

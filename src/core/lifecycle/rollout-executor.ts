@@ -112,26 +112,31 @@ export class RolloutExecutor {
       const starting = machinesToStart(run.spec, machines, (cluster) => members.get(cluster) ?? 0, run.failures, now)
       for (const machine of starting) {
         const locking: RolloutMachine = { ...machine, phase: 'locking', startedAt: now.toISOString(), phaseChangedAt: now.toISOString() }
-        await this.ports.repository.saveMachine(locking)
+        // `run` was read at the start of the tick: the store starts the machine only if the run is
+        // still running and under max_failures now (a pause, cancel or failure since then is seen).
+        if (!(await this.ports.repository.startMachine(locking))) continue
         await this.event(run, locking, 'starting')
         this.startWorker(run, locking)
       }
       machines = await this.ports.repository.listMachines(run.id)
     }
     if (machines.some((machine) => isInFlight(machine.phase)) || this.hasWorkers(run.id)) return
-    const waiting = machines.some((machine) => machine.phase === 'waiting')
-    const stopped = run.failures >= run.spec.max_failures
-    if (run.state === 'paused' || (run.state === 'running' && waiting && !stopped)) return
+    const waiting = machines.filter((machine) => machine.phase === 'waiting').length
+    // A run that goes on (by the tick's read) is left for a later tick without a transaction.
+    if (goesOn(run, waiting)) return
     const at = this.ports.clock().toISOString()
-    const state = run.state === 'cancelled' ? 'cancelled' : run.failures > 0 ? 'failed' : 'completed'
-    await this.ports.repository.transaction(async (repository) => {
-      const current = (await repository.findRun(run.id))!
+    // Decided again on the run as stored now: a pause or cancel since the tick read it wins.
+    const state = await this.ports.repository.transaction(async (repository) => {
+      const current = await repository.findRun(run.id)
+      if (!current || current.finishedAt !== null || goesOn(current, waiting)) return undefined
+      const state = current.state === 'cancelled' ? 'cancelled' : current.failures > 0 ? 'failed' : 'completed'
       await repository.saveRun({ ...current, state, updatedAt: at, finishedAt: at })
       const done = machines.filter((machine) => machine.phase === 'done').length
-      const summary = `${done} updated, ${current.failures} failed${waiting ? `, ${machines.filter((machine) => machine.phase === 'waiting').length} not started` : ''}`
+      const summary = `${done} updated, ${current.failures} failed${waiting ? `, ${waiting} not started` : ''}`
       await repository.appendEvent(run.id, { at, uuid: null, message: `run ${state}: ${summary}` })
+      return state
     })
-    this.ports.log({ run: run.id, message: `rollout run ${state}`, level: state === 'completed' ? 'info' : 'warn' })
+    if (state) this.ports.log({ run: run.id, message: `rollout run ${state}`, level: state === 'completed' ? 'info' : 'warn' })
   }
 
   private hasWorkers(runId: string): boolean {
@@ -141,31 +146,38 @@ export class RolloutExecutor {
   private startWorker(run: RolloutRun, machine: RolloutMachine): void {
     const key = `${run.id}/${machine.uuid}`
     if (this.workers.has(key) || this.stopping) return
+    let finished = false
     const worker = this.work(run, machine)
+      .then((result) => void (finished = result))
       // Only the store failing (e.g. the engine shutting down) gets here; the next start resumes the machine.
       .catch((error: unknown) => this.ports.log({ run: run.id, uuid: machine.uuid, message: `worker stopped: ${error instanceof Error ? error.message : String(error)}`, level: 'warn' }))
-      .finally(() => this.workers.delete(key))
+      .finally(() => {
+        this.workers.delete(key)
+        // Asked for only once the worker is gone: the tick it brings must not count it as in flight.
+        if (finished) this.wake()
+      })
     this.workers.set(key, worker)
   }
 
-  private async work(run: RolloutRun, start: RolloutMachine): Promise<void> {
+  /** Takes the machine through its phases; true once it is done or failed, false when it left on a halt. */
+  private async work(run: RolloutRun, start: RolloutMachine): Promise<boolean> {
     let machine = start
     while (!this.halted && NEXT[machine.phase]) {
       try {
         await this.perform(run, machine)
       } catch (error) {
-        if (this.halted) return
+        if (this.halted) return false
         await this.fail(run, machine, error)
-        return
+        return true
       }
-      if (this.halted) return
+      if (this.halted) return false
       const next = NEXT[machine.phase]!
       const at = this.ports.clock().toISOString()
       machine = { ...(await this.reload(machine)), phase: next, phaseChangedAt: at, ...(next === 'done' ? { finishedAt: at } : {}) }
       await this.ports.repository.saveMachine(machine)
       await this.event(run, machine, next === 'done' ? 'updated' : next)
-      if (next === 'done') this.wake()
     }
+    return machine.phase === 'done'
   }
 
   /** The action of the machine's current phase; returns when the phase is complete. */
@@ -196,7 +208,12 @@ export class RolloutExecutor {
           deleteEmptyDirData: spec.drain.delete_emptydir_data,
           ...(spec.drain.grace_period_seconds !== undefined ? { gracePeriodSeconds: spec.drain.grace_period_seconds } : {}),
         }
-        const report = await drainer.drain(machine.hostname, options, (message) => void this.event(run, machine, message))
+        // Progress is told, not awaited: a store failure there must not become an unhandled rejection.
+        const progress = (message: string) =>
+          void this.event(run, machine, message).catch((error: unknown) =>
+            this.ports.log({ run: run.id, uuid: machine.uuid, hostname: machine.hostname, phase: machine.phase, message: `drain progress not recorded (${message}): ${error instanceof Error ? error.message : String(error)}`, level: 'warn' }),
+          )
+        const report = await drainer.drain(machine.hostname, options, progress)
         await this.event(run, machine, `drained: ${report.evicted.length} pod(s) evicted, ${report.skipped.length} left (DaemonSet or mirror)`)
         return
       }
@@ -269,7 +286,6 @@ export class RolloutExecutor {
       await repository.appendEvent(run.id, { at, uuid: machine.uuid, message: `${machine.hostname} failed while ${machine.phase}: ${message}${cleanup.length ? ` (${cleanup.join(', ')})` : ''}` })
     })
     this.ports.log({ run: run.id, uuid: machine.uuid, hostname: machine.hostname, phase: machine.phase, message: `failed: ${message}`, level: 'error' })
-    this.wake()
   }
 
   private async reload(machine: RolloutMachine): Promise<RolloutMachine> {
@@ -282,5 +298,8 @@ export class RolloutExecutor {
     this.ports.log({ run: run.id, uuid: machine.uuid, hostname: machine.hostname, phase: machine.phase, message: text, level: 'info' })
   }
 }
+
+/** Whether a run with `waiting` machines not started (and none in flight) is to go on rather than finish. */
+const goesOn = (run: RolloutRun, waiting: number) => run.state === 'paused' || (run.state === 'running' && waiting > 0 && run.failures < run.spec.max_failures)
 
 const shellQuote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`

@@ -48,6 +48,13 @@ export interface RolloutRepository {
   saveRun(run: RolloutRun): Promise<void>
   listMachines(runId: string): Promise<RolloutMachine[]>
   saveMachine(machine: RolloutMachine): Promise<void>
+  /**
+   * Stores `machine` (a waiting machine moved to its first phase) only if it is still waiting and its
+   * run is still running with fewer than `max_failures` failed machines, checked and written in one
+   * transaction; returns whether it did. The runner decides what to start on a run it read earlier:
+   * this is where a pause, a cancel or a failure committed meanwhile stops the start.
+   */
+  startMachine(machine: RolloutMachine): Promise<boolean>
   appendEvent(runId: string, event: RolloutEvent): Promise<void>
   /** The latest `limit` events, oldest first. */
   listEvents(runId: string, limit: number): Promise<RolloutEvent[]>

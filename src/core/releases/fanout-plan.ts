@@ -23,8 +23,10 @@ export interface FanoutPlan {
  * The next step of a release's fan-out, from what each cluster has: at most `max_parallel` clusters
  * applying at once; canaries first (the others wait until every canary is ready with the current
  * revision); once `max_failures` clusters failed the current revision, nothing new starts (halted);
- * a failed cluster is tried again when its `retryAt` has passed. Leaving clusters is never held back:
- * a cluster that stopped matching gets the release removed whatever the rollout settings.
+ * a failed cluster is tried again when its `retryAt` has passed, and so is a pending one that has a
+ * `retryAt` (a failure a resume stopped counting: see ReleaseService.resume); a pending one without is
+ * due at once (new, or retried). Leaving clusters is never held back: a cluster that stopped matching
+ * gets the release removed whatever the rollout settings.
  */
 export function planFanout(release: Release, targets: readonly FanoutTarget[], statuses: readonly ClusterRelease[], now: Date): FanoutPlan {
   const byCluster = new Map(statuses.map((status) => [status.cluster, status]))
@@ -47,8 +49,10 @@ export function planFanout(release: Release, targets: readonly FanoutTarget[], s
     const status = byCluster.get(target.cluster)
     if (!status) return true
     if (status.phase === 'applying' || status.phase === 'removing') return false
-    if (!current(status) || status.phase === 'pending') return true
-    return status.phase === 'failed' && status.retryAt !== null && Date.parse(status.retryAt) <= now.getTime()
+    if (!current(status)) return true
+    const retryPassed = status.retryAt !== null && Date.parse(status.retryAt) <= now.getTime()
+    if (status.phase === 'pending') return status.retryAt === null || retryPassed
+    return status.phase === 'failed' && retryPassed
   }
   const canariesPending = targets.some((target) => target.canary && !(current(byCluster.get(target.cluster)) && byCluster.get(target.cluster)!.phase === 'ready'))
   const candidates = targets

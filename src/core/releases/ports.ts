@@ -63,6 +63,12 @@ export interface ReleaseRepository {
   /** Refuses (409 RELEASE_EXISTS) an existing namespace/name. */
   insert(release: Release, revision: ReleaseRevision): Promise<void>
   save(release: Release): Promise<void>
+  /**
+   * Marks the release halted (its state and updatedAt, nothing else) only if it is still active at
+   * `revision`; returns whether it did. The reconciler halts on a release it read earlier: an upgrade,
+   * pause or delete committed meanwhile is kept, and that revision is not halted for another's failures.
+   */
+  halt(namespace: string, name: string, revision: number, at: string): Promise<boolean>
   delete(namespace: string, name: string): Promise<void>
   insertRevision(namespace: string, name: string, revision: ReleaseRevision): Promise<void>
   /** Oldest first. */

@@ -76,11 +76,14 @@ export class ReleaseExecutor {
       now,
     )
     if (plan.waiting?.startsWith('halted') && release.state === 'active') {
-      await this.ports.repository.transaction(async (repository) => {
-        await repository.save({ ...release, state: 'halted', updatedAt: now.toISOString() })
+      // Only the state, and only if the release is still active at the revision this pass read: saving
+      // the whole copy read at the start of the pass would undo an upgrade committed meanwhile.
+      const halted = await this.ports.repository.transaction(async (repository) => {
+        if (!(await repository.halt(release.namespace, release.name, release.revision, now.toISOString()))) return false
         await repository.appendEvent(release.namespace, release.name, { at: now.toISOString(), cluster: null, message: `rollout ${plan.waiting}; retry or resume to go on` })
+        return true
       })
-      this.ports.log({ release: key, message: `rollout ${plan.waiting}`, level: 'warn' })
+      if (halted) this.ports.log({ release: key, message: `rollout ${plan.waiting}`, level: 'warn' })
     }
     for (const cluster of plan.apply) {
       const previous = statuses.find((status) => status.cluster === cluster)

@@ -166,8 +166,34 @@ export class ReleaseService {
     return this.move(namespace, name, ['active', 'halted'], 'paused', 'paused by an operator: no new cluster starts')
   }
 
-  resume(namespace: string, name: string): Promise<ReleaseDetail> {
-    return this.move(namespace, name, ['paused', 'halted'], 'active', 'resumed by an operator')
+  /**
+   * Resumes a paused or halted rollout. A rollout that reached `max_failures` (halted, or paused after
+   * it halted) goes on past its failures: the clusters that failed the current revision stop counting
+   * toward max_failures (back to pending) and are tried again at their next automatic retry, keeping
+   * their attempts; the others go on now. Failures after that count again from zero. `retry` also
+   * stops counting them, but tries them now. A paused rollout below max_failures keeps its count.
+   */
+  async resume(namespace: string, name: string, now: Date = this.clock()): Promise<ReleaseDetail> {
+    const at = now.toISOString()
+    // The registry is read before the transaction, never inside it: on SQLite the transaction holds the one connection.
+    const clusters = await this.clusters.list()
+    await this.repository.transaction(async (repository) => {
+      const release = await repository.find(namespace, name)
+      if (!release) throw notFound('RELEASE_NOT_FOUND', `release ${namespace}/${name} does not exist`)
+      if (release.state !== 'paused' && release.state !== 'halted') {
+        throw conflict('INVALID_RELEASE_TRANSITION', `release ${namespace}/${name} is ${release.state} and cannot become active (only from paused or halted)`)
+      }
+      // Counted as the reconciler counts them: clusters it targets that failed the current revision.
+      const targets = new Set((await this.targets(release, clusters)).map((cluster) => cluster.name))
+      const failed = (await repository.listClusters(namespace, name)).filter((status) => targets.has(status.cluster) && status.revision === release.revision && status.phase === 'failed')
+      const forgiven = release.state === 'halted' || failed.length >= release.rollout.maxFailures ? failed : []
+      for (const status of forgiven) await repository.saveCluster(namespace, name, { ...status, phase: 'pending', updatedAt: at })
+      await repository.save({ ...release, state: 'active', updatedAt: at })
+      const past = forgiven.length ? `; going on past ${forgiven.length} failed cluster(s), tried again at their next retry: ${forgiven.map((status) => status.cluster).join(', ')}` : ''
+      await repository.appendEvent(namespace, name, { at, cluster: null, message: `resumed by an operator${past}` })
+    })
+    this.changed()
+    return this.get(namespace, name)
   }
 
   /** Failed clusters are tried again now (and a halted rollout goes on). */

@@ -152,7 +152,7 @@ export interface ClusterRelease {
   phase: ClusterPhase
   error: string | null
   attempts: number
-  /** When a failed cluster is retried automatically. */
+  /** When a failed cluster is retried automatically (also kept on one a resume put back to pending). */
   retryAt: string | null
   objects: ObjectRef[]
   updatedAt: string

@@ -1,12 +1,10 @@
-import type { Kysely, Selectable } from 'kysely'
+import type { Selectable } from 'kysely'
 import type { ChartRepository, StoredChart } from '../../core/releases/chart-service.ts'
 import type { ReleaseRepository } from '../../core/releases/ports.ts'
 import type { ClusterRelease, ObjectRef, Release, ReleaseDns, ReleaseRevision, RolloutSettings } from '../../core/releases/release.ts'
 import { conflict } from '../../core/errors.ts'
-import type { ChartsTable, ClusterReleasesTable, Database, ReleaseRevisionsTable, ReleasesTable } from '../database.ts'
+import type { ChartsTable, ClusterReleasesTable, Db, ReleaseRevisionsTable, ReleasesTable } from '../database.ts'
 import { inTransaction, uniqueViolation } from '../transactions.ts'
-
-type Db = Kysely<Database>
 
 const toChart = (row: Omit<Selectable<ChartsTable>, 'archive'>): StoredChart => ({
   name: row.name,
@@ -131,6 +129,18 @@ export function releaseRepository(db: Db): ReleaseRepository {
     },
     save: async (release) => {
       await db.updateTable('releases').set(releaseColumns(release)).where('namespace', '=', release.namespace).where('name', '=', release.name).execute()
+    },
+    halt: async (namespace, name, revision, at) => {
+      // One conditional statement: atomic on SQLite and PostgreSQL alike, whatever runs beside it.
+      const result = await db
+        .updateTable('releases')
+        .set({ state: 'halted', updated_at: at })
+        .where('namespace', '=', namespace)
+        .where('name', '=', name)
+        .where('revision', '=', revision)
+        .where('state', '=', 'active')
+        .executeTakeFirst()
+      return result.numUpdatedRows > 0n
     },
     delete: async (namespace, name) => {
       await db.deleteFrom('releases').where('namespace', '=', namespace).where('name', '=', name).execute()

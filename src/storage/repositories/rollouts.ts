@@ -1,11 +1,9 @@
-import type { Kysely, Selectable } from 'kysely'
+import type { Selectable } from 'kysely'
 import type { Role } from '../../core/clusters/cluster.ts'
 import type { Phase, RolloutSpec } from '../../core/lifecycle/rollout-plan.ts'
 import type { RolloutMachine, RolloutRepository, RolloutRun } from '../../core/lifecycle/rollout-service.ts'
-import type { Database, RolloutMachinesTable, RolloutRunsTable } from '../database.ts'
+import type { Db, RolloutMachinesTable, RolloutRunsTable } from '../database.ts'
 import { inTransaction } from '../transactions.ts'
-
-type Db = Kysely<Database>
 
 const toRun = (row: Selectable<RolloutRunsTable>): RolloutRun => ({
   id: row.id,
@@ -65,6 +63,22 @@ export function rolloutRepository(db: Db): RolloutRepository {
     saveMachine: async (machine) => {
       await db.updateTable('rollout_machines').set(machineColumns(machine)).where('run_id', '=', machine.runId).where('uuid', '=', machine.uuid).execute()
     },
+    startMachine: (machine) =>
+      inTransaction(db, async (trx) => {
+        const run = await trx.selectFrom('rollout_runs').select(['state', 'failures', 'spec']).where('id', '=', machine.runId).executeTakeFirst()
+        if (!run || run.state !== 'running' || run.failures >= (JSON.parse(run.spec) as RolloutSpec).max_failures) return false
+        // The run's row was read in this transaction: a pause, cancel or failure that commits beside it
+        // is serialized before (then seen above) or after this start (SQLite: one writer; PostgreSQL:
+        // SERIALIZABLE aborts and inTransaction retries whichever would break that order).
+        const result = await trx
+          .updateTable('rollout_machines')
+          .set(machineColumns(machine))
+          .where('run_id', '=', machine.runId)
+          .where('uuid', '=', machine.uuid)
+          .where('phase', '=', 'waiting')
+          .executeTakeFirst()
+        return result.numUpdatedRows > 0n
+      }),
     appendEvent: async (runId, event) => {
       await db.insertInto('rollout_events').values({ run_id: runId, uuid: event.uuid, at: event.at, message: event.message }).execute()
     },

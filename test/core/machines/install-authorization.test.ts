@@ -3,7 +3,7 @@ import { InstallAuthorization, planInstallSlots } from '../../../src/core/machin
 import type { Machine } from '../../../src/core/machines/machine-service.ts'
 import type { MachineState } from '../../../src/core/machines/machine-state.ts'
 import { FIRST_CREDENTIAL } from '../../../src/core/lifecycle/machine-credentials.ts'
-import { memoryMachineRepository } from '../../fakes/memory-machines.ts'
+import { EmptyMachineRepository, FixedMachineRepository } from '../../fakes/machine-repository.ts'
 import { SlipwayError } from '../../../src/core/errors.ts'
 
 const uuidOf = (n: number) => `4c4c4544-0042-3510-8050-${String(n).padStart(12, '0')}`
@@ -31,12 +31,11 @@ function machine(n: number, state: MachineState, since = at(0)): Machine {
 }
 
 function setup(states: MachineState[], policy = { maxConcurrent: 2, timeoutSeconds: 600 }) {
-  const memory = memoryMachineRepository()
-  states.forEach((state, index) => memory.machines.set(uuidOf(index + 1), machine(index + 1, state)))
+  const memory = new FixedMachineRepository(states.map((state, index) => machine(index + 1, state)))
   const changed: string[] = []
   let now = at(10)
-  const installs = new InstallAuthorization(memory.repository, policy, () => now, (uuid) => void changed.push(uuid))
-  return { ...memory, installs, changed, setNow: (seconds: number) => (now = at(seconds)) }
+  const installs = new InstallAuthorization(memory, policy, () => now, (uuid) => void changed.push(uuid))
+  return { machines: memory.machines, events: memory.events, installs, changed, setNow: (seconds: number) => (now = at(seconds)) }
 }
 
 const codeOf = async (promise: Promise<unknown>) => {
@@ -143,7 +142,7 @@ t.test('only scheduled machines may ask; both halves of the identity, matching t
   t.equal(await codeOf(installs.reportInstall({}, 'success')), 'invalid:MACHINE_IDENTITY_MISSING')
   t.equal(events.length, 0)
   t.equal(machines.get(uuidOf(4))!.state, 'scheduled', 'nothing moved the scheduled machine')
-  t.throws(() => new InstallAuthorization(memoryMachineRepository().repository, { maxConcurrent: 0, timeoutSeconds: 1 }))
+  t.throws(() => new InstallAuthorization(new EmptyMachineRepository(), { maxConcurrent: 0, timeoutSeconds: 1 }))
 })
 
 t.test('a grant starts a new credential generation, at once', async (t) => {

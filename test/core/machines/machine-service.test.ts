@@ -1,6 +1,6 @@
 import t from 'tap'
 import { MachineService } from '../../../src/core/machines/machine-service.ts'
-import { memoryMachineRepository } from '../../fakes/memory-machines.ts'
+import { EmptyMachineRepository } from '../../fakes/machine-repository.ts'
 
 const UUID = '4c4c4544-0042-3510-8050-b4c04f4e3432'
 const OTHER = '4c4c4544-0042-3510-8050-b4c04f4e3466'
@@ -9,8 +9,8 @@ const report = (mac = MAC, ipv4?: string) => ({ 'boot-info': { uuid: UUID, mac }
 const at = (minute: number) => new Date(`2026-11-21T10:${String(minute).padStart(2, '0')}:00.000Z`)
 
 t.test('discover creates, then refreshes without changing state', async (t) => {
-  const memory = memoryMachineRepository()
-  const service = new MachineService(memory.repository)
+  const memory = new EmptyMachineRepository()
+  const service = new MachineService(memory)
   const created = await service.discover(report(), at(0))
   t.equal(created.isNew, true)
   t.equal(created.machine.state, 'discovered')
@@ -27,9 +27,9 @@ t.test('discover creates, then refreshes without changing state', async (t) => {
 })
 
 t.test("a report claiming a known machine's identity changes nothing and is kept as a conflict", async (t) => {
-  const memory = memoryMachineRepository()
+  const memory = new EmptyMachineRepository()
   const refused: string[] = []
-  const service = new MachineService(memory.repository, undefined, undefined, (kind) => void refused.push(kind))
+  const service = new MachineService(memory, undefined, undefined, (kind) => void refused.push(kind))
   await service.discover(report(MAC, '10.0.0.5'), at(0))
   const victim = structuredClone(memory.machines.get(UUID)!)
 
@@ -54,7 +54,7 @@ t.test("a report claiming a known machine's identity changes nothing and is kept
   await service.discover(report(MAC, '10.0.0.5'), at(5), { address: '::ffff:10.0.0.5' })
   t.equal(memory.machines.get(UUID)!.lastSeenAt, at(5).toISOString(), 'the machine itself still reports (an IPv4 peer on a dual-stack socket too)')
   t.same(refused, ['mac-claimed', 'mac-claimed', 'mac-changed', 'address-changed', 'foreign-source'], 'every refusal is counted')
-  const lenient = new MachineService(memory.repository, undefined, undefined, undefined, { addressIsIdentity: false })
+  const lenient = new MachineService(memory, undefined, undefined, undefined, { addressIsIdentity: false })
   await lenient.discover(report(MAC, '10.0.0.5'), at(6), { address: '192.0.2.1' })
   t.equal(memory.machines.get(UUID)!.lastSeenAt, at(6).toISOString(), 'behind NAT (bindSecretsToAddress off) the source is not checked')
 
@@ -69,9 +69,9 @@ t.test("a report claiming a known machine's identity changes nothing and is kept
 })
 
 t.test('open conflicts are bounded: claims on one machine are one conflict, a flood over many fills a counter, not the store', async (t) => {
-  const memory = memoryMachineRepository()
+  const memory = new EmptyMachineRepository()
   let refused = 0
-  const service = new MachineService(memory.repository, undefined, undefined, () => void refused++)
+  const service = new MachineService(memory, undefined, undefined, () => void refused++)
   const macOf = (n: number) => `52:54:00:0b:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`
   const uuidOf = (n: number, base = 1) => `4c4c4544-0042-${3510 + base}-8050-${String(n).padStart(12, '0')}`
   await service.discover(report(), at(0))
@@ -89,8 +89,8 @@ t.test('open conflicts are bounded: claims on one machine are one conflict, a fl
 })
 
 t.test('credentials: rotation keeps the previous generation for its grace, revocation does not', async (t) => {
-  const memory = memoryMachineRepository()
-  const service = new MachineService(memory.repository)
+  const memory = new EmptyMachineRepository()
+  const service = new MachineService(memory)
   await service.discover(report(), at(0))
   const rotated = await service.renewCredential(UUID, 600, 'credential rotated by ops', at(1))
   t.same(rotated.credential, { generation: 1, previousGeneration: 0, previousValidUntil: '2026-11-21T10:11:00.000Z' })
@@ -105,8 +105,8 @@ t.test('credentials: rotation keeps the previous generation for its grace, revoc
 
 t.test('a booting machine becomes discovered; scheduled and installed ones keep their state', async (t) => {
   for (const state of ['booting', 'scheduled', 'installed'] as const) {
-    const memory = memoryMachineRepository()
-    const service = new MachineService(memory.repository)
+    const memory = new EmptyMachineRepository()
+    const service = new MachineService(memory)
     await service.discover(report(), at(0))
     memory.machines.set(UUID, { ...memory.machines.get(UUID)!, state })
     const { machine } = await service.discover(report(), at(1))
@@ -116,8 +116,8 @@ t.test('a booting machine becomes discovered; scheduled and installed ones keep 
 })
 
 t.test('a refused transition writes nothing', async (t) => {
-  const memory = memoryMachineRepository()
-  const service = new MachineService(memory.repository)
+  const memory = new EmptyMachineRepository()
+  const service = new MachineService(memory)
   await service.discover(report(), at(0))
   await t.rejects(service.transition(UUID, 'installed', 'skip ahead', at(1)), { name: 'SlipwayError', code: 'INVALID_TRANSITION' })
   await t.rejects(service.transition(UUID, 'floating', 'x', at(1)), { name: 'SlipwayError', code: 'INVALID_STATE' })
@@ -130,8 +130,8 @@ t.test('a refused transition writes nothing', async (t) => {
 })
 
 t.test('an invalid report writes nothing', async (t) => {
-  const memory = memoryMachineRepository()
-  const service = new MachineService(memory.repository)
+  const memory = new EmptyMachineRepository()
+  const service = new MachineService(memory)
   await t.rejects(service.discover({ ...report(), interfaces: [{ name: 'eth0', mac: '52:54:00:00:0b:09' }] }, at(0)), { name: 'SlipwayError', code: 'BOOT_INTERFACE_MISSING' })
   t.equal(memory.machines.size, 0)
   t.equal(memory.events.length, 0)

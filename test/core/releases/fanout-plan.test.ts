@@ -64,5 +64,9 @@ t.test('failures: halted at max_failures; a failed cluster retried when due; lea
   t.same(planFanout(release({ state: 'paused' }), targets, [], now), { apply: [], remove: [], failures: 0, complete: false, waiting: 'paused' })
   t.same(planFanout(release(), [], [status('x', 1, 'removing')], now).remove, [], 'a removal in flight is not started twice')
   t.same(planFanout(release(), targets, [status('a', 2, 'pending'), status('b', 2, 'ready'), status('c', 2, 'ready'), status('d', 2, 'ready')], now).apply, ['a'], 'a retried (pending) cluster is due')
+  // A resume puts failed clusters back to pending with their retryAt: they no longer count, and wait for it.
+  const resumed = [status('a', 2, 'pending', { retryAt: later }), status('b', 2, 'pending', { retryAt: later })]
+  t.same(planFanout(release(), targets, resumed, now), { apply: ['c', 'd'], remove: [], failures: 0, complete: false, waiting: null }, 'resumed failures do not halt; the others go on')
+  t.same(planFanout(release(), targets, resumed, new Date(later)).apply, ['a', 'b'], 'each is due at its retryAt')
   t.same([1, 2, 3, 10].map(retryDelayMs), [15_000, 30_000, 60_000, 600_000])
 })

@@ -56,32 +56,51 @@ interface SelectionCase {
   rejectedGroupIds?: string[]
   /** 'Group.Matches' cases test matching alone, on groups that were never loaded (so not normalised). */
   stage?: string
+  /** Selectors as matchbox normalises them at load, by group id. */
+  normalizedSelectors?: Record<string, Record<string, string>>
+  /** The order matchbox tries the groups in, by id. */
+  evaluationOrder?: string[]
 }
+
+/**
+ * Queries whose `mac` does not parse: matchbox drops the label (the case's `labels` say what is left),
+ * Slipway refuses the request instead (see labels.ts), so a typo never boots the default group.
+ */
+const REFUSED_QUERIES = new Set(['mac=x:x:x:x:x:x'])
 
 t.test("matchbox's own selection cases", async (t) => {
   const cases = JSON.parse(readFileSync(new URL('../../fixtures/matchbox/selection-cases.json', import.meta.url), 'utf8')) as SelectionCase[]
   t.ok(cases.length >= 20, `${cases.length} cases transcribed from matchbox's Go tests`)
+  let refused = 0
   for (const [index, testCase] of cases.entries()) {
+    const name = `case ${index}: ${testCase.description}`
     const groups: Group[] = []
     for (const [position, document] of testCase.groups.entries()) {
       const candidate = { id: document.id ?? `g${position}`, name: document.name ?? '', profile: document.profile ?? 'p', selector: document.selector ?? {}, metadata: document.metadata ?? {} }
-      try {
-        groups.push(testCase.stage === 'Group.Matches' ? candidate : normalizeGroup(candidate))
-      } catch {
-        // matchbox rejects a group whose mac selector does not parse; so does Slipway.
-        t.ok(testCase.rejectedGroupIds?.includes(candidate.id), `case ${index}: ${candidate.id} rejected as matchbox does`)
+      if (testCase.rejectedGroupIds?.includes(candidate.id)) {
+        // matchbox skips a group whose mac selector does not parse; Slipway refuses to load it.
+        t.throws(() => normalizeGroup(candidate), { code: 'INVALID_MAC', details: { path: 'selector.mac' } }, `${name}: ${candidate.id} is refused`)
+        continue
+      }
+      const group = testCase.stage === 'Group.Matches' ? candidate : normalizeGroup(candidate)
+      if (testCase.normalizedSelectors?.[candidate.id]) t.same(group.selector, testCase.normalizedSelectors[candidate.id], `${name}: ${candidate.id} normalised as matchbox does`)
+      groups.push(group)
+    }
+    if (testCase.evaluationOrder) t.same(orderGroupsForSelection(groups).map((group) => group.id), testCase.evaluationOrder, `${name}: groups tried in matchbox's order`)
+    let labels: Record<string, string> = testCase.labels
+    if (testCase.query !== undefined) {
+      const query = new URLSearchParams(testCase.query)
+      if (REFUSED_QUERIES.has(testCase.query)) {
+        t.throws(() => labelsFromQuery(query), { code: 'INVALID_MAC', kind: 'invalid', details: { mac: 'x:x:x:x:x:x' } }, `${name}: the unparseable mac is refused`)
+        refused++
+      } else {
+        labels = { ...labelsFromQuery(query) }
+        t.same(labels, testCase.labels, `${name}: the labels matchbox reads from the query`)
       }
     }
-    let labels: Record<string, string>
-    try {
-      labels = testCase.query !== undefined ? { ...labelsFromQuery(new URLSearchParams(testCase.query)) } : testCase.labels
-    } catch {
-      // matchbox drops an unparseable mac label; Slipway refuses the request instead (see labels.ts).
-      t.pass(`case ${index}: unparseable mac refused`)
-      continue
-    }
-    t.equal(selectGroup(orderGroupsForSelection(groups), labels)?.id ?? null, testCase.expectedGroupId, `case ${index}: ${testCase.description}`)
+    t.equal(selectGroup(orderGroupsForSelection(groups), labels)?.id ?? null, testCase.expectedGroupId, name)
   }
+  t.equal(refused, REFUSED_QUERIES.size, 'every refused query is one of the cases')
 })
 
 t.test('the MAC-bucketed index selects exactly what a scan in selection order selects', async (t) => {
