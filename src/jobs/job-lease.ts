@@ -2,27 +2,7 @@ import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { JobGate } from './serial-job.ts'
-
-/** What one claim of a lease found. */
-export interface JobLeaseClaim {
-  /** Whether the claiming replica holds the lease now. */
-  held: boolean
-  /** The replica holding it (undefined: nobody). */
-  holder: string | undefined
-  expiresAt: number | undefined
-  /** When a replica not holding it last asked for a pass (the holder's claim reads it). */
-  requestedAt: number | null
-}
-
-/** The store port of job leases (src/storage/repositories/job-leases.ts). */
-export interface JobLeaseStore {
-  /** Takes the lease if it is free or expired, renews it if `holder` has it; one atomic statement. */
-  claim(name: string, holder: string, ttlMs: number): Promise<JobLeaseClaim>
-  /** Gives the lease up if `holder` has it. */
-  release(name: string, holder: string): Promise<boolean>
-  /** Notes that a pass is wanted, for the holder to see at its next renewal. */
-  request(name: string): Promise<void>
-}
+import type { JobLeaseClaim, JobLeaseStore } from '../core/replicas/job-lease-store.ts'
 
 export type JobLeaseEvent = { job: string; holder: string; change: 'gained' | 'lost' | 'released' }
 
@@ -34,8 +14,6 @@ export interface JobLeaseOptions {
   ttlMs: number
   store: JobLeaseStore
   logger: Logger
-  /** Asks the job for a pass: when this replica gains the lease, and when another replica asked for one. */
-  wanted?: (reason: string) => void
   /** Told when this replica gains, loses or gives up the lease (metrics). */
   observe?: (event: JobLeaseEvent) => void
   /** A clock that never goes back, in milliseconds; tests may replace it. */
@@ -69,6 +47,8 @@ export class JobLease implements JobGate {
   private stopped = false
   private leader: string | undefined
   private readonly monotonic: () => number
+  /** The gated job's trigger (SerialJob registers it): a pass when this replica gains the lease or is asked. */
+  private wanted: (reason: string) => void = () => {}
 
   constructor(private readonly options: JobLeaseOptions) {
     this.monotonic = options.monotonic ?? (() => performance.now())
@@ -87,6 +67,10 @@ export class JobLease implements JobGate {
       this.renew().catch((error: unknown) => this.options.logger.error({ component: 'replicas', job: this.options.name, err: error }, `renewing the ${this.options.name} lease failed`))
     }, Math.max(50, this.options.ttlMs / 3))
     this.timer.unref()
+  }
+
+  onWanted(pass: (reason: string) => void): void {
+    this.wanted = pass
   }
 
   /** Whether this replica may run the job's background passes now. */
@@ -175,12 +159,12 @@ export class JobLease implements JobGate {
       this.lastRequestSeen = claim.requestedAt
       logger.info({ component: 'replicas', job: name, replica: holder }, `this replica now runs the ${name} (gained its lease)`)
       this.options.observe?.({ job: name, holder, change: 'gained' })
-      this.options.wanted?.('lease gained')
+      this.wanted('lease gained')
       return
     }
     if (claim.requestedAt !== null && claim.requestedAt !== this.lastRequestSeen) {
       this.lastRequestSeen = claim.requestedAt
-      this.options.wanted?.('asked by another replica')
+      this.wanted('asked by another replica')
     }
   }
 
@@ -197,14 +181,14 @@ export class JobLease implements JobGate {
 export class JobLeases {
   private readonly leases: JobLease[] = []
 
-  constructor(private readonly defaults: Omit<JobLeaseOptions, 'name' | 'wanted'>) {}
+  constructor(private readonly defaults: Omit<JobLeaseOptions, 'name'>) {}
 
   get holderId(): string {
     return this.defaults.holder
   }
 
-  lease(name: string, wanted: (reason: string) => void): JobLease {
-    const lease = new JobLease({ ...this.defaults, name, wanted })
+  lease(name: string): JobLease {
+    const lease = new JobLease({ ...this.defaults, name })
     this.leases.push(lease)
     return lease
   }

@@ -8,6 +8,8 @@ export interface JobGate {
   mayRun(): boolean
   /** A trigger arrived on a replica that may not run: pass it on to the one that may. */
   forward(reason: string): void
+  /** Where the gate asks for a pass (this replica gained the lease, or another replica asked for one). */
+  onWanted(pass: (reason: string) => void): void
 }
 
 export interface SerialJobOptions {
@@ -45,7 +47,9 @@ export class SerialJob<T> {
   constructor(
     private readonly pass: (reason: string) => Promise<T>,
     protected readonly options: SerialJobOptions,
-  ) {}
+  ) {
+    options.gate?.onWanted((reason) => this.trigger(reason))
+  }
 
   start(): void {
     this.started = true

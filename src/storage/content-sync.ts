@@ -1,5 +1,5 @@
 import type { FolderContent } from '../adapters/content/content-folders.ts'
-import type { Store } from './db.ts'
+import type { Db } from './database.ts'
 import { saveGroup, deleteGroup } from './repositories/groups.ts'
 import { saveProfile, deleteProfile } from './repositories/profiles.ts'
 import { saveTemplate, deleteTemplate } from './repositories/templates.ts'
@@ -18,7 +18,7 @@ export interface SyncReport {
  * what they define, unless an object was since written through the API: then the API version stays,
  * so that an operator's change survives a restart.
  */
-export async function syncFolderContent(db: Store, content: FolderContent, now: string): Promise<SyncReport> {
+export async function syncFolderContent(db: Db, content: FolderContent, now: string): Promise<SyncReport> {
   return inTransaction(db, async (trx) => {
     const report: SyncReport = { imported: { groups: 0, profiles: 0, templates: 0 }, shadowed: [], removed: [] }
     const sources = async (table: 'groups' | 'profiles') =>

@@ -1,4 +1,4 @@
-import type { Generated, Selectable } from 'kysely'
+import type { Generated, Kysely, Selectable } from 'kysely'
 
 /** The single source of the store's row types. JSON columns hold text; repositories parse them. */
 export interface Database {
@@ -39,6 +39,9 @@ export interface Database {
   audit_log: AuditLogTable
   job_leases: JobLeasesTable
 }
+
+/** The database handle every repository takes: the whole store, or a transaction of it. */
+export type Db = Kysely<Database>
 
 /** Whether a row came from a content folder at start-up or was written through the API. */
 export type ContentSource = 'file' | 'api'

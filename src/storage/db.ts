@@ -5,11 +5,9 @@ import SQLite from 'better-sqlite3'
 import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect } from 'kysely'
 import { FileMigrationProvider, Migrator } from 'kysely/migration'
 import pg from 'pg'
-import type { Database } from './database.ts'
+import type { Database, Db } from './database.ts'
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url))
-
-export type Store = Kysely<Database>
 
 /** Which database the engine keeps its state in (config `database.*`); SQLite is the default. */
 export interface DatabaseSettings {
@@ -26,7 +24,7 @@ export interface DatabaseSettings {
  * Opens the configured store: a SQLite file (a path alone means SQLite) or a PostgreSQL database
  * through a connection pool. Both run the same migrations and repositories.
  */
-export function openStore(settings: DatabaseSettings | string): Store {
+export function openStore(settings: DatabaseSettings | string): Db {
   if (typeof settings === 'string') return openSqlite(settings)
   return settings.driver === 'postgres' ? openPostgres(settings.url, settings.poolSize) : openSqlite(settings.path)
 }
@@ -36,7 +34,7 @@ export function openStore(settings: DatabaseSettings | string): Store {
  * committed write, foreign keys on (SQLite leaves them off per connection), and a busy timeout so
  * that a second process (the CLI, a backup) does not fail on a momentary lock.
  */
-function openSqlite(file: string): Store {
+function openSqlite(file: string): Db {
   if (file !== ':memory:') ownerOnly(file)
   const sqlite = new SQLite(file)
   sqlite.pragma('journal_mode = WAL')
@@ -79,7 +77,7 @@ function parseInt8(text: string): number {
   return value
 }
 
-function openPostgres(url: string, poolSize: number): Store {
+function openPostgres(url: string, poolSize: number): Db {
   // The parser is the pool's own: other pg users in the process keep pg's defaults.
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types: storeTypes, application_name: 'slipway' })
   // A pooled connection the server dropped while idle (a restart, a failover) is discarded by the
@@ -108,7 +106,7 @@ export function describeDatabase(settings: DatabaseSettings): string {
  * SQLite compares text byte by byte; PostgreSQL by the database's collation. Listings ordered by name
  * come out the same only under the C collation: a warning when the database was created otherwise.
  */
-export async function collationWarning(store: Store): Promise<string | undefined> {
+export async function collationWarning(store: Db): Promise<string | undefined> {
   if (!isPostgres(store)) return undefined
   const { rows } = await sql<{ collation: string }>`select datcollate as collation from pg_database where datname = current_database()`.execute(store)
   const collation = rows[0]?.collation ?? ''
@@ -116,8 +114,13 @@ export async function collationWarning(store: Store): Promise<string | undefined
   return `the PostgreSQL database uses collation "${collation}": listings sorted by name may order differently than with SQLite; create the database with LC_COLLATE 'C' (createdb --locale=C --template=template0) for byte order`
 }
 
+/** Resolves when the database answers a trivial query (the readiness probe). */
+export async function pingDatabase(store: Db): Promise<void> {
+  await sql`select 1`.execute(store)
+}
+
 /** Applies every pending migration in `migrations/`; returns the names applied now. */
-export async function migrateToLatest(store: Store): Promise<string[]> {
+export async function migrateToLatest(store: Db): Promise<string[]> {
   // On PostgreSQL the migrator holds an advisory lock and runs in one transaction: replicas starting
   // together migrate once, the others wait and find nothing left to do.
   const migrator = new Migrator({

@@ -1,5 +1,5 @@
 import ssh2 from 'ssh2'
-import type { Store } from './db.ts'
+import type { Db } from './database.ts'
 import type { SecretBox } from './secret-box.ts'
 
 const NAME = 'engine-ssh-key'
@@ -16,7 +16,7 @@ export interface EngineSshKey {
  * The key the engine logs in to machines with for rolling updates: ed25519, generated on first use,
  * its private half sealed in the store (never returned by the API or logged).
  */
-export async function loadEngineSshKey(store: Store, secrets: SecretBox, now: Date = new Date()): Promise<EngineSshKey> {
+export async function loadEngineSshKey(store: Db, secrets: SecretBox, now: Date = new Date()): Promise<EngineSshKey> {
   const row = await store.selectFrom('engine_secrets').selectAll().where('name', '=', NAME).executeTakeFirst()
   if (row) return { privateKey: secrets.open(row.sealed, context), publicKey: row.public_part ?? '' }
   const generated = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'slipway-engine' })

@@ -3,7 +3,8 @@
  * writes and an import accepts, checked field by field before anything is written
  * (inventory-transfer.ts). Sealed values are base64 of the AES-256-GCM bytes exactly as stored.
  */
-import Type, { type Static, type TSchema } from 'typebox'
+import Type, { type Static } from 'typebox'
+import { Nullable } from '../lib/nullable.ts'
 import { TENANT_PATTERN } from '../core/access/tenancy.ts'
 import { MACHINE_STATES } from '../core/machines/machine-state.ts'
 import { UUID_PATTERN } from '../core/machines/discovery-document.ts'
@@ -11,7 +12,6 @@ import { ID_PATTERN } from '../core/selection/documents.ts'
 
 export const INVENTORY_FORMAT = 1
 
-const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 const Text = (maxLength: number) => Type.String({ maxLength })
 const Name = Type.String({ minLength: 1, maxLength: 253 })
 const Timestamp = Type.String({ minLength: 1, maxLength: 64 })

@@ -15,7 +15,7 @@ import Value from 'typebox/value'
 import { groupIdOf } from '../core/clusters/schedule-plan.ts'
 import { conflict, invalid } from '../core/errors.ts'
 import { normalizeMac } from '../lib/mac.ts'
-import type { Store } from './db.ts'
+import type { Db } from './database.ts'
 import { INVENTORY_FORMAT, InventoryDocument, type InventoryMachine } from './inventory-document.ts'
 import { pkiContext } from './repositories/clusters.ts'
 import { credentialContext } from './repositories/registry.ts'
@@ -37,7 +37,7 @@ const parseJson = <T>(text: string) => JSON.parse(text) as T
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 
 /** Reads the inventory in one read transaction: a consistent document even while the engine writes. */
-export async function exportInventory(db: Store, now: Date = new Date()): Promise<InventoryDocument> {
+export async function exportInventory(db: Db, now: Date = new Date()): Promise<InventoryDocument> {
   return inTransaction(db, async (trx) => {
     const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki] = [
       await trx.selectFrom('machines').selectAll().orderBy('first_seen_at').orderBy('uuid').execute(),
@@ -193,7 +193,7 @@ function sealedOpens(secrets: SecretBox, value: string, context: string): boolea
  * (INVALID_INVENTORY, with a path per problem); a clash with what the store holds: 409
  * (INVENTORY_CONFLICT). Either way nothing is written.
  */
-export async function importInventory(db: Store, secrets: SecretBox, input: unknown, now: Date = new Date()): Promise<ImportReport> {
+export async function importInventory(db: Db, secrets: SecretBox, input: unknown, now: Date = new Date()): Promise<ImportReport> {
   if (typeof input === 'object' && input !== null && 'slipway_inventory' in input && (input as { slipway_inventory: unknown }).slipway_inventory !== INVENTORY_FORMAT) {
     const found = JSON.stringify((input as { slipway_inventory: unknown }).slipway_inventory)
     throw invalid('INVENTORY_FORMAT_UNSUPPORTED', `slipway_inventory is ${found}; this engine reads format ${INVENTORY_FORMAT} (export again with this engine's version, or import with the engine that wrote it)`)
@@ -387,7 +387,7 @@ function documentProblems(document: InventoryDocument, machines: InventoryMachin
 }
 
 /** What clashes with the store: refused rather than overwritten, because each would break a running cluster. */
-async function storeConflicts(trx: Store, document: InventoryDocument, machines: InventoryMachine[]): Promise<InventoryProblem[]> {
+async function storeConflicts(trx: Db, document: InventoryDocument, machines: InventoryMachine[]): Promise<InventoryProblem[]> {
   const problems: InventoryProblem[] = []
   const registry = new Map((await trx.selectFrom('cluster_registry').select(['name', 'source']).execute()).map((row) => [row.name, row.source]))
   const pki = new Map((await trx.selectFrom('cluster_pki').select(['cluster', 'sealed']).execute()).map((row) => [row.cluster, base64(row.sealed)]))
@@ -428,7 +428,7 @@ async function storeConflicts(trx: Store, document: InventoryDocument, machines:
   return problems
 }
 
-async function macOwnersOf(trx: Store, macs: string[]): Promise<Map<string, string[]>> {
+async function macOwnersOf(trx: Db, macs: string[]): Promise<Map<string, string[]>> {
   const owners = new Map<string, string[]>()
   for (let start = 0; start < macs.length; start += 5000) {
     const chunk = macs.slice(start, start + 5000)

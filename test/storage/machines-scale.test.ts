@@ -10,7 +10,7 @@ import t from 'tap'
 import { MachineService } from '../../src/core/machines/machine-service.ts'
 import { migrateToLatest, openStore } from '../../src/storage/db.ts'
 import { machineRepository } from '../../src/storage/repositories/machines.ts'
-import { MachineDirectory } from '../../src/storage/machine-directory.ts'
+import { MachineDirectory } from '../../src/storage/directories/machine-directory.ts'
 import { removeTree } from '../helpers/engine.ts'
 
 t.test('1,000 machines with 128 disks each list and load', async (t) => {

@@ -5,7 +5,7 @@ import { checkTemplate } from '../../core/content/content-service.ts'
 import { parseGroupDocument, parseProfileDocument } from '../../core/selection/documents.ts'
 import type { Group } from '../../core/selection/group.ts'
 import type { Profile } from '../../core/selection/profile.ts'
-import type { Template, TemplateKind } from '../../core/render/template.ts'
+import type { Template, TemplateKind } from '../../core/boot/template.ts'
 
 /** Folders in matchbox's layout: `<profilesDir>/groups/*.json`, `<profilesDir>/profiles/*.json`, templates. */
 export interface ContentFolders {

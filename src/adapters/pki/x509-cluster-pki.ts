@@ -2,7 +2,7 @@
 import 'reflect-metadata'
 import { createHash, randomBytes, randomInt, webcrypto } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
-import type { ClusterPki, ClusterPkiIssuer, KeyPairCertificate } from '../../core/clusters/cluster-pki.ts'
+import type { ClusterPkiIssuer, KeyPairCertificate } from '../../core/clusters/cluster-pki.ts'
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto)
 

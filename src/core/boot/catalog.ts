@@ -1,7 +1,7 @@
 import type { Group } from '../selection/group.ts'
 import { GroupIndex } from '../selection/group-index.ts'
 import type { Profile } from '../selection/profile.ts'
-import { compileTemplate, templateRef, type CompiledTemplate, type Template, type TemplateKind } from '../render/template.ts'
+import { compileTemplate, templateRef, type CompiledTemplate, type Template, type TemplateKind } from './template.ts'
 
 /**
  * An immutable snapshot of everything that decides what a machine boots. Machine-facing requests

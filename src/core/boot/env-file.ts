@@ -1,4 +1,4 @@
-import type { RenderContext } from '../render/template.ts'
+import type { RenderContext } from './template.ts'
 
 /**
  * matchbox's `/metadata` format: `KEY=value` lines, keys upper-cased, nested objects flattened with

@@ -69,7 +69,7 @@ export interface ScheduleReport {
 export interface ClusterServiceHooks {
   /** Told after a commit that changed machines (e.g. MachineDirectory.refresh). */
   machinesChanged?: (uuids: string[]) => Promise<void> | void
-  /** Told after a commit that changed groups (e.g. CatalogStore.refresh), so boots see them at once. */
+  /** Told after a commit that changed groups (e.g. CatalogDirectory.refresh), so boots see them at once. */
   contentChanged?: () => Promise<void> | void
 }
 

@@ -1,5 +1,5 @@
 import { conflict, invalid, notFound, type SlipwayError } from '../errors.ts'
-import { checkTemplateSyntax, templateRef, type Template, type TemplateKind } from '../render/template.ts'
+import { checkTemplateSyntax, templateRef, type Template, type TemplateKind } from '../boot/template.ts'
 import { finalizeIgnition, isButane, isRawIgnition } from '../boot/ignition-output.ts'
 import { parseGroupDocument, parseProfileDocument } from '../selection/documents.ts'
 import type { Group } from '../selection/group.ts'

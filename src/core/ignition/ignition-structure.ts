@@ -1,4 +1,4 @@
-import { IGNITION_SPEC, LATEST_MINOR, type ObjectSpec, type SpecMinor, type SpecNode } from './ignition-spec.ts'
+import { LATEST_MINOR, type ObjectSpec, type SpecMinor, type SpecNode } from './ignition-spec.ts'
 import { isObj, type Findings, type Obj } from './findings.ts'
 
 /**

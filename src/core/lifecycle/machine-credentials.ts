@@ -1,3 +1,5 @@
+import { timingSafeEqual } from 'node:crypto'
+
 /**
  * Per-machine credentials for the machine-facing lifecycle endpoints (FleetLock, /lifecycle/*) and
  * for fetching the machine's own next config: a machine presents its own, and the engine acts only
@@ -35,4 +37,37 @@ export function generationCounts(state: CredentialState, generation: number, now
 export function nextGeneration(state: CredentialState, now: Date, graceSeconds: number): CredentialState {
   if (graceSeconds <= 0) return { generation: state.generation + 1, previousGeneration: null, previousValidUntil: null }
   return { generation: state.generation + 1, previousGeneration: state.generation, previousValidUntil: new Date(now.getTime() + graceSeconds * 1000).toISOString() }
+}
+
+/** What signs credentials: an HMAC under the engine's secret key (storage/secret-box.ts). */
+export interface CredentialSigner {
+  tag(purpose: string, text: string): string
+}
+
+const PURPOSE = 'machine-credential:v1'
+// Generation 0 keeps the form engines issued before generations existed (`<uuid>.<tag>`), so that
+// machines installed by them keep their credential until it is rotated or revoked.
+const FORMAT = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(?:g([1-9][0-9]{0,8})\.)?([A-Za-z0-9_-]{43})$/
+const signed = (uuid: string, generation: number) => (generation === 0 ? uuid : `${uuid}:${generation}`)
+
+/**
+ * `<uuid>.g<generation>.<HMAC-SHA256(key, uuid:generation)>`: the uuid says who, the tag proves the
+ * engine issued it, and the machine's stored credential state says whether its generation still
+ * counts (undefined: the machine is not, or no longer, in the inventory, and nothing of it counts).
+ */
+export function signedMachineCredentials(signer: CredentialSigner, stateOf: (uuid: string) => Promise<CredentialState | undefined>, clock: () => Date = () => new Date()): MachineCredentials {
+  return {
+    issue: (machineUuid, generation) => `${machineUuid}.${generation === 0 ? '' : `g${generation}.`}${signer.tag(PURPOSE, signed(machineUuid, generation))}`,
+    verify: async (credential) => {
+      const match = FORMAT.exec(credential)
+      if (!match) return undefined
+      const [, uuid, generationText, tag] = match
+      const generation = generationText === undefined ? 0 : Number(generationText)
+      const expected = Buffer.from(signer.tag(PURPOSE, signed(uuid!, generation)))
+      const presented = Buffer.from(tag!)
+      if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) return undefined
+      const state = await stateOf(uuid!)
+      return state && generationCounts(state, generation, clock()) ? uuid : undefined
+    },
+  }
 }

@@ -1,11 +1,9 @@
-import type { Kysely, Selectable } from 'kysely'
+import type { Selectable } from 'kysely'
 import type { AuditEntry } from '../../core/access/audit-entry.ts'
 import type { AuditStore } from '../../core/access/audit-trail.ts'
-import type { AuditLogTable, Database } from '../database.ts'
+import type { AuditLogTable, Db } from '../database.ts'
 
 export type { AuditEntry }
-
-type Db = Kysely<Database>
 
 export interface AuditRecord extends AuditEntry {
   id: number

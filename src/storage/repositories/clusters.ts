@@ -1,15 +1,12 @@
-import type { Kysely } from 'kysely'
 import type { Cluster, ClusterMember, Flavor } from '../../core/clusters/cluster.ts'
 import { publicCertificates, type ClusterCertificates, type ClusterPki } from '../../core/clusters/cluster-pki.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
 import { conflict } from '../../core/errors.ts'
-import { contentRepository } from '../content-repository.ts'
-import type { ClusterMemberRow, ClusterRow, Database, FlavorRow } from '../database.ts'
+import { contentRepository } from './content.ts'
+import type { ClusterMemberRow, ClusterRow, Db, FlavorRow } from '../database.ts'
 import type { SecretBox } from '../secret-box.ts'
 import { machineRepository } from './machines.ts'
 import { inTransaction, uniqueViolation } from '../transactions.ts'
-
-type Db = Kysely<Database>
 
 /** The sealed PKI is bound to its cluster: a value copied to another cluster's row does not open. */
 export const pkiContext = (cluster: string) => `cluster_pki:${cluster}`

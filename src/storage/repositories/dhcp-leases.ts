@@ -1,9 +1,7 @@
-import type { ExpressionBuilder, Kysely, OnConflictDatabase, OnConflictTables } from 'kysely'
+import type { ExpressionBuilder, OnConflictDatabase, OnConflictTables } from 'kysely'
 import type { DhcpLease, DhcpLeaseStore, LeaseState } from '../../core/dhcp/lease-store.ts'
-import type { Database, DhcpLeaseRow } from '../database.ts'
+import type { Database, Db, DhcpLeaseRow } from '../database.ts'
 import { findReservationByIp, findReservationByMac } from './dhcp-reservations.ts'
-
-type Db = Kysely<Database>
 
 const ACTIVE: LeaseState[] = ['offered', 'bound']
 

@@ -1,10 +1,7 @@
-import type { Kysely } from 'kysely'
 import type { DhcpReservation } from '../../core/dhcp/lease-store.ts'
 import type { ReservationRepository } from '../../core/dhcp/reservation-service.ts'
 import { listLeases } from './dhcp-leases.ts'
-import type { Database, DhcpReservationRow } from '../database.ts'
-
-type Db = Kysely<Database>
+import type { Db, DhcpReservationRow } from '../database.ts'
 
 const toReservation = (row: DhcpReservationRow): DhcpReservation => ({ mac: row.mac, ip: row.ip, hostname: row.hostname })
 

@@ -1,9 +1,7 @@
-import type { Kysely, Selectable } from 'kysely'
+import type { Selectable } from 'kysely'
 import type { DriftRecord, DriftRepository } from '../../core/lifecycle/drift.ts'
-import type { Database, MachineDriftTable } from '../database.ts'
+import type { Db, MachineDriftTable } from '../database.ts'
 import { machineRepository } from './machines.ts'
-
-type Db = Kysely<Database>
 
 const toRecord = (row: Selectable<MachineDriftTable>): DriftRecord => ({
   uuid: row.uuid,

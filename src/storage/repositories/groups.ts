@@ -1,8 +1,5 @@
-import type { Kysely } from 'kysely'
 import type { Group } from '../../core/selection/group.ts'
-import type { ContentSource, Database, GroupRow } from '../database.ts'
-
-type Db = Kysely<Database>
+import type { ContentSource, Db, GroupRow } from '../database.ts'
 
 export function groupFromRow(row: GroupRow): Group {
   return {

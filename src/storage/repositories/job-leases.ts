@@ -1,9 +1,7 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely'
-import type { JobLeaseClaim, JobLeaseStore } from '../../jobs/job-lease.ts'
-import type { Database } from '../database.ts'
+import { sql, type RawBuilder } from 'kysely'
+import type { JobLeaseClaim, JobLeaseStore } from '../../core/replicas/job-lease-store.ts'
+import type { Db } from '../database.ts'
 import { isPostgres } from '../db.ts'
-
-type Db = Kysely<Database>
 
 export interface JobLeaseRecord {
   name: string

@@ -1,10 +1,7 @@
-import type { Kysely } from 'kysely'
 import type { LockRepository } from '../../core/lifecycle/lock-service.ts'
 import type { LockGroup } from '../../core/lifecycle/semaphore.ts'
-import type { Database } from '../database.ts'
+import type { Db } from '../database.ts'
 import { isPostgres } from '../db.ts'
-
-type Db = Kysely<Database>
 
 /**
  * The core's lock port over kysely. A lock operation is one transaction that starts by holding its

@@ -1,12 +1,11 @@
-import type { Kysely, Selectable } from 'kysely'
+import type { Selectable } from 'kysely'
 import type { Discovery } from '../../core/machines/discovery-document.ts'
+import type { CredentialState } from '../../core/lifecycle/machine-credentials.ts'
 import type { ConflictClaim, Machine, MachineFilter, MachineRepository } from '../../core/machines/machine-service.ts'
 import type { ConflictKind, ConflictState, MachineConflict } from '../../core/machines/machine-identity.ts'
 import type { MachineEvent, MachineState } from '../../core/machines/machine-state.ts'
-import type { Database, MachineConflictsTable, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineLabelRow, MachineRow } from '../database.ts'
+import type { Db, MachineConflictsTable, MachineDiskRow, MachineEventRow, MachineInterfaceRow, MachineLabelRow, MachineRow } from '../database.ts'
 import { inTransaction } from '../transactions.ts'
-
-type Db = Kysely<Database>
 
 /** The core's machine port over kysely. Children (interfaces, disks, labels) are loaded in one query each. */
 export function machineRepository(db: Db, clock: () => Date = () => new Date()): MachineRepository {
@@ -87,6 +86,12 @@ async function listMachines(db: Db, filter: MachineFilter): Promise<Machine[]> {
     )
   }
   return loadMachines(db, await query.orderBy('machines.first_seen_at').orderBy('machines.uuid').execute())
+}
+
+/** A machine's credential state, for verifying its credential (undefined: not in the inventory). */
+export async function findCredentialState(db: Db, uuid: string): Promise<CredentialState | undefined> {
+  const row = await db.selectFrom('machines').select(['credential_generation', 'credential_previous_generation', 'credential_previous_valid_until']).where('uuid', '=', uuid).executeTakeFirst()
+  return row && { generation: row.credential_generation, previousGeneration: row.credential_previous_generation, previousValidUntil: row.credential_previous_valid_until }
 }
 
 /** Appends in a loop: `push(...rows)` passes every row as an argument and overflows the stack past ~120k rows. */

@@ -1,8 +1,5 @@
-import type { Kysely } from 'kysely'
 import type { BootSpec, Profile } from '../../core/selection/profile.ts'
-import type { ContentSource, Database, ProfileRow } from '../database.ts'
-
-type Db = Kysely<Database>
+import type { ContentSource, Db, ProfileRow } from '../database.ts'
 
 export function profileFromRow(row: ProfileRow): Profile {
   return {

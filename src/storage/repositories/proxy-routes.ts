@@ -1,11 +1,9 @@
-import type { Kysely, Selectable } from 'kysely'
+import type { Selectable } from 'kysely'
 import { conflict } from '../../core/errors.ts'
 import type { ProxyRoute } from '../../core/proxy/proxy-route.ts'
 import type { ProxyRouteRepository } from '../../core/proxy/proxy-route-service.ts'
-import type { Database, ProxyRoutesTable } from '../database.ts'
+import type { Db, ProxyRoutesTable } from '../database.ts'
 import { inTransaction, uniqueViolation } from '../transactions.ts'
-
-type Db = Kysely<Database>
 
 const toRoute = (row: Selectable<ProxyRoutesTable>): ProxyRoute => ({
   id: row.id,

@@ -1,12 +1,10 @@
-import type { Kysely, Selectable } from 'kysely'
-import type { Credential, HealthRecord, HealthStatus, HealthTransition, RegisteredCluster } from '../../core/registry/registered-cluster.ts'
+import type { Selectable } from 'kysely'
+import type { Credential, HealthRecord, HealthStatus, RegisteredCluster } from '../../core/registry/registered-cluster.ts'
 import type { RegistryEntry, RegistryRepository } from '../../core/registry/registry-service.ts'
 import { conflict } from '../../core/errors.ts'
-import type { ClusterHealthTable, ClusterRegistryTable, Database } from '../database.ts'
+import type { ClusterHealthTable, ClusterRegistryTable, Db } from '../database.ts'
 import type { SecretBox } from '../secret-box.ts'
 import { inTransaction, uniqueViolation } from '../transactions.ts'
-
-type Db = Kysely<Database>
 
 /** A sealed credential is bound to its cluster: copied to another row, it does not open. */
 export const credentialContext = (cluster: string) => `cluster_credential:${cluster}`

@@ -1,8 +1,5 @@
-import type { Kysely } from 'kysely'
-import type { Template, TemplateKind } from '../../core/render/template.ts'
-import type { ContentSource, Database } from '../database.ts'
-
-type Db = Kysely<Database>
+import type { Template, TemplateKind } from '../../core/boot/template.ts'
+import type { ContentSource, Db } from '../database.ts'
 
 export interface StoredTemplate extends Template {
   source: ContentSource

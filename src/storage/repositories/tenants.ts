@@ -1,8 +1,5 @@
-import type { Kysely } from 'kysely'
 import type { OwnedObject, TenantDirectory } from '../../core/access/tenancy.ts'
-import type { Database } from '../database.ts'
-
-type Db = Kysely<Database>
+import type { Db } from '../database.ts'
 
 /** The core's tenant directory over kysely: clusters and releases carry a tenant, machines follow their cluster. */
 export function tenantDirectory(db: Db): TenantDirectory {

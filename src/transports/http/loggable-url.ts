@@ -1,6 +1,6 @@
-/** A machine credential (storage/machine-credentials.ts), in any case. */
+/** A machine credential (core/lifecycle/machine-credentials.ts), in any case. */
 const MACHINE_CREDENTIAL = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.(?:g[0-9]+\.)?[A-Za-z0-9_-]{43}/gi
-/** An API token (storage/repositories/api-tokens.ts), should one ever be put in a URL. */
+/** An API token (core/access/token-service.ts), should one ever be put in a URL. */
 const API_TOKEN = /slw_[A-Za-z0-9_-]{20,}/g
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i
 /** A MAC in any of the forms the engine reads (52:54:00:aa:bb:cc, 52-54-00-AA-BB-CC, 525400aabbcc). */

@@ -4,7 +4,7 @@ import { BootService, type BootRequest } from '../../../src/core/boot/boot-servi
 import { Catalog, type CatalogSource } from '../../../src/core/boot/catalog.ts'
 import type { Group } from '../../../src/core/selection/group.ts'
 import type { Profile } from '../../../src/core/selection/profile.ts'
-import type { Template } from '../../../src/core/render/template.ts'
+import type { Template } from '../../../src/core/boot/template.ts'
 import { labelsFromQuery } from '../../../src/core/selection/labels.ts'
 import { validateWithOfficialSchema } from '../../helpers/ignition-schema.ts'
 

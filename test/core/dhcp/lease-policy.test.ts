@@ -1,39 +1,15 @@
 import t from 'tap'
 import { dhcpPoolOf, validateDhcpSettings, type DhcpSettings } from '../../../src/core/dhcp/dhcp-settings.ts'
-import { allocateAddress, confirmAddress, declineAddress, forgetOffer, isActive, releaseAddress } from '../../../src/core/dhcp/lease-policy.ts'
-import type { DhcpLease, DhcpLeaseStore, DhcpReservation } from '../../../src/core/dhcp/lease-store.ts'
+import { allocateAddress, confirmAddress, declineAddress, forgetOffer, releaseAddress } from '../../../src/core/dhcp/lease-policy.ts'
+import { memoryLeaseStore } from '../../fakes/dhcp-lease-store.ts'
 
-/** An in-memory store with the same rules as the SQLite one. */
-function memoryStore(reservations: DhcpReservation[] = []): DhcpLeaseStore & { leases: Map<string, DhcpLease> } {
-  const leases = new Map<string, DhcpLease>()
-  return {
-    leases,
-    leaseByMac: async (mac) => [...leases.values()].filter((lease) => lease.mac === mac && lease.state !== 'declined').sort((a, b) => Number(b.state === 'bound' || b.state === 'offered') - Number(a.state === 'bound' || a.state === 'offered'))[0],
-    leaseByIp: async (ip) => leases.get(ip),
-    reservationByMac: async (mac) => reservations.find((reservation) => reservation.mac === mac),
-    reservationByIp: async (ip) => reservations.find((reservation) => reservation.ip === ip),
-    claim: async (lease, now) => {
-      const current = leases.get(lease.ip)
-      if (current && current.expiresAt > now && ((current.mac !== lease.mac && current.state !== 'released') || current.state === 'declined')) return false
-      for (const other of leases.values()) if (other.mac === lease.mac && other.ip !== lease.ip && isActive(other, now)) other.state = 'released'
-      leases.set(lease.ip, { ...lease })
-      return true
-    },
-    transition: async (ip, mac, state, expiresAt, _now, onlyFrom) => {
-      const lease = leases.get(ip)
-      if (!lease || lease.mac !== mac || (onlyFrom && !onlyFrom.includes(lease.state))) return false
-      Object.assign(lease, { state, expiresAt })
-      return true
-    },
-  }
-}
 
 const settings: DhcpSettings = { mode: 'full', serverAddress: '10.0.0.1', port: 67, subnet: '10.0.0.0/24', rangeStart: '10.0.0.100', rangeEnd: '10.0.0.102', router: '', dnsServers: [], domain: '', leaseSeconds: 600 }
 const pool = dhcpPoolOf(settings)
 const now = new Date('2026-11-21T10:00:00Z')
 
 t.test('addresses come from the pool in order, and the same MAC keeps its address', async (t) => {
-  const store = memoryStore()
+  const store = memoryLeaseStore()
   const first = await allocateAddress(store, pool, { mac: 'aa' }, 'offered', 60, now)
   t.match(first, { ok: true, ip: '10.0.0.100', source: 'pool' })
   const second = await allocateAddress(store, pool, { mac: 'bb' }, 'offered', 60, now)
@@ -42,14 +18,14 @@ t.test('addresses come from the pool in order, and the same MAC keeps its addres
 })
 
 t.test('a free requested address is honoured; a taken one is not', async (t) => {
-  const store = memoryStore()
+  const store = memoryLeaseStore()
   t.match(await allocateAddress(store, pool, { mac: 'aa', requestedIp: '10.0.0.102' }, 'offered', 60, now), { ip: '10.0.0.102', source: 'requested' })
   t.match(await allocateAddress(store, pool, { mac: 'bb', requestedIp: '10.0.0.102' }, 'offered', 60, now), { ip: '10.0.0.100', source: 'pool' })
   t.match(await allocateAddress(store, pool, { mac: 'cc', requestedIp: '10.0.0.250' }, 'offered', 60, now), { ip: '10.0.0.101', source: 'pool' }, 'outside the pool: ignored')
 })
 
 t.test('reservations win and are kept from other clients', async (t) => {
-  const store = memoryStore([{ mac: 'rr', ip: '10.0.0.100', hostname: 'node-1' }])
+  const store = memoryLeaseStore([{ mac: 'rr', ip: '10.0.0.100', hostname: 'node-1' }])
   t.match(await allocateAddress(store, pool, { mac: 'aa' }, 'offered', 60, now), { ip: '10.0.0.101' })
   t.match(await allocateAddress(store, pool, { mac: 'rr' }, 'offered', 60, now), { ip: '10.0.0.100', source: 'reservation', hostname: 'node-1' })
   t.match(await confirmAddress(store, pool, { mac: 'aa', requestedIp: '10.0.0.100' }, 600, now), { ok: false, code: 'RESERVED_FOR_OTHER' })
@@ -57,7 +33,7 @@ t.test('reservations win and are kept from other clients', async (t) => {
 })
 
 t.test('an exhausted pool answers no offer at once, and expired leases come back', async (t) => {
-  const store = memoryStore()
+  const store = memoryLeaseStore()
   for (const mac of ['a', 'b', 'c']) t.match(await allocateAddress(store, pool, { mac }, 'offered', 60, now), { ok: true })
   t.match(await allocateAddress(store, pool, { mac: 'd' }, 'offered', 60, now), { ok: false, code: 'POOL_EXHAUSTED' })
   const later = new Date(now.getTime() + 61_000)
@@ -65,7 +41,7 @@ t.test('an exhausted pool answers no offer at once, and expired leases come back
 })
 
 t.test('REQUEST confirmation: right network, pool, holder', async (t) => {
-  const store = memoryStore()
+  const store = memoryLeaseStore()
   await allocateAddress(store, pool, { mac: 'aa' }, 'offered', 60, now)
   t.match(await confirmAddress(store, pool, { mac: 'aa', requestedIp: '10.0.0.100' }, 600, now), { ok: true })
   t.equal(store.leases.get('10.0.0.100')?.state, 'bound')
@@ -75,7 +51,7 @@ t.test('REQUEST confirmation: right network, pool, holder', async (t) => {
 })
 
 t.test('release, decline and a forgotten offer', async (t) => {
-  const store = memoryStore()
+  const store = memoryLeaseStore()
   await allocateAddress(store, pool, { mac: 'aa' }, 'bound', 600, now)
   t.ok(await releaseAddress(store, 'aa', '10.0.0.100', now))
   t.notOk(await releaseAddress(store, 'bb', '10.0.0.100', now), 'only the holder releases')
@@ -102,7 +78,7 @@ t.test('settings validation reports every problem with its key', async (t) => {
 t.test('next fit: with thousands of leases, each new address costs a look-up or two, not a read of every lease', async (t) => {
   const wide: DhcpSettings = { ...settings, subnet: '10.1.0.0/16', serverAddress: '10.1.0.1', rangeStart: '10.1.1.0', rangeEnd: '10.1.255.254' }
   const widePool = dhcpPoolOf(wide)
-  const store = memoryStore()
+  const store = memoryLeaseStore()
   const lookups = { count: 0 }
   const leaseByIp = store.leaseByIp
   store.leaseByIp = async (ip) => (lookups.count++, leaseByIp(ip))
@@ -118,7 +94,7 @@ t.test('next fit: with thousands of leases, each new address costs a look-up or 
   t.equal(new Set([...store.leases.values()].map((lease) => lease.ip)).size, 3000, 'every address handed out once')
   // Past the end of the pool the search wraps to its start.
   const small = dhcpPoolOf(settings)
-  const smallStore = memoryStore()
+  const smallStore = memoryLeaseStore()
   await allocateAddress(smallStore, small, { mac: '02:00:00:00:01:01' }, 'bound', 600, now)
   const wrapped = await allocateAddress(smallStore, small, { mac: '02:00:00:00:01:02' }, 'offered', 60, now, { next: small.end + 1 })
   t.match(wrapped, { ok: true, ip: '10.0.0.101' }, 'wraps around the pool and skips the taken start')

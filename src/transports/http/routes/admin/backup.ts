@@ -8,6 +8,7 @@ import type { InventoryDocument } from '../../../../storage/inventory-document.t
 import type { ImportReport } from '../../../../storage/inventory-transfer.ts'
 import type { ErrorBody } from '../../errors.ts'
 import { adminErrors, ErrorResponse } from '../../schemas/common.ts'
+import { ImportReportResponse } from '../../schemas/backup.ts'
 // A backup holds everything (sealed secrets included): fleet admins only (`administer()` is fleet-scoped).
 import { administer } from '../../../../core/access/route-policy.ts'
 
@@ -18,29 +19,17 @@ export interface BackupRouteOptions {
   importInventory: (input: unknown) => Promise<ImportReport>
 }
 
-export interface EnjoliverBackupRouteOptions {
-  /** Writes a snapshot into the engine's backup folder; undefined as above. */
-  snapshotToFolder?: () => Promise<Snapshot>
-  databaseFile: string
-}
-
 /** An inventory of tens of thousands of machines is tens of MiB of JSON. */
 export const INVENTORY_IMPORT_BODY_LIMIT = 256 * 1024 * 1024
 
-const NOT_SUPPORTED: ErrorBody = {
+export const BACKUP_NOT_SUPPORTED: ErrorBody = {
   statusCode: 501,
   code: 'BACKUP_NOT_SUPPORTED',
   message: 'this engine keeps its state in PostgreSQL: back it up with `pg_dump -Fc` and restore with `pg_restore` (README, "Backups and restore")',
 }
 
 /** A snapshot that failed (disk full, a check that did not pass) is worth another try later. */
-const failed = (error: unknown) => (error instanceof BackupError ? unavailable(error.code, error.message, 5) : error)
-
-const ImportReportResponse = Type.Object({
-  machines: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
-  flavors: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
-  clusters: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
-})
+export const snapshotFailed = (error: unknown) => (error instanceof BackupError ? unavailable(error.code, error.message, 5) : error)
 
 /** GET /api/v1/backup, GET /api/v1/inventory/export, POST /api/v1/inventory/import (the admin scope). */
 export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async (app, options) => {
@@ -58,12 +47,12 @@ export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async
       },
     },
     async (_request, reply) => {
-      if (!options.snapshot) return reply.status(501).send(NOT_SUPPORTED)
+      if (!options.snapshot) return reply.status(501).send(BACKUP_NOT_SUPPORTED)
       let snapshot: Snapshot
       try {
         snapshot = await options.snapshot()
       } catch (error) {
-        throw failed(error)
+        throw snapshotFailed(error)
       }
       const stream = createReadStream(snapshot.file)
       // The temporary copy goes once the download ends, however it ends (done, aborted, failed).
@@ -109,55 +98,5 @@ export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async
       },
     },
     async (request) => options.importInventory(request.body),
-  )
-}
-
-/**
- * Enjoliver's POST /backup/db, for its tooling: a snapshot written into the engine's backup folder,
- * answered in Enjoliver's shape. There is no S3 upload (`upload: false`, `dest_s3: null`).
- */
-export const enjoliverBackupRoutes: FastifyPluginAsyncTypebox<EnjoliverBackupRouteOptions> = async (app, options) => {
-  app.post(
-    '/backup/db',
-    {
-      config: { access: administer() },
-      schema: {
-        tags: ['backup'],
-        summary: "Enjoliver's backup: writes a snapshot into <dataDir>/backups and says where (admin token)",
-        response: {
-          200: Type.Object({
-            copy: Type.Boolean(),
-            upload: Type.Boolean(),
-            source_fs: Type.String(),
-            dest_fs: Type.String(),
-            dest_s3: Type.Null(),
-            ts: Type.Integer({ description: 'Unix time of the snapshot, in seconds.' }),
-            b_size: Type.Integer({ description: 'Bytes written.' }),
-          }),
-          401: ErrorResponse,
-          403: ErrorResponse,
-          501: ErrorResponse,
-          503: ErrorResponse,
-        },
-      },
-    },
-    async (_request, reply) => {
-      if (!options.snapshotToFolder) return reply.status(501).send(NOT_SUPPORTED)
-      let snapshot: Snapshot
-      try {
-        snapshot = await options.snapshotToFolder()
-      } catch (error) {
-        throw failed(error)
-      }
-      return {
-        copy: true,
-        upload: false,
-        source_fs: options.databaseFile,
-        dest_fs: snapshot.file,
-        dest_s3: null,
-        ts: Math.floor(Date.parse(snapshot.takenAt) / 1000),
-        b_size: snapshot.bytes,
-      }
-    },
   )
 }

@@ -3,6 +3,7 @@ import Type from 'typebox'
 import { LocationsDocument, type DnsLocations } from '../../../../core/dns/dns-locations.ts'
 import type { DnsZone } from '../../../../core/dns/dns-zone.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { ZoneNamesResponse } from '../../schemas/dns.ts'
 import { operate, read } from '../../../../core/access/route-policy.ts'
 
 /** The DNS location table and what the zone answers now. */
@@ -29,15 +30,7 @@ export const dnsRoutes: FastifyPluginAsyncTypebox<{ locations: DnsLocations; zon
       schema: {
         tags,
         summary: 'Every name the zone answers now, with the clusters behind each app name',
-        response: {
-          200: Type.Object({
-            zone: Type.String(),
-            serial: Type.Integer(),
-            apps: Type.Array(Type.Object({ name: Type.String(), policy: Type.String(), clusters: Type.Array(Type.Object({ cluster: Type.String(), addresses: Type.Array(Type.String()) })) })),
-            hosts: Type.Array(Type.Object({ name: Type.String(), addresses: Type.Array(Type.String()) })),
-          }),
-          ...adminErrors,
-        },
+        response: { 200: ZoneNamesResponse, ...adminErrors },
       },
     },
     () => zone.describe(),

@@ -1,19 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { ContentService } from '../../../../core/content/content-service.ts'
-import { GroupDocument, ID_PATTERN } from '../../../../core/selection/documents.ts'
-import { adminErrors, Source } from '../../schemas/common.ts'
+import { GroupDocument } from '../../../../core/selection/documents.ts'
+import { adminErrors } from '../../schemas/common.ts'
+import { GroupResponse, IdParams } from '../../schemas/content.ts'
 import { administer, read } from '../../../../core/access/route-policy.ts'
 
-const GroupResponse = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  profile: Type.String(),
-  selector: Type.Record(Type.String(), Type.String()),
-  metadata: Type.Record(Type.String(), Type.Unknown()),
-  source: Type.Optional(Source),
-})
-const IdParams = Type.Object({ id: Type.String({ pattern: ID_PATTERN }) })
 const tags = ['groups']
 
 export const groupRoutes: FastifyPluginAsyncTypebox<{ content: ContentService }> = async (app, { content }) => {

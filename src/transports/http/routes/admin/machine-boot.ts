@@ -1,24 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import Type from 'typebox'
 import type { BootService } from '../../../../core/boot/boot-service.ts'
 import { SlipwayError } from '../../../../core/errors.ts'
 import type { MachineCredentials } from '../../../../core/lifecycle/machine-credentials.ts'
 import type { MachineService } from '../../../../core/machines/machine-service.ts'
 import { labelsFromQuery } from '../../../../core/selection/labels.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { BootResponse, UuidParams } from '../../schemas/machines.ts'
 import { machineOwner, read } from '../../../../core/access/route-policy.ts'
-
-const Rendered = Type.Object({
-  url: Type.String({ description: 'The request the machine makes (its iPXE chain asks with its uuid and boot MAC).' }),
-  content_type: Type.String(),
-  body: Type.Union([Type.String(), Type.Null()], { description: 'What the machine is served, secrets replaced by REDACTED-... markers (URL-safe, so data: URLs stay valid); null when it gets an error.' }),
-  error: Type.Union([Type.Object({ status: Type.Integer(), code: Type.String(), message: Type.String() }), Type.Null()], { description: 'The error the machine gets instead (e.g. 503 AWAITING_SCHEDULE).' }),
-})
-const BootResponse = Type.Object({
-  ipxe: Rendered,
-  ignition: Rendered,
-  redacted: Type.Array(Type.String(), { description: 'Where secrets were replaced (JSON paths into the Ignition config, or "ipxe").' }),
-})
 
 const STATUS_OF_KIND: Record<string, number> = { invalid: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, unavailable: 503, configuration: 500 }
 
@@ -84,7 +72,7 @@ export const machineBootRoutes: FastifyPluginAsyncTypebox<MachineBootRouteOption
       schema: {
         tags: ['machines'],
         summary: 'The iPXE script and Ignition config the machine is served now (secrets redacted)',
-        params: Type.Object({ uuid: Type.String({ minLength: 36, maxLength: 36 }) }),
+        params: UuidParams,
         response: { 200: BootResponse, ...adminErrors },
       },
     },

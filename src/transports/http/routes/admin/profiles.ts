@@ -1,19 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { ContentService } from '../../../../core/content/content-service.ts'
-import { ID_PATTERN, ProfileDocument } from '../../../../core/selection/documents.ts'
-import { adminErrors, Source } from '../../schemas/common.ts'
+import { ProfileDocument } from '../../../../core/selection/documents.ts'
+import { adminErrors } from '../../schemas/common.ts'
+import { IdParams, ProfileResponse } from '../../schemas/content.ts'
 import { administer, read } from '../../../../core/access/route-policy.ts'
 
-const ProfileResponse = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  ignition_id: Type.Optional(Type.String()),
-  generic_id: Type.Optional(Type.String()),
-  boot: Type.Optional(Type.Object({ kernel: Type.String(), initrd: Type.Array(Type.String()), args: Type.Array(Type.String()) })),
-  source: Type.Optional(Source),
-})
-const IdParams = Type.Object({ id: Type.String({ pattern: ID_PATTERN }) })
 const tags = ['profiles']
 
 export const profileRoutes: FastifyPluginAsyncTypebox<{ content: ContentService }> = async (app, { content }) => {

@@ -3,151 +3,27 @@ import Type from 'typebox'
 import type { ClusterService } from '../../../../core/clusters/cluster-service.ts'
 import { ClusterDocument } from '../../../../core/clusters/cluster.ts'
 import { SlipwayError } from '../../../../core/errors.ts'
-import { CREDENTIAL_KINDS, HEALTH_STATUSES, RegistrationDocument, RegistrationUpdateDocument, type HealthRecord, type HealthTransition } from '../../../../core/registry/registered-cluster.ts'
-import type { ClusterRegistry, LiveDetails, RegistryView, SweepReport } from '../../../../core/registry/registry-service.ts'
+import { RegistrationDocument, RegistrationUpdateDocument } from '../../../../core/registry/registered-cluster.ts'
+import type { ClusterRegistry, SweepReport } from '../../../../core/registry/registry-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { toMemberResponse } from '../../schemas/clusters.ts'
+import {
+  HealthHistoryResponse,
+  RegistryDetailQuery,
+  RegistryDetailResponse,
+  RegistryListQuery,
+  RegistryNameParams,
+  RegistryResponse,
+  SweepResponse,
+  toClusterProfile,
+  toHealthResponse,
+  toLiveResponse,
+  toRegistryResponse,
+  toSweepResponse,
+  toTransition,
+} from '../../schemas/registry.ts'
 import { tenancyOf } from '../../auth.ts'
-import { MemberResponse, toMemberResponse } from './clusters.ts'
 import { clusterOwner, operate, read } from '../../../../core/access/route-policy.ts'
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
-const Condition = Type.Object({
-  type: Type.String({ description: 'Joined or ControlPlaneHealthy (SIG-Multicluster ClusterProfile conditions).' }),
-  status: Type.Enum(['True', 'False', 'Unknown']),
-  reason: Type.String(),
-  message: Type.String(),
-  last_transition_time: Nullable(Type.String()),
-})
-const HealthResponse = Type.Object({
-  status: Type.Enum([...HEALTH_STATUSES]),
-  reason: Type.String(),
-  message: Type.String(),
-  api_ready: Type.Boolean(),
-  nodes_ready: Nullable(Type.Integer()),
-  nodes_total: Nullable(Type.Integer()),
-  pods_running: Nullable(Type.Integer()),
-  pods_total: Nullable(Type.Integer()),
-  checked_at: Type.String(),
-  duration_ms: Type.Integer(),
-  since: Type.String({ description: 'When the status last changed.' }),
-})
-const TransitionResponse = Type.Object({ at: Type.String(), from: Nullable(Type.Enum([...HEALTH_STATUSES])), to: Type.Enum([...HEALTH_STATUSES]), reason: Type.String(), message: Type.String() })
-export const RegistryResponse = Type.Object({
-  name: Type.String(),
-  display_name: Type.String(),
-  labels: Type.Record(Type.String(), Type.String()),
-  location: Type.Object({ latitude: Nullable(Type.Number()), longitude: Nullable(Type.Number()), region: Nullable(Type.String()), site: Nullable(Type.String()) }),
-  source: Type.Enum(['manual', 'provisioned'], { description: 'provisioned: created from a flavor here, joined once its API server answered.' }),
-  server: Nullable(Type.String({ description: 'The API server URL; null until a provisioned cluster joins.' })),
-  ca_bundle: Nullable(Type.String({ description: 'The CA the API server chains to (public).' })),
-  credential_kind: Type.Enum([...CREDENTIAL_KINDS], { description: 'How the engine authenticates; the credential itself is never returned.' }),
-  provisioning: Nullable(Type.Object({ flavor: Type.String(), state: Type.String({ description: 'pending until the control plane is complete and nodes_min nodes are assigned.' }) })),
-  conditions: Type.Array(Condition),
-  version: Type.Object({ kubernetes: Nullable(Type.String()) }),
-  properties: Type.Array(Type.Object({ name: Type.String(), value: Type.String() })),
-  ingress_addresses: Type.Array(Type.String(), { description: 'What DNS answers for apps running on this cluster.' }),
-  health: Nullable(HealthResponse),
-  joined_at: Nullable(Type.String()),
-  created_at: Type.String(),
-  updated_at: Type.String(),
-})
-const LiveResponse = Type.Object({
-  fetched_at: Type.String(),
-  nodes: Type.Array(
-    Type.Object({
-      name: Type.String(),
-      ready: Type.Boolean(),
-      unschedulable: Type.Boolean(),
-      roles: Type.Array(Type.String()),
-      kubelet_version: Nullable(Type.String()),
-      conditions: Type.Array(Type.Object({ type: Type.String(), status: Type.String(), reason: Nullable(Type.String()), message: Nullable(Type.String()), last_transition_time: Nullable(Type.String()) })),
-    }),
-  ),
-  pods_by_namespace: Type.Record(Type.String(), Type.Object({ running: Type.Integer(), total: Type.Integer() })),
-})
-const DetailResponse = Type.Object({
-  ...RegistryResponse.properties,
-  members: Type.Array(MemberResponse, { description: 'The machines of a provisioned cluster (empty for one added by hand).' }),
-  transitions: Type.Array(TransitionResponse, { description: 'The latest health status changes, oldest first.' }),
-  live: Type.Optional(Nullable(LiveResponse)),
-  live_error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
-})
-const NameParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) })
-const ListQuery = Type.Object({ labels: Type.Optional(Type.String({ maxLength: 4096, description: 'Kubernetes label selector, e.g. region=eu,tier!=test or env in (prod,staging).' })) })
-const DetailQuery = Type.Object({ live: Type.Optional(Type.Enum(['true', 'false'], { description: "true: also fetch nodes and pods from the cluster's API server now." })) })
-
-const toHealthResponse = (health: HealthRecord) => ({
-  status: health.status,
-  reason: health.reason,
-  message: health.message,
-  api_ready: health.apiReady,
-  nodes_ready: health.nodesReady,
-  nodes_total: health.nodesTotal,
-  pods_running: health.podsRunning,
-  pods_total: health.podsTotal,
-  checked_at: health.checkedAt,
-  duration_ms: health.durationMs,
-  since: health.statusSince,
-})
-const toTransition = (transition: HealthTransition) => ({ ...transition })
-
-/** ClusterProfile's two conditions: Joined (the engine can reach it) and ControlPlaneHealthy. */
-function conditionsOf(view: RegistryView) {
-  const joined = view.joinedAt
-    ? { type: 'Joined', status: 'True' as const, reason: view.source === 'provisioned' ? 'APIServerAnswered' : 'Registered', message: `joined at ${view.joinedAt}`, last_transition_time: view.joinedAt }
-    : { type: 'Joined', status: 'False' as const, reason: 'Provisioning', message: view.joinMessage ?? 'waiting for the control plane to be scheduled and installed', last_transition_time: view.createdAt }
-  const health = view.health
-  const healthy = health
-    ? { type: 'ControlPlaneHealthy', status: health.apiReady && health.status !== 'Unreachable' ? ('True' as const) : ('False' as const), reason: health.reason, message: health.message, last_transition_time: health.statusSince }
-    : { type: 'ControlPlaneHealthy', status: 'Unknown' as const, reason: 'NotChecked', message: 'no health check yet', last_transition_time: null }
-  return [joined, healthy]
-}
-
-export const toRegistryResponse = (view: RegistryView) => ({
-  name: view.name,
-  display_name: view.displayName,
-  labels: view.labels,
-  location: view.location,
-  source: view.source,
-  server: view.server,
-  ca_bundle: view.caBundle,
-  credential_kind: view.credentialKind,
-  provisioning: view.provisioning,
-  conditions: conditionsOf(view),
-  version: { kubernetes: view.health?.kubernetesVersion ?? null },
-  properties: Object.entries(view.properties).map(([name, value]) => ({ name, value })),
-  ingress_addresses: view.ingressAddresses,
-  health: view.health ? toHealthResponse(view.health) : null,
-  joined_at: view.joinedAt,
-  created_at: view.createdAt,
-  updated_at: view.updatedAt,
-})
-
-const toLiveResponse = (live: LiveDetails) => ({
-  fetched_at: live.fetchedAt,
-  nodes: live.nodes.map((node) => ({
-    name: node.name,
-    ready: node.ready,
-    unschedulable: node.unschedulable,
-    roles: node.roles,
-    kubelet_version: node.kubeletVersion,
-    conditions: node.conditions.map((condition) => ({ type: condition.type, status: condition.status, reason: condition.reason, message: condition.message, last_transition_time: condition.lastTransitionTime })),
-  })),
-  pods_by_namespace: live.podsByNamespace,
-})
-
-/** The ClusterProfile object (multicluster.x-k8s.io/v1alpha1) of a registry entry, for tools that speak it. */
-const toClusterProfile = (view: RegistryView) => ({
-  apiVersion: 'multicluster.x-k8s.io/v1alpha1',
-  kind: 'ClusterProfile',
-  metadata: { name: view.name, labels: { ...view.labels, 'x-k8s.io/cluster-manager': 'slipway' }, creationTimestamp: view.createdAt },
-  spec: { displayName: view.displayName, clusterManager: { name: 'slipway' } },
-  status: {
-    conditions: conditionsOf(view).map((condition) => ({ type: condition.type, status: condition.status, reason: condition.reason, message: condition.message, lastTransitionTime: condition.last_transition_time })),
-    version: { kubernetes: view.health?.kubernetesVersion ?? '' },
-    properties: Object.entries(view.properties).map(([name, value]) => ({ name, value })),
-  },
-})
 
 export interface RegistryRouteOptions {
   registry: ClusterRegistry
@@ -166,7 +42,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
   const tags = ['clusters']
   app.get(
     '/clusters',
-    { config: { access: read('tenant') }, schema: { tags, summary: 'Every cluster, or those whose labels match ?labels= (Kubernetes selector syntax)', querystring: ListQuery, response: { 200: Type.Array(RegistryResponse), ...adminErrors } } },
+    { config: { access: read('tenant') }, schema: { tags, summary: 'Every cluster, or those whose labels match ?labels= (Kubernetes selector syntax)', querystring: RegistryListQuery, response: { 200: Type.Array(RegistryResponse), ...adminErrors } } },
     async (request) => (await tenancyOf(request).clusters(await registry.list(request.query.labels))).map(toRegistryResponse),
   )
 
@@ -198,9 +74,9 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
       schema: {
         tags,
         summary: 'A cluster with its members, health history and, with ?live=true, its nodes and pods fetched now',
-        params: NameParams,
-        querystring: DetailQuery,
-        response: { 200: DetailResponse, ...adminErrors },
+        params: RegistryNameParams,
+        querystring: RegistryDetailQuery,
+        response: { 200: RegistryDetailResponse, ...adminErrors },
       },
     },
     async (request) => {
@@ -224,7 +100,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
       schema: {
         tags,
         summary: "Change a cluster's display name, labels, location, properties, server or (for one added by hand) CA and credentials",
-        params: NameParams,
+        params: RegistryNameParams,
         body: Type.Unknown({ description: 'RegistrationUpdateDocument: fields left out keep their value.' }),
         response: { 200: RegistryResponse, ...adminErrors },
       },
@@ -239,7 +115,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
       schema: {
         tags,
         summary: 'Remove a cluster added by hand, or destroy a provisioned one (its machines return to discovered; 409 CLUSTER_MEMBERS_INSTALLING during an install)',
-        params: NameParams,
+        params: RegistryNameParams,
         response: { 204: Type.Null(), ...adminErrors },
       },
     },
@@ -256,8 +132,8 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
       schema: {
         tags,
         summary: 'The last health check and the history of status changes',
-        params: NameParams,
-        response: { 200: Type.Object({ health: Nullable(HealthResponse), transitions: Type.Array(TransitionResponse) }), ...adminErrors },
+        params: RegistryNameParams,
+        response: { 200: HealthHistoryResponse, ...adminErrors },
       },
     },
     async (request) => {
@@ -268,7 +144,7 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
 
   app.get(
     '/clusters/:name/profile',
-    { config: { access: read('tenant', clusterOwner) }, schema: { tags, summary: 'The cluster as a SIG-Multicluster ClusterProfile object', params: NameParams, response: { 200: Type.Unknown(), ...adminErrors } } },
+    { config: { access: read('tenant', clusterOwner) }, schema: { tags, summary: 'The cluster as a SIG-Multicluster ClusterProfile object', params: RegistryNameParams, response: { 200: Type.Unknown(), ...adminErrors } } },
     async (request) => toClusterProfile(await registry.get(request.params.name, 0)),
   )
 
@@ -279,13 +155,10 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
       schema: {
         tags,
         summary: 'Check every cluster now (and let provisioned ones join); returns the statuses',
-        response: { 200: Type.Object({ checked: Type.Integer(), joined: Type.Array(Type.String()), duration_ms: Type.Integer(), statuses: Type.Record(Type.String(), Type.String()) }), ...adminErrors },
+        response: { 200: SweepResponse, ...adminErrors },
       },
     },
-    async () => {
-      const report = await healthSweep.runNow('api')
-      return { checked: report.checked, joined: report.joined, duration_ms: Math.round(report.durationMs), statuses: report.statuses }
-    },
+    async () => toSweepResponse(await healthSweep.runNow('api')),
   )
 }
 

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import Type from 'typebox'
 import type { BootService } from '../../../../core/boot/boot-service.ts'
 import { labelsFromQuery } from '../../../../core/selection/labels.ts'
 import { adminErrors } from '../../schemas/common.ts'
+import { LabelsQuery, SelectionResponse } from '../../schemas/selection.ts'
 import { read } from '../../../../core/access/route-policy.ts'
 
 /** Answers "what would a machine with these labels boot?" without booting one. */
@@ -15,15 +15,8 @@ export const selectionRoutes: FastifyPluginAsyncTypebox<{ boot: BootService }> =
         tags: ['groups'],
         summary: 'Which group and profile labels select',
         description: 'Every query parameter is a label, as on /ipxe and /ignition (e.g. ?mac=52:54:00:00:00:01&os=installed).',
-        querystring: Type.Record(Type.String(), Type.String()),
-        response: {
-          200: Type.Object({
-            labels: Type.Record(Type.String(), Type.String()),
-            group: Type.Object({ id: Type.String(), name: Type.String(), selector: Type.Record(Type.String(), Type.String()) }),
-            profile: Type.Object({ id: Type.String(), name: Type.String() }),
-          }),
-          ...adminErrors,
-        },
+        querystring: LabelsQuery,
+        response: { 200: SelectionResponse, ...adminErrors },
       },
     },
     async (request) => {

@@ -2,15 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { ContentService } from '../../../../core/content/content-service.ts'
 import { invalid } from '../../../../core/errors.ts'
-import { TEMPLATE_ID_MAX_LENGTH, TEMPLATE_ID_PATTERN } from '../../../../core/selection/documents.ts'
-import { TEMPLATE_KINDS } from '../../../../core/render/template.ts'
-import { adminErrors, Source } from '../../schemas/common.ts'
+import { adminErrors } from '../../schemas/common.ts'
+import { TemplateBody, TemplateListQuery, TemplateParams, TemplateResponse, TemplateSummary } from '../../schemas/content.ts'
 import { administer, read } from '../../../../core/access/route-policy.ts'
 
-const Kind = Type.Enum([...TEMPLATE_KINDS], { description: 'Template folder: ignition, generic or ipxe.' })
-const TemplateSummary = Type.Object({ kind: Kind, id: Type.String(), source: Source, created_at: Type.String(), updated_at: Type.String() })
-const TemplateResponse = Type.Object({ ...TemplateSummary.properties, body: Type.String() })
-const TemplateParams = Type.Object({ kind: Kind, '*': Type.String({ pattern: TEMPLATE_ID_PATTERN, maxLength: TEMPLATE_ID_MAX_LENGTH, description: 'Template id (file name, may include subfolders).' }) })
 const tags = ['templates']
 
 /**
@@ -24,7 +19,7 @@ export const templateRoutes: FastifyPluginAsyncTypebox<{ content: ContentService
     '/templates',
     {
       config: { access: read() },
-      schema: { tags, summary: 'List templates', querystring: Type.Object({ kind: Type.Optional(Kind) }), response: { 200: Type.Array(TemplateSummary), ...adminErrors } },
+      schema: { tags, summary: 'List templates', querystring: TemplateListQuery, response: { 200: Type.Array(TemplateSummary), ...adminErrors } },
     },
     async (request) => content.listTemplates(request.query.kind),
   )
@@ -44,7 +39,7 @@ export const templateRoutes: FastifyPluginAsyncTypebox<{ content: ContentService
         summary: 'Create or replace a template',
         description: 'Body: the template text (text/plain or application/octet-stream), or JSON {"body": "..."}. Syntax is checked; raw .ign files are fully validated.',
         params: TemplateParams,
-        body: Type.Union([Type.String({ maxLength: 4 * 1024 * 1024 }), Type.Object({ body: Type.String() }, { additionalProperties: false })]),
+        body: TemplateBody,
         response: { 200: TemplateResponse, 201: TemplateResponse, ...adminErrors },
       },
     },

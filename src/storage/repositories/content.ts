@@ -1,12 +1,12 @@
-import type { ContentRepository } from '../core/content/content-service.ts'
-import type { Store } from './db.ts'
-import * as groups from './repositories/groups.ts'
-import * as profiles from './repositories/profiles.ts'
-import * as templates from './repositories/templates.ts'
-import { inTransaction } from './transactions.ts'
+import type { ContentRepository } from '../../core/content/content-service.ts'
+import type { Db } from '../database.ts'
+import * as groups from './groups.ts'
+import * as profiles from './profiles.ts'
+import * as templates from './templates.ts'
+import { inTransaction } from '../transactions.ts'
 
 /** The core's content port over kysely: each method is one repository function. */
-export function contentRepository(db: Store, clock: () => Date = () => new Date()): ContentRepository {
+export function contentRepository(db: Db, clock: () => Date = () => new Date()): ContentRepository {
   const now = () => clock().toISOString()
   return {
     listGroups: () => groups.listGroups(db),

@@ -3,10 +3,10 @@ import { createConfiguration, KubernetesObjectApi, Observable, PatchStrategy, Se
 import type { ClusterConnection } from '../../core/registry/registered-cluster.ts'
 import type { ApplyInput, ReleaseApplier } from '../../core/releases/ports.ts'
 import type { ObjectRef } from '../../core/releases/release.ts'
-import { decodeReleaseRecord, encodeReleaseRecord, releaseRecordSelector, type HelmRelease } from '../helm/release-record.ts'
-import { isStatus, parseStatus, truncate } from './api-answers.ts'
-import { failureOf } from './cluster-api-client.ts'
-import { kubeConfigOf, SharedConnectionPool } from './cluster-connection.ts'
+import { decodeReleaseRecord, encodeReleaseRecord, releaseRecordSelector, type HelmRelease } from './release-record.ts'
+import { isStatus, parseStatus, truncate } from '../kubernetes/api-answers.ts'
+import { failureOf } from '../kubernetes/cluster-api-client.ts'
+import { kubeConfigOf, SharedConnectionPool } from '../kubernetes/cluster-connection.ts'
 
 /** The field manager of everything the engine applies. */
 export const FIELD_MANAGER = 'slipway'

@@ -1,7 +1,7 @@
-import type { ClusterMembership, ClusterMembershipSource } from '../core/boot/boot-service.ts'
-import type { ClusterRepository } from '../core/clusters/cluster-service.ts'
-import type { ClusterMember } from '../core/clusters/cluster.ts'
-import type { ClusterPki } from '../core/clusters/cluster-pki.ts'
+import type { ClusterMembership, ClusterMembershipSource } from '../../core/boot/boot-service.ts'
+import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
+import type { ClusterMember } from '../../core/clusters/cluster.ts'
+import type { ClusterPki } from '../../core/clusters/cluster-pki.ts'
 
 /**
  * Cluster memberships in memory, for rendering: a boot request finds its machine's cluster, role

@@ -1,5 +1,5 @@
 import Handlebars from 'handlebars'
-import { renderEnvFile } from '../boot/env-file.ts'
+import { renderEnvFile } from './env-file.ts'
 import { misconfigured } from '../errors.ts'
 
 /** Templates live in three namespaces, mirroring the folders they are loaded from. */

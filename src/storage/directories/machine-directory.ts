@@ -1,6 +1,6 @@
-import type { KnownMachine, MachineFactsSource } from '../core/boot/boot-service.ts'
-import type { Machine, MachineRepository } from '../core/machines/machine-service.ts'
-import type { Labels } from '../core/selection/labels.ts'
+import type { KnownMachine, MachineFactsSource } from '../../core/boot/boot-service.ts'
+import type { Machine, MachineRepository } from '../../core/machines/machine-service.ts'
+import type { Labels } from '../../core/selection/labels.ts'
 
 /**
  * The discovered machines in memory, for rendering: boot requests look machines up by uuid or boot

@@ -1,23 +1,8 @@
 import { createHash } from 'node:crypto'
-import type { AppEndpoint, AppName, DnsSnapshot, LocatedSubnet } from '../core/dns/dns-zone.ts'
-import type { DnsLocationRepository } from '../core/dns/dns-locations.ts'
-import { parseSubnet } from '../core/dns/geo.ts'
-import type { ReleaseDns } from '../core/releases/release.ts'
-import type { Store } from './db.ts'
-import { inTransaction } from './transactions.ts'
-
-/** The location table over kysely. */
-export function dnsLocationRepository(store: Store): DnsLocationRepository {
-  return {
-    list: async () => await store.selectFrom('dns_locations').selectAll().orderBy('subnet').execute(),
-    replace: async (locations) => {
-      await inTransaction(store, async (trx) => {
-        await trx.deleteFrom('dns_locations').execute()
-        for (let start = 0; start < locations.length; start += 500) await trx.insertInto('dns_locations').values(locations.slice(start, start + 500)).execute()
-      })
-    },
-  }
-}
+import type { AppEndpoint, AppName, DnsSnapshot, LocatedSubnet } from '../../core/dns/dns-zone.ts'
+import { parseSubnet } from '../../core/dns/geo.ts'
+import type { ReleaseDns } from '../../core/releases/release.ts'
+import type { Db } from '../database.ts'
 
 /**
  * What DNS answers, read from the store in a few queries: each release's names with the clusters
@@ -25,7 +10,7 @@ export function dnsLocationRepository(store: Store): DnsLocationRepository {
  * unreachable, and checked at least once) and have ingress addresses; the hostnames of provisioned
  * machines with their boot addresses; the location table. The serial changes when the content does.
  */
-export async function buildDnsSnapshot(store: Store, zone: string, previous?: { serial: number; digest: string }): Promise<{ snapshot: DnsSnapshot; digest: string }> {
+export async function buildDnsSnapshot(store: Db, zone: string, previous?: { serial: number; digest: string }): Promise<{ snapshot: DnsSnapshot; digest: string }> {
   const clusters = new Map(
     (
       await store
