@@ -8,19 +8,20 @@ import type { ContentService } from '../../core/content/content-service.ts'
 import { installAccessControl, requireBearerToken, registerWithAccess, type TokenVerifier } from './auth.ts'
 import { publicAccess } from '../../core/access/route-policy.ts'
 import type { AuditTrail } from '../../core/access/audit-trail.ts'
+import type { TokenService } from '../../core/access/token-service.ts'
 import type { TenantDirectory } from '../../core/access/tenancy.ts'
-import type { Store } from '../../storage/db.ts'
+import type { Db } from '../../storage/database.ts'
 import { tokenRoutes } from './routes/admin/tokens.ts'
 import { auditRoutes } from './routes/admin/audit.ts'
 import type { ClusterRegistry, SweepReport } from '../../core/registry/registry-service.ts'
 import multipart from '@fastify/multipart'
-import { GZIP_TYPES } from './routes/chart-upload.ts'
+import { GZIP_TYPES } from './chart-upload.ts'
 import { registryRoutes } from './routes/admin/registry.ts'
 import { releaseRoutes } from './routes/admin/releases.ts'
 import { dnsRoutes } from './routes/admin/dns.ts'
 import type { DnsLocations } from '../../core/dns/dns-locations.ts'
 import type { DnsZone } from '../../core/dns/dns-zone.ts'
-import { optikonReleaseRoutes } from './routes/optikon-releases.ts'
+import { optikonReleaseRoutes } from './routes/compat/optikon/releases.ts'
 import { chartRepositoryRoutes } from './routes/chart-repository.ts'
 import type { ChartService } from '../../core/releases/chart-service.ts'
 import type { ReleaseService } from '../../core/releases/release-service.ts'
@@ -28,8 +29,8 @@ import { installErrorHandling } from './errors.ts'
 import { loggableUrl } from './loggable-url.ts'
 import { clientErrorAnswer, frameworkErrorAnswer, installRequestLimits } from './request-limits.ts'
 import type { EngineMetrics } from '../metrics.ts'
-import { staticFileRoutes } from './routes/static-files.ts'
-import { bootRoutes } from './routes/boot.ts'
+import { staticFileRoutes } from './routes/machine/static-files.ts'
+import { bootRoutes } from './routes/machine/boot.ts'
 import { healthRoutes } from './routes/health.ts'
 import { groupRoutes } from './routes/admin/groups.ts'
 import { profileRoutes } from './routes/admin/profiles.ts'
@@ -39,8 +40,8 @@ import { dhcpRoutes } from './routes/admin/dhcp.ts'
 import type { ReservationService } from '../../core/dhcp/reservation-service.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import type { MachineService } from '../../core/machines/machine-service.ts'
-import { discoveryRoutes } from './routes/discovery.ts'
-import { installRoutes } from './routes/install.ts'
+import { discoveryRoutes } from './routes/machine/discovery.ts'
+import { installRoutes } from './routes/machine/install.ts'
 import type { InstallAuthorization } from '../../core/machines/install-authorization.ts'
 import { machineRoutes, type MembershipOf } from './routes/admin/machines.ts'
 import { machineBootRoutes } from './routes/admin/machine-boot.ts'
@@ -48,7 +49,7 @@ import { machineIdentityRoutes } from './routes/admin/machine-identity.ts'
 import { uiRoutes } from './routes/ui/ui-routes.ts'
 import type { UiSessions } from './ui-session.ts'
 import { clusterRoutes } from './routes/admin/clusters.ts'
-import { provisionRoutes } from './routes/provision.ts'
+import { provisionRoutes } from './routes/compat/mexosagent/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
 import type { LockService } from '../../core/lifecycle/lock-service.ts'
 import type { DriftService } from '../../core/lifecycle/drift.ts'
@@ -56,12 +57,15 @@ import type { RollingMode } from '../../core/lifecycle/rolling-mode.ts'
 import type { RolloutService } from '../../core/lifecycle/rollout-service.ts'
 import { rolloutRoutes } from './routes/admin/rollouts.ts'
 import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
-import { fleetLockRoutes } from './routes/fleetlock.ts'
-import { lifecycleRoutes } from './routes/lifecycle.ts'
+import { fleetLockRoutes } from './routes/machine/fleetlock.ts'
+import { lifecycleRoutes } from './routes/machine/lifecycle.ts'
 import { lockRoutes } from './routes/admin/locks.ts'
 import { proxyRouteRoutes } from './routes/admin/proxy-routes.ts'
-import { mexosagentProxyRoutes } from './routes/mexosagent-proxy.ts'
-import { backupRoutes, enjoliverBackupRoutes, type BackupRouteOptions, type EnjoliverBackupRouteOptions } from './routes/admin/backup.ts'
+import { mexosagentProxyRoutes } from './routes/compat/mexosagent/proxy.ts'
+import { backupRoutes, type BackupRouteOptions } from './routes/admin/backup.ts'
+import { enjoliverBackupRoutes, type EnjoliverBackupRouteOptions } from './routes/compat/enjoliver/backup.ts'
+import { enjoliverDiscoveryRoutes } from './routes/compat/enjoliver/discovery.ts'
+import { enjoliverSchedulerRoutes } from './routes/compat/enjoliver/scheduler.ts'
 import type { ProxyRouteService } from '../../core/proxy/proxy-route-service.ts'
 
 export interface AppDependencies {
@@ -109,7 +113,7 @@ export interface AppDependencies {
   /** Snapshots (SQLite only) and the inventory's JSON export/import. */
   backup: BackupRouteOptions & EnjoliverBackupRouteOptions
   /** Tenants of clusters, machines and releases; the audit trail; the store behind the token and audit routes. */
-  access: { tenants: TenantDirectory; audit: AuditTrail; store: Store }
+  access: { tenants: TenantDirectory; audit: AuditTrail; tokens: TokenService; store: Db }
 }
 
 /**
@@ -179,7 +183,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(bootRoutes, { boot: deps.boot, publicUrl: deps.http.publicUrl, metrics })
   await app.register(staticFileRoutes, { prefix: '/assets', dir: deps.assetsDir, noun: 'asset' })
-  // UEFI HTTP boot clients are told to fetch iPXE from here (see core/pxe/boot-decision.ts).
+  // UEFI HTTP boot clients are told to fetch iPXE from here (see core/dhcp/boot-decision.ts).
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
   await app.register(discoveryRoutes, { machines: deps.machines, reportsPerMinutePerClient: deps.machinePolicy.discoveryReportsPerMinute })
   await app.register(installRoutes, { installs: deps.installs })
@@ -211,19 +215,27 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(rolloutRoutes, { rollouts: deps.rollouts })
       await admin.register(proxyRouteRoutes, { proxy: deps.proxy })
       await admin.register(backupRoutes, deps.backup)
-      await admin.register(tokenRoutes, { store: deps.access.store })
+      await admin.register(tokenRoutes, { tokens: deps.access.tokens })
       await admin.register(auditRoutes, { store: deps.access.store, trail: deps.access.audit })
     },
     { prefix: '/api/v1' },
   )
+  await app.register(chartRepositoryRoutes, { charts: deps.charts })
+
+  // The seed systems' routes at their own paths, for their clients (routes/compat).
+  await app.register(
+    async (enjoliver) => {
+      await enjoliver.register(enjoliverSchedulerRoutes, { clusters: deps.clusters })
+      await enjoliver.register(enjoliverDiscoveryRoutes, { machines: deps.machines })
+    },
+    { prefix: '/api/v1' },
+  )
+  await app.register(enjoliverBackupRoutes, deps.backup)
   await app.register(provisionRoutes, { clusters: deps.clusters })
   await app.register(mexosagentProxyRoutes, { proxy: deps.proxy })
-  // Enjoliver's backup route, outside /api/.
-  await app.register(enjoliverBackupRoutes, deps.backup)
-  // optikon's routes at the root, for its users and tools.
+  // optikon's cluster registry is Slipway's, also served at the root; its releases have their own shape.
   await app.register(registryRoutes, registryOptions)
   await app.register(optikonReleaseRoutes, { charts: deps.charts, releases: deps.releases })
-  await app.register(chartRepositoryRoutes, { charts: deps.charts })
   await app.register(uiRoutes, { verifyToken: deps.verifyToken, sessions: deps.uiSessions, publicUrl: deps.http.publicUrl })
   return app
 }

@@ -1,6 +1,6 @@
 import type {} from '@fastify/multipart'
 import type { FastifyRequest } from 'fastify'
-import { invalid, tooLarge } from '../../../core/errors.ts'
+import { invalid, tooLarge } from '../../core/errors.ts'
 
 /** A chart as a request brings it: the archive itself, or where to pull it from. */
 export type ChartUpload = { kind: 'archive'; archive: Buffer; fields: Record<string, string> } | { kind: 'repository'; repository: string; chart: string; version?: string }

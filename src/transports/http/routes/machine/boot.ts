@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { BootRequest, BootService } from '../../../core/boot/boot-service.ts'
-import type { DeliverySource } from '../../../core/boot/secret-delivery.ts'
-import { labelsFromQuery } from '../../../core/selection/labels.ts'
-import { publicAccess } from '../../../core/access/route-policy.ts'
-import type { EngineMetrics } from '../../metrics.ts'
+import type { BootRequest, BootService } from '../../../../core/boot/boot-service.ts'
+import type { DeliverySource } from '../../../../core/boot/secret-delivery.ts'
+import { labelsFromQuery } from '../../../../core/selection/labels.ts'
+import { publicAccess } from '../../../../core/access/route-policy.ts'
+import type { EngineMetrics } from '../../../metrics.ts'
 
 export interface BootRouteOptions {
   boot: BootService

@@ -1,27 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import Type from 'typebox'
-import { DiscoveryDocument } from '../../../core/machines/discovery-document.ts'
-import type { MachineService } from '../../../core/machines/machine-service.ts'
-import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
-import { ErrorResponse } from '../schemas/common.ts'
-import { publicAccess } from '../../../core/access/route-policy.ts'
-import { rateLimited } from '../../../core/errors.ts'
-import { plainAddress } from '../../../lib/ipv4.ts'
-import { RateLimiter } from '../../../lib/rate-limiter.ts'
+import { DiscoveryDocument } from '../../../../core/machines/discovery-document.ts'
+import type { MachineService } from '../../../../core/machines/machine-service.ts'
+import { ErrorResponse } from '../../schemas/common.ts'
+import { DiscoveryAnswer } from '../../schemas/machines.ts'
+import { publicAccess } from '../../../../core/access/route-policy.ts'
+import { rateLimited } from '../../../../core/errors.ts'
+import { plainAddress } from '../../../../lib/ipv4.ts'
+import { RateLimiter } from '../../../../lib/rate-limiter.ts'
 
 /** A discovery report is a few KiB; a larger body is a broken or hostile agent. */
 export const DISCOVERY_BODY_LIMIT = 64 * 1024
 
-const DiscoveryAnswer = Type.Object({
-  'new-discovery': Type.Boolean({ description: 'true the first time this machine uuid reports.' }),
-  uuid: Type.String(),
-  state: Type.Enum([...MACHINE_STATES]),
-})
-
 /**
- * Machine-facing, like the boot routes: no token (the discovery agent in the live image has none),
+ * Enjoliver's discovery path, for its agent and Slipway's. Machine-facing, like the boot routes: no token (the discovery agent in the live image has none),
  * and the answer says nothing beyond the machine's own uuid and state. The inventory listing that
- * Enjoliver served here on GET is admin data and lives at GET /api/v1/discovery.
+ * Enjoliver served here on GET is admin data: GET /api/v1/discovery (routes/compat/enjoliver).
  */
 export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService; reportsPerMinutePerClient: number }> = async (app, { machines, reportsPerMinutePerClient }) => {
   // An agent reports once per boot (and again every 5 s while the engine does not answer): a client

@@ -1,42 +1,24 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { SlipwayError } from '../../../core/errors.ts'
-import type { LockService } from '../../../core/lifecycle/lock-service.ts'
-import { machineOf } from '../auth.ts'
-import { GROUP_NAME_PATTERN } from '../../../core/lifecycle/semaphore.ts'
-import { machineAccess, publicAccess } from '../../../core/access/route-policy.ts'
-
-/**
- * The FleetLock protocol (Zincati's `fleet_lock` strategy) over the lock semaphore. Each machine gets
- * its own base URL, `<engine>/fleetlock/<machine credential>/`, in its Ignition: the credential says
- * which machine is asking, and the slot is held in that machine's name (its uuid), so a machine can
- * only ever take or release its own slot whatever `client_params.id` it sends. Errors use FleetLock's
- * `{kind, value}` body with a small, fixed set of kinds.
- */
-export const FLEETLOCK_ERROR_KINDS = [
-  'missing_fleet_lock_header',
-  'invalid_client_params',
-  'invalid_machine_credential',
-  'failed_lock_semaphore_full',
-  'internal_error',
-] as const
-type ErrorKind = (typeof FLEETLOCK_ERROR_KINDS)[number]
-
-const FleetLockError = Type.Object({ kind: Type.Enum([...FLEETLOCK_ERROR_KINDS]), value: Type.String() })
-const ClientParams = Type.Object({ client_params: Type.Object({ id: Type.String(), group: Type.String() }) })
+import { SlipwayError } from '../../../../core/errors.ts'
+import type { LockService } from '../../../../core/lifecycle/lock-service.ts'
+import { machineOf } from '../../auth.ts'
+import { GROUP_NAME_PATTERN } from '../../../../core/lifecycle/semaphore.ts'
+import { machineAccess, publicAccess } from '../../../../core/access/route-policy.ts'
+import { ClientParams, CredentialParams, FleetLockError, type FleetLockErrorKind } from '../../schemas/fleetlock.ts'
 
 class FleetLockFailure extends Error {
   constructor(
     readonly status: number,
-    readonly kind: ErrorKind,
+    readonly kind: FleetLockErrorKind,
     message: string,
   ) {
     super(message)
   }
 }
 
-const fail = (reply: FastifyReply, status: number, kind: ErrorKind, value: string) => reply.status(status).type('application/json').send({ kind, value })
+const fail = (reply: FastifyReply, status: number, kind: FleetLockErrorKind, value: string) => reply.status(status).type('application/json').send({ kind, value })
 
 export interface FleetLockRouteOptions {
   locks: LockService
@@ -47,6 +29,13 @@ export interface FleetLockRouteOptions {
 /** Zincati's group when none is configured: accepted as "this machine's own group". */
 const ZINCATI_DEFAULT_GROUP = 'default'
 
+/**
+ * The FleetLock protocol (Zincati's `fleet_lock` strategy) over the lock semaphore. Each machine gets
+ * its own base URL, `<engine>/fleetlock/<machine credential>/`, in its Ignition: the credential says
+ * which machine is asking, and the slot is held in that machine's name (its uuid), so a machine can
+ * only ever take or release its own slot whatever `client_params.id` it sends. Errors use FleetLock's
+ * `{kind, value}` body with a small, fixed set of kinds.
+ */
 export const fleetLockRoutes: FastifyPluginAsyncTypebox<FleetLockRouteOptions> = async (app, { locks, lockGroupOf }) => {
   // Every failure, including fastify's own (malformed JSON, wrong content type), in FleetLock's shape.
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
@@ -84,7 +73,7 @@ export const fleetLockRoutes: FastifyPluginAsyncTypebox<FleetLockRouteOptions> =
     tags: ['lifecycle'],
     summary,
     security: [],
-    params: Type.Object({ credential: Type.String({ maxLength: 128 }) }),
+    params: CredentialParams,
     body: ClientParams,
     response: { 200: Type.Object({}), 400: FleetLockError, 403: FleetLockError, 409: FleetLockError, 500: FleetLockError },
   })

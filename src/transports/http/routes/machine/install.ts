@@ -1,26 +1,14 @@
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import Type from 'typebox'
-import type { InstallAuthorization, InstallOutcome, MachineIdentity } from '../../../core/machines/install-authorization.ts'
-import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
-import { ErrorResponse } from '../schemas/common.ts'
-import { publicAccess } from '../../../core/access/route-policy.ts'
+import type { InstallAuthorization, InstallOutcome, MachineIdentity } from '../../../../core/machines/install-authorization.ts'
+import { ErrorResponse } from '../../schemas/common.ts'
+import { Nullable } from '../../../../lib/nullable.ts'
+import { InstallDenied, InstallGranted, InstallIdentity, InstallReportAnswer, InstallReportBody } from '../../schemas/install.ts'
+import { publicAccess } from '../../../../core/access/route-policy.ts'
 
 /** An install report carries at most a short message (the tail of a log); more is a broken installer. */
 export const INSTALL_REPORT_BODY_LIMIT = 16 * 1024
 
-const Identity = Type.Object(
-  {
-    uuid: Type.Optional(Type.String({ maxLength: 64, description: 'The machine uuid (SMBIOS); required, with mac.' })),
-    mac: Type.Optional(Type.String({ maxLength: 32, description: 'The boot MAC, any common form; required, with uuid.' })),
-  },
-  // Installers may pass the same label set as the boot routes; only uuid and mac matter here.
-  { additionalProperties: true },
-)
-const Granted = Type.Object({ authorized: Type.Literal(true) })
-const Denied = Type.Object({ authorized: Type.Literal(false), code: Type.Literal('INSTALL_SLOTS_FULL'), message: Type.String() })
-const ReportBody = Type.Union([Type.Object({ message: Type.Optional(Type.String({ maxLength: 8192 })) }, { additionalProperties: false }), Type.Null()])
-const ReportAnswer = Type.Object({ uuid: Type.String(), state: Type.Enum([...MACHINE_STATES]) })
 const errors = { 400: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse }
 
 /** Repeated query keys arrive as arrays; as on the boot routes, the first value counts. */
@@ -52,9 +40,9 @@ export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthori
         tags: ['install'],
         summary: 'A scheduled machine asks for an install slot, naming its uuid and boot MAC (200 granted, 403 all slots taken; no token)',
         security: [],
-        querystring: Identity,
-        body: Type.Union([Identity, Type.Null()]),
-        response: { 200: Granted, 403: Denied, ...errors },
+        querystring: InstallIdentity,
+        body: Nullable(InstallIdentity),
+        response: { 200: InstallGranted, 403: InstallDenied, ...errors },
       },
     },
     async (request, reply) => {
@@ -71,8 +59,8 @@ export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthori
         tags: ['install'],
         summary: "Enjoliver's form of POST /install-authorization, for its agent: the same answer, the same two-part identity (no token)",
         security: [],
-        querystring: Identity,
-        response: { 200: Granted, 403: Denied, ...errors },
+        querystring: InstallIdentity,
+        response: { 200: InstallGranted, 403: InstallDenied, ...errors },
       },
     },
     async (request, reply) => authorize(identityOf(request.query), reply),
@@ -88,9 +76,9 @@ export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthori
           tags: ['install'],
           summary: `The installer reports ${outcome === 'success' ? 'a finished' : 'a failed'} install, naming its uuid and boot MAC, and frees its slot (no token)`,
           security: [],
-          querystring: Identity,
-          body: ReportBody,
-          response: { 200: ReportAnswer, ...errors },
+          querystring: InstallIdentity,
+          body: InstallReportBody,
+          response: { 200: InstallReportAnswer, ...errors },
         },
       },
       async (request) => {

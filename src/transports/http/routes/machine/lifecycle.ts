@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { DRIFT_STATES, type DriftRecord, type DriftService } from '../../../core/lifecycle/drift.ts'
-import type { LockService } from '../../../core/lifecycle/lock-service.ts'
-import type { RollingMode } from '../../../core/lifecycle/rolling-mode.ts'
-import { machineOf } from '../auth.ts'
-import { ErrorResponse } from '../schemas/common.ts'
-import { machineAccess, read } from '../../../core/access/route-policy.ts'
+import type { DriftService } from '../../../../core/lifecycle/drift.ts'
+import type { LockService } from '../../../../core/lifecycle/lock-service.ts'
+import type { RollingMode } from '../../../../core/lifecycle/rolling-mode.ts'
+import { machineOf } from '../../auth.ts'
+import { ErrorResponse } from '../../schemas/common.ts'
+import { DriftResponse, RollingSlotResponse, toDriftResponse } from '../../schemas/lifecycle.ts'
+import { machineAccess, read } from '../../../../core/access/route-policy.ts'
 
 export interface LifecycleRouteOptions {
   locks: LockService
@@ -21,35 +22,6 @@ export interface LifecycleRouteOptions {
 /** A config with inline files (certificates, scripts) is tens of KiB; this leaves room for big ones. */
 export const IGNITION_REPORT_BODY_LIMIT = 1024 * 1024
 
-const DriftResponse = Type.Object({
-  uuid: Type.String(),
-  state: Type.Enum([...DRIFT_STATES]),
-  reported_sha256: Type.String(),
-  expected_sha256: Type.Union([Type.String(), Type.Null()]),
-  reason: Type.Union([Type.String(), Type.Null()]),
-  reported_at: Type.String(),
-  state_changed_at: Type.String(),
-  checked_at: Type.String(),
-})
-const toDriftResponse = (record: DriftRecord) => ({
-  uuid: record.uuid,
-  state: record.state,
-  reported_sha256: record.reportedSha256,
-  expected_sha256: record.expectedSha256,
-  reason: record.reason,
-  reported_at: record.reportedAt,
-  state_changed_at: record.stateChangedAt,
-  checked_at: record.checkedAt,
-})
-
-const Slot = Type.Object({
-  uuid: Type.String(),
-  mode: Type.Enum(['engine', 'machine'], { description: 'machine: the machine rolls itself (label slipway.io/rolling=machine); engine: rollout runs do.' }),
-  group: Type.String(),
-  holding: Type.Boolean(),
-  slots: Type.Integer(),
-  holders: Type.Integer(),
-})
 const errors = { 401: ErrorResponse, 409: ErrorResponse }
 
 /**
@@ -102,12 +74,12 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
 
   app.get(
     '/lifecycle/rolling',
-    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: "The machine's reboot slot: its lock group and whether it holds a slot (machine credential)", security: [], response: { 200: Slot, ...errors } } },
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: "The machine's reboot slot: its lock group and whether it holds a slot (machine credential)", security: [], response: { 200: RollingSlotResponse, ...errors } } },
     async (request) => slotOf(machineOf(request)),
   )
   app.post(
     '/lifecycle/rolling/lock',
-    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Take (or keep) a reboot slot; 409 SEMAPHORE_FULL when every slot is held (machine credential)', security: [], response: { 200: Slot, ...errors } } },
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Take (or keep) a reboot slot; 409 SEMAPHORE_FULL when every slot is held (machine credential)', security: [], response: { 200: RollingSlotResponse, ...errors } } },
     async (request) => {
       const uuid = machineOf(request)
       await locks.lock(lockGroupOf(uuid), uuid)
@@ -116,7 +88,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   )
   app.post(
     '/lifecycle/rolling/unlock',
-    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Give the reboot slot back; 409 NOT_LOCK_HOLDER when not held (machine credential)', security: [], response: { 200: Slot, 404: ErrorResponse, ...errors } } },
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Give the reboot slot back; 409 NOT_LOCK_HOLDER when not held (machine credential)', security: [], response: { 200: RollingSlotResponse, 404: ErrorResponse, ...errors } } },
     async (request) => {
       const uuid = machineOf(request)
       await locks.unlock(lockGroupOf(uuid), uuid)

@@ -1,9 +1,9 @@
 import { createReadStream, promises as fs } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { SlipwayError, invalid, notFound } from '../../../core/errors.ts'
-import { resolveContainedFile } from '../../../lib/contained-file.ts'
-import { publicAccess } from '../../../core/access/route-policy.ts'
+import { SlipwayError, invalid, notFound } from '../../../../core/errors.ts'
+import { resolveContainedFile } from '../../../../lib/contained-file.ts'
+import { publicAccess } from '../../../../core/access/route-policy.ts'
 
 /** Registered with fastify's `prefix` option (e.g. `/assets`): routes here are relative to it. */
 export interface StaticFilesOptions {

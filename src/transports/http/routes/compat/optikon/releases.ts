@@ -1,17 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { invalid } from '../../../core/errors.ts'
-import type { ChartService } from '../../../core/releases/chart-service.ts'
-import type { ReleaseService } from '../../../core/releases/release-service.ts'
-import { parseLabelSelector } from '../../../core/selection/label-selector.ts'
-import { adminErrors } from '../schemas/common.ts'
-import { ReleaseResponse, toReleaseResponse } from './admin/releases.ts'
-import { readChartUpload } from './chart-upload.ts'
-import { jsonDepth, MAX_JSON_DEPTH } from '../request-limits.ts'
-import { tenancyOf } from '../auth.ts'
-import { operate, optikonReleaseOwner, read } from '../../../core/access/route-policy.ts'
-
-const SelectorQuery = Type.Object({ labels: Type.Optional(Type.String({ maxLength: 4096 })), namespace: Type.Optional(Type.String({ maxLength: 63 })) })
+import { invalid } from '../../../../../core/errors.ts'
+import type { ChartService } from '../../../../../core/releases/chart-service.ts'
+import type { ReleaseService } from '../../../../../core/releases/release-service.ts'
+import { parseLabelSelector } from '../../../../../core/selection/label-selector.ts'
+import { adminErrors } from '../../../schemas/common.ts'
+import { OptikonReleaseParams, OptikonSelectorQuery, ReleaseResponse, RemovalResponse, toReleaseResponse } from '../../../schemas/releases.ts'
+import { readChartUpload } from '../../../chart-upload.ts'
+import { jsonDepth, MAX_JSON_DEPTH } from '../../../request-limits.ts'
+import { tenancyOf } from '../../../auth.ts'
+import { operate, optikonReleaseOwner, read } from '../../../../../core/access/route-policy.ts'
 
 /** The form fields optikon's clients send beside `chartTar`. */
 function formRelease(fields: Record<string, string>) {
@@ -36,12 +34,12 @@ function formRelease(fields: Record<string, string>) {
  */
 export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartService; releases: ReleaseService }> = async (app, { charts, releases }) => {
   const tags = ['optikon']
-  app.get('/releases', { config: { access: read('tenant') }, schema: { tags, summary: 'Releases on clusters matching ?labels=', querystring: SelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } }, async (request) =>
+  app.get('/releases', { config: { access: read('tenant') }, schema: { tags, summary: 'Releases on clusters matching ?labels=', querystring: OptikonSelectorQuery, response: { 200: Type.Array(ReleaseResponse), ...adminErrors } } }, async (request) =>
     tenancyOf(request).releases(await releases.list(request.query.labels)).map(toReleaseResponse),
   )
   app.post(
     '/releases',
-    { config: { access: operate('tenant') }, schema: { tags, summary: 'Install the chart in `chartTar` on every cluster matching ?labels=', querystring: SelectorQuery, response: { 201: ReleaseResponse, ...adminErrors } } },
+    { config: { access: operate('tenant') }, schema: { tags, summary: 'Install the chart in `chartTar` on every cluster matching ?labels=', querystring: OptikonSelectorQuery, response: { 201: ReleaseResponse, ...adminErrors } } },
     async (request, reply) => {
       const upload = await readChartUpload(request)
       if (upload.kind !== 'archive') throw invalid('INVALID_CHART_UPLOAD', 'send the chart as the multipart file field "chartTar"')
@@ -56,7 +54,7 @@ export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartServ
   )
   app.put(
     '/releases',
-    { config: { access: operate('tenant') }, schema: { tags, summary: 'Upgrade a release to the chart in `chartTar` (and ?labels= as its selector)', querystring: SelectorQuery, response: { 200: ReleaseResponse, ...adminErrors } } },
+    { config: { access: operate('tenant') }, schema: { tags, summary: 'Upgrade a release to the chart in `chartTar` (and ?labels= as its selector)', querystring: OptikonSelectorQuery, response: { 200: ReleaseResponse, ...adminErrors } } },
     async (request) => {
       const upload = await readChartUpload(request)
       if (upload.kind !== 'archive') throw invalid('INVALID_CHART_UPLOAD', 'send the chart as the multipart file field "chartTar"')
@@ -81,9 +79,9 @@ export const optikonReleaseRoutes: FastifyPluginAsyncTypebox<{ charts: ChartServ
       schema: {
         tags,
         summary: 'Delete a release from the clusters matching ?labels= (all of them without)',
-        params: Type.Object({ name: Type.String({ maxLength: 53 }) }),
-        querystring: SelectorQuery,
-        response: { 202: Type.Object({ clusters: Type.Array(Type.String()), whole: Type.Boolean() }), ...adminErrors },
+        params: OptikonReleaseParams,
+        querystring: OptikonSelectorQuery,
+        response: { 202: RemovalResponse, ...adminErrors },
       },
     },
     async (request, reply) => reply.status(202).send(await releases.remove(request.query.namespace ?? 'default', request.params.name, request.query.labels)),
