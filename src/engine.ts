@@ -63,7 +63,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const dns = wireDns(basics)
     const reverseProxy = await wireReverseProxy(basics)
     const replicas = replicaRefresh(basics, provisioning.reload, reverseProxy.routes)
-    const app = await buildEngineApp(basics, { access, provisioning, lifecycle, apps, dns, reverseProxy })
+    // HTTP listens first (a port taken fails before anything ran); /healthz says 'starting' until the rest listen too.
+    let starting = false
+    const app = await buildEngineApp(basics, { access, provisioning, lifecycle, apps, dns, reverseProxy }, () => starting)
     const { jobLeases } = basics
     const running = runCapabilities([access, provisioning, lifecycle, apps, dns, reverseProxy, replicas], jobLeases)
     return {
@@ -76,9 +78,14 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
       start: async () => {
         // One governor bounds every TCP listener's connections, together below the descriptor limit.
         const connections = new ConnectionGovernor({ maxConnections: processConnectionCap() ?? Number.POSITIVE_INFINITY, metrics: metrics.connections, logger })
-        const address = await listenHttp(app, config, connections, logger)
-        await running.start({ connections, httpPort: (app.server.address() as AddressInfo).port })
-        return address
+        starting = true
+        try {
+          const address = await listenHttp(app, config, connections, logger)
+          await running.start({ connections, httpPort: (app.server.address() as AddressInfo).port })
+          return address
+        } finally {
+          starting = false
+        }
       },
       close: async (options) => {
         await running.stop(options)

@@ -35,7 +35,11 @@ export interface HttpCapabilities {
 }
 
 /** The HTTP API, the machine-facing routes and the web UI, over every capability's services. */
-export function buildEngineApp({ config, store, secrets, logger, metrics, events }: WiringBasics, { access, provisioning, lifecycle, apps, dns, reverseProxy }: HttpCapabilities): Promise<FastifyInstance> {
+export function buildEngineApp(
+  { config, store, secrets, logger, metrics, events }: WiringBasics,
+  { access, provisioning, lifecycle, apps, dns, reverseProxy }: HttpCapabilities,
+  isStarting: () => boolean,
+): Promise<FastifyInstance> {
   return buildApp({
     metrics,
     logger,
@@ -44,6 +48,7 @@ export function buildEngineApp({ config, store, secrets, logger, metrics, events
     assetsDir: config.content.assetsDir,
     ipxeBinariesDir: config.tftp.ipxeDir,
     checkReady: () => pingDatabase(store),
+    isStarting,
     verifyToken: (token) => access.tokens.verify(token),
     access: { tenants: access.tenants, audit: access.audit, tokens: access.tokens, store },
     uiSessions: access.uiSessions,

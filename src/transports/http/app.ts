@@ -74,6 +74,7 @@ export interface AppDependencies {
   reservations: ReservationService
   verifyToken: TokenVerifier
   checkReady: () => Promise<void>
+  isStarting: () => boolean
   logger: Logger
   http: { publicUrl: string; bodyLimit: number }
   assetsDir: string
@@ -195,7 +196,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     drift: deps.drift,
     publicUrl: deps.http.publicUrl,
   })
-  await app.register(healthRoutes, { checkReady: deps.checkReady, registry: metrics.registry })
+  await app.register(healthRoutes, { checkReady: deps.checkReady, isStarting: deps.isStarting, registry: metrics.registry })
 
   await app.register(
     async (admin) => {

@@ -118,3 +118,21 @@ t.test('healthz answers 503 when the database is gone', async (t) => {
   t.equal(response.statusCode, 503)
   t.equal(response.json().code, 'NOT_READY')
 })
+
+t.test('healthz answers 503 STARTING until every listener is open, then 200', async (t) => {
+  const { engine, dataDir } = await startTestEngine({ env: { SLIPWAY_HTTP_PORT: '0', SLIPWAY_HTTP_HOST: '127.0.0.1' } })
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  // A supervisor that sees HTTP answer must find the proxy and DNS listening too.
+  const started = engine.start()
+  const during = await engine.app.inject({ method: 'GET', url: '/healthz' })
+  t.equal(during.statusCode, 503)
+  t.equal(during.json().code, 'STARTING')
+  await started
+  t.ok(engine.proxyUrl(), 'the proxy listens')
+  t.ok(engine.dnsPort(), 'DNS listens')
+  const after = await engine.app.inject({ method: 'GET', url: '/healthz' })
+  t.equal(after.statusCode, 200)
+})
