@@ -196,6 +196,12 @@ export const ConfigSchema = Type.Object(
           minimum: 0,
           description: 'Seconds between scheduling passes; 0 schedules only after discoveries and on POST /api/v1/scheduler/run.',
         }),
+        certificateCheckSeconds: Type.Integer({
+          default: 3600,
+          minimum: 0,
+          description:
+            "Seconds between checks of the certificates the engine issued as each cluster's CA: members without a set get one, sets and the engine's admin certificate with less than 30 days left are renewed (the changed configs reach machines by a rolling update); 0 checks only after scheduling passes.",
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

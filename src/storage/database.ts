@@ -18,6 +18,7 @@ export interface Database {
   clusters: ClustersTable
   cluster_members: ClusterMembersTable
   cluster_pki: ClusterPkiTable
+  member_certificates: MemberCertificatesTable
   lock_groups: LockGroupsTable
   lock_holders: LockHoldersTable
   machine_drift: MachineDriftTable
@@ -239,6 +240,18 @@ export interface ClusterPkiTable {
   certificates: string
   sealed: Uint8Array
   created_at: string
+}
+
+/** A member's issued leaf certificates: public parts in clear, the set with its keys sealed. */
+export interface MemberCertificatesTable {
+  machine_uuid: string
+  cluster: string
+  /** JSON: name, file, kind, certificatePem and notAfter of each. */
+  certificates: string
+  sealed: Uint8Array
+  issued_at: string
+  /** The earliest expiry of the set. */
+  not_after: string
 }
 
 export interface LockGroupsTable {

@@ -10,6 +10,8 @@ export type EngineEvent =
   | 'content changed'
   /** A cluster was registered, joined, relabelled or removed from the registry. */
   | 'cluster changed'
+  /** Certificates the engine issued as a cluster's CA were issued or renewed: members' configs changed. */
+  | 'certificates issued'
   /** An inventory document was imported: every in-memory picture was reloaded. */
   | 'inventory imported'
   /** A machine reported the Ignition it runs (what a rolling update waits for). */

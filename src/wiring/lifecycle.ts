@@ -40,7 +40,7 @@ export function wireLifecycle(
     },
     { name: 'drift re-check', intervalMs: 0, debounceMs: 300, logger, triggersBeforeStart: true },
   )
-  for (const event of ['content changed', 'cluster changed', 'inventory imported'] as const) events.on(event, (reason) => driftRecheck.trigger(reason))
+  for (const event of ['content changed', 'cluster changed', 'certificates issued', 'inventory imported'] as const) events.on(event, (reason) => driftRecheck.trigger(reason))
 
   const rolloutLease = jobLeases.lease('rollout-runner')
   const ports = rolloutPorts({ store, boot, clusters, drift, locks, shell: adapters.shell ?? new SshMachineShell(), sshKey, publicUrl: config.http.publicUrl, logger, ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}) })

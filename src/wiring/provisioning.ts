@@ -10,6 +10,7 @@ import { signedMachineCredentials } from '../core/lifecycle/machine-credentials.
 import { InstallAuthorization } from '../core/machines/install-authorization.ts'
 import { MachineService, type Machine } from '../core/machines/machine-service.ts'
 import { SchedulerLoop } from '../jobs/scheduler-loop.ts'
+import { SerialJob } from '../jobs/serial-job.ts'
 import { openListener } from '../lib/listener-error.ts'
 import type { Db } from '../storage/database.ts'
 import { CatalogDirectory } from '../storage/directories/catalog-directory.ts'
@@ -38,21 +39,44 @@ export async function wireProvisioning(basics: WiringBasics) {
   const { config, store, metrics, events, jobLeases, logger } = basics
   const { catalogs, machineDirectory, clusterDirectory, clusterStore, ...served } = await bootServing(basics)
   // Scheduling and destroys write per-machine groups and memberships: boots must see them at once.
-  const clusters = new ClusterService(clusterStore, x509ClusterPkiIssuer, undefined, {
-    machinesChanged: (uuids) => machineDirectory.refreshMany(uuids),
-    contentChanged: async () => {
-      await catalogs.refresh()
-      await clusterDirectory.load()
+  const clusters = new ClusterService(
+    clusterStore,
+    x509ClusterPkiIssuer,
+    undefined,
+    {
+      machinesChanged: (uuids) => machineDirectory.refreshMany(uuids),
+      contentChanged: async () => {
+        await catalogs.refresh()
+        await clusterDirectory.load()
+      },
+      certificatesChanged: async () => {
+        await clusterDirectory.load()
+        events.emit('certificates issued')
+      },
     },
-  })
+    { zone: config.dns.zone },
+  )
   const scheduler = new SchedulerLoop(() => clusters.schedule(), { intervalMs: config.scheduler.intervalSeconds * 1000, debounceMs: 250, logger, gate: jobLeases.lease('scheduler') })
+  const certificateCheck = new SerialJob(
+    async (reason) => {
+      const report = await clusters.issueCertificates()
+      for (const issued of report.issued) logger.info({ component: 'certificates', reason, cluster: issued.cluster, hostname: issued.hostname, uuid: issued.machineUuid }, `${issued.renewal ? 'renewed' : 'issued'} the certificates of ${issued.hostname}`)
+      for (const cluster of report.adminRenewed) logger.info({ component: 'certificates', reason, cluster }, `renewed the engine's admin certificate for cluster ${cluster}`)
+      return report
+    },
+    { name: 'certificate check', intervalMs: config.scheduler.certificateCheckSeconds * 1000, debounceMs: 0, logger, gate: jobLeases.lease('certificates') },
+  )
   const machineChanged = async (uuid: string, machine?: Machine) => {
     if (machine) machineDirectory.put(machine)
     else await machineDirectory.refresh(uuid)
     scheduler.trigger('machine changed')
   }
-  events.on('inventory imported', (event) => scheduler.trigger(event))
-  const capability: Capability = { jobs: [scheduler], listeners: [tftpListener(config, logger, metrics), dhcpListener(config, store, logger, metrics)] }
+  events.on('inventory imported', (event) => {
+    scheduler.trigger(event)
+    // An imported inventory brings memberships without their issued certificates: issue them now.
+    certificateCheck.trigger(event)
+  })
+  const capability: Capability = { jobs: [scheduler, certificateCheck], listeners: [tftpListener(config, logger, metrics), dhcpListener(config, store, logger, metrics)] }
   return {
     ...served,
     clusters,

@@ -133,8 +133,9 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
     const config = JSON.parse(view.ignition.body)
     t.same(validateWithOfficialSchema(config), { ok: true, errors: [] }, `${vm.name}'s Ignition is valid against the official schema`)
     const paths = (config.storage.files as { path: string }[]).map((file) => file.path)
-    if (member.role === 'control-plane') t.ok(paths.includes('/etc/kubernetes/pki/etcd/ca.key'), 'a control-plane member gets the etcd CA')
-    else t.notOk(paths.some((file) => file.endsWith('.key')), 'a node gets no private key')
+    t.notOk(paths.some((file) => /(^|\/)ca\.key$|front-proxy-ca\.key$/.test(file)), 'no CA key: the engine signs (kubeadm external-CA mode)')
+    if (member.role === 'control-plane') t.ok(paths.includes('/etc/kubernetes/pki/etcd/peer.key'), 'a control-plane member gets its etcd peer key')
+    else t.same(paths.filter((file) => file.endsWith('.key') || file.endsWith('.conf')), ['/etc/kubernetes/kubelet.conf'], "a node's only key is its kubelet's")
 
     const reports = lab.engine.lines().filter(({ entry }) => entry.method === 'POST' && String(entry.url).startsWith(`/lifecycle/install/success?uuid=${vm.uuid}`))
     t.equal(reports.map(({ entry }) => entry.status).join(), '200', `${vm.name} reported its install once`)

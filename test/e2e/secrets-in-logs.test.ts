@@ -62,8 +62,10 @@ t.test('a whole scenario at debug level: none of the secrets it made is in the o
     secrets[`machine ${n}'s credential`] = credential!
     const token = /^SLIPWAY_BOOTSTRAP_TOKEN=(\S+)$/m.exec(text('/etc/slipway/cluster.env'))?.[1]
     if (token) secrets['the bootstrap token'] = token
-    const caKey = text('/etc/kubernetes/pki/ca.key')
-    if (caKey) secrets["a line of the cluster CA's private key"] = caKey.split('\n')[1]!
+    const apiserverKey = text('/etc/kubernetes/pki/apiserver.key')
+    if (apiserverKey) secrets["a line of the API server's private key"] = apiserverKey.split('\n')[1]!
+    const kubeletKey = /client-key-data: (\S+)/.exec(text('/etc/kubernetes/kubelet.conf'))?.[1]
+    if (kubeletKey) secrets["a kubelet's client key"] = kubeletKey
     await engine.call('POST', `/lifecycle/install/success?${identity}`, { message: 'installed' }, {}, ipOf(n))
     // The machine's lifecycle calls: its credential in a FleetLock base URL and in a header.
     await engine.call('POST', `/fleetlock/${credential}/v1/pre-reboot`, { client_params: { id: 'zincati', group: 'pair' } }, { 'fleet-lock-protocol': 'true' }, ipOf(n))
@@ -71,7 +73,7 @@ t.test('a whole scenario at debug level: none of the secrets it made is in the o
     await engine.call('GET', '/lifecycle/rolling', undefined, { authorization: `Bearer ${credential}` }, ipOf(n))
     await engine.call('GET', `/ignition?${identity}&os=installed`, undefined, { authorization: `Bearer ${credential}` }, ipOf(n))
   }
-  t.ok(secrets['the bootstrap token'] && secrets["a line of the cluster CA's private key"], 'the control plane got the keys')
+  t.ok(secrets['the bootstrap token'] && secrets["a line of the API server's private key"] && secrets["a kubelet's client key"], 'the members got their keys')
   // A credential percent-encoded in a URL, and a forged one.
   const encoded = secrets['machine 1\'s credential']!.replace('.', '%2E')
   await engine.call('POST', `/fleetlock/${encoded}/v1/pre-reboot`, { client_params: { id: 'z', group: 'pair' } }, { 'fleet-lock-protocol': 'true' }, ipOf(1))

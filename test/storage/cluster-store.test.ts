@@ -110,3 +110,52 @@ forEachBackend(t, 'the admin kubeconfig: the engine can talk to the cluster once
   )
   t.equal(kubeconfig['current-context'], 'solo-slipway-admin@solo')
 })
+
+forEachBackend(t, "the engine as each cluster's CA: members' certificates issued at scheduling, renewed before expiry with new keys, re-issued when missing", async (t, backend) => {
+  const store = await storeWithContent(t, backend)
+  const repository = clusterRepository(store, SecretBox.fromKey(Buffer.alloc(32, 5)))
+  const told: string[][] = []
+  const clusters = new ClusterService(repository, x509ClusterPkiIssuer, undefined, { certificatesChanged: (uuids) => void told.push(uuids) }, { zone: 'z.test' })
+  const day = 86_400_000
+  const t0 = new Date('2027-01-01T00:00:00Z')
+  await clusters.createFlavor({ name: 'pair', control_plane_count: 1, nodes_min: 0, nodes_max: 1 })
+  await clusters.createCluster({ name: 'duo', flavor: 'pair' }, t0)
+  const machines = new MachineService(machineRepository(store))
+  for (const n of [1, 2]) await machines.discover({ 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: `10.6.0.${n}` }] })
+  await clusters.schedule(t0)
+  const stamps = async () => new Map((await repository.listMemberCertificateStamps()).map((stamp) => [stamp.machineUuid, stamp]))
+  const first = await stamps()
+  t.same([...first.keys()].sort(), [uuidOf(1), uuidOf(2)], 'both members got their certificates with the scheduling pass')
+  t.equal(Math.round((Date.parse(first.get(uuidOf(1))!.notAfter) - t0.getTime()) / day), 365)
+  t.same(told, [[uuidOf(1), uuidOf(2)]], 'and the engine was told, to re-render them')
+  const cpSet = (await repository.findMemberCertificates(uuidOf(1)))!
+  t.equal(cpSet.certificates.length, 12, "a control-plane member: kubeadm's 7 certificates and 5 kubeconfigs")
+  t.equal((await repository.findMemberCertificates(uuidOf(2)))!.certificates.length, 1, 'a node: its kubelet.conf')
+  const stored = await store.selectFrom('member_certificates').select(['sealed', 'certificates']).execute()
+  t.ok(stored.every((row) => !Buffer.from(row.sealed).toString('latin1').includes('PRIVATE KEY') && !row.certificates.includes('PRIVATE KEY')), 'no private key in clear in the database')
+
+  const quiet = await clusters.issueCertificates(new Date(t0.getTime() + 300 * day))
+  t.same(quiet, { issued: [], adminRenewed: [] }, '65 days before expiry: nothing to do')
+
+  const pkiBefore = (await repository.findClusterPki('duo'))!
+  const renewal = await clusters.issueCertificates(new Date(t0.getTime() + 340 * day))
+  t.same(renewal.issued.map((entry) => [entry.hostname, entry.renewal]).sort(), [['duo-cp-1', true], ['duo-node-1', true]], '25 days before expiry: both renewed')
+  t.same(renewal.adminRenewed, ['duo'], "and the engine's own admin certificate")
+  const renewedSet = (await repository.findMemberCertificates(uuidOf(1)))!
+  t.equal(Math.round((Date.parse(renewedSet.notAfter) - t0.getTime()) / day), 340 + 365, 'valid a year from the renewal')
+  const keysBefore = new Set(cpSet.certificates.map((issued) => issued.privateKeyPem))
+  t.ok(renewedSet.certificates.every((issued) => !keysBefore.has(issued.privateKeyPem)), 'every renewed certificate has a new key')
+  const pkiAfter = (await repository.findClusterPki('duo'))!
+  t.not(pkiAfter.admin.certificatePem, pkiBefore.admin.certificatePem)
+  t.equal(pkiAfter.kubernetesCa.certificatePem, pkiBefore.kubernetesCa.certificatePem, 'the CAs stay')
+  t.equal(pkiAfter.kubernetesCa.privateKeyPem, pkiBefore.kubernetesCa.privateKeyPem)
+  t.ok(Date.parse(x509ClusterPkiIssuer.notAfter(pkiAfter.admin.certificatePem)) > t0.getTime() + 700 * day)
+
+  // An inventory import brings memberships without their sets: the next check issues them.
+  await store.deleteFrom('member_certificates').where('machine_uuid', '=', uuidOf(2)).execute()
+  const reissued = await clusters.issueCertificates(new Date(t0.getTime() + 341 * day))
+  t.same(reissued.issued.map((entry) => [entry.hostname, entry.renewal]), [['duo-node-1', false]])
+
+  await clusters.destroyCluster('duo')
+  t.equal((await repository.listMemberCertificateStamps()).length, 0, "a destroyed cluster's certificates go with it")
+})

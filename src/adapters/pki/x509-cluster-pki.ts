@@ -2,7 +2,8 @@
 import 'reflect-metadata'
 import { createHash, randomBytes, randomInt, webcrypto } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
-import type { ClusterPkiIssuer, KeyPairCertificate } from '../../core/clusters/cluster-pki.ts'
+import type { ClusterPki, ClusterPkiIssuer, KeyPairCertificate } from '../../core/clusters/cluster-pki.ts'
+import type { Authority, CertificateRequest, IssuedCertificate } from '../../core/clusters/member-certificates.ts'
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto)
 
@@ -12,13 +13,13 @@ x509.cryptoProvider.set(webcrypto as unknown as Crypto)
  */
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const
 const DAY_MS = 24 * 60 * 60 * 1000
-/** kubeadm's lifetimes: CAs ten years, client certificates one year. */
+/** kubeadm's lifetimes: CAs ten years, leaf certificates one year. */
 const CA_DAYS = 3650
-const CLIENT_DAYS = 365
+const LEAF_DAYS = 365
 /** Clocks of freshly booted machines lag: certificates are valid from a little before "now". */
 const BACKDATE_MS = 5 * 60 * 1000
 
-interface Authority {
+interface SigningAuthority {
   certificate: x509.X509Certificate
   keys: CryptoKeyPair
 }
@@ -44,7 +45,7 @@ async function publicKeyPem(key: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await subtle.exportKey('spki', key), 'PUBLIC KEY')
 }
 
-async function createAuthority(commonName: string, now: Date): Promise<Authority> {
+async function createAuthority(commonName: string, now: Date): Promise<SigningAuthority> {
   const keys = await generateKeys()
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
@@ -62,21 +63,26 @@ async function createAuthority(commonName: string, now: Date): Promise<Authority
   return { certificate, keys }
 }
 
-async function issueClientCertificate(authority: Authority, subject: string, now: Date): Promise<KeyPairCertificate> {
+/** A leaf certificate with a fresh key, in kubeadm's shape: key usages by kind, SANs, both key identifiers. */
+async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateRequest, 'commonName' | 'organizations' | 'usages' | 'dnsNames' | 'ipAddresses'>, now: Date): Promise<KeyPairCertificate> {
   const keys = await generateKeys()
+  const subject = [...request.organizations.map((organization) => `O=${organization}`), `CN=${request.commonName}`].join(', ')
+  const names = [...request.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...request.ipAddresses.map((value) => ({ type: 'ip' as const, value }))]
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
     subject,
     issuer: authority.certificate.subject,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
-    notAfter: new Date(now.getTime() + CLIENT_DAYS * DAY_MS),
+    notAfter: new Date(now.getTime() + LEAF_DAYS * DAY_MS),
     signingAlgorithm: ALGORITHM,
     publicKey: keys.publicKey,
     signingKey: authority.keys.privateKey,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
+      // ECDSA keys sign; keyEncipherment is for RSA key transport and kubeadm leaves it out for ECDSA.
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension(request.usages.map((usage) => (usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth))),
+      ...(names.length ? [new x509.SubjectAlternativeNameExtension(names)] : []),
       await x509.AuthorityKeyIdentifierExtension.create(authority.certificate),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
@@ -84,7 +90,39 @@ async function issueClientCertificate(authority: Authority, subject: string, now
   return { certificatePem: certificate.toString('pem'), privateKeyPem: await privateKeyPem(keys.privateKey) }
 }
 
-async function material(authority: Authority): Promise<KeyPairCertificate> {
+/** A stored CA (certificate and PKCS#8 key) back as a signing authority. */
+async function openAuthority(material: KeyPairCertificate): Promise<SigningAuthority> {
+  const certificate = new x509.X509Certificate(material.certificatePem)
+  const privateKey = await subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(material.privateKeyPem), ALGORITHM, false, ['sign'])
+  const publicKey = await certificate.publicKey.export(ALGORITHM, ['verify'], webcrypto as unknown as Crypto)
+  return { certificate, keys: { privateKey, publicKey } }
+}
+
+/**
+ * Opened authorities by CA certificate: importing the key and parsing the certificate cost more than
+ * a leaf itself, and a scheduling pass issues for many members of few clusters. Bounded: the oldest
+ * is dropped first.
+ */
+const openedAuthorities = new Map<string, Promise<SigningAuthority>>()
+const OPENED_AUTHORITIES_MAX = 64
+
+function cachedAuthority(material: KeyPairCertificate): Promise<SigningAuthority> {
+  let authority = openedAuthorities.get(material.certificatePem)
+  if (!authority) {
+    authority = openAuthority(material)
+    authority.catch(() => openedAuthorities.delete(material.certificatePem))
+    openedAuthorities.set(material.certificatePem, authority)
+    if (openedAuthorities.size > OPENED_AUTHORITIES_MAX) openedAuthorities.delete(openedAuthorities.keys().next().value!)
+  }
+  return authority
+}
+
+const authorityOf = (pki: ClusterPki, authority: Authority): KeyPairCertificate =>
+  authority === 'kubernetes' ? pki.kubernetesCa : authority === 'etcd' ? pki.etcdCa : pki.frontProxyCa
+
+const adminRequest = (clusterName: string) => ({ commonName: `slipway-admin@${clusterName}`, organizations: ['system:masters'], usages: ['client' as const], dnsNames: [], ipAddresses: [] })
+
+async function material(authority: SigningAuthority): Promise<KeyPairCertificate> {
   return { certificatePem: authority.certificate.toString('pem'), privateKeyPem: await privateKeyPem(authority.keys.privateKey) }
 }
 
@@ -101,7 +139,7 @@ export const x509ClusterPkiIssuer: ClusterPkiIssuer = {
       createAuthority('front-proxy-ca', now),
       generateKeys(),
     ])
-    const admin = await issueClientCertificate(kubernetesCa, `O=system:masters, CN=slipway-admin@${clusterName}`, now)
+    const admin = await issueLeaf(kubernetesCa, adminRequest(clusterName), now)
     const spki = Buffer.from(kubernetesCa.certificate.publicKey.rawData)
     return {
       kubernetesCa: await material(kubernetesCa),
@@ -112,5 +150,22 @@ export const x509ClusterPkiIssuer: ClusterPkiIssuer = {
       bootstrapToken: `${tokenPart(6)}.${tokenPart(16)}`,
       kubernetesCaCertHash: `sha256:${createHash('sha256').update(spki).digest('hex')}`,
     }
+  },
+
+  async issueLeaves(pki, requests, now) {
+    return Promise.all(
+      requests.map(async (request): Promise<IssuedCertificate> => {
+        const issued = await issueLeaf(await cachedAuthority(authorityOf(pki, request.authority)), request, now)
+        return { name: request.name, file: request.file, kind: request.kind, ...(request.server ? { server: request.server } : {}), ...issued, notAfter: this.notAfter(issued.certificatePem) }
+      }),
+    )
+  },
+
+  async renewAdmin(pki, clusterName, now) {
+    return issueLeaf(await cachedAuthority(pki.kubernetesCa), adminRequest(clusterName), now)
+  },
+
+  notAfter(certificatePem) {
+    return new x509.X509Certificate(certificatePem).notAfter.toISOString()
   },
 }

@@ -1,5 +1,6 @@
 import type { Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
+import type { MemberCertificates } from '../clusters/member-certificates.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
 import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
 import type { MachineState } from '../machines/machine-state.ts'
@@ -48,6 +49,10 @@ export interface ClusterMembership {
   hostname: string
   labels: Record<string, string>
   pki: ClusterPki
+  /** The member's leaf certificates; missing for the moments between its scheduling and their issue. */
+  certificates?: MemberCertificates
+  /** Changes whenever anything above may have (labels, PKI, certificates): cached renders key on it. */
+  revision: number
 }
 
 /** The port through which rendering finds a machine's cluster membership. */
@@ -59,6 +64,8 @@ const NO_CLUSTERS: ClusterMembershipSource = { memberOf: () => undefined }
 
 /** How long a machine waiting for the scheduler is told to wait before asking for its config again. */
 export const AWAITING_SCHEDULE_RETRY_SECONDS = 5
+/** A member asking for its config in the moments before its certificates are issued retries this soon. */
+export const CERTIFICATES_PENDING_RETRY_SECONDS = 2
 
 /**
  * What an installed machine that PXE-boots is told when its profile has nothing to netboot: leave
@@ -153,7 +160,7 @@ export class BootService {
         profile: profile.id,
       })
     }
-    return this.cached(catalog, renderKey('ipxe', group, request, machine), () => {
+    return this.cached(catalog, renderKey('ipxe', group, request, machine, machine && this.clusters.memberOf(machine.uuid)), () => {
       const secrets: SecretUse = { used: false }
       const context = this.context(request, group, profile, machine, secrets)
       const boot = this.renderBootSpec(catalog, profile, bootSpec, context)
@@ -209,7 +216,7 @@ export class BootService {
         { mac: request.labels.mac ?? null },
       )
     }
-    return this.cached(catalog, renderKey('ignition', group, request, machine), () => {
+    return this.cached(catalog, renderKey('ignition', group, request, machine, membership), () => {
       const secrets: SecretUse = { used: false }
       const value = finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile, machine, secrets)))
       return secrets.used && machine ? { value, secretsOf: machine } : { value }
@@ -282,7 +289,14 @@ export class BootService {
     const membership = machine && this.clusters.memberOf(machine.uuid)
     if (!membership) return {}
     const cluster: Record<string, unknown> = { name: membership.cluster, role: membership.role, hostname: membership.hostname, labels: membership.labels }
-    if (asksAsItself(request, machine)) secretField(cluster, 'pki', secrets, () => pkiForRole(membership.pki, membership.role))
+    if (asksAsItself(request, machine)) {
+      secretField(cluster, 'pki', secrets, () => {
+        if (!membership.certificates) {
+          throw unavailable('CERTIFICATES_PENDING', `the certificates of ${membership.hostname} (cluster ${membership.cluster}) are being issued; ask again`, CERTIFICATES_PENDING_RETRY_SECONDS, { uuid: machine.uuid })
+        }
+        return pkiForRole(membership.pki, { cluster: membership.cluster, role: membership.role, certificates: membership.certificates })
+      })
+    }
     return { cluster }
   }
 
@@ -397,8 +411,8 @@ function requiredField(group: Group, profile: Profile, field: 'ignition_id' | 'g
  * Within one catalog snapshot a render depends only on the group (which fixes the profile and
  * templates), the query (which fixes the labels), the engine URL and the machine's facts revision.
  */
-function renderKey(kind: string, group: Group, request: BootRequest, machine: KnownMachine | undefined): string {
-  return `${kind}\0${group.id}\0${request.engineUrl}\0${machine ? machine.revision : ''}\0${request.rawQuery}`
+function renderKey(kind: string, group: Group, request: BootRequest, machine: KnownMachine | undefined, membership: ClusterMembership | undefined): string {
+  return `${kind}\0${group.id}\0${request.engineUrl}\0${machine ? machine.revision : ''}\0${membership ? membership.revision : ''}\0${request.rawQuery}`
 }
 
 function formatLabels(labels: Labels): string {

@@ -1,6 +1,6 @@
 import Handlebars from 'handlebars'
 import { renderEnvFile } from './env-file.ts'
-import { misconfigured } from '../errors.ts'
+import { misconfigured, SlipwayError } from '../errors.ts'
 
 /** Templates live in three namespaces, mirroring the folders they are loaded from. */
 export const TEMPLATE_KINDS = ['ignition', 'generic', 'ipxe'] as const
@@ -71,6 +71,8 @@ export function compileTemplate(name: string, body: string): CompiledTemplate {
     try {
       return compiled(context)
     } catch (error) {
+      // A value the context could not give yet (a getter answering "try again") is not a template error.
+      if (error instanceof SlipwayError) throw error
       throw renderFailure(name, error)
     }
   }

@@ -4,6 +4,7 @@ import type { Machine, MachineRepository } from '../machines/machine-service.ts'
 import { transition, type MachineState } from '../machines/machine-state.ts'
 import type { ClusterConnection } from '../registry/registered-cluster.ts'
 import { adminKubeconfig, type ClusterCertificates, type ClusterPki, type ClusterPkiIssuer } from './cluster-pki.ts'
+import { certificatePlan, controlPlaneEndpointHost, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET, firstAddressOf, memberCertificates, renewalDue, type MemberCertificates } from './member-certificates.ts'
 import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
 import { bootIpOf, groupIdOf, planSchedule, PROFILE_OF_ROLE, type Assignment, type PlacedMember } from './schedule-plan.ts'
 
@@ -36,10 +37,23 @@ export interface ClusterRepository {
   /** Stores a cluster's PKI; private keys are encrypted at rest by the store. */
   insertClusterPki(cluster: string, pki: ClusterPki, now: Date): Promise<void>
   findClusterPki(cluster: string): Promise<ClusterPki | undefined>
+  /** Replaces a cluster's PKI (a renewed admin certificate); the CAs never change. */
+  updateClusterPki(cluster: string, pki: ClusterPki): Promise<void>
+  /** Stores (or replaces) a member's issued certificates, keys sealed and bound to the machine. */
+  saveMemberCertificates(cluster: string, machineUuid: string, issued: MemberCertificates): Promise<void>
+  /** When each member's set was issued and expires, of one cluster or all, without opening keys. */
+  listMemberCertificateStamps(cluster?: string): Promise<MemberCertificateStamp[]>
+  findMemberCertificates(machineUuid: string): Promise<MemberCertificates | undefined>
   /** The public certificates only, without opening the sealed keys. */
   findCertificates(cluster: string): Promise<ClusterCertificates | undefined>
   /** Runs `work` atomically: all of its writes land or none do. */
   transaction<T>(work: (repository: ClusterRepository) => Promise<T>): Promise<T>
+}
+
+export interface MemberCertificateStamp {
+  machineUuid: string
+  issuedAt: string
+  notAfter: string
 }
 
 /** One machine's place, as Enjoliver's `/scheduler` routes listed it. */
@@ -67,10 +81,23 @@ export interface ScheduleReport {
 }
 
 export interface ClusterServiceHooks {
+  /** Told after members' certificates (or a cluster's admin certificate) were issued or renewed. */
+  certificatesChanged?: (uuids: string[]) => Promise<void> | void
   /** Told after a commit that changed machines (e.g. MachineDirectory.refresh). */
   machinesChanged?: (uuids: string[]) => Promise<void> | void
   /** Told after a commit that changed groups (e.g. CatalogDirectory.refresh), so boots see them at once. */
   contentChanged?: () => Promise<void> | void
+}
+
+export interface ClusterServiceSettings {
+  /** The zone the engine's DNS answers: each cluster's control-plane endpoint is `api.<cluster>.<zone>`. */
+  zone: string
+}
+
+/** What a certificate pass issued: members' sets (new or renewed) and renewed admin certificates. */
+export interface CertificateReport {
+  issued: { cluster: string; machineUuid: string; hostname: string; renewal: boolean }[]
+  adminRenewed: string[]
 }
 
 export const scheduledReason = (cluster: string, role: string) => `scheduled into ${cluster} as ${role}`
@@ -86,6 +113,7 @@ export class ClusterService {
     private readonly pkiIssuer: ClusterPkiIssuer,
     private readonly clock: () => Date = () => new Date(),
     private readonly hooks: ClusterServiceHooks = {},
+    private readonly settings: ClusterServiceSettings = { zone: 'apps.slipway.internal' },
   ) {}
 
   listFlavors(): Promise<Flavor[]> {
@@ -139,6 +167,15 @@ export class ClusterService {
       await repository.insertClusterPki(cluster.name, pki, now)
     })
     return cluster
+  }
+
+  /**
+   * Renews every certificate the engine issued for a cluster now, with new keys (a suspected leak, a
+   * changed endpoint); the members' configs change and reach them by a rolling update.
+   */
+  async renewCertificates(name: string, now: Date = this.clock()): Promise<CertificateReport> {
+    if (!(await this.repository.findCluster(name))) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+    return this.issueCertificates(now, new Set([name]), { force: true })
   }
 
   /** The cluster's public certificates (never a key). */
@@ -262,15 +299,72 @@ export class ClusterService {
     })
   }
 
-  /** One scheduling pass over every cluster, oldest first; reports what each cluster got. */
+  /**
+   * One scheduling pass over every cluster, oldest first; reports what each cluster got. The new
+   * members' certificates are issued after the pass commits, outside its transaction (a leaf takes
+   * milliseconds of signing, which the whole inventory's write lock should not wait for); until then
+   * a member's installed config answers 503 CERTIFICATES_PENDING, which Ignition retries.
+   */
   async schedule(now: Date = this.clock()): Promise<ScheduleReport[]> {
     const reports = await this.repository.transaction((repository) => this.scheduleAll(repository, now))
     const changed = reports.flatMap((report) => report.assignments.map((assignment) => assignment.machineUuid))
     if (changed.length) {
       await this.hooks.machinesChanged?.(changed)
       await this.hooks.contentChanged?.()
+      await this.issueCertificates(now, new Set(reports.filter((report) => report.assignments.length).map((report) => report.cluster)))
     }
     return reports
+  }
+
+  /**
+   * The engine as each cluster's CA: members without certificates get kubeadm's set for their role
+   * (just scheduled, or imported from an inventory), sets with less than 30 days left are renewed
+   * with fresh keys (the changed config reaches the machines by a rolling update), and so is the
+   * engine's own admin certificate. Each member is written on its own; a member that left meanwhile
+   * is skipped.
+   */
+  async issueCertificates(now: Date = this.clock(), clusters?: ReadonlySet<string>, options: { force?: boolean } = {}): Promise<CertificateReport> {
+    const report: CertificateReport = { issued: [], adminRenewed: [] }
+    for (const cluster of await this.repository.listClusters()) {
+      if (clusters && !clusters.has(cluster.name)) continue
+      const stamps = new Map((await this.repository.listMemberCertificateStamps(cluster.name)).map((stamp) => [stamp.machineUuid, stamp]))
+      const due = (await this.repository.listPlacedMembers(cluster.name)).filter((member) => {
+        const stamp = stamps.get(member.machineUuid)
+        return !stamp || options.force || renewalDue(stamp.notAfter, now)
+      })
+      const publicParts = await this.repository.findCertificates(cluster.name)
+      const adminDue = publicParts !== undefined && (options.force || renewalDue(this.pkiIssuer.notAfter(publicParts.admin), now))
+      if (!due.length && !adminDue) continue
+      let pki = await this.repository.findClusterPki(cluster.name)
+      const flavor = await this.repository.findFlavor(cluster.flavor)
+      if (!pki || !flavor) continue
+      if (adminDue) {
+        pki = { ...pki, admin: await this.pkiIssuer.renewAdmin(pki, cluster.name, now) }
+        await this.repository.updateClusterPki(cluster.name, pki)
+        report.adminRenewed.push(cluster.name)
+      }
+      for (const member of due) {
+        const identity = {
+          cluster: cluster.name,
+          role: member.role,
+          hostname: member.hostname,
+          ip: member.ip,
+          endpointHost: controlPlaneEndpointHost(cluster.name, this.settings.zone),
+          apiServerPort: flavor.apiServerPort,
+          serviceIp: firstAddressOf(DEFAULT_SERVICE_SUBNET),
+          dnsDomain: DEFAULT_DNS_DOMAIN,
+        }
+        const issued = memberCertificates(await this.pkiIssuer.issueLeaves(pki, certificatePlan(identity), now), now)
+        const saved = await this.repository.transaction(async (repository) => {
+          const still = (await repository.listMembers(cluster.name)).some((current) => current.machineUuid === member.machineUuid)
+          if (still) await repository.saveMemberCertificates(cluster.name, member.machineUuid, issued)
+          return still
+        })
+        if (saved) report.issued.push({ cluster: cluster.name, machineUuid: member.machineUuid, hostname: member.hostname, renewal: stamps.has(member.machineUuid) })
+      }
+    }
+    if (report.issued.length || report.adminRenewed.length) await this.hooks.certificatesChanged?.(report.issued.map((entry) => entry.machineUuid))
+    return report
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { Cluster, ClusterMember, Flavor } from '../../core/clusters/cluster.ts'
 import { publicCertificates, type ClusterCertificates, type ClusterPki } from '../../core/clusters/cluster-pki.ts'
+import type { MemberCertificates } from '../../core/clusters/member-certificates.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
 import { conflict } from '../../core/errors.ts'
 import { contentRepository } from './content.ts'
@@ -10,6 +11,8 @@ import { inTransaction, uniqueViolation } from '../transactions.ts'
 
 /** The sealed PKI is bound to its cluster: a value copied to another cluster's row does not open. */
 export const pkiContext = (cluster: string) => `cluster_pki:${cluster}`
+/** Bound to the machine: a sealed set copied to another member's row does not open. */
+const memberCertificatesContext = (machineUuid: string) => `member_certificates:${machineUuid}`
 
 /**
  * The core's cluster port over kysely; its machine and content ports share the same connection or
@@ -126,6 +129,36 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
     findClusterPki: async (cluster) => {
       const row = await db.selectFrom('cluster_pki').select('sealed').where('cluster', '=', cluster).executeTakeFirst()
       return row ? (JSON.parse(secrets.open(row.sealed, pkiContext(cluster))) as ClusterPki) : undefined
+    },
+    updateClusterPki: async (cluster, pki) => {
+      await db
+        .updateTable('cluster_pki')
+        .set({ certificates: JSON.stringify(publicCertificates(pki)), sealed: secrets.seal(JSON.stringify(pki), pkiContext(cluster)) })
+        .where('cluster', '=', cluster)
+        .execute()
+    },
+    saveMemberCertificates: async (cluster, machineUuid, issued) => {
+      const values = {
+        cluster,
+        certificates: JSON.stringify(issued.certificates.map(({ privateKeyPem: _key, ...certificate }) => certificate)),
+        sealed: secrets.seal(JSON.stringify(issued), memberCertificatesContext(machineUuid)),
+        issued_at: issued.issuedAt,
+        not_after: issued.notAfter,
+      }
+      await db
+        .insertInto('member_certificates')
+        .values({ machine_uuid: machineUuid, ...values })
+        .onConflict((conflict) => conflict.column('machine_uuid').doUpdateSet(values))
+        .execute()
+    },
+    listMemberCertificateStamps: async (cluster) => {
+      let query = db.selectFrom('member_certificates').select(['machine_uuid', 'issued_at', 'not_after'])
+      if (cluster) query = query.where('cluster', '=', cluster)
+      return (await query.execute()).map((row) => ({ machineUuid: row.machine_uuid, issuedAt: row.issued_at, notAfter: row.not_after }))
+    },
+    findMemberCertificates: async (machineUuid) => {
+      const row = await db.selectFrom('member_certificates').select('sealed').where('machine_uuid', '=', machineUuid).executeTakeFirst()
+      return row ? (JSON.parse(secrets.open(row.sealed, memberCertificatesContext(machineUuid))) as MemberCertificates) : undefined
     },
     findCertificates: async (cluster) => {
       const row = await db.selectFrom('cluster_pki').select('certificates').where('cluster', '=', cluster).executeTakeFirst()

@@ -10,9 +10,11 @@ import os from 'node:os'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
+import YAML from 'yaml'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { validateWithOfficialSchema } from '../../helpers/ignition-schema.ts'
 import { asMachine, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+import { until } from '../../helpers/wait.ts'
 
 const uuidOf = (n: number) => `6a1e0000-0000-4000-8000-${String(n).padStart(12, '0')}`
 const macOf = (n: number) => `52:54:00:00:0e:${n.toString(16).padStart(2, '0')}`
@@ -35,6 +37,29 @@ async function discover(app: FastifyInstance, n: number) {
     },
   })
   if (response.statusCode !== 200) throw new Error(response.body)
+}
+
+/** Every private key an Ignition config writes: PEM blocks, and the client keys inside kubeconfigs. */
+function privateKeysIn(config: { storage: { files: { path: string; contents: { source: string } }[] } }): { at: string; key: string }[] {
+  const found: { at: string; key: string }[] = []
+  for (const file of config.storage.files) {
+    if (!file.contents.source.startsWith('data:')) continue
+    const text = fileIn(config, file.path)!.text
+    for (const block of text.match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g) ?? []) found.push({ at: file.path, key: block })
+    for (const match of text.matchAll(/client-key-data: (\S+)/g)) found.push({ at: file.path, key: Buffer.from(match[1]!, 'base64').toString('utf8') })
+  }
+  return found
+}
+
+/** The server, CA and client certificate of a kubeconfig an Ignition config writes. */
+function kubeconfigIn(config: Parameters<typeof fileIn>[0], at: string) {
+  const document = YAML.parse(fileIn(config, at)!.text)
+  const decode = (value: string) => Buffer.from(value, 'base64').toString('utf8')
+  return {
+    server: document.clusters[0].cluster.server as string,
+    ca: decode(document.clusters[0].cluster['certificate-authority-data']),
+    certificate: decode(document.users[0].user['client-certificate-data']),
+  }
 }
 
 function openssl(args: string[], input?: string): string {
@@ -89,38 +114,65 @@ t.test('a cluster gets its PKI; roles get what they need; nothing private leaks'
   const beta = (await admin(app, 'GET', '/api/v1/clusters/beta/certificates')).json()
   t.not(beta.kubernetes_ca, certs.kubernetes_ca, 'every cluster has its own CA')
 
-  // Schedule alpha: 3 control-plane members and a node.
-  for (const n of [1, 2, 3, 4]) await discover(app, n)
+  // Schedule alpha: 3 control-plane members and 2 nodes.
+  for (const n of [1, 2, 3, 4, 5]) await discover(app, n)
   const run = await admin(app, 'POST', '/api/v1/scheduler/run')
-  t.equal(run.json().assignments.length, 4, run.body)
+  t.equal(run.json().assignments.length, 5, run.body)
 
-  const controlPlane = await takeSlotAndFetchConfig(app, machineOf(1))
-  t.equal(controlPlane.statusCode, 200, controlPlane.body)
-  const cpConfig = controlPlane.json()
-  t.same(validateWithOfficialSchema(cpConfig), { ok: true, errors: [] }, 'the control-plane config is valid against the official Ignition schema')
-  t.equal(fileIn(cpConfig, '/etc/kubernetes/pki/ca.crt')?.text, certs.kubernetes_ca, 'the control plane trusts the cluster CA')
-  const caKey = fileIn(cpConfig, '/etc/kubernetes/pki/ca.key')
-  t.equal(caKey?.mode, 0o600, 'CA keys are written mode 0600')
-  t.equal(
-    openssl(['pkey', '-in', pem('ca.key', caKey!.text), '-pubout']),
-    openssl(['x509', '-in', ca, '-noout', '-pubkey']),
-    'the CA key the control plane gets belongs to the CA certificate',
-  )
-  for (const file of ['etcd/ca.crt', 'etcd/ca.key', 'front-proxy-ca.crt', 'front-proxy-ca.key', 'sa.key', 'sa.pub']) {
-    t.ok(fileIn(cpConfig, `/etc/kubernetes/pki/${file}`), `control plane gets ${file}`)
+  // No file of any member holds a CA private key: every key found (PEM, or base64 inside a
+  // kubeconfig) is compared by its public key with the three CA certificates.
+  const caPublicKeys = new Map([certs.kubernetes_ca, certs.etcd_ca, certs.front_proxy_ca].map((certificate: string, index) => [openssl(['x509', '-noout', '-pubkey'], certificate), ['kubernetes', 'etcd', 'front-proxy'][index]!]))
+  const configs = new Map<number, ReturnType<typeof JSON.parse>>()
+  let keysChecked = 0
+  for (const n of [1, 2, 3, 4, 5]) {
+    const response = await takeSlotAndFetchConfig(app, machineOf(n))
+    t.equal(response.statusCode, 200, response.body)
+    const config = response.json()
+    configs.set(n, config)
+    t.same(validateWithOfficialSchema(config), { ok: true, errors: [] }, `machine ${n}: valid against the official Ignition schema`)
+    for (const { at, key } of privateKeysIn(config)) {
+      keysChecked++
+      const publicKey = openssl(['pkey', '-pubout'], key)
+      t.notOk(caPublicKeys.has(publicKey), `machine ${n}: ${at} holds no CA key (${caPublicKeys.get(publicKey) ?? 'not a CA'})`)
+    }
   }
+  // Per control-plane member: 7 leaf keys, 5 kubeconfigs and sa.key; per node: its kubelet's.
+  t.equal(keysChecked, 3 * 13 + 2, `${keysChecked} private keys found and checked across the 5 machines`)
+
+  const cpConfig = configs.get(1)!
+  t.equal(fileIn(cpConfig, '/etc/kubernetes/pki/ca.crt')?.text, certs.kubernetes_ca, 'the control plane trusts the cluster CA')
+  for (const file of ['ca.key', 'etcd/ca.key', 'front-proxy-ca.key']) t.notOk(fileIn(cpConfig, `/etc/kubernetes/pki/${file}`), `no ${file}: kubeadm runs in external-CA mode`)
+  const leaves = ['apiserver', 'apiserver-kubelet-client', 'apiserver-etcd-client', 'front-proxy-client', 'etcd/server', 'etcd/peer', 'etcd/healthcheck-client']
+  for (const leaf of leaves) {
+    const certificate = fileIn(cpConfig, `/etc/kubernetes/pki/${leaf}.crt`)
+    const key = fileIn(cpConfig, `/etc/kubernetes/pki/${leaf}.key`)
+    t.equal(key?.mode, 0o600, `${leaf}.key is written mode 0600`)
+    const issuer = leaf.startsWith('etcd/') || leaf === 'apiserver-etcd-client' ? certs.etcd_ca : leaf === 'front-proxy-client' ? certs.front_proxy_ca : certs.kubernetes_ca
+    t.match(openssl(['verify', '-CAfile', pem('issuer.crt', issuer), pem('leaf.crt', certificate!.text)]), /leaf\.crt: OK/, `${leaf}.crt verifies against its CA`)
+    t.equal(openssl(['pkey', '-pubout'], key!.text), openssl(['x509', '-noout', '-pubkey'], certificate!.text), `${leaf}.key belongs to ${leaf}.crt`)
+  }
+  t.match(openssl(['x509', '-noout', '-ext', 'subjectAltName'], fileIn(cpConfig, '/etc/kubernetes/pki/apiserver.crt')!.text), new RegExp(`DNS:api\\.alpha\\.apps\\.slipway\\.internal[\\s\\S]*IP Address:${ipOf(1).replaceAll('.', '\\.')}`), 'the API server serves the endpoint name and its own address')
+  const cp2Peer = fileIn(configs.get(2)!, '/etc/kubernetes/pki/etcd/peer.crt')!.text
+  t.match(openssl(['x509', '-noout', '-subject', '-ext', 'subjectAltName'], cp2Peer), new RegExp(`CN\\s*=\\s*alpha-cp-2[\\s\\S]*IP Address:${ipOf(2).replaceAll('.', '\\.')}`), 'each member has its own etcd peer certificate')
+  for (const file of ['etcd/ca.crt', 'front-proxy-ca.crt', 'sa.key', 'sa.pub']) t.ok(fileIn(cpConfig, `/etc/kubernetes/pki/${file}`), `control plane gets ${file}`)
+  const adminConf = kubeconfigIn(cpConfig, '/etc/kubernetes/admin.conf')
+  t.equal(adminConf.server, 'https://api.alpha.apps.slipway.internal:6443', 'admin.conf talks to the control-plane endpoint')
+  t.match(openssl(['x509', '-noout', '-subject', '-nameopt', 'sep_comma_plus_space'], adminConf.certificate), /O\s*=\s*kubeadm:cluster-admins, CN\s*=\s*kubernetes-admin/)
+  t.equal(adminConf.ca, certs.kubernetes_ca)
+  t.equal(kubeconfigIn(cpConfig, '/etc/kubernetes/scheduler.conf').server, `https://${ipOf(1)}:6443`, "the scheduler talks to its own member's API server")
   const cpEnv = fileIn(cpConfig, '/etc/slipway/cluster.env')!.text
   t.match(cpEnv, /^SLIPWAY_BOOTSTRAP_TOKEN=[a-z0-9]{6}\.[a-z0-9]{16}$/m, 'a kubeadm bootstrap token')
   t.match(cpEnv, new RegExp(`^SLIPWAY_CA_CERT_HASH=${certs.kubernetes_ca_cert_hash}$`, 'm'))
   t.match(cpEnv, new RegExp(`^SLIPWAY_ETCD_INITIAL_CLUSTER=alpha-cp-1=https://${ipOf(1).replaceAll('.', '\\.')}:2380,`, 'm'))
   const token = /^SLIPWAY_BOOTSTRAP_TOKEN=(.*)$/m.exec(cpEnv)![1]!
+  const apiserverKey = fileIn(cpConfig, '/etc/kubernetes/pki/apiserver.key')!.text
 
-  const node = await takeSlotAndFetchConfig(app, machineOf(4))
-  t.equal(node.statusCode, 200, node.body)
-  const nodeConfig = node.json()
-  t.same(validateWithOfficialSchema(nodeConfig), { ok: true, errors: [] }, 'the node config is valid against the official Ignition schema')
+  const nodeConfig = configs.get(4)!
   t.equal(fileIn(nodeConfig, '/etc/kubernetes/pki/ca.crt')?.text, certs.kubernetes_ca, 'a node trusts the cluster CA')
-  t.notMatch(node.body, /PRIVATE KEY/, 'a node gets no private key at all')
+  t.same(privateKeysIn(nodeConfig).map((found) => found.at), ['/etc/kubernetes/kubelet.conf'], "a node's only private key is its kubelet's")
+  const kubelet = kubeconfigIn(nodeConfig, '/etc/kubernetes/kubelet.conf')
+  t.match(openssl(['x509', '-noout', '-subject', '-nameopt', 'sep_comma_plus_space'], kubelet.certificate), /O\s*=\s*system:nodes, CN\s*=\s*system:node:alpha-node-1/)
+  t.match(openssl(['verify', '-CAfile', ca, pem('kubelet.crt', kubelet.certificate)]), /OK/)
   t.match(fileIn(nodeConfig, '/etc/slipway/cluster.env')!.text, new RegExp(`SLIPWAY_BOOTSTRAP_TOKEN=${token}`), 'and the token to join with')
 
   // Nothing private through the admin API.
@@ -138,13 +190,13 @@ t.test('a cluster gets its PKI; roles get what they need; nothing private leaks'
     const bytes = readFileSync(path.join(started.dataDir, name)).toString('latin1')
     t.notOk(bytes.includes('PRIVATE KEY'), `${name} holds no private key in clear`)
     t.notOk(bytes.includes(token), `${name} holds no bootstrap token in clear`)
-    t.notOk(bytes.includes(caKey!.text.split('\n')[1]!), `${name} holds no base64 line of the CA key`)
+    t.notOk(bytes.includes(apiserverKey.split('\n')[1]!), `${name} holds no base64 line of a member's key`)
   }
 
   // A restart opens the same PKI with the key file...
   const again = await startTestEngine({ dataDir: started.dataDir, contentDir: started.contentDir })
   const renderedAgain = await asMachine(again.engine.app, machineOf(1), 'GET', `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed`)
-  t.equal(fileIn(renderedAgain.json(), '/etc/kubernetes/pki/ca.key')?.text, caKey!.text, 'after a restart the same CA key is served')
+  t.equal(fileIn(renderedAgain.json(), '/etc/kubernetes/pki/apiserver.key')?.text, apiserverKey, "after a restart the member's stored key is served, not a new one")
   await again.engine.close()
 
   // ...and refuses to start with another key rather than serve configs it cannot build.
@@ -170,4 +222,30 @@ t.test('destroying a cluster removes its PKI with it', async (t) => {
   // Re-creating the name issues a fresh CA.
   await admin(app, 'POST', '/api/v1/clusters', { name: 'gamma', flavor: 'one' })
   t.equal((await admin(app, 'GET', '/api/v1/clusters/gamma/certificates')).statusCode, 200)
+})
+
+t.test("a member whose certificates are not issued yet is told to ask again; the engine's certificate check issues them at start", async (t) => {
+  const listening = { SLIPWAY_HTTP_PORT: '0', SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0' }
+  const first = await startTestEngine({ env: listening })
+  t.teardown(() => removeTree(path.dirname(first.dataDir)))
+  await admin(first.engine.app, 'POST', '/api/v1/flavors', { name: 'one', control_plane_count: 1, nodes_min: 0, nodes_max: 0 })
+  await admin(first.engine.app, 'POST', '/api/v1/clusters', { name: 'solo', flavor: 'one' })
+  await discover(first.engine.app, 1)
+  t.equal((await admin(first.engine.app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 1)
+  // As after an inventory import: a membership without its issued set.
+  await first.engine.store.deleteFrom('member_certificates').execute()
+  await first.engine.close()
+
+  const second = await startTestEngine({ dataDir: first.dataDir, contentDir: first.contentDir, env: listening })
+  t.teardown(() => second.engine.close())
+  const pending = await takeSlotAndFetchConfig(second.engine.app, machineOf(1))
+  t.equal(pending.statusCode, 503, pending.body)
+  t.equal(pending.json().code, 'CERTIFICATES_PENDING')
+  t.equal(pending.headers['retry-after'], '2', 'Ignition is told when to ask again')
+  await second.engine.start()
+  const served = await until('the certificate check to issue the set', async () => {
+    const response = await asMachine(second.engine.app, machineOf(1), 'GET', `/ignition?uuid=${uuidOf(1)}&mac=${macOf(1)}&os=installed`)
+    return response.statusCode === 200 ? response : undefined
+  })
+  t.ok(fileIn(served.json(), '/etc/kubernetes/pki/apiserver.crt'), 'then the config comes whole')
 })

@@ -79,6 +79,23 @@ t.test('an installed machine reports; a template or metadata change makes it out
   }, 5000)
   t.pass('a metadata change makes it outdated too')
 
+  // A certificate renewal changes the member's config: outdated, and what it is served now carries the new keys.
+  const current = (await asMachine(app, MACHINE, 'GET', installedUrl, undefined, { authorization: `Bearer ${credential}` })).json()
+  t.equal((await report(current)).json().state, 'up_to_date')
+  const renewal = await admin(app, 'POST', '/api/v1/clusters/drift/certificates/renew')
+  t.equal(renewal.statusCode, 200, renewal.body)
+  t.same(renewal.json(), { renewed: [{ uuid: UUID, hostname: 'drift-cp-1' }], admin_renewed: true })
+  await until('outdated after a certificate renewal', async () => {
+    const fleet = (await admin(app, 'GET', '/lifecycle/ignition')).json() as { uuid: string; state: string }[]
+    return fleet.find((record) => record.uuid === UUID && record.state === 'outdated')
+  }, 5000)
+  const renewedConfig = (await asMachine(app, MACHINE, 'GET', installedUrl, undefined, { authorization: `Bearer ${credential}` })).json()
+  const fileText = (config: typeof current, at: string) => decodeURIComponent(config.storage.files.find((file: { path: string }) => file.path === at).contents.source.replace(/^data:,/, ''))
+  t.not(fileText(renewedConfig, '/etc/kubernetes/pki/apiserver.key'), fileText(current, '/etc/kubernetes/pki/apiserver.key'), 'a new API server key')
+  t.equal(fileText(renewedConfig, '/etc/kubernetes/pki/ca.crt'), fileText(current, '/etc/kubernetes/pki/ca.crt'), 'under the same CA')
+  t.equal((await report(renewedConfig)).json().state, 'up_to_date', 'once applied (by a rolling update), up to date again')
+  t.equal((await admin(app, 'POST', '/api/v1/clusters/nope/certificates/renew')).json().code, 'CLUSTER_NOT_FOUND')
+
   // Bad reports change nothing.
   const before = (await admin(app, 'GET', '/lifecycle/ignition')).body
   const bad: [string, () => ReturnType<typeof report>, number, string][] = [

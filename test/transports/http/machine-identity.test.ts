@@ -143,7 +143,7 @@ t.test('install calls need both halves of the identity; secret-bearing configs o
   t.notMatch(stolen.body, /PRIVATE KEY/)
   const served = await fromMachine(app, ipOf(VICTIM), 'GET', `/ignition?${query}&os=installed`)
   t.equal(served.statusCode, 200, 'in the slot, from its own address: served')
-  t.ok(served.json().storage.files.some((file: { path: string }) => file.path === '/etc/kubernetes/pki/ca.key'), "with the cluster's CA key")
+  t.ok(served.json().storage.files.some((file: { path: string }) => file.path === '/etc/kubernetes/pki/apiserver.key'), "with its API server's key")
   const credential = /SLIPWAY_MACHINE_CREDENTIAL%3D([^%"]+)/.exec(served.body)?.[1] ?? /SLIPWAY_MACHINE_CREDENTIAL=([^\s"\\]+)/.exec(decodeURIComponent(served.body))?.[1]
   t.ok(credential, 'and the machine credential')
   t.equal(credential, machineCredentials(config.secrets.keyFile).issue(victim, 1), 'of a new generation: the grant started one')

@@ -300,11 +300,11 @@ t.test('a provisioned cluster registers itself once its control plane is install
   await call(app, 'POST', '/api/v1/clusters/health-sweep')
   t.match((await call(app, 'GET', '/api/v1/clusters/lyon')).json(), { server: null, conditions: [{ type: 'Joined', status: 'False', message: new RegExp(`API server https://127.0.0.1:${port} does not answer yet`) }] })
 
-  // The control plane's kube-apiserver comes up with the CA its Ignition carries (as kubeadm does).
+  // The control plane's kube-apiserver comes up with the serving certificate and CA its Ignition
+  // carries (kubeadm's external-CA mode: the engine issued them).
   const ignition = JSON.parse(configs[0]!) as { storage: { files: { path: string; contents: { source: string } }[] } }
   const file = (name: string) => decodeURIComponent(ignition.storage.files.find((candidate) => candidate.path === `/etc/kubernetes/pki/${name}`)!.contents.source.replace(/^data:[^,]*,/, ''))
-  const pki = { kubernetesCa: { certificatePem: file('ca.crt'), privateKeyPem: file('ca.key') } } as ClusterPki
-  const api = await FakeKubeApiserver.start({ tls: { ...(await servingCertificate(pki)), clientCaPem: pki.kubernetesCa.certificatePem }, port })
+  const api = await FakeKubeApiserver.start({ tls: { certificatePem: file('apiserver.crt'), privateKeyPem: file('apiserver.key'), clientCaPem: file('ca.crt') }, port })
   t.teardown(() => api.close())
   api.addNode('lyon-cp-1')
   api.addNode('lyon-node-1')
@@ -315,7 +315,7 @@ t.test('a provisioned cluster registers itself once its control plane is install
   t.match(joined, {
     server: `https://127.0.0.1:${port}`,
     credential_kind: 'cluster_pki',
-    ca_bundle: pki.kubernetesCa.certificatePem,
+    ca_bundle: file('ca.crt'),
     conditions: [{ type: 'Joined', status: 'True', reason: 'APIServerAnswered' }, { type: 'ControlPlaneHealthy', status: 'True' }],
     health: { status: 'Healthy', nodes_total: 2 },
   })

@@ -156,6 +156,10 @@ t.test('the machine API shows cluster, role, drift and what a machine is served,
   t.match(answer.ipxe, { url: `http://localhost:80/ipxe?uuid=${uuidOf(1)}&mac=52-54-00-00-0f-01`, body: /^#!ipxe/ })
   t.equal(answer.ignition.error, null)
   t.notMatch(answer.ignition.body, /PRIVATE KEY-----%0A[A-Za-z0-9]/, 'no private key material')
+  // Kubeconfigs carry their client keys base64-encoded, not as PEM.
+  const kubeconfigKeys = [...decodeURIComponent(answer.ignition.body).matchAll(/client-key-data: (\S+)/g)].map((match) => match[1])
+  t.ok(kubeconfigKeys.length >= 5, `${kubeconfigKeys.length} kubeconfigs shown`)
+  t.ok(kubeconfigKeys.every((value) => value === 'REDACTED-PRIVATE-KEY'), 'no kubeconfig client key')
   t.notMatch(answer.ignition.body, /[a-z0-9]{6}\.[a-z0-9]{16}/, 'no bootstrap token')
   t.ok(answer.redacted.length >= 5 && answer.redacted.every((at) => /^storage\.files\[\d+\]\.contents\.source$/.test(at)), `the files holding secrets: ${answer.redacted.join(', ')}`)
   const credential = /SLIPWAY_MACHINE_CREDENTIAL%3D([^%]+)/.exec(served.body)?.[1]

@@ -1,7 +1,7 @@
 import Type from 'typebox'
 import { CLUSTER_STATES, NAME_PATTERN, ROLES, type Flavor } from '../../../core/clusters/cluster.ts'
 import type { ClusterCertificates } from '../../../core/clusters/cluster-pki.ts'
-import type { ClusterDetail, ScheduleReport } from '../../../core/clusters/cluster-service.ts'
+import type { CertificateReport, ClusterDetail, ScheduleReport } from '../../../core/clusters/cluster-service.ts'
 import { groupIdOf } from '../../../core/clusters/schedule-plan.ts'
 import { MACHINE_STATES } from '../../../core/machines/machine-state.ts'
 import { Nullable } from '../../../lib/nullable.ts'
@@ -95,6 +95,16 @@ export const CertificatesResponse = Type.Object({
   service_account_public_key: Pem('Service-account token verification key (PEM).'),
   kubernetes_ca_cert_hash: Type.String({ description: 'For kubeadm join --discovery-token-ca-cert-hash.' }),
 })
+export const CertificateRenewalResponse = Type.Object({
+  renewed: Type.Array(Type.Object({ uuid: Type.String(), hostname: Type.String() }), { description: 'Members whose certificates and kubeconfigs were issued again, with new keys.' }),
+  admin_renewed: Type.Boolean({ description: "Whether the engine's own admin certificate for the cluster was renewed." }),
+})
+
+export const toCertificateRenewalResponse = (report: CertificateReport) => ({
+  renewed: report.issued.map((entry) => ({ uuid: entry.machineUuid, hostname: entry.hostname })),
+  admin_renewed: report.adminRenewed.length > 0,
+})
+
 export const toCertificatesResponse = (certificates: ClusterCertificates) => ({
   kubernetes_ca: certificates.kubernetesCa,
   etcd_ca: certificates.etcdCa,

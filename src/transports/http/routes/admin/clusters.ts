@@ -4,10 +4,12 @@ import { FlavorDocument } from '../../../../core/clusters/cluster.ts'
 import type { ClusterService, ScheduleReport } from '../../../../core/clusters/cluster-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import {
+  CertificateRenewalResponse,
   CertificatesResponse,
   ClusterNameParams,
   FlavorResponse,
   ScheduleResponse,
+  toCertificateRenewalResponse,
   toCertificatesResponse,
   toFlavorResponse,
   toScheduleResponse,
@@ -40,6 +42,21 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
       },
     },
     async (request) => toCertificatesResponse(await clusters.certificates(request.params.name)),
+  )
+
+  app.post(
+    '/clusters/:name/certificates/renew',
+    {
+      config: { access: operate('tenant', clusterOwner) },
+      schema: {
+        tags: ['clusters'],
+        summary:
+          "Renew now, with new keys, every certificate the engine issued for the cluster (members' leaf certificates and kubeconfigs, the engine's admin certificate); the members' configs change and reach them by a rolling update. The CAs stay.",
+        params: ClusterNameParams,
+        response: { 200: CertificateRenewalResponse, ...adminErrors },
+      },
+    },
+    async (request) => toCertificateRenewalResponse(await clusters.renewCertificates(request.params.name)),
   )
 
   app.post(

@@ -10,11 +10,15 @@ import { machineOwner, read } from '../../../../core/access/route-policy.ts'
 
 const STATUS_OF_KIND: Record<string, number> = { invalid: 400, unauthorized: 401, forbidden: 403, not_found: 404, conflict: 409, unavailable: 503, configuration: 500 }
 
-/** PEM private keys, kubeadm bootstrap tokens ([a-z0-9]{6}.[a-z0-9]{16}) and the machine's own credential. */
+/**
+ * PEM private keys, kubeconfigs' client keys (base64 of a PEM key), kubeadm bootstrap tokens
+ * ([a-z0-9]{6}.[a-z0-9]{16}) and the machine's own credential.
+ */
 function secretRedactor(credential: string) {
   return (text: string): string =>
     text
       .replace(/(-----BEGIN ([A-Z ]*)PRIVATE KEY-----)[\s\S]*?(-----END \2PRIVATE KEY-----)/g, '$1\nREDACTED-PRIVATE-KEY\n$3')
+      .replace(/^(\s*client-key-data:\s*)\S+$/gm, '$1REDACTED-PRIVATE-KEY')
       .replace(/\b[a-z0-9]{6}\.[a-z0-9]{16}\b/g, 'REDACTED-BOOTSTRAP-TOKEN')
       .replaceAll(credential, 'REDACTED-MACHINE-CREDENTIAL')
 }
