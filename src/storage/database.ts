@@ -19,6 +19,7 @@ export interface Database {
   cluster_members: ClusterMembersTable
   cluster_pki: ClusterPkiTable
   member_certificates: MemberCertificatesTable
+  member_bootstrap: MemberBootstrapTable
   lock_groups: LockGroupsTable
   lock_holders: LockHoldersTable
   machine_drift: MachineDriftTable
@@ -252,6 +253,17 @@ export interface MemberCertificatesTable {
   issued_at: string
   /** The earliest expiry of the set. */
   not_after: string
+}
+
+/** A member's kubeadm bootstrap, as it last reported. */
+export interface MemberBootstrapTable {
+  machine_uuid: string
+  phase: 'waiting_for_endpoint' | 'running' | 'done' | 'failed'
+  command: 'init' | 'join' | 'unknown'
+  message: string
+  log: string | null
+  attempts: number
+  updated_at: string
 }
 
 export interface LockGroupsTable {

@@ -70,6 +70,7 @@ export function buildEngineApp(
     lockGroupOf: lifecycle.lockGroupOf,
     rollingModeOf: lifecycle.rollingModeOf,
     drift: lifecycle.drift,
+    bootstrap: provisioning.bootstrap,
     rollouts: lifecycle.rollouts,
     registry: apps.registry,
     healthSweep: apps.healthSweep,

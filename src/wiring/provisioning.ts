@@ -3,6 +3,7 @@ import type { Config } from '../config.ts'
 import { x509ClusterPkiIssuer } from '../adapters/pki/x509-cluster-pki.ts'
 import { BootService } from '../core/boot/boot-service.ts'
 import { SecretDeliveryGate } from '../core/boot/secret-delivery.ts'
+import { BootstrapProgressService } from '../core/clusters/bootstrap-progress.ts'
 import { ClusterService } from '../core/clusters/cluster-service.ts'
 import { ContentService } from '../core/content/content-service.ts'
 import { ReservationService } from '../core/dhcp/reservation-service.ts'
@@ -19,6 +20,7 @@ import { MachineDirectory } from '../storage/directories/machine-directory.ts'
 import { loadEngineSshKey } from '../storage/engine-ssh-key.ts'
 import { appendAudit } from '../storage/repositories/audit-log.ts'
 import { clusterRepository } from '../storage/repositories/clusters.ts'
+import { bootstrapRepository } from '../storage/repositories/member-bootstrap.ts'
 import { contentRepository } from '../storage/repositories/content.ts'
 import { dhcpLeaseStore } from '../storage/repositories/dhcp-leases.ts'
 import { reservationRepository } from '../storage/repositories/dhcp-reservations.ts'
@@ -80,6 +82,7 @@ export async function wireProvisioning(basics: WiringBasics) {
   return {
     ...served,
     clusters,
+    bootstrap: new BootstrapProgressService(bootstrapRepository(store)),
     scheduler,
     machineDirectory,
     clusterDirectory,
@@ -107,7 +110,7 @@ async function bootServing({ config, store, secrets }: WiringBasics) {
   const machineDirectory = new MachineDirectory(machineRepository(store))
   await machineDirectory.load()
   const clusterStore = clusterRepository(store, secrets)
-  const clusterDirectory = new ClusterDirectory(clusterStore)
+  const clusterDirectory = new ClusterDirectory(clusterStore, config.dns.zone)
   await clusterDirectory.load()
   const credentials = signedMachineCredentials(secrets, (uuid) => findCredentialState(store, uuid))
   const sshKey = await loadEngineSshKey(store, secrets)

@@ -1,6 +1,7 @@
 import type { Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
-import type { MemberCertificates } from '../clusters/member-certificates.ts'
+import { kubeadmConfigFile, kubeadmDocuments, type KubeadmCommand } from '../clusters/kubeadm-config.ts'
+import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, type MemberCertificates } from '../clusters/member-certificates.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
 import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
 import type { MachineState } from '../machines/machine-state.ts'
@@ -47,7 +48,14 @@ export interface ClusterMembership {
   cluster: string
   role: Role
   hostname: string
+  /** The boot address the member was scheduled with: what etcd and the API server advertise. */
+  ip: string
+  /** The first control-plane member creates the cluster (`kubeadm init`); the others join it. */
+  initializes: boolean
   labels: Record<string, string>
+  /** The control-plane endpoint (`api.<cluster>.<zone>` and the flavor's API server port). */
+  endpoint: { host: string; port: number }
+  kubernetesVersion: string
   pki: ClusterPki
   /** The member's leaf certificates; missing for the moments between its scheduling and their issue. */
   certificates?: MemberCertificates
@@ -218,7 +226,7 @@ export class BootService {
     }
     return this.cached(catalog, renderKey('ignition', group, request, machine, membership), () => {
       const secrets: SecretUse = { used: false }
-      const value = finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)(this.context(request, group, profile, machine, secrets)))
+      const value = finalizeIgnition(name, catalog.compiled('ignition', templateId, template.body)({ ...this.context(request, group, profile, machine, secrets), scripts: catalog.scripts() }))
       return secrets.used && machine ? { value, secretsOf: machine } : { value }
     })
   }
@@ -288,7 +296,14 @@ export class BootService {
   private clusterContext(request: BootRequest, machine: KnownMachine | undefined, secrets: SecretUse): RenderContext {
     const membership = machine && this.clusters.memberOf(machine.uuid)
     if (!membership) return {}
-    const cluster: Record<string, unknown> = { name: membership.cluster, role: membership.role, hostname: membership.hostname, labels: membership.labels }
+    const cluster: Record<string, unknown> = {
+      name: membership.cluster,
+      role: membership.role,
+      hostname: membership.hostname,
+      labels: membership.labels,
+      // The control-plane endpoint as kubeadm writes it (host:port).
+      endpoint: `${membership.endpoint.host}:${membership.endpoint.port}`,
+    }
     if (asksAsItself(request, machine)) {
       secretField(cluster, 'pki', secrets, () => {
         if (!membership.certificates) {
@@ -296,6 +311,8 @@ export class BootService {
         }
         return pkiForRole(membership.pki, { cluster: membership.cluster, role: membership.role, certificates: membership.certificates })
       })
+      // The kubeadm configuration carries the bootstrap token: secret-bearing as well.
+      secretField(cluster, 'kubeadm', secrets, () => kubeadmContext(membership))
     }
     return { cluster }
   }
@@ -382,6 +399,23 @@ const sameUuid = (label: string | undefined, uuid: string) => label !== undefine
 const asksAsItself = (request: BootRequest, machine: KnownMachine) => sameUuid(request.labels.uuid, machine.uuid) && request.labels.mac === (machine.view as MachineView).bootMac
 
 /** A context field holding a secret: reading it (as a template does) marks the render secret-bearing. */
+/** `{{cluster.kubeadm.command}}` (init or join) and `{{cluster.kubeadm.config}}`, the file `kubeadm --config` reads. */
+function kubeadmContext(membership: ClusterMembership): { command: KubeadmCommand; config: string } {
+  const { command, documents } = kubeadmDocuments({
+    cluster: membership.cluster,
+    role: membership.role,
+    hostname: membership.hostname,
+    ip: membership.ip,
+    initializes: membership.initializes,
+    endpoint: membership.endpoint,
+    kubernetesVersion: membership.kubernetesVersion,
+    networking: { serviceSubnet: DEFAULT_SERVICE_SUBNET, podSubnet: DEFAULT_POD_SUBNET, dnsDomain: DEFAULT_DNS_DOMAIN },
+    bootstrapToken: membership.pki.bootstrapToken,
+    caCertHash: membership.pki.kubernetesCaCertHash,
+  })
+  return { command, config: kubeadmConfigFile(documents) }
+}
+
 function secretField(target: Record<string, unknown>, name: string, secrets: SecretUse, value: () => unknown): void {
   Object.defineProperty(target, name, {
     enumerable: true,

@@ -34,6 +34,20 @@ export class Catalog {
     return this.templates.get(templateRef(kind, id))
   }
 
+  /**
+   * `{{scripts.<name>}}` in Ignition templates: the text of each shell script in generic/ (`<name>.sh`,
+   * `-` read as `_`), so that a role config writes a script the operator can read and change as a file
+   * rather than one percent-encoded inside JSON. Read lazily: only a template that asks pays.
+   */
+  scripts(): Record<string, string> {
+    const scripts: Record<string, string> = {}
+    for (const template of this.templates.values()) {
+      if (template.kind !== 'generic' || !template.id.endsWith('.sh')) continue
+      Object.defineProperty(scripts, template.id.slice(0, -3).replace(/[^A-Za-z0-9]/g, '_'), { enumerable: true, get: () => template.body })
+    }
+    return scripts
+  }
+
   /** Compiles on first use: start-up stays fast with thousands of templates. */
   compiled(kind: TemplateKind, id: string, body: string): CompiledTemplate {
     const ref = templateRef(kind, id)

@@ -1,8 +1,17 @@
 import type { ClusterMembership, ClusterMembershipSource } from '../../core/boot/boot-service.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
-import type { ClusterMember } from '../../core/clusters/cluster.ts'
+import { DEFAULT_API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION } from '../../core/clusters/cluster.ts'
+import type { PlacedMember } from '../../core/clusters/schedule-plan.ts'
 import type { ClusterPki } from '../../core/clusters/cluster-pki.ts'
-import type { MemberCertificates } from '../../core/clusters/member-certificates.ts'
+import { controlPlaneEndpointHost, type MemberCertificates } from '../../core/clusters/member-certificates.ts'
+
+/** What every member of a cluster shares. */
+interface ClusterFacts {
+  labels: Record<string, string>
+  endpoint: { host: string; port: number }
+  kubernetesVersion: string
+  firstControlPlaneOrdinal: number | undefined
+}
 
 /**
  * Cluster memberships in memory, for rendering: a boot request finds its machine's cluster, role,
@@ -11,8 +20,8 @@ import type { MemberCertificates } from '../../core/clusters/member-certificates
  * issue reads which sets changed (by their issue time) and opens only those.
  */
 export class ClusterDirectory implements ClusterMembershipSource {
-  private members = new Map<string, ClusterMember>()
-  private labels = new Map<string, Record<string, string>>()
+  private members = new Map<string, PlacedMember>()
+  private clusters = new Map<string, ClusterFacts>()
   private pki = new Map<string, ClusterPki>()
   private certificates = new Map<string, MemberCertificates>()
   /** Counts loads: a membership's revision, so that renders cached before a load are not served after it. */
@@ -20,7 +29,11 @@ export class ClusterDirectory implements ClusterMembershipSource {
   /** Loads run one after another, so that an older picture never replaces a newer one. */
   private loading: Promise<void> = Promise.resolve()
 
-  constructor(private readonly repository: ClusterRepository) {}
+  /** `zone`: the engine's DNS zone, where each cluster's control-plane endpoint `api.<cluster>.<zone>` lives. */
+  constructor(
+    private readonly repository: ClusterRepository,
+    private readonly zone: string,
+  ) {}
 
   load(): Promise<void> {
     const next = this.loading.then(() => this.loadNow())
@@ -31,14 +44,42 @@ export class ClusterDirectory implements ClusterMembershipSource {
   memberOf(machineUuid: string): ClusterMembership | undefined {
     const member = this.members.get(machineUuid)
     const pki = member && this.pki.get(member.cluster)
-    if (!member || !pki) return undefined
+    const cluster = member && this.clusters.get(member.cluster)
+    if (!member || !pki || !cluster) return undefined
     const certificates = this.certificates.get(machineUuid)
-    return { cluster: member.cluster, role: member.role, hostname: member.hostname, labels: this.labels.get(member.cluster) ?? {}, pki, ...(certificates ? { certificates } : {}), revision: this.generation }
+    return {
+      cluster: member.cluster,
+      role: member.role,
+      hostname: member.hostname,
+      ip: member.ip,
+      initializes: member.role === 'control-plane' && member.ordinal === cluster.firstControlPlaneOrdinal,
+      labels: cluster.labels,
+      endpoint: cluster.endpoint,
+      kubernetesVersion: cluster.kubernetesVersion,
+      pki,
+      ...(certificates ? { certificates } : {}),
+      revision: this.generation,
+    }
   }
 
   /** Builds the new picture aside and swaps it in at once: a boot never sees half of it. */
   private async loadNow(): Promise<void> {
-    const [members, clusters, stamps] = await Promise.all([this.repository.listMembers(), this.repository.listClusters(), this.repository.listMemberCertificateStamps()])
+    const [clusters, flavors, stamps] = await Promise.all([this.repository.listClusters(), this.repository.listFlavors(), this.repository.listMemberCertificateStamps()])
+    const flavorOf = new Map(flavors.map((flavor) => [flavor.name, flavor]))
+    const members: PlacedMember[] = []
+    const facts = new Map<string, ClusterFacts>()
+    for (const cluster of clusters) {
+      const placed = await this.repository.listPlacedMembers(cluster.name)
+      members.push(...placed)
+      const flavor = flavorOf.get(cluster.flavor)
+      const controlPlaneOrdinals = placed.filter((member) => member.role === 'control-plane').map((member) => member.ordinal)
+      facts.set(cluster.name, {
+        labels: cluster.labels,
+        endpoint: { host: controlPlaneEndpointHost(cluster.name, this.zone), port: flavor?.apiServerPort ?? DEFAULT_API_SERVER_PORT },
+        kubernetesVersion: flavor?.kubernetesVersion ?? DEFAULT_KUBERNETES_VERSION,
+        firstControlPlaneOrdinal: controlPlaneOrdinals.length ? Math.min(...controlPlaneOrdinals) : undefined,
+      })
+    }
     // Every PKI again: a renewed admin certificate changes it (a cluster's few values are cheap to open).
     const pki = new Map<string, ClusterPki>()
     for (const cluster of clusters) {
@@ -54,7 +95,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
     this.pki = pki
     this.certificates = certificates
     this.members = new Map(members.map((member) => [member.machineUuid, member]))
-    this.labels = new Map(clusters.map((cluster) => [cluster.name, cluster.labels]))
+    this.clusters = facts
     this.generation++
   }
 }

@@ -49,6 +49,7 @@ import { machineIdentityRoutes } from './routes/admin/machine-identity.ts'
 import { uiRoutes } from './routes/ui/ui-routes.ts'
 import type { UiSessions } from './ui-session.ts'
 import { clusterRoutes } from './routes/admin/clusters.ts'
+import type { BootstrapProgressService } from '../../core/clusters/bootstrap-progress.ts'
 import { provisionRoutes } from './routes/compat/mexosagent/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
 import type { LockService } from '../../core/lifecycle/lock-service.ts'
@@ -104,6 +105,7 @@ export interface AppDependencies {
   lockGroupOf: (machineUuid: string) => string
   rollingModeOf: (machineUuid: string) => RollingMode
   drift: DriftService
+  bootstrap: BootstrapProgressService
   rollouts: RolloutService
   /** The reverse proxy's routes (the proxy listener itself is transports/proxy). */
   proxy: ProxyRouteService
@@ -194,6 +196,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     lockGroupOf: deps.lockGroupOf,
     rollingModeOf: deps.rollingModeOf,
     drift: deps.drift,
+    bootstrap: deps.bootstrap,
     publicUrl: deps.http.publicUrl,
   })
   await app.register(healthRoutes, { checkReady: deps.checkReady, isStarting: deps.isStarting, registry: metrics.registry })
@@ -208,7 +211,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(machineRoutes, { machines: deps.machines, membershipOf: deps.membershipOf, drift: deps.drift })
       await admin.register(machineIdentityRoutes, { machines: deps.machines, ...deps.machinePolicy })
       await admin.register(machineBootRoutes, { machines: deps.machines, boot: deps.boot, credentials: deps.credentials, publicUrl: deps.http.publicUrl })
-      await admin.register(clusterRoutes, { clusters: deps.clusters, scheduler: deps.scheduler })
+      await admin.register(clusterRoutes, { clusters: deps.clusters, bootstrap: deps.bootstrap, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
       await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })
       await admin.register(dnsRoutes, { locations: deps.dnsLocations, zone: deps.dnsZone })

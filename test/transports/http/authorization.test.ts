@@ -46,6 +46,7 @@ const WITHOUT_API_TOKEN: Record<string, 'public' | 'machine'> = {
   'POST /lifecycle/install/fail': 'public',
   // Machine credential (each machine its own, in the path or the header), not an API token.
   'POST /lifecycle/ignition': 'machine',
+  'POST /lifecycle/bootstrap': 'machine',
   'GET /lifecycle/rolling': 'machine',
   'POST /lifecycle/rolling/lock': 'machine',
   'POST /lifecycle/rolling/unlock': 'machine',

@@ -1,4 +1,5 @@
 import Type from 'typebox'
+import { BOOTSTRAP_PHASES, type BootstrapProgress } from '../../../core/clusters/bootstrap-progress.ts'
 import { CLUSTER_STATES, NAME_PATTERN, ROLES, type Flavor } from '../../../core/clusters/cluster.ts'
 import type { ClusterCertificates } from '../../../core/clusters/cluster-pki.ts'
 import type { CertificateReport, ClusterDetail, ScheduleReport } from '../../../core/clusters/cluster-service.ts'
@@ -95,6 +96,30 @@ export const CertificatesResponse = Type.Object({
   service_account_public_key: Pem('Service-account token verification key (PEM).'),
   kubernetes_ca_cert_hash: Type.String({ description: 'For kubeadm join --discovery-token-ca-cert-hash.' }),
 })
+export const BootstrapResponse = Type.Object({
+  uuid: Type.String(),
+  cluster: Type.String(),
+  hostname: Type.String(),
+  phase: Type.Enum([...BOOTSTRAP_PHASES], { description: 'waiting_for_endpoint, running (kubeadm init or join), done, or failed (the machine retries by itself)' }),
+  command: Type.Enum(['init', 'join', 'unknown']),
+  message: Type.String(),
+  log: Nullable(Type.String({ description: "The last lines of kubeadm's output (with done and failed)." })),
+  attempts: Type.Integer({ description: 'kubeadm runs started so far.' }),
+  updated_at: Type.String(),
+})
+
+export const toBootstrapResponse = (progress: BootstrapProgress) => ({
+  uuid: progress.uuid,
+  cluster: progress.cluster,
+  hostname: progress.hostname,
+  phase: progress.phase,
+  command: progress.command,
+  message: progress.message,
+  log: progress.log,
+  attempts: progress.attempts,
+  updated_at: progress.updatedAt,
+})
+
 export const CertificateRenewalResponse = Type.Object({
   renewed: Type.Array(Type.Object({ uuid: Type.String(), hostname: Type.String() }), { description: 'Members whose certificates and kubeconfigs were issued again, with new keys.' }),
   admin_renewed: Type.Boolean({ description: "Whether the engine's own admin certificate for the cluster was renewed." }),

@@ -1,14 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import type { BootstrapProgressService } from '../../../../core/clusters/bootstrap-progress.ts'
 import { FlavorDocument } from '../../../../core/clusters/cluster.ts'
 import type { ClusterService, ScheduleReport } from '../../../../core/clusters/cluster-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import {
+  BootstrapResponse,
   CertificateRenewalResponse,
   CertificatesResponse,
   ClusterNameParams,
   FlavorResponse,
   ScheduleResponse,
+  toBootstrapResponse,
   toCertificateRenewalResponse,
   toCertificatesResponse,
   toFlavorResponse,
@@ -16,9 +19,9 @@ import {
 } from '../../schemas/clusters.ts'
 import { clusterOwner, operate, read } from '../../../../core/access/route-policy.ts'
 
-export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService; scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> } }> = async (
+export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService; bootstrap: BootstrapProgressService; scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> } }> = async (
   app,
-  { clusters, scheduler },
+  { clusters, bootstrap, scheduler },
 ) => {
   app.get('/flavors', { config: { access: read('tenant') }, schema: { tags: ['clusters'], summary: 'List flavors (cluster shapes)', response: { 200: Type.Array(FlavorResponse), ...adminErrors } } }, async () =>
     (await clusters.listFlavors()).map(toFlavorResponse),
@@ -42,6 +45,23 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
       },
     },
     async (request) => toCertificatesResponse(await clusters.certificates(request.params.name)),
+  )
+
+  app.get(
+    '/clusters/:name/bootstrap',
+    {
+      config: { access: read('tenant', clusterOwner) },
+      schema: {
+        tags: ['clusters'],
+        summary: "Where each member is in its kubeadm bootstrap (waiting for the endpoint, init or join running, done, failed with kubeadm's last lines), as the members report it",
+        params: ClusterNameParams,
+        response: { 200: Type.Array(BootstrapResponse), ...adminErrors },
+      },
+    },
+    async (request) => {
+      await clusters.certificates(request.params.name) // 404 CLUSTER_NOT_FOUND for an unknown name
+      return (await bootstrap.list(request.params.name)).map(toBootstrapResponse)
+    },
   )
 
   app.post(

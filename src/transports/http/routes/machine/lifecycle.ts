@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import type { BootstrapProgressService } from '../../../../core/clusters/bootstrap-progress.ts'
 import type { DriftService } from '../../../../core/lifecycle/drift.ts'
 import type { LockService } from '../../../../core/lifecycle/lock-service.ts'
 import type { RollingMode } from '../../../../core/lifecycle/rolling-mode.ts'
 import { machineOf } from '../../auth.ts'
 import { ErrorResponse } from '../../schemas/common.ts'
+import { BootstrapResponse, toBootstrapResponse } from '../../schemas/clusters.ts'
 import { DriftResponse, RollingSlotResponse, toDriftResponse } from '../../schemas/lifecycle.ts'
 import { machineAccess, read } from '../../../../core/access/route-policy.ts'
 
@@ -15,6 +17,7 @@ export interface LifecycleRouteOptions {
   /** Whether the machine rolls itself (its rolling agent acts only then). */
   rollingModeOf: (machineUuid: string) => RollingMode
   drift: DriftService
+  bootstrap: BootstrapProgressService
   /** Configured public base URL; empty means taken from each request (as on the boot routes). */
   publicUrl: string
 }
@@ -28,7 +31,28 @@ const errors = { 401: ErrorResponse, 409: ErrorResponse }
  * Enjoliver's per-machine rolling endpoints, for the machine-side agent: the machine takes and gives
  * back its own slot in its cluster's lock group, identified by its credential alone.
  */
-export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, lockGroupOf, rollingModeOf, drift, publicUrl }) => {
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, lockGroupOf, rollingModeOf, drift, bootstrap, publicUrl }) => {
+  app.post(
+    '/lifecycle/bootstrap',
+    {
+      config: { access: machineAccess('authorization') },
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'A cluster member reports where its kubeadm bootstrap is (generic/kubeadm-bootstrap.sh; machine credential)',
+        security: [],
+        body: Type.Unknown({ description: 'phase (waiting_for_endpoint, running, done, failed), command (init, join), message, and log: the last lines of kubeadm\'s output.' }),
+        response: { 200: BootstrapResponse, 400: ErrorResponse, 401: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const progress = await bootstrap.report(machineOf(request), request.body)
+      const line = { component: 'bootstrap', uuid: progress.uuid, cluster: progress.cluster, hostname: progress.hostname, phase: progress.phase, command: progress.command, attempts: progress.attempts }
+      if (progress.phase === 'failed') request.log.warn(line, `${progress.hostname}: kubeadm ${progress.command} failed: ${progress.message}`)
+      else request.log.info(line, `${progress.hostname}: bootstrap ${progress.phase}`)
+      return toBootstrapResponse(progress)
+    },
+  )
+
   app.post(
     '/lifecycle/ignition',
     {

@@ -1,0 +1,123 @@
+import YAML from 'yaml'
+import type { Role } from './cluster.ts'
+
+/**
+ * The kubeadm configuration each member runs, in kubeadm's v1beta4 format
+ * (kubernetes.io/docs/reference/config-api/kubeadm-config.v1beta4). The first control-plane member
+ * runs `kubeadm init`; the other control-plane members `kubeadm join` with a `controlPlane` section,
+ * nodes a plain `kubeadm join`. kubeadm runs in its external-CA mode: every certificate and kubeconfig
+ * is already on the machine (issued by the engine, see member-certificates.ts), so kubeadm generates
+ * none and no CA key is needed.
+ *
+ * Stacked etcd: `kubeadm init` starts a one-member etcd and each `kubeadm join --control-plane` adds
+ * its member, named after the node and peering at `https://<advertiseAddress>:2380`. That is why each
+ * member's node name and advertise address are exactly its entry in the initial cluster the scheduler
+ * computed (`etcd_initial_cluster`): the etcd that kubeadm grows is that cluster.
+ */
+
+export const KUBEADM_API_VERSION = 'kubeadm.k8s.io/v1beta4'
+export const KUBELET_API_VERSION = 'kubelet.config.k8s.io/v1beta1'
+/** Flatcar's and Fedora CoreOS's containerd. */
+export const CONTAINERD_SOCKET = 'unix:///run/containerd/containerd.sock'
+
+export interface KubeadmMember {
+  cluster: string
+  role: Role
+  hostname: string
+  ip: string
+  /** Whether this member creates the cluster (the first control-plane member). */
+  initializes: boolean
+  endpoint: { host: string; port: number }
+  kubernetesVersion: string
+  networking: { serviceSubnet: string; podSubnet: string; dnsDomain: string }
+  bootstrapToken: string
+  /** `sha256:<hex>` of the Kubernetes CA's public key: what `kubeadm join` pins. */
+  caCertHash: string
+}
+
+export type KubeadmCommand = 'init' | 'join'
+
+/**
+ * kubeadm's preflight refuses to join over files it would write itself; in external-CA mode they are
+ * there on purpose (the engine wrote them): the kubelet's kubeconfig (no CSR signer runs without the
+ * CA key, so the kubelet cannot bootstrap one) and the CA certificate.
+ */
+const PREWRITTEN_FILE_CHECKS = ['FileAvailable--etc-kubernetes-kubelet.conf', 'FileAvailable--etc-kubernetes-pki-ca.crt']
+
+/** The documents of a member's kubeadm configuration file, in the order kubeadm reads them. */
+export function kubeadmDocuments(member: KubeadmMember): { command: KubeadmCommand; documents: Record<string, unknown>[] } {
+  const endpoint = `${member.endpoint.host}:${member.endpoint.port}`
+  const localAPIEndpoint = { advertiseAddress: member.ip, bindPort: member.endpoint.port }
+  const nodeRegistration = (ignore: string[]) => ({
+    name: member.hostname,
+    criSocket: CONTAINERD_SOCKET,
+    // The boot interface's address, not whatever interface the default route happens to use.
+    kubeletExtraArgs: [{ name: 'node-ip', value: member.ip }],
+    ...(ignore.length ? { ignorePreflightErrors: ignore } : {}),
+  })
+  // Uploaded by `kubeadm init` as the cluster's kubelet configuration; every joining kubelet takes it.
+  const kubelet = {
+    apiVersion: KUBELET_API_VERSION,
+    kind: 'KubeletConfiguration',
+    cgroupDriver: 'systemd',
+    // No CSR signer runs in external-CA mode: the engine renews the kubelet's certificate (rolling update).
+    rotateCertificates: false,
+    serverTLSBootstrap: false,
+  }
+  if (member.initializes) {
+    return {
+      command: 'init',
+      documents: [
+        {
+          apiVersion: KUBEADM_API_VERSION,
+          kind: 'InitConfiguration',
+          bootstrapTokens: [
+            {
+              token: member.bootstrapToken,
+              description: `Slipway: discovery token of cluster ${member.cluster}`,
+              // Nodes join whenever the scheduler places them. The token only lets a machine read the
+              // signed cluster-info and file a CSR, which nothing signs in external-CA mode.
+              ttl: '0s',
+              usages: ['signing', 'authentication'],
+              groups: ['system:bootstrappers:kubeadm:default-node-token'],
+            },
+          ],
+          nodeRegistration: nodeRegistration([]),
+          localAPIEndpoint,
+        },
+        {
+          apiVersion: KUBEADM_API_VERSION,
+          kind: 'ClusterConfiguration',
+          clusterName: member.cluster,
+          kubernetesVersion: member.kubernetesVersion,
+          controlPlaneEndpoint: endpoint,
+          certificatesDir: '/etc/kubernetes/pki',
+          encryptionAlgorithm: 'ECDSA-P256',
+          networking: { ...member.networking },
+          etcd: { local: { dataDir: '/var/lib/etcd' } },
+          apiServer: { certSANs: [member.endpoint.host] },
+        },
+        kubelet,
+      ],
+    }
+  }
+  return {
+    command: 'join',
+    documents: [
+      {
+        apiVersion: KUBEADM_API_VERSION,
+        kind: 'JoinConfiguration',
+        nodeRegistration: nodeRegistration(PREWRITTEN_FILE_CHECKS),
+        caCertPath: '/etc/kubernetes/pki/ca.crt',
+        discovery: { bootstrapToken: { token: member.bootstrapToken, apiServerEndpoint: endpoint, caCertHashes: [member.caCertHash] } },
+        ...(member.role === 'control-plane' ? { controlPlane: { localAPIEndpoint } } : {}),
+      },
+      // No KubeletConfiguration: a joining kubelet takes the cluster's (kubeadm's kubelet-config ConfigMap, from init).
+    ],
+  }
+}
+
+/** The configuration file kubeadm reads (`kubeadm init|join --config`): YAML documents. */
+export function kubeadmConfigFile(documents: Record<string, unknown>[]): string {
+  return documents.map((document) => YAML.stringify(document)).join('---\n')
+}

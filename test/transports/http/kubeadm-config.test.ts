@@ -1,0 +1,136 @@
+/**
+ * The kubeadm configuration each member of a 3 control-plane + 2 node cluster is served, checked
+ * against the v1beta4 JSON Schema written from the published API reference
+ * (test/fixtures/kubeadm/v1beta4.schema.json) and against the rules kubeadm enforces across fields and
+ * across members: one init, a control-plane endpoint every join discovers through, the bootstrap token
+ * and CA pin of the cluster, and a stacked etcd whose members are exactly the initial cluster the
+ * scheduler computed. No kubeadm binary runs here (there is no Flatcar image or kube-apiserver on
+ * these machines): the schema and these rules stand in for kubeadm's own validation.
+ */
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import AjvModule from 'ajv'
+import t from 'tap'
+import YAML from 'yaml'
+import { auth, REPO_ROOT, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+
+const Ajv = AjvModule.default
+const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/kubeadm/v1beta4.schema.json'), 'utf8')) as object)
+
+const uuidOf = (n: number) => `4b1a0000-0000-4000-8000-${String(n).padStart(12, '0')}`
+const macOf = (n: number) => `52:54:00:00:4b:${n.toString(16).padStart(2, '0')}`
+const ipOf = (n: number) => `10.8.0.${10 + n}`
+const admin = (app: FastifyInstance, method: 'GET' | 'POST', url: string, payload?: unknown) =>
+  app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
+
+type Config = { storage: { files: { path: string; contents: { source: string } }[] }; systemd: { units: { name: string; enabled?: boolean; contents?: string }[] } }
+const fileIn = (config: Config, at: string) => {
+  const file = config.storage.files.find((candidate) => candidate.path === at)
+  return file ? decodeURIComponent(file.contents.source.replace(/^data:,/, '')) : undefined
+}
+const envOf = (text: string) => Object.fromEntries(text.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))
+
+/** A CIDR as [first, last] addresses, numerically. */
+function range(cidr: string): [number, number] {
+  const [address, bits] = cidr.split('/')
+  const value = address!.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0)
+  const size = 2 ** (32 - Number(bits))
+  return [value - (value % size), value - (value % size) + size - 1]
+}
+
+t.test('a 3 + 2 cluster: every member’s kubeadm configuration is valid v1beta4 and the members agree', async (t) => {
+  const { engine, dataDir } = await startTestEngine()
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const app = engine.app
+  await admin(app, 'POST', '/api/v1/flavors', { name: 'ha', control_plane_count: 3, nodes_min: 0, nodes_max: 2, kubernetes_version: 'v1.32.4' })
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'alpha', flavor: 'ha' })
+  for (let n = 1; n <= 5; n++) {
+    await app.inject({
+      method: 'POST',
+      url: '/discovery',
+      payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: ipOf(n), cidrv4: `${ipOf(n)}/24` }] },
+    })
+  }
+  t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 5)
+
+  const members: { n: number; config: Config; env: Record<string, string>; documents: Record<string, any>[] }[] = []
+  for (let n = 1; n <= 5; n++) {
+    const response = await takeSlotAndFetchConfig(app, { uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) })
+    t.equal(response.statusCode, 200, response.body)
+    const config = response.json() as Config
+    const documents = YAML.parseAllDocuments(fileIn(config, '/etc/slipway/kubeadm.yaml')!).map((document) => document.toJSON() as Record<string, any>)
+    for (const document of documents) t.ok(validate(document), `machine ${n}: ${document.kind} is valid v1beta4 ${JSON.stringify(validate.errors ?? [])}`)
+    members.push({ n, config, env: envOf(fileIn(config, '/etc/slipway/cluster.env')!), documents })
+  }
+  const kinds = members.map((member) => member.documents.map((document) => document.kind).join('+'))
+  t.same(kinds, ['InitConfiguration+ClusterConfiguration+KubeletConfiguration', 'JoinConfiguration', 'JoinConfiguration', 'JoinConfiguration', 'JoinConfiguration'], 'one member inits (the first control-plane member); the others join')
+
+  const [init, cluster, kubelet] = members[0]!.documents as [Record<string, any>, Record<string, any>, Record<string, any>]
+  const endpoint = 'api.alpha.apps.slipway.internal:6443'
+  t.equal(cluster.controlPlaneEndpoint, endpoint, 'a control-plane endpoint (kubeadm requires one to add control-plane members)')
+  t.equal(cluster.clusterName, 'alpha')
+  t.equal(cluster.kubernetesVersion, 'v1.32.4', "the flavor's Kubernetes version")
+  t.equal(cluster.certificatesDir, '/etc/kubernetes/pki')
+  t.equal(cluster.encryptionAlgorithm, 'ECDSA-P256', 'the algorithm of the certificates the engine issued')
+  const [service, pods] = [range(cluster.networking.serviceSubnet), range(cluster.networking.podSubnet)]
+  t.ok(service[1] < pods[0] || pods[1] < service[0], `service ${cluster.networking.serviceSubnet} and pod ${cluster.networking.podSubnet} subnets do not overlap`)
+  t.same(kubelet, { apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'systemd', rotateCertificates: false, serverTLSBootstrap: false }, 'no CSR signer runs without the CA key: the engine renews kubelet certificates')
+
+  // The bootstrap token and CA pin are the cluster's, everywhere.
+  const token = members[0]!.env.SLIPWAY_BOOTSTRAP_TOKEN!
+  t.same(init.bootstrapTokens.map((entry: { token: string }) => entry.token), [token], 'init creates the token the joins use')
+  const caHash = `sha256:${execFileSync('openssl', ['dgst', '-sha256', '-r'], { input: execFileSync('openssl', ['pkey', '-pubin', '-outform', 'der'], { input: execFileSync('openssl', ['x509', '-noout', '-pubkey'], { input: fileIn(members[0]!.config, '/etc/kubernetes/pki/ca.crt')! }) }) }).toString().split(' ')[0]}`
+  for (const member of members.slice(1)) {
+    const join = member.documents[0]!
+    t.same(join.discovery.bootstrapToken, { token, apiServerEndpoint: endpoint, caCertHashes: [caHash] }, `machine ${member.n} discovers through the endpoint with the token, pinning the cluster CA`)
+    t.same(join.nodeRegistration.ignorePreflightErrors, ['FileAvailable--etc-kubernetes-kubelet.conf', 'FileAvailable--etc-kubernetes-pki-ca.crt'], 'the files the engine wrote on purpose are not preflight errors')
+  }
+
+  // Each member registers under its hostname at its boot address; control-plane members advertise it.
+  const localEndpoints = members.map((member) => {
+    const first = member.documents[0]!
+    return { name: first.nodeRegistration.name as string, endpoint: (first.kind === 'InitConfiguration' ? first.localAPIEndpoint : first.controlPlane?.localAPIEndpoint) as { advertiseAddress: string; bindPort: number } | undefined, nodeIp: first.nodeRegistration.kubeletExtraArgs.find((arg: { name: string }) => arg.name === 'node-ip')?.value }
+  })
+  t.same(localEndpoints.map((entry) => entry.name), ['alpha-cp-1', 'alpha-cp-2', 'alpha-cp-3', 'alpha-node-1', 'alpha-node-2'])
+  t.same(localEndpoints.map((entry) => entry.nodeIp), members.map((member) => ipOf(member.n)), 'the kubelet uses the boot address')
+  t.same(localEndpoints.map((entry) => entry.endpoint), [1, 2, 3].map((n) => ({ advertiseAddress: ipOf(n), bindPort: 6443 })).concat([undefined!, undefined!]), 'control-plane members advertise their boot address on the endpoint’s port; nodes run no API server')
+  // Stacked etcd: kubeadm names each member after its node and peers at https://<advertiseAddress>:2380.
+  const kubeadmEtcd = localEndpoints.filter((entry) => entry.endpoint).map((entry) => `${entry.name}=https://${entry.endpoint!.advertiseAddress}:2380`)
+  for (const member of members) t.same(kubeadmEtcd, member.env.SLIPWAY_ETCD_INITIAL_CLUSTER?.split(',') ?? kubeadmEtcd, `machine ${member.n}: the etcd kubeadm grows is the scheduler's initial cluster`)
+  t.equal(members[0]!.env.SLIPWAY_ETCD_INITIAL_CLUSTER!.split(',').length, 3)
+
+  // External-CA mode: kubeadm must find every kubeconfig and certificate of its role already there.
+  for (const member of members.slice(0, 3)) {
+    for (const file of ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf', 'pki/apiserver.crt', 'pki/apiserver.key', 'pki/etcd/peer.crt', 'pki/etcd/server.key', 'pki/sa.key', 'pki/front-proxy-client.crt']) {
+      t.ok(fileIn(member.config, `/etc/kubernetes/${file}`), `machine ${member.n} has /etc/kubernetes/${file}`)
+    }
+  }
+  const apiserverSans = execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName'], { input: fileIn(members[0]!.config, '/etc/kubernetes/pki/apiserver.crt')! }).toString()
+  t.match(apiserverSans, /IP Address:10\.96\.0\.1/, "the API server's certificate carries the first service address (the kubernetes Service)")
+  t.ok(cluster.apiServer.certSANs.every((name: string) => apiserverSans.includes(`DNS:${name}`)), 'and every certSAN the configuration asks for')
+
+  // The bootstrap runs once, after containerd and the sysext, retried until it succeeds.
+  for (const member of members) {
+    const unit = member.config.systemd.units.find((candidate) => candidate.name === 'slipway-kubeadm.service')
+    t.ok(unit?.enabled, `machine ${member.n}: slipway-kubeadm.service enabled`)
+    t.match(unit?.contents, /After=network-online\.target containerd\.service systemd-sysext\.service[\s\S]*ConditionPathExists=!\/var\/lib\/slipway\/kubeadm\.done[\s\S]*Restart=on-failure/)
+    t.equal(fileIn(member.config, '/opt/slipway/bin/kubeadm-bootstrap'), readFileSync(path.join(REPO_ROOT, 'generic/kubeadm-bootstrap.sh'), 'utf8'), 'the bootstrap script as it is in generic/')
+    t.ok(member.config.systemd.units.find((candidate) => candidate.name === 'kubelet.service')?.enabled, 'the kubelet starts on every boot')
+  }
+})
+
+t.test('the schema is closed: a misspelt or misplaced field fails, as kubeadm’s strict decoding does', async (t) => {
+  const base = { apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'ClusterConfiguration', controlPlaneEndpoint: 'api.x:6443' }
+  t.ok(validate(base))
+  t.notOk(validate({ ...base, controlplaneEndpoint: 'api.x:6443' }), 'a misspelt field')
+  t.notOk(validate({ ...base, apiVersion: 'kubeadm.k8s.io/v1beta3' }), 'another API version')
+  t.notOk(validate({ apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'JoinConfiguration', discovery: { bootstrapToken: { token: 'ABCDEF.0123456789abcdef' } } }), 'a token kubeadm would not accept')
+  t.notOk(validate({ apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'JoinConfiguration', discovery: { bootstrapToken: { token: 'abcdef.0123456789abcdef', caCertHashes: ['sha1:00'] } } }), 'a CA pin kubeadm would not accept')
+  t.notOk(validate({ apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'InitConfiguration', nodeRegistration: { kubeletExtraArgs: { 'node-ip': '10.0.0.1' } } }), 'v1beta3’s map form of extra args')
+})
