@@ -12,6 +12,8 @@ export type EngineEvent =
   | 'cluster changed'
   /** Certificates the engine issued as a cluster's CA were issued or renewed: members' configs changed. */
   | 'certificates issued'
+  /** A cluster member reported where its kubeadm bootstrap is (its cluster's endpoint may change). */
+  | 'bootstrap reported'
   /** An inventory document was imported: every in-memory picture was reloaded. */
   | 'inventory imported'
   /** A machine reported the Ignition it runs (what a rolling update waits for). */

@@ -82,7 +82,7 @@ export async function wireProvisioning(basics: WiringBasics) {
   return {
     ...served,
     clusters,
-    bootstrap: new BootstrapProgressService(bootstrapRepository(store)),
+    bootstrap: new BootstrapProgressService(bootstrapRepository(store), undefined, () => events.emit('bootstrap reported')),
     scheduler,
     machineDirectory,
     clusterDirectory,

@@ -49,6 +49,8 @@ export class BootstrapProgressService {
   constructor(
     private readonly repository: BootstrapRepository,
     private readonly clock: () => Date = () => new Date(),
+    /** Told after each report (the control-plane endpoint's DNS answer may change). */
+    private readonly reported: (progress: BootstrapProgress) => void = () => undefined,
   ) {}
 
   /** A member's report; 409 NOT_A_CLUSTER_MEMBER for a machine in no cluster. */
@@ -71,10 +73,31 @@ export class BootstrapProgressService {
       }
       await repository.save(progress)
       return progress
+    }).then((progress) => {
+      this.reported(progress)
+      return progress
     })
   }
 
   list(cluster?: string): Promise<BootstrapProgress[]> {
     return this.repository.list(cluster)
   }
+}
+
+/** A control-plane member as the endpoint's DNS answer sees it. */
+export interface EndpointCandidate {
+  ip: string | null
+  installed: boolean
+  phase: BootstrapPhase | null
+}
+
+/**
+ * The addresses `api.<cluster>.<zone>` answers: the installed control-plane members whose kubeadm
+ * bootstrap is done (their API servers run); before any has reported done, every installed one, so
+ * that a cluster whose members report nothing (another role template) still has an endpoint.
+ */
+export function endpointAddresses(members: readonly EndpointCandidate[]): string[] {
+  const installed = members.filter((member): member is EndpointCandidate & { ip: string } => member.installed && Boolean(member.ip))
+  const serving = installed.filter((member) => member.phase === 'done')
+  return (serving.length ? serving : installed).map((member) => member.ip).sort()
 }

@@ -2,13 +2,16 @@ import { createHash } from 'node:crypto'
 import type { AppEndpoint, AppName, DnsSnapshot, LocatedSubnet } from '../../core/dns/dns-zone.ts'
 import { parseSubnet } from '../../core/dns/geo.ts'
 import type { ReleaseDns } from '../../core/releases/release.ts'
+import { endpointAddresses, type EndpointCandidate } from '../../core/clusters/bootstrap-progress.ts'
+import { controlPlaneEndpointHost } from '../../core/clusters/member-certificates.ts'
 import type { Db } from '../database.ts'
 
 /**
  * What DNS answers, read from the store in a few queries: each release's names with the clusters
  * where it is ready (or was ready and is being upgraded) and that are healthy or degraded (not
  * unreachable, and checked at least once) and have ingress addresses; the hostnames of provisioned
- * machines with their boot addresses; the location table. The serial changes when the content does.
+ * machines with their boot addresses; each provisioned cluster's control-plane endpoint
+ * (`api.<cluster>.<zone>`, see endpointAddresses); the location table. The serial changes when the content does.
  */
 export async function buildDnsSnapshot(store: Db, zone: string, previous?: { serial: number; digest: string }): Promise<{ snapshot: DnsSnapshot; digest: string }> {
   const clusters = new Map(
@@ -51,6 +54,26 @@ export async function buildDnsSnapshot(store: Db, zone: string, previous?: { ser
     .select(['cluster_members.hostname', 'machine_interfaces.ipv4'])
     .execute()
   for (const machine of machines) if (machine.ipv4) hosts.set(`${machine.hostname}.${zone}`.toLowerCase(), [machine.ipv4])
+  // Each provisioned cluster's control-plane endpoint: the members whose API servers run.
+  const controlPlane = await store
+    .selectFrom('cluster_members')
+    .innerJoin('machines', 'machines.uuid', 'cluster_members.machine_uuid')
+    .leftJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
+    .leftJoin('member_bootstrap', 'member_bootstrap.machine_uuid', 'cluster_members.machine_uuid')
+    .select(['cluster_members.cluster', 'machines.state', 'machine_interfaces.ipv4', 'member_bootstrap.phase'])
+    .where('cluster_members.role', '=', 'control-plane')
+    .execute()
+  const candidatesOf = new Map<string, EndpointCandidate[]>()
+  for (const row of controlPlane) {
+    candidatesOf.set(row.cluster, [...(candidatesOf.get(row.cluster) ?? []), { ip: row.ipv4, installed: row.state === 'installed', phase: row.phase }])
+  }
+  for (const [cluster, candidates] of candidatesOf) {
+    const addresses = endpointAddresses(candidates)
+    const name = controlPlaneEndpointHost(cluster, zone).toLowerCase()
+    // Infrastructure first: a release that happens to be named like an endpoint does not answer there.
+    apps.delete(name)
+    if (addresses.length) hosts.set(name, addresses)
+  }
   const locations: LocatedSubnet[] = []
   for (const row of await store.selectFrom('dns_locations').selectAll().execute()) {
     const subnet = parseSubnet(row.subnet)

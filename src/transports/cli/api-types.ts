@@ -22,6 +22,19 @@ export interface MachineDetail extends MachineSummary {
   events: { from_state: string | null; to_state: string; reason: string; at: string }[]
 }
 
+/** GET /api/v1/clusters/{name}/bootstrap, one member. */
+export interface BootstrapView {
+  uuid: string
+  cluster: string
+  hostname: string
+  phase: 'waiting_for_endpoint' | 'running' | 'done' | 'failed'
+  command: 'init' | 'join' | 'unknown'
+  message: string
+  log: string | null
+  attempts: number
+  updated_at: string
+}
+
 export interface HealthView {
   status: string
   reason: string

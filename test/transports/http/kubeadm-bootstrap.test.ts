@@ -6,6 +6,7 @@
  * checked against the cluster CA as the script does on a machine.
  */
 import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -13,9 +14,12 @@ import os from 'node:os'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { auth, REPO_ROOT, removeTree, startServingEngine } from '../../helpers/engine.ts'
-import { takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+import { ADMIN_TOKEN, auth, REPO_ROOT, removeTree, startServingEngine } from '../../helpers/engine.ts'
+import { slipway, tableRows } from '../cli/run-slipway.ts'
+import { reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+import { until } from '../../helpers/wait.ts'
 
+const run = promisify(execFile)
 const SCRIPT = path.join(REPO_ROOT, 'generic/kubeadm-bootstrap.sh')
 const admin = (app: FastifyInstance, method: 'GET' | 'POST', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
@@ -108,6 +112,11 @@ t.test('init once, retried after a failure with the engine’s files put back; a
   let seen = (await progress()).find((entry) => entry.hostname === 'duo-cp-1')!
   t.match(seen, { phase: 'failed', command: 'init', message: 'kubeadm init exited with status 3', attempts: 1 })
   t.match(seen.log, /\[ERROR Port-6443\]: Port 6443 is in use/, "with kubeadm's last lines")
+  // What an operator sees: the CLI's table, the log on demand, and a failing exit status.
+  const shown = await slipway(['clusters', 'bootstrap', 'duo', '--log'], { url: address, token: ADMIN_TOKEN })
+  t.equal(shown.code, 1, 'a failed member fails the command')
+  t.same(tableRows(shown.stdout)[1]?.slice(0, 4), ['duo-cp-1', 'init', 'failed', '1'])
+  t.match(shown.stdout, /duo-cp-1 \(kubeadm init, failed\):\n[\s\S]*Port 6443 is in use/)
 
   writeFileSync(path.join(cp, 'fail'), '')
   removeTree(path.join(cp, 'fail'))
@@ -143,6 +152,17 @@ t.test('init once, retried after a failure with the engine’s files put back; a
   t.equal(joined.code, 0, joined.output)
   t.same(calls(node), [`join --config ${path.join(node, 'etc/slipway/kubeadm.yaml')}`])
   t.match((await progress()).find((entry) => entry.hostname === 'duo-node-1'), { phase: 'done', command: 'join', attempts: 1 })
+  const allDone = await slipway(['clusters', 'bootstrap', 'duo'], { url: address, token: ADMIN_TOKEN })
+  t.equal(allDone.code, 0, allDone.stderr)
+  t.same(tableRows(allDone.stdout).slice(1).map((row) => [row[0], row[2]]), [['duo-cp-1', 'done'], ['duo-node-1', 'done']])
+
+  // The control-plane endpoint, as dig asks the engine's DNS: the installed member whose bootstrap is done.
+  for (const machine of machines) await reportInstalled(app, machine)
+  const endpointAnswer = await until('the endpoint in DNS', async () => {
+    const { stdout } = await run('dig', ['@127.0.0.1', '-p', String(engine.dnsPort()), 'api.duo.apps.slipway.internal', 'A', '+short', '+time=2', '+tries=1'])
+    return stdout.trim() === '127.0.0.1' ? stdout.trim() : undefined
+  })
+  t.equal(endpointAnswer, '127.0.0.1', 'api.duo.apps.slipway.internal answers the first member, whose API server runs')
 
   // A machine in no cluster has nothing to report; a report that is not one is refused.
   await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: '5c1a0000-0000-4000-8000-000000000003', mac: '52:54:00:00:5c:03' }, interfaces: [{ name: 'eth0', mac: '52:54:00:00:5c:03', ipv4: '10.9.0.3' }] } })

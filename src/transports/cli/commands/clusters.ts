@@ -1,4 +1,4 @@
-import type { ClusterDetail, ClusterView, HealthTransitionView, HealthView } from '../api-types.ts'
+import type { BootstrapView, ClusterDetail, ClusterView, HealthTransitionView, HealthView } from '../api-types.ts'
 import { EXIT, usageError } from '../cli-error.ts'
 import { confirmByName, flag, mustConfirm, keyValues, positional, stringValue, stringValues, YES_OPTION, type CommandContext, type CommandSpec } from '../command.ts'
 import { readDocument, readTextFile } from '../documents.ts'
@@ -159,6 +159,50 @@ export const clusterCommands: CommandSpec[] = [
       }
       out.section('Health history:')
       printTransitions(out, cluster.transitions)
+      return EXIT.ok
+    },
+  },
+  {
+    path: ['clusters', 'bootstrap'],
+    summary: "where each member is in its kubeadm bootstrap (--log: kubeadm's last lines of a failed or finished run)",
+    args: '<name>',
+    arity: [1, 1],
+    options: { log: { type: 'boolean', help: "print each member's last kubeadm output under the table" } },
+    async run(context) {
+      const name = checkName(positional(context, 0))
+      const answer = await (await context.api()).call<BootstrapView[]>('GET', `${clusterPath(name)}/bootstrap`)
+      if (context.out.json) {
+        context.out.printJson(answer.raw)
+        return EXIT.ok
+      }
+      context.out.table(
+        [{ header: 'HOSTNAME' }, { header: 'COMMAND' }, { header: 'PHASE' }, { header: 'ATTEMPTS', align: 'right' }, { header: 'MESSAGE', shrink: true }, { header: 'AGE', align: 'right' }],
+        answer.data.map((member) => [member.hostname, member.command, member.phase, String(member.attempts), member.message, formatAge(member.updated_at)]),
+        'no member has reported yet',
+      )
+      if (flag(context, 'log')) {
+        for (const member of answer.data.filter((entry) => entry.log)) {
+          context.out.section(`${member.hostname} (kubeadm ${member.command}, ${member.phase}):`)
+          context.out.print(member.log!)
+        }
+      }
+      return answer.data.some((member) => member.phase === 'failed') ? EXIT.failed : EXIT.ok
+    },
+  },
+  {
+    path: ['clusters', 'renew-certificates'],
+    summary: "issue again, with new keys, every certificate the engine issued for a cluster (the CAs stay; machines get them by a rolling update)",
+    args: '<name>',
+    arity: [1, 1],
+    options: YES_OPTION,
+    async run(context) {
+      const name = checkName(positional(context, 0))
+      if (mustConfirm(context, `renewing the certificates of cluster ${name}`)) {
+        await confirmByName(context, `This issues new certificates and keys to every member of ${name}; each must then apply its new config (a rolling update)`, name)
+      }
+      const answer = await (await context.api()).call<{ renewed: { uuid: string; hostname: string }[]; admin_renewed: boolean }>('POST', `${clusterPath(name)}/certificates/renew`)
+      if (context.out.json) context.out.printJson(answer.raw)
+      else context.out.print(`renewed the certificates of ${answer.data.renewed.length} member(s)${answer.data.renewed.length ? ` (${answer.data.renewed.map((member) => member.hostname).join(', ')})` : ''}${answer.data.admin_renewed ? " and the engine's admin certificate" : ''}; start a rolling update to deliver them`)
       return EXIT.ok
     },
   },
