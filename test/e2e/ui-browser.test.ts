@@ -131,6 +131,9 @@ async function seed(t: Test) {
     const config = (await ok(takeSlotAndFetchConfig(app, machine))).body
     await reportInstalled(app, machine)
     await report(ipOf(n), config)
+    // The members' kubeadm bootstrap, as their script reports it: the first done, one failed, the rest joining.
+    const bootstrap = n === 1 ? { phase: 'done', command: 'init', message: 'kubeadm init succeeded' } : n === 2 ? { phase: 'failed', command: 'join', message: 'kubeadm join exited with status 1' } : { phase: 'running', command: 'join', message: 'kubeadm join' }
+    await ok(app.inject({ method: 'POST', url: '/lifecycle/bootstrap', headers: { authorization: `Bearer ${credentials.issue(uuidOf(n), 1)}` }, payload: bootstrap }))
   }
   const template = (await admin(app, 'GET', '/api/v1/templates/ignition/kubernetes-node.json')).json().body as string
   await ok(admin(app, 'PUT', '/api/v1/templates/ignition/kubernetes-node.json', { body: template.replace('"/etc/slipway/role"', '"/etc/slipway/role.v2"') }))
@@ -236,7 +239,9 @@ t.test('the web UI: sign in, machines, a machine, clusters with the map, a relea
     t.equal(await page.locator('#clusters tbody tr').count(), SITES.length + 1)
     const paris = await page.locator('#clusters tr[data-cluster="paris"]').innerText()
     t.match(paris, /Paris[\s\S]*region=eu[\s\S]*tier=prod[\s\S]*Healthy[\s\S]*3 \/ 3[\s\S]*3 \/ 3/, 'labels, health, nodes ready and pods')
-    t.match(await page.locator('#clusters tr[data-cluster="edge"]').innerText(), /provisioning/)
+    const edge = page.locator('#clusters tr[data-cluster="edge"]')
+    t.match(await edge.innerText(), /provisioning[\s\S]*kubeadm: 1 done, 2 running, 1 failed/, "a provisioned cluster shows its members' kubeadm bootstrap")
+    t.match(await edge.locator('[data-bootstrap]').getAttribute('title'), /edge-node-1: kubeadm join exited with status 1/, 'a failure names its member')
     t.equal(await page.locator('#map-clusters g.point').count(), SITES.length + 1, 'every cluster with a location is on the map')
     t.equal(await page.locator('#map-clusters g.point.healthy').count(), SITES.length, 'coloured by health')
     t.equal(await page.locator('#map-clusters g.point[data-cluster="singapore"] text').textContent(), 'singapore')

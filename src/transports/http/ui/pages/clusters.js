@@ -17,10 +17,22 @@ const svg = (tag, attributes, text) => {
 const healthClass = (cluster) => (cluster.health ? cluster.health.status.toLowerCase() : 'unknown')
 const ratio = (ready, total) => (total === null || total === undefined ? '—' : `${ready} / ${total}`)
 
-function health(cluster) {
-  if (cluster.health) return el('span', { title: cluster.health.message }, stateBadge(cluster.health.status), ' ', el('span', { class: 'sub' }, cluster.health.reason))
-  if (cluster.provisioning) return el('span', {}, stateBadge('pending', `provisioning: ${cluster.provisioning.state}`))
-  return el('span', { class: 'muted' }, 'not checked yet')
+function health(cluster, bootstrap) {
+  const status = cluster.health
+    ? el('span', { title: cluster.health.message }, stateBadge(cluster.health.status), ' ', el('span', { class: 'sub' }, cluster.health.reason))
+    : cluster.provisioning
+      ? el('span', {}, stateBadge('pending', `provisioning: ${cluster.provisioning.state}`))
+      : el('span', { class: 'muted' }, 'not checked yet')
+  return bootstrap?.length ? el('span', {}, status, bootstrapSummary(bootstrap)) : status
+}
+
+// A provisioned cluster's members in their kubeadm bootstrap: counts by phase; a failure names its member and message.
+function bootstrapSummary(members) {
+  const counts = {}
+  for (const member of members) counts[member.phase] = (counts[member.phase] ?? 0) + 1
+  const text = ['done', 'running', 'waiting_for_endpoint', 'failed'].filter((phase) => counts[phase]).map((phase) => `${counts[phase]} ${phase.replaceAll('_', ' ')}`).join(', ')
+  const failed = members.filter((member) => member.phase === 'failed').map((member) => `${member.hostname}: ${member.message}`).join('\n')
+  return el('div', { class: failed ? 'sub error' : 'sub', 'data-bootstrap': text, ...(failed ? { title: failed } : {}) }, `kubeadm: ${text}`)
 }
 
 function drawMap(clusters) {
@@ -39,6 +51,9 @@ function drawMap(clusters) {
 
 async function refresh() {
   const clusters = await api('/api/v1/clusters')
+  const bootstrap = new Map(
+    await Promise.all(clusters.filter((cluster) => cluster.provisioning).map(async (cluster) => [cluster.name, await api(`/api/v1/clusters/${encodeURIComponent(cluster.name)}/bootstrap`)])),
+  )
   const healthy = clusters.filter((cluster) => cluster.health?.status === 'Healthy').length
   const mapped = drawMap(clusters)
   counts.textContent = `${clusters.length} clusters, ${healthy} healthy; ${mapped} on the map${mapped < clusters.length ? ` (${clusters.length - mapped} without a location)` : ''}`
@@ -50,7 +65,7 @@ async function refresh() {
         { 'data-cluster': cluster.name },
         el('th', { scope: 'row' }, cluster.display_name, cluster.display_name !== cluster.name ? el('div', { class: 'sub' }, cluster.name) : null),
         el('td', {}, labelList(cluster.labels)),
-        el('td', {}, health(cluster)),
+        el('td', {}, health(cluster, bootstrap.get(cluster.name))),
         el('td', {}, ratio(cluster.health?.nodes_ready, cluster.health?.nodes_total)),
         el('td', {}, ratio(cluster.health?.pods_running, cluster.health?.pods_total)),
         el('td', {}, cluster.version.kubernetes ?? '—'),
