@@ -113,6 +113,8 @@ export interface DhcpReservationsTable {
   hostname: string | null
   created_at: string
   updated_at: string
+  /** The cluster whose scheduler made it (its member's boot address); null: an operator's. */
+  cluster: string | null
 }
 
 export type DhcpLeaseRow = Selectable<DhcpLeasesTable>

@@ -56,7 +56,7 @@ export async function wireProvisioning(basics: WiringBasics) {
         events.emit('certificates issued')
       },
     },
-    { zone: config.dns.zone },
+    { zone: config.dns.zone, reserveAddresses: config.dhcp.mode === 'full' },
   )
   const scheduler = new SchedulerLoop(() => clusters.schedule(), { intervalMs: config.scheduler.intervalSeconds * 1000, debounceMs: 250, logger, gate: jobLeases.lease('scheduler') })
   const certificateCheck = new SerialJob(

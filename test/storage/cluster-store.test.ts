@@ -159,3 +159,24 @@ forEachBackend(t, "the engine as each cluster's CA: members' certificates issued
   await clusters.destroyCluster('duo')
   t.equal((await repository.listMemberCertificateStamps()).length, 0, "a destroyed cluster's certificates go with it")
 })
+
+forEachBackend(t, "full DHCP mode: the scheduler reserves each member's boot address, and removes only its own reservations when the cluster goes", async (t, backend) => {
+  const store = await storeWithContent(t, backend)
+  const clusters = new ClusterService(clusterRepository(store, SecretBox.fromKey(Buffer.alloc(32, 6))), x509ClusterPkiIssuer, undefined, {}, { zone: 'z.test', reserveAddresses: true })
+  await clusters.createFlavor({ name: 'three', control_plane_count: 1, nodes_min: 0, nodes_max: 2 })
+  await clusters.createCluster({ name: 'held', flavor: 'three' })
+  const machines = new MachineService(machineRepository(store))
+  for (const n of [1, 2, 3]) await machines.discover({ 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: `10.7.0.${n}` }] })
+  // An operator already reserved machine 2's MAC elsewhere: the scheduler leaves it as it is.
+  const at = new Date().toISOString()
+  await store.insertInto('dhcp_reservations').values({ mac: macOf(2), ip: '10.7.0.200', hostname: 'pinned', cluster: null, created_at: at, updated_at: at }).execute()
+  await clusters.schedule()
+  const reservations = async () => (await store.selectFrom('dhcp_reservations').select(['mac', 'ip', 'hostname', 'cluster']).orderBy('mac').execute()).map((row) => ({ ...row }))
+  t.same(await reservations(), [
+    { mac: macOf(1), ip: '10.7.0.1', hostname: 'held-cp-1', cluster: 'held' },
+    { mac: macOf(2), ip: '10.7.0.200', hostname: 'pinned', cluster: null },
+    { mac: macOf(3), ip: '10.7.0.3', hostname: 'held-node-2', cluster: 'held' },
+  ], 'members 1 and 3 reserved for the cluster; the operator’s reservation untouched')
+  await clusters.destroyCluster('held')
+  t.same(await reservations(), [{ mac: macOf(2), ip: '10.7.0.200', hostname: 'pinned', cluster: null }], 'destroying the cluster removes its reservations only')
+})

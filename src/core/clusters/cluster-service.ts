@@ -34,6 +34,13 @@ export interface ClusterRepository {
   /** Refuses (409 MACHINE_ALREADY_IN_CLUSTER) a machine that is already a member anywhere. */
   insertMember(member: ClusterMember, now: Date): Promise<void>
   deleteMembers(cluster: string): Promise<void>
+  /**
+   * Reserves a member's boot address for its boot MAC (full DHCP mode), marked as the cluster's.
+   * Leaves an existing reservation of the MAC as it is; returns false when another MAC holds the address.
+   */
+  reserveMemberAddress(cluster: string, mac: string, ip: string, hostname: string, now: Date): Promise<boolean>
+  /** Removes the reservations the cluster's scheduling made (an operator's stay). */
+  releaseMemberAddresses(cluster: string): Promise<void>
   /** Stores a cluster's PKI; private keys are encrypted at rest by the store. */
   insertClusterPki(cluster: string, pki: ClusterPki, now: Date): Promise<void>
   findClusterPki(cluster: string): Promise<ClusterPki | undefined>
@@ -92,6 +99,11 @@ export interface ClusterServiceHooks {
 export interface ClusterServiceSettings {
   /** The zone the engine's DNS answers: each cluster's control-plane endpoint is `api.<cluster>.<zone>`. */
   zone: string
+  /**
+   * Full DHCP mode: each scheduled machine's boot address is reserved for it, so that the addresses
+   * etcd and the API servers advertise never change under a running cluster.
+   */
+  reserveAddresses?: boolean
 }
 
 /** What a certificate pass issued: members' sets (new or renewed) and renewed admin certificates. */
@@ -250,6 +262,7 @@ export class ClusterService {
       }
       for (const member of members) await repository.content.deleteGroup(groupIdOf(name, member.hostname))
       await repository.deleteMembers(name)
+      await repository.releaseMemberAddresses(name)
       for (const machine of machines) {
         if (machine.state === 'discovered') continue
         const moved = transition(machine, 'discovered', `cluster ${name} destroyed`, now)
@@ -404,6 +417,7 @@ export class ClusterService {
         }
         const { machineUuid, role, ordinal, hostname } = assignment
         await repository.insertMember({ cluster: cluster.name, machineUuid, role, ordinal, hostname }, now)
+        if (this.settings.reserveAddresses) await repository.reserveMemberAddress(cluster.name, assignment.bootMac, assignment.ip, hostname, now)
         taken.add(machineUuid)
         const machine = discoveredByUuid.get(machineUuid)!
         const moved = transition(machine, 'scheduled', scheduledReason(cluster.name, role), now)

@@ -130,6 +130,20 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
       const row = await db.selectFrom('cluster_pki').select('sealed').where('cluster', '=', cluster).executeTakeFirst()
       return row ? (JSON.parse(secrets.open(row.sealed, pkiContext(cluster))) as ClusterPki) : undefined
     },
+    reserveMemberAddress: async (cluster, mac, ip, hostname, now) => {
+      const [byMac, byIp] = await Promise.all([
+        db.selectFrom('dhcp_reservations').select('mac').where('mac', '=', mac).executeTakeFirst(),
+        db.selectFrom('dhcp_reservations').select('mac').where('ip', '=', ip).executeTakeFirst(),
+      ])
+      if (byMac) return true
+      if (byIp) return false
+      const at = now.toISOString()
+      await db.insertInto('dhcp_reservations').values({ mac, ip, hostname, cluster, created_at: at, updated_at: at }).execute()
+      return true
+    },
+    releaseMemberAddresses: async (cluster) => {
+      await db.deleteFrom('dhcp_reservations').where('cluster', '=', cluster).execute()
+    },
     updateClusterPki: async (cluster, pki) => {
       await db
         .updateTable('cluster_pki')
