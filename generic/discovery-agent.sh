@@ -16,7 +16,13 @@ RENDERED_INSTALL_DISK='{{install_disk}}'
 ENGINE_URL="${SLIPWAY_URL:-$RENDERED_URL}"
 INSTALLER="${SLIPWAY_INSTALLER:-$RENDERED_INSTALLER}"
 INSTALL_DISK="${SLIPWAY_INSTALL_DISK:-$RENDERED_INSTALL_DISK}"
-FLATCAR_CHANNEL="${SLIPWAY_FLATCAR_CHANNEL:-stable}"
+# Flatcar comes from the engine's /assets by default (images.* settings): installs need no internet.
+RENDERED_FLATCAR_CHANNEL='{{images.flatcar_channel}}'
+RENDERED_FLATCAR_BASE_URL='{{images.flatcar_base_url}}'
+RENDERED_FLATCAR_VERSION='{{images.flatcar_version}}'
+FLATCAR_CHANNEL="${SLIPWAY_FLATCAR_CHANNEL:-$RENDERED_FLATCAR_CHANNEL}"
+FLATCAR_BASE_URL="${SLIPWAY_FLATCAR_BASE_URL:-$RENDERED_FLATCAR_BASE_URL}"
+FLATCAR_VERSION="${SLIPWAY_FLATCAR_VERSION:-$RENDERED_FLATCAR_VERSION}"
 WORK="${SLIPWAY_WORK_DIR:-/tmp/slipway}"
 mkdir -p "$WORK"
 
@@ -136,7 +142,7 @@ install_to_disk() { # ignition-file
   [ -n "$disk" ] || { echo "no disk to install to"; return 1; }
   say "installing with $INSTALLER to $disk"
   case "$INSTALLER" in
-    flatcar) flatcar-install -d "$disk" -C "$FLATCAR_CHANNEL" -i "$1" ;;
+    flatcar) flatcar-install -d "$disk" -C "$FLATCAR_CHANNEL" -b "$FLATCAR_BASE_URL" -V "$FLATCAR_VERSION" -i "$1" ;;
     coreos) coreos-installer install "$disk" --ignition-file "$1" ;;
     lab-raw) install_lab_raw "$disk" "$1" ;;
     *) echo "unknown installer '$INSTALLER' (group metadata 'installer': flatcar, coreos or lab-raw)"; return 1 ;;
@@ -174,7 +180,15 @@ say "role config received ($(wc -c < "$WORK/installed.ign" | tr -d ' ') bytes, s
 
 if install_to_disk "$WORK/installed.ign" > "$WORK/install.log" 2>&1; then
   printf '{"message":"installed with %s"}' "$INSTALLER" > "$WORK/report.json"
-  http_post_json "$ENGINE_URL/lifecycle/install/success?$LABELS" "$WORK/report.json" > /dev/null
+  # The report frees the install slot and marks the machine installed: a network blip must not lose
+  # it (the slot would time out as install_failed). Retried for up to 5 minutes before rebooting anyway.
+  tries=0
+  until http_post_json "$ENGINE_URL/lifecycle/install/success?$LABELS" "$WORK/report.json" > /dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -ge "${SLIPWAY_REPORT_TRIES:-60}" ] && { say "could not report the install; rebooting anyway"; break; }
+    say "POST /lifecycle/install/success failed; retrying in 5 s"
+    sleep "${SLIPWAY_REPORT_RETRY_SECONDS:-5}"
+  done
   say "installed; rebooting"
   sync
   reboot -f 2>/dev/null || reboot

@@ -160,6 +160,22 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    images: Type.Object(
+      {
+        flatcarChannel: Type.Enum(['stable', 'beta', 'alpha', 'lts'], { default: 'stable', description: 'The Flatcar channel machines boot into discovery with and install.' }),
+        flatcarVersion: Type.String({ default: 'current', pattern: '^(current|[0-9]+\\.[0-9]+\\.[0-9]+)$', description: 'The Flatcar release (e.g. 4152.2.3), or current.' }),
+        flatcarBaseUrl: Type.String({
+          default: '',
+          description:
+            "Where <version>/flatcar_production_* are (flatcar-install -b); empty: the engine's /assets/flatcar/<channel>, filled once with slipway assets mirror. https://stable.release.flatcar-linux.net/amd64-usr installs from the internet.",
+        }),
+        sysextBaseUrl: Type.String({
+          default: '',
+          description: "Where kubernetes-<version>-x86-64.raw is; empty: the engine's /assets/extensions. https://extensions.flatcar.org/extensions fetches it from the internet.",
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     machines: Type.Object(
       {
         bindSecretsToAddress: Type.Boolean({

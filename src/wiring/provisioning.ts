@@ -136,7 +136,7 @@ async function bootServing({ config, store, secrets }: WiringBasics) {
     },
     { requireMachineAddress: config.machines.bindSecretsToAddress },
   )
-  const boot = new BootService(catalogs, machineDirectory, clusterDirectory, { credentials, sshPublicKey: sshKey.publicKey }, secretDeliveries)
+  const boot = new BootService(catalogs, machineDirectory, clusterDirectory, { credentials, sshPublicKey: sshKey.publicKey }, secretDeliveries, config.images)
   return { catalogs, machineDirectory, clusterDirectory, clusterStore, credentials, sshKey, boot }
 }
 

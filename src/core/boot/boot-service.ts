@@ -1,5 +1,6 @@
 import type { Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
+import { DEFAULT_IMAGE_SOURCES, imagesContext, type ImageSources } from './image-sources.ts'
 import { kubeadmConfigFile, kubeadmDocuments, type KubeadmCommand } from '../clusters/kubeadm-config.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, type MemberCertificates } from '../clusters/member-certificates.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
@@ -122,6 +123,7 @@ export class BootService {
     private readonly lifecycle?: { credentials: MachineCredentials; sshPublicKey: string },
     /** Who may receive a render that carries secrets; without one, no such render is served. */
     private readonly gate?: SecretDeliveryGate,
+    private readonly images: ImageSources = DEFAULT_IMAGE_SOURCES,
   ) {}
 
   match(labels: Labels, catalog: Catalog = this.catalogs.current()): Match {
@@ -285,6 +287,7 @@ export class BootService {
       group: { id: group.id, name: group.name },
       profile: { id: profile.id, name: profile.name },
       engine: { url: request.engineUrl },
+      images: imagesContext(this.images, request.engineUrl),
     }
   }
 

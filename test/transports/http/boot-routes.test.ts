@@ -22,7 +22,8 @@ t.test('machine-facing routes on the sample content', async (t) => {
   const ipxe = await get('/ipxe?mac=52:54:00:00:00:01')
   t.equal(ipxe.statusCode, 200)
   t.match(ipxe.body, /^#!ipxe\n/)
-  t.match(ipxe.body, /\nkernel http:\/\/\S+flatcar_production_pxe\.vmlinuz .*ignition\.config\.url=http:\/\/engine\.test:8080\/ignition\?uuid=\$\{uuid\}&mac=\$\{mac:hexhyp\}/)
+  // Installs need no internet: the PXE images come from the engine's /assets (images.* settings).
+  t.match(ipxe.body, /\nkernel http:\/\/engine\.test:8080\/assets\/flatcar\/stable\/current\/flatcar_production_pxe\.vmlinuz .*ignition\.config\.url=http:\/\/engine\.test:8080\/ignition\?uuid=\$\{uuid\}&mac=\$\{mac:hexhyp\}/)
   t.match(ipxe.body, /\ninitrd \S+flatcar_production_pxe_image\.cpio\.gz\nboot\n$/)
 
   // Every Ignition the sample content can produce validates against the official schema.
@@ -54,6 +55,8 @@ t.test('machine-facing routes on the sample content', async (t) => {
     t.equal(generic.statusCode, 200)
     t.match(generic.body, /^#!\/bin\/sh\n# Slipway discovery agent .* for group\n# discovery\)/, 'the discovery profile serves the discovery agent')
     t.match(generic.body, /^RENDERED_URL='http:\/\/engine\.test:8080'\nRENDERED_INSTALLER='flatcar'\nRENDERED_INSTALL_DISK=''$/m, 'rendered with the engine URL and the group metadata')
+    t.match(generic.body, /^RENDERED_FLATCAR_BASE_URL='http:\/\/engine\.test:8080\/assets\/flatcar\/stable'\nRENDERED_FLATCAR_VERSION='current'$/m, 'flatcar-install -b: the engine’s mirror')
+    t.match(generic.body, /flatcar-install -d "\$disk" -C "\$FLATCAR_CHANNEL" -b "\$FLATCAR_BASE_URL" -V "\$FLATCAR_VERSION"/)
     const noGeneric = await get('/generic?mac=52:54:00:00:00:01')
     t.equal(noGeneric.statusCode, 404)
     t.equal(noGeneric.json().code, 'NO_GENERIC')
@@ -135,4 +138,21 @@ t.test('healthz answers 503 STARTING until every listener is open, then 200', as
   t.ok(engine.dnsPort(), 'DNS listens')
   const after = await engine.app.inject({ method: 'GET', url: '/healthz' })
   t.equal(after.statusCode, 200)
+})
+
+t.test('images.* settings point installs at another mirror, or upstream', async (t) => {
+  const { engine, dataDir } = await startTestEngine({
+    env: { SLIPWAY_IMAGES_FLATCAR_BASE_URL: 'https://stable.release.flatcar-linux.net/amd64-usr/', SLIPWAY_IMAGES_FLATCAR_VERSION: '4152.2.3', SLIPWAY_IMAGES_SYSEXT_BASE_URL: 'http://mirror.test/ext' },
+  })
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const get = (url: string) => engine.app.inject({ method: 'GET', url, headers: { host: 'engine.test:8080' } })
+  t.match((await get('/ipxe?mac=52:54:00:00:00:01')).body, /\nkernel https:\/\/stable\.release\.flatcar-linux\.net\/amd64-usr\/4152\.2\.3\/flatcar_production_pxe\.vmlinuz /)
+  t.match((await get('/generic?mac=52:54:00:00:00:99')).body, /^RENDERED_FLATCAR_BASE_URL='https:\/\/stable\.release\.flatcar-linux\.net\/amd64-usr'\nRENDERED_FLATCAR_VERSION='4152\.2\.3'$/m)
+  const installed = (await get('/ignition?mac=52:54:00:00:00:01&os=installed')).json()
+  const sysext = installed.storage.files.find((file: { path: string }) => file.path.startsWith('/opt/extensions/kubernetes/'))
+  t.equal(sysext.contents.source, 'http://mirror.test/ext/kubernetes-v1.31.8-x86-64.raw', "the sysext from the configured mirror, at the group's Kubernetes version")
+  await t.rejects(startTestEngine({ env: { SLIPWAY_IMAGES_FLATCAR_VERSION: 'latest' } }), /images\.flatcarVersion/, 'a version that is not one is refused at start')
 })

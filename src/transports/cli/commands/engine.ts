@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { EXIT, usageError } from '../cli-error.ts'
 import { stringValue, type CommandContext, type CommandSpec } from '../command.ts'
 
-const CONFIG_OPTION = { config: { type: 'string' as const, value: 'FILE', help: 'the YAML configuration (default: SLIPWAY_CONFIG, else ./slipway.yaml if present)' } }
+export const CONFIG_OPTION = { config: { type: 'string' as const, value: 'FILE', help: 'the YAML configuration (default: SLIPWAY_CONFIG, else ./slipway.yaml if present)' } }
 const LAB_SCRIPT = new URL('../../../../lab/run.ts', import.meta.url)
 
 /** The package's version, read from package.json (no engine import). */
@@ -13,7 +13,7 @@ export function cliVersion(): string {
 }
 
 /** The engine's configuration as `serve` would read it; undefined (reported on stderr) when it does not validate. */
-async function loadCommandConfig(context: CommandContext) {
+export async function loadCommandConfig(context: CommandContext) {
   const { loadConfig } = await import('../../../config.ts')
   const file = stringValue(context, 'config')
   try {

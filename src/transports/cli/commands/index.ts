@@ -1,4 +1,5 @@
 import type { CommandSpec } from '../command.ts'
+import { assetCommands } from './assets.ts'
 import { backupCommands } from './backup.ts'
 import { chartCommands } from './charts.ts'
 import { clusterCommands } from './clusters.ts'
@@ -18,4 +19,5 @@ export const COMMANDS: CommandSpec[] = [
   ...rolloutCommands,
   ...lockCommands,
   ...backupCommands,
+  ...assetCommands,
 ]
