@@ -1,7 +1,7 @@
 import type { Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
 import { DEFAULT_IMAGE_SOURCES, imagesContext, type ImageSources } from './image-sources.ts'
-import { kubeadmConfigFile, kubeadmDocuments, type KubeadmCommand } from '../clusters/kubeadm-config.ts'
+import { etcdMemberEnvironment, kubeadmConfigFile, kubeadmDocuments, type KubeadmCommand } from '../clusters/kubeadm-config.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, type MemberCertificates } from '../clusters/member-certificates.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
 import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
@@ -57,6 +57,8 @@ export interface ClusterMembership {
   /** The control-plane endpoint (`api.<cluster>.<zone>` and the flavor's API server port). */
   endpoint: { host: string; port: number }
   kubernetesVersion: string
+  /** The scheduler's etcd initial cluster over the control plane (`<hostname>=https://<ip>:2380,...`). */
+  etcdInitialCluster: string
   pki: ClusterPki
   /** The member's leaf certificates; missing for the moments between its scheduling and their issue. */
   certificates?: MemberCertificates
@@ -306,6 +308,9 @@ export class BootService {
       labels: membership.labels,
       // The control-plane endpoint as kubeadm writes it (host:port).
       endpoint: `${membership.endpoint.host}:${membership.endpoint.port}`,
+      ...(membership.role === 'control-plane'
+        ? { etcd_member_env: etcdMemberEnvironment({ cluster: membership.cluster, hostname: membership.hostname, ip: membership.ip, initialCluster: membership.etcdInitialCluster }) }
+        : {}),
     }
     if (asksAsItself(request, machine)) {
       secretField(cluster, 'pki', secrets, () => {

@@ -1,5 +1,6 @@
 import YAML from 'yaml'
 import type { Role } from './cluster.ts'
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT } from './schedule-plan.ts'
 
 /**
  * The kubeadm configuration each member runs, in kubeadm's v1beta4 format
@@ -120,4 +121,36 @@ export function kubeadmDocuments(member: KubeadmMember): { command: KubeadmComma
 /** The configuration file kubeadm reads (`kubeadm init|join --config`): YAML documents. */
 export function kubeadmConfigFile(documents: Record<string, unknown>[]): string {
   return documents.map((document) => YAML.stringify(document)).join('---\n')
+}
+
+/**
+ * The etcd member a control-plane machine is in the scheduler's initial cluster, as etcd's own
+ * environment (`ETCD_*`, read by etcd 3.4+): its name, peer and client URLs on its boot address, the
+ * whole initial cluster, and mutual TLS with the certificates the engine issued (etcd/server,
+ * etcd/peer, both under the etcd CA). For running etcd outside kubeadm's static pod (the lab, a
+ * recovery), and the record of what kubeadm's stacked etcd must equal.
+ */
+export function etcdMemberEnvironment(member: { cluster: string; hostname: string; ip: string; initialCluster: string }, pkiDir = '/etc/kubernetes/pki'): string {
+  const peer = `https://${member.ip}:${ETCD_PEER_PORT}`
+  const client = `https://${member.ip}:${ETCD_CLIENT_PORT}`
+  const lines: [string, string][] = [
+    ['ETCD_NAME', member.hostname],
+    ['ETCD_DATA_DIR', '/var/lib/etcd'],
+    ['ETCD_INITIAL_CLUSTER', member.initialCluster],
+    ['ETCD_INITIAL_CLUSTER_STATE', 'new'],
+    ['ETCD_INITIAL_CLUSTER_TOKEN', `slipway-${member.cluster}`],
+    ['ETCD_INITIAL_ADVERTISE_PEER_URLS', peer],
+    ['ETCD_LISTEN_PEER_URLS', peer],
+    ['ETCD_LISTEN_CLIENT_URLS', client],
+    ['ETCD_ADVERTISE_CLIENT_URLS', client],
+    ['ETCD_CERT_FILE', `${pkiDir}/etcd/server.crt`],
+    ['ETCD_KEY_FILE', `${pkiDir}/etcd/server.key`],
+    ['ETCD_TRUSTED_CA_FILE', `${pkiDir}/etcd/ca.crt`],
+    ['ETCD_CLIENT_CERT_AUTH', 'true'],
+    ['ETCD_PEER_CERT_FILE', `${pkiDir}/etcd/peer.crt`],
+    ['ETCD_PEER_KEY_FILE', `${pkiDir}/etcd/peer.key`],
+    ['ETCD_PEER_TRUSTED_CA_FILE', `${pkiDir}/etcd/ca.crt`],
+    ['ETCD_PEER_CLIENT_CERT_AUTH', 'true'],
+  ]
+  return lines.map(([key, value]) => `${key}=${value}\n`).join('')
 }

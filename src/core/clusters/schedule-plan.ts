@@ -105,7 +105,7 @@ export function planSchedule(cluster: Cluster, flavor: Flavor, members: readonly
 
   const fullControlPlane = [...controlPlane, ...planned.filter((member) => member.role === 'control-plane')].sort((a, b) => a.ordinal - b.ordinal)
   const shared = {
-    etcd_initial_cluster: fullControlPlane.map((member) => `${member.hostname}=https://${member.ip}:2380`).join(','),
+    etcd_initial_cluster: etcdInitialCluster(fullControlPlane),
     kubernetes_apiserver_endpoints: fullControlPlane.map((member) => `https://${member.ip}:${flavor.apiServerPort}`).join(','),
     kubernetes_apiserver_port: flavor.apiServerPort,
     kubernetes_apiserver_count: fullControlPlane.length,
@@ -119,6 +119,18 @@ export function planSchedule(cluster: Cluster, flavor: Flavor, members: readonly
   }))
   return { assignments, waiting, state: waiting.length === 0 ? 'scheduled' : 'pending' }
 }
+
+/** etcd's --initial-cluster over a control plane: `<hostname>=https://<ip>:2380`, by ordinal. */
+export function etcdInitialCluster(controlPlane: readonly PlacedMember[]): string {
+  return [...controlPlane]
+    .filter((member) => member.role === 'control-plane')
+    .sort((a, b) => a.ordinal - b.ordinal)
+    .map((member) => `${member.hostname}=https://${member.ip}:${ETCD_PEER_PORT}`)
+    .join(',')
+}
+
+export const ETCD_PEER_PORT = 2380
+export const ETCD_CLIENT_PORT = 2379
 
 function place(cluster: string, role: Role, ordinal: number, machine: Machine): PlacedMember {
   return { cluster, machineUuid: machine.uuid, role, ordinal, hostname: hostnameOf(cluster, role, ordinal), ip: bootIpOf(machine)! }

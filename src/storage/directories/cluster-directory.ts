@@ -1,7 +1,7 @@
 import type { ClusterMembership, ClusterMembershipSource } from '../../core/boot/boot-service.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
 import { DEFAULT_API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION } from '../../core/clusters/cluster.ts'
-import type { PlacedMember } from '../../core/clusters/schedule-plan.ts'
+import { etcdInitialCluster, type PlacedMember } from '../../core/clusters/schedule-plan.ts'
 import type { ClusterPki } from '../../core/clusters/cluster-pki.ts'
 import { controlPlaneEndpointHost, type MemberCertificates } from '../../core/clusters/member-certificates.ts'
 
@@ -11,6 +11,7 @@ interface ClusterFacts {
   endpoint: { host: string; port: number }
   kubernetesVersion: string
   firstControlPlaneOrdinal: number | undefined
+  etcdInitialCluster: string
 }
 
 /**
@@ -56,6 +57,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
       labels: cluster.labels,
       endpoint: cluster.endpoint,
       kubernetesVersion: cluster.kubernetesVersion,
+      etcdInitialCluster: cluster.etcdInitialCluster,
       pki,
       ...(certificates ? { certificates } : {}),
       revision: this.generation,
@@ -78,6 +80,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
         endpoint: { host: controlPlaneEndpointHost(cluster.name, this.zone), port: flavor?.apiServerPort ?? DEFAULT_API_SERVER_PORT },
         kubernetesVersion: flavor?.kubernetesVersion ?? DEFAULT_KUBERNETES_VERSION,
         firstControlPlaneOrdinal: controlPlaneOrdinals.length ? Math.min(...controlPlaneOrdinals) : undefined,
+        etcdInitialCluster: etcdInitialCluster(placed),
       })
     }
     // Every PKI again: a renewed admin certificate changes it (a cluster's few values are cheap to open).
