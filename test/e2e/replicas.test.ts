@@ -226,7 +226,7 @@ t.test('two engine replicas on one PostgreSQL database', { skip: postgresAvailab
     t.match(machine, { cluster: 'pair', role: 'control-plane' })
     const shown = await until("replica-b's API to show the membership", async () => (await request(b, 'GET', `/api/v1/machines/${uuidOf(1)}`)).json().cluster ?? undefined, 5000)
     t.match(shown, { name: 'pair', role: 'control-plane' }, "replica-b's memory catches up with replica-a's pass within a refresh period")
-    t.ok(a.log('scheduler').some((line) => /scheduled 1 machine\(s\) into cluster pair/.test(line.msg)), 'replica-a scheduled it')
+    t.ok(await until('replica-a to log the pass', () => a.log('scheduler').some((line) => /scheduled 1 machine\(s\) into cluster pair/.test(line.msg)), 5000), 'replica-a scheduled it')
     t.equal(b.log('scheduler').length, bPasses, 'replica-b ran no pass')
     await until('the forwarded request to reach replica-a', () => a.log('scheduler').some((line) => line.msg === 'scheduler pass done' && line.reason === 'asked by another replica'), 3000).catch((error: Error) => {
       throw new Error(`${error.message}; A: ${JSON.stringify(a.log('scheduler').map((l) => l.reason).slice(-8))} ${JSON.stringify(a.log('replicas'))} B: ${JSON.stringify(b.log('replicas'))} ${JSON.stringify(b.log('scheduler'))}`)
@@ -270,6 +270,7 @@ t.test('two engine replicas on one PostgreSQL database', { skip: postgresAvailab
     // The pass commits, then refreshes the replica's memory: the API shows it a moment after the database.
     const own = await until("replica-b's API to show the membership", async () => (await request(b, 'GET', `/api/v1/machines/${uuidOf(2)}`)).json().cluster ?? undefined, 5000)
     t.match(own, { name: 'pair', role: 'node' }, "replica-b's API shows what it scheduled itself")
-    t.ok(b.log('scheduler').some((line) => /scheduled 1 machine\(s\) into cluster pair/.test(line.msg)), 'replica-b scheduled it')
+    // The pass logs once it has also issued the new member's certificates, a moment after its commit.
+    t.ok(await until('replica-b to log the pass', () => b.log('scheduler').some((line) => /scheduled 1 machine\(s\) into cluster pair/.test(line.msg)), 5000), 'replica-b scheduled it')
   })
 })
