@@ -64,7 +64,7 @@ async function createAuthority(commonName: string, now: Date): Promise<SigningAu
 }
 
 /** A leaf certificate with a fresh key, in kubeadm's shape: key usages by kind, SANs, both key identifiers. */
-async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateRequest, 'commonName' | 'organizations' | 'usages' | 'dnsNames' | 'ipAddresses'>, now: Date): Promise<KeyPairCertificate> {
+async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateRequest, 'commonName' | 'organizations' | 'usages' | 'dnsNames' | 'ipAddresses'>, now: Date): Promise<KeyPairCertificate & { notAfter: Date }> {
   const keys = await generateKeys()
   const subject = [...request.organizations.map((organization) => `O=${organization}`), `CN=${request.commonName}`].join(', ')
   const names = [...request.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...request.ipAddresses.map((value) => ({ type: 'ip' as const, value }))]
@@ -73,7 +73,7 @@ async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateR
     subject,
     issuer: authority.certificate.subject,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
-    notAfter: new Date(now.getTime() + LEAF_DAYS * DAY_MS),
+    notAfter: leafNotAfter(now),
     signingAlgorithm: ALGORITHM,
     publicKey: keys.publicKey,
     signingKey: authority.keys.privateKey,
@@ -87,8 +87,10 @@ async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateR
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   })
-  return { certificatePem: certificate.toString('pem'), privateKeyPem: await privateKeyPem(keys.privateKey) }
+  return { certificatePem: certificate.toString('pem'), privateKeyPem: await privateKeyPem(keys.privateKey), notAfter: certificate.notAfter }
 }
+
+const leafNotAfter = (now: Date) => new Date(now.getTime() + LEAF_DAYS * DAY_MS)
 
 /** A stored CA (certificate and PKCS#8 key) back as a signing authority. */
 async function openAuthority(material: KeyPairCertificate): Promise<SigningAuthority> {
@@ -139,7 +141,7 @@ export const x509ClusterPkiIssuer: ClusterPkiIssuer = {
       createAuthority('front-proxy-ca', now),
       generateKeys(),
     ])
-    const admin = await issueLeaf(kubernetesCa, adminRequest(clusterName), now)
+    const { notAfter: _adminNotAfter, ...admin } = await issueLeaf(kubernetesCa, adminRequest(clusterName), now)
     const spki = Buffer.from(kubernetesCa.certificate.publicKey.rawData)
     return {
       kubernetesCa: await material(kubernetesCa),
@@ -155,14 +157,15 @@ export const x509ClusterPkiIssuer: ClusterPkiIssuer = {
   async issueLeaves(pki, requests, now) {
     return Promise.all(
       requests.map(async (request): Promise<IssuedCertificate> => {
-        const issued = await issueLeaf(await cachedAuthority(authorityOf(pki, request.authority)), request, now)
-        return { name: request.name, file: request.file, kind: request.kind, ...(request.server ? { server: request.server } : {}), ...issued, notAfter: this.notAfter(issued.certificatePem) }
+        const { certificatePem, privateKeyPem, notAfter } = await issueLeaf(await cachedAuthority(authorityOf(pki, request.authority)), request, now)
+        return { name: request.name, file: request.file, kind: request.kind, ...(request.server ? { server: request.server } : {}), certificatePem, privateKeyPem, notAfter: notAfter.toISOString() }
       }),
     )
   },
 
   async renewAdmin(pki, clusterName, now) {
-    return issueLeaf(await cachedAuthority(pki.kubernetesCa), adminRequest(clusterName), now)
+    const { notAfter: _notAfter, ...admin } = await issueLeaf(await cachedAuthority(pki.kubernetesCa), adminRequest(clusterName), now)
+    return admin
   },
 
   notAfter(certificatePem) {

@@ -31,6 +31,8 @@ export interface ClusterRepository {
   listMembers(cluster?: string): Promise<ClusterMember[]>
   /** A cluster's members with their boot IPs ('' when unknown), in one read. */
   listPlacedMembers(cluster: string): Promise<PlacedMember[]>
+  /** Whether the machine is (still) a member of the cluster. */
+  isMember(cluster: string, machineUuid: string): Promise<boolean>
   /** Refuses (409 MACHINE_ALREADY_IN_CLUSTER) a machine that is already a member anywhere. */
   insertMember(member: ClusterMember, now: Date): Promise<void>
   deleteMembers(cluster: string): Promise<void>
@@ -369,7 +371,7 @@ export class ClusterService {
         }
         const issued = memberCertificates(await this.pkiIssuer.issueLeaves(pki, certificatePlan(identity), now), now)
         const saved = await this.repository.transaction(async (repository) => {
-          const still = (await repository.listMembers(cluster.name)).some((current) => current.machineUuid === member.machineUuid)
+          const still = await repository.isMember(cluster.name, member.machineUuid)
           if (still) await repository.saveMemberCertificates(cluster.name, member.machineUuid, issued)
           return still
         })

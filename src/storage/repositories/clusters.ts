@@ -106,6 +106,8 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
         .execute()
       return rows.map((row) => ({ ...toMember({ ...row, created_at: '' }), ip: row.ipv4 ?? '' }))
     },
+    isMember: async (cluster, machineUuid) =>
+      (await db.selectFrom('cluster_members').select('machine_uuid').where('machine_uuid', '=', machineUuid).where('cluster', '=', cluster).executeTakeFirst()) !== undefined,
     insertMember: async (member, now) => {
       await uniquely(
         () =>
