@@ -3,6 +3,7 @@ import { conflict, invalid, misconfigured, notFound } from '../errors.ts'
 import type { Machine, MachineRepository } from '../machines/machine-service.ts'
 import { transition, type MachineState } from '../machines/machine-state.ts'
 import type { ClusterConnection } from '../registry/registered-cluster.ts'
+import type { BootstrapRecord } from './kubeadm-config.ts'
 import { adminKubeconfig, type ClusterCertificates, type ClusterPki, type ClusterPkiIssuer } from './cluster-pki.ts'
 import { certificatePlan, controlPlaneEndpointHost, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET, firstAddressOf, memberCertificates, renewalDue, type MemberCertificates } from './member-certificates.ts'
 import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
@@ -31,6 +32,8 @@ export interface ClusterRepository {
   listMembers(cluster?: string): Promise<ClusterMember[]>
   /** A cluster's members with their boot IPs ('' when unknown), in one read. */
   listPlacedMembers(cluster: string): Promise<PlacedMember[]>
+  /** What each member's kubeadm bootstrap reported last (the command it ran, its phase). */
+  listBootstrapRecords(): Promise<(BootstrapRecord & { machineUuid: string })[]>
   /** Whether the machine is (still) a member of the cluster. */
   isMember(cluster: string, machineUuid: string): Promise<boolean>
   /** Refuses (409 MACHINE_ALREADY_IN_CLUSTER) a machine that is already a member anywhere. */

@@ -38,6 +38,31 @@ export interface KubeadmMember {
 
 export type KubeadmCommand = 'init' | 'join'
 
+/** What a member's bootstrap reported last: the command it ran, and how far it got. */
+export interface BootstrapRecord {
+  command: 'init' | 'join' | 'unknown'
+  phase: string
+}
+
+/**
+ * Whether a member creates its cluster (`kubeadm init`). A member that has reported keeps the command
+ * it ran, so that its config never changes under it. Otherwise: the control-plane member with the
+ * lowest ordinal, as long as no other member has finished its bootstrap; once one has, the cluster
+ * exists, and a member placed later under that ordinal (a replaced first member) joins it instead of
+ * starting a second cluster beside it.
+ */
+export function initializesCluster(
+  member: { machineUuid: string; role: Role; ordinal: number },
+  members: readonly { machineUuid: string; role: Role; ordinal: number }[],
+  records: ReadonlyMap<string, BootstrapRecord>,
+): boolean {
+  if (member.role !== 'control-plane') return false
+  const own = records.get(member.machineUuid)?.command
+  if (own === 'init' || own === 'join') return own === 'init'
+  const first = Math.min(...members.filter((candidate) => candidate.role === 'control-plane').map((candidate) => candidate.ordinal))
+  return member.ordinal === first && !members.some((other) => other.machineUuid !== member.machineUuid && records.get(other.machineUuid)?.phase === 'done')
+}
+
 /**
  * kubeadm's preflight refuses to join over files it would write itself; in external-CA mode they are
  * there on purpose (the engine wrote them): the kubelet's kubeconfig (no CSR signer runs without the

@@ -3,6 +3,7 @@ import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
 import { DEFAULT_API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION } from '../../core/clusters/cluster.ts'
 import { etcdInitialCluster, type PlacedMember } from '../../core/clusters/schedule-plan.ts'
 import type { ClusterPki } from '../../core/clusters/cluster-pki.ts'
+import { initializesCluster, type BootstrapRecord } from '../../core/clusters/kubeadm-config.ts'
 import { controlPlaneEndpointHost, type MemberCertificates } from '../../core/clusters/member-certificates.ts'
 
 /** What every member of a cluster shares. */
@@ -10,7 +11,7 @@ interface ClusterFacts {
   labels: Record<string, string>
   endpoint: { host: string; port: number }
   kubernetesVersion: string
-  firstControlPlaneOrdinal: number | undefined
+  members: PlacedMember[]
   etcdInitialCluster: string
 }
 
@@ -25,6 +26,8 @@ export class ClusterDirectory implements ClusterMembershipSource {
   private clusters = new Map<string, ClusterFacts>()
   private pki = new Map<string, ClusterPki>()
   private certificates = new Map<string, MemberCertificates>()
+  /** What each member's kubeadm bootstrap reported last, as of the last load. */
+  private bootstrap = new Map<string, BootstrapRecord>()
   /** Counts loads: a membership's revision, so that renders cached before a load are not served after it. */
   private generation = 0
   /** Loads run one after another, so that an older picture never replaces a newer one. */
@@ -53,7 +56,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
       role: member.role,
       hostname: member.hostname,
       ip: member.ip,
-      initializes: member.role === 'control-plane' && member.ordinal === cluster.firstControlPlaneOrdinal,
+      initializes: initializesCluster(member, cluster.members, this.bootstrap),
       labels: cluster.labels,
       endpoint: cluster.endpoint,
       kubernetesVersion: cluster.kubernetesVersion,
@@ -66,7 +69,12 @@ export class ClusterDirectory implements ClusterMembershipSource {
 
   /** Builds the new picture aside and swaps it in at once: a boot never sees half of it. */
   private async loadNow(): Promise<void> {
-    const [clusters, flavors, stamps] = await Promise.all([this.repository.listClusters(), this.repository.listFlavors(), this.repository.listMemberCertificateStamps()])
+    const [clusters, flavors, stamps, bootstrap] = await Promise.all([
+      this.repository.listClusters(),
+      this.repository.listFlavors(),
+      this.repository.listMemberCertificateStamps(),
+      this.repository.listBootstrapRecords(),
+    ])
     const flavorOf = new Map(flavors.map((flavor) => [flavor.name, flavor]))
     const members: PlacedMember[] = []
     const facts = new Map<string, ClusterFacts>()
@@ -74,12 +82,11 @@ export class ClusterDirectory implements ClusterMembershipSource {
       const placed = await this.repository.listPlacedMembers(cluster.name)
       members.push(...placed)
       const flavor = flavorOf.get(cluster.flavor)
-      const controlPlaneOrdinals = placed.filter((member) => member.role === 'control-plane').map((member) => member.ordinal)
       facts.set(cluster.name, {
         labels: cluster.labels,
         endpoint: { host: controlPlaneEndpointHost(cluster.name, this.zone), port: flavor?.apiServerPort ?? DEFAULT_API_SERVER_PORT },
         kubernetesVersion: flavor?.kubernetesVersion ?? DEFAULT_KUBERNETES_VERSION,
-        firstControlPlaneOrdinal: controlPlaneOrdinals.length ? Math.min(...controlPlaneOrdinals) : undefined,
+        members: placed,
         etcdInitialCluster: etcdInitialCluster(placed),
       })
     }
@@ -97,6 +104,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
     }
     this.pki = pki
     this.certificates = certificates
+    this.bootstrap = new Map(bootstrap.map((record) => [record.machineUuid, record]))
     this.members = new Map(members.map((member) => [member.machineUuid, member]))
     this.clusters = facts
     this.generation++

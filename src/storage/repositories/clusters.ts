@@ -106,6 +106,7 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
         .execute()
       return rows.map((row) => ({ ...toMember({ ...row, created_at: '' }), ip: row.ipv4 ?? '' }))
     },
+    listBootstrapRecords: async () => (await db.selectFrom('member_bootstrap').select(['machine_uuid', 'command', 'phase']).execute()).map((row) => ({ machineUuid: row.machine_uuid, command: row.command, phase: row.phase })),
     isMember: async (cluster, machineUuid) =>
       (await db.selectFrom('cluster_members').select('machine_uuid').where('machine_uuid', '=', machineUuid).where('cluster', '=', cluster).executeTakeFirst()) !== undefined,
     insertMember: async (member, now) => {
