@@ -84,10 +84,13 @@ export function lockDatabase(databaseFile: string, purpose: LockPurpose): Databa
   createPrivately(file)
   const db = new SQLite(file, { timeout: 2_000 })
   try {
-    db.exec(`create table if not exists holder (
+    // Racing starts create the table at once; one that waits out the busy timeout tries again.
+    untilNotBusy(Date.now() + SETTLE_MS, databaseFile, () =>
+      db.exec(`create table if not exists holder (
       id integer primary key check (id = 1),
       pid integer not null, hostname text not null, purpose text not null, since text not null,
-      token text not null, claimed_at integer not null)`)
+      token text not null, claimed_at integer not null)`),
+    )
     const me: HolderRow = { pid: process.pid, hostname: os.hostname(), purpose, since: new Date().toISOString(), token: randomBytes(12).toString('hex'), claimed_at: 0 }
     claim(db, me, databaseFile)
     const holder: LockHolder = { pid: me.pid, hostname: me.hostname, purpose, since: me.since }
@@ -124,7 +127,8 @@ function claim(db: SQLite.Database, me: HolderRow, databaseFile: string): void {
   let busyWith: string | undefined
   for (;;) {
     if (!tryBeginImmediate(db)) {
-      const row = readHolder(db)
+      // The holder's row is read while another claim may be committing: busy is "ask again", never an error.
+      const row = untilNotBusy(deadline, databaseFile, () => readHolder(db))
       // Refused only when the same live holder is seen twice: a claim in progress settles first.
       if (row && holderAlive(row) && busyWith === row.token) throw new DatabaseLockedError(databaseFile, publicHolder(row))
       busyWith = row?.token
@@ -147,13 +151,31 @@ function claim(db: SQLite.Database, me: HolderRow, databaseFile: string): void {
   }
 }
 
+const isBusy = (error: unknown) => Boolean((error as { code?: string }).code?.startsWith('SQLITE_BUSY'))
+
+/**
+ * Runs `work` again while SQLite answers busy (each try waits the connection's busy timeout); past
+ * `deadline`, the database is taken by a process this one could not even read the name of.
+ */
+function untilNotBusy<T>(deadline: number, databaseFile: string, work: () => T): T {
+  for (;;) {
+    try {
+      return work()
+    } catch (error) {
+      if (!isBusy(error)) throw error
+      if (Date.now() > deadline) throw new DatabaseLockedError(databaseFile, undefined)
+      sleep(WAIT_MS)
+    }
+  }
+}
+
 function tryBeginImmediate(db: SQLite.Database): boolean {
   db.pragma('busy_timeout = 0')
   try {
     db.exec('begin immediate')
     return true
   } catch (error) {
-    if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) return false
+    if (isBusy(error)) return false
     throw error
   } finally {
     db.pragma('busy_timeout = 2000')

@@ -116,6 +116,19 @@ t.test('processes racing for a fresh lock: exactly one holds it, every other nam
   for (const outcome of outcomes) if (outcome.startsWith('refused ')) t.match(outcome, new RegExp(`\\(PID ${winner},`))
 })
 
+t.test('a lock file another process keeps busy is refused as locked, never with SQLite\'s own "database is locked"', async (t) => {
+  const database = scratch(t)
+  lockDatabase(database, 'engine').release()
+  // Another process in the middle of a write to the lock file (a racing start creating it, a claim
+  // committing) for longer than one busy timeout: what a loaded machine showed in the full suite.
+  const busy = new SQLite(lockFileOf(database))
+  busy.exec('begin exclusive')
+  t.teardown(() => busy.close())
+  const started = Date.now()
+  t.throws(() => lockDatabase(database, 'engine'), { name: 'DatabaseLockedError', code: 'DATABASE_LOCKED', message: /is in use by another Slipway process: stop it first/ })
+  t.ok(Date.now() - started >= 9_000, `it waited for the write to settle before giving up (${Date.now() - started} ms)`)
+})
+
 t.test('the lock file is 0600 whatever the umask', async (t) => {
   const database = scratch(t)
   const umask = process.umask(0)
