@@ -27,7 +27,8 @@ t.test('three real etcd members from the rendered configuration form the schedul
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-etcd-'))
   const processes: ChildProcess[] = []
   t.teardown(async () => {
-    for (const child of processes) if (child.exitCode === null) child.kill('SIGKILL')
+    // Each etcd is gone (its last output read) before its folder is removed.
+    await Promise.all(processes.map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((resolve) => child.once('close', resolve).kill('SIGKILL')) : undefined)))
     await engine.close()
     removeTree(path.dirname(dataDir))
     removeTree(scratch)
@@ -41,6 +42,8 @@ t.test('three real etcd members from the rendered configuration form the schedul
   t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 3)
 
   const roots: string[] = []
+  /** Each etcd's output, kept in memory: what explains a member that exits. */
+  const logs: Buffer[][] = []
   let initialCluster = ''
   for (const [index, machine] of machines.entries()) {
     const config = (await takeSlotAndFetchConfig(app, machine)).json() as { storage: { files: { path: string; contents: { source: string } }[] } }
@@ -55,9 +58,10 @@ t.test('three real etcd members from the rendered configuration form the schedul
     const variables = Object.fromEntries(env.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))
     t.equal(variables.ETCD_NAME, `q-cp-${index + 1}`)
     initialCluster = variables.ETCD_INITIAL_CLUSTER!
-    const log = path.join(root, 'etcd.log')
     const child = spawn('etcd', [], { env: { PATH: process.env.PATH!, ...variables }, stdio: ['ignore', 'ignore', 'pipe'] })
-    child.stderr!.on('data', (chunk: Buffer) => writeFileSync(log, chunk, { flag: 'a' }))
+    const output: Buffer[] = []
+    child.stderr!.on('data', (chunk: Buffer) => output.push(chunk))
+    logs.push(output)
     processes.push(child)
   }
   t.equal(initialCluster, machines.map((machine, index) => `q-cp-${index + 1}=https://${machine.ip}:2380`).join(','), "every member starts from the scheduler's initial cluster")
@@ -76,7 +80,7 @@ t.test('three real etcd members from the rendered configuration form the schedul
     },
     30_000,
     250,
-    { abort: () => processes.find((child) => child.exitCode !== null) && `an etcd exited: ${readFileSync(path.join(roots[processes.findIndex((child) => child.exitCode !== null)]!, 'etcd.log'), 'utf8').slice(-2000)}` },
+    { abort: () => processes.find((child) => child.exitCode !== null) && `an etcd exited: ${Buffer.concat(logs[processes.findIndex((child) => child.exitCode !== null)]!).toString().slice(-2000)}` },
   )
   t.equal(healthy.length, 3, 'all three members answer health checks over TLS')
   const members = JSON.parse((await etcdctl(1, ['member', 'list', '-w', 'json'])).stdout) as { members: { name: string; peerURLs: string[]; clientURLs: string[] }[] }

@@ -133,50 +133,8 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
       const row = await db.selectFrom('cluster_pki').select('sealed').where('cluster', '=', cluster).executeTakeFirst()
       return row ? (JSON.parse(secrets.open(row.sealed, pkiContext(cluster))) as ClusterPki) : undefined
     },
-    reserveMemberAddress: async (cluster, mac, ip, hostname, now) => {
-      const [byMac, byIp] = await Promise.all([
-        db.selectFrom('dhcp_reservations').select('mac').where('mac', '=', mac).executeTakeFirst(),
-        db.selectFrom('dhcp_reservations').select('mac').where('ip', '=', ip).executeTakeFirst(),
-      ])
-      if (byMac) return true
-      if (byIp) return false
-      const at = now.toISOString()
-      await db.insertInto('dhcp_reservations').values({ mac, ip, hostname, cluster, created_at: at, updated_at: at }).execute()
-      return true
-    },
-    releaseMemberAddresses: async (cluster) => {
-      await db.deleteFrom('dhcp_reservations').where('cluster', '=', cluster).execute()
-    },
-    updateClusterPki: async (cluster, pki) => {
-      await db
-        .updateTable('cluster_pki')
-        .set({ certificates: JSON.stringify(publicCertificates(pki)), sealed: secrets.seal(JSON.stringify(pki), pkiContext(cluster)) })
-        .where('cluster', '=', cluster)
-        .execute()
-    },
-    saveMemberCertificates: async (cluster, machineUuid, issued) => {
-      const values = {
-        cluster,
-        certificates: JSON.stringify(issued.certificates.map(({ privateKeyPem: _key, ...certificate }) => certificate)),
-        sealed: secrets.seal(JSON.stringify(issued), memberCertificatesContext(machineUuid)),
-        issued_at: issued.issuedAt,
-        not_after: issued.notAfter,
-      }
-      await db
-        .insertInto('member_certificates')
-        .values({ machine_uuid: machineUuid, ...values })
-        .onConflict((conflict) => conflict.column('machine_uuid').doUpdateSet(values))
-        .execute()
-    },
-    listMemberCertificateStamps: async (cluster) => {
-      let query = db.selectFrom('member_certificates').select(['machine_uuid', 'issued_at', 'not_after'])
-      if (cluster) query = query.where('cluster', '=', cluster)
-      return (await query.execute()).map((row) => ({ machineUuid: row.machine_uuid, issuedAt: row.issued_at, notAfter: row.not_after }))
-    },
-    findMemberCertificates: async (machineUuid) => {
-      const row = await db.selectFrom('member_certificates').select('sealed').where('machine_uuid', '=', machineUuid).executeTakeFirst()
-      return row ? (JSON.parse(secrets.open(row.sealed, memberCertificatesContext(machineUuid))) as MemberCertificates) : undefined
-    },
+    ...memberAddresses(db),
+    ...memberCertificates(db, secrets),
     findCertificates: async (cluster) => {
       const row = await db.selectFrom('cluster_pki').select('certificates').where('cluster', '=', cluster).executeTakeFirst()
       return row ? (JSON.parse(row.certificates) as ClusterCertificates) : undefined
@@ -242,3 +200,59 @@ const toCluster = (row: ClusterRow & { display_name: string; labels: string; lat
 })
 
 const toMember = (row: ClusterMemberRow): ClusterMember => ({ cluster: row.cluster, machineUuid: row.machine_uuid, role: row.role, ordinal: row.ordinal, hostname: row.hostname })
+
+/** The boot-address reservations a cluster's scheduling makes (full DHCP mode). */
+function memberAddresses(db: Db): Pick<ClusterRepository, 'reserveMemberAddress' | 'releaseMemberAddresses'> {
+  return {
+    reserveMemberAddress: async (cluster, mac, ip, hostname, now) => {
+      const [byMac, byIp] = await Promise.all([
+        db.selectFrom('dhcp_reservations').select('mac').where('mac', '=', mac).executeTakeFirst(),
+        db.selectFrom('dhcp_reservations').select('mac').where('ip', '=', ip).executeTakeFirst(),
+      ])
+      if (byMac) return true
+      if (byIp) return false
+      const at = now.toISOString()
+      await db.insertInto('dhcp_reservations').values({ mac, ip, hostname, cluster, created_at: at, updated_at: at }).execute()
+      return true
+    },
+    releaseMemberAddresses: async (cluster) => {
+      await db.deleteFrom('dhcp_reservations').where('cluster', '=', cluster).execute()
+    },
+  }
+}
+
+/** A cluster's PKI updates and its members' issued certificates, sealed and bound to their machine. */
+function memberCertificates(db: Db, secrets: SecretBox): Pick<ClusterRepository, 'updateClusterPki' | 'saveMemberCertificates' | 'listMemberCertificateStamps' | 'findMemberCertificates'> {
+  return {
+    updateClusterPki: async (cluster, pki) => {
+      await db
+        .updateTable('cluster_pki')
+        .set({ certificates: JSON.stringify(publicCertificates(pki)), sealed: secrets.seal(JSON.stringify(pki), pkiContext(cluster)) })
+        .where('cluster', '=', cluster)
+        .execute()
+    },
+    saveMemberCertificates: async (cluster, machineUuid, issued) => {
+      const values = {
+        cluster,
+        certificates: JSON.stringify(issued.certificates.map(({ privateKeyPem: _key, ...certificate }) => certificate)),
+        sealed: secrets.seal(JSON.stringify(issued), memberCertificatesContext(machineUuid)),
+        issued_at: issued.issuedAt,
+        not_after: issued.notAfter,
+      }
+      await db
+        .insertInto('member_certificates')
+        .values({ machine_uuid: machineUuid, ...values })
+        .onConflict((conflict) => conflict.column('machine_uuid').doUpdateSet(values))
+        .execute()
+    },
+    listMemberCertificateStamps: async (cluster) => {
+      let query = db.selectFrom('member_certificates').select(['machine_uuid', 'issued_at', 'not_after'])
+      if (cluster) query = query.where('cluster', '=', cluster)
+      return (await query.execute()).map((row) => ({ machineUuid: row.machine_uuid, issuedAt: row.issued_at, notAfter: row.not_after }))
+    },
+    findMemberCertificates: async (machineUuid) => {
+      const row = await db.selectFrom('member_certificates').select('sealed').where('machine_uuid', '=', machineUuid).executeTakeFirst()
+      return row ? (JSON.parse(secrets.open(row.sealed, memberCertificatesContext(machineUuid))) as MemberCertificates) : undefined
+    },
+  }
+}
