@@ -50,10 +50,12 @@ export function answerQuery(zone: DnsZone, message: Buffer, source: string, tran
  * memory through its own wire codec (dns-wire.ts): every datagram is checked before it is read, and
  * no packet, however malformed, stops the server.
  */
-export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
+/** How many ports the OS may pick for UDP before one is also free for TCP (port 0 only). */
+const PICK_ATTEMPTS = 20
+
+async function openUdp(options: DnsServerOptions): Promise<dgram.Socket> {
   const { zone, logger } = options
-  const family = net.isIPv6(options.host) ? 'udp6' : 'udp4'
-  const udp = dgram.createSocket({ type: family, reuseAddr: false })
+  const udp = dgram.createSocket({ type: net.isIPv6(options.host) ? 'udp6' : 'udp4', reuseAddr: false })
   udp.on('error', (error) => logger.error({ err: error }, 'dns udp socket error'))
   udp.on('message', (message, remote) => {
     const answered = answerQuery(zone, message, remote.address, 'udp')
@@ -67,7 +69,21 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
       resolve()
     })
   })
-  const udpPort = udp.address().port
+  return udp
+}
+
+function listenTcp(tcp: net.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject)
+    tcp.listen(port, host, () => {
+      tcp.off('error', reject)
+      resolve()
+    })
+  })
+}
+
+export async function startDnsServer(options: DnsServerOptions): Promise<DnsServer> {
+  const { zone, logger } = options
 
   const tcp = net.createServer((socket) => {
     // Over a cap, the governor closes the longest-idle connection first (RFC 7766 6.2.3), else this one.
@@ -102,13 +118,20 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
   })
   tcp.on('error', (error) => logger.error({ err: error }, 'dns tcp server error'))
   // The same port as UDP (a port of 0 lets the OS pick for UDP; TCP then takes the same number).
-  await new Promise<void>((resolve, reject) => {
-    tcp.once('error', reject)
-    tcp.listen(udpPort, options.host, () => {
-      tcp.off('error', reject)
-      resolve()
-    })
-  })
+  // When that number is taken for TCP, the UDP socket is closed and the OS picks again.
+  let udp: dgram.Socket
+  for (let attempt = 1; ; attempt++) {
+    udp = await openUdp(options)
+    try {
+      await listenTcp(tcp, udp.address().port, options.host)
+      break
+    } catch (error) {
+      await new Promise<void>((resolve) => udp.close(() => resolve()))
+      if (options.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < PICK_ATTEMPTS) continue
+      throw error
+    }
+  }
+  const udpPort = udp.address().port
   const tcpPort = (tcp.address() as net.AddressInfo).port
   return {
     udpPort,
