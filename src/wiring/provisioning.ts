@@ -61,7 +61,7 @@ export async function wireProvisioning(basics: WiringBasics) {
   const scheduler = new SchedulerLoop(() => clusters.schedule(), { intervalMs: config.scheduler.intervalSeconds * 1000, debounceMs: 250, logger, gate: jobLeases.lease('scheduler') })
   const certificateCheck = new SerialJob(
     async (reason) => {
-      const report = await clusters.issueCertificates()
+      const report = await clusters.ca.issue()
       for (const issued of report.issued) logger.info({ component: 'certificates', reason, cluster: issued.cluster, hostname: issued.hostname, uuid: issued.machineUuid }, `${issued.renewal ? 'renewed' : 'issued'} the certificates of ${issued.hostname}`)
       for (const cluster of report.adminRenewed) logger.info({ component: 'certificates', reason, cluster }, `renewed the engine's admin certificate for cluster ${cluster}`)
       return report

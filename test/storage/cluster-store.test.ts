@@ -134,11 +134,11 @@ forEachBackend(t, "the engine as each cluster's CA: members' certificates issued
   const stored = await store.selectFrom('member_certificates').select(['sealed', 'certificates']).execute()
   t.ok(stored.every((row) => !Buffer.from(row.sealed).toString('latin1').includes('PRIVATE KEY') && !row.certificates.includes('PRIVATE KEY')), 'no private key in clear in the database')
 
-  const quiet = await clusters.issueCertificates(new Date(t0.getTime() + 300 * day))
+  const quiet = await clusters.ca.issue(new Date(t0.getTime() + 300 * day))
   t.same(quiet, { issued: [], adminRenewed: [] }, '65 days before expiry: nothing to do')
 
   const pkiBefore = (await repository.findClusterPki('duo'))!
-  const renewal = await clusters.issueCertificates(new Date(t0.getTime() + 340 * day))
+  const renewal = await clusters.ca.issue(new Date(t0.getTime() + 340 * day))
   t.same(renewal.issued.map((entry) => [entry.hostname, entry.renewal]).sort(), [['duo-cp-1', true], ['duo-node-1', true]], '25 days before expiry: both renewed')
   t.same(renewal.adminRenewed, ['duo'], "and the engine's own admin certificate")
   const renewedSet = (await repository.findMemberCertificates(uuidOf(1)))!
@@ -153,7 +153,7 @@ forEachBackend(t, "the engine as each cluster's CA: members' certificates issued
 
   // An inventory import brings memberships without their sets: the next check issues them.
   await store.deleteFrom('member_certificates').where('machine_uuid', '=', uuidOf(2)).execute()
-  const reissued = await clusters.issueCertificates(new Date(t0.getTime() + 341 * day))
+  const reissued = await clusters.ca.issue(new Date(t0.getTime() + 341 * day))
   t.same(reissued.issued.map((entry) => [entry.hostname, entry.renewal]), [['duo-node-1', false]])
 
   await clusters.destroyCluster('duo')

@@ -5,7 +5,8 @@ import { transition, type MachineState } from '../machines/machine-state.ts'
 import type { ClusterConnection } from '../registry/registered-cluster.ts'
 import type { BootstrapRecord } from './kubeadm-config.ts'
 import { adminKubeconfig, type ClusterCertificates, type ClusterPki, type ClusterPkiIssuer } from './cluster-pki.ts'
-import { certificatePlan, controlPlaneEndpointHost, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET, firstAddressOf, memberCertificates, renewalDue, type MemberCertificates } from './member-certificates.ts'
+import type { MemberCertificates } from './member-certificates.ts'
+import { MemberCertificateService } from './member-certificate-service.ts'
 import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
 import { bootIpOf, groupIdOf, planSchedule, PROFILE_OF_ROLE, type Assignment, type PlacedMember } from './schedule-plan.ts'
 
@@ -111,11 +112,6 @@ export interface ClusterServiceSettings {
   reserveAddresses?: boolean
 }
 
-/** What a certificate pass issued: members' sets (new or renewed) and renewed admin certificates. */
-export interface CertificateReport {
-  issued: { cluster: string; machineUuid: string; hostname: string; renewal: boolean }[]
-  adminRenewed: string[]
-}
 
 export const scheduledReason = (cluster: string, role: string) => `scheduled into ${cluster} as ${role}`
 
@@ -131,7 +127,12 @@ export class ClusterService {
     private readonly clock: () => Date = () => new Date(),
     private readonly hooks: ClusterServiceHooks = {},
     private readonly settings: ClusterServiceSettings = { zone: 'apps.slipway.internal' },
-  ) {}
+  ) {
+    this.ca = new MemberCertificateService(repository, pkiIssuer, settings.zone, clock, hooks.certificatesChanged)
+  }
+
+  /** The engine as each cluster's CA: its members' certificates, issued after each pass and renewed. */
+  readonly ca: MemberCertificateService
 
   listFlavors(): Promise<Flavor[]> {
     return this.repository.listFlavors()
@@ -186,14 +187,6 @@ export class ClusterService {
     return cluster
   }
 
-  /**
-   * Renews every certificate the engine issued for a cluster now, with new keys (a suspected leak, a
-   * changed endpoint); the members' configs change and reach them by a rolling update.
-   */
-  async renewCertificates(name: string, now: Date = this.clock()): Promise<CertificateReport> {
-    if (!(await this.repository.findCluster(name))) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
-    return this.issueCertificates(now, new Set([name]), { force: true })
-  }
 
   /** The cluster's public certificates (never a key). */
   async certificates(name: string): Promise<ClusterCertificates> {
@@ -329,61 +322,11 @@ export class ClusterService {
     if (changed.length) {
       await this.hooks.machinesChanged?.(changed)
       await this.hooks.contentChanged?.()
-      await this.issueCertificates(now, new Set(reports.filter((report) => report.assignments.length).map((report) => report.cluster)))
+      await this.ca.issue(now, new Set(reports.filter((report) => report.assignments.length).map((report) => report.cluster)))
     }
     return reports
   }
 
-  /**
-   * The engine as each cluster's CA: members without certificates get kubeadm's set for their role
-   * (just scheduled, or imported from an inventory), sets with less than 30 days left are renewed
-   * with fresh keys (the changed config reaches the machines by a rolling update), and so is the
-   * engine's own admin certificate. Each member is written on its own; a member that left meanwhile
-   * is skipped.
-   */
-  async issueCertificates(now: Date = this.clock(), clusters?: ReadonlySet<string>, options: { force?: boolean } = {}): Promise<CertificateReport> {
-    const report: CertificateReport = { issued: [], adminRenewed: [] }
-    for (const cluster of await this.repository.listClusters()) {
-      if (clusters && !clusters.has(cluster.name)) continue
-      const stamps = new Map((await this.repository.listMemberCertificateStamps(cluster.name)).map((stamp) => [stamp.machineUuid, stamp]))
-      const due = (await this.repository.listPlacedMembers(cluster.name)).filter((member) => {
-        const stamp = stamps.get(member.machineUuid)
-        return !stamp || options.force || renewalDue(stamp.notAfter, now)
-      })
-      const publicParts = await this.repository.findCertificates(cluster.name)
-      const adminDue = publicParts !== undefined && (options.force || renewalDue(this.pkiIssuer.notAfter(publicParts.admin), now))
-      if (!due.length && !adminDue) continue
-      let pki = await this.repository.findClusterPki(cluster.name)
-      const flavor = await this.repository.findFlavor(cluster.flavor)
-      if (!pki || !flavor) continue
-      if (adminDue) {
-        pki = { ...pki, admin: await this.pkiIssuer.renewAdmin(pki, cluster.name, now) }
-        await this.repository.updateClusterPki(cluster.name, pki)
-        report.adminRenewed.push(cluster.name)
-      }
-      for (const member of due) {
-        const identity = {
-          cluster: cluster.name,
-          role: member.role,
-          hostname: member.hostname,
-          ip: member.ip,
-          endpointHost: controlPlaneEndpointHost(cluster.name, this.settings.zone),
-          apiServerPort: flavor.apiServerPort,
-          serviceIp: firstAddressOf(DEFAULT_SERVICE_SUBNET),
-          dnsDomain: DEFAULT_DNS_DOMAIN,
-        }
-        const issued = memberCertificates(await this.pkiIssuer.issueLeaves(pki, certificatePlan(identity), now), now)
-        const saved = await this.repository.transaction(async (repository) => {
-          const still = await repository.isMember(cluster.name, member.machineUuid)
-          if (still) await repository.saveMemberCertificates(cluster.name, member.machineUuid, issued)
-          return still
-        })
-        if (saved) report.issued.push({ cluster: cluster.name, machineUuid: member.machineUuid, hostname: member.hostname, renewal: stamps.has(member.machineUuid) })
-      }
-    }
-    if (report.issued.length || report.adminRenewed.length) await this.hooks.certificatesChanged?.(report.issued.map((entry) => entry.machineUuid))
-    return report
-  }
 
   /**
    * One transaction for the whole pass: the inventory is read once, each cluster is planned against

@@ -76,7 +76,7 @@ export const clusterRoutes: FastifyPluginAsyncTypebox<{ clusters: ClusterService
         response: { 200: CertificateRenewalResponse, ...adminErrors },
       },
     },
-    async (request) => toCertificateRenewalResponse(await clusters.renewCertificates(request.params.name)),
+    async (request) => toCertificateRenewalResponse(await clusters.ca.renew(request.params.name)),
   )
 
   app.post(
