@@ -173,6 +173,16 @@ export const ConfigSchema = Type.Object(
           default: '',
           description: "Where kubernetes-<version>-x86-64.raw is; empty: the engine's /assets/extensions. https://extensions.flatcar.org/extensions fetches it from the internet.",
         }),
+        kubernetesImageRepository: Type.String({
+          default: 'registry.k8s.io',
+          pattern: '^[a-z0-9][a-z0-9.:/_-]*$',
+          description: "The registry kubeadm pulls the control plane's images from (ClusterConfiguration.imageRepository): a mirror on the boot network where machines have no internet.",
+        }),
+        kubeVipImage: Type.String({
+          default: 'ghcr.io/kube-vip/kube-vip:v0.8.9',
+          pattern: '^[a-z0-9][a-z0-9.:/_@-]*$',
+          description: 'The kube-vip image a flavor with control_plane_vip runs as a static pod on each control-plane member.',
+        }),
       },
       { default: {}, additionalProperties: false },
     ),

@@ -216,6 +216,13 @@ export interface FlavorsTable {
   /** JSON object: labels every cluster of the flavor gets in the registry. */
   labels: Generated<string>
   api_server_port: Generated<number>
+  service_subnet: Generated<string>
+  pod_subnet: Generated<string>
+  dns_domain: Generated<string>
+  /** IPv4 address kube-vip holds for the control plane; null: none. */
+  control_plane_vip: string | null
+  /** 1/0: members keep their boot address statically; null: only in proxy DHCP mode. */
+  static_network: number | null
 }
 
 /** Provisioning only; labels and location live in the registry (cluster_registry). */

@@ -87,6 +87,12 @@ const InventoryFlavor = Type.Object(
     kubernetes_version: Text(64),
     labels: StringMap,
     api_server_port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    // Optional: exports made before flavors had a network of their own carry kubeadm's defaults.
+    service_subnet: Type.Optional(Text(18)),
+    pod_subnet: Type.Optional(Text(18)),
+    dns_domain: Type.Optional(Text(253)),
+    control_plane_vip: Type.Optional(Nullable(Text(15))),
+    static_network: Type.Optional(Nullable(Type.Boolean())),
     created_at: Timestamp,
   },
   { additionalProperties: false },

@@ -13,7 +13,8 @@
  */
 import Value from 'typebox/value'
 import { groupIdOf } from '../core/clusters/schedule-plan.ts'
-import { conflict, invalid } from '../core/errors.ts'
+import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, parseFlavor } from '../core/clusters/cluster.ts'
+import { conflict, invalid, SlipwayError } from '../core/errors.ts'
 import { normalizeMac } from '../lib/mac.ts'
 import type { Db } from './database.ts'
 import { INVENTORY_FORMAT, InventoryDocument, type InventoryMachine } from './inventory-document.ts'
@@ -116,6 +117,11 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
         kubernetes_version: flavor.kubernetes_version,
         labels: parseJson<Record<string, string>>(flavor.labels),
         api_server_port: flavor.api_server_port,
+        service_subnet: flavor.service_subnet,
+        pod_subnet: flavor.pod_subnet,
+        dns_domain: flavor.dns_domain,
+        control_plane_vip: flavor.control_plane_vip,
+        static_network: flavor.static_network === null ? null : flavor.static_network === 1,
         created_at: flavor.created_at,
       })),
       clusters: registry.map((entry) => {
@@ -223,6 +229,11 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
         kubernetes_version: flavor.kubernetes_version,
         labels: JSON.stringify(flavor.labels),
         api_server_port: flavor.api_server_port,
+        service_subnet: flavor.service_subnet ?? DEFAULT_SERVICE_SUBNET,
+        pod_subnet: flavor.pod_subnet ?? DEFAULT_POD_SUBNET,
+        dns_domain: flavor.dns_domain ?? DEFAULT_DNS_DOMAIN,
+        control_plane_vip: flavor.control_plane_vip ?? null,
+        static_network: flavor.static_network === undefined || flavor.static_network === null ? null : Number(flavor.static_network),
       }
       await trx.insertInto('flavors').values({ name: flavor.name, ...columns, created_at: flavor.created_at }).onConflict((clash) => clash.column('name').doUpdateSet(columns)).execute()
       report.flavors[existingFlavors.has(flavor.name) ? 'updated' : 'created']++
@@ -339,6 +350,13 @@ function documentProblems(document: InventoryDocument, machines: InventoryMachin
     const seen = firstIndex(flavorIndex, flavor.name, index)
     if (seen !== undefined) problems.push({ path: `flavors[${index}].name`, message: `flavor "${flavor.name}" is already at flavors[${seen}]` })
     if (flavor.nodes_max < flavor.nodes_min) problems.push({ path: `flavors[${index}].nodes_max`, message: `must be at least nodes_min (${flavor.nodes_min})` })
+    // The network rules a flavor created through the API obeys (subnets apart, the VIP outside them).
+    try {
+      parseFlavor({ name: flavor.name, control_plane_count: flavor.control_plane_count, nodes_max: flavor.nodes_max, ...definedOf({ service_subnet: flavor.service_subnet, pod_subnet: flavor.pod_subnet, dns_domain: flavor.dns_domain, control_plane_vip: flavor.control_plane_vip ?? undefined }) })
+    } catch (error) {
+      if (!(error instanceof SlipwayError)) throw error
+      problems.push({ path: `flavors[${index}]`, message: error.message })
+    }
   })
   const clusterIndex = new Map<string, number>()
   document.clusters.forEach((cluster, index) => {
@@ -436,4 +454,9 @@ async function macOwnersOf(trx: Db, macs: string[]): Promise<Map<string, string[
     for (const row of rows) owners.set(row.boot_mac, [...(owners.get(row.boot_mac) ?? []), row.uuid])
   }
   return owners
+}
+
+/** The entries whose value is defined: an optional field left out stays out of a checked document. */
+function definedOf(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined))
 }

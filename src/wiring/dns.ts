@@ -31,7 +31,7 @@ export function wireDns({ config, store, logger, events }: WiringBasics) {
     },
     { name: 'dns refresh', intervalMs: settings.refreshSeconds * 1000, debounceMs: 20, logger, triggersBeforeStart: true },
   )
-  for (const event of ['cluster changed', 'clusters swept', 'release cluster finished', 'bootstrap reported', 'inventory imported', 'dns locations changed'] as const) events.on(event, (reason) => refresh.trigger(reason))
+  for (const event of ['cluster changed', 'clusters swept', 'release cluster finished', 'bootstrap reported', 'install state changed', 'inventory imported', 'dns locations changed'] as const) events.on(event, (reason) => refresh.trigger(reason))
 
   let port: number | undefined
   const listener: EngineListener = async ({ connections }) => {

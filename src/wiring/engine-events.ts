@@ -14,6 +14,8 @@ export type EngineEvent =
   | 'certificates issued'
   /** A cluster member reported where its kubeadm bootstrap is (its cluster's endpoint may change). */
   | 'bootstrap reported'
+  /** A machine took an install slot or reported its install (an installed member answers in DNS). */
+  | 'install state changed'
   /** An inventory document was imported: every in-memory picture was reloaded. */
   | 'inventory imported'
   /** A machine reported the Ignition it runs (what a rolling update waits for). */

@@ -87,7 +87,10 @@ export async function wireProvisioning(basics: WiringBasics) {
     machineDirectory,
     clusterDirectory,
     machines: new MachineService(machineRepository(store), undefined, machineChanged, (kind) => metrics.countMachineConflict(kind), { addressIsIdentity: config.machines.bindSecretsToAddress }),
-    installs: new InstallAuthorization(machineRepository(store), config.install, undefined, (uuid) => machineDirectory.refresh(uuid)),
+    installs: new InstallAuthorization(machineRepository(store), config.install, undefined, async (uuid) => {
+      await machineDirectory.refresh(uuid)
+      events.emit('install state changed')
+    }),
     content: new ContentService(contentRepository(store), async () => {
       await catalogs.refresh()
       events.emit('content changed')
@@ -110,7 +113,9 @@ async function bootServing({ config, store, secrets }: WiringBasics) {
   const machineDirectory = new MachineDirectory(machineRepository(store))
   await machineDirectory.load()
   const clusterStore = clusterRepository(store, secrets)
-  const clusterDirectory = new ClusterDirectory(clusterStore, config.dns.zone)
+  // In proxy DHCP mode another server hands out addresses and the engine cannot reserve them: members
+  // keep theirs statically unless their flavor says otherwise, with the resolvers DHCP would have given.
+  const clusterDirectory = new ClusterDirectory(clusterStore, config.dns.zone, { staticByDefault: config.dhcp.mode === 'proxy', nameservers: config.dhcp.dnsServers })
   await clusterDirectory.load()
   const credentials = signedMachineCredentials(secrets, (uuid) => findCredentialState(store, uuid))
   const sshKey = await loadEngineSshKey(store, secrets)

@@ -9,7 +9,8 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts'
-import { certificatePlan, controlPlaneEndpointHost, DEFAULT_DNS_DOMAIN, firstAddressOf, type MemberIdentity } from '../../src/core/clusters/member-certificates.ts'
+import { DEFAULT_DNS_DOMAIN } from '../../src/core/clusters/cluster.ts'
+import { certificatePlan, controlPlaneEndpointHost, firstAddressOf, type MemberIdentity } from '../../src/core/clusters/member-certificates.ts'
 import { removeTree } from '../helpers/engine.ts'
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-leaves-'))

@@ -1,8 +1,9 @@
-import type { Role } from '../clusters/cluster.ts'
+import type { ClusterNetworking, Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
 import { DEFAULT_IMAGE_SOURCES, imagesContext, type ImageSources } from './image-sources.ts'
 import { etcdMemberEnvironment, kubeadmConfigFile, kubeadmDocuments, type KubeadmCommand } from '../clusters/kubeadm-config.ts'
-import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, type MemberCertificates } from '../clusters/member-certificates.ts'
+import type { MemberCertificates } from '../clusters/member-certificates.ts'
+import { kubeVipManifest, staticNetworkUnit } from '../clusters/member-network.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
 import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
 import type { MachineState } from '../machines/machine-state.ts'
@@ -57,6 +58,11 @@ export interface ClusterMembership {
   /** The control-plane endpoint (`api.<cluster>.<zone>` and the flavor's API server port). */
   endpoint: { host: string; port: number }
   kubernetesVersion: string
+  networking: ClusterNetworking
+  /** The control plane's virtual IP held by kube-vip (control-plane members run it), or null. */
+  controlPlaneVip: string | null
+  /** Where the member keeps its boot address without DHCP: the name servers and search domains to write; null: DHCP. */
+  staticNetwork: { nameservers: string[]; domains: string[] } | null
   /** The scheduler's etcd initial cluster over the control plane (`<hostname>=https://<ip>:2380,...`). */
   etcdInitialCluster: string
   pki: ClusterPki
@@ -106,7 +112,7 @@ interface MachineView {
   bootMac?: string
   credential?: CredentialState
   reprovisionUntil?: string | null
-  interfaces?: { ipv4: string | null; isBoot: boolean }[]
+  interfaces?: { name?: string; mac?: string; ipv4: string | null; cidr?: string | null; gateway?: string | null; isBoot: boolean }[]
 }
 
 /** Names of the templates in `ipxe/` that every engine has. */
@@ -311,6 +317,7 @@ export class BootService {
       ...(membership.role === 'control-plane'
         ? { etcd_member_env: etcdMemberEnvironment({ cluster: membership.cluster, hostname: membership.hostname, ip: membership.ip, initialCluster: membership.etcdInitialCluster }) }
         : {}),
+      ...memberNetworkFiles(membership, machine.view as MachineView, this.images),
     }
     if (asksAsItself(request, machine)) {
       secretField(cluster, 'pki', secrets, () => {
@@ -320,7 +327,7 @@ export class BootService {
         return pkiForRole(membership.pki, { cluster: membership.cluster, role: membership.role, certificates: membership.certificates })
       })
       // The kubeadm configuration carries the bootstrap token: secret-bearing as well.
-      secretField(cluster, 'kubeadm', secrets, () => kubeadmContext(membership))
+      secretField(cluster, 'kubeadm', secrets, () => kubeadmContext(membership, this.images))
     }
     return { cluster }
   }
@@ -408,7 +415,7 @@ const asksAsItself = (request: BootRequest, machine: KnownMachine) => sameUuid(r
 
 /** A context field holding a secret: reading it (as a template does) marks the render secret-bearing. */
 /** `{{cluster.kubeadm.command}}` (init or join) and `{{cluster.kubeadm.config}}`, the file `kubeadm --config` reads. */
-function kubeadmContext(membership: ClusterMembership): { command: KubeadmCommand; config: string } {
+function kubeadmContext(membership: ClusterMembership, images: ImageSources): { command: KubeadmCommand; config: string } {
   const { command, documents } = kubeadmDocuments({
     cluster: membership.cluster,
     role: membership.role,
@@ -417,11 +424,47 @@ function kubeadmContext(membership: ClusterMembership): { command: KubeadmComman
     initializes: membership.initializes,
     endpoint: membership.endpoint,
     kubernetesVersion: membership.kubernetesVersion,
-    networking: { serviceSubnet: DEFAULT_SERVICE_SUBNET, podSubnet: DEFAULT_POD_SUBNET, dnsDomain: DEFAULT_DNS_DOMAIN },
+    networking: membership.networking,
+    controlPlaneVip: membership.controlPlaneVip,
+    imageRepository: images.kubernetesImageRepository,
     bootstrapToken: membership.pki.bootstrapToken,
     caCertHash: membership.pki.kubernetesCaCertHash,
   })
   return { command, config: kubeadmConfigFile(documents) }
+}
+
+/**
+ * `{{cluster.kube_vip_manifest}}` (control-plane members of a flavor with a VIP) and
+ * `{{cluster.network_unit}}` (members that keep their boot address without DHCP), built from the
+ * machine's discovered boot interface. A member whose boot interface lacks what the file needs is a
+ * configuration error, not a machine left without a network.
+ */
+function memberNetworkFiles(membership: ClusterMembership, view: MachineView, images: ImageSources): { kube_vip_manifest?: string; network_unit?: string } {
+  if (!membership.controlPlaneVip && !membership.staticNetwork) return {}
+  const boot = view.interfaces?.find((candidate) => candidate.isBoot)
+  const missing = (what: string) =>
+    misconfigured('BOOT_INTERFACE_UNKNOWN', `${membership.hostname} (cluster ${membership.cluster}): its discovery report gave no ${what} for the boot interface, which its network configuration needs; rediscover it`, {
+      hostname: membership.hostname,
+    })
+  const files: { kube_vip_manifest?: string; network_unit?: string } = {}
+  if (membership.controlPlaneVip && membership.role === 'control-plane') {
+    if (!boot?.name) throw missing('name')
+    files.kube_vip_manifest = kubeVipManifest({
+      vip: membership.controlPlaneVip,
+      interfaceName: boot.name,
+      apiServerPort: membership.endpoint.port,
+      image: images.kubeVipImage,
+      initializes: membership.initializes,
+    })
+  }
+  if (membership.staticNetwork) {
+    if (!boot?.mac) throw missing('MAC address')
+    if (!boot.cidr) throw missing('address prefix (cidrv4)')
+    // The scheduled address, with the prefix the machine was discovered on.
+    const address = `${membership.ip}/${boot.cidr.split('/')[1]}`
+    files.network_unit = staticNetworkUnit({ mac: boot.mac, address, gateway: boot.gateway ?? null, ...membership.staticNetwork })
+  }
+  return files
 }
 
 function secretField(target: Record<string, unknown>, name: string, secrets: SecretUse, value: () => unknown): void {

@@ -12,9 +12,20 @@ export interface ImageSources {
   flatcarBaseUrl: string
   /** Where `kubernetes-<version>-x86-64.raw` is; empty: `<engine>/assets/extensions`. */
   sysextBaseUrl: string
+  /** The registry kubeadm pulls the control plane's images from. */
+  kubernetesImageRepository: string
+  /** kube-vip's image, for flavors with a control-plane VIP. */
+  kubeVipImage: string
 }
 
-export const DEFAULT_IMAGE_SOURCES: ImageSources = { flatcarChannel: 'stable', flatcarVersion: 'current', flatcarBaseUrl: '', sysextBaseUrl: '' }
+export const DEFAULT_IMAGE_SOURCES: ImageSources = {
+  flatcarChannel: 'stable',
+  flatcarVersion: 'current',
+  flatcarBaseUrl: '',
+  sysextBaseUrl: '',
+  kubernetesImageRepository: 'registry.k8s.io',
+  kubeVipImage: 'ghcr.io/kube-vip/kube-vip:v0.8.9',
+}
 
 export interface ImagesContext {
   flatcar_channel: string

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { invalid } from '../errors.ts'
+import { parseCidr, parseIpv4, subnetContains, type Ipv4Subnet } from '../../lib/ipv4.ts'
 import { LABEL_KEY_PATTERN } from '../machines/machine-service.ts'
 import { checkDocument, PLAIN_TEXT_PATTERN } from '../selection/documents.ts'
 
@@ -10,6 +11,12 @@ import { checkDocument, PLAIN_TEXT_PATTERN } from '../selection/documents.ts'
 export const CONTROL_PLANE_COUNTS = [1, 3, 5] as const
 export const DEFAULT_KUBERNETES_VERSION = 'v1.31.8'
 export const DEFAULT_API_SERVER_PORT = 6443
+/** kubeadm's networking defaults (kubeadm.k8s.io/v1beta4 Networking); a flavor may set its own. */
+export const DEFAULT_SERVICE_SUBNET = '10.96.0.0/12'
+export const DEFAULT_POD_SUBNET = '10.244.0.0/16'
+export const DEFAULT_DNS_DOMAIN = 'cluster.local'
+/** kube-apiserver refuses a larger IPv4 service range (--service-cluster-ip-range: at most 20 host bits). */
+const WIDEST_SERVICE_PREFIX = 12
 export const CLUSTER_STATES = ['pending', 'scheduled'] as const
 export type ClusterState = (typeof CLUSTER_STATES)[number]
 export const ROLES = ['control-plane', 'node'] as const
@@ -35,6 +42,17 @@ export const FlavorDocument = Type.Object(
     kubernetes_version: Type.Optional(Type.String({ pattern: '^v[0-9]+\\.[0-9]+\\.[0-9]+$', description: `Default ${DEFAULT_KUBERNETES_VERSION}.` })),
     labels: Type.Optional({ ...Labels, description: 'Labels every cluster of this flavor gets in the registry (its own labels win).' }),
     api_server_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_535, description: `Where control-plane members serve the Kubernetes API (default ${DEFAULT_API_SERVER_PORT}).` })),
+    service_subnet: Type.Optional(Type.String({ maxLength: 18, description: `IPv4 CIDR of Service cluster IPs, /${WIDEST_SERVICE_PREFIX} or narrower (default ${DEFAULT_SERVICE_SUBNET}).` })),
+    pod_subnet: Type.Optional(Type.String({ maxLength: 18, description: `IPv4 CIDR of pod addresses, for the CNI plugin (default ${DEFAULT_POD_SUBNET}).` })),
+    dns_domain: Type.Optional(Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$', description: `The clusters' DNS domain (default ${DEFAULT_DNS_DOMAIN}).` })),
+    control_plane_vip: Type.Optional(
+      Type.String({
+        maxLength: 15,
+        description:
+          'An IPv4 address that kube-vip holds on the control-plane member that leads (ARP, layer 2): the endpoint then answers it. It must be on the boot network, outside the DHCP pool and every machine address.',
+      }),
+    ),
+    static_network: Type.Optional(Type.Boolean({ description: 'Write the discovered boot address into each member\'s network configuration (default: only in proxy DHCP mode, where the engine cannot reserve addresses).' })),
   },
   { additionalProperties: false },
 )
@@ -67,6 +85,18 @@ export interface Flavor {
   kubernetesVersion: string
   labels: Record<string, string>
   apiServerPort: number
+  networking: ClusterNetworking
+  /** The address kube-vip holds for the control plane; null: the endpoint is the members' own addresses. */
+  controlPlaneVip: string | null
+  /** Static addresses in the members' network configuration; null: only in proxy DHCP mode. */
+  staticNetwork: boolean | null
+}
+
+/** kubeadm's `networking` of every cluster of a flavor. */
+export interface ClusterNetworking {
+  serviceSubnet: string
+  podSubnet: string
+  dnsDomain: string
 }
 
 /** A provisioned cluster; labels, location and display name are its registry entry's. */
@@ -99,6 +129,29 @@ export function parseFlavor(input: unknown): Flavor {
   if (document.nodes_max < nodesMin) {
     throw invalid('INVALID_FLAVOR', `flavor "${document.name}": nodes_max (${document.nodes_max}) is below nodes_min (${nodesMin})`)
   }
+  const subnet = (field: 'service_subnet' | 'pod_subnet', fallback: string): Ipv4Subnet & { text: string } => {
+    const text = document[field] ?? fallback
+    const parsed = parseCidr(text)
+    if (!parsed || parsed.prefixLength > 30) throw invalid('INVALID_FLAVOR', `flavor "${document.name}": ${field} "${text}" is not an IPv4 subnet in CIDR form with room for hosts, e.g. ${fallback}`)
+    if (parsed.network !== parseIpv4(text.split('/')[0]!)) throw invalid('INVALID_FLAVOR', `flavor "${document.name}": ${field} "${text}" has host bits set; write its network address`)
+    return { ...parsed, text }
+  }
+  const services = subnet('service_subnet', DEFAULT_SERVICE_SUBNET)
+  const pods = subnet('pod_subnet', DEFAULT_POD_SUBNET)
+  if (services.prefixLength < WIDEST_SERVICE_PREFIX) {
+    throw invalid('INVALID_FLAVOR', `flavor "${document.name}": service_subnet ${services.text} is wider than the API server accepts (/${WIDEST_SERVICE_PREFIX} at most)`)
+  }
+  if (subnetContains(services, pods.network) || subnetContains(pods, services.network)) {
+    throw invalid('INVALID_FLAVOR', `flavor "${document.name}": service_subnet ${services.text} and pod_subnet ${pods.text} overlap; Service and pod addresses must be apart`)
+  }
+  const vip = document.control_plane_vip ?? null
+  if (vip !== null) {
+    const address = parseIpv4(vip)
+    if (address === undefined) throw invalid('INVALID_FLAVOR', `flavor "${document.name}": control_plane_vip "${vip}" is not an IPv4 address`)
+    for (const [name, range] of [['service_subnet', services], ['pod_subnet', pods]] as const) {
+      if (subnetContains(range, address)) throw invalid('INVALID_FLAVOR', `flavor "${document.name}": control_plane_vip ${vip} is inside ${name} ${range.text}; it must be on the boot network`)
+    }
+  }
   return {
     name: document.name,
     controlPlaneCount: document.control_plane_count,
@@ -111,6 +164,9 @@ export function parseFlavor(input: unknown): Flavor {
     kubernetesVersion: document.kubernetes_version ?? DEFAULT_KUBERNETES_VERSION,
     labels: { ...(document.labels ?? {}) },
     apiServerPort: document.api_server_port ?? DEFAULT_API_SERVER_PORT,
+    networking: { serviceSubnet: services.text, podSubnet: pods.text, dnsDomain: document.dns_domain ?? DEFAULT_DNS_DOMAIN },
+    controlPlaneVip: vip,
+    staticNetwork: document.static_network ?? null,
   }
 }
 

@@ -1,5 +1,5 @@
 import YAML from 'yaml'
-import type { Role } from './cluster.ts'
+import type { ClusterNetworking, Role } from './cluster.ts'
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT } from './schedule-plan.ts'
 
 /**
@@ -30,7 +30,11 @@ export interface KubeadmMember {
   initializes: boolean
   endpoint: { host: string; port: number }
   kubernetesVersion: string
-  networking: { serviceSubnet: string; podSubnet: string; dnsDomain: string }
+  networking: ClusterNetworking
+  /** The control plane's virtual IP held by kube-vip, or null. */
+  controlPlaneVip: string | null
+  /** Where kubeadm pulls the control plane's images (registry.k8s.io, or a mirror). */
+  imageRepository: string
   bootstrapToken: string
   /** `sha256:<hex>` of the Kubernetes CA's public key: what `kubeadm join` pins. */
   caCertHash: string
@@ -69,6 +73,11 @@ export function initializesCluster(
  * CA key, so the kubelet cannot bootstrap one) and the CA certificate.
  */
 const PREWRITTEN_FILE_CHECKS = ['FileAvailable--etc-kubernetes-kubelet.conf', 'FileAvailable--etc-kubernetes-pki-ca.crt']
+/**
+ * A joining control-plane member with a VIP has kube-vip's static pod in /etc/kubernetes/manifests
+ * before it joins (the VIP must move to it if it leads); `kubeadm join` checks that folder is empty.
+ */
+const PREWRITTEN_MANIFEST_CHECK = 'DirAvailable--etc-kubernetes-manifests'
 
 /** The documents of a member's kubeadm configuration file, in the order kubeadm reads them. */
 export function kubeadmDocuments(member: KubeadmMember): { command: KubeadmCommand; documents: Record<string, unknown>[] } {
@@ -116,12 +125,13 @@ export function kubeadmDocuments(member: KubeadmMember): { command: KubeadmComma
           kind: 'ClusterConfiguration',
           clusterName: member.cluster,
           kubernetesVersion: member.kubernetesVersion,
+          imageRepository: member.imageRepository,
           controlPlaneEndpoint: endpoint,
           certificatesDir: '/etc/kubernetes/pki',
           encryptionAlgorithm: 'ECDSA-P256',
           networking: { ...member.networking },
           etcd: { local: { dataDir: '/var/lib/etcd' } },
-          apiServer: { certSANs: [member.endpoint.host] },
+          apiServer: { certSANs: [member.endpoint.host, ...(member.controlPlaneVip ? [member.controlPlaneVip] : [])] },
         },
         kubelet,
       ],
@@ -133,7 +143,7 @@ export function kubeadmDocuments(member: KubeadmMember): { command: KubeadmComma
       {
         apiVersion: KUBEADM_API_VERSION,
         kind: 'JoinConfiguration',
-        nodeRegistration: nodeRegistration(PREWRITTEN_FILE_CHECKS),
+        nodeRegistration: nodeRegistration(member.role === 'control-plane' && member.controlPlaneVip ? [...PREWRITTEN_FILE_CHECKS, PREWRITTEN_MANIFEST_CHECK] : PREWRITTEN_FILE_CHECKS),
         caCertPath: '/etc/kubernetes/pki/ca.crt',
         discovery: { bootstrapToken: { token: member.bootstrapToken, apiServerEndpoint: endpoint, caCertHashes: [member.caCertHash] } },
         ...(member.role === 'control-plane' ? { controlPlane: { localAPIEndpoint } } : {}),

@@ -1,7 +1,7 @@
 import { notFound } from '../errors.ts'
 import type { ClusterPkiIssuer } from './cluster-pki.ts'
 import type { ClusterRepository } from './cluster-service.ts'
-import { certificatePlan, controlPlaneEndpointHost, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET, firstAddressOf, memberCertificates, renewalDue } from './member-certificates.ts'
+import { certificatePlan, controlPlaneEndpointHost, firstAddressOf, memberCertificates, renewalDue } from './member-certificates.ts'
 
 /** What a certificate pass issued: members' sets (new or renewed) and renewed admin certificates. */
 export interface CertificateReport {
@@ -69,8 +69,9 @@ export class MemberCertificateService {
           ip: member.ip,
           endpointHost: controlPlaneEndpointHost(cluster.name, this.zone),
           apiServerPort: flavor.apiServerPort,
-          serviceIp: firstAddressOf(DEFAULT_SERVICE_SUBNET),
-          dnsDomain: DEFAULT_DNS_DOMAIN,
+          serviceIp: firstAddressOf(flavor.networking.serviceSubnet),
+          dnsDomain: flavor.networking.dnsDomain,
+          controlPlaneVip: flavor.controlPlaneVip,
         }
         const issued = memberCertificates(await this.pkiIssuer.issueLeaves(pki, certificatePlan(identity), now), now)
         const saved = await this.repository.transaction(async (repository) => {

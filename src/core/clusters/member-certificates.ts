@@ -66,12 +66,9 @@ export interface MemberIdentity {
   serviceIp: string
   /** The cluster's DNS domain (kubeadm's networking.dnsDomain). */
   dnsDomain: string
+  /** The control plane's virtual IP (kube-vip), when the flavor has one: the endpoint's address. */
+  controlPlaneVip?: string | null
 }
-
-/** kubeadm's networking defaults; a flavor may set its own. */
-export const DEFAULT_SERVICE_SUBNET = '10.96.0.0/12'
-export const DEFAULT_POD_SUBNET = '10.244.0.0/16'
-export const DEFAULT_DNS_DOMAIN = 'cluster.local'
 
 /** The control-plane endpoint every member, kubeconfig and engine client uses: never a member's address. */
 export const controlPlaneEndpointHost = (cluster: string, zone: string) => `api.${cluster}.${zone}`
@@ -109,7 +106,7 @@ export function certificatePlan(member: MemberIdentity): CertificateRequest[] {
   const etcdIps = [member.ip, ...LOOPBACK_IPS]
   const serviceNames = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', `kubernetes.default.svc.${member.dnsDomain}`]
   return [
-    certificate('apiserver', 'apiserver', 'kubernetes', 'kube-apiserver', [], ['server'], [member.hostname, member.endpointHost, ...serviceNames], [member.serviceIp, member.ip]),
+    certificate('apiserver', 'apiserver', 'kubernetes', 'kube-apiserver', [], ['server'], [member.hostname, member.endpointHost, ...serviceNames], [member.serviceIp, member.ip, ...(member.controlPlaneVip ? [member.controlPlaneVip] : [])]),
     // kubeadm >= 1.29: the kubelet client is a cluster admin through RBAC, not system:masters.
     certificate('apiserver-kubelet-client', 'apiserver-kubelet-client', 'kubernetes', 'kube-apiserver-kubelet-client', ['kubeadm:cluster-admins'], ['client']),
     certificate('front-proxy-client', 'front-proxy-client', 'front-proxy', 'front-proxy-client', [], ['client']),

@@ -1,6 +1,6 @@
 import type { ClusterMembership, ClusterMembershipSource } from '../../core/boot/boot-service.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
-import { DEFAULT_API_SERVER_PORT, DEFAULT_KUBERNETES_VERSION } from '../../core/clusters/cluster.ts'
+import { DEFAULT_API_SERVER_PORT, DEFAULT_DNS_DOMAIN, DEFAULT_KUBERNETES_VERSION, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, type ClusterNetworking } from '../../core/clusters/cluster.ts'
 import { etcdInitialCluster, type PlacedMember } from '../../core/clusters/schedule-plan.ts'
 import type { ClusterPki } from '../../core/clusters/cluster-pki.ts'
 import { initializesCluster, type BootstrapRecord } from '../../core/clusters/kubeadm-config.ts'
@@ -11,8 +11,16 @@ interface ClusterFacts {
   labels: Record<string, string>
   endpoint: { host: string; port: number }
   kubernetesVersion: string
+  networking: ClusterNetworking
+  controlPlaneVip: string | null
+  staticNetwork: boolean
   members: PlacedMember[]
   etcdInitialCluster: string
+}
+
+export interface MemberNetworkSettings {
+  staticByDefault: boolean
+  nameservers: string[]
 }
 
 /**
@@ -33,10 +41,15 @@ export class ClusterDirectory implements ClusterMembershipSource {
   /** Loads run one after another, so that an older picture never replaces a newer one. */
   private loading: Promise<void> = Promise.resolve()
 
-  /** `zone`: the engine's DNS zone, where each cluster's control-plane endpoint `api.<cluster>.<zone>` lives. */
+  /**
+   * `zone`: the engine's DNS zone, where each cluster's control-plane endpoint `api.<cluster>.<zone>`
+   * lives. `network`: whether members keep their boot address statically when their flavor does not
+   * say (in proxy DHCP mode, where the engine cannot reserve it), and the name servers they then use.
+   */
   constructor(
     private readonly repository: ClusterRepository,
     private readonly zone: string,
+    private readonly network: MemberNetworkSettings = { staticByDefault: false, nameservers: [] },
   ) {}
 
   load(): Promise<void> {
@@ -60,6 +73,9 @@ export class ClusterDirectory implements ClusterMembershipSource {
       labels: cluster.labels,
       endpoint: cluster.endpoint,
       kubernetesVersion: cluster.kubernetesVersion,
+      networking: cluster.networking,
+      controlPlaneVip: cluster.controlPlaneVip,
+      staticNetwork: cluster.staticNetwork ? { nameservers: this.network.nameservers, domains: [this.zone] } : null,
       etcdInitialCluster: cluster.etcdInitialCluster,
       pki,
       ...(certificates ? { certificates } : {}),
@@ -86,6 +102,9 @@ export class ClusterDirectory implements ClusterMembershipSource {
         labels: cluster.labels,
         endpoint: { host: controlPlaneEndpointHost(cluster.name, this.zone), port: flavor?.apiServerPort ?? DEFAULT_API_SERVER_PORT },
         kubernetesVersion: flavor?.kubernetesVersion ?? DEFAULT_KUBERNETES_VERSION,
+        networking: flavor?.networking ?? { serviceSubnet: DEFAULT_SERVICE_SUBNET, podSubnet: DEFAULT_POD_SUBNET, dnsDomain: DEFAULT_DNS_DOMAIN },
+        controlPlaneVip: flavor?.controlPlaneVip ?? null,
+        staticNetwork: flavor?.staticNetwork ?? this.network.staticByDefault,
         members: placed,
         etcdInitialCluster: etcdInitialCluster(placed),
       })

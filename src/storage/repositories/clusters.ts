@@ -44,6 +44,11 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
               kubernetes_version: flavor.kubernetesVersion,
               labels: JSON.stringify(flavor.labels),
               api_server_port: flavor.apiServerPort,
+              service_subnet: flavor.networking.serviceSubnet,
+              pod_subnet: flavor.networking.podSubnet,
+              dns_domain: flavor.networking.dnsDomain,
+              control_plane_vip: flavor.controlPlaneVip,
+              static_network: flavor.staticNetwork === null ? null : Number(flavor.staticNetwork),
               created_at: now.toISOString(),
             })
             .execute(),
@@ -166,6 +171,9 @@ const toFlavor = (row: FlavorRow): Flavor => ({
   kubernetesVersion: row.kubernetes_version,
   labels: JSON.parse(row.labels) as Record<string, string>,
   apiServerPort: row.api_server_port,
+  networking: { serviceSubnet: row.service_subnet, podSubnet: row.pod_subnet, dnsDomain: row.dns_domain },
+  controlPlaneVip: row.control_plane_vip,
+  staticNetwork: row.static_network === null ? null : row.static_network === 1,
 })
 
 /** Provisioning rows with their registry entry's labels and location. */

@@ -11,7 +11,7 @@ import type { Db } from '../database.ts'
  * where it is ready (or was ready and is being upgraded) and that are healthy or degraded (not
  * unreachable, and checked at least once) and have ingress addresses; the hostnames of provisioned
  * machines with their boot addresses; each provisioned cluster's control-plane endpoint
- * (`api.<cluster>.<zone>`, see endpointAddresses); the location table. The serial changes when the content does.
+ * (`api.<cluster>.<zone>`, see endpointAddresses, or its flavor's VIP once a member is installed); the location table. The serial changes when the content does.
  */
 export async function buildDnsSnapshot(store: Db, zone: string, previous?: { serial: number; digest: string }): Promise<{ snapshot: DnsSnapshot; digest: string }> {
   const clusters = new Map(
@@ -67,8 +67,21 @@ export async function buildDnsSnapshot(store: Db, zone: string, previous?: { ser
   for (const row of controlPlane) {
     candidatesOf.set(row.cluster, [...(candidatesOf.get(row.cluster) ?? []), { ip: row.ipv4, installed: row.state === 'installed', phase: row.phase }])
   }
+  // A flavor with a control-plane VIP: kube-vip holds it on the leading member, so the endpoint is that one address.
+  const vipOf = new Map(
+    (
+      await store
+        .selectFrom('clusters')
+        .innerJoin('flavors', 'flavors.name', 'clusters.flavor')
+        .select(['clusters.name', 'flavors.control_plane_vip'])
+        .where('flavors.control_plane_vip', 'is not', null)
+        .execute()
+    ).map((row) => [row.name, row.control_plane_vip!]),
+  )
   for (const [cluster, candidates] of candidatesOf) {
-    const addresses = endpointAddresses(candidates)
+    const members = endpointAddresses(candidates)
+    const vip = vipOf.get(cluster)
+    const addresses = vip && members.length ? [vip] : members
     const name = controlPlaneEndpointHost(cluster, zone).toLowerCase()
     // Infrastructure first: a release that happens to be named like an endpoint does not answer there.
     apps.delete(name)

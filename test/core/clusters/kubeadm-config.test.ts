@@ -27,6 +27,8 @@ t.test('init and join documents', async (t) => {
     endpoint: { host: 'api.alpha.z', port: 6443 },
     kubernetesVersion: 'v1.31.8',
     networking: { serviceSubnet: '10.96.0.0/12', podSubnet: '10.244.0.0/16', dnsDomain: 'cluster.local' },
+    controlPlaneVip: null,
+    imageRepository: 'registry.k8s.io',
     bootstrapToken: 'abcdef.0123456789abcdef',
     caCertHash: `sha256:${'0'.repeat(64)}`,
   }
@@ -38,4 +40,11 @@ t.test('init and join documents', async (t) => {
   t.match(join.documents[0], { kind: 'JoinConfiguration', controlPlane: { localAPIEndpoint: { advertiseAddress: '10.0.0.1', bindPort: 6443 } } })
   const nodeJoin = kubeadmDocuments({ ...base, hostname: 'alpha-node-1', role: 'node', initializes: false })
   t.notOk('controlPlane' in nodeJoin.documents[0]!, 'a node runs no control plane')
+  t.notOk(JSON.stringify(join.documents).includes('DirAvailable'), 'without a VIP nothing is in the manifests folder before a join')
+
+  // With kube-vip: the VIP is a SAN, a joining control-plane member already has kube-vip's manifest, a node has none.
+  const withVip = { ...base, controlPlaneVip: '10.0.0.250', imageRepository: 'mirror.lab:5000/k8s' }
+  t.match(kubeadmDocuments({ ...withVip, role: 'control-plane', initializes: true }).documents[1], { imageRepository: 'mirror.lab:5000/k8s', apiServer: { certSANs: ['api.alpha.z', '10.0.0.250'] }, controlPlaneEndpoint: 'api.alpha.z:6443' })
+  t.match(kubeadmDocuments({ ...withVip, role: 'control-plane', initializes: false }).documents[0], { nodeRegistration: { ignorePreflightErrors: ['FileAvailable--etc-kubernetes-kubelet.conf', 'FileAvailable--etc-kubernetes-pki-ca.crt', 'DirAvailable--etc-kubernetes-manifests'] } })
+  t.notOk(JSON.stringify(kubeadmDocuments({ ...withVip, hostname: 'alpha-node-1', role: 'node', initializes: false }).documents).includes('DirAvailable'))
 })

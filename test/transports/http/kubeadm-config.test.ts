@@ -15,7 +15,8 @@ import AjvModule from 'ajv'
 import t from 'tap'
 import YAML from 'yaml'
 import { auth, REPO_ROOT, removeTree, startTestEngine } from '../../helpers/engine.ts'
-import { takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+import { reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+import { until } from '../../helpers/wait.ts'
 
 const Ajv = AjvModule.default
 const validate = new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(path.join(REPO_ROOT, 'test/fixtures/kubeadm/v1beta4.schema.json'), 'utf8')) as object)
@@ -133,4 +134,131 @@ t.test('the schema is closed: a misspelt or misplaced field fails, as kubeadm’
   t.notOk(validate({ apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'JoinConfiguration', discovery: { bootstrapToken: { token: 'ABCDEF.0123456789abcdef' } } }), 'a token kubeadm would not accept')
   t.notOk(validate({ apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'JoinConfiguration', discovery: { bootstrapToken: { token: 'abcdef.0123456789abcdef', caCertHashes: ['sha1:00'] } } }), 'a CA pin kubeadm would not accept')
   t.notOk(validate({ apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'InitConfiguration', nodeRegistration: { kubeletExtraArgs: { 'node-ip': '10.0.0.1' } } }), 'v1beta3’s map form of extra args')
+})
+
+t.test("a flavor's network: its own subnets and DNS domain, a kube-vip VIP as the endpoint, static boot addresses", async (t) => {
+  const { engine, dataDir } = await startTestEngine({ env: { SLIPWAY_DHCP_DNS_SERVERS: '10.8.0.2,10.8.0.3', SLIPWAY_IMAGES_KUBERNETES_IMAGE_REPOSITORY: 'mirror.lab:5000/k8s' } })
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const app = engine.app
+  const network = { service_subnet: '10.100.0.0/16', pod_subnet: '10.200.0.0/16', dns_domain: 'k8s.lab', control_plane_vip: '10.8.0.250', static_network: true }
+  const created = await admin(app, 'POST', '/api/v1/flavors', { name: 'vip', control_plane_count: 3, nodes_min: 0, nodes_max: 1, ...network })
+  t.equal(created.statusCode, 201, created.body)
+  t.match(created.json(), network, 'the flavor answers its network as it was given')
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'bravo', flavor: 'vip' })
+  for (let n = 1; n <= 4; n++) {
+    const discovered = await app.inject({
+      method: 'POST',
+      url: '/discovery',
+      payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'ens3', mac: macOf(n), ipv4: ipOf(n), cidrv4: `${ipOf(n)}/24`, gateway: '10.8.0.1' }] },
+    })
+    t.equal(discovered.statusCode, 200, discovered.body)
+  }
+  t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 4)
+
+  const configs: Config[] = []
+  for (let n = 1; n <= 4; n++) {
+    const response = await takeSlotAndFetchConfig(app, { uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) })
+    t.equal(response.statusCode, 200, response.body)
+    configs.push(response.json() as Config)
+  }
+  const documentsOf = (config: Config) => YAML.parseAllDocuments(fileIn(config, '/etc/slipway/kubeadm.yaml')!).map((document) => document.toJSON() as Record<string, any>)
+  const cluster = documentsOf(configs[0]!)[1]!
+  t.ok(validate(cluster), JSON.stringify(validate.errors ?? []))
+  t.same(cluster.networking, { serviceSubnet: '10.100.0.0/16', podSubnet: '10.200.0.0/16', dnsDomain: 'k8s.lab' }, "kubeadm gets the flavor's networking")
+  t.equal(cluster.imageRepository, 'mirror.lab:5000/k8s', 'and pulls the control plane from the configured registry')
+  t.same(cluster.apiServer.certSANs, ['api.bravo.apps.slipway.internal', '10.8.0.250'])
+  t.equal(cluster.controlPlaneEndpoint, 'api.bravo.apps.slipway.internal:6443', 'the endpoint stays a name; DNS answers the VIP')
+  const sans = execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName'], { input: fileIn(configs[0]!, '/etc/kubernetes/pki/apiserver.crt')! }).toString()
+  t.match(sans, /DNS:kubernetes\.default\.svc\.k8s\.lab/, "the API server's certificate names the flavor's DNS domain")
+  t.match(sans, /IP Address:10\.100\.0\.1\b/, 'the first address of the flavor’s service subnet (the kubernetes Service)')
+  t.match(sans, /IP Address:10\.8\.0\.250\b/, 'and the VIP')
+  t.notMatch(sans, /10\.96\.0\.1\b/, "not kubeadm's default service address")
+  for (const [index, config] of configs.slice(1, 3).entries()) {
+    const join = documentsOf(config)[0]!
+    t.ok(validate(join), JSON.stringify(validate.errors ?? []))
+    t.ok(join.nodeRegistration.ignorePreflightErrors.includes('DirAvailable--etc-kubernetes-manifests'), `cp-${index + 2} joins with kube-vip's manifest already in place`)
+  }
+
+  // kube-vip on each control-plane member, announcing the VIP on the boot interface; none on the node.
+  for (const [index, config] of configs.slice(0, 3).entries()) {
+    const manifest = config.storage.files.find((file) => file.path === '/etc/kubernetes/manifests/kube-vip.yaml') as { mode?: number } | undefined
+    t.equal(manifest?.mode, 0o600, `cp-${index + 1}: kube-vip's static pod, mode 0600`)
+    const pod = YAML.parse(fileIn(config, '/etc/kubernetes/manifests/kube-vip.yaml')!)
+    const env = Object.fromEntries(pod.spec.containers[0].env.filter((entry: { value?: string }) => entry.value !== undefined).map((entry: { name: string; value: string }) => [entry.name, entry.value]))
+    t.match(pod, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'kube-vip', namespace: 'kube-system' }, spec: { hostNetwork: true, hostAliases: [{ ip: '127.0.0.1', hostnames: ['kubernetes'] }] } })
+    t.match(env, { address: '10.8.0.250', vip_interface: 'ens3', port: '6443', cp_enable: 'true', vip_arp: 'true', vip_leaderelection: 'true' })
+    t.same(pod.spec.containers[0].securityContext.capabilities.add, ['NET_ADMIN', 'NET_RAW'])
+    t.equal(pod.spec.containers[0].image, 'ghcr.io/kube-vip/kube-vip:v0.8.9')
+    t.equal(pod.spec.volumes[0].hostPath.path, index === 0 ? '/etc/kubernetes/super-admin.conf' : '/etc/kubernetes/admin.conf', index === 0 ? 'the init member: super-admin.conf, since admin.conf has no rights before init binds them' : 'a joining member: admin.conf')
+  }
+  t.notOk(fileIn(configs[3]!, '/etc/kubernetes/manifests/kube-vip.yaml'), 'a node runs no kube-vip')
+
+  // Every member keeps the address it was scheduled with, without DHCP.
+  for (const [index, config] of configs.entries()) {
+    const n = index + 1
+    t.equal(
+      fileIn(config, '/etc/systemd/network/00-slipway-boot.network'),
+      `# Slipway: the boot address this machine was discovered and scheduled with, kept without DHCP.\n[Match]\nMACAddress=${macOf(n)}\n\n[Network]\nDHCP=no\nAddress=${ipOf(n)}/24\nGateway=10.8.0.1\nDNS=10.8.0.2\nDNS=10.8.0.3\nDomains=apps.slipway.internal\n\n[Link]\nRequiredForOnline=yes\n`,
+      `machine ${n}: a networkd unit for its boot interface`,
+    )
+  }
+
+  // The endpoint answers the VIP once a control-plane member is installed.
+  for (let n = 1; n <= 3; n++) await reportInstalled(app, { uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) })
+  await until('the endpoint answering the VIP', async () => JSON.stringify((await admin(app, 'GET', '/api/v1/dns/names')).json()).includes('10.8.0.250') || undefined, 15_000)
+  const hosts = (await admin(app, 'GET', '/api/v1/dns/names')).json().hosts as { name: string; addresses: string[] }[]
+  t.same(hosts.find((host) => host.name === 'api.bravo.apps.slipway.internal')?.addresses, ['10.8.0.250'], 'api.bravo answers the VIP alone')
+})
+
+t.test('a flavor whose network cannot work is refused, and nothing is created', async (t) => {
+  const { engine, dataDir } = await startTestEngine()
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const app = engine.app
+  const base = { control_plane_count: 1, nodes_max: 1 }
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['not a CIDR', { service_subnet: '10.96.0.0' }, /service_subnet "10\.96\.0\.0" is not an IPv4 subnet in CIDR form/],
+    ['host bits set', { pod_subnet: '10.244.1.0/16' }, /has host bits set/],
+    ['a /8 service range', { service_subnet: '10.0.0.0/8' }, /wider than the API server accepts/],
+    ['overlapping subnets', { service_subnet: '10.96.0.0/12', pod_subnet: '10.100.0.0/16' }, /overlap/],
+    ['a VIP in the service subnet', { control_plane_vip: '10.96.0.10' }, /inside service_subnet/],
+    ['a VIP that is not an address', { control_plane_vip: '10.0.0.300' }, /not an IPv4 address/],
+    ['a DNS domain with a space', { dns_domain: 'my cluster' }, /dns_domain/],
+  ]
+  for (const [what, fields, message] of cases) {
+    const refused = await admin(app, 'POST', '/api/v1/flavors', { name: 'bad', ...base, ...fields })
+    t.equal(refused.statusCode, 400, `${what}: 400`)
+    t.match(refused.json(), { code: /^(INVALID_FLAVOR|VALIDATION_FAILED)$/ }, what)
+    t.match(refused.json().message, message, what)
+  }
+  t.same((await admin(app, 'GET', '/api/v1/flavors')).json(), [], 'no flavor was created')
+})
+
+t.test('in proxy DHCP mode members keep their boot address statically unless their flavor says otherwise', async (t) => {
+  const { engine, dataDir } = await startTestEngine({ env: { SLIPWAY_DHCP_MODE: 'proxy', SLIPWAY_DHCP_SERVER_ADDRESS: '10.8.0.2', SLIPWAY_DHCP_DNS_SERVERS: '10.8.0.3' } })
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const app = engine.app
+  t.equal((await admin(app, 'POST', '/api/v1/flavors', { name: 'solo', control_plane_count: 1, nodes_max: 1 })).statusCode, 201)
+  t.equal((await admin(app, 'POST', '/api/v1/flavors', { name: 'dhcp', control_plane_count: 1, nodes_max: 0, static_network: false })).statusCode, 201)
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'pa', flavor: 'solo' })
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'pb', flavor: 'dhcp' })
+  for (let n = 1; n <= 3; n++) {
+    await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: ipOf(n), cidrv4: `${ipOf(n)}/24` }] } })
+  }
+  t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 3)
+  const members = (await admin(app, 'GET', '/api/v1/scheduler')).json() as { cluster: string; uuid: string; mac: string; ip: string }[]
+  for (const member of members) {
+    const config = (await takeSlotAndFetchConfig(app, { uuid: member.uuid, mac: member.mac, ip: member.ip })).json() as Config
+    const unit = fileIn(config, '/etc/systemd/network/00-slipway-boot.network')
+    if (member.cluster === 'pa') t.match(unit, new RegExp(`Address=${member.ip.replaceAll('.', '\\.')}/24\\nDNS=10\\.8\\.0\\.3\\n`), `${member.ip} (flavor without a say): static in proxy mode, no gateway reported so none written`)
+    else t.equal(unit, undefined, `${member.ip} (flavor static_network: false): DHCP`)
+  }
 })

@@ -22,6 +22,11 @@ export const FlavorResponse = Type.Object({
   kubernetes_version: Type.String(),
   labels: Type.Record(Type.String(), Type.String()),
   api_server_port: Type.Integer(),
+  service_subnet: Type.String(),
+  pod_subnet: Type.String(),
+  dns_domain: Type.String(),
+  control_plane_vip: Nullable(Type.String({ description: 'The address kube-vip holds for the control plane; null: the endpoint answers the members themselves.' })),
+  static_network: Nullable(Type.Boolean({ description: 'Members keep their boot address statically; null: only in proxy DHCP mode.' })),
 })
 export const MemberResponse = Type.Object({
   machine_uuid: Type.String(),
@@ -61,6 +66,11 @@ export const toFlavorResponse = (flavor: Flavor) => ({
   kubernetes_version: flavor.kubernetesVersion,
   labels: flavor.labels,
   api_server_port: flavor.apiServerPort,
+  service_subnet: flavor.networking.serviceSubnet,
+  pod_subnet: flavor.networking.podSubnet,
+  dns_domain: flavor.networking.dnsDomain,
+  control_plane_vip: flavor.controlPlaneVip,
+  static_network: flavor.staticNetwork,
 })
 export const toMemberResponse = (cluster: string, member: ClusterDetail['members'][number]) => ({
   machine_uuid: member.machineUuid,
