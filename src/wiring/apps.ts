@@ -29,12 +29,12 @@ export interface AppsAdapters {
  */
 export function wireApps(
   { config, store, secrets, logger, metrics, events, jobLeases }: WiringBasics,
-  provisioning: Pick<Provisioning, 'clusters' | 'clusterDirectory'>,
+  provisioning: Pick<Provisioning, 'clusters' | 'clusterDirectory' | 'endpointLookup'>,
   tenants: TenantDirectory,
   adapters: AppsAdapters,
 ) {
   // Connections outlive a sweep interval (and a little more), so that each sweep reuses them.
-  const clusterApi = adapters.clusterApi ?? new KubernetesClusterApi({ keepAliveMs: Math.max(60_000, config.registry.healthIntervalSeconds * 2_000 + 10_000) })
+  const clusterApi = adapters.clusterApi ?? new KubernetesClusterApi({ keepAliveMs: Math.max(60_000, config.registry.healthIntervalSeconds * 2_000 + 10_000), lookup: provisioning.endpointLookup })
   const provisioned = { joinTarget: (name: string) => provisioning.clusters.joinTarget(name), destroy: async (name: string) => void (await provisioning.clusters.destroyCluster(name)) }
   const registry = new ClusterRegistry(registryRepository(store, secrets), clusterApi, provisioned, undefined, async () => {
     // Role templates see `cluster.labels`: the members' configs may have changed; and release
@@ -53,7 +53,7 @@ export function wireApps(
   const helm = new HelmCli({ locate: () => locateHelm(config.helm.binary, path.join(config.dataDir, 'tools')), workDir: path.join(config.dataDir, 'helm'), concurrency: config.releases.helmConcurrency })
   const charts = new ChartService(chartRepository(store), helm, config.releases.maxChartBytes)
   const releases = new ReleaseService(releaseRepository(store), charts, helm, releaseTargets(registry, tenants), undefined, () => events.emit('release changed'))
-  const releaseApplier = adapters.releaseApplier ?? new KubernetesReleaseApplier((cluster) => registry.connection(cluster), { requestTimeoutMs: config.releases.requestTimeoutSeconds * 1000 })
+  const releaseApplier = adapters.releaseApplier ?? new KubernetesReleaseApplier((cluster) => registry.connection(cluster), { requestTimeoutMs: config.releases.requestTimeoutSeconds * 1000, lookup: provisioning.endpointLookup })
   const releaseExecutor = new ReleaseExecutor(
     {
       repository: releaseRepository(store),

@@ -27,10 +27,10 @@ export interface LifecycleAdapters {
  */
 export function wireLifecycle(
   { config, store, logger, events, jobLeases }: WiringBasics,
-  provisioning: Pick<Provisioning, 'boot' | 'clusters' | 'sshKey' | 'machineDirectory' | 'clusterDirectory'>,
+  provisioning: Pick<Provisioning, 'boot' | 'clusters' | 'sshKey' | 'machineDirectory' | 'clusterDirectory' | 'endpointLookup'>,
   adapters: LifecycleAdapters,
 ) {
-  const { boot, clusters, sshKey, machineDirectory, clusterDirectory } = provisioning
+  const { boot, clusters, sshKey, machineDirectory, clusterDirectory, endpointLookup } = provisioning
   const locks = new LockService(lockRepository(store), { defaultSlots: config.lifecycle.defaultSlots, defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null })
   const drift = new DriftService(driftRepository(store), boot, undefined, () => events.emit('machine reported'))
   // A template, profile, metadata or cluster change makes machines outdated without waiting for their reports.
@@ -43,7 +43,7 @@ export function wireLifecycle(
   for (const event of ['content changed', 'cluster changed', 'certificates issued', 'inventory imported'] as const) events.on(event, (reason) => driftRecheck.trigger(reason))
 
   const rolloutLease = jobLeases.lease('rollout-runner')
-  const ports = rolloutPorts({ store, boot, clusters, drift, locks, shell: adapters.shell ?? new SshMachineShell(), sshKey, publicUrl: config.http.publicUrl, logger, ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}) })
+  const ports = rolloutPorts({ store, boot, clusters, drift, locks, shell: adapters.shell ?? new SshMachineShell(), sshKey, publicUrl: config.http.publicUrl, logger, endpointLookup, ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}) })
   const executor = new RolloutExecutor(ports, () => events.emit('rollout machine finished'), () => rolloutLease.mayRun())
   // Each tick starts what may start and resumes machines left in flight (after a restart too).
   const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger, gate: rolloutLease })

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
+import { lookupThrough } from '../adapters/kubernetes/engine-names.ts'
 import { x509ClusterPkiIssuer } from '../adapters/pki/x509-cluster-pki.ts'
 import { BootService } from '../core/boot/boot-service.ts'
 import { SecretDeliveryGate } from '../core/boot/secret-delivery.ts'
@@ -25,6 +26,7 @@ import { contentRepository } from '../storage/repositories/content.ts'
 import { dhcpLeaseStore } from '../storage/repositories/dhcp-leases.ts'
 import { reservationRepository } from '../storage/repositories/dhcp-reservations.ts'
 import { findCredentialState, machineRepository } from '../storage/repositories/machines.ts'
+import { endpointResolver } from '../storage/repositories/dns-snapshot.ts'
 import { startDhcpServer } from '../transports/dhcp/dhcp-server.ts'
 import type { EngineMetrics } from '../transports/metrics.ts'
 import { startTftpServer } from '../transports/tftp/tftp-server.ts'
@@ -96,6 +98,8 @@ export async function wireProvisioning(basics: WiringBasics) {
       events.emit('content changed')
     }),
     reservations: new ReservationService(reservationRepository(store), config.dhcp),
+    /** How the engine's clients resolve a provisioned cluster's endpoint name: from the engine's own answers. */
+    endpointLookup: lookupThrough(endpointResolver(store, config.dns.zone)),
     /** Reloads every in-memory picture from the store (another replica's writes, an imported inventory). */
     reload: async () => {
       await catalogs.refresh()

@@ -1,3 +1,4 @@
+import type { LookupFunction } from 'node:net'
 import type { Logger } from 'pino'
 import { KubernetesNodeDrainer } from '../adapters/kubernetes/kubernetes-node-drainer.ts'
 import type { BootService } from '../core/boot/boot-service.ts'
@@ -28,6 +29,8 @@ export interface RolloutWiring {
   logger: Logger
   /** Builds the drainer of a cluster from its admin kubeconfig; tests substitute their own. */
   drainerFrom?: (kubeconfig: string) => NodeDrainer
+  /** How the real drainer resolves a cluster's endpoint name (the engine's own answers). */
+  endpointLookup?: LookupFunction
 }
 
 /** The rollout executor's ports over the store and the real adapters (SSH, the clusters' API servers). */
@@ -36,7 +39,7 @@ export function rolloutPorts(wiring: RolloutWiring): RolloutPorts {
   const machines = machineRepository(store)
   const drifts = driftRepository(store)
   const drainers = new Map<string, NodeDrainer>()
-  const drainerFrom = wiring.drainerFrom ?? ((kubeconfig: string) => new KubernetesNodeDrainer(kubeconfig))
+  const drainerFrom = wiring.drainerFrom ?? ((kubeconfig: string) => new KubernetesNodeDrainer(kubeconfig, wiring.endpointLookup ? { lookup: wiring.endpointLookup } : {}))
   return {
     repository: rolloutRepository(store),
     locks: wiring.locks,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { LookupFunction } from 'node:net'
 import { createConfiguration, KubernetesObjectApi, Observable, PatchStrategy, ServerConfiguration, type KubernetesObject, type ObservableMiddleware } from '@kubernetes/client-node'
 import type { ClusterConnection } from '../../core/registry/registered-cluster.ts'
 import type { ApplyInput, ReleaseApplier } from '../../core/releases/ports.ts'
@@ -71,6 +72,8 @@ export interface ReleaseApplierOptions {
   /** How often readiness is polled (default 250 ms). */
   pollMs?: number
   clock?: () => Date
+  /** How host names are resolved (a provisioned cluster's endpoint by the engine itself). */
+  lookup?: LookupFunction
 }
 
 /**
@@ -257,7 +260,7 @@ export class KubernetesReleaseApplier implements ReleaseApplier {
     const current = this.clients.get(cluster)
     if (current?.fingerprint === fingerprint) return current.api
     void current?.pool.close()
-    const pool = new SharedConnectionPool(connection, { keepAliveMs: 60_000 })
+    const pool = new SharedConnectionPool(connection, { keepAliveMs: 60_000, ...(this.options.lookup ? { lookup: this.options.lookup } : {}) })
     const config = kubeConfigOf(connection)
     const api = new ObjectClient(
       createConfiguration({ baseServer: new ServerConfiguration(connection.server, {}), authMethods: { default: config }, middleware: [nextTurn, pool.middleware(this.options.requestTimeoutMs)] }),

@@ -1,3 +1,4 @@
+import type { LookupFunction } from 'node:net'
 import { createSecureContext } from 'node:tls'
 import { KubeConfig, Observable, type ObservableMiddleware } from '@kubernetes/client-node'
 import { Agent } from 'undici'
@@ -20,6 +21,8 @@ export function kubeConfigOf(connection: ClusterConnection): KubeConfig {
 export interface ConnectionPoolOptions {
   /** Idle connections are kept this long: longer than the time between two uses (a health sweep interval). */
   keepAliveMs: number
+  /** How host names are resolved (the engine's own names first, see engine-names.ts); the system resolver by default. */
+  lookup?: LookupFunction
 }
 
 /**
@@ -40,7 +43,7 @@ export class SharedConnectionPool {
       ...(credential.type === 'client_certificate' ? { cert: credential.certificatePem, key: credential.keyPem } : {}),
     })
     this.agent = new Agent({
-      connect: { secureContext, keepAlive: true, keepAliveInitialDelay: 30_000 },
+      connect: { secureContext, keepAlive: true, keepAliveInitialDelay: 30_000, ...(options.lookup ? { lookup: options.lookup } : {}) },
       keepAliveTimeout: options.keepAliveMs,
       keepAliveMaxTimeout: options.keepAliveMs,
     })

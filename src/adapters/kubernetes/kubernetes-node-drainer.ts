@@ -1,4 +1,5 @@
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type RequestOptions } from 'node:http'
+import type { LookupFunction } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   ApiException,
@@ -13,6 +14,7 @@ import {
   type V1Node,
   type V1Pod,
 } from '@kubernetes/client-node'
+import { Agent, type buildConnector } from 'undici'
 import { SlipwayError, conflict, invalid, misconfigured, notFound, unavailable } from '../../core/errors.ts'
 import type { DrainOptions, DrainReport, NodeDrainer } from '../../core/lifecycle/ports.ts'
 import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
@@ -27,6 +29,11 @@ export interface KubernetesNodeDrainerOptions {
   requestTimeoutMs?: number
   /** Requests in flight at once during a drain (kubectl has no bound; 250 pods polled at once is rude). */
   maxRequestsInFlight?: number
+  /**
+   * How the server's host name is resolved (a provisioned cluster's endpoint by the engine itself, see
+   * engine-names.ts). Used for kubeconfigs with a static credential; the system resolver otherwise.
+   */
+  lookup?: LookupFunction
 }
 
 const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror'
@@ -70,6 +77,8 @@ export class KubernetesNodeDrainer implements NodeDrainer {
   private readonly maxRequestsInFlight: number
   private sharedDispatcher: ReturnType<RequestContext['getDispatcher']>
   private readonly reuseDispatcher: boolean
+  /** With a `lookup`: the one pool every request goes through, built from the kubeconfig's TLS material. */
+  private ownDispatcher?: Promise<Agent>
 
   /**
    * @param kubeconfig a kubeconfig YAML document, e.g. what `adminKubeconfig()` builds (https with
@@ -120,9 +129,28 @@ export class KubernetesNodeDrainer implements NodeDrainer {
     this.maxRequestsInFlight = options.maxRequestsInFlight ?? 20
 
     this.core = config.makeApiClient(CoreV1Api)
+    const lookup = options.lookup
+    if (lookup && this.reuseDispatcher && url.protocol === 'https:') {
+      this.ownDispatcher = (async () => {
+        const tls: RequestOptions & { ca?: unknown; cert?: unknown; key?: unknown; servername?: string; rejectUnauthorized?: boolean } = {}
+        await config.applyToHTTPSOptions(tls)
+        const connect = { ca: tls.ca, cert: tls.cert, key: tls.key, ...(tls.servername ? { servername: tls.servername } : {}), ...(tls.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}), lookup }
+        return new Agent({ connect: connect as buildConnector.BuildOptions })
+      })()
+    }
     const requestMiddleware: ObservableMiddleware = {
       pre: (context) => {
         context.setSignal(AbortSignal.timeout(this.requestTimeoutMs))
+        if (this.ownDispatcher) {
+          return new Observable(
+            this.ownDispatcher.then((agent) => {
+              const made = context.getDispatcher()
+              context.setDispatcher(agent)
+              if (made && made !== agent) made.close().catch(() => undefined)
+              return context
+            }),
+          )
+        }
         this.shareDispatcher(context)
         return new Observable(Promise.resolve(context))
       },
@@ -156,6 +184,9 @@ export class KubernetesNodeDrainer implements NodeDrainer {
     const dispatcher = this.sharedDispatcher
     this.sharedDispatcher = undefined
     await dispatcher?.close()
+    const own = this.ownDispatcher
+    this.ownDispatcher = undefined
+    await (await own?.catch(() => undefined))?.close()
   }
 
   async cordon(node: string): Promise<void> {

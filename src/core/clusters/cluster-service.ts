@@ -5,7 +5,7 @@ import { transition, type MachineState } from '../machines/machine-state.ts'
 import type { ClusterConnection } from '../registry/registered-cluster.ts'
 import type { BootstrapRecord } from './kubeadm-config.ts'
 import { adminKubeconfig, type ClusterCertificates, type ClusterPki, type ClusterPkiIssuer } from './cluster-pki.ts'
-import type { MemberCertificates } from './member-certificates.ts'
+import { controlPlaneEndpointHost, type MemberCertificates } from './member-certificates.ts'
 import { MemberCertificateService } from './member-certificate-service.ts'
 import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
 import { bootIpOf, groupIdOf, planSchedule, PROFILE_OF_ROLE, type Assignment, type PlacedMember } from './schedule-plan.ts'
@@ -197,20 +197,22 @@ export class ClusterService {
 
   /**
    * The admin kubeconfig for the engine's own use (drains), pointing at `server` when given (a load
-   * balancer), else the first control-plane member. 409 CLUSTER_NOT_SCHEDULED while the cluster has
-   * no control plane yet.
+   * balancer), else the cluster's control-plane endpoint `https://api.<cluster>.<zone>:<port>` (which
+   * the engine's clients resolve from its own answers). 409 CLUSTER_NOT_SCHEDULED while the cluster
+   * has no control plane yet.
    */
   async adminKubeconfig(name: string, server?: string): Promise<string> {
     return this.repository.transaction(async (repository) => {
       const pki = await repository.findClusterPki(name)
       if (!pki) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
-      return adminKubeconfig(name, pki, server ?? (await this.firstApiServer(repository, name)).server)
+      return adminKubeconfig(name, pki, server ?? (await this.endpointServer(repository, name)))
     })
   }
 
   /**
-   * Where the registry reaches a provisioned cluster, once its whole control plane is installed: the
-   * first member's API server, with the admin certificate and CA from the cluster's PKI.
+   * Where the registry reaches a provisioned cluster, once its whole control plane is installed: its
+   * control-plane endpoint (never one member's address, so that a member down for a rolling update
+   * or replaced does not cut the engine off), with the admin certificate and CA from the cluster's PKI.
    */
   async joinTarget(name: string): Promise<{ ready: true; connection: ClusterConnection } | { ready: false; message: string }> {
     return this.repository.transaction(async (repository) => {
@@ -226,7 +228,7 @@ export class ClusterService {
         if (machine?.state !== 'installed') waiting.push(`${member.hostname} is ${machine?.state ?? 'gone'}`)
       }
       if (waiting.length) return { ready: false, message: `control plane not installed yet (${waiting.join(', ')})` }
-      const { server } = await this.firstApiServer(repository, name)
+      const server = await this.endpointServer(repository, name)
       return {
         ready: true,
         connection: { name, server, caBundle: pki.kubernetesCa.certificatePem, credential: { type: 'client_certificate', certificatePem: pki.admin.certificatePem, keyPem: pki.admin.privateKeyPem } },
@@ -234,14 +236,12 @@ export class ClusterService {
     })
   }
 
-  private async firstApiServer(repository: ClusterRepository, name: string): Promise<{ server: string }> {
+  private async endpointServer(repository: ClusterRepository, name: string): Promise<string> {
     const cluster = await repository.findCluster(name)
     const flavor = cluster && (await repository.findFlavor(cluster.flavor))
-    const first = (await repository.listMembers(name)).filter((member) => member.role === 'control-plane').sort((a, b) => a.ordinal - b.ordinal)[0]
-    const machine = first && (await repository.machines.findMachine(first.machineUuid))
-    const ip = machine && bootIpOf(machine)
-    if (!ip || !flavor) throw conflict('CLUSTER_NOT_SCHEDULED', `cluster "${name}" has no control plane yet; run the scheduler once enough machines are discovered`)
-    return { server: `https://${ip}:${flavor.apiServerPort}` }
+    const scheduled = (await repository.listMembers(name)).some((member) => member.role === 'control-plane')
+    if (!scheduled || !flavor) throw conflict('CLUSTER_NOT_SCHEDULED', `cluster "${name}" has no control plane yet; run the scheduler once enough machines are discovered`)
+    return `https://${controlPlaneEndpointHost(name, this.settings.zone)}:${flavor.apiServerPort}`
   }
 
   /**

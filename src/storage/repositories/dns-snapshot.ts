@@ -54,35 +54,7 @@ export async function buildDnsSnapshot(store: Db, zone: string, previous?: { ser
     .select(['cluster_members.hostname', 'machine_interfaces.ipv4'])
     .execute()
   for (const machine of machines) if (machine.ipv4) hosts.set(`${machine.hostname}.${zone}`.toLowerCase(), [machine.ipv4])
-  // Each provisioned cluster's control-plane endpoint: the members whose API servers run.
-  const controlPlane = await store
-    .selectFrom('cluster_members')
-    .innerJoin('machines', 'machines.uuid', 'cluster_members.machine_uuid')
-    .leftJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
-    .leftJoin('member_bootstrap', 'member_bootstrap.machine_uuid', 'cluster_members.machine_uuid')
-    .select(['cluster_members.cluster', 'machines.state', 'machine_interfaces.ipv4', 'member_bootstrap.phase'])
-    .where('cluster_members.role', '=', 'control-plane')
-    .execute()
-  const candidatesOf = new Map<string, EndpointCandidate[]>()
-  for (const row of controlPlane) {
-    candidatesOf.set(row.cluster, [...(candidatesOf.get(row.cluster) ?? []), { ip: row.ipv4, installed: row.state === 'installed', phase: row.phase }])
-  }
-  // A flavor with a control-plane VIP: kube-vip holds it on the leading member, so the endpoint is that one address.
-  const vipOf = new Map(
-    (
-      await store
-        .selectFrom('clusters')
-        .innerJoin('flavors', 'flavors.name', 'clusters.flavor')
-        .select(['clusters.name', 'flavors.control_plane_vip'])
-        .where('flavors.control_plane_vip', 'is not', null)
-        .execute()
-    ).map((row) => [row.name, row.control_plane_vip!]),
-  )
-  for (const [cluster, candidates] of candidatesOf) {
-    const members = endpointAddresses(candidates)
-    const vip = vipOf.get(cluster)
-    const addresses = vip && members.length ? [vip] : members
-    const name = controlPlaneEndpointHost(cluster, zone).toLowerCase()
+  for (const [name, addresses] of await controlPlaneEndpoints(store, zone)) {
     // Infrastructure first: a release that happens to be named like an endpoint does not answer there.
     apps.delete(name)
     if (addresses.length) hosts.set(name, addresses)
@@ -99,3 +71,54 @@ export async function buildDnsSnapshot(store: Db, zone: string, previous?: { ser
   const serial = previous && previous.digest === digest ? previous.serial : Math.max((previous?.serial ?? 0) + 1, Math.floor(Date.now() / 1000)) >>> 0
   return { snapshot: { apps, hosts, locations, serial }, digest }
 }
+
+/**
+ * Each provisioned cluster's control-plane endpoint (`api.<cluster>.<zone>`, lower case) and what it
+ * answers: its flavor's VIP once a member is installed, else the members whose API servers run (see
+ * endpointAddresses). Empty while no control-plane member is installed. `cluster`: only that one.
+ */
+export async function controlPlaneEndpoints(store: Db, zone: string, cluster?: string): Promise<Map<string, string[]>> {
+  let members = store
+    .selectFrom('cluster_members')
+    .innerJoin('machines', 'machines.uuid', 'cluster_members.machine_uuid')
+    .leftJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
+    .leftJoin('member_bootstrap', 'member_bootstrap.machine_uuid', 'cluster_members.machine_uuid')
+    .select(['cluster_members.cluster', 'machines.state', 'machine_interfaces.ipv4', 'member_bootstrap.phase'])
+    .where('cluster_members.role', '=', 'control-plane')
+  let vips = store.selectFrom('clusters').innerJoin('flavors', 'flavors.name', 'clusters.flavor').select(['clusters.name', 'flavors.control_plane_vip']).where('flavors.control_plane_vip', 'is not', null)
+  if (cluster !== undefined) {
+    members = members.where('cluster_members.cluster', '=', cluster)
+    vips = vips.where('clusters.name', '=', cluster)
+  }
+  const candidatesOf = new Map<string, EndpointCandidate[]>()
+  for (const row of await members.execute()) {
+    candidatesOf.set(row.cluster, [...(candidatesOf.get(row.cluster) ?? []), { ip: row.ipv4, installed: row.state === 'installed', phase: row.phase }])
+  }
+  // kube-vip holds a flavor's VIP on the leading member: the endpoint is that one address.
+  const vipOf = new Map((await vips.execute()).map((row) => [row.name, row.control_plane_vip!]))
+  const endpoints = new Map<string, string[]>()
+  for (const [name, candidates] of candidatesOf) {
+    const serving = endpointAddresses(candidates)
+    const vip = vipOf.get(name)
+    endpoints.set(controlPlaneEndpointHost(name, zone).toLowerCase(), vip && serving.length ? [vip] : serving)
+  }
+  return endpoints
+}
+
+/**
+ * The engine's own answer for a name, for its clients (engine-names.ts): a control-plane endpoint's
+ * addresses (empty while none serves), or undefined for a name that is not one.
+ */
+export function endpointResolver(store: Db, zone: string): (hostname: string) => Promise<string[] | undefined> {
+  const suffix = `.${zone.toLowerCase()}`
+  return async (hostname) => {
+    const name = hostname.toLowerCase().replace(/\.$/, '')
+    if (!name.startsWith('api.') || !name.endsWith(suffix)) return undefined
+    const cluster = name.slice('api.'.length, -suffix.length)
+    if (!cluster || cluster.includes('.')) return undefined
+    const endpoints = await controlPlaneEndpoints(store, zone, cluster)
+    return endpoints.get(name) ?? (endpoints.size === 0 && !(await clusterExists(store, cluster)) ? undefined : [])
+  }
+}
+
+const clusterExists = async (store: Db, name: string) => (await store.selectFrom('clusters').select('name').where('name', '=', name).executeTakeFirst()) !== undefined

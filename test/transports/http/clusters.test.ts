@@ -60,6 +60,11 @@ t.test('flavor, cluster, scheduling with a quorum, Ignition, destroy', async (t)
     kubernetes_version: 'v1.31.8',
     labels: {},
     api_server_port: 6443,
+    service_subnet: '10.96.0.0/12',
+    pod_subnet: '10.244.0.0/16',
+    dns_domain: 'cluster.local',
+    control_plane_vip: null,
+    static_network: null,
   })
   t.match((await admin(app, 'GET', '/api/v1/clusters')).json(), [
     { name: 'edge', source: 'provisioned', provisioning: { flavor: 'small', state: 'pending' }, labels: { region: 'eu' }, location: { latitude: 48.85, longitude: 2.35 }, conditions: [{ type: 'Joined', status: 'False' }] },

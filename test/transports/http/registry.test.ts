@@ -4,6 +4,7 @@
  * (test/fakes/kube-apiserver.ts) on loopback over TLS, authenticating by bearer token or client
  * certificate. There is no kube-apiserver on these machines; the double speaks its HTTP API.
  */
+import { lookup } from 'node:dns/promises'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -298,7 +299,9 @@ t.test('a provisioned cluster registers itself once its control plane is install
     await reportInstalled(app, { uuid: uuid(n), mac: mac(n), ip: '127.0.0.1' })
   }
   await call(app, 'POST', '/api/v1/clusters/health-sweep')
-  t.match((await call(app, 'GET', '/api/v1/clusters/lyon')).json(), { server: null, conditions: [{ type: 'Joined', status: 'False', message: new RegExp(`API server https://127.0.0.1:${port} does not answer yet`) }] })
+  // The engine reaches the control plane through its endpoint name, which only the engine answers.
+  t.match((await call(app, 'GET', '/api/v1/clusters/lyon')).json(), { server: null, conditions: [{ type: 'Joined', status: 'False', message: new RegExp(`API server https://api\\.lyon\\.apps\\.slipway\\.internal:${port} does not answer yet: connection refused`) }] })
+  await t.rejects(lookup('api.lyon.apps.slipway.internal'), 'the system resolver does not know the endpoint name: the engine resolves it itself')
 
   // The control plane's kube-apiserver comes up with the serving certificate and CA its Ignition
   // carries (kubeadm's external-CA mode: the engine issued them).
@@ -313,7 +316,7 @@ t.test('a provisioned cluster registers itself once its control plane is install
   t.same(sweep.joined, ['lyon'])
   const joined = (await call(app, 'GET', '/api/v1/clusters/lyon')).json()
   t.match(joined, {
-    server: `https://127.0.0.1:${port}`,
+    server: `https://api.lyon.apps.slipway.internal:${port}`,
     credential_kind: 'cluster_pki',
     ca_bundle: file('ca.crt'),
     conditions: [{ type: 'Joined', status: 'True', reason: 'APIServerAnswered' }, { type: 'ControlPlaneHealthy', status: 'True' }],
