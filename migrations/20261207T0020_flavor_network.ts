@@ -11,10 +11,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('flavors').addColumn('dns_domain', 'text', (column) => column.notNull().defaultTo('cluster.local')).execute()
   await db.schema.alterTable('flavors').addColumn('control_plane_vip', 'text').execute()
   await db.schema.alterTable('flavors').addColumn('static_network', 'integer').execute()
+  // The OS members install: flatcar (every flavor so far) or fedora-coreos.
+  await db.schema.alterTable('flavors').addColumn('os', 'text', (column) => column.notNull().defaultTo('flatcar')).execute()
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const column of ['static_network', 'control_plane_vip', 'dns_domain', 'pod_subnet', 'service_subnet']) {
+  for (const column of ['os', 'static_network', 'control_plane_vip', 'dns_domain', 'pod_subnet', 'service_subnet']) {
     await db.schema.alterTable('flavors').dropColumn(column).execute()
   }
 }

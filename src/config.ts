@@ -173,6 +173,11 @@ export const ConfigSchema = Type.Object(
           default: '',
           description: "Where kubernetes-<version>-x86-64.raw is; empty: the engine's /assets/extensions. https://extensions.flatcar.org/extensions fetches it from the internet.",
         }),
+        kubernetesBinariesBaseUrl: Type.String({
+          default: '',
+          description:
+            "Where <version>/bin/linux/amd64/kubeadm, kubelet and kubectl are, for Fedora CoreOS members; empty: the engine's /assets/kubernetes (slipway assets mirror --kubernetes-binaries). https://dl.k8s.io/release fetches them from the internet.",
+        }),
         kubernetesImageRepository: Type.String({
           default: 'registry.k8s.io',
           pattern: '^[a-z0-9][a-z0-9.:/_-]*$',

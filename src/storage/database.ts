@@ -223,6 +223,8 @@ export interface FlavorsTable {
   control_plane_vip: string | null
   /** 1/0: members keep their boot address statically; null: only in proxy DHCP mode. */
   static_network: number | null
+  /** 'flatcar' | 'fedora-coreos' */
+  os: Generated<string>
 }
 
 /** Provisioning only; labels and location live in the registry (cluster_registry). */

@@ -93,6 +93,7 @@ const InventoryFlavor = Type.Object(
     dns_domain: Type.Optional(Text(253)),
     control_plane_vip: Type.Optional(Nullable(Text(15))),
     static_network: Type.Optional(Nullable(Type.Boolean())),
+    os: Type.Optional(Type.Enum(['flatcar', 'fedora-coreos'])),
     created_at: Timestamp,
   },
   { additionalProperties: false },

@@ -122,6 +122,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
         dns_domain: flavor.dns_domain,
         control_plane_vip: flavor.control_plane_vip,
         static_network: flavor.static_network === null ? null : flavor.static_network === 1,
+        os: flavor.os as 'flatcar' | 'fedora-coreos',
         created_at: flavor.created_at,
       })),
       clusters: registry.map((entry) => {
@@ -234,6 +235,7 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
         dns_domain: flavor.dns_domain ?? DEFAULT_DNS_DOMAIN,
         control_plane_vip: flavor.control_plane_vip ?? null,
         static_network: flavor.static_network === undefined || flavor.static_network === null ? null : Number(flavor.static_network),
+        os: flavor.os ?? 'flatcar',
       }
       await trx.insertInto('flavors').values({ name: flavor.name, ...columns, created_at: flavor.created_at }).onConflict((clash) => clash.column('name').doUpdateSet(columns)).execute()
       report.flavors[existingFlavors.has(flavor.name) ? 'updated' : 'created']++

@@ -4,11 +4,13 @@ import path from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fetch } from 'undici'
+import { KUBERNETES_BINARIES } from '../../core/clusters/member-os.ts'
 
 /**
  * Fills the engine's /assets once, so that machines install without the internet: a Flatcar release
  * (the PXE kernel and initramfs for discovery, the disk image and its signature for flatcar-install)
- * in the release server's layout, and Kubernetes system extensions. Every file is checked against the
+ * in the release server's layout, Kubernetes system extensions, and on request the Kubernetes
+ * binaries Fedora CoreOS members fetch (dl.k8s.io's layout, each checked against its `.sha256`). Every file is checked against the
  * checksums its publisher lists (Flatcar's `<file>.DIGESTS`, SHA-512; a `SHA256SUMS` beside the
  * extensions or a digest given by hand) while it streams to a temporary file, and only a file that
  * matches is renamed into place: a failed or tampered download never lands. Files already in place
@@ -31,6 +33,11 @@ export interface MirrorRequest {
   sysextSumsUrl?: string
   /** Digests given by hand, by file name, for extensions that no SHA256SUMS lists. */
   sysextSha256?: Record<string, string>
+  /**
+   * Also kubeadm, kubelet and kubectl of `kubernetesVersions` for Fedora CoreOS members, from a server
+   * in dl.k8s.io's layout (`<baseUrl>/<version>/bin/linux/amd64/<binary>` and `<binary>.sha256`).
+   */
+  kubernetesBinariesBaseUrl?: string
   /** Told about each file. */
   progress?: (event: { file: string; state: 'downloaded' | 'present'; bytes: number }) => void
 }
@@ -177,6 +184,18 @@ export async function mirrorImages(request: MirrorRequest): Promise<MirrorResult
       }
       if (!expected) throw new MirrorError('CHECKSUM_UNKNOWN', `no SHA-256 for ${name}: ${sumsUrl} does not list it; give one with --sysext-sha256 ${name}=<hex>`)
       record(path.join('extensions', name), await fetchVerified(`${sysextBase}/${name}`, path.join(request.dir, 'extensions', name), 'sha256', expected))
+    }
+  }
+  if (request.kubernetesBinariesBaseUrl !== undefined) {
+    const binariesBase = trimmed(request.kubernetesBinariesBaseUrl)
+    for (const kubernetes of request.kubernetesVersions) {
+      for (const binary of KUBERNETES_BINARIES) {
+        const relative = path.join('kubernetes', kubernetes, 'bin', 'linux', 'amd64', binary)
+        const url = `${binariesBase}/${kubernetes}/bin/linux/amd64/${binary}`
+        const expected = (await fetchText(`${url}.sha256`)).trim().split(/\s+/)[0]
+        if (!expected || !/^[0-9a-f]{64}$/.test(expected)) throw new MirrorError('CHECKSUM_UNKNOWN', `${url}.sha256 holds no SHA-256`)
+        record(relative, await fetchVerified(url, path.join(request.dir, relative), 'sha256', expected))
+      }
     }
   }
   return { flatcarVersion: version, files }

@@ -1,9 +1,10 @@
-import type { ClusterNetworking, Role } from '../clusters/cluster.ts'
+import type { ClusterNetworking, MemberOs, Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
 import { DEFAULT_IMAGE_SOURCES, imagesContext, type ImageSources } from './image-sources.ts'
 import { etcdMemberEnvironment, kubeadmConfigFile, kubeadmDocuments, type KubeadmCommand } from '../clusters/kubeadm-config.ts'
 import type { MemberCertificates } from '../clusters/member-certificates.ts'
 import { kubeVipManifest, staticNetworkUnit } from '../clusters/member-network.ts'
+import { applyConfigScript, FCOS_CONTAINERD_CONFIG, FCOS_KUBEADM_DROP_IN, FCOS_KUBELET_UNIT, KUBERNETES_MODULES, KUBERNETES_SYSCTLS } from '../clusters/member-os.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
 import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
 import type { MachineState } from '../machines/machine-state.ts'
@@ -61,6 +62,8 @@ export interface ClusterMembership {
   networking: ClusterNetworking
   /** The control plane's virtual IP held by kube-vip (control-plane members run it), or null. */
   controlPlaneVip: string | null
+  /** The OS the member installs (its flavor's). */
+  os: MemberOs
   /** Where the member keeps its boot address without DHCP: the name servers and search domains to write; null: DHCP. */
   staticNetwork: { nameservers: string[]; domains: string[] } | null
   /** The scheduler's etcd initial cluster over the control plane (`<hostname>=https://<ip>:2380,...`). */
@@ -318,6 +321,7 @@ export class BootService {
         ? { etcd_member_env: etcdMemberEnvironment({ cluster: membership.cluster, hostname: membership.hostname, ip: membership.ip, initialCluster: membership.etcdInitialCluster }) }
         : {}),
       ...memberNetworkFiles(membership, machine.view as MachineView, this.images),
+      ...memberOsFiles(membership.os),
     }
     if (asksAsItself(request, machine)) {
       secretField(cluster, 'pki', secrets, () => {
@@ -341,10 +345,13 @@ export class BootService {
     if (!machine || !this.lifecycle || !asksAsItself(request, machine)) return {}
     const lifecycle = this.lifecycle
     const credential = () => lifecycle.credentials.issue(machine.uuid, (machine.view as MachineView).credential?.generation ?? 0)
-    const group = this.clusters.memberOf(machine.uuid)?.cluster ?? 'default'
+    const membership = this.clusters.memberOf(machine.uuid)
+    const group = membership?.cluster ?? 'default'
     const mac = String(machine.view.bootMac).replaceAll(':', '-')
     const context: Record<string, unknown> = {
       lock_group: group,
+      // How a rolling update applies a new config on this machine's OS (a machine outside any cluster: Flatcar's way).
+      apply_config: applyConfigScript(membership?.os ?? 'flatcar'),
       ssh_public_key: lifecycle.sshPublicKey,
       // Where the machine-driven rolling agent fetches its new config and itself.
       config_url: `${request.engineUrl}/ignition?uuid=${machine.uuid}&mac=${mac}&os=installed`,
@@ -465,6 +472,16 @@ function memberNetworkFiles(membership: ClusterMembership, view: MachineView, im
     files.network_unit = staticNetworkUnit({ mac: boot.mac, address, gateway: boot.gateway ?? null, ...membership.staticNetwork })
   }
   return files
+}
+
+/**
+ * `{{cluster.os}}` and what the role templates write for it: for Fedora CoreOS (`{{#if cluster.fedora_coreos}}`) the kubelet unit, kubeadm's drop-in,
+ * containerd's configuration and the kernel settings (see member-os.ts).
+ */
+function memberOsFiles(os: MemberOs): Record<string, unknown> {
+  const common = { os }
+  if (os !== 'fedora-coreos') return common
+  return { ...common, fedora_coreos: true, kubelet_unit: FCOS_KUBELET_UNIT, kubeadm_drop_in: FCOS_KUBEADM_DROP_IN, containerd_config: FCOS_CONTAINERD_CONFIG, kernel_modules: KUBERNETES_MODULES, sysctls: KUBERNETES_SYSCTLS }
 }
 
 function secretField(target: Record<string, unknown>, name: string, secrets: SecretUse, value: () => unknown): void {

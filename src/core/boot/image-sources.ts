@@ -16,6 +16,8 @@ export interface ImageSources {
   kubernetesImageRepository: string
   /** kube-vip's image, for flavors with a control-plane VIP. */
   kubeVipImage: string
+  /** Where `<version>/bin/linux/amd64/{kubeadm,kubelet,kubectl}` are (Fedora CoreOS members); empty: `<engine>/assets/kubernetes`. */
+  kubernetesBinariesBaseUrl: string
 }
 
 export const DEFAULT_IMAGE_SOURCES: ImageSources = {
@@ -25,6 +27,7 @@ export const DEFAULT_IMAGE_SOURCES: ImageSources = {
   sysextBaseUrl: '',
   kubernetesImageRepository: 'registry.k8s.io',
   kubeVipImage: 'ghcr.io/kube-vip/kube-vip:v0.8.9',
+  kubernetesBinariesBaseUrl: '',
 }
 
 export interface ImagesContext {
@@ -35,6 +38,8 @@ export interface ImagesContext {
   /** The release's folder: the PXE kernel and initramfs. */
   flatcar_release_url: string
   sysext_base_url: string
+  /** dl.k8s.io's layout: `<url>/<version>/bin/linux/amd64/kubeadm`. */
+  kubernetes_binaries_url: string
 }
 
 const trimmed = (url: string) => url.replace(/\/+$/, '')
@@ -47,5 +52,6 @@ export function imagesContext(sources: ImageSources, engineUrl: string): ImagesC
     flatcar_base_url: flatcarBase,
     flatcar_release_url: `${flatcarBase}/${sources.flatcarVersion}`,
     sysext_base_url: trimmed(sources.sysextBaseUrl || `${engineUrl}/assets/extensions`),
+    kubernetes_binaries_url: trimmed(sources.kubernetesBinariesBaseUrl || `${engineUrl}/assets/kubernetes`),
   }
 }

@@ -19,6 +19,9 @@ export const DEFAULT_DNS_DOMAIN = 'cluster.local'
 const WIDEST_SERVICE_PREFIX = 12
 export const CLUSTER_STATES = ['pending', 'scheduled'] as const
 export type ClusterState = (typeof CLUSTER_STATES)[number]
+/** The OS members install: Flatcar (Kubernetes from its sysext) or Fedora CoreOS (Kubernetes binaries fetched at first boot). */
+export const MEMBER_OS = ['flatcar', 'fedora-coreos'] as const
+export type MemberOs = (typeof MEMBER_OS)[number]
 export const ROLES = ['control-plane', 'node'] as const
 export type Role = (typeof ROLES)[number]
 
@@ -50,6 +53,12 @@ export const FlavorDocument = Type.Object(
         maxLength: 15,
         description:
           'An IPv4 address that kube-vip holds on the control-plane member that leads (ARP, layer 2): the endpoint then answers it. It must be on the boot network, outside the DHCP pool and every machine address.',
+      }),
+    ),
+    os: Type.Optional(
+      Type.Enum([...MEMBER_OS], {
+        description:
+          "The OS members install (default flatcar). fedora-coreos needs its discovery group's installer to be coreos (coreos-installer) and Kubernetes binaries under images.kubernetesBinariesBaseUrl.",
       }),
     ),
     static_network: Type.Optional(Type.Boolean({ description: 'Write the discovered boot address into each member\'s network configuration (default: only in proxy DHCP mode, where the engine cannot reserve addresses).' })),
@@ -90,6 +99,7 @@ export interface Flavor {
   controlPlaneVip: string | null
   /** Static addresses in the members' network configuration; null: only in proxy DHCP mode. */
   staticNetwork: boolean | null
+  os: MemberOs
 }
 
 /** kubeadm's `networking` of every cluster of a flavor. */
@@ -167,6 +177,7 @@ export function parseFlavor(input: unknown): Flavor {
     networking: { serviceSubnet: services.text, podSubnet: pods.text, dnsDomain: document.dns_domain ?? DEFAULT_DNS_DOMAIN },
     controlPlaneVip: vip,
     staticNetwork: document.static_network ?? null,
+    os: document.os ?? 'flatcar',
   }
 }
 

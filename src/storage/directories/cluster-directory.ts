@@ -1,6 +1,6 @@
 import type { ClusterMembership, ClusterMembershipSource } from '../../core/boot/boot-service.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
-import { DEFAULT_API_SERVER_PORT, DEFAULT_DNS_DOMAIN, DEFAULT_KUBERNETES_VERSION, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, type ClusterNetworking } from '../../core/clusters/cluster.ts'
+import { DEFAULT_API_SERVER_PORT, DEFAULT_DNS_DOMAIN, DEFAULT_KUBERNETES_VERSION, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, type ClusterNetworking, type MemberOs } from '../../core/clusters/cluster.ts'
 import { etcdInitialCluster, type PlacedMember } from '../../core/clusters/schedule-plan.ts'
 import type { ClusterPki } from '../../core/clusters/cluster-pki.ts'
 import { initializesCluster, type BootstrapRecord } from '../../core/clusters/kubeadm-config.ts'
@@ -14,6 +14,7 @@ interface ClusterFacts {
   networking: ClusterNetworking
   controlPlaneVip: string | null
   staticNetwork: boolean
+  os: MemberOs
   members: PlacedMember[]
   etcdInitialCluster: string
 }
@@ -75,6 +76,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
       kubernetesVersion: cluster.kubernetesVersion,
       networking: cluster.networking,
       controlPlaneVip: cluster.controlPlaneVip,
+      os: cluster.os,
       staticNetwork: cluster.staticNetwork ? { nameservers: this.network.nameservers, domains: [this.zone] } : null,
       etcdInitialCluster: cluster.etcdInitialCluster,
       pki,
@@ -105,6 +107,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
         networking: flavor?.networking ?? { serviceSubnet: DEFAULT_SERVICE_SUBNET, podSubnet: DEFAULT_POD_SUBNET, dnsDomain: DEFAULT_DNS_DOMAIN },
         controlPlaneVip: flavor?.controlPlaneVip ?? null,
         staticNetwork: flavor?.staticNetwork ?? this.network.staticByDefault,
+        os: flavor?.os ?? 'flatcar',
         members: placed,
         etcdInitialCluster: etcdInitialCluster(placed),
       })

@@ -49,6 +49,7 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
               dns_domain: flavor.networking.dnsDomain,
               control_plane_vip: flavor.controlPlaneVip,
               static_network: flavor.staticNetwork === null ? null : Number(flavor.staticNetwork),
+              os: flavor.os,
               created_at: now.toISOString(),
             })
             .execute(),
@@ -174,6 +175,7 @@ const toFlavor = (row: FlavorRow): Flavor => ({
   networking: { serviceSubnet: row.service_subnet, podSubnet: row.pod_subnet, dnsDomain: row.dns_domain },
   controlPlaneVip: row.control_plane_vip,
   staticNetwork: row.static_network === null ? null : row.static_network === 1,
+  os: row.os as Flavor['os'],
 })
 
 /** Provisioning rows with their registry entry's labels and location. */

@@ -6,7 +6,7 @@
  * names from the mirror, with no internet.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import os from 'node:os'
@@ -76,6 +76,22 @@ t.test('mirror a Flatcar release and a sysext, verified; keep what matches; refu
   t.match(unknown.stderr, /no SHA-256 for kubernetes-v1\.30\.0-x86-64\.raw: .* give one with --sysext-sha256 .*\(CHECKSUM_UNKNOWN\)/)
   const byHand = await mirror('--kubernetes', 'v1.32.0', '--sysext-sha256', `kubernetes-v1.32.0-x86-64.raw=${hex('sha256', tampered)}`)
   t.equal(byHand.code, 0, `a digest given by hand counts: ${byHand.stderr}`)
+
+  // Fedora CoreOS members' Kubernetes binaries, from a server in dl.k8s.io's layout, each against its .sha256.
+  const binaries = Object.fromEntries(['kubeadm', 'kubelet', 'kubectl'].map((name) => [name, randomBytes(50_000)]))
+  for (const [name, data] of Object.entries(binaries)) {
+    files.set(`/k8s/v1.31.8/bin/linux/amd64/${name}`, data)
+    files.set(`/k8s/v1.31.8/bin/linux/amd64/${name}.sha256`, Buffer.from(hex('sha256', data)))
+  }
+  const withBinaries = await mirror('--kubernetes', 'v1.31.8', '--kubernetes-binaries', '--from-kubernetes', `${base}/k8s`)
+  t.equal(withBinaries.code, 0, withBinaries.stderr)
+  for (const [name, data] of Object.entries(binaries)) t.ok(readFileSync(path.join(dir, 'kubernetes/v1.31.8/bin/linux/amd64', name)).equals(data), `${name}: the published bytes, where Fedora CoreOS members fetch it`)
+  files.set('/k8s/v1.31.8/bin/linux/amd64/kubectl', randomBytes(10))
+  rmSync(path.join(dir, 'kubernetes/v1.31.8/bin/linux/amd64/kubectl'))
+  const badBinary = await mirror('--kubernetes', 'v1.31.8', '--kubernetes-binaries', '--from-kubernetes', `${base}/k8s`)
+  t.equal(badBinary.code, 1)
+  t.match(badBinary.stderr, /kubectl: sha256 [0-9a-f]{64} is not the published [0-9a-f]{64}; nothing was written \(CHECKSUM_MISMATCH\)/)
+  t.notOk(existsSync(path.join(dir, 'kubernetes/v1.31.8/bin/linux/amd64/kubectl')), 'a binary that does not match never lands')
 
   const down = await slipway(['assets', 'mirror', '--dir', dir, '--from-flatcar', `http://127.0.0.1:${await closedPort()}/amd64-usr`], { cwd: scratch })
   t.equal(down.code, 6, 'an unreachable server: exit 6')

@@ -65,6 +65,7 @@ t.test('flavor, cluster, scheduling with a quorum, Ignition, destroy', async (t)
     dns_domain: 'cluster.local',
     control_plane_vip: null,
     static_network: null,
+    os: 'flatcar',
   })
   t.match((await admin(app, 'GET', '/api/v1/clusters')).json(), [
     { name: 'edge', source: 'provisioned', provisioning: { flavor: 'small', state: 'pending' }, labels: { region: 'eu' }, location: { latitude: 48.85, longitude: 2.35 }, conditions: [{ type: 'Joined', status: 'False' }] },

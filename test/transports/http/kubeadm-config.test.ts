@@ -15,6 +15,7 @@ import AjvModule from 'ajv'
 import t from 'tap'
 import YAML from 'yaml'
 import { auth, REPO_ROOT, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { validateWithOfficialSchema } from '../../helpers/ignition-schema.ts'
 import { reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
 import { until } from '../../helpers/wait.ts'
 
@@ -261,4 +262,50 @@ t.test('in proxy DHCP mode members keep their boot address statically unless the
     if (member.cluster === 'pa') t.match(unit, new RegExp(`Address=${member.ip.replaceAll('.', '\\.')}/24\\nDNS=10\\.8\\.0\\.3\\n`), `${member.ip} (flavor without a say): static in proxy mode, no gateway reported so none written`)
     else t.equal(unit, undefined, `${member.ip} (flavor static_network: false): DHCP`)
   }
+})
+
+t.test('a Fedora CoreOS flavor: the same kubeadm path, with Kubernetes fetched from the engine and what its packages would install', async (t) => {
+  const { engine, dataDir } = await startTestEngine()
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const app = engine.app
+  const created = await admin(app, 'POST', '/api/v1/flavors', { name: 'fcos', control_plane_count: 1, nodes_max: 1, os: 'fedora-coreos', kubernetes_version: 'v1.32.4' })
+  t.equal(created.statusCode, 201, created.body)
+  t.equal(created.json().os, 'fedora-coreos')
+  t.equal((await admin(app, 'POST', '/api/v1/flavors', { name: 'other', control_plane_count: 1, nodes_max: 1, os: 'ubuntu' })).statusCode, 400, 'an OS the engine has no role config for is refused')
+  await admin(app, 'POST', '/api/v1/clusters', { name: 'fed', flavor: 'fcos' })
+  for (let n = 1; n <= 2; n++) {
+    await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'enp1s0', mac: macOf(n), ipv4: ipOf(n), cidrv4: `${ipOf(n)}/24` }] } })
+  }
+  t.equal((await admin(app, 'POST', '/api/v1/scheduler/run')).json().assignments.length, 2)
+  const configs: (Config & { storage: { links?: unknown[] }; systemd: { units: { name: string; enabled?: boolean; contents?: string; dropins?: { name: string; contents: string }[] }[] } })[] = []
+  for (let n = 1; n <= 2; n++) {
+    const response = await takeSlotAndFetchConfig(app, { uuid: uuidOf(n), mac: macOf(n), ip: ipOf(n) })
+    t.equal(response.statusCode, 200)
+    configs.push(response.json())
+  }
+  for (const [index, config] of configs.entries()) {
+    const role = index === 0 ? 'control plane' : 'node'
+    t.same(validateWithOfficialSchema(config), { ok: true, errors: [] }, `${role}: valid against the official Ignition schema`)
+    const sources = Object.fromEntries(config.storage.files.map((file) => [file.path, file.contents.source]))
+    for (const binary of ['kubeadm', 'kubelet', 'kubectl']) {
+      t.equal(sources[`/usr/local/bin/${binary}`], `http://localhost:80/assets/kubernetes/v1.32.4/bin/linux/amd64/${binary}`, `${role}: ${binary} from the engine's /assets, in dl.k8s.io's layout`)
+    }
+    t.notOk(Object.keys(sources).some((file) => file.startsWith('/opt/extensions')), `${role}: no Flatcar sysext`)
+    t.same(config.storage.links, [], `${role}: no sysext link`)
+    t.match(fileIn(config, '/etc/containerd/config.toml'), /\[plugins\."io\.containerd\.grpc\.v1\.cri"\.containerd\.runtimes\.runc\.options\]\n {2}SystemdCgroup = true/, `${role}: containerd with CRI and the systemd cgroup driver (what the KubeletConfiguration says)`)
+    t.equal(fileIn(config, '/etc/modules-load.d/kubernetes.conf'), 'overlay\nbr_netfilter\n')
+    t.match(fileIn(config, '/etc/sysctl.d/90-kubernetes.conf'), /net\.bridge\.bridge-nf-call-iptables = 1[\s\S]*net\.ipv4\.ip_forward = 1/)
+    const kubelet = config.systemd.units.find((unit) => unit.name === 'kubelet.service')!
+    t.match(kubelet, { enabled: true, contents: /ExecStart=\/usr\/local\/bin\/kubelet\n/, dropins: [{ name: '10-kubeadm.conf', contents: /\nExecStart=\nExecStart=\/usr\/local\/bin\/kubelet \$KUBELET_KUBECONFIG_ARGS \$KUBELET_CONFIG_ARGS \$KUBELET_KUBEADM_ARGS \$KUBELET_EXTRA_ARGS/ }] }, `${role}: the kubelet unit and kubeadm's drop-in`)
+    t.ok(config.systemd.units.find((unit) => unit.name === 'slipway-kubeadm.service')?.enabled, `${role}: the same kubeadm bootstrap`)
+    const apply = fileIn(config, '/opt/slipway/bin/apply-config')!
+    t.match(apply, /install -m 0600 "\$config" \/boot\/ignition\/config\.ign\ntouch \/boot\/ignition\.firstboot/, `${role}: a rolling update writes the config where Fedora CoreOS reads it`)
+    t.notMatch(apply, /oem|flatcar/i)
+    for (const document of YAML.parseAllDocuments(fileIn(config, '/etc/slipway/kubeadm.yaml')!).map((entry) => entry.toJSON())) t.ok(validate(document), `${role}: ${document.kind} is valid v1beta4`)
+  }
+  t.match(fileIn(configs[0]!, '/etc/kubernetes/pki/apiserver.crt'), /BEGIN CERTIFICATE/, 'the engine-issued certificates, as on Flatcar')
+  t.notOk(configs[0]!.storage.files.some((file) => /\/(ca|etcd\/ca|front-proxy-ca)\.key$/.test(file.path)), 'and no CA key')
 })

@@ -164,7 +164,8 @@ t.test('registration by token, client certificate and kubeconfig; health, select
   })
   const detectedMs = Date.now() - stoppedAt
   t.match(unreachable, { reason: 'Timeout', message: new RegExp(`no answer within ${TIMEOUT_MS} ms`) })
-  t.ok(detectedMs <= INTERVAL_MS + TIMEOUT_MS + 500, `Unreachable ${detectedMs} ms after the API server stopped answering (interval ${INTERVAL_MS} ms, request timeout ${TIMEOUT_MS} ms)`)
+  // Slack for a loaded machine: the bound is one interval and one timeout, not a benchmark.
+  t.ok(detectedMs <= INTERVAL_MS + TIMEOUT_MS + 2000, `Unreachable ${detectedMs} ms after the API server stopped answering (interval ${INTERVAL_MS} ms, request timeout ${TIMEOUT_MS} ms)`)
   us.api.setUnresponsive(false)
   await until('us-1 healthy again', async () => ((await healthOf(app, 'us-1')).health?.status === 'Healthy' ? true : undefined))
 

@@ -1,5 +1,5 @@
 import { EXIT, usageError } from '../cli-error.ts'
-import { keyValues, stringValue, stringValues, type CommandSpec } from '../command.ts'
+import { flag, keyValues, stringValue, stringValues, type CommandSpec } from '../command.ts'
 import { CONFIG_OPTION, loadCommandConfig } from './engine.ts'
 
 const KUBERNETES_VERSION = /^v[0-9]+\.[0-9]+\.[0-9]+$/
@@ -18,11 +18,14 @@ export const assetCommands: CommandSpec[] = [
       'from-extensions': { type: 'string', value: 'URL', help: 'where kubernetes-<version>-x86-64.raw is (default https://extensions.flatcar.org/extensions)' },
       'sysext-sums': { type: 'string', value: 'URL', help: 'a SHA256SUMS listing the sysexts (default: <from-extensions>/SHA256SUMS)' },
       'sysext-sha256': { type: 'string', value: 'FILE=HEX', multiple: true, help: "a sysext's SHA-256 given by hand, when no SHA256SUMS lists it" },
+      'kubernetes-binaries': { type: 'boolean', help: 'also kubeadm, kubelet and kubectl of each --kubernetes version, for Fedora CoreOS members' },
+      'from-kubernetes': { type: 'string', value: 'URL', help: "where <version>/bin/linux/amd64/<binary> and its .sha256 are (default https://dl.k8s.io/release)" },
     },
     details:
       'Flatcar files are checked against the SHA-512 in their .DIGESTS, sysexts against a SHA-256; a file lands in the\n' +
       'folder only once it matches. Files already there and matching are kept. The layout is the release server\'s:\n' +
-      '<dir>/flatcar/<channel>/<version>/ (and current -> the version), <dir>/extensions/.',
+      '<dir>/flatcar/<channel>/<version>/ (and current -> the version), <dir>/extensions/, and with --kubernetes-binaries\n' +
+      '<dir>/kubernetes/<version>/bin/linux/amd64/ (dl.k8s.io\'s layout, each binary checked against its .sha256).',
     async run(context) {
       const [config, { mirrorImages, MirrorError }, { DEFAULT_KUBERNETES_VERSION }] = await Promise.all([
         loadCommandConfig(context),
@@ -50,6 +53,7 @@ export const assetCommands: CommandSpec[] = [
           sysextBaseUrl: stringValue(context, 'from-extensions') ?? 'https://extensions.flatcar.org/extensions',
           ...(sumsUrl ? { sysextSumsUrl: sumsUrl } : {}),
           sysextSha256: sums,
+          ...(flag(context, 'kubernetes-binaries') ? { kubernetesBinariesBaseUrl: stringValue(context, 'from-kubernetes') ?? 'https://dl.k8s.io/release' } : {}),
           progress: (event) => {
             if (!out.json) out.print(`${event.state === 'present' ? 'kept      ' : 'downloaded'} ${event.file} (${event.bytes} bytes)`)
           },

@@ -1,6 +1,6 @@
 import Type from 'typebox'
 import { BOOTSTRAP_PHASES, type BootstrapProgress } from '../../../core/clusters/bootstrap-progress.ts'
-import { CLUSTER_STATES, NAME_PATTERN, ROLES, type Flavor } from '../../../core/clusters/cluster.ts'
+import { CLUSTER_STATES, MEMBER_OS, NAME_PATTERN, ROLES, type Flavor } from '../../../core/clusters/cluster.ts'
 import type { ClusterCertificates } from '../../../core/clusters/cluster-pki.ts'
 import type { ClusterDetail, ScheduleReport } from '../../../core/clusters/cluster-service.ts'
 import type { CertificateReport } from '../../../core/clusters/member-certificate-service.ts'
@@ -27,6 +27,7 @@ export const FlavorResponse = Type.Object({
   dns_domain: Type.String(),
   control_plane_vip: Nullable(Type.String({ description: 'The address kube-vip holds for the control plane; null: the endpoint answers the members themselves.' })),
   static_network: Nullable(Type.Boolean({ description: 'Members keep their boot address statically; null: only in proxy DHCP mode.' })),
+  os: Type.Enum([...MEMBER_OS]),
 })
 export const MemberResponse = Type.Object({
   machine_uuid: Type.String(),
@@ -71,6 +72,7 @@ export const toFlavorResponse = (flavor: Flavor) => ({
   dns_domain: flavor.networking.dnsDomain,
   control_plane_vip: flavor.controlPlaneVip,
   static_network: flavor.staticNetwork,
+  os: flavor.os,
 })
 export const toMemberResponse = (cluster: string, member: ClusterDetail['members'][number]) => ({
   machine_uuid: member.machineUuid,
