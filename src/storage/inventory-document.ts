@@ -54,6 +54,13 @@ const InventoryRole = Type.Object(
     created_at: Timestamp,
     /** The per-machine group the scheduler wrote (how the installed machine boots its role). */
     group: Nullable(InventoryGroup),
+    /**
+     * The certificates the engine issued the member, sealed as stored (only an engine with the same
+     * secrets key opens them); optional: older exports lack them, and they are then issued anew.
+     */
+    certificates: Type.Optional(
+      Nullable(Type.Object({ certificates: Type.Array(Type.Unknown(), { maxItems: 64 }), sealed: Sealed, issued_at: Timestamp, not_after: Timestamp }, { additionalProperties: false })),
+    ),
   },
   { additionalProperties: false },
 )

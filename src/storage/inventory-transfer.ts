@@ -18,7 +18,7 @@ import { conflict, invalid, SlipwayError } from '../core/errors.ts'
 import { normalizeMac } from '../lib/mac.ts'
 import type { Db } from './database.ts'
 import { INVENTORY_FORMAT, InventoryDocument, type InventoryMachine } from './inventory-document.ts'
-import { pkiContext } from './repositories/clusters.ts'
+import { memberCertificatesContext, pkiContext } from './repositories/clusters.ts'
 import { credentialContext } from './repositories/registry.ts'
 import type { SecretBox } from './secret-box.ts'
 import { inTransaction } from './transactions.ts'
@@ -35,12 +35,15 @@ export interface ImportReport {
 }
 
 const parseJson = <T>(text: string) => JSON.parse(text) as T
+/** A member's stored certificate set as the document carries it: the sealed bytes in base64, untouched. */
+const sealedCertificates = (row: { certificates: string; sealed: Uint8Array; issued_at: string; not_after: string } | undefined) =>
+  row ? { certificates: parseJson<unknown[]>(row.certificates), sealed: Buffer.from(row.sealed).toString('base64'), issued_at: row.issued_at, not_after: row.not_after } : null
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 
 /** Reads the inventory in one read transaction: a consistent document even while the engine writes. */
 export async function exportInventory(db: Db, now: Date = new Date()): Promise<InventoryDocument> {
   return inTransaction(db, async (trx) => {
-    const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki] = [
+    const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki, memberCertificates] = [
       await trx.selectFrom('machines').selectAll().orderBy('first_seen_at').orderBy('uuid').execute(),
       await trx.selectFrom('machine_interfaces').selectAll().orderBy('uuid').orderBy('position').execute(),
       await trx.selectFrom('machine_disks').selectAll().orderBy('uuid').orderBy('path').execute(),
@@ -50,6 +53,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
       await trx.selectFrom('cluster_registry').selectAll().orderBy('name').execute(),
       await trx.selectFrom('clusters').selectAll().execute(),
       await trx.selectFrom('cluster_pki').selectAll().execute(),
+      await trx.selectFrom('member_certificates').selectAll().execute(),
     ]
     const groupIds = members.map((member) => groupIdOf(member.cluster, member.hostname))
     const groups = groupIds.length ? await trx.selectFrom('groups').selectAll().where('id', 'in', groupIds).execute() : []
@@ -65,6 +69,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
     const memberOf = new Map(members.map((member) => [member.machine_uuid, member]))
     const clusterOf = new Map(clusters.map((cluster) => [cluster.name, cluster]))
     const pkiOf = new Map(pki.map((row) => [row.cluster, row]))
+    const certificatesOf = new Map(memberCertificates.map((row) => [row.machine_uuid, row]))
     return {
       slipway_inventory: INVENTORY_FORMAT,
       exported_at: now.toISOString(),
@@ -101,6 +106,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
                 group: group
                   ? { id: group.id, name: group.name, profile: group.profile, selector: parseJson<Record<string, string>>(group.selector), metadata: parseJson<Record<string, unknown>>(group.metadata) }
                   : null,
+                certificates: sealedCertificates(certificatesOf.get(machine.uuid)),
               }
             : null,
         }
@@ -320,6 +326,14 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
         .values({ machine_uuid: machine.uuid, cluster: role.cluster, role: role.role, ordinal: role.ordinal, hostname: role.hostname, created_at: role.created_at })
         .onConflict((clash) => clash.column('machine_uuid').doNothing())
         .execute()
+      if (role.certificates) {
+        // A set already here is this member's (storeConflicts refused a different membership): kept.
+        await trx
+          .insertInto('member_certificates')
+          .values({ machine_uuid: machine.uuid, cluster: role.cluster, certificates: JSON.stringify(role.certificates.certificates), sealed: Buffer.from(role.certificates.sealed, 'base64'), issued_at: role.certificates.issued_at, not_after: role.certificates.not_after })
+          .onConflict((clash) => clash.column('machine_uuid').doNothing())
+          .execute()
+      }
       if (role.group) {
         const group = role.group
         const groupColumns = { name: group.name, profile: group.profile, selector: JSON.stringify(group.selector), metadata: JSON.stringify(group.metadata), source: 'api' as const, updated_at: at }
@@ -402,6 +416,9 @@ function documentProblems(document: InventoryDocument, machines: InventoryMachin
     const slot = `${role.cluster}/${role.role}/${role.ordinal}`
     const holder = firstIndex(slotIndex, slot, index)
     if (holder !== undefined) problems.push({ path: `${at}.role.ordinal`, message: `${role.role} #${role.ordinal} of ${role.cluster} is already machines[${holder}]` })
+    if (role.certificates && !sealedOpens(secrets, role.certificates.sealed, memberCertificatesContext(machine.uuid))) {
+      problems.push({ path: `${at}.role.certificates.sealed`, message: "does not open with this engine's secrets key: it was sealed by an engine with another key file (or for another machine); import without it to have the certificates issued anew" })
+    }
   })
   return problems
 }

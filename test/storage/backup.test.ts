@@ -190,6 +190,9 @@ t.test('inventory: export, import into another engine with the same key, idempot
   const far = exported.clusters.find((cluster) => cluster.name === 'far')
   t.ok(far?.credential_sealed, 'the hand-registered credential travels sealed')
   t.ok(exported.clusters.find((cluster) => cluster.name === 'edge')?.provisioning?.pki?.sealed, 'the PKI travels sealed')
+  const controlPlane = exported.machines.find((machine) => machine.role?.role === 'control-plane')!
+  t.ok(controlPlane.role!.certificates?.sealed, "the member's issued certificates travel sealed (an import keeps them instead of issuing new keys)")
+  t.equal((controlPlane.role!.certificates?.certificates as unknown[]).length, 12, 'with their public parts (12 for a control-plane member)')
 
   // Same key file, fresh database. First without the role profiles: refused, with where and why.
   const dir = scratchDir(t)
@@ -245,6 +248,17 @@ t.test('inventory: export, import into another engine with the same key, idempot
   )
   const strangerKey = SecretBox.fromKey(Buffer.alloc(32, 9))
   await expectRefusal(exported, 'INVALID_INVENTORY', /^clusters\[\d\]\.provisioning\.pki\.sealed$/, strangerKey)
+  await expectRefusal(exported, 'INVALID_INVENTORY', /^machines\[\d\]\.role\.certificates\.sealed$/, strangerKey)
+  await expectRefusal(
+    edited((doc) => {
+      // One member's sealed set moved to another member: it was sealed for its own machine.
+      const [first, second] = doc.machines.filter((machine) => machine.role?.certificates)
+      if (first && second) [first.role!.certificates, second.role!.certificates] = [second.role!.certificates, first.role!.certificates]
+      else first!.role!.certificates!.sealed = Buffer.from('not sealed by anyone here').toString('base64')
+    }),
+    'INVALID_INVENTORY',
+    /^machines\[\d\]\.role\.certificates\.sealed$/,
+  )
   await expectRefusal(
     edited((doc) => {
       const member = doc.machines.find((machine) => machine.role?.role === 'control-plane')!

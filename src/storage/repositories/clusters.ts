@@ -12,7 +12,7 @@ import { inTransaction, uniqueViolation } from '../transactions.ts'
 /** The sealed PKI is bound to its cluster: a value copied to another cluster's row does not open. */
 export const pkiContext = (cluster: string) => `cluster_pki:${cluster}`
 /** Bound to the machine: a sealed set copied to another member's row does not open. */
-const memberCertificatesContext = (machineUuid: string) => `member_certificates:${machineUuid}`
+export const memberCertificatesContext = (machineUuid: string) => `member_certificates:${machineUuid}`
 
 /**
  * The core's cluster port over kysely; its machine and content ports share the same connection or
