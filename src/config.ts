@@ -306,6 +306,12 @@ export const ConfigSchema = Type.Object(
         nameserverName: Type.String({ default: '', description: 'The zone NS (and SOA MNAME); empty means ns1.<zone>.' }),
         nameserverAddresses: Type.Array(Type.String(), { default: [], description: 'Addresses of the NS name (glue); empty means dns.host when it is a single address.' }),
         refreshSeconds: Type.Number({ default: 2, minimum: 0.1, maximum: 600, description: 'Seconds between rebuilds of the answers (each health sweep and release change also rebuilds them).' }),
+        endpointProbeSeconds: Type.Number({
+          default: 10,
+          minimum: 0,
+          maximum: 3600,
+          description: "Seconds between probes of each control-plane member's /readyz; a member that fails leaves api.<cluster>.<zone> until it answers again. 0: no probes (members that reported their bootstrap done are answered).",
+        }),
         tcpIdleTimeoutSeconds: Type.Number({
           default: 10,
           minimum: 0.1,

@@ -60,7 +60,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const provisioning = await wireProvisioning(basics)
     const lifecycle = wireLifecycle(basics, provisioning, adapters)
     const apps = wireApps(basics, provisioning, access.tenants, adapters)
-    const dns = wireDns(basics)
+    const dns = wireDns(basics, provisioning.endpointHealth)
     const reverseProxy = await wireReverseProxy(basics)
     const replicas = replicaRefresh(basics, provisioning.reload, reverseProxy.routes)
     // HTTP listens first (a port taken fails before anything ran); /healthz says 'starting' until the rest listen too.

@@ -1,3 +1,4 @@
+import type { EndpointHealth } from '../core/clusters/bootstrap-progress.ts'
 import { DnsLocations } from '../core/dns/dns-locations.ts'
 import { DnsZone, type DnsSnapshot } from '../core/dns/dns-zone.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
@@ -12,7 +13,7 @@ import type { Capability, EngineListener, WiringBasics } from './capability.ts'
  * after anything it depends on (releases ready on clusters, cluster health, machines, locations).
  * Every replica rebuilds its own.
  */
-export function wireDns({ config, store, logger, events }: WiringBasics) {
+export function wireDns({ config, store, logger, events }: WiringBasics, endpointHealth?: EndpointHealth) {
   const settings = config.dns
   const zoneName = settings.zone
   const nameserverName = settings.nameserverName || `ns1.${zoneName}`
@@ -25,13 +26,13 @@ export function wireDns({ config, store, logger, events }: WiringBasics) {
   let built: { serial: number; digest: string } | undefined
   const refresh = new SerialJob(
     async () => {
-      const next = await buildDnsSnapshot(store, zoneName, built)
+      const next = await buildDnsSnapshot(store, zoneName, built, endpointHealth)
       built = { serial: next.snapshot.serial, digest: next.digest }
       zone.update(next.snapshot)
     },
     { name: 'dns refresh', intervalMs: settings.refreshSeconds * 1000, debounceMs: 20, logger, triggersBeforeStart: true },
   )
-  for (const event of ['cluster changed', 'clusters swept', 'release cluster finished', 'bootstrap reported', 'install state changed', 'inventory imported', 'dns locations changed'] as const) events.on(event, (reason) => refresh.trigger(reason))
+  for (const event of ['cluster changed', 'clusters swept', 'release cluster finished', 'bootstrap reported', 'install state changed', 'endpoint health changed', 'inventory imported', 'dns locations changed'] as const) events.on(event, (reason) => refresh.trigger(reason))
 
   let port: number | undefined
   const listener: EngineListener = async ({ connections }) => {

@@ -16,6 +16,8 @@ export type EngineEvent =
   | 'bootstrap reported'
   /** A machine took an install slot or reported its install (an installed member answers in DNS). */
   | 'install state changed'
+  /** A control-plane member's /readyz started or stopped answering the engine's probe. */
+  | 'endpoint health changed'
   /** An inventory document was imported: every in-memory picture was reloaded. */
   | 'inventory imported'
   /** A machine reported the Ignition it runs (what a rolling update waits for). */

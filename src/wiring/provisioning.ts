@@ -1,10 +1,11 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { lookupThrough } from '../adapters/kubernetes/engine-names.ts'
+import { probeReadyz } from '../adapters/kubernetes/readyz-probe.ts'
 import { x509ClusterPkiIssuer } from '../adapters/pki/x509-cluster-pki.ts'
 import { BootService } from '../core/boot/boot-service.ts'
 import { SecretDeliveryGate } from '../core/boot/secret-delivery.ts'
-import { BootstrapProgressService } from '../core/clusters/bootstrap-progress.ts'
+import { BootstrapProgressService, EndpointHealth } from '../core/clusters/bootstrap-progress.ts'
 import { ClusterService } from '../core/clusters/cluster-service.ts'
 import { ContentService } from '../core/content/content-service.ts'
 import { ReservationService } from '../core/dhcp/reservation-service.ts'
@@ -13,6 +14,7 @@ import { InstallAuthorization } from '../core/machines/install-authorization.ts'
 import { MachineService, type Machine } from '../core/machines/machine-service.ts'
 import { SchedulerLoop } from '../jobs/scheduler-loop.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
+import { forEachLimited } from '../lib/concurrency-limiter.ts'
 import { openListener } from '../lib/listener-error.ts'
 import type { Db } from '../storage/database.ts'
 import { CatalogDirectory } from '../storage/directories/catalog-directory.ts'
@@ -26,13 +28,17 @@ import { contentRepository } from '../storage/repositories/content.ts'
 import { dhcpLeaseStore } from '../storage/repositories/dhcp-leases.ts'
 import { reservationRepository } from '../storage/repositories/dhcp-reservations.ts'
 import { findCredentialState, machineRepository } from '../storage/repositories/machines.ts'
-import { endpointResolver } from '../storage/repositories/dns-snapshot.ts'
+import { endpointProbeTargets, endpointResolver } from '../storage/repositories/dns-snapshot.ts'
 import { startDhcpServer } from '../transports/dhcp/dhcp-server.ts'
 import type { EngineMetrics } from '../transports/metrics.ts'
 import { startTftpServer } from '../transports/tftp/tftp-server.ts'
 import type { Capability, EngineListener, WiringBasics } from './capability.ts'
 
 export type Provisioning = Awaited<ReturnType<typeof wireProvisioning>>
+
+/** Probes of members' /readyz at once, and how long one may take. */
+const ENDPOINT_PROBES_AT_ONCE = 16
+const ENDPOINT_PROBE_TIMEOUT_MS = 3_000
 
 /**
  * Booting and placing machines: what a booting machine is served (from in-memory pictures of the
@@ -75,12 +81,31 @@ export async function wireProvisioning(basics: WiringBasics) {
     else await machineDirectory.refresh(uuid)
     scheduler.trigger('machine changed')
   }
+  // Which control-plane members' API servers answer: what the endpoint's DNS answer and the engine's
+  // own resolver leave out. Each replica probes for itself (what it answers is its own view).
+  const endpointHealth = new EndpointHealth()
+  const endpointProbe = new SerialJob(
+    async () => {
+      const targets = await endpointProbeTargets(store, config.dns.zone)
+      let changed = false
+      await forEachLimited(targets, ENDPOINT_PROBES_AT_ONCE, async (target) => {
+        const ok = await probeReadyz(target, ENDPOINT_PROBE_TIMEOUT_MS)
+        if (!endpointHealth.record(target.ip, ok)) return
+        changed = true
+        logger[ok ? 'info' : 'warn']({ component: 'endpoint', cluster: target.cluster, ip: target.ip }, ok ? `${target.ip} answers /readyz again: back in ${target.serverName}` : `${target.ip} does not answer /readyz: left out of ${target.serverName}`)
+      })
+      endpointHealth.retain(new Set(targets.map((target) => target.ip)))
+      if (changed) events.emit('endpoint health changed')
+    },
+    { name: 'endpoint probe', intervalMs: config.dns.endpointProbeSeconds * 1000, debounceMs: 100, logger },
+  )
+  events.on('bootstrap reported', (event) => endpointProbe.trigger(event))
   events.on('inventory imported', (event) => {
     scheduler.trigger(event)
     // An imported inventory brings memberships without their issued certificates: issue them now.
     certificateCheck.trigger(event)
   })
-  const capability: Capability = { jobs: [scheduler, certificateCheck], listeners: [tftpListener(config, logger, metrics), dhcpListener(config, store, logger, metrics)] }
+  const capability: Capability = { jobs: [scheduler, certificateCheck, ...(config.dns.endpointProbeSeconds > 0 ? [endpointProbe] : [])], listeners: [tftpListener(config, logger, metrics), dhcpListener(config, store, logger, metrics)] }
   return {
     ...served,
     clusters,
@@ -99,7 +124,8 @@ export async function wireProvisioning(basics: WiringBasics) {
     }),
     reservations: new ReservationService(reservationRepository(store), config.dhcp),
     /** How the engine's clients resolve a provisioned cluster's endpoint name: from the engine's own answers. */
-    endpointLookup: lookupThrough(endpointResolver(store, config.dns.zone)),
+    endpointLookup: lookupThrough(endpointResolver(store, config.dns.zone, endpointHealth)),
+    endpointHealth,
     /** Reloads every in-memory picture from the store (another replica's writes, an imported inventory). */
     reload: async () => {
       await catalogs.refresh()

@@ -89,15 +89,44 @@ export interface EndpointCandidate {
   ip: string | null
   installed: boolean
   phase: BootstrapPhase | null
+  /** What the engine's last probe of the member's /readyz said; undefined: not probed yet. */
+  answering?: boolean
 }
 
 /**
  * The addresses `api.<cluster>.<zone>` answers: the installed control-plane members whose kubeadm
- * bootstrap is done (their API servers run); before any has reported done, every installed one, so
- * that a cluster whose members report nothing (another role template) still has an endpoint.
+ * bootstrap is done (their API servers run) and whose /readyz answered the engine's last probe (one
+ * not probed yet counts); when every probe failed, the done ones all the same (an answer that may work
+ * beats none); before any member has reported done, every installed one, so that a cluster whose
+ * members report nothing (another role template) still has an endpoint.
  */
 export function endpointAddresses(members: readonly EndpointCandidate[]): string[] {
   const installed = members.filter((member): member is EndpointCandidate & { ip: string } => member.installed && Boolean(member.ip))
   const serving = installed.filter((member) => member.phase === 'done')
-  return (serving.length ? serving : installed).map((member) => member.ip).sort()
+  const up = serving.filter((member) => member.answering !== false)
+  return (up.length ? up : serving.length ? serving : installed).map((member) => member.ip).sort()
+}
+
+/**
+ * What the engine's probes of control-plane members' /readyz said last, by address: the one piece of
+ * the endpoint's answer that is not in the store (each replica probes for itself).
+ */
+export class EndpointHealth {
+  private readonly answering = new Map<string, boolean>()
+
+  /** Records a probe; whether it changed what is known (the DNS answer may then change). */
+  record(ip: string, ok: boolean): boolean {
+    const changed = this.answering.get(ip) !== ok
+    this.answering.set(ip, ok)
+    return changed
+  }
+
+  of(ip: string): boolean | undefined {
+    return this.answering.get(ip)
+  }
+
+  /** Forgets addresses no longer probed (members that left). */
+  retain(ips: ReadonlySet<string>): void {
+    for (const ip of this.answering.keys()) if (!ips.has(ip)) this.answering.delete(ip)
+  }
 }

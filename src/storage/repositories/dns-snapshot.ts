@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { AppEndpoint, AppName, DnsSnapshot, LocatedSubnet } from '../../core/dns/dns-zone.ts'
 import { parseSubnet } from '../../core/dns/geo.ts'
 import type { ReleaseDns } from '../../core/releases/release.ts'
-import { endpointAddresses, type EndpointCandidate } from '../../core/clusters/bootstrap-progress.ts'
+import { endpointAddresses, type EndpointCandidate, type EndpointHealth } from '../../core/clusters/bootstrap-progress.ts'
 import { controlPlaneEndpointHost } from '../../core/clusters/member-certificates.ts'
 import type { Db } from '../database.ts'
 
@@ -13,7 +13,7 @@ import type { Db } from '../database.ts'
  * machines with their boot addresses; each provisioned cluster's control-plane endpoint
  * (`api.<cluster>.<zone>`, see endpointAddresses, or its flavor's VIP once a member is installed); the location table. The serial changes when the content does.
  */
-export async function buildDnsSnapshot(store: Db, zone: string, previous?: { serial: number; digest: string }): Promise<{ snapshot: DnsSnapshot; digest: string }> {
+export async function buildDnsSnapshot(store: Db, zone: string, previous?: { serial: number; digest: string }, health?: EndpointHealth): Promise<{ snapshot: DnsSnapshot; digest: string }> {
   const clusters = new Map(
     (
       await store
@@ -54,7 +54,7 @@ export async function buildDnsSnapshot(store: Db, zone: string, previous?: { ser
     .select(['cluster_members.hostname', 'machine_interfaces.ipv4'])
     .execute()
   for (const machine of machines) if (machine.ipv4) hosts.set(`${machine.hostname}.${zone}`.toLowerCase(), [machine.ipv4])
-  for (const [name, addresses] of await controlPlaneEndpoints(store, zone)) {
+  for (const [name, addresses] of await controlPlaneEndpoints(store, zone, undefined, health)) {
     // Infrastructure first: a release that happens to be named like an endpoint does not answer there.
     apps.delete(name)
     if (addresses.length) hosts.set(name, addresses)
@@ -77,7 +77,7 @@ export async function buildDnsSnapshot(store: Db, zone: string, previous?: { ser
  * answers: its flavor's VIP once a member is installed, else the members whose API servers run (see
  * endpointAddresses). Empty while no control-plane member is installed. `cluster`: only that one.
  */
-export async function controlPlaneEndpoints(store: Db, zone: string, cluster?: string): Promise<Map<string, string[]>> {
+export async function controlPlaneEndpoints(store: Db, zone: string, cluster?: string, health?: EndpointHealth): Promise<Map<string, string[]>> {
   let members = store
     .selectFrom('cluster_members')
     .innerJoin('machines', 'machines.uuid', 'cluster_members.machine_uuid')
@@ -92,7 +92,8 @@ export async function controlPlaneEndpoints(store: Db, zone: string, cluster?: s
   }
   const candidatesOf = new Map<string, EndpointCandidate[]>()
   for (const row of await members.execute()) {
-    candidatesOf.set(row.cluster, [...(candidatesOf.get(row.cluster) ?? []), { ip: row.ipv4, installed: row.state === 'installed', phase: row.phase }])
+    const answering = row.ipv4 ? health?.of(row.ipv4) : undefined
+    candidatesOf.set(row.cluster, [...(candidatesOf.get(row.cluster) ?? []), { ip: row.ipv4, installed: row.state === 'installed', phase: row.phase, ...(answering === undefined ? {} : { answering }) }])
   }
   // kube-vip holds a flavor's VIP on the leading member: the endpoint is that one address.
   const vipOf = new Map((await vips.execute()).map((row) => [row.name, row.control_plane_vip!]))
@@ -109,16 +110,53 @@ export async function controlPlaneEndpoints(store: Db, zone: string, cluster?: s
  * The engine's own answer for a name, for its clients (engine-names.ts): a control-plane endpoint's
  * addresses (empty while none serves), or undefined for a name that is not one.
  */
-export function endpointResolver(store: Db, zone: string): (hostname: string) => Promise<string[] | undefined> {
+export function endpointResolver(store: Db, zone: string, health?: EndpointHealth): (hostname: string) => Promise<string[] | undefined> {
   const suffix = `.${zone.toLowerCase()}`
   return async (hostname) => {
     const name = hostname.toLowerCase().replace(/\.$/, '')
     if (!name.startsWith('api.') || !name.endsWith(suffix)) return undefined
     const cluster = name.slice('api.'.length, -suffix.length)
     if (!cluster || cluster.includes('.')) return undefined
-    const endpoints = await controlPlaneEndpoints(store, zone, cluster)
+    const endpoints = await controlPlaneEndpoints(store, zone, cluster, health)
     return endpoints.get(name) ?? (endpoints.size === 0 && !(await clusterExists(store, cluster)) ? undefined : [])
   }
 }
 
 const clusterExists = async (store: Db, name: string) => (await store.selectFrom('clusters').select('name').where('name', '=', name).executeTakeFirst()) !== undefined
+
+/** A control-plane member whose API server should answer: installed, its bootstrap done. */
+export interface EndpointProbeTarget {
+  cluster: string
+  ip: string
+  port: number
+  /** The endpoint name its API server certificate carries (the TLS server name to check). */
+  serverName: string
+  /** The cluster's Kubernetes CA, which signed that certificate. */
+  caPem: string
+}
+
+/** The members the engine probes for the endpoint's answer (see EndpointHealth). */
+export async function endpointProbeTargets(store: Db, zone: string): Promise<EndpointProbeTarget[]> {
+  const rows = await store
+    .selectFrom('cluster_members')
+    .innerJoin('machines', 'machines.uuid', 'cluster_members.machine_uuid')
+    .innerJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
+    .innerJoin('member_bootstrap', 'member_bootstrap.machine_uuid', 'cluster_members.machine_uuid')
+    .innerJoin('clusters', 'clusters.name', 'cluster_members.cluster')
+    .innerJoin('flavors', 'flavors.name', 'clusters.flavor')
+    .innerJoin('cluster_pki', 'cluster_pki.cluster', 'cluster_members.cluster')
+    .select(['cluster_members.cluster', 'machine_interfaces.ipv4', 'flavors.api_server_port', 'cluster_pki.certificates'])
+    .where('cluster_members.role', '=', 'control-plane')
+    .where('machines.state', '=', 'installed')
+    .where('member_bootstrap.phase', '=', 'done')
+    .execute()
+  return rows
+    .filter((row): row is typeof row & { ipv4: string } => Boolean(row.ipv4))
+    .map((row) => ({
+      cluster: row.cluster,
+      ip: row.ipv4,
+      port: row.api_server_port,
+      serverName: controlPlaneEndpointHost(row.cluster, zone),
+      caPem: (JSON.parse(row.certificates) as { kubernetesCa: string }).kubernetesCa,
+    }))
+}

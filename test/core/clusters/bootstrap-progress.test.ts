@@ -6,6 +6,9 @@ t.test('the endpoint answers the members whose API servers run; before any does,
   t.same(endpointAddresses([member('10.0.0.3', true, 'running'), member('10.0.0.1', true, 'done'), member('10.0.0.2', true, 'failed')]), ['10.0.0.1'])
   t.same(endpointAddresses([member('10.0.0.2', true, null), member('10.0.0.1', true, 'running'), member('10.0.0.3', false, null)]), ['10.0.0.1', '10.0.0.2'], 'nobody done yet: every installed member')
   t.same(endpointAddresses([member(null, true, 'done'), member('10.0.0.2', false, 'done')]), [], 'no address, or not installed: not answered')
+  const probed = (ip: string, answering: boolean | undefined) => ({ ...member(ip, true, 'done'), answering })
+  t.same(endpointAddresses([probed('10.0.0.1', true), probed('10.0.0.2', false), probed('10.0.0.3', undefined)]), ['10.0.0.1', '10.0.0.3'], 'a member whose /readyz failed the last probe is left out; one not probed yet is in')
+  t.same(endpointAddresses([probed('10.0.0.1', false), probed('10.0.0.2', false)]), ['10.0.0.1', '10.0.0.2'], 'every probe failed: the done members all the same, never an empty answer')
 })
 
 t.test('reports: attempts count the runs, the last output stays readable, a machine in no cluster is refused', async (t) => {
