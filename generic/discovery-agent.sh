@@ -45,9 +45,11 @@ cmdline_value() { tr ' ' '\n' < /proc/cmdline 2>/dev/null | sed -n "s/^$1=//p" |
 read_first() { [ -r "$1" ] && head -n 1 "$1" 2>/dev/null | tr -d '"\\\000-\037'; }
 json_string() { printf '"%s"' "$(printf '%s' "$1" | tr -d '"\\\000-\037')"; }
 
-UUID="$(read_first /sys/class/dmi/id/product_uuid | tr 'A-F' 'a-f')"
+# SLIPWAY_UUID and SLIPWAY_BOOT_MAC stand in for the firmware's answers when the agent is tried by hand.
+UUID="${SLIPWAY_UUID:-$(read_first /sys/class/dmi/id/product_uuid)}"
+UUID="$(printf '%s' "$UUID" | tr 'A-F' 'a-f')"
 # iPXE passes the MAC it booted from (slipway.mac=${mac}); without it, the NIC of the default route.
-BOOT_MAC="$(cmdline_value slipway.mac | tr 'A-F-' 'a-f:')"
+BOOT_MAC="$(printf '%s' "${SLIPWAY_BOOT_MAC:-$(cmdline_value slipway.mac)}" | tr 'A-F-' 'a-f:')"
 if [ -z "$BOOT_MAC" ]; then
   default_nic="$(ip route show default 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)"
   [ -n "$default_nic" ] && BOOT_MAC="$(read_first "/sys/class/net/$default_nic/address")"
