@@ -142,7 +142,7 @@ t.test('flavor and cluster validation', async (t) => {
     t.equal(error.code, 'INVALID_FLAVOR')
     t.match(error.message, message)
   }
-  t.same(flavor(), { name: 'small', controlPlaneCount: 3, nodesMin: 0, nodesMax: 5, selector: {}, minCpuCores: 0, minMemoryBytes: 0, minDiskBytes: 0, kubernetesVersion: 'v1.31.8', labels: {}, apiServerPort: 6443 })
+  t.same(flavor(), { name: 'small', controlPlaneCount: 3, nodesMin: 0, nodesMax: 5, selector: {}, minCpuCores: 0, minMemoryBytes: 0, minDiskBytes: 0, kubernetesVersion: 'v1.31.8', labels: {}, apiServerPort: 6443, networking: { serviceSubnet: '10.96.0.0/12', podSubnet: '10.244.0.0/16', dnsDomain: 'cluster.local' }, controlPlaneVip: null, staticNetwork: null, os: 'flatcar' })
   t.throws(() => parseCluster({ name: 'x'.repeat(41), flavor: 'small' }, now), { code: 'INVALID_CLUSTER' })
   t.throws(() => parseCluster({ name: 'edge', flavor: 'small', latitude: 91 }, now), { code: 'INVALID_CLUSTER' })
   t.same(parseCluster({ name: 'edge', flavor: 'small', labels: { region: 'eu' }, latitude: 48.85, longitude: 2.35 }, now), {
