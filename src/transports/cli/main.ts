@@ -38,6 +38,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<ExitCode | 'run
   let client: ApiClient | undefined
   // `slipway help clusters list` is `slipway clusters list --help`.
   if (argv[0] === 'help') argv = [...argv.slice(1), '--help']
+  // `slipway --version` and `-v` are `slipway version`, as other CLIs have it (with --json kept).
+  const versionFlag = argv.findIndex((word) => word === '--version' || word === '-v')
+  if (versionFlag !== -1 && argv.every((word, index) => index === versionFlag || word === '--json')) argv = ['version', ...argv.filter((word) => word === '--json')]
   try {
     const { command, rest, leadingGlobals } = findCommand(argv)
     if (!command) return printOverview(io, rest, leadingGlobals)

@@ -199,7 +199,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     bootstrap: deps.bootstrap,
     publicUrl: deps.http.publicUrl,
   })
-  await app.register(healthRoutes, { checkReady: deps.checkReady, isStarting: deps.isStarting, registry: metrics.registry })
+  await app.register(healthRoutes, { checkReady: deps.checkReady, isStarting: deps.isStarting, registry: metrics.registry, version: deps.version })
 
   await app.register(
     async (admin) => {

@@ -52,6 +52,10 @@ t.test('without an engine: help, version and usage errors (exit 2, nothing sent)
 
   t.equal(version.code, 0)
   t.match(JSON.parse(version.stdout), { version: /^\d+\.\d+\.\d+/ })
+  const [dashed, short] = await Promise.all([slipway(['--version'], { url }), slipway(['-v', '--json'], { url })])
+  t.equal(dashed.code, 0, dashed.stderr)
+  t.match(dashed.stdout, /^slipway \d+\.\d+\.\d+ \(node v\d+/, '--version, as other CLIs have it')
+  t.same(JSON.parse(short.stdout), JSON.parse(version.stdout), '-v --json: the version subcommand')
 
   const usageCases: [string[], RegExp][] = [
     [['frobnicate'], /unknown command "frobnicate"/],

@@ -54,6 +54,7 @@ const WITHOUT_API_TOKEN: Record<string, 'public' | 'machine'> = {
   'POST /fleetlock/:credential/v1/steady-state': 'machine',
   'POST /fleetlock/v1/pre-reboot': 'public',
   'POST /fleetlock/v1/steady-state': 'public',
+  'GET /': 'public',
   'GET /healthz': 'public',
   'GET /metrics': 'public',
   'GET /apidocs': 'public',

@@ -110,6 +110,25 @@ t.test('machine-facing routes on the sample content', async (t) => {
   })
 })
 
+t.test("the engine's address: a browser goes to the web UI, a program gets an index", async (t) => {
+  const { engine, dataDir } = await startTestEngine()
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const get = (accept?: string) => engine.app.inject({ method: 'GET', url: '/', headers: accept ? { accept } : {} })
+  // What Chromium and Firefox send for a page.
+  const browser = await get('text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8')
+  t.equal(browser.statusCode, 303)
+  t.equal(browser.headers.location, '/ui', 'to the web UI, which asks for a token')
+  for (const accept of [undefined, '*/*', 'application/json', 'application/json, text/html;q=0.5']) {
+    const program = await get(accept)
+    t.equal(program.statusCode, 200, `Accept: ${accept ?? '(none)'}`)
+    t.match(program.json(), { name: 'slipway', version: /^\d+\.\d+\.\d+/, links: { ui: '/ui', api_docs: '/apidocs', health: '/healthz' } })
+  }
+  t.notMatch((await get()).body, /token|machine|cluster/i, 'and says nothing of what the engine holds')
+})
+
 t.test('healthz answers 503 when the database is gone', async (t) => {
   const { engine, dataDir } = await startTestEngine()
   t.teardown(async () => {

@@ -8,6 +8,7 @@ export interface HealthRouteOptions {
   /** True while the engine opens its other listeners after HTTP: not ready for a supervisor yet. */
   isStarting: () => boolean
   registry: Registry
+  version: string
 }
 
 export async function healthRoutes(app: FastifyInstance, options: HealthRouteOptions): Promise<void> {
@@ -25,7 +26,31 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
     }
   })
 
+  // Someone opening the engine's address: a browser is sent to the web UI (which asks for a token),
+  // a program gets a short index of where things are. Neither says anything about the engine's state.
+  app.get('/', { config: { access: publicAccess() }, schema: { hide: true } }, async (request, reply) => {
+    if (prefersHtml(request.headers.accept)) return reply.redirect('/ui', 303)
+    return reply.send({
+      name: 'slipway',
+      version: options.version,
+      links: { ui: '/ui', api_docs: '/apidocs', openapi: '/apidocs/json', health: '/healthz', metrics: '/metrics', api: '/api/v1' },
+    })
+  })
+
   app.get('/metrics', { config: { access: publicAccess() }, schema: { hide: true } }, async (_request, reply) => {
     return reply.type(options.registry.contentType).send(await options.registry.metrics())
   })
+}
+
+/** Whether an Accept header asks for HTML before JSON (a browser's does; curl's does not). */
+function prefersHtml(accept: string | undefined): boolean {
+  if (!accept) return false
+  const rank = (type: string) => {
+    const entry = accept.split(',').map((part) => part.trim().split(';')).find(([media]) => media?.trim().toLowerCase() === type)
+    if (!entry) return -1
+    const q = entry.slice(1).map((parameter) => parameter.trim()).find((parameter) => parameter.startsWith('q='))
+    return q ? Number(q.slice(2)) || 0 : 1
+  }
+  const html = rank('text/html')
+  return html > 0 && html >= Math.max(rank('application/json'), 0)
 }
