@@ -15,7 +15,7 @@ export const DEFAULT_URL = 'http://127.0.0.1:8080'
 const DEFAULT_TIMEOUT_SECONDS = 30
 
 /** Options every command takes, before or after its name. */
-const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   url: { type: 'string', value: 'URL', help: `the engine's URL (env SLIPWAY_URL; default ${DEFAULT_URL})` },
   token: { type: 'string', value: 'TOKEN', help: 'API token (env SLIPWAY_TOKEN; prefer the variable: arguments show in ps)' },
   json: { type: 'boolean', help: "print the API's JSON instead of tables (progress then goes to stderr)" },

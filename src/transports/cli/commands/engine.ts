@@ -124,6 +124,20 @@ export const engineCommands: CommandSpec[] = [
     },
   },
   {
+    path: ['completion'],
+    summary: 'print the shell completion script: source <(slipway completion bash), or zsh',
+    args: '<bash|zsh>',
+    arity: [1, 1],
+    async run(context) {
+      const shell = context.positionals[0]
+      if (shell !== 'bash' && shell !== 'zsh') throw usageError(`completion is for bash or zsh, not "${shell}"`)
+      // Loaded here: the command list includes this command.
+      const [{ COMMANDS }, { GLOBAL_OPTIONS }, { bashCompletion, zshCompletion }] = await Promise.all([import('./index.ts'), import('../main.ts'), import('../completion.ts')])
+      context.out.stdout.write((shell === 'bash' ? bashCompletion : zshCompletion)(COMMANDS, GLOBAL_OPTIONS))
+      return EXIT.ok
+    },
+  },
+  {
     path: ['version'],
     summary: "print the CLI's version",
     async run(context) {
