@@ -1,7 +1,7 @@
-import { serve, startupFailureMessage } from './serve.ts'
+import { reportStartupFailure, serve } from './serve.ts'
 
 // `npm start`; `slipway serve` runs the same function.
 serve().catch((error: unknown) => {
-  process.stderr.write(startupFailureMessage(error))
+  reportStartupFailure(error)
   process.exit(1)
 })

@@ -90,6 +90,27 @@ export function startupFailureMessage(error: unknown): string {
   return `slipway: failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`
 }
 
+/** A start-up failure's stable code: what a supervisor or a log query matches on. */
+export function startupFailureCode(error: unknown): string {
+  if (error instanceof ConfigError) return 'CONFIG_INVALID'
+  if (error instanceof ContentFolderError) return 'CONTENT_INVALID'
+  if (error instanceof DatabaseLockedError) return error.code
+  if (error instanceof ListenerError) return /\((E[A-Z_]+)\)/.exec(error.reason)?.[1] ?? 'LISTENER_FAILED'
+  return 'START_FAILED'
+}
+
+/**
+ * Tells why the engine could not start, both ways it is read: one JSON line on stdout at level fatal,
+ * with a stable code, like every other line there (a log shipper or `journalctl -o json` sees it), and
+ * the line for a person on stderr.
+ */
+export function reportStartupFailure(error: unknown, stderr: { write(text: string): unknown } = process.stderr): void {
+  const message = startupFailureMessage(error).replace(/^slipway: /, '').trimEnd()
+  const unexpected = !(error instanceof ConfigError || error instanceof ContentFolderError || error instanceof ListenerError || error instanceof DatabaseLockedError)
+  createLogger('info').fatal({ code: startupFailureCode(error), ...(unexpected && error instanceof Error ? { err: error } : {}) }, unexpected ? message.split('\n')[0]! : message)
+  stderr.write(startupFailureMessage(error))
+}
+
 /**
  * The admin token generated at the first start, shown once and never logged (the store keeps just its
  * SHA-256): on the terminal when standard error is one; under a service manager, whose journal keeps

@@ -320,6 +320,14 @@ for (const [listener, entry] of PORT_TAKEN) {
     t.equal(errorLines.length, 1, `one line: ${running.output().slice(-2000)}`)
     t.match(errorLines[0], new RegExp(`^slipway: cannot start: the ${name} listener cannot listen on 127\\.0\\.0\\.1:${ports[listener]}\\b.*address already in use \\(EADDRINUSE\\)`))
     t.notMatch(running.output(), /\n\s+at .*\(.*:\d+:\d+\)/, 'no stack trace')
+    // And as one JSON line among the engine's logs, with a code a supervisor or a log query matches on.
+    const fatal = running
+      .output()
+      .split('\n')
+      .filter((line) => line.startsWith('{"level":60'))
+      .map((line) => JSON.parse(line) as { code?: string; msg?: string })
+    t.equal(fatal.length, 1, 'one fatal log line')
+    t.match(fatal[0], { code: 'EADDRINUSE', msg: new RegExp(`^cannot start: the ${name} listener cannot listen on 127\\.0\\.0\\.1:${ports[listener]}\\b`) })
     await release()
     release = async () => {}
     await nothingListens(t, ports, `${listener} taken`)

@@ -32,12 +32,12 @@ export const engineCommands: CommandSpec[] = [
     details: 'Every setting can also come from the environment (SLIPWAY_HTTP_PORT, SLIPWAY_DATA_DIR, ...; see the README).\nLogs are JSON lines on stdout.',
     async run(context) {
       // Imported here: only `serve` pays for loading the engine.
-      const [{ serve, startupFailureMessage }, { ConfigError }] = await Promise.all([import('../../../serve.ts'), import('../../../config.ts')])
+      const [{ serve, reportStartupFailure }, { ConfigError }] = await Promise.all([import('../../../serve.ts'), import('../../../config.ts')])
       const file = stringValue(context, 'config')
       try {
         await serve({ env: context.env, cwd: context.cwd, ...(file !== undefined ? { file } : {}) })
       } catch (error) {
-        context.out.stderr.write(startupFailureMessage(error))
+        reportStartupFailure(error, context.out.stderr)
         // A configuration that does not validate is a usage error, as for migrate.
         return error instanceof ConfigError ? EXIT.usage : EXIT.failed
       }
