@@ -7,6 +7,7 @@ import type { ReleaseApplier } from './core/releases/ports.ts'
 import type { ClusterApi } from './core/registry/registry-service.ts'
 import type { JobLeases } from './jobs/job-lease.ts'
 import type { Db } from './storage/database.ts'
+import { inventoryFigures } from './storage/repositories/inventory-figures.ts'
 import { ConnectionGovernor, processConnectionCap } from './transports/connection-governor.ts'
 import { EngineMetrics } from './transports/metrics.ts'
 import { wireAccess } from './wiring/access.ts'
@@ -55,6 +56,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
   const { store, secrets } = await openStorage(config, logger)
   try {
     const metrics = new EngineMetrics()
+    metrics.observeInventory(() => inventoryFigures(store), config.install.maxConcurrent)
     const basics = { config, store, secrets, logger, metrics, events: new EngineEvents(), jobLeases: replicaJobLeases(config, store, logger, metrics) }
     const access = await wireAccess(basics)
     const provisioning = await wireProvisioning(basics)

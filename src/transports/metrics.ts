@@ -1,6 +1,9 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { SlipwayError } from '../core/errors.ts'
+import type { InventoryFigures } from '../core/inventory-figures.ts'
 import type { ConnectionMetrics, ShedReason } from './connection-governor.ts'
+
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 /**
  * The engine's Prometheus metrics, shared by every transport and served at /metrics: what machines
@@ -20,10 +23,29 @@ export class EngineMetrics {
   private readonly tftpRefusals: Counter<'reason'>
   private readonly helmRenders: Counter
   private readonly machineConflicts: Counter<'kind'>
+  private readonly httpRequests: Counter<'method' | 'route' | 'status'>
+  private readonly httpSeconds: Histogram<'method' | 'route'>
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'slipway_' })
+    // prom-client's process_* and nodejs_* series under their standard names (what the usual Node.js
+    // dashboards query), less its three gauges named like counters (Prometheus' rules, which promtool
+    // checks): nodejs_active_{handles,requests,resources} by type stay, their _total sums go.
+    collectDefaultMetrics({ register: this.registry })
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name)
     const registers = [this.registry]
+    this.httpRequests = new Counter({
+      name: 'slipway_http_requests_total',
+      help: 'HTTP requests answered, by method, route pattern ("unmatched" when no route matched: raw paths never become labels) and status.',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    })
+    this.httpSeconds = new Histogram({
+      name: 'slipway_http_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by method and route pattern.',
+      labelNames: ['method', 'route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    })
     this.renders = new Counter({
       name: 'slipway_boot_renders_total',
       help: 'Machine-facing renders by kind (ipxe, ignition, metadata, generic) and outcome (ok or an error code).',
@@ -107,6 +129,39 @@ export class EngineMetrics {
 
   setTftpActiveTransfers(count: number): void {
     this.tftpActiveTransfers.set(count)
+  }
+
+  observeHttp(method: string, route: string, status: number, seconds: number): void {
+    // A method is a client's word too: only the standard ones become label values.
+    const known = HTTP_METHODS.has(method) ? method : 'other'
+    this.httpRequests.inc({ method: known, route, status: String(status) })
+    this.httpSeconds.observe({ method: known, route }, seconds)
+  }
+
+  /**
+   * Gauges read from the store when Prometheus scrapes: machines by state, install slots in use of
+   * `installSlots`, clusters by health (Unknown: never checked), releases by state, reboot lock slots
+   * and holders per group. One read serves every gauge of a scrape.
+   */
+  observeInventory(read: () => Promise<InventoryFigures>, installSlots: number): void {
+    let pending: Promise<InventoryFigures> | undefined
+    const figures = () => {
+      // The gauges of one scrape are collected together: they share the read under way.
+      pending ??= read().finally(() => setTimeout(() => (pending = undefined), 0))
+      return pending
+    }
+    const registers = [this.registry]
+    const byLabel = <L extends string>(gauge: Gauge<L>, label: L, counts: Record<string, number>) => {
+      gauge.reset()
+      for (const [value, count] of Object.entries(counts)) gauge.set({ [label]: value } as Record<L, string>, count)
+    }
+    new Gauge({ name: 'slipway_machines', help: 'Machines in the inventory, by state.', labelNames: ['state'], registers, async collect() { byLabel(this, 'state', (await figures()).machinesByState) } })
+    new Gauge({ name: 'slipway_install_slots_in_use', help: 'Install slots held: machines installing to disk now.', registers, async collect() { this.set((await figures()).machinesByState.installing ?? 0) } })
+    new Gauge({ name: 'slipway_install_slots', help: 'Install slots in all (install.maxConcurrent).', registers, collect() { this.set(installSlots) } })
+    new Gauge({ name: 'slipway_clusters', help: 'Clusters in the registry, by health (Healthy, Degraded, Unreachable; Unknown until checked once).', labelNames: ['health'], registers, async collect() { byLabel(this, 'health', (await figures()).clustersByHealth) } })
+    new Gauge({ name: 'slipway_releases', help: 'Releases, by state (active, paused, halted, deleting).', labelNames: ['state'], registers, async collect() { byLabel(this, 'state', (await figures()).releasesByState) } })
+    new Gauge({ name: 'slipway_lock_slots', help: 'Reboot lock slots, by lock group.', labelNames: ['group'], registers, async collect() { byLabel(this, 'group', Object.fromEntries(Object.entries((await figures()).lockGroups).map(([group, lock]) => [group, lock.slots]))) } })
+    new Gauge({ name: 'slipway_lock_slots_held', help: 'Reboot lock slots held, by lock group.', labelNames: ['group'], registers, async collect() { byLabel(this, 'group', Object.fromEntries(Object.entries((await figures()).lockGroups).map(([group, lock]) => [group, lock.held]))) } })
   }
 }
 

@@ -159,6 +159,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // The level is fixed at start-up: decide once whether request lines are written at all.
   const logged = { info: deps.logger.isLevelEnabled('info'), warn: deps.logger.isLevelEnabled('warn') }
   app.addHook('onResponse', (request, reply, done) => {
+    // By the matched route's pattern: a path nothing matched is "unmatched", so that no client can mint series.
+    metrics.observeHttp(request.method, request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched'), reply.statusCode, reply.elapsedTime / 1000)
     const level = reply.statusCode >= 500 ? 'warn' : 'info'
     if (logged[level]) {
       const entry = { method: request.method, url: loggableUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime), principal: request.principal?.name }

@@ -106,7 +106,7 @@ t.test('machine-facing routes on the sample content', async (t) => {
     t.equal(metrics.statusCode, 200)
     t.match(metrics.body, /slipway_boot_renders_total\{kind="ignition",outcome="ok"\} \d+/)
     t.match(metrics.body, /slipway_boot_renders_total\{kind="ignition",outcome="IGNITION_INVALID"\} 1/)
-    t.match(metrics.body, /slipway_process_cpu_seconds_total/)
+    t.match(metrics.body, /^process_cpu_seconds_total /m)
   })
 })
 
