@@ -32,6 +32,7 @@ import type { EngineMetrics } from '../metrics.ts'
 import { staticFileRoutes } from './routes/machine/static-files.ts'
 import { bootRoutes } from './routes/machine/boot.ts'
 import { healthRoutes } from './routes/health.ts'
+import { SECURITY_SCHEMES, transformDocument, transformRoute } from './openapi.ts'
 import { groupRoutes } from './routes/admin/groups.ts'
 import { profileRoutes } from './routes/admin/profiles.ts'
 import { selectionRoutes } from './routes/admin/selection.ts'
@@ -175,13 +176,16 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(swagger, {
     openapi: {
       info: {
-        title: 'Slipway admin API',
+        title: 'Slipway API',
         version: deps.version,
-        description: 'Groups, profiles and templates (matchbox-compatible). Every /api/v1 and /v1 route needs `Authorization: Bearer <token>`.',
+        description:
+          'The admin API (every /api/v1 and /v1 route needs `Authorization: Bearer <token>`), and what machines call: the routes tagged machine-facing need no token (firmware and installers cannot send one), the lifecycle routes take the machine credential.',
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      components: { securitySchemes: { ...SECURITY_SCHEMES } },
       security: [{ bearerAuth: [] }],
     },
+    transform: transformRoute as never,
+    transformObject: transformDocument as never,
   })
   // The API's description is public, as every API's is; it holds no data.
   await registerWithAccess(app, publicAccess(), swaggerUi, { routePrefix: '/apidocs' })
