@@ -270,6 +270,10 @@ t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-pla
   )
   t.comment(`machine-driven rolling update of 4 VMs: ${((Date.now() - selfStarted) / 1000).toFixed(1)} s`)
   t.equal(selfMaxHolders, 1, 'machine-driven: the semaphore never showed more than 1 holder')
+  // The agent prints its line after the engine answered its release: the last machine's line may trail
+  // the empty semaphore by the time its console takes to reach us.
+  const released = 'slipway-lab: slipway-rolling: up to date: node uncordoned, reboot slot released'
+  await until('every console to show its release', () => (all.every((vm) => vm.vm.serial().includes(released)) ? true : undefined), 30_000, 200).catch(() => undefined)
   for (const vm of all) {
     const serial = vm.vm.serial()
     t.ok(serial.includes('slipway-lab: slipway-rolling: outdated: took a reboot slot'), `${vm.name} took a slot itself`)
