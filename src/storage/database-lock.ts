@@ -78,6 +78,9 @@ const WAIT_MS = 25
  * Takes the lock of `databaseFile` or throws DatabaseLockedError naming the holder. Synchronous: it
  * runs before anything opens the database, and in the CLI's synchronous restore.
  */
+/** The connections that hold a lock, kept reachable for as long as they hold it. */
+const HELD_LOCKS = new Set<SQLite.Database>()
+
 export function lockDatabase(databaseFile: string, purpose: LockPurpose): DatabaseLock {
   const file = lockFileOf(path.resolve(databaseFile))
   mkdirSync(path.dirname(file), { recursive: true })
@@ -93,6 +96,9 @@ export function lockDatabase(databaseFile: string, purpose: LockPurpose): Databa
     )
     const me: HolderRow = { pid: process.pid, hostname: os.hostname(), purpose, since: new Date().toISOString(), token: randomBytes(12).toString('hex'), claimed_at: 0 }
     claim(db, me, databaseFile)
+    // The lock is the open transaction on this connection: it must live until release() or the
+    // process's end, even if the caller drops the returned object (a collected connection closes).
+    HELD_LOCKS.add(db)
     const holder: LockHolder = { pid: me.pid, hostname: me.hostname, purpose, since: me.since }
     let released = false
     return {
@@ -108,6 +114,7 @@ export function lockDatabase(databaseFile: string, purpose: LockPurpose): Databa
         } catch {
           // A row left behind names a process that no longer holds the lock: the next claim replaces it.
         } finally {
+          HELD_LOCKS.delete(db)
           db.close()
         }
       },

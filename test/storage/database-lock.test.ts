@@ -22,12 +22,17 @@ function scratch(t: Test): string {
 const LOCK_MODULE = path.join(REPO_ROOT, 'src', 'storage', 'database-lock.ts')
 
 /** A process that tries to take the lock, reports `held <pid>` or `refused <message>`, and keeps it until killed. */
-function holder(t: Test, databaseFile: string): { child: ChildProcess; outcome: Promise<string> } {
+/**
+ * A process that takes the lock and keeps running. It does not keep the returned object (as a careless
+ * caller would); with `collect`, it also forces garbage collection before it says it holds the lock.
+ */
+function holder(t: Test, databaseFile: string, options: { collect?: boolean } = {}): { child: ChildProcess; outcome: Promise<string> } {
+  const collect = options.collect ? 'globalThis.gc(); globalThis.gc();' : ''
   const code = `import(${JSON.stringify(LOCK_MODULE)}).then(({ lockDatabase }) => {
-    try { lockDatabase(${JSON.stringify(databaseFile)}, 'engine'); console.log('held ' + process.pid); setInterval(() => {}, 60000) }
+    try { lockDatabase(${JSON.stringify(databaseFile)}, 'engine'); ${collect} console.log('held ' + process.pid); setInterval(() => {}, 60000) }
     catch (error) { console.log('refused ' + error.message); process.exit(3) }
   })`
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...(options.collect ? ['--expose-gc'] : []), '--import', 'tsx', '-e', code], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit')
@@ -104,6 +109,14 @@ t.test('a row naming a live process that does not hold the lock (a reused PID) d
   const waited = Date.now()
   lockDatabase(database, 'engine').release()
   t.ok(Date.now() - waited >= 1500 && Date.now() - waited < 5000, `taken after the claim's grace (${Date.now() - waited} ms)`)
+})
+
+t.test('the lock outlives the object it was returned in: a collected connection would have let it go', async (t) => {
+  const database = scratch(t)
+  const other = holder(t, database, { collect: true })
+  t.match(await other.outcome, /^held \d+$/)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.throws(() => lockDatabase(database, 'engine'), DatabaseLockedError, 'still held after garbage collection in the holder')
 })
 
 t.test('processes racing for a fresh lock: exactly one holds it, every other names that one', async (t) => {
