@@ -90,15 +90,35 @@ function listenerEnv(ports: Ports, folder: Folder): Record<string, string> {
 
 interface Running {
   child: ChildProcess
+  /** Standard output and error, interleaved as they came. */
   output: () => string
+  /** Standard output alone: the engine's log, JSON lines. */
+  stdout: () => string
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
+
+/** Lines of `text` that are not one JSON object each. */
+const nonJsonLines = (text: string) =>
+  text
+    .split('\n')
+    .filter((line) => line.trim())
+    .filter((line) => {
+      try {
+        return typeof JSON.parse(line) !== 'object'
+      } catch {
+        return true
+      }
+    })
 
 /** `command` in its own process; stopped (SIGKILL, by PID) at the end of the test if still running. */
 function run(t: Test, command: string, args: string[], env: Record<string, string>): Running {
   const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  let stdout = ''
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+    stdout += chunk.toString()
+  })
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   t.teardown(async () => {
@@ -107,7 +127,7 @@ function run(t: Test, command: string, args: string[], env: Record<string, strin
       await exited
     }
   })
-  return { child, output: () => output, exited }
+  return { child, output: () => output, stdout: () => stdout, exited }
 }
 
 /** The engine as `npm start` runs it, without npm (the script's command). */
@@ -327,6 +347,7 @@ for (const [listener, entry] of PORT_TAKEN) {
       .filter((line) => line.startsWith('{"level":60'))
       .map((line) => JSON.parse(line) as { code?: string; msg?: string })
     t.equal(fatal.length, 1, 'one fatal log line')
+    t.same(nonJsonLines(running.stdout()), [], "every line on the engine's stdout is JSON")
     t.match(fatal[0], { code: 'EADDRINUSE', msg: new RegExp(`^cannot start: the ${name} listener cannot listen on 127\\.0\\.0\\.1:${ports[listener]}\\b`) })
     await release()
     release = async () => {}
