@@ -1,10 +1,10 @@
 import type { ClusterNetworking, MemberOs, Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
 import { DEFAULT_IMAGE_SOURCES, imagesContext, type ImageSources } from './image-sources.ts'
-import { etcdMemberEnvironment, kubeadmConfigFile, kubeadmDocuments, type KubeadmCommand } from '../clusters/kubeadm-config.ts'
+import { etcdMemberEnvironment } from '../clusters/kubeadm-config.ts'
 import type { MemberCertificates } from '../clusters/member-certificates.ts'
-import { kubeVipManifest, staticNetworkUnit } from '../clusters/member-network.ts'
-import { applyConfigScript, FCOS_CONTAINERD_CONFIG, FCOS_KUBEADM_DROP_IN, FCOS_KUBELET_UNIT, KUBERNETES_MODULES, KUBERNETES_SYSCTLS } from '../clusters/member-os.ts'
+import { applyConfigScript } from '../clusters/member-os.ts'
+import { kubeadmContext, memberNetworkFiles, memberOsFiles, type BootInterfaceFacts } from './member-files.ts'
 import { forbidden, misconfigured, notFound, unavailable } from '../errors.ts'
 import type { MachineCredentials } from '../lifecycle/machine-credentials.ts'
 import type { MachineState } from '../machines/machine-state.ts'
@@ -111,11 +111,10 @@ interface SecretUse {
 }
 
 /** The machine fields the boot routes read from a known machine's view (MachineDirectory keeps the whole Machine). */
-interface MachineView {
+interface MachineView extends BootInterfaceFacts {
   bootMac?: string
   credential?: CredentialState
   reprovisionUntil?: string | null
-  interfaces?: { name?: string; mac?: string; ipv4: string | null; cidr?: string | null; gateway?: string | null; isBoot: boolean }[]
 }
 
 /** Names of the templates in `ipxe/` that every engine has. */
@@ -421,69 +420,6 @@ const sameUuid = (label: string | undefined, uuid: string) => label !== undefine
 const asksAsItself = (request: BootRequest, machine: KnownMachine) => sameUuid(request.labels.uuid, machine.uuid) && request.labels.mac === (machine.view as MachineView).bootMac
 
 /** A context field holding a secret: reading it (as a template does) marks the render secret-bearing. */
-/** `{{cluster.kubeadm.command}}` (init or join) and `{{cluster.kubeadm.config}}`, the file `kubeadm --config` reads. */
-function kubeadmContext(membership: ClusterMembership, images: ImageSources): { command: KubeadmCommand; config: string } {
-  const { command, documents } = kubeadmDocuments({
-    cluster: membership.cluster,
-    role: membership.role,
-    hostname: membership.hostname,
-    ip: membership.ip,
-    initializes: membership.initializes,
-    endpoint: membership.endpoint,
-    kubernetesVersion: membership.kubernetesVersion,
-    networking: membership.networking,
-    controlPlaneVip: membership.controlPlaneVip,
-    imageRepository: images.kubernetesImageRepository,
-    bootstrapToken: membership.pki.bootstrapToken,
-    caCertHash: membership.pki.kubernetesCaCertHash,
-  })
-  return { command, config: kubeadmConfigFile(documents) }
-}
-
-/**
- * `{{cluster.kube_vip_manifest}}` (control-plane members of a flavor with a VIP) and
- * `{{cluster.network_unit}}` (members that keep their boot address without DHCP), built from the
- * machine's discovered boot interface. A member whose boot interface lacks what the file needs is a
- * configuration error, not a machine left without a network.
- */
-function memberNetworkFiles(membership: ClusterMembership, view: MachineView, images: ImageSources): { kube_vip_manifest?: string; network_unit?: string } {
-  if (!membership.controlPlaneVip && !membership.staticNetwork) return {}
-  const boot = view.interfaces?.find((candidate) => candidate.isBoot)
-  const missing = (what: string) =>
-    misconfigured('BOOT_INTERFACE_UNKNOWN', `${membership.hostname} (cluster ${membership.cluster}): its discovery report gave no ${what} for the boot interface, which its network configuration needs; rediscover it`, {
-      hostname: membership.hostname,
-    })
-  const files: { kube_vip_manifest?: string; network_unit?: string } = {}
-  if (membership.controlPlaneVip && membership.role === 'control-plane') {
-    if (!boot?.name) throw missing('name')
-    files.kube_vip_manifest = kubeVipManifest({
-      vip: membership.controlPlaneVip,
-      interfaceName: boot.name,
-      apiServerPort: membership.endpoint.port,
-      image: images.kubeVipImage,
-      initializes: membership.initializes,
-    })
-  }
-  if (membership.staticNetwork) {
-    if (!boot?.mac) throw missing('MAC address')
-    if (!boot.cidr) throw missing('address prefix (cidrv4)')
-    // The scheduled address, with the prefix the machine was discovered on.
-    const address = `${membership.ip}/${boot.cidr.split('/')[1]}`
-    files.network_unit = staticNetworkUnit({ mac: boot.mac, address, gateway: boot.gateway ?? null, ...membership.staticNetwork })
-  }
-  return files
-}
-
-/**
- * `{{cluster.os}}` and what the role templates write for it: for Fedora CoreOS (`{{#if cluster.fedora_coreos}}`) the kubelet unit, kubeadm's drop-in,
- * containerd's configuration and the kernel settings (see member-os.ts).
- */
-function memberOsFiles(os: MemberOs): Record<string, unknown> {
-  const common = { os }
-  if (os !== 'fedora-coreos') return common
-  return { ...common, fedora_coreos: true, kubelet_unit: FCOS_KUBELET_UNIT, kubeadm_drop_in: FCOS_KUBEADM_DROP_IN, containerd_config: FCOS_CONTAINERD_CONFIG, kernel_modules: KUBERNETES_MODULES, sysctls: KUBERNETES_SYSCTLS }
-}
-
 function secretField(target: Record<string, unknown>, name: string, secrets: SecretUse, value: () => unknown): void {
   Object.defineProperty(target, name, {
     enumerable: true,
