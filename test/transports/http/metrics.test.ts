@@ -52,6 +52,7 @@ t.test('promtool accepts /metrics; standard names; HTTP by route pattern; the in
   await admin('GET', '/api/v1/machines/3e000000-0000-4000-8000-000000000002')
   await admin('GET', '/api/v1/machines/3e000000-0000-4000-8000-000000000003')
   for (let n = 0; n < 5; n++) await app.inject({ method: 'GET', url: `/attacker/${n}/../etc/passwd${n}` })
+  for (const method of ['PROPFIND', 'MKCOL', 'SEARCH'] as const) await app.inject({ method, url: '/api/v1/machines' })
 
   const exposition = (await app.inject({ method: 'GET', url: '/metrics' })).body
   const checked = await promtool(exposition)
@@ -66,6 +67,8 @@ t.test('promtool accepts /metrics; standard names; HTTP by route pattern; the in
   t.equal(requests.get('{method="GET",route="/api/v1/machines/:uuid",status="200"}'), 2, 'counted by route pattern, not by path')
   t.equal(requests.get('{method="GET",route="unmatched",status="404"}'), 5, 'paths no route matches share one series')
   t.notOk([...requests.keys()].some((labels) => labels.includes('passwd')), 'no raw path ever becomes a label')
+  t.notOk([...requests.keys()].some((labels) => /PROPFIND|MKCOL|SEARCH/.test(labels)), 'nor a method outside the standard ones')
+  t.ok([...requests.keys()].some((labels) => labels.startsWith('{method="other"')), 'those count as "other"')
   const durations = samples(exposition, 'slipway_http_request_duration_seconds_count')
   t.equal(durations.get('{method="GET",route="/api/v1/machines/:uuid"}'), 2, 'and timed in a histogram')
 
