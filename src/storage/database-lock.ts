@@ -87,13 +87,7 @@ export function lockDatabase(databaseFile: string, purpose: LockPurpose): Databa
   createPrivately(file)
   const db = new SQLite(file, { timeout: 2_000 })
   try {
-    // Racing starts create the table at once; one that waits out the busy timeout tries again.
-    untilNotBusy(Date.now() + SETTLE_MS, databaseFile, () =>
-      db.exec(`create table if not exists holder (
-      id integer primary key check (id = 1),
-      pid integer not null, hostname text not null, purpose text not null, since text not null,
-      token text not null, claimed_at integer not null)`),
-    )
+    createHolderTable(db, databaseFile)
     const me: HolderRow = { pid: process.pid, hostname: os.hostname(), purpose, since: new Date().toISOString(), token: randomBytes(12).toString('hex'), claimed_at: 0 }
     claim(db, me, databaseFile)
     // The lock is the open transaction on this connection: it must live until release() or the
@@ -123,6 +117,21 @@ export function lockDatabase(databaseFile: string, purpose: LockPurpose): Databa
     db.close()
     throw error
   }
+}
+
+/** The lock file's one table, created by whichever racing start comes first. */
+export function createHolderTable(db: SQLite.Database, databaseFile: string): void {
+  // Racing starts create the table at once; one that waits out the busy timeout tries again. The read
+  // comes first: a connection that loaded the schema while the file was empty compiles "create table
+  // if not exists" as a write, which waits on the lock the racing winner now holds for good. Reading
+  // sqlite_schema checks the schema cookie and reloads it, and a table that exists is never written.
+  untilNotBusy(Date.now() + SETTLE_MS, databaseFile, () => {
+    if (db.prepare("select 1 from sqlite_schema where type = 'table' and name = 'holder'").get()) return
+    db.exec(`create table holder (
+      id integer primary key check (id = 1),
+      pid integer not null, hostname text not null, purpose text not null, since text not null,
+      token text not null, claimed_at integer not null)`)
+  })
 }
 
 /**

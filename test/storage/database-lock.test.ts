@@ -5,12 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import t, { type Test } from 'tap'
-import { DatabaseLockedError, lockDatabase, lockFileOf } from '../../src/storage/database-lock.ts'
+import { createHolderTable, DatabaseLockedError, lockDatabase, lockFileOf } from '../../src/storage/database-lock.ts'
 import { REPO_ROOT } from '../helpers/engine.ts'
 
 function scratch(t: Test): string {
@@ -21,10 +21,10 @@ function scratch(t: Test): string {
 
 const LOCK_MODULE = path.join(REPO_ROOT, 'src', 'storage', 'database-lock.ts')
 
-/** A process that tries to take the lock, reports `held <pid>` or `refused <message>`, and keeps it until killed. */
 /**
- * A process that takes the lock and keeps running. It does not keep the returned object (as a careless
- * caller would); with `collect`, it also forces garbage collection before it says it holds the lock.
+ * A process that tries to take the lock, reports `held <pid>` or `refused <message>`, and keeps it until
+ * killed. It does not keep the returned object (as a careless caller would); with `collect`, it also
+ * forces garbage collection before it says it holds the lock.
  */
 function holder(t: Test, databaseFile: string, options: { collect?: boolean } = {}): { child: ChildProcess; outcome: Promise<string> } {
   const collect = options.collect ? 'globalThis.gc(); globalThis.gc();' : ''
@@ -127,6 +127,24 @@ t.test('processes racing for a fresh lock: exactly one holds it, every other nam
   t.equal(held.length, 1, outcomes.join('\n'))
   const winner = held[0]!.slice(5)
   for (const outcome of outcomes) if (outcome.startsWith('refused ')) t.match(outcome, new RegExp(`\\(PID ${winner},`))
+})
+
+t.test('a start that read the lock file before a racing start created its table still reads who holds it', async (t) => {
+  // The window the racing test above hits now and then: this start loaded the lock file's schema
+  // while it was empty, then another start created the table and took the lock for good. Compiled
+  // against the stale schema, "create table if not exists" is a write and waits on that lock until
+  // the deadline: the start is then refused without the holder's name.
+  const database = scratch(t)
+  lockDatabase(database, 'engine').release()
+  rmSync(lockFileOf(database))
+  writeFileSync(lockFileOf(database), '', { mode: 0o600 })
+  const stale = new SQLite(lockFileOf(database), { timeout: 2_000 })
+  t.teardown(() => stale.close())
+  t.same(stale.prepare('select count(*) as tables from sqlite_schema').get(), { tables: 0 }, 'the schema is loaded while the file is empty')
+  const other = holder(t, database)
+  t.equal(await other.outcome, `held ${other.child.pid}`)
+  t.doesNotThrow(() => createHolderTable(stale, database), 'the table is seen, not written')
+  t.match(refusal(() => lockDatabase(database, 'engine')).message, new RegExp(`\\(PID ${other.child.pid},`))
 })
 
 t.test('a lock file another process keeps busy is refused as locked, never with SQLite\'s own "database is locked"', async (t) => {
