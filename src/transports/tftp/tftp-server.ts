@@ -15,11 +15,12 @@ import { ReadTransfer } from './tftp-transfer.ts'
  * The engine's read-only TFTP server: hands PXE firmware the iPXE binaries (and an optional root folder).
  *
  * One listening socket reads requests, decides on them (limits, names, options) and starts a transfer;
- * each transfer has its own socket (its transfer ID, RFC 1350), bound to the configured host, and is
- * driven by the ReadTransfer state machine (tftp-transfer.ts) and one retransmission timer. The server
- * is built to survive its network: every socket has an error listener, every handler catches, file and
- * socket descriptors are bounded by the transfer slots (tftp-admission.ts), descriptor exhaustion
- * refuses a request instead of crashing, and refusals are logged once per burst (tftp-refusals.ts).
+ * each transfer has its own socket (its transfer ID, RFC 1350), bound to the configured host and
+ * connected to its client (so a client that goes away ends it), and is driven by the ReadTransfer
+ * state machine (tftp-transfer.ts) and one retransmission timer. The server is built to survive its
+ * network: every socket has an error listener, every handler catches, file and socket descriptors are
+ * bounded by the transfer slots (tftp-admission.ts), descriptor exhaustion refuses a request instead
+ * of crashing, and refusals are logged once per burst (tftp-refusals.ts).
  *
  * Not done: choosing the reply address per request when bound to 0.0.0.0 (Node has no IP_PKTINFO; the
  * kernel picks the source address of a transfer by route), and writes (WRQ is refused: read-only).
@@ -438,13 +439,13 @@ class TransferSession implements SlotHolder {
     if (this.ended) return content.close()
     this.content = content
 
-    const socket = await this.service.withDescriptor(this, () => bindTransferSocket(settings.socketType, settings.host)).catch((error: unknown) => {
+    const socket = await this.service.withDescriptor(this, () => openTransferSocket(settings.socketType, settings.host, this.clientPort, this.clientAddress)).catch((error: unknown) => {
       throw new Error(`cannot open a transfer socket: ${errorText(error)}`)
     })
     if (socket === undefined) return this.refuseForDescriptors()
     if (this.ended) return closeQuietly(socket)
     this.socket = socket
-    socket.on('error', (error) => this.guarded(() => this.finish('failed', `transfer socket: ${errorText(error)}`)))
+    socket.on('error', (error: NodeJS.ErrnoException) => this.guarded(() => this.onSocketError(error)))
 
     const negotiated = negotiateOptions(this.requestedOptions, settings)
     const oack = oackOptions(negotiated, content.size)
@@ -454,17 +455,15 @@ class TransferSession implements SlotHolder {
     this.timer.unref()
     if (oack.length > 0) {
       this.oack = encodeOack(oack)
-      socket.send(this.oack, this.clientPort, this.clientAddress)
+      socket.send(this.oack)
     } else this.sendWindow()
   }
 
   private onDatagram(message: Buffer, remote: RemoteInfo): void {
     if (this.ended) return
-    if (remote.port !== this.clientPort || remote.address !== this.clientAddress) {
-      // RFC 1350: a packet from another transfer ID gets error 5 and does not disturb this transfer.
-      if (remote.port !== 0) this.socket!.send(UNKNOWN_TRANSFER_ID, remote.port, remote.address, noop)
-      return
-    }
+    // The socket is connected: the kernel drops other transfer IDs' packets (RFC 1350's error 5 to
+    // them is not sent, as tftpd-hpa does not). Checked here too, for what a kernel might let through.
+    if (remote.port !== this.clientPort || remote.address !== this.clientAddress) return
     const ack = parseAck(message)
     if (ack !== undefined) {
       this.answered = true
@@ -481,6 +480,15 @@ class TransferSession implements SlotHolder {
       this.finish('client-aborted', `client sent error ${error.code}: ${error.message}`)
     }
     // Anything else from the client (short datagrams, other opcodes) is ignored.
+  }
+
+  private onSocketError(error: NodeJS.ErrnoException): void {
+    if (error.code === 'ECONNREFUSED') {
+      // The client's port is closed: it went away (or never listened, as a flood's senders do).
+      this.finish(this.answered ? 'client-aborted' : 'unanswered', "the client's port is closed (ICMP port unreachable)")
+      return
+    }
+    this.finish('failed', `transfer socket: ${errorText(error)}`)
   }
 
   private sendWindow(): void {
@@ -504,7 +512,7 @@ class TransferSession implements SlotHolder {
 
   private sendLoadedWindow(): void {
     const socket = this.socket!
-    for (const packet of this.transfer!.windowPackets()) socket.send(packet, this.clientPort, this.clientAddress)
+    for (const packet of this.transfer!.windowPackets()) socket.send(packet)
     this.timer!.refresh()
   }
 
@@ -520,7 +528,7 @@ class TransferSession implements SlotHolder {
       return
     }
     this.retriesLeft -= 1
-    if (this.transfer!.awaitingOackAck) this.socket!.send(this.oack!, this.clientPort, this.clientAddress)
+    if (this.transfer!.awaitingOackAck) this.socket!.send(this.oack!)
     else this.sendLoadedWindow()
     this.timer!.refresh()
   }
@@ -545,7 +553,7 @@ class TransferSession implements SlotHolder {
       if (!noticeFromSocket) this.service.replyFromListening({ address: this.clientAddress, port: this.clientPort } as RemoteInfo, notice)
       else {
         try {
-          socket.send(notice, this.clientPort, this.clientAddress, () => closeQuietly(socket))
+          socket.send(notice, () => closeQuietly(socket))
         } catch {
           closeQuietly(socket)
         }
@@ -575,7 +583,6 @@ class TransferSession implements SlotHolder {
   }
 }
 
-const UNKNOWN_TRANSFER_ID = encodeError(ERROR_CODE.UNKNOWN_TRANSFER_ID, 'Unknown transfer ID')
 
 function closeQuietly(socket: Socket): void {
   try {
@@ -593,7 +600,14 @@ function literalAddress(address: string, _family: unknown, callback: (error: nul
   callback(null, address)
 }
 
-function bindTransferSocket(type: SocketType, host: string): Promise<Socket> {
+/**
+ * A transfer's own socket, bound to the server's host and connected to its client, as tftpd-hpa's
+ * are: the kernel then reports the client's port closing (ICMP port unreachable) as ECONNREFUSED, and
+ * the transfer ends instead of resending to a port the next program may be given. Clients such as
+ * curl accept DATA from any sender once they have their first packet, so those resends would become
+ * that program's file.
+ */
+function openTransferSocket(type: SocketType, host: string, clientPort: number, clientAddress: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = createSocket({ type, lookup: literalAddress as never })
     const onError = (error: Error): void => {
@@ -602,8 +616,10 @@ function bindTransferSocket(type: SocketType, host: string): Promise<Socket> {
     }
     socket.once('error', onError)
     socket.bind({ port: 0, address: host, exclusive: true }, () => {
-      socket.off('error', onError)
-      resolve(socket)
+      socket.connect(clientPort, clientAddress, () => {
+        socket.off('error', onError)
+        resolve(socket)
+      })
     })
   })
 }

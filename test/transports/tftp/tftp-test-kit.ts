@@ -164,9 +164,10 @@ export class RawTftpClient {
     })
   }
 
-  static async open(address = '127.0.0.1'): Promise<RawTftpClient> {
+  /** Bound to `port` when given (to stand for a new client that reuses a closed client's port). */
+  static async open(address = '127.0.0.1', port = 0): Promise<RawTftpClient> {
     const socket = createSocket('udp4')
-    await new Promise<void>((resolve) => socket.bind(0, address, resolve))
+    await new Promise<void>((resolve) => socket.bind(port, address, resolve))
     return new RawTftpClient(socket)
   }
 
