@@ -1,0 +1,229 @@
+import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
+import { notFound } from '../errors.ts'
+import { bmcAddress, parseBmcSettings, type BmcInput, type BmcProtocol, type BmcSettings, type BmcTarget, type BmcView, type BootDevice, type PowerAction, type PowerState } from './bmc.ts'
+import { BmcError, type BmcClient, type BmcFailureCode } from './bmc-client.ts'
+
+/** Where BMC records live; storage implements it and seals the password. */
+export interface PowerStore {
+  machineExists(uuid: string): Promise<boolean>
+  find(uuid: string): Promise<BmcView | undefined>
+  list(): Promise<BmcView[]>
+  /** The settings with the password opened, for a client call only. */
+  targetOf(uuid: string): Promise<BmcTarget | undefined>
+  /** Inserts or replaces the settings; an undefined password keeps the stored one. */
+  save(uuid: string, settings: BmcSettings, password: string | undefined, at: string): Promise<void>
+  remove(uuid: string): Promise<boolean>
+  recordObservation(uuid: string, observation: PowerObservation): Promise<void>
+}
+
+export interface PowerObservation {
+  /** Unchanged when the call failed: the last state read stays what the BMC last said. */
+  power: PowerState | undefined
+  checkedAt: string
+  error: { code: string; message: string } | null
+}
+
+/** One BMC operation as the audit log keeps it: who asked, what, and how it ended. */
+export interface BmcCall {
+  machineUuid: string
+  protocol: BmcProtocol
+  bmc: string
+  operation: string
+  /** `api:<token name>` or `engine:<flow>`. */
+  requestedBy: string
+  outcome: 'ok' | BmcFailureCode
+  message: string | null
+  attempts: number
+  ms: number
+  at: string
+}
+
+export interface PowerAudit {
+  record(call: BmcCall): Promise<void>
+}
+
+/** Counts of calls and the power states seen, for /metrics. */
+export interface PowerObserver {
+  callFinished(protocol: BmcProtocol, operation: string, outcome: string, seconds: number): void
+}
+
+export interface PowerServiceOptions {
+  /** One attempt's limit; a BMC that has not answered by then is timed out. */
+  attemptTimeoutMs: number
+  /** Attempts of an operation that fails transiently (unreachable, timeout). */
+  attempts: number
+  /** Wait before the second attempt; doubled before each one after. */
+  backoffMs: number
+  /** BMC calls in flight at once, all BMCs together. */
+  maxConcurrent: number
+}
+
+export const DEFAULT_POWER_OPTIONS: PowerServiceOptions = { attemptTimeoutMs: 10_000, attempts: 3, backoffMs: 1_000, maxConcurrent: 16 }
+
+export interface PowerResult {
+  power: PowerState
+  attempts: number
+  ms: number
+}
+
+/**
+ * Power and boot-device control through each machine's BMC. Every operation runs one at a time per
+ * BMC (BMCs mishandle concurrent sessions), under a global cap, with a time limit per attempt and
+ * retries with backoff for failures that may pass; each ends in the audit log and on the machine's
+ * BMC record (power state, last error). After a change of power the state is read back in the same turn.
+ */
+export class PowerService {
+  private readonly limiter: ConcurrencyLimiter
+  private readonly queues = new Map<string, Promise<unknown>>()
+
+  constructor(
+    private readonly store: PowerStore,
+    private readonly clients: Record<BmcProtocol, BmcClient>,
+    private readonly audit: PowerAudit,
+    private readonly options: PowerServiceOptions = DEFAULT_POWER_OPTIONS,
+    private readonly observer: PowerObserver | undefined = undefined,
+    private readonly clock: () => Date = () => new Date(),
+    private readonly wait: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  ) {
+    this.limiter = new ConcurrencyLimiter(options.maxConcurrent)
+  }
+
+  async configure(uuid: string, input: BmcInput): Promise<BmcView> {
+    if (!(await this.store.machineExists(uuid))) throw notFound('MACHINE_NOT_FOUND', `no machine ${uuid}`)
+    const existing = await this.store.find(uuid)
+    const { settings, password } = parseBmcSettings(input, { passwordKept: existing !== undefined && existing.protocol === input.protocol })
+    await this.store.save(uuid, settings, password, this.clock().toISOString())
+    return (await this.store.find(uuid))!
+  }
+
+  async view(uuid: string): Promise<BmcView> {
+    const view = await this.store.find(uuid)
+    if (!view) throw notFound('BMC_NOT_CONFIGURED', `machine ${uuid} has no BMC: set one with PUT /api/v1/machines/${uuid}/bmc`)
+    return view
+  }
+
+  list(): Promise<BmcView[]> {
+    return this.store.list()
+  }
+
+  async remove(uuid: string): Promise<void> {
+    if (!(await this.store.remove(uuid))) throw notFound('BMC_NOT_CONFIGURED', `machine ${uuid} has no BMC`)
+  }
+
+  /** Asks the BMC now. */
+  status(uuid: string, requestedBy: string): Promise<PowerResult> {
+    return this.operate(uuid, 'power status', requestedBy, async () => undefined)
+  }
+
+  power(uuid: string, action: PowerAction, requestedBy: string): Promise<PowerResult> {
+    return this.operate(uuid, `power ${action}`, requestedBy, (client, target, signal) => client.power(target, action, signal))
+  }
+
+  setBootDevice(uuid: string, device: BootDevice, persistent: boolean, requestedBy: string): Promise<PowerResult> {
+    return this.operate(uuid, `boot device ${device}${persistent ? ' (persistent)' : ' (next boot)'}`, requestedBy, (client, target, signal) =>
+      client.setBootDevice(target, device, persistent, signal),
+    )
+  }
+
+  /** Reads every BMC's power state (the poll): failures are kept on the record, never thrown. */
+  async pollAll(): Promise<{ checked: number; failed: number }> {
+    const views = await this.store.list()
+    let failed = 0
+    await Promise.all(
+      views.map(async (view) => {
+        try {
+          await this.operate(view.machineUuid, 'power status', 'engine:poll', async () => undefined, { audited: false })
+        } catch {
+          failed += 1
+        }
+      }),
+    )
+    return { checked: views.length, failed }
+  }
+
+  private async operate(
+    uuid: string,
+    operation: string,
+    requestedBy: string,
+    change: (client: BmcClient, target: BmcTarget, signal: AbortSignal) => Promise<void>,
+    { audited = true } = {},
+  ): Promise<PowerResult> {
+    const target = await this.store.targetOf(uuid)
+    if (!target) throw notFound('BMC_NOT_CONFIGURED', `machine ${uuid} has no BMC: set one with PUT /api/v1/machines/${uuid}/bmc`)
+    const address = bmcAddress(target)
+    return this.oneAtATime(address, async () => {
+      const started = performance.now()
+      const client = this.clients[target.protocol]
+      let attempts = 0
+      let outcome: BmcCall['outcome'] = 'ok'
+      let message: string | null = null
+      let power: PowerState | undefined
+      try {
+        power = await this.withRetries(
+          () => attempts++,
+          async (signal) => {
+            await change(client, target, signal)
+            return client.powerState(target, signal)
+          },
+        )
+        return { power, attempts, ms: Math.round(performance.now() - started) }
+      } catch (error) {
+        const failure = error instanceof BmcError ? error : new BmcError('BMC_PROTOCOL', error instanceof Error ? error.message : String(error))
+        outcome = failure.code
+        message = failure.message
+        throw failure
+      } finally {
+        const ms = Math.round(performance.now() - started)
+        const at = this.clock().toISOString()
+        this.observer?.callFinished(target.protocol, operation.split(' ').slice(0, 2).join(' '), outcome, ms / 1000)
+        await this.store.recordObservation(uuid, { power, checkedAt: at, error: outcome === 'ok' ? null : { code: outcome, message: message ?? '' } })
+        if (audited || outcome !== 'ok') {
+          await this.audit.record({ machineUuid: uuid, protocol: target.protocol, bmc: address, operation, requestedBy, outcome, message, attempts, ms, at })
+        }
+      }
+    })
+  }
+
+  /** Each attempt holds a global slot and has its own time limit; only transient failures are tried again. */
+  private async withRetries<T>(onAttempt: () => void, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    for (let number = 1; ; number++) {
+      onAttempt()
+      try {
+        return await this.limiter.run(() => withTimeout(this.options.attemptTimeoutMs, attempt))
+      } catch (error) {
+        if (!(error instanceof BmcError) || !error.transient || number >= this.options.attempts) throw error
+        await this.wait(this.options.backoffMs * 2 ** (number - 1))
+      }
+    }
+  }
+
+  private oneAtATime<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(key) ?? Promise.resolve()
+    const result = previous.then(work, work)
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.queues.set(key, settled)
+    void settled.then(() => {
+      if (this.queues.get(key) === settled) this.queues.delete(key)
+    })
+    return result
+  }
+}
+
+async function withTimeout<T>(ms: number, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort()
+      reject(new BmcError('BMC_TIMEOUT', `no answer within ${ms / 1000} s`))
+    }, ms)
+  })
+  try {
+    return await Promise.race([attempt(controller.signal), timedOut])
+  } finally {
+    clearTimeout(timer)
+  }
+}
