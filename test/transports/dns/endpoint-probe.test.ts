@@ -58,6 +58,10 @@ t.test("api.<cluster>.<zone> leaves out a member whose /readyz does not answer, 
     t.equal(done.statusCode, 200, done.body)
   }
 
+  // Every member is done and none answers yet: all three, all the same. Waited for, because while only
+  // cp-1 had reported, the same rule answered [.1], which must not pass for the answer awaited next.
+  await answers([ipOf(1), ipOf(2), ipOf(3)], 'every done member while no /readyz answers')
+
   // Only cp-1's API server runs: the probes of .2 and .3 are refused, and the endpoint answers .1 alone.
   const serveAs = (n: number) =>
     FakeKubeApiserver.start({ host: ipOf(n), port, tls: { certificatePem: fileIn(configs[n - 1]!, '/etc/kubernetes/pki/apiserver.crt'), privateKeyPem: fileIn(configs[n - 1]!, '/etc/kubernetes/pki/apiserver.key') } })
