@@ -274,6 +274,27 @@ export const ConfigSchema = Type.Object(
       },
       { default: {}, additionalProperties: false },
     ),
+    power: Type.Object(
+      {
+        pollIntervalSeconds: Type.Integer({
+          default: 60,
+          minimum: 0,
+          maximum: 86_400,
+          description: 'Seconds between reads of every BMC\'s power state (kept on the machine, counted in /metrics); 0: only when asked.',
+        }),
+        attemptTimeoutSeconds: Type.Number({ default: 15, minimum: 1, maximum: 300, description: 'One BMC call gives up after this long.' }),
+        attempts: Type.Integer({
+          default: 3,
+          minimum: 1,
+          maximum: 10,
+          description: 'Tries of a BMC call that fails in a way that may pass (unreachable, timed out); a wrong password or a refusal is not tried again.',
+        }),
+        backoffMs: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000, description: 'Wait before the second try of a BMC call; doubled before each one after.' }),
+        maxConcurrent: Type.Integer({ default: 16, minimum: 1, maximum: 256, description: 'BMC calls in flight at once, all BMCs together (each BMC takes one at a time).' }),
+        ipmitool: Type.String({ default: 'ipmitool', minLength: 1, description: 'The ipmitool program the engine runs for IPMI BMCs (a name on PATH or a path).' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
     registry: Type.Object(
       {
         healthIntervalSeconds: Type.Integer({

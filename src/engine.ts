@@ -17,6 +17,7 @@ import { wireDns } from './wiring/dns.ts'
 import { EngineEvents } from './wiring/engine-events.ts'
 import { buildEngineApp, listenHttp } from './wiring/http.ts'
 import { wireLifecycle } from './wiring/lifecycle.ts'
+import { wirePower, type PowerAdapters } from './wiring/power.ts'
 import { wireProvisioning } from './wiring/provisioning.ts'
 import { replicaJobLeases, replicaRefresh } from './wiring/replicas.ts'
 import { wireReverseProxy } from './wiring/reverse-proxy.ts'
@@ -45,6 +46,8 @@ export interface EngineAdapters {
   drainerFrom?: (kubeconfig: string) => NodeDrainer
   clusterApi?: ClusterApi & { close?(): Promise<void> }
   releaseApplier?: ReleaseApplier & { close?(): Promise<void> }
+  /** BMC clients by protocol (the real ones run ipmitool and speak Redfish). */
+  power?: PowerAdapters
 }
 
 /**
@@ -60,6 +63,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const basics = { config, store, secrets, logger, metrics, events: new EngineEvents(), jobLeases: replicaJobLeases(config, store, logger, metrics) }
     const access = await wireAccess(basics)
     const provisioning = await wireProvisioning(basics)
+    const power = wirePower(basics, access.audit, adapters.power)
     const lifecycle = wireLifecycle(basics, provisioning, adapters)
     const apps = wireApps(basics, provisioning, access.tenants, adapters)
     const dns = wireDns(basics, provisioning.endpointHealth)
@@ -67,9 +71,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const replicas = replicaRefresh(basics, provisioning.reload, reverseProxy.routes)
     // HTTP listens first (a port taken fails before anything ran); /healthz says 'starting' until the rest listen too.
     let starting = false
-    const app = await buildEngineApp(basics, { access, provisioning, lifecycle, apps, dns, reverseProxy }, () => starting)
+    const app = await buildEngineApp(basics, { access, provisioning, power, lifecycle, apps, dns, reverseProxy }, () => starting)
     const { jobLeases } = basics
-    const running = runCapabilities([access, provisioning, lifecycle, apps, dns, reverseProxy, replicas], jobLeases)
+    const running = runCapabilities([access, provisioning, power, lifecycle, apps, dns, reverseProxy, replicas], jobLeases)
     return {
       app,
       store,

@@ -13,6 +13,8 @@ export type ErrorKind =
   | 'unavailable' // try again later (Ignition retries 5xx forever)
   | 'rate_limited' // the caller asked too often; try again after `retryAfterSeconds`
   | 'configuration' // the engine's own content (profile, template) is broken: an operator must fix it
+  | 'upstream' // a system the engine drives for the caller (a BMC) failed or refused
+  | 'upstream_timeout' // a system the engine drives did not answer in time
 
 /** At most this many problems of one document are reported (with their count): a bounded answer for any input. */
 export const MAX_REPORTED_PROBLEMS = 20
@@ -45,5 +47,8 @@ export const unavailable = (code: string, message: string, retryAfterSeconds: nu
 /** `retryAfterSeconds` becomes HTTP's Retry-After. */
 export const rateLimited = (code: string, message: string, retryAfterSeconds: number, details?: Record<string, unknown>) =>
   new SlipwayError('rate_limited', code, message, { ...details, retryAfterSeconds })
+/** A system the engine drives (a BMC) failed: `timedOut` when it did not answer in time. */
+export const upstreamFailed = (code: string, message: string, timedOut: boolean, details?: Record<string, unknown>) =>
+  new SlipwayError(timedOut ? 'upstream_timeout' : 'upstream', code, message, details)
 export const misconfigured = (code: string, message: string, details?: Record<string, unknown>) =>
   new SlipwayError('configuration', code, message, details)

@@ -14,6 +14,7 @@ export interface Database {
   machine_disks: MachineDisksTable
   machine_labels: MachineLabelsTable
   machine_events: MachineEventsTable
+  bmcs: BmcsTable
   flavors: FlavorsTable
   clusters: ClustersTable
   cluster_members: ClusterMembersTable
@@ -192,6 +193,24 @@ export interface MachineEventsTable {
   to_state: string
   reason: string
   at: string
+}
+
+/** A machine's BMC (core/power/bmc.ts): the password sealed, the protocol's options as JSON. */
+export interface BmcsTable {
+  machine_uuid: string
+  protocol: string
+  host: string
+  port: number
+  username: string
+  password_sealed: Uint8Array
+  /** JSON: `{ "ipmi": {...} }` or `{ "redfish": {...} }`. */
+  options: string
+  power: Generated<string>
+  power_checked_at: string | null
+  last_error_code: string | null
+  last_error_message: string | null
+  last_error_at: string | null
+  updated_at: string
 }
 
 export type MachineRow = Selectable<MachinesTable>

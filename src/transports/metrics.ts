@@ -20,6 +20,8 @@ export class EngineMetrics {
   private readonly tftpTransfers: Counter<'outcome'>
   private readonly tftpBytes: Counter
   private readonly tftpActiveTransfers: Gauge
+  private readonly bmcCalls: Counter<'protocol' | 'operation' | 'outcome'>
+  private readonly bmcSeconds: Histogram<'protocol' | 'operation'>
   private readonly tftpRefusals: Counter<'reason'>
   private readonly helmRenders: Counter
   private readonly machineConflicts: Counter<'kind'>
@@ -84,6 +86,19 @@ export class EngineMetrics {
       labelNames: ['kind'],
       registers,
     })
+    this.bmcCalls = new Counter({
+      name: 'slipway_bmc_calls_total',
+      help: 'BMC operations (IPMI, Redfish), by protocol, operation (power status, power on, boot device, ...) and outcome (ok or the failure code), retries included in one.',
+      labelNames: ['protocol', 'operation', 'outcome'],
+      registers,
+    })
+    this.bmcSeconds = new Histogram({
+      name: 'slipway_bmc_call_duration_seconds',
+      help: 'Time of a BMC operation from its first try to its end, retries and backoff included.',
+      labelNames: ['protocol', 'operation'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    })
     this.helmRenders = new Counter({
       name: 'slipway_helm_renders_total',
       help: 'helm template runs of the release fan-out: one per distinct chart, release, values and Kubernetes version (clusters with equal values share one); the render that checks an install or upgrade is not counted.',
@@ -112,6 +127,11 @@ export class EngineMetrics {
 
   countDhcpMalformed(code: string): void {
     this.dhcpMalformed.inc({ code })
+  }
+
+  observeBmcCall(protocol: string, operation: string, outcome: string, seconds: number): void {
+    this.bmcCalls.inc({ protocol, operation, outcome })
+    this.bmcSeconds.observe({ protocol, operation }, seconds)
   }
 
   countHelmRender(): void {
@@ -160,6 +180,7 @@ export class EngineMetrics {
     new Gauge({ name: 'slipway_install_slots', help: 'Install slots in all (install.maxConcurrent).', registers, collect() { this.set(installSlots) } })
     new Gauge({ name: 'slipway_clusters', help: 'Clusters in the registry, by health (Healthy, Degraded, Unreachable; Unknown until checked once).', labelNames: ['health'], registers, async collect() { byLabel(this, 'health', (await figures()).clustersByHealth) } })
     new Gauge({ name: 'slipway_releases', help: 'Releases, by state (active, paused, halted, deleting).', labelNames: ['state'], registers, async collect() { byLabel(this, 'state', (await figures()).releasesByState) } })
+    new Gauge({ name: 'slipway_machine_power', help: 'Machines with a BMC, by the power state it last reported (on, off; unknown until read).', labelNames: ['state'], registers, async collect() { byLabel(this, 'state', (await figures()).machinesByPower) } })
     new Gauge({ name: 'slipway_lock_slots', help: 'Reboot lock slots, by lock group.', labelNames: ['group'], registers, async collect() { byLabel(this, 'group', Object.fromEntries(Object.entries((await figures()).lockGroups).map(([group, lock]) => [group, lock.slots]))) } })
     new Gauge({ name: 'slipway_lock_slots_held', help: 'Reboot lock slots held, by lock group.', labelNames: ['group'], registers, async collect() { byLabel(this, 'group', Object.fromEntries(Object.entries((await figures()).lockGroups).map(([group, lock]) => [group, lock.held]))) } })
   }

@@ -19,6 +19,7 @@ import type { wireApps } from './apps.ts'
 import type { wireDns } from './dns.ts'
 import type { WiringBasics } from './capability.ts'
 import type { wireLifecycle } from './lifecycle.ts'
+import type { wirePower } from './power.ts'
 import type { Provisioning } from './provisioning.ts'
 import type { wireReverseProxy } from './reverse-proxy.ts'
 
@@ -28,6 +29,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 export interface HttpCapabilities {
   access: Awaited<ReturnType<typeof wireAccess>>
   provisioning: Provisioning
+  power: ReturnType<typeof wirePower>
   lifecycle: ReturnType<typeof wireLifecycle>
   apps: ReturnType<typeof wireApps>
   dns: ReturnType<typeof wireDns>
@@ -37,7 +39,7 @@ export interface HttpCapabilities {
 /** The HTTP API, the machine-facing routes and the web UI, over every capability's services. */
 export function buildEngineApp(
   { config, store, secrets, logger, metrics, events }: WiringBasics,
-  { access, provisioning, lifecycle, apps, dns, reverseProxy }: HttpCapabilities,
+  { access, provisioning, power, lifecycle, apps, dns, reverseProxy }: HttpCapabilities,
   isStarting: () => boolean,
 ): Promise<FastifyInstance> {
   return buildApp({
@@ -66,6 +68,7 @@ export function buildEngineApp(
     clusters: provisioning.clusters,
     scheduler: provisioning.scheduler,
     membershipOf: (uuid) => provisioning.clusterDirectory.memberOf(uuid),
+    power: power.power,
     locks: lifecycle.locks,
     lockGroupOf: lifecycle.lockGroupOf,
     rollingModeOf: lifecycle.rollingModeOf,

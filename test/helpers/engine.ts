@@ -65,6 +65,10 @@ async function startInScratch(options: TestEngineOptions, scratch: string): Prom
       SLIPWAY_AUTH_ADMIN_TOKEN: ADMIN_TOKEN,
       // Tests play whole fleets from 127.0.0.1, as from machines behind one NAT address; the limit itself is tested with its own value.
       SLIPWAY_MACHINES_DISCOVERY_REPORTS_PER_MINUTE: '1000000',
+      // Many engines run at once: HTTP on a free loopback port unless a test asks for one (never the
+      // default 0.0.0.0:8080, which two test files starting engines at once would both take).
+      SLIPWAY_HTTP_HOST: '127.0.0.1',
+      SLIPWAY_HTTP_PORT: '0',
       // Many engines run at once: the reverse proxy on a free loopback port unless a test asks for one.
       SLIPWAY_PROXY_PORT: '0',
       // Many engines run at once: DNS on a free port unless a test asks for one.

@@ -14,8 +14,8 @@ export type BmcProtocol = (typeof BMC_PROTOCOLS)[number]
 export const POWER_ACTIONS = ['on', 'off', 'soft-off', 'cycle', 'reset'] as const
 export type PowerAction = (typeof POWER_ACTIONS)[number]
 
-export type PowerState = 'on' | 'off' | 'unknown'
-export const POWER_STATES: readonly PowerState[] = ['on', 'off', 'unknown']
+export const POWER_STATES = ['on', 'off', 'unknown'] as const
+export type PowerState = (typeof POWER_STATES)[number]
 
 export const BOOT_DEVICES = ['network', 'disk'] as const
 export type BootDevice = (typeof BOOT_DEVICES)[number]

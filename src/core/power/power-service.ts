@@ -1,5 +1,5 @@
 import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
-import { notFound } from '../errors.ts'
+import { misconfigured, notFound, upstreamFailed } from '../errors.ts'
 import { bmcAddress, parseBmcSettings, type BmcInput, type BmcProtocol, type BmcSettings, type BmcTarget, type BmcView, type BootDevice, type PowerAction, type PowerState } from './bmc.ts'
 import { BmcError, type BmcClient, type BmcFailureCode } from './bmc-client.ts'
 
@@ -125,14 +125,19 @@ export class PowerService {
     )
   }
 
-  /** Reads every BMC's power state (the poll): failures are kept on the record, never thrown. */
+  /**
+   * Reads every BMC's power state (the poll): failures are kept on the record, never thrown. A poll
+   * is audited only when its outcome differs from the last call's (a BMC going away, coming back), so
+   * a BMC that stays down does not write an entry every interval.
+   */
   async pollAll(): Promise<{ checked: number; failed: number }> {
     const views = await this.store.list()
     let failed = 0
     await Promise.all(
       views.map(async (view) => {
         try {
-          await this.operate(view.machineUuid, 'power status', 'engine:poll', async () => undefined, { audited: false })
+          // One try: the next poll is the retry, and a BMC that is down must not hold up the others' polls.
+          await this.operate(view.machineUuid, 'power status', 'engine:poll', async () => undefined, { auditUnless: view.lastError?.code ?? 'ok', attempts: 1 })
         } catch {
           failed += 1
         }
@@ -146,7 +151,8 @@ export class PowerService {
     operation: string,
     requestedBy: string,
     change: (client: BmcClient, target: BmcTarget, signal: AbortSignal) => Promise<void>,
-    { audited = true } = {},
+    /** Audited unless the outcome is this one (polls: the outcome of the call before); `attempts` overrides the setting. */
+    { auditUnless, attempts: maxAttempts = this.options.attempts }: { auditUnless?: string; attempts?: number } = {},
   ): Promise<PowerResult> {
     const target = await this.store.targetOf(uuid)
     if (!target) throw notFound('BMC_NOT_CONFIGURED', `machine ${uuid} has no BMC: set one with PUT /api/v1/machines/${uuid}/bmc`)
@@ -160,6 +166,7 @@ export class PowerService {
       let power: PowerState | undefined
       try {
         power = await this.withRetries(
+          maxAttempts,
           () => attempts++,
           async (signal) => {
             await change(client, target, signal)
@@ -171,13 +178,15 @@ export class PowerService {
         const failure = error instanceof BmcError ? error : new BmcError('BMC_PROTOCOL', error instanceof Error ? error.message : String(error))
         outcome = failure.code
         message = failure.message
-        throw failure
+        const details = { machine: uuid, bmc: address, attempts }
+        if (failure.code === 'BMC_CLIENT_MISSING') throw misconfigured(failure.code, failure.message, details)
+        throw upstreamFailed(failure.code, `BMC ${address} of machine ${uuid}: ${failure.message}`, failure.code === 'BMC_TIMEOUT', details)
       } finally {
         const ms = Math.round(performance.now() - started)
         const at = this.clock().toISOString()
         this.observer?.callFinished(target.protocol, operation.split(' ').slice(0, 2).join(' '), outcome, ms / 1000)
         await this.store.recordObservation(uuid, { power, checkedAt: at, error: outcome === 'ok' ? null : { code: outcome, message: message ?? '' } })
-        if (audited || outcome !== 'ok') {
+        if (outcome !== auditUnless) {
           await this.audit.record({ machineUuid: uuid, protocol: target.protocol, bmc: address, operation, requestedBy, outcome, message, attempts, ms, at })
         }
       }
@@ -185,13 +194,13 @@ export class PowerService {
   }
 
   /** Each attempt holds a global slot and has its own time limit; only transient failures are tried again. */
-  private async withRetries<T>(onAttempt: () => void, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async withRetries<T>(maxAttempts: number, onAttempt: () => void, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
     for (let number = 1; ; number++) {
       onAttempt()
       try {
         return await this.limiter.run(() => withTimeout(this.options.attemptTimeoutMs, attempt))
       } catch (error) {
-        if (!(error instanceof BmcError) || !error.transient || number >= this.options.attempts) throw error
+        if (!(error instanceof BmcError) || !error.transient || number >= maxAttempts) throw error
         await this.wait(this.options.backoffMs * 2 ** (number - 1))
       }
     }

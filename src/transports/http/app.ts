@@ -8,6 +8,7 @@ import type { ContentService } from '../../core/content/content-service.ts'
 import { installAccessControl, requireBearerToken, registerWithAccess, type TokenVerifier } from './auth.ts'
 import { publicAccess } from '../../core/access/route-policy.ts'
 import type { AuditTrail } from '../../core/access/audit-trail.ts'
+import type { PowerService } from '../../core/power/power-service.ts'
 import type { TokenService } from '../../core/access/token-service.ts'
 import type { TenantDirectory } from '../../core/access/tenancy.ts'
 import type { Db } from '../../storage/database.ts'
@@ -62,6 +63,7 @@ import type { MachineCredentials } from '../../core/lifecycle/machine-credential
 import { fleetLockRoutes } from './routes/machine/fleetlock.ts'
 import { lifecycleRoutes } from './routes/machine/lifecycle.ts'
 import { lockRoutes } from './routes/admin/locks.ts'
+import { powerRoutes } from './routes/admin/power.ts'
 import { proxyRouteRoutes } from './routes/admin/proxy-routes.ts'
 import { mexosagentProxyRoutes } from './routes/compat/mexosagent/proxy.ts'
 import { backupRoutes, type BackupRouteOptions } from './routes/admin/backup.ts'
@@ -101,6 +103,8 @@ export interface AppDependencies {
   /** Scheduling passes go through the job, so that an API pass never overlaps a timed one. */
   scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> }
   locks: LockService
+  /** Machines' BMCs: records, power and boot device. */
+  power: PowerService
   credentials: MachineCredentials
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
@@ -217,6 +221,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(machineRoutes, { machines: deps.machines, membershipOf: deps.membershipOf, drift: deps.drift })
       await admin.register(machineIdentityRoutes, { machines: deps.machines, ...deps.machinePolicy })
       await admin.register(machineBootRoutes, { machines: deps.machines, boot: deps.boot, credentials: deps.credentials, publicUrl: deps.http.publicUrl })
+      await admin.register(powerRoutes, { power: deps.power })
       await admin.register(clusterRoutes, { clusters: deps.clusters, bootstrap: deps.bootstrap, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
       await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })

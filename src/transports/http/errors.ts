@@ -13,6 +13,9 @@ const STATUS_OF_KIND: Record<ErrorKind, number> = {
   rate_limited: 429,
   // The engine's own content is broken: a 5xx makes Ignition retry until an operator fixes it.
   configuration: 500,
+  // Not the engine's fault and not the caller's: the BMC (or other system driven) said no or nothing.
+  upstream: 502,
+  upstream_timeout: 504,
 }
 
 /** What every error response looks like, on every route. */

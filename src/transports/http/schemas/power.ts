@@ -1,0 +1,101 @@
+import Type from 'typebox'
+import { BMC_PROTOCOLS, BOOT_DEVICES, IPMI_PRIVILEGES, POWER_ACTIONS, POWER_STATES, type BmcInput, type BmcView } from '../../../core/power/bmc.ts'
+import type { PowerResult } from '../../../core/power/power-service.ts'
+import { Nullable } from '../../../lib/nullable.ts'
+import { ErrorResponse } from './common.ts'
+
+const IpmiOptions = Type.Object(
+  {
+    cipher_suite: Type.Optional(Type.Integer({ description: 'RMCP+ cipher suite, 3 to 17 (default 3; 17 where the BMC has HMAC-SHA256).' })),
+    privilege: Type.Optional(Type.Enum([...IPMI_PRIVILEGES], { description: 'IPMI privilege level asked for (default ADMINISTRATOR).' })),
+  },
+  { additionalProperties: false },
+)
+const RedfishOptions = Type.Object(
+  {
+    system_path: Type.Optional(Nullable(Type.String({ maxLength: 512, description: '/redfish/v1/Systems/<id>; null or absent: the only member of /redfish/v1/Systems.' }))),
+    verify_tls: Type.Optional(Type.Boolean({ description: "Verify the BMC's certificate (default true)." })),
+    ca_bundle: Type.Optional(Nullable(Type.String({ maxLength: 65_536, description: "PEM certificates the BMC's certificate chains to." }))),
+  },
+  { additionalProperties: false },
+)
+
+export const BmcBody = Type.Object(
+  {
+    protocol: Type.Enum([...BMC_PROTOCOLS]),
+    host: Type.String({ maxLength: 253, description: 'The BMC\'s address or DNS name, without scheme or port.' }),
+    port: Type.Optional(Type.Integer({ description: 'Default 623 (IPMI) or 443 (Redfish).' })),
+    username: Type.String({ maxLength: 256 }),
+    password: Type.Optional(Type.String({ maxLength: 256, description: 'Sealed at rest and never returned; may be left out to keep the stored one.' })),
+    ipmi: Type.Optional(Nullable(IpmiOptions)),
+    redfish: Type.Optional(Nullable(RedfishOptions)),
+  },
+  { additionalProperties: false },
+)
+type BmcBodyType = Type.Static<typeof BmcBody>
+
+const PowerStateSchema = (description: string) => Type.Enum([...POWER_STATES], { description })
+
+export const BmcResponse = Type.Object({
+  machine_uuid: Type.String(),
+  protocol: Type.Enum([...BMC_PROTOCOLS]),
+  host: Type.String(),
+  port: Type.Integer(),
+  username: Type.String(),
+  password_set: Type.Literal(true, { description: 'A password is stored (sealed); it is never returned.' }),
+  ipmi: Nullable(Type.Object({ cipher_suite: Type.Integer(), privilege: Type.String() })),
+  redfish: Nullable(Type.Object({ system_path: Nullable(Type.String()), verify_tls: Type.Boolean(), ca_bundle: Nullable(Type.String()) })),
+  power: PowerStateSchema('What the BMC last said (unknown until asked).'),
+  power_checked_at: Nullable(Type.String()),
+  last_error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String() })),
+  updated_at: Type.String(),
+})
+
+export const PowerActionBody = Type.Object(
+  { action: Type.Enum([...POWER_ACTIONS], { description: 'soft-off asks the OS to shut down; off cuts power; cycle is off then on; reset is a warm reset.' }) },
+  { additionalProperties: false },
+)
+export const BootDeviceBody = Type.Object(
+  {
+    device: Type.Enum([...BOOT_DEVICES]),
+    persistent: Type.Optional(Type.Boolean({ description: 'Every boot until changed (default false: the next boot only).' })),
+  },
+  { additionalProperties: false },
+)
+export const PowerResponse = Type.Object({
+  power: PowerStateSchema('The state read back after the operation.'),
+  attempts: Type.Integer(),
+  ms: Type.Integer(),
+})
+
+/** A BMC's failure: 502 (it refused or could not be reached) or 504 (it did not answer in time), with the code. */
+export const bmcErrors = { 502: ErrorResponse, 504: ErrorResponse }
+
+export function toBmcInput(body: BmcBodyType): BmcInput {
+  return {
+    protocol: body.protocol,
+    host: body.host,
+    port: body.port,
+    username: body.username,
+    password: body.password,
+    ipmi: body.ipmi ? { cipherSuite: body.ipmi.cipher_suite, privilege: body.ipmi.privilege } : body.ipmi,
+    redfish: body.redfish ? { systemPath: body.redfish.system_path, verifyTls: body.redfish.verify_tls, caBundle: body.redfish.ca_bundle } : body.redfish,
+  }
+}
+
+export const toBmcResponse = (view: BmcView) => ({
+  machine_uuid: view.machineUuid,
+  protocol: view.protocol,
+  host: view.host,
+  port: view.port,
+  username: view.username,
+  password_set: true as const,
+  ipmi: view.ipmi ? { cipher_suite: view.ipmi.cipherSuite, privilege: view.ipmi.privilege } : null,
+  redfish: view.redfish ? { system_path: view.redfish.systemPath, verify_tls: view.redfish.verifyTls, ca_bundle: view.redfish.caBundle } : null,
+  power: view.power,
+  power_checked_at: view.powerCheckedAt,
+  last_error: view.lastError,
+  updated_at: view.updatedAt,
+})
+
+export const toPowerResponse = (result: PowerResult) => ({ power: result.power, attempts: result.attempts, ms: result.ms })
