@@ -1,0 +1,76 @@
+/**
+ * The Redfish BMC double against the real Redfish clients from Debian, so that it speaks Redfish the
+ * way clients expect: redfishtool (Basic and Session authentication) and python3-sushy (OpenStack
+ * Ironic's library) each read the system and reset it, set a one-time network boot (through the
+ * ETag the double requires), and are refused with a wrong password.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts'
+import { servingCertificate } from '../helpers/test-pki.ts'
+import { RedfishBmc } from './redfish-bmc.ts'
+
+const run = promisify(execFile)
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-redfish-'))
+const pki = await x509ClusterPkiIssuer.issue('bmc', new Date())
+const caFile = path.join(scratch, 'ca.pem')
+writeFileSync(caFile, pki.kubernetesCa.certificatePem)
+const bmc = await RedfishBmc.start({ ...(await servingCertificate(pki)), requireEtag: true })
+t.teardown(async () => {
+  await bmc.close()
+  rmSync(scratch, { recursive: true, force: true })
+})
+// Python's requests lets REQUESTS_CA_BUNDLE override a client's own CA choice: the clients get ours.
+const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', REQUESTS_CA_BUNDLE: caFile, HOME: scratch }
+
+t.test('redfishtool reads the system, resets it and sets a one-time network boot', async (t) => {
+  const tool = (args: string[], password = bmc.password) => run('redfishtool', ['-r', `127.0.0.1:${bmc.port}`, '-u', bmc.username, '-p', password, '-S', 'Always', ...args], { env })
+  const system = JSON.parse((await tool(['Systems', '-1', 'get'])).stdout) as Record<string, unknown>
+  t.match(system, { '@odata.id': bmc.systemPath, PowerState: 'Off', Actions: { '#ComputerSystem.Reset': { target: `${bmc.systemPath}/Actions/ComputerSystem.Reset` } } })
+  await tool(['Systems', '-1', 'reset', 'On'])
+  t.equal(bmc.machine.power, 'On')
+  await tool(['-A', 'Session', 'Systems', '-1', 'reset', 'GracefulShutdown'])
+  t.equal(bmc.machine.power, 'Off', 'with a session too')
+  await tool(['Systems', '-1', 'setBootOverride', 'Once', 'Pxe'])
+  t.match(bmc.machine, { bootTarget: 'Pxe', bootEnabled: 'Once' }, 'the PATCH carried the ETag the double requires')
+  await t.rejects(tool(['Systems', '-1', 'get'], 'wrong'), { code: 5, stderr: /401/ })
+  t.match(bmc.calls, ['reset On', 'login', 'reset GracefulShutdown', 'logout', 'boot Pxe Once'])
+})
+
+t.test('sushy reads the system, resets it and sets a one-time network boot', async (t) => {
+  const script = path.join(scratch, 'check.py')
+  writeFileSync(
+    script,
+    `import json, sys
+import sushy
+url, user, password, ca = sys.argv[1:5]
+root = sushy.Sushy(url + '/redfish/v1', username=user, password=password, verify=ca)
+members = list(root.get_system_collection().members_identities)
+system = root.get_system(members[0])
+report = {'members': members, 'power': str(system.power_state), 'resets': sorted(str(value) for value in system.get_allowed_reset_system_values())}
+system.reset_system(sushy.RESET_ON)
+system.refresh()
+report['after_on'] = str(system.power_state)
+system.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_HDD, enabled=sushy.BOOT_SOURCE_ENABLED_CONTINUOUS)
+system.refresh()
+report['boot'] = [str(system.boot.target), str(system.boot.enabled)]
+try:
+    sushy.Sushy(url + '/redfish/v1', username=user, password='wrong', verify=ca).get_system_collection()
+    report['wrong_password'] = 'accepted'
+except sushy.exceptions.AccessError as error:
+    report['wrong_password'] = 'refused'
+print(json.dumps(report))
+`,
+  )
+  bmc.machine.power = 'Off'
+  const { stdout } = await run('/usr/bin/python3', [script, bmc.url, bmc.username, bmc.password, caFile], { env })
+  const report = JSON.parse(stdout) as Record<string, unknown>
+  t.match(report, { members: [bmc.systemPath], power: /off/i, after_on: /on/i, wrong_password: 'refused' })
+  t.match(String(report.resets), /on/i)
+  t.match(report.boot, [/hdd/i, /continuous/i])
+  t.match(bmc.machine, { power: 'On', bootTarget: 'Hdd', bootEnabled: 'Continuous' })
+})
