@@ -1,4 +1,5 @@
 import { IpmitoolClient } from '../adapters/bmc/ipmitool-client.ts'
+import { RedfishClient } from '../adapters/bmc/redfish-client.ts'
 import type { AuditTrail } from '../core/access/audit-trail.ts'
 import type { BmcClient } from '../core/power/bmc-client.ts'
 import type { BmcProtocol } from '../core/power/bmc.ts'
@@ -19,7 +20,7 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
   const settings = config.power
   const clients: Record<BmcProtocol, BmcClient> = {
     ipmi: adapters.ipmi ?? new IpmitoolClient({ binary: settings.ipmitool }),
-    redfish: adapters.redfish ?? unsupported('redfish'),
+    redfish: adapters.redfish ?? new RedfishClient(),
   }
   const power = new PowerService(
     bmcRepository(store, secrets),
@@ -61,11 +62,4 @@ function auditOf(trail: AuditTrail): PowerAudit {
         requestId: '-',
       }),
   }
-}
-
-function unsupported(protocol: BmcProtocol): BmcClient {
-  const refuse = (): never => {
-    throw new Error(`${protocol} BMCs are not supported yet`)
-  }
-  return { powerState: async () => refuse(), power: async () => refuse(), setBootDevice: async () => refuse() }
 }

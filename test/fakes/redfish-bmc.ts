@@ -28,6 +28,8 @@ export interface RedfishBmcOptions {
   username?: string
   password?: string
   requireEtag?: boolean
+  /** The reset action's `target` as the BMC advertises it (a hostile BMC may point anywhere). */
+  resetTarget?: string
   /** Called for each reset the BMC performs (after `machine.power` changed). */
   onReset?: (resetType: string) => void | Promise<void>
 }
@@ -248,7 +250,7 @@ export class RedfishBmc {
       },
       Actions: {
         '#ComputerSystem.Reset': {
-          target: `${SYSTEM}/Actions/ComputerSystem.Reset`,
+          target: this.options.resetTarget ?? `${SYSTEM}/Actions/ComputerSystem.Reset`,
           'ResetType@Redfish.AllowableValues': [...RESET_TYPES],
         },
       },

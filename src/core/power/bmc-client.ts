@@ -23,6 +23,7 @@ export type BmcFailureCode =
   | 'BMC_REFUSED' // the BMC answered and refused (privilege, unsupported operation)
   | 'BMC_PROTOCOL' // the BMC answered something this engine does not understand
   | 'BMC_CLIENT_MISSING' // the engine's host lacks the client program (ipmitool)
+  | 'BMC_TLS_UNTRUSTED' // the BMC's certificate is not trusted: give its CA (redfish.caBundle) or turn verification off knowingly
 
 const TRANSIENT: ReadonlySet<BmcFailureCode> = new Set(['BMC_UNREACHABLE', 'BMC_TIMEOUT'])
 

@@ -10,7 +10,10 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import t from 'tap'
+import { x509ClusterPkiIssuer } from '../../../src/adapters/pki/x509-cluster-pki.ts'
+import { RedfishBmc } from '../../fakes/redfish-bmc.ts'
 import { auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { servingCertificate } from '../../helpers/test-pki.ts'
 import { startIpmiSim, type IpmiSim } from '../../helpers/ipmi-sim.ts'
 import { until } from '../../helpers/wait.ts'
 
@@ -31,7 +34,7 @@ t.teardown(async () => {
 await engine.start()
 const app = engine.app
 const api = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) => app.inject({ method, url, headers: auth, ...(payload ? { payload } : {}) })
-for (let n = 1; n <= 3; n++) {
+for (let n = 1; n <= 4; n++) {
   const report = await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(n), mac: macOf(n) }, interfaces: [{ name: 'eth0', mac: macOf(n), ipv4: `10.9.0.${n}`, cidrv4: `10.9.0.${n}/24` }] } })
   if (report.statusCode >= 300) throw new Error(report.body)
 }
@@ -163,4 +166,19 @@ t.test('a tenant token cannot set a BMC; an operator powers but does not set; no
     t.ok([401, 404].includes(anonymous.statusCode), `PUT ${url} without a token: ${anonymous.statusCode}`)
   }
   t.match((await api('GET', `/api/v1/machines/${uuidOf(1)}/bmc`)).json(), { port: bmc.port }, 'the BMC is what the administrator set')
+})
+
+t.test('a Redfish BMC through the same API: its CA given, its password sealed, power and boot device', async (t) => {
+  const pki = await x509ClusterPkiIssuer.issue('bmc', new Date())
+  const redfish = await RedfishBmc.start({ ...(await servingCertificate(pki)), requireEtag: true, password: 'Rf-secret-5512' })
+  t.teardown(() => redfish.close())
+  const set = await api('PUT', `/api/v1/machines/${uuidOf(4)}/bmc`, { protocol: 'redfish', host: '127.0.0.1', port: redfish.port, username: redfish.username, password: redfish.password, redfish: { ca_bundle: pki.kubernetesCa.certificatePem } })
+  t.equal(set.statusCode, 200, set.body)
+  t.match(set.json(), { protocol: 'redfish', ipmi: null, redfish: { system_path: null, verify_tls: true, ca_bundle: /BEGIN CERTIFICATE/ } })
+  t.match((await api('POST', `/api/v1/machines/${uuidOf(4)}/power`, { action: 'on' })).json(), { power: 'on' })
+  t.equal((await api('PUT', `/api/v1/machines/${uuidOf(4)}/boot-device`, { device: 'network', persistent: true })).statusCode, 200)
+  t.match(redfish.machine, { power: 'On', bootTarget: 'Pxe', bootEnabled: 'Continuous' })
+  t.equal((await api('PUT', `/api/v1/machines/${uuidOf(4)}/bmc`, { protocol: 'redfish', host: '127.0.0.1', port: redfish.port, username: redfish.username, password: redfish.password })).statusCode, 200)
+  t.match((await api('GET', `/api/v1/machines/${uuidOf(4)}/power`)).json(), { statusCode: 502, code: 'BMC_TLS_UNTRUSTED' }, 'without its CA the BMC\'s certificate is not trusted')
+  t.notOk(lines.some((line) => line.includes(redfish.password)), 'the password is in no log line')
 })
