@@ -5,10 +5,12 @@ import { binaryType } from './lib/portable-columns.ts'
 export async function up(db: Kysely<any>): Promise<void> {
   // A machine's BMC: how to reach it, the password sealed (AES-256-GCM, storage/secret-box.ts) and
   // bound to the machine, the protocol's options as JSON, and what the last call saw (the power state
-  // is kept when a call fails: it is the last thing the BMC said).
+  // is kept when a call fails: it is the last thing the BMC said). Keyed by the machine's SMBIOS UUID
+  // with no reference to machines: a rack is enrolled by its BMCs before its machines first boot, and
+  // a machine that is forgotten keeps its BMC.
   await db.schema
     .createTable('bmcs')
-    .addColumn('machine_uuid', 'text', (column) => column.primaryKey().references('machines.uuid').onDelete('cascade'))
+    .addColumn('machine_uuid', 'text', (column) => column.primaryKey())
     .addColumn('protocol', 'text', (column) => column.notNull())
     .addColumn('host', 'text', (column) => column.notNull())
     .addColumn('port', 'integer', (column) => column.notNull())

@@ -1,11 +1,12 @@
 import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
-import { misconfigured, notFound, upstreamFailed } from '../errors.ts'
+import { invalid, misconfigured, notFound, upstreamFailed } from '../errors.ts'
 import { bmcAddress, parseBmcSettings, type BmcInput, type BmcProtocol, type BmcSettings, type BmcTarget, type BmcView, type BootDevice, type PowerAction, type PowerState } from './bmc.ts'
 import { BmcError, type BmcClient, type BmcFailureCode } from './bmc-client.ts'
 
+const MACHINE_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
 /** Where BMC records live; storage implements it and seals the password. */
 export interface PowerStore {
-  machineExists(uuid: string): Promise<boolean>
   find(uuid: string): Promise<BmcView | undefined>
   list(): Promise<BmcView[]>
   /** The settings with the password opened, for a client call only. */
@@ -88,8 +89,12 @@ export class PowerService {
     this.limiter = new ConcurrencyLimiter(options.maxConcurrent)
   }
 
+  /**
+   * Sets a machine's BMC. The machine need not be known yet: a rack is enrolled by its BMCs (and the
+   * SMBIOS UUIDs on its delivery list) before its machines first boot, and powered on from here.
+   */
   async configure(uuid: string, input: BmcInput): Promise<BmcView> {
-    if (!(await this.store.machineExists(uuid))) throw notFound('MACHINE_NOT_FOUND', `no machine ${uuid}`)
+    if (!MACHINE_UUID.test(uuid)) throw invalid('INVALID_UUID', `"${uuid}" is not a machine UUID (the SMBIOS UUID, 8-4-4-4-12 hexadecimal digits)`)
     const existing = await this.store.find(uuid)
     const { settings, password } = parseBmcSettings(input, { passwordKept: existing !== undefined && existing.protocol === input.protocol })
     await this.store.save(uuid, settings, password, this.clock().toISOString())

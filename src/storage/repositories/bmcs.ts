@@ -29,7 +29,6 @@ function viewOf(row: BmcRow): BmcView {
 export function bmcRepository(db: Db, secrets: SecretBox): PowerStore {
   const rows = () => db.selectFrom('bmcs').selectAll()
   return {
-    machineExists: async (uuid) => (await db.selectFrom('machines').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) !== undefined,
     find: async (uuid) => {
       const row = await rows().where('machine_uuid', '=', uuid).executeTakeFirst()
       return row ? viewOf(row) : undefined

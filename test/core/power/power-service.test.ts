@@ -11,9 +11,6 @@ import { PowerService, type BmcCall, type PowerObservation, type PowerStore } fr
 
 class MemoryPowerStore implements PowerStore {
   readonly records = new Map<string, { settings: BmcSettings; password: string; power: PowerState; error: BmcView['lastError'] }>()
-  async machineExists(): Promise<boolean> {
-    return true
-  }
   async find(uuid: string): Promise<BmcView | undefined> {
     const record = this.records.get(uuid)
     return record && { machineUuid: uuid, ...record.settings, power: record.power, powerCheckedAt: null, lastError: record.error, updatedAt: '' }
@@ -72,6 +69,9 @@ class ScriptedBmc implements BmcClient {
   }
 }
 
+/** A machine UUID from a short name, for readable tests. */
+const u = (name: string): string => `00000000-0000-4000-8000-${Buffer.from(name).toString('hex').padStart(12, '0')}`
+
 function setUp(options: Partial<{ attempts: number; backoffMs: number; attemptTimeoutMs: number; maxConcurrent: number }> = {}) {
   const store = new MemoryPowerStore()
   const bmc = new ScriptedBmc(() => performance.now())
@@ -86,7 +86,7 @@ function setUp(options: Partial<{ attempts: number; backoffMs: number; attemptTi
     () => new Date(),
     async (ms) => void waits.push(ms),
   )
-  const add = (uuid: string, host: string) => service.configure(uuid, { protocol: 'ipmi', host, username: 'admin', password: 'pw' })
+  const add = (name: string, host: string) => service.configure(u(name), { protocol: 'ipmi', host, username: 'admin', password: 'pw' })
   return { store, bmc, audit, waits, service, add }
 }
 
@@ -94,14 +94,14 @@ t.test('transient failures are tried again with a doubling backoff; the others a
   const { bmc, audit, waits, service, add } = setUp()
   await add('m1', '10.0.0.1')
   bmc.failures = [new BmcError('BMC_UNREACHABLE', 'no answer'), new BmcError('BMC_TIMEOUT', 'slow')]
-  t.match(await service.power('m1', 'on', 'api:test'), { power: 'on', attempts: 3 })
+  t.match(await service.power(u('m1'), 'on', 'api:test'), { power: 'on', attempts: 3 })
   t.same(waits, [100, 200], 'waited 100 ms, then 200 ms')
   bmc.failures = [new BmcError('BMC_UNREACHABLE', 'no answer'), new BmcError('BMC_UNREACHABLE', 'no answer'), new BmcError('BMC_UNREACHABLE', 'no answer')]
-  await t.rejects(service.power('m1', 'off', 'api:test'), { kind: 'upstream', code: 'BMC_UNREACHABLE', details: { attempts: 3 } })
+  await t.rejects(service.power(u('m1'), 'off', 'api:test'), { kind: 'upstream', code: 'BMC_UNREACHABLE', details: { attempts: 3 } })
   bmc.failures = [new BmcError('BMC_AUTH_FAILED', 'wrong password')]
-  await t.rejects(service.power('m1', 'off', 'api:test'), { kind: 'upstream', code: 'BMC_AUTH_FAILED', details: { attempts: 1 } })
+  await t.rejects(service.power(u('m1'), 'off', 'api:test'), { kind: 'upstream', code: 'BMC_AUTH_FAILED', details: { attempts: 1 } })
   bmc.failures = [new BmcError('BMC_CLIENT_MISSING', 'no ipmitool')]
-  await t.rejects(service.status('m1', 'api:test'), { kind: 'configuration', code: 'BMC_CLIENT_MISSING' }, "the engine's host lacks the client: a 500, not the BMC's fault")
+  await t.rejects(service.status(u('m1'), 'api:test'), { kind: 'configuration', code: 'BMC_CLIENT_MISSING' }, "the engine's host lacks the client: a 500, not the BMC's fault")
   t.same(audit.map((call) => [call.operation, call.outcome, call.attempts]), [
     ['power on', 'ok', 3],
     ['power off', 'BMC_UNREACHABLE', 3],
@@ -115,7 +115,7 @@ t.test('an attempt that overruns its limit is aborted and counts as a timeout', 
   await add('m1', '10.0.0.1')
   bmc.ms = 500
   const started = performance.now()
-  await t.rejects(service.status('m1', 'api:test'), { kind: 'upstream_timeout', code: 'BMC_TIMEOUT', details: { attempts: 2 } })
+  await t.rejects(service.status(u('m1'), 'api:test'), { kind: 'upstream_timeout', code: 'BMC_TIMEOUT', details: { attempts: 2 } })
   t.ok(performance.now() - started < 400, 'both attempts ended at their limit, not at the BMC\'s pace')
 })
 
@@ -123,7 +123,7 @@ t.test('one BMC takes one call at a time; different BMCs run side by side, under
   const { bmc, service, add } = setUp({ maxConcurrent: 2 })
   for (const [uuid, host] of [['a1', '10.0.0.1'], ['a2', '10.0.0.1'], ['b', '10.0.0.2'], ['c', '10.0.0.3'], ['d', '10.0.0.4']] as const) await add(uuid, host)
   bmc.ms = 30
-  await Promise.all(['a1', 'a2', 'a1', 'b', 'c', 'd'].map((uuid) => service.power(uuid, 'on', 'api:test')))
+  await Promise.all(['a1', 'a2', 'a1', 'b', 'c', 'd'].map((name) => service.power(u(name), 'on', 'api:test')))
   const overlap = (x: { start: number; end: number }, y: { start: number; end: number }) => x.start < y.end && y.start < x.end
   const sameBmc = bmc.log.filter((entry) => entry.host === '10.0.0.1')
   t.notOk(sameBmc.some((x, i) => sameBmc.some((y, j) => i !== j && overlap(x, y))), 'the calls to 10.0.0.1 never overlapped')

@@ -59,7 +59,7 @@ t.test('bad settings are refused with a field to fix and change nothing', async 
   }
   t.match((await api('PUT', `/api/v1/machines/${uuidOf(1)}/bmc`, { ...settingsOf(bmc), secret_field: 1 })).json(), { statusCode: 400, code: 'VALIDATION_FAILED' })
   t.match((await api('GET', `/api/v1/machines/${uuidOf(1)}/bmc`)).json(), { statusCode: 404, code: 'BMC_NOT_CONFIGURED' }, 'nothing was stored')
-  t.match((await api('PUT', '/api/v1/machines/00000000-0000-4000-8000-000000000000/bmc', settingsOf(bmc))).json(), { statusCode: 404, code: 'MACHINE_NOT_FOUND' })
+  t.match((await api('PUT', '/api/v1/machines/not-a-uuid-0000-4000-8000-000000000000/bmc', settingsOf(bmc))).json(), { statusCode: 400 })
   t.match((await api('POST', `/api/v1/machines/${uuidOf(1)}/power`, { action: 'on' })).json(), { statusCode: 404, code: 'BMC_NOT_CONFIGURED' })
 })
 
