@@ -69,6 +69,7 @@ export function buildEngineApp(
     scheduler: provisioning.scheduler,
     membershipOf: (uuid) => provisioning.clusterDirectory.memberOf(uuid),
     power: power.power,
+    bringUps: power.bringUps,
     locks: lifecycle.locks,
     lockGroupOf: lifecycle.lockGroupOf,
     rollingModeOf: lifecycle.rollingModeOf,

@@ -3,6 +3,7 @@ import { RedfishClient } from '../adapters/bmc/redfish-client.ts'
 import type { AuditTrail } from '../core/access/audit-trail.ts'
 import type { BmcClient } from '../core/power/bmc-client.ts'
 import type { BmcProtocol } from '../core/power/bmc.ts'
+import { BringUpService } from '../core/power/bring-up.ts'
 import { PowerService, type BmcCall, type PowerAudit } from '../core/power/power-service.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
 import { bmcRepository } from '../storage/repositories/bmcs.ts'
@@ -13,8 +14,8 @@ export type PowerAdapters = Partial<Record<BmcProtocol, BmcClient>>
 
 /**
  * Power through machines' BMCs: the records (passwords sealed), the operations with their queue per
- * BMC, global cap, retries and audit, and the poll that keeps each machine's power state current (one
- * replica at a time).
+ * BMC, global cap, retries and audit, bring-ups in batches, and the poll that keeps each machine's
+ * power state current (one replica at a time).
  */
 export function wirePower({ config, store, secrets, logger, metrics, jobLeases }: WiringBasics, audit: AuditTrail, adapters: PowerAdapters = {}) {
   const settings = config.power
@@ -36,8 +37,9 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
     },
     { name: 'power poll', intervalMs: settings.pollIntervalSeconds * 1000, debounceMs: 0, logger, gate: jobLeases.lease('power-poll') },
   )
-  const capability: Capability = { jobs: [poll], listeners: [] }
-  return { power, ...capability }
+  const bringUps = new BringUpService(power)
+  const capability: Capability = { jobs: [poll], listeners: [], close: () => bringUps.settle() }
+  return { power, bringUps, ...capability }
 }
 
 /**

@@ -8,6 +8,7 @@ import type { ContentService } from '../../core/content/content-service.ts'
 import { installAccessControl, requireBearerToken, registerWithAccess, type TokenVerifier } from './auth.ts'
 import { publicAccess } from '../../core/access/route-policy.ts'
 import type { AuditTrail } from '../../core/access/audit-trail.ts'
+import type { BringUpService } from '../../core/power/bring-up.ts'
 import type { PowerService } from '../../core/power/power-service.ts'
 import type { TokenService } from '../../core/access/token-service.ts'
 import type { TenantDirectory } from '../../core/access/tenancy.ts'
@@ -103,8 +104,9 @@ export interface AppDependencies {
   /** Scheduling passes go through the job, so that an API pass never overlaps a timed one. */
   scheduler: { runNow(reason?: string): Promise<ScheduleReport[]> }
   locks: LockService
-  /** Machines' BMCs: records, power and boot device. */
+  /** Machines' BMCs: records, power and boot device; bring-ups in batches. */
   power: PowerService
+  bringUps: BringUpService
   credentials: MachineCredentials
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
@@ -221,7 +223,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(machineRoutes, { machines: deps.machines, membershipOf: deps.membershipOf, drift: deps.drift })
       await admin.register(machineIdentityRoutes, { machines: deps.machines, ...deps.machinePolicy })
       await admin.register(machineBootRoutes, { machines: deps.machines, boot: deps.boot, credentials: deps.credentials, publicUrl: deps.http.publicUrl })
-      await admin.register(powerRoutes, { power: deps.power })
+      await admin.register(powerRoutes, { power: deps.power, bringUps: deps.bringUps })
       await admin.register(clusterRoutes, { clusters: deps.clusters, bootstrap: deps.bootstrap, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
       await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })

@@ -182,3 +182,29 @@ t.test('a Redfish BMC through the same API: its CA given, its password sealed, p
   t.match((await api('GET', `/api/v1/machines/${uuidOf(4)}/power`)).json(), { statusCode: 502, code: 'BMC_TLS_UNTRUSTED' }, 'without its CA the BMC\'s certificate is not trusted')
   t.notOk(lines.some((line) => line.includes(redfish.password)), 'the password is in no log line')
 })
+
+t.test('bring-up: enrolled machines never seen before are powered on in batches, next boot from the network', async (t) => {
+  const rack = await Promise.all([1, 2, 3].map(() => startIpmiSim()))
+  bmcs.push(...rack)
+  const enrolled = rack.map((_, index) => `e7e00000-0000-4000-8000-00000000000${index + 1}`)
+  for (const [index, sim] of rack.entries()) t.equal((await api('PUT', `/api/v1/machines/${enrolled[index]}/bmc`, settingsOf(sim))).statusCode, 200, 'a BMC for a machine the engine has not seen')
+
+  const refused = await api('POST', '/api/v1/power/bring-ups', { machines: [...enrolled, '00000000-0000-4000-8000-00000000dead'], batch_size: 2, pause_seconds: 1 })
+  t.match(refused.json(), { statusCode: 400, code: 'BMC_NOT_CONFIGURED', details: { missing: ['00000000-0000-4000-8000-00000000dead'] } })
+  t.notOk(rack.some((sim) => sim.machineOn()), 'a refused bring-up powers nothing on')
+
+  const started = await api('POST', '/api/v1/power/bring-ups', { machines: enrolled, batch_size: 2, pause_seconds: 1 })
+  t.equal(started.statusCode, 202, started.body)
+  const id = started.json().id as string
+  const done = await until('the bring-up is done', async () => {
+    const run = (await api('GET', `/api/v1/power/bring-ups/${id}`)).json() as { state: string; machines: { uuid: string; batch: number; state: string; powered_on_at: string }[] }
+    return run.state === 'done' ? run : undefined
+  }, 30_000, 100)
+  t.same(done.machines.map((machine) => [machine.batch, machine.state]), [[1, 'on'], [1, 'on'], [2, 'on']])
+  const firstBatch = Math.max(...done.machines.filter((machine) => machine.batch === 1).map((machine) => Date.parse(machine.powered_on_at)))
+  const second = Date.parse(done.machines[2]!.powered_on_at)
+  t.ok(second - firstBatch >= 1_000, `the second batch came after the pause (${second - firstBatch} ms)`)
+  t.ok(rack.every((sim) => sim.machineOn() && sim.bootDevice() === 'pxe'), 'every machine runs, set to boot from the network')
+  t.same(rack.map((sim) => sim.calls()), rack.map(() => ['boot pxe', 'power 1']), 'boot device first, then power')
+  t.match((await api('GET', '/api/v1/power/bring-ups')).json(), [{ id }])
+})

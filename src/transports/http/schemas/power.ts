@@ -1,5 +1,6 @@
 import Type from 'typebox'
 import { BMC_PROTOCOLS, BOOT_DEVICES, IPMI_PRIVILEGES, POWER_ACTIONS, POWER_STATES, type BmcInput, type BmcView } from '../../../core/power/bmc.ts'
+import { MAX_BRING_UP_MACHINES, type BringUp } from '../../../core/power/bring-up.ts'
 import type { PowerResult } from '../../../core/power/power-service.ts'
 import { Nullable } from '../../../lib/nullable.ts'
 import { ErrorResponse } from './common.ts'
@@ -99,3 +100,45 @@ export const toBmcResponse = (view: BmcView) => ({
 })
 
 export const toPowerResponse = (result: PowerResult) => ({ power: result.power, attempts: result.attempts, ms: result.ms })
+
+export const BringUpBody = Type.Object(
+  {
+    machines: Type.Array(Type.String({ minLength: 36, maxLength: 36 }), { minItems: 1, maxItems: MAX_BRING_UP_MACHINES, description: 'Machine UUIDs, each with a BMC.' }),
+    batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Machines powered on together (default 4).' })),
+    pause_seconds: Type.Optional(Type.Number({ minimum: 0, maximum: 3600, description: 'Wait between batches (default 30).' })),
+    boot_device: Type.Optional(Nullable(Type.Enum([...BOOT_DEVICES], { description: 'Next boot device set before power on (default network: into discovery); null leaves it.' }))),
+  },
+  { additionalProperties: false },
+)
+export const BringUpParams = Type.Object({ id: Type.String({ minLength: 36, maxLength: 36 }) })
+export const BringUpResponse = Type.Object({
+  id: Type.String(),
+  requested_by: Type.String(),
+  created_at: Type.String(),
+  finished_at: Nullable(Type.String()),
+  batch_size: Type.Integer(),
+  pause_seconds: Type.Number(),
+  boot_device: Nullable(Type.String()),
+  state: Type.Enum(['running', 'done']),
+  machines: Type.Array(
+    Type.Object({
+      uuid: Type.String(),
+      batch: Type.Integer(),
+      state: Type.Enum(['waiting', 'powering-on', 'on', 'failed']),
+      error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+      powered_on_at: Nullable(Type.String()),
+    }),
+  ),
+})
+
+export const toBringUpResponse = (run: BringUp) => ({
+  id: run.id,
+  requested_by: run.requestedBy,
+  created_at: run.createdAt,
+  finished_at: run.finishedAt,
+  batch_size: run.batchSize,
+  pause_seconds: run.pauseMs / 1000,
+  boot_device: run.bootDevice,
+  state: run.state,
+  machines: run.machines.map((machine) => ({ uuid: machine.uuid, batch: machine.batch, state: machine.state, error: machine.error, powered_on_at: machine.poweredOnAt })),
+})

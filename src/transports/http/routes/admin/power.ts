@@ -1,16 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { administer, machineChangeOwner, machineOwner, operate, read } from '../../../../core/access/route-policy.ts'
+import type { BringUpService } from '../../../../core/power/bring-up.ts'
+import { notFound } from '../../../../core/errors.ts'
 import type { PowerService } from '../../../../core/power/power-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import { UuidParams } from '../../schemas/machines.ts'
-import { BmcBody, BmcResponse, BootDeviceBody, PowerActionBody, PowerResponse, bmcErrors, toBmcInput, toBmcResponse, toPowerResponse } from '../../schemas/power.ts'
+import { BmcBody, BmcResponse, BootDeviceBody, BringUpBody, BringUpParams, BringUpResponse, PowerActionBody, PowerResponse, bmcErrors, toBmcInput, toBmcResponse, toBringUpResponse, toPowerResponse } from '../../schemas/power.ts'
 
 /**
  * Machines' BMCs and their power. Setting or removing a BMC hands out the power of a machine, so it
  * takes an administrator; powering a machine takes an operator of its tenant.
  */
-export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService }> = async (app, { power }) => {
+export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bringUps: BringUpService }> = async (app, { power, bringUps }) => {
   const tags = ['power']
   const requester = (name: string | undefined) => `api:${name ?? 'unknown'}`
   app.get('/bmcs', { config: { access: read() }, schema: { tags, summary: 'Every machine\'s BMC with the power state it last reported (never a password)', response: { 200: Type.Array(BmcResponse), ...adminErrors } } }, async () =>
@@ -61,5 +63,34 @@ export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService }> = a
     },
     async (request) =>
       toPowerResponse(await power.setBootDevice(request.params.uuid.toLowerCase(), request.body.device, request.body.persistent ?? false, requester(request.principal?.name))),
+  )
+  app.post(
+    '/power/bring-ups',
+    {
+      config: { access: operate() },
+      schema: {
+        tags,
+        summary: 'Power machines on in batches with a pause between them (next boot from the network first, by default); answers at once with the run',
+        body: BringUpBody,
+        response: { 202: BringUpResponse, ...adminErrors },
+      },
+    },
+    async (request, reply) => {
+      const { machines, batch_size: batchSize = 4, pause_seconds: pauseSeconds = 30, boot_device: bootDevice = 'network' } = request.body
+      const run = await bringUps.start({ machines, batchSize, pauseMs: Math.round(pauseSeconds * 1000), bootDevice }, requester(request.principal?.name))
+      return reply.status(202).send(toBringUpResponse(run))
+    },
+  )
+  app.get('/power/bring-ups', { config: { access: read() }, schema: { tags, summary: 'Bring-ups of this replica, newest first', response: { 200: Type.Array(BringUpResponse), ...adminErrors } } }, async () =>
+    bringUps.list().map(toBringUpResponse),
+  )
+  app.get(
+    '/power/bring-ups/:id',
+    { config: { access: read() }, schema: { tags, summary: 'One bring-up, machine by machine', params: BringUpParams, response: { 200: BringUpResponse, ...adminErrors } } },
+    async (request) => {
+      const run = bringUps.get(request.params.id)
+      if (!run) throw notFound('BRING_UP_NOT_FOUND', `no bring-up ${request.params.id} on this replica`)
+      return toBringUpResponse(run)
+    },
   )
 }
