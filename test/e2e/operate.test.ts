@@ -246,6 +246,31 @@ t.test('npm start: SIGTERM to the PID of npm stops the engine, and nothing is le
   t.match(npm.output(), /"msg":"shutting down"/, 'the engine shut down gracefully')
 })
 
+t.test('its log reader gone (a broken pipe on stdout), the engine still stops on SIGTERM, and the next start opens the store', async (t) => {
+  // What a log collector that dies, or `slipway serve | head`, leaves behind: the process reading
+  // the engine's stdout is gone. pino's exit flush met EPIPE there and retried for ever: SIGTERM
+  // never ended the engine.
+  const folder = scratch(t)
+  const ports = await freePorts()
+  const reader = `const { spawn } = require('node:child_process')
+    const engine = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    engine.stdout.on('data', (chunk) => { if (String(chunk).includes('slipway is serving')) { console.log(engine.pid); process.exit(0) } })`
+  const logReader = run(t, process.execPath, ['-e', reader], { ...folder.env, ...listenerEnv(ports, folder) })
+  await exitWithin(logReader.exited, 60_000, 'the log reader')
+  const pid = Number(logReader.stdout().trim())
+  t.ok(pid > 0 && alive(pid), `the engine serves, its log reader gone (PID ${pid})`)
+  t.teardown(() => {
+    if (alive(pid)) process.kill(pid, 'SIGKILL')
+  })
+  process.kill(pid, 'SIGTERM')
+  for (let waited = 0; waited < 15_000 && alive(pid); waited += 100) await sleep(100)
+  t.notOk(alive(pid), 'it stopped within 15 s of SIGTERM')
+  await nothingListens(t, ports, 'after SIGTERM with a broken stdout')
+  const next = engine(t, { ...folder.env, ...listenerEnv(ports, folder) })
+  await waitServing(next, ports.http)
+  t.pass('the next engine took the store and serves')
+})
+
 t.test('one engine per SQLite data folder: a second is refused naming the first; a SIGKILLed one does not block the next', async (t) => {
   const folder = scratch(t)
   const first = await freePorts()

@@ -23,6 +23,8 @@ export interface IpmiSim {
   calls(): string[]
   /** Whether the stand-in machine is running. */
   machineOn(): boolean
+  /** The PID of the machine's process while it runs. */
+  machinePid(): number | undefined
   /** The boot device the BMC last set (`none`, `pxe`, `default`: the disk). */
   bootDevice(): string
   /** While set, every change the BMC is asked for fails inside it (the BMC answers with an error). */
@@ -33,21 +35,34 @@ export interface IpmiSim {
   restart(): Promise<void>
 }
 
+/** A started process as the caller's launcher gives it back (the lab's runs inside its namespace). */
+export interface LaunchedProcess {
+  pid: number
+  hasExited(): boolean
+  stop(): Promise<void>
+}
+
 export interface IpmiSimOptions {
   host?: string
+  /** The UDP port; by default a free one on `host` (only knowable in this process's namespace). */
+  port?: number
+  /** Starts ipmi_sim with these arguments (the lab: inside its namespace); by default a child of this process. */
+  launch?: (args: string[]) => LaunchedProcess
   username?: string
   password?: string
   /** Power the stand-in machine on at start. */
   poweredOn?: boolean
   /** A chassis-control program of the caller's (it gets the state folder as its first argument). */
   chassisProgram?: string
+  /** What runs while the machine is on (default: a process that only waits); a lab passes its QEMU command. */
+  machineCommand?: string[]
 }
 
 const STAND_IN_MACHINE = `#!/bin/sh
 # OpenIPMI extcmd: $0 <state dir> get <names...> | set <name> "<value>" [<name> "<value>" ...]
 dir=$1; shift; op=$1; shift
 running() { [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; }
-start() { setsid sleep 1000000 </dev/null >/dev/null 2>&1 & echo $! > "$dir/pid"; }
+start() { setsid sh "$dir/machine.sh" </dev/null >/dev/null 2>&1 & echo $! > "$dir/pid"; }
 stop() { if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null; rm -f "$dir/pid"; fi; }
 if [ "$op" = get ]; then
   for name in "$@"; do
@@ -86,7 +101,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   }
   writeFileSync(path.join(dir, 'bmc.emu'), ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n'))
   mkdirSync(stateDir, { recursive: true })
-  const port = await freeUdpPort(host)
+  const port = options.port ?? (await freeUdpPort(host))
   writeFileSync(
     path.join(dir, 'lan.conf'),
     [
@@ -103,16 +118,18 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
       '',
     ].join('\n'),
   )
+  // `exec`: the machine's PID is the command's own, so power off ends the command itself.
+  const quoted = (options.machineCommand ?? ['sleep', '1000000']).map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ')
+  writeFileSync(path.join(stateDir, 'machine.sh'), `exec ${quoted}\n`)
   if (options.poweredOn) execFileSync(program, [stateDir, 'set', 'power', '1'])
 
-  let child: ChildProcess | undefined
+  let child: LaunchedProcess | undefined
   const launch = async (): Promise<void> => {
-    const started = spawn('ipmi_sim', ['-c', path.join(dir, 'lan.conf'), '-f', path.join(dir, 'bmc.emu'), '-s', path.join(dir, 'sim-state'), '-n', '-p'], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    started.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const args = ['-c', path.join(dir, 'lan.conf'), '-f', path.join(dir, 'bmc.emu'), '-s', path.join(dir, 'sim-state'), '-n', '-p']
+    const started = options.launch ? options.launch(args) : spawnLocally(args)
     child = started
-    // Up once its UDP port is bound (ss lists it).
-    await until('ipmi_sim listening', () => (started.exitCode !== null ? Promise.reject(new Error(`ipmi_sim exited: ${stderr}`)) : udpPortBound(host, port) || undefined), 10_000, 50)
+    // Up once its UDP port is bound, as its own network namespace sees it.
+    await until('ipmi_sim listening', () => (started.hasExited() ? Promise.reject(new Error('ipmi_sim exited at start')) : udpPortBound(started.pid, host, port) || undefined), 10_000, 50)
   }
   await launch()
 
@@ -120,11 +137,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   const stopChild = async (): Promise<void> => {
     const running = child
     child = undefined
-    if (running && running.exitCode === null && running.signalCode === null) {
-      const exited = once(running, 'exit')
-      running.kill('SIGTERM')
-      await exited
-    }
+    if (running && !running.hasExited()) await running.stop()
   }
   return {
     host,
@@ -132,6 +145,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
     username,
     password,
     calls: () => (existsSync(path.join(stateDir, 'calls')) ? readFileSync(path.join(stateDir, 'calls'), 'utf8').trim().split('\n').filter(Boolean) : []),
+    machinePid,
     machineOn: () => {
       const pid = machinePid()
       if (pid === undefined) return false
@@ -177,9 +191,28 @@ async function freeUdpPort(host: string): Promise<number> {
   return port
 }
 
-/** Whether some socket is bound to UDP `host:port` (from /proc/net/udp). */
-function udpPortBound(host: string, port: number): boolean {
+function spawnLocally(args: string[]): LaunchedProcess {
+  const started: ChildProcess = spawn('ipmi_sim', args, { stdio: ['ignore', 'ignore', 'ignore'] })
+  const exited = once(started, 'exit')
+  const hasExited = () => started.exitCode !== null || started.signalCode !== null
+  return {
+    pid: started.pid!,
+    hasExited,
+    stop: async () => {
+      if (hasExited()) return
+      started.kill('SIGTERM')
+      await exited
+    },
+  }
+}
+
+/** Whether some socket is bound to UDP `host:port` in the network namespace of process `pid`. */
+function udpPortBound(pid: number, host: string, port: number): boolean {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0')
   const hexHost = host.split('.').map((part) => Number(part).toString(16).toUpperCase().padStart(2, '0')).reverse().join('')
-  return readFileSync('/proc/net/udp', 'utf8').split('\n').some((line) => line.includes(`${hexHost}:${hexPort} `))
+  try {
+    return readFileSync(`/proc/${pid}/net/udp`, 'utf8').split('\n').some((line) => line.includes(`${hexHost}:${hexPort} `))
+  } catch {
+    return false
+  }
 }
