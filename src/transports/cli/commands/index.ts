@@ -6,6 +6,7 @@ import { clusterCommands } from './clusters.ts'
 import { engineCommands } from './engine.ts'
 import { lockCommands } from './locks.ts'
 import { machineCommands } from './machines.ts'
+import { powerCommands } from './power.ts'
 import { releaseCommands } from './releases.ts'
 import { rolloutCommands } from './rollouts.ts'
 
@@ -13,6 +14,7 @@ import { rolloutCommands } from './rollouts.ts'
 export const COMMANDS: CommandSpec[] = [
   ...engineCommands,
   ...machineCommands,
+  ...powerCommands,
   ...clusterCommands,
   ...chartCommands,
   ...releaseCommands,

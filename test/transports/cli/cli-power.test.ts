@@ -1,0 +1,58 @@
+/**
+ * The real `slipway` binary against a served engine and real IPMI BMCs (ipmi_sim): a BMC is set with
+ * its password read from a file (never an argument), shown without it, a machine powered and its
+ * boot device set, a bring-up followed with --wait to its end; usage errors are refused before any
+ * request.
+ */
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import t from 'tap'
+import { ADMIN_TOKEN, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { startIpmiSim, type IpmiSim } from '../../helpers/ipmi-sim.ts'
+import { slipway as runSlipway, type RunOptions } from './run-slipway.ts'
+
+const slipway = (args: string[], options: RunOptions) => runSlipway(args, { token: ADMIN_TOKEN, ...options })
+
+t.test('machines bmc set/show/remove, power, boot-device and bring-up --wait', async (t) => {
+  const { engine, dataDir } = await startTestEngine({ env: { SLIPWAY_POWER_POLL_INTERVAL_SECONDS: '0' } })
+  const bmcs: IpmiSim[] = []
+  t.teardown(async () => {
+    await engine.close()
+    for (const bmc of bmcs) await bmc.stop()
+    removeTree(path.dirname(dataDir))
+  })
+  const url = await engine.start()
+  for (let n = 0; n < 3; n++) bmcs.push(await startIpmiSim({ password: `cli-bmc-pw-${n}` }))
+  const uuids = bmcs.map((_, n) => `c1100000-0000-4000-8000-00000000000${n + 1}`)
+  const passwordFile = path.join(path.dirname(dataDir), 'bmc-password')
+
+  for (const [n, bmc] of bmcs.entries()) {
+    writeFileSync(passwordFile, `${bmc.password}\n`, { mode: 0o600 })
+    const set = await slipway(['machines', 'bmc', 'set', uuids[n]!, '--protocol', 'ipmi', '--address', `${bmc.host}:${bmc.port}`, '--user', bmc.username, '--password-file', passwordFile], { url })
+    t.equal(set.code, 0, set.stderr)
+    t.match(set.stdout, /Password: +set \(sealed, never shown\)/)
+    t.notMatch(set.stdout, new RegExp(bmc.password))
+  }
+  const show = await slipway(['machines', 'bmc', 'show', uuids[0]!, '--json'], { url })
+  t.match(JSON.parse(show.stdout), { protocol: 'ipmi', port: bmcs[0]!.port, password_set: true })
+
+  const on = await slipway(['machines', 'power', uuids[0]!, 'on'], { url })
+  t.equal(on.code, 0, on.stderr)
+  t.match(on.stdout, new RegExp(`${uuids[0]}: power on`))
+  t.match((await slipway(['machines', 'power', uuids[0]!], { url })).stdout, /power on/)
+  t.equal((await slipway(['machines', 'boot-device', uuids[0]!, 'disk', '--persistent'], { url })).code, 0)
+  t.equal(bmcs[0]!.bootDevice(), 'default', 'the disk, from now on')
+
+  const bringUp = await slipway(['machines', 'bring-up', uuids[1]!, uuids[2]!, '--batch', '1', '--pause', '0.5', '--wait', '--interval', '0.1'], { url })
+  t.equal(bringUp.code, 0, bringUp.stderr)
+  t.match(bringUp.stdout, /bring-up \S+ done: 2 powered on, 0 failed/)
+  t.ok(bmcs[1]!.machineOn() && bmcs[2]!.machineOn(), 'both machines run')
+
+  t.equal((await slipway(['machines', 'power', uuids[0]!, 'explode'], { url })).code, 2, 'an unknown action is a usage error')
+  t.equal((await slipway(['machines', 'bmc', 'set', uuids[0]!, '--protocol', 'telnet', '--address', 'x', '--user', 'u'], { url })).code, 2)
+  const wrong = await slipway(['machines', 'power', 'not-a-uuid', 'on'], { url })
+  t.equal(wrong.code, 2, 'a malformed UUID is refused before any request')
+
+  t.equal((await slipway(['machines', 'bmc', 'remove', uuids[0]!], { url })).code, 0)
+  t.equal((await slipway(['machines', 'bmc', 'show', uuids[0]!], { url })).code, 4, 'gone: not found')
+})
