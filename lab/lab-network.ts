@@ -173,8 +173,10 @@ export async function createLabNetwork(t?: Teardownable): Promise<LabNetwork> {
     },
     spawn(name, command, args, options = {}) {
       if (cleaned) throw new Error(`lab ${ns} is already cleaned up`)
-      // `ip netns exec` execs the command in place: the PID we get is the command's own.
-      const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options })
+      // `ip netns exec` and setpriv exec the command in place: the PID we get is the command's own.
+      // `--pdeathsig KILL`: it dies with this process even when this one is killed before its cleanup
+      // runs (a test runner's timeout), instead of serving on in a namespace nobody removes.
+      const child = spawn('ip', ['netns', 'exec', ns, 'setpriv', '--pdeathsig', 'KILL', command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...options })
       const proc = trackProcess(name, child)
       processes.add(proc)
       void proc.exited.then(() => processes.delete(proc))

@@ -16,16 +16,21 @@
  * Needs root, /dev/net/tun, qemu-system-x86, ipxe-qemu, ipxe and ovmf; it fails (never skips) when one
  * is missing. Runs the three boots one after another, each in its own namespace with its own engine.
  */
+import { execFile, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { REPO_ROOT, removeTree } from '../helpers/engine.ts'
 import { startLabEngine, startRouterAdvertisements, type LabEngine, type LogLine } from '../../lab/lab-engine.ts'
 import { assertLabPrerequisites, createLabNetwork, waitFor, type LabNetwork, type LabProcess } from '../../lab/lab-network.ts'
 import { assertQemuPrerequisites, startVm, type Firmware, type Vm } from '../../lab/qemu.ts'
 import { sleep } from '../helpers/wait.ts'
+
+const execFileAsync = promisify(execFile)
 
 const LAB_CONTENT = path.join(REPO_ROOT, 'test/fixtures/lab')
 const MARKER = 'slipway-lab-ok'
@@ -227,3 +232,34 @@ for (const bootCase of CASES) {
     }
   })
 }
+
+t.test('a process the lab starts dies with the lab\'s own process, even one killed before its cleanup', async (t) => {
+  // What a test runner's timeout does to a lab test: SIGKILL, no teardown. Its engine and dnsmasq
+  // used to serve on in the namespace; the namespace is removed here, its processes must be gone.
+  const code = `import(${JSON.stringify(path.join(REPO_ROOT, 'lab', 'lab-network.ts'))}).then(async ({ createLabNetwork }) => {
+    const lab = await createLabNetwork()
+    const sleeper = lab.spawn('sleeper', 'sleep', ['600'])
+    console.log(JSON.stringify({ ns: lab.ns, pid: sleeper.pid }))
+    setInterval(() => {}, 60000)
+  })`
+  const owner = spawn(process.execPath, ['--import', 'tsx', '-e', code], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  const started = (await new Promise<string>((resolve) => owner.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString())))).trim()
+  const { ns, pid } = JSON.parse(started) as { ns: string; pid: number }
+  t.teardown(async () => {
+    await execFileAsync('ip', ['netns', 'delete', ns]).catch(() => undefined)
+  })
+  const running = (target: number) => {
+    try {
+      process.kill(target, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  t.ok(running(pid), `the lab's process runs in ${ns}`)
+  const exited = once(owner, 'exit')
+  owner.kill('SIGKILL')
+  await exited
+  for (let waited = 0; waited < 5_000 && running(pid); waited += 50) await sleep(50)
+  t.notOk(running(pid), 'it died with its owner')
+})
