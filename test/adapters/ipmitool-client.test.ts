@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 import t from 'tap'
 import { IpmitoolClient, classifyFailure } from '../../src/adapters/bmc/ipmitool-client.ts'
 import type { BmcTarget } from '../../src/core/power/bmc.ts'
-import { BmcError } from '../../src/core/power/bmc-client.ts'
+import { bmcFailure } from '../helpers/bmc-failure.ts'
 import { startIpmiSim } from '../helpers/ipmi-sim.ts'
 import { until } from '../helpers/wait.ts'
 
@@ -27,15 +27,6 @@ const target: BmcTarget = {
 }
 const signal = (): AbortSignal => AbortSignal.timeout(15_000)
 
-async function failure(call: Promise<unknown>): Promise<BmcError> {
-  try {
-    await call
-  } catch (error) {
-    if (error instanceof BmcError) return error
-    throw error
-  }
-  throw new Error('the call succeeded')
-}
 
 t.test('power: status, on, cycle, reset, soft-off and off reach the machine behind the BMC', async (t) => {
   t.equal(await client.powerState(target, signal()), 'off', 'a machine that was never powered on is off')
@@ -65,21 +56,21 @@ t.test('boot device: network for the next boot, then the disk persistently', asy
 
 t.test('failures have their own codes, and a failed call changes nothing', async (t) => {
   const before = bmc.calls().length
-  const wrongPassword = await failure(client.power({ ...target, password: 'not-the-password' }, 'on', signal()))
+  const wrongPassword = await bmcFailure(client.power({ ...target, password: 'not-the-password' }, 'on', signal()))
   t.match(wrongPassword, { code: 'BMC_AUTH_FAILED', transient: false })
   t.notMatch(wrongPassword.message, /not-the-password/, 'the message never carries the password')
-  t.match(await failure(client.power({ ...target, username: 'nobody' }, 'on', signal())), { code: 'BMC_AUTH_FAILED' }, 'a user the BMC does not know')
+  t.match(await bmcFailure(client.power({ ...target, username: 'nobody' }, 'on', signal())), { code: 'BMC_AUTH_FAILED' }, 'a user the BMC does not know')
   t.equal(bmc.calls().length, before, 'nothing reached the machine')
   bmc.refuseChanges(true)
-  t.match(await failure(client.power(target, 'on', signal())), { code: 'BMC_REFUSED', transient: false, message: /"chassis power on" was refused: / }, 'the BMC answered with an error')
+  t.match(await bmcFailure(client.power(target, 'on', signal())), { code: 'BMC_REFUSED', transient: false, message: /"chassis power on" was refused: / }, 'the BMC answered with an error')
   bmc.refuseChanges(false)
 
   const started = Date.now()
-  const unreachable = await failure(client.powerState({ ...target, port: bmc.port === 65_000 ? 65_001 : 65_000 }, signal()))
+  const unreachable = await bmcFailure(client.powerState({ ...target, port: bmc.port === 65_000 ? 65_001 : 65_000 }, signal()))
   t.match(unreachable, { code: 'BMC_UNREACHABLE', transient: true }, `a port where no BMC answers (${Date.now() - started} ms)`)
-  const aborted = await failure(client.powerState({ ...target, port: 65_002 }, AbortSignal.timeout(300)))
+  const aborted = await bmcFailure(client.powerState({ ...target, port: 65_002 }, AbortSignal.timeout(300)))
   t.match(aborted, { code: 'BMC_TIMEOUT', transient: true }, 'the caller\'s time limit ends ipmitool')
-  t.match(await failure(new IpmitoolClient({ binary: 'ipmitool-not-installed' }).powerState(target, signal())), { code: 'BMC_CLIENT_MISSING', message: /apt install ipmitool/ })
+  t.match(await bmcFailure(new IpmitoolClient({ binary: 'ipmitool-not-installed' }).powerState(target, signal())), { code: 'BMC_CLIENT_MISSING', message: /apt install ipmitool/ })
 })
 
 t.test('the password is in ipmitool\'s environment, never in its arguments', async (t) => {

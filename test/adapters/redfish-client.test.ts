@@ -9,7 +9,7 @@ import t from 'tap'
 import { RedfishClient } from '../../src/adapters/bmc/redfish-client.ts'
 import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts'
 import type { BmcTarget } from '../../src/core/power/bmc.ts'
-import { BmcError } from '../../src/core/power/bmc-client.ts'
+import { bmcFailure } from '../helpers/bmc-failure.ts'
 import { RedfishBmc } from '../fakes/redfish-bmc.ts'
 import { servingCertificate } from '../helpers/test-pki.ts'
 
@@ -28,15 +28,6 @@ const target: BmcTarget = {
 }
 const signal = (): AbortSignal => AbortSignal.timeout(10_000)
 
-async function failure(call: Promise<unknown>): Promise<BmcError> {
-  try {
-    await call
-  } catch (error) {
-    if (error instanceof BmcError) return error
-    throw error
-  }
-  throw new Error('the call succeeded')
-}
 
 t.test('power: state, on, cycle, reset, soft-off, off through #ComputerSystem.Reset', async (t) => {
   t.equal(await client.powerState(target, signal()), 'off')
@@ -60,20 +51,20 @@ t.test('boot device: network once, disk persistently, each PATCH with the ETag',
 })
 
 t.test('failures have their own codes', async (t) => {
-  t.match(await failure(client.power({ ...target, password: 'wrong' }, 'on', signal())), { code: 'BMC_AUTH_FAILED', transient: false })
-  t.match(await failure(client.powerState({ ...target, redfish: { ...target.redfish!, caBundle: null } }, signal())), { code: 'BMC_TLS_UNTRUSTED', message: /redfish.caBundle/ }, 'a certificate from a CA the engine was not given')
+  t.match(await bmcFailure(client.power({ ...target, password: 'wrong' }, 'on', signal())), { code: 'BMC_AUTH_FAILED', transient: false })
+  t.match(await bmcFailure(client.powerState({ ...target, redfish: { ...target.redfish!, caBundle: null } }, signal())), { code: 'BMC_TLS_UNTRUSTED', message: /redfish.caBundle/ }, 'a certificate from a CA the engine was not given')
   t.equal(await client.powerState({ ...target, redfish: { ...target.redfish!, caBundle: null, verifyTls: false } }, signal()), 'off', 'verification off, knowingly: it answers')
   const closed = await RedfishBmc.start(await servingCertificate(pki))
   const port = closed.port
   await closed.close()
-  t.match(await failure(client.powerState({ ...target, port }, signal())), { code: 'BMC_UNREACHABLE', transient: true })
-  t.match(await failure(client.power(target, 'on', AbortSignal.timeout(1))), { code: 'BMC_TIMEOUT' })
-  t.match(await failure(client.powerState({ ...target, redfish: { ...target.redfish!, systemPath: '/redfish/v1/Systems/other' } }, signal())), { code: 'BMC_REFUSED', message: /HTTP 404.*not found/ })
+  t.match(await bmcFailure(client.powerState({ ...target, port }, signal())), { code: 'BMC_UNREACHABLE', transient: true })
+  t.match(await bmcFailure(client.power(target, 'on', AbortSignal.timeout(1))), { code: 'BMC_TIMEOUT' })
+  t.match(await bmcFailure(client.powerState({ ...target, redfish: { ...target.redfish!, systemPath: '/redfish/v1/Systems/other' } }, signal())), { code: 'BMC_REFUSED', message: /HTTP 404.*not found/ })
 
   // A BMC whose reset action points at another host: the credentials never go there.
   for (const elsewhere of ['https://203.0.113.9/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', '/admin/reboot']) {
     const hostile = await RedfishBmc.start({ ...(await servingCertificate(pki)), resetTarget: elsewhere })
-    t.match(await failure(client.power({ ...target, port: hostile.port, username: hostile.username, password: hostile.password }, 'on', signal())), { code: 'BMC_PROTOCOL', message: /outside its own Redfish service/ }, elsewhere)
+    t.match(await bmcFailure(client.power({ ...target, port: hostile.port, username: hostile.username, password: hostile.password }, 'on', signal())), { code: 'BMC_PROTOCOL', message: /outside its own Redfish service/ }, elsewhere)
     t.equal(hostile.machine.power, 'Off')
     await hostile.close()
   }
