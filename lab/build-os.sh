@@ -18,6 +18,10 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$(realpath -m "${1:-$repo/var/lab-os}")"
 cache="$out/cache"
 mkdir -p "$cache"
+# One build at a time per folder: two labs starting together (two test files) would download into
+# the same cache and write the same files; the second waits and finds the cache warm.
+exec 9>"$out/.build.lock"
+flock 9
 
 need() { command -v "$1" >/dev/null || { echo "build-os: $1 is missing ($2)" >&2; exit 1; }; }
 need apt-get 'a Debian or Ubuntu machine'
