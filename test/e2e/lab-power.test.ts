@@ -7,7 +7,7 @@
  * when one is missing.
  */
 import { randomUUID } from 'node:crypto'
-import { truncateSync, writeFileSync } from 'node:fs'
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { PxeLab, type ApiMachine } from '../../lab/pxe-lab.ts'
@@ -28,7 +28,7 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
     await lab.cleanup()
   })
 
-  const machines: { name: string; uuid: string; mac: string; bmc: IpmiSim }[] = []
+  const machines: { name: string; uuid: string; mac: string; bmc: IpmiSim; serialLog: string }[] = []
   for (let index = 1; index <= 5; index++) {
     const name = `pvm${index}`
     const uuid = randomUUID()
@@ -37,7 +37,8 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
     writeFileSync(disk, '')
     truncateSync(disk, 64 * 1024 * 1024)
     const tap = await lab.network.addTap()
-    const command = ['qemu-system-x86_64', ...qemuArgs({ lab: lab.network, tap, mac, uuid, firmware: 'bios', workDir: lab.scratch, name, memoryMb: 256, disk, allowReboot: true, accel: lab.accel }, path.join(lab.scratch, `${name}-serial.log`))]
+    const serialLog = path.join(lab.scratch, `${name}-serial.log`)
+    const command = ['qemu-system-x86_64', ...qemuArgs({ lab: lab.network, tap, mac, uuid, firmware: 'bios', workDir: lab.scratch, name, memoryMb: 256, disk, allowReboot: true, accel: lab.accel }, serialLog)]
     const bmc = await startIpmiSim({
       host: '127.0.0.1',
       port: 9000 + index,
@@ -46,7 +47,7 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
       launch: (args) => lab.network.spawn(`bmc ${name}`, 'ipmi_sim', args),
     })
     bmcs.push(bmc)
-    machines.push({ name, uuid, mac, bmc })
+    machines.push({ name, uuid, mac, bmc, serialLog })
     // Enrolled before it ever booted: the engine has never heard of this UUID.
     await lab.engine.api('PUT', `/api/v1/machines/${uuid}/bmc`, { protocol: 'ipmi', host: '127.0.0.1', port: bmc.port, username: bmc.username, password: bmc.password })
   }
@@ -65,7 +66,18 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
       timeoutMs,
       250,
     ).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}\n${progress.slice(-20).join('\n')}`)
+      // What each machine still awaited did: its BMC's calls, whether its QEMU runs, its console's end.
+      const pending = machines.filter((machine) => uuids.includes(machine.uuid) && !discoveredAt.has(machine.uuid))
+      const report = pending.map((machine) => {
+        let serial = ''
+        try {
+          serial = readFileSync(machine.serialLog, 'latin1').split(/\r?\n/).slice(-15).join('\n')
+        } catch {
+          serial = '(no console output)'
+        }
+        return `${machine.name}: BMC calls ${JSON.stringify(machine.bmc.calls())}, QEMU ${machine.bmc.machineOn() ? 'running' : 'not running'}\n${serial}`
+      })
+      throw new Error(`${(error as Error).message} (accel ${lab.accel})\n${report.join('\n')}\n${progress.slice(-20).join('\n')}`)
     })
 
   // One VM: the engine sets its next boot to the network and powers it on.
@@ -76,7 +88,7 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
   t.equal(on.power, 'on')
   await waitDiscovered([first!.uuid], 180_000)
   const single = (discoveredAt.get(first!.uuid)! - started) / 1000
-  t.comment(`one VM: engine power-on to discovered ${single.toFixed(1)} s (tcg)`)
+  t.comment(`one VM: engine power-on to discovered ${single.toFixed(1)} s (${lab.accel})`)
   t.same(first!.bmc.calls(), ['boot pxe', 'power 1'], 'its BMC was asked for a network boot, then power')
 
   // Four more in batches of two, 10 s apart.
