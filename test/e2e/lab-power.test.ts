@@ -19,7 +19,8 @@ t.setTimeout(600_000)
 
 t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then four in batches of two; each is discovered', { timeout: 600_000 }, async (t) => {
   const progress: string[] = []
-  // A quorum of 5 the lab never reaches: the machines stay discovered, which is what is measured here.
+  // Discovery is what is measured here; once all five are discovered they make the flavor's quorum of
+  // 5 and go on to install, which the test leaves them to.
   const lab = await PxeLab.start({ controlPlane: 5, nodesMax: 0, log: (line) => progress.push(line) })
   const bmcs: IpmiSim[] = []
   t.teardown(async () => {
@@ -58,8 +59,13 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
     until(
       `${uuids.length} machine(s) discovered`,
       async () => {
+        // The time from the machine's own history: five machines reach the flavor's quorum, so the
+        // scheduler may take one past `discovered` between two polls.
         for (const machine of await lab.engine.api<ApiMachine[]>('GET', '/api/v1/machines')) {
-          if (uuids.includes(machine.uuid) && machine.state === 'discovered' && !discoveredAt.has(machine.uuid)) discoveredAt.set(machine.uuid, Date.now())
+          if (!uuids.includes(machine.uuid) || machine.state === 'booting' || discoveredAt.has(machine.uuid)) continue
+          const detail = await lab.engine.api<{ events: { to_state: string; at: string }[] }>('GET', `/api/v1/machines/${machine.uuid}`)
+          const discovered = detail.events.find((event) => event.to_state === 'discovered')
+          if (discovered) discoveredAt.set(machine.uuid, Date.parse(discovered.at))
         }
         return uuids.every((uuid) => discoveredAt.has(uuid)) || undefined
       },
