@@ -3,9 +3,10 @@
  * running engine seeded through its real APIs: machines that reported to /discovery and were
  * scheduled, installed and made outdated; clusters registered against Kubernetes API server doubles
  * (test/fakes/kube-cluster.ts); a rolling update in flight (with the rollout doubles of
- * test/fakes/rollout-fleet.ts). The test signs in, reads every page, installs a release through the
- * form, watches each cluster reach ready (rendered by the real helm), deletes it, and keeps a
- * screenshot of each page.
+ * test/fakes/rollout-fleet.ts); BMCs that are Redfish BMC doubles (test/fakes/redfish-bmc.ts) polled
+ * by the engine, one of them hostile. The test signs in, reads every page, powers a machine on from its
+ * page, installs a release through the form, watches each cluster reach ready (rendered by the real
+ * helm), deletes it, and keeps a screenshot of each page.
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -18,6 +19,7 @@ import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts
 import { machineCredentials } from '../helpers/machine-credentials.ts'
 import { reportInstalled, takeSlotAndFetchConfig } from '../helpers/machine-requests.ts'
 import { FakeKubeCluster } from '../fakes/kube-cluster.ts'
+import { RedfishBmc } from '../fakes/redfish-bmc.ts'
 import type { MachineShell } from '../../src/core/lifecycle/ports.ts'
 import { ipOf, macOf, RecordingDrainer, uuidOf } from '../fakes/rollout-fleet.ts'
 import { artifactPath, launchChromium, LAPTOP_VIEWPORT, pngFacts, README_SCREENSHOTS_DIR } from '../helpers/browser.ts'
@@ -36,6 +38,8 @@ const SITES = [
 /** Machines 1-4 form the provisioned cluster "edge"; 5 and 6 wait in discovery. */
 const EDGE_MEMBERS = 4
 const MACHINES = 6
+/** Machine 1 has a well-behaved Redfish BMC, machine 5 a hostile one (markup as its user name and power state), the others none. */
+const HOSTILE = '<img src=x onerror=alert(1)>'
 
 const admin = (app: FastifyInstance, method: 'GET' | 'POST' | 'PUT', url: string, payload?: unknown) =>
   app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
@@ -69,6 +73,7 @@ async function seed(t: Test) {
       SLIPWAY_REGISTRY_HEALTH_INTERVAL_SECONDS: '1',
       SLIPWAY_RELEASES_RECONCILE_INTERVAL_SECONDS: '0.5',
       SLIPWAY_RELEASES_REQUEST_TIMEOUT_SECONDS: '2',
+      SLIPWAY_POWER_POLL_INTERVAL_SECONDS: '1',
     },
     adapters: { shell, drainerFrom: () => new RecordingDrainer() },
   })
@@ -142,7 +147,21 @@ async function seed(t: Test) {
     return drift.filter((record) => record.state === 'outdated').length === EDGE_MEMBERS - 1 || undefined
   }, 20_000, 100)
   await ok(admin(app, 'POST', '/api/v1/rollouts', { cluster: 'edge', max_parallel: 1 }))
-  return { app, url, sites }
+
+  // BMCs, polled by the engine every second: a real one for machine 1 (its CA given), a hostile one
+  // for machine 5 whose user name and power state are markup; its poll fails with that text in the error.
+  const redfish = await RedfishBmc.start({ ...(await servingCertificate(pki)), password: 'Ui-redfish-pw-2291' })
+  t.teardown(() => redfish.close())
+  await ok(admin(app, 'PUT', `/api/v1/machines/${uuidOf(1)}/bmc`, { protocol: 'redfish', host: '127.0.0.1', port: redfish.port, username: redfish.username, password: redfish.password, redfish: { ca_bundle: pki.kubernetesCa.certificatePem } }))
+  const hostile = await RedfishBmc.start({ ...(await servingCertificate(pki)), username: HOSTILE, password: 'Ui-hostile-pw-8830' })
+  t.teardown(() => hostile.close())
+  ;(hostile.machine as { power: string }).power = HOSTILE
+  await ok(admin(app, 'PUT', `/api/v1/machines/${uuidOf(5)}/bmc`, { protocol: 'redfish', host: '127.0.0.1', port: hostile.port, username: HOSTILE, password: hostile.password, redfish: { ca_bundle: pki.kubernetesCa.certificatePem } }))
+  await until('both BMCs polled', async () => {
+    const bmcs = (await admin(app, 'GET', '/api/v1/bmcs')).json() as { power: string; last_error: unknown }[]
+    return (bmcs.length === 2 && bmcs.every((bmc) => bmc.power !== 'unknown' || bmc.last_error)) || undefined
+  }, 20_000, 100)
+  return { app, url, sites, redfish }
 }
 
 /** A screenshot of the page as a laptop shows it, checked to be a real picture, kept as an artifact. */
@@ -157,7 +176,7 @@ async function screenshot(t: Test, page: Page, name: string) {
 }
 
 t.test('the web UI: sign in, machines, a machine, clusters with the map, a release installed and deleted through the form, rolling updates', async (t) => {
-  const { app, url, sites } = await seed(t)
+  const { app, url, sites, redfish } = await seed(t)
   const browser = await launchChromium()
   t.teardown(() => browser.close())
   const context = await browser.newContext({ viewport: LAPTOP_VIEWPORT, deviceScaleFactor: 1, locale: 'en-GB', timezoneId: 'UTC' })
@@ -165,8 +184,10 @@ t.test('the web UI: sign in, machines, a machine, clusters with the map, a relea
   const pageErrors: string[] = []
   page.on('pageerror', (error) => pageErrors.push(error.message))
   page.on('console', (message) => {
-    // The refused login answers 401 on purpose; Chromium logs every 4xx document as an error.
-    if (message.type() === 'error' && !/status of 401/.test(message.text())) pageErrors.push(message.text())
+    // The refused login answers 401 on purpose, and a machine without a BMC 404 BMC_NOT_CONFIGURED;
+    // Chromium logs every 4xx answer as an error.
+    const expected = /status of 401/.test(message.text()) || (/status of 404/.test(message.text()) && /\/api\/v1\/machines\/[0-9a-f-]{36}\/bmc$/.test(message.location().url))
+    if (message.type() === 'error' && !expected) pageErrors.push(message.text())
   })
   page.setDefaultTimeout(15_000)
 
@@ -184,6 +205,9 @@ t.test('the web UI: sign in, machines, a machine, clusters with the map, a relea
   t.notOk(cookies[0]!.value.includes(ADMIN_TOKEN), 'the cookie does not hold the token in clear')
 
   t.test('machines', async (t) => {
+    const requested: string[] = []
+    const recordRequest = (request: { url(): string }) => requested.push(new URL(request.url()).pathname)
+    page.on('request', recordRequest)
     await page.getByRole('link', { name: 'Machines' }).click()
     await page.waitForSelector(`#machines tbody tr[data-uuid]:nth-child(${MACHINES})`)
     const rows = page.locator('#machines tbody tr')
@@ -197,6 +221,26 @@ t.test('the web UI: sign in, machines, a machine, clusters with the map, a relea
     t.match(first, /up to date/, 'the control plane runs what it is served')
     t.match(await page.locator(`#machines tr[data-uuid="${uuidOf(2)}"]`).innerText(), /edge-node-1[\s\S]*node[\s\S]*edge[\s\S]*outdated/, 'a node whose template changed is outdated')
     t.match(await page.locator(`#machines tr[data-uuid="${uuidOf(5)}"]`).innerText(), /discovered[\s\S]*no report/, 'a machine still in discovery')
+
+    // Power: as the engine's poll last read each BMC.
+    const powerOf = (n: number) => page.locator(`#machines tr[data-uuid="${uuidOf(n)}"] td.power-cell`)
+    await page.waitForSelector(`#machines tr[data-uuid="${uuidOf(1)}"] .power[data-power="off"]`)
+    t.equal(await powerOf(1).innerText(), 'off', "machine 1's BMC says off")
+    t.equal(await powerOf(1).locator('.power').getAttribute('title'), null, 'and its last check succeeded')
+    t.equal(await powerOf(6).innerText(), '—', 'a machine without a BMC')
+    t.equal(await powerOf(6).locator('span').getAttribute('title'), 'no BMC configured')
+    const hostileCell = powerOf(5).locator('.power[data-power-error="BMC_PROTOCOL"]')
+    t.match(await hostileCell.innerText(), /^unknown\s*⚠$/, 'a failed poll: the state with a warning mark')
+    t.equal(await hostileCell.getAttribute('title'), `last check failed: BMC_PROTOCOL: the ComputerSystem's PowerState is "${HOSTILE}"`, "the BMC's hostile words as the title's text")
+    t.equal(await page.locator('#machines img').count(), 0, 'no markup of a BMC became an element')
+    await page.getByLabel('Filter').fill('power=off')
+    t.equal(await page.locator('#machines tbody tr').count(), 1, 'the filter finds machines by power state')
+    await page.getByLabel('Filter').fill('')
+    page.off('request', recordRequest)
+    const listReads = requested.filter((path) => path === '/api/v1/machines').length
+    const bmcReads = requested.filter((path) => path === '/api/v1/bmcs').length
+    t.ok(bmcReads >= 1 && bmcReads <= listReads + 1, `one GET /api/v1/bmcs per refresh (${bmcReads} for ${listReads} refreshes)`)
+    t.same(requested.filter((path) => /\/machines\/[^/]+\/(bmc|power)$/.test(path)), [], 'never a request per machine')
     t.match(await page.locator('#live-status').innerText(), /Live: updated/)
     await page.getByLabel('Filter').fill('outdated')
     t.equal(await page.locator('#machines tbody tr').count(), EDGE_MEMBERS - 1, 'the filter narrows the table')
@@ -225,8 +269,46 @@ t.test('the web UI: sign in, machines, a machine, clusters with the map, a relea
     t.match(ignition, /REDACTED-PRIVATE-KEY/, 'the cluster CA key is redacted')
     t.notMatch(ignition, /BEGIN (RSA |EC )?PRIVATE KEY-----\n[A-Za-z0-9+/]/, 'no private key material')
     t.match(await page.locator('#ignition-redacted').innerText(), /Redacted: storage\.files/)
-    await page.evaluate(() => document.getElementById('events-heading')!.scrollIntoView())
+
+    // Power: its BMC as last polled, and power on from the page, asked first.
+    const power = page.locator('#machine-power')
+    await page.waitForSelector('#machine-power .power[data-power="off"]')
+    const facts = await power.innerText()
+    t.match(facts, /Power\s+off/)
+    t.match(facts, /Last checked\s+\d+ s ago/)
+    t.match(facts, /Last error\s+—/)
+    t.match(facts, /Protocol\s+Redfish/)
+    t.match(facts, new RegExp(`BMC address\\s+127\\.0\\.0\\.1:${redfish.port}`))
+    t.match(facts, new RegExp(`User\\s+${redfish.username}`))
+    t.notOk((await page.content()).includes(redfish.password), 'never the password')
+    let question = ''
+    page.once('dialog', (dialog) => {
+      question = dialog.message()
+      void dialog.dismiss()
+    })
+    await page.getByRole('button', { name: 'Power off' }).click()
+    t.match(question, /^Power off edge-cp-1 now\? Its power is cut at once/, 'asked first, by name')
+    t.notOk(redfish.calls.some((call) => call.startsWith('reset')), 'declined: the BMC was not asked')
+    page.once('dialog', (dialog) => void dialog.accept())
+    await page.getByRole('button', { name: 'Power on' }).click()
+    await page.locator('#power-result', { hasText: 'now reports on' }).waitFor()
+    t.match(await page.locator('#power-result').innerText(), /^Power on: the BMC now reports on \(\d+ ms\)\.$/)
+    t.equal(redfish.machine.power, 'On', 'the machine is on')
+    await page.waitForSelector('#machine-power .power[data-power="on"]')
+    await page.evaluate(() => document.getElementById('power-heading')!.scrollIntoView())
     await screenshot(t, page, 'machine')
+  })
+
+  t.test("a machine's page with a hostile BMC, and one without a BMC", async (t) => {
+    await page.goto(`${url}/ui/machines/${uuidOf(5)}`)
+    await page.waitForSelector('#machine-power .power[data-power-error]')
+    const power = page.locator('#machine-power')
+    t.match(await power.innerText(), new RegExp(`User\\s+${HOSTILE.replace(/[()]/g, '\\$&')}`), 'the hostile user name as text')
+    t.match(await power.locator('.error-text').innerText(), `BMC_PROTOCOL: the ComputerSystem's PowerState is "${HOSTILE}"`, 'the hostile error as text')
+    t.equal(await power.locator('img').count(), 0, 'no markup of the BMC became an element')
+    await page.goto(`${url}/ui/machines/${uuidOf(6)}`)
+    await page.locator('#machine-power', { hasText: 'none configured' }).waitFor()
+    t.ok(await page.locator('#power-actions').isHidden(), 'no power buttons without a BMC')
   })
 
   t.test('clusters and their locations', async (t) => {

@@ -1,15 +1,20 @@
 /**
  * The web UI's HTTP surface without a browser: login and logout, the session cookie as the API
  * accepts it (same verifier, CSRF header on changes), the pages' redirects, the headers that keep
- * assets cacheable and pages free of inline script, and the machine API fields the UI shows.
+ * assets cacheable and pages free of inline script, the machine API fields the UI shows, and the
+ * power column and section with the BMC answers they read (a Redfish BMC double) and the power change
+ * they make.
  */
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
+import { x509ClusterPkiIssuer } from '../../../src/adapters/pki/x509-cluster-pki.ts'
 import { UiSessions } from '../../../src/transports/http/ui-session.ts'
 import { SecretBox } from '../../../src/storage/secret-box.ts'
 import { ADMIN_TOKEN, auth, removeTree, startTestEngine } from '../../helpers/engine.ts'
 import { reportInstalled, takeSlotAndFetchConfig } from '../../helpers/machine-requests.ts'
+import { servingCertificate } from '../../helpers/test-pki.ts'
+import { RedfishBmc } from '../../fakes/redfish-bmc.ts'
 
 const form = (fields: Record<string, string>) => ({ payload: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
 const sessionOf = (setCookie: string | string[] | undefined) => String(setCookie).split(';')[0]!
@@ -172,4 +177,44 @@ t.test('the machine API shows cluster, role, drift and what a machine is served,
   const waiting = (await admin('GET', `/api/v1/machines/${uuidOf(3)}/boot`)).json()
   t.match(waiting, { ipxe: { body: /^#!ipxe/ }, ignition: { error: null }, redacted: [] }, 'a machine in discovery: its discovery config, nothing secret')
   t.equal((await admin('GET', `/api/v1/machines/${uuidOf(9)}/boot`)).json().code, 'MACHINE_NOT_FOUND')
+})
+
+t.test('power: the machines page has a Power column, a machine page a Power section; what they read and change answers through the session, never a password', async (t) => {
+  const { app } = await engine(t)
+  const { cookie } = await login(app)
+  const uuid = '5e110000-0000-4000-8000-0000000000b1'
+  const machinesShell = (await app.inject({ method: 'GET', url: '/ui/machines', headers: { cookie } })).body
+  t.match(machinesShell, /<th scope="col">State<\/th><th scope="col">Power<\/th>/, 'the machines table has a Power column beside the state')
+  const machineShell = (await app.inject({ method: 'GET', url: `/ui/machines/${uuid}`, headers: { cookie } })).body
+  t.match(machineShell, /<section aria-labelledby="power-heading"><h2 id="power-heading">Power<\/h2>[\s\S]*<dl id="machine-power" class="facts">/, 'a machine page has a Power section')
+  t.match(machineShell, /<p id="power-error" class="error" role="alert" hidden><\/p>/, 'where a refused power action is reported')
+
+  // A Redfish BMC double with a hostile user name: the API answers it as JSON text (the pages put it in as text).
+  const pki = await x509ClusterPkiIssuer.issue('ui-bmc', new Date())
+  const hostileUser = '<img src=x onerror=alert(1)>'
+  const bmc = await RedfishBmc.start({ ...(await servingCertificate(pki)), username: hostileUser, password: 'Ui-bmc-secret-4417' })
+  t.teardown(() => bmc.close())
+  const set = await app.inject({ method: 'PUT', url: `/api/v1/machines/${uuid}/bmc`, headers: auth, payload: { protocol: 'redfish', host: '127.0.0.1', port: bmc.port, username: hostileUser, password: bmc.password, redfish: { ca_bundle: pki.kubernetesCa.certificatePem } } })
+  t.equal(set.statusCode, 200, set.body)
+
+  const listed = await app.inject({ method: 'GET', url: '/api/v1/bmcs', headers: { cookie } })
+  t.equal(listed.statusCode, 200, 'the machines page reads every BMC in one request with the session cookie')
+  t.match(listed.json(), [{ machine_uuid: uuid, protocol: 'redfish', host: '127.0.0.1', port: bmc.port, username: hostileUser, power: 'unknown', last_error: null }])
+  const one = await app.inject({ method: 'GET', url: `/api/v1/machines/${uuid}/bmc`, headers: { cookie } })
+  t.equal(one.statusCode, 200, 'a machine page reads its BMC')
+  for (const body of [listed.body, one.body]) t.notOk(body.includes(bmc.password), 'never the password')
+  t.match((await app.inject({ method: 'GET', url: '/api/v1/machines/5e110000-0000-4000-8000-0000000000b2/bmc', headers: { cookie } })).json(), { statusCode: 404, code: 'BMC_NOT_CONFIGURED' }, 'a machine without one: the page says so')
+
+  const power = (headers: Record<string, string>, action = 'on') => app.inject({ method: 'POST', url: `/api/v1/machines/${uuid}/power`, headers, payload: { action } })
+  t.match((await power({ cookie })).json(), { statusCode: 403, code: 'CSRF_HEADER_REQUIRED' }, 'a power change by cookie without the UI header')
+  t.equal(bmc.machine.power, 'Off', 'and the machine was not touched')
+  const viewerToken = (await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: auth, payload: { name: 'ui-viewer', role: 'viewer' } })).json().token as string
+  const viewer = await login(app, viewerToken)
+  t.match((await power({ cookie: viewer.cookie, 'x-slipway-ui': '1' })).json(), { statusCode: 403 }, "a viewer's session is refused (the page shows it beside the buttons)")
+  t.equal(bmc.machine.power, 'Off')
+  const on = await power({ cookie, 'x-slipway-ui': '1' })
+  t.equal(on.statusCode, 200, on.body)
+  t.match(on.json(), { power: 'on' })
+  t.equal(bmc.machine.power, 'On', "the page's Power on reaches the machine")
+  t.match((await app.inject({ method: 'GET', url: '/api/v1/bmcs', headers: { cookie } })).json(), [{ power: 'on', power_checked_at: /^\d{4}-/ }], 'and the list shows it at the next refresh')
 })

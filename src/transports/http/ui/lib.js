@@ -77,6 +77,22 @@ const KIND_OF = {
 export const kindOf = (value) => KIND_OF[value] ?? 'idle'
 export const stateBadge = (value, label = value.replaceAll('_', ' ')) => badge(label, kindOf(value))
 
+const POWER_KIND = { on: 'ok', off: 'idle', unknown: 'idle' }
+
+/**
+ * A machine's power as its BMC last reported it (GET /api/v1/bmcs, .../bmc). When the last call to the
+ * BMC failed, the state is the one from before, so it gets a warning mark and the failure in its title.
+ */
+export function powerBadge(bmc) {
+  const failure = bmc.last_error
+  return el(
+    'span',
+    { class: 'power', 'data-power': bmc.power, 'data-power-error': failure?.code, title: failure ? `last check failed: ${failure.code}: ${failure.message}` : undefined },
+    badge(bmc.power, POWER_KIND[bmc.power] ?? 'idle'),
+    failure ? el('span', { class: 'warn-mark', role: 'img', 'aria-label': `last check failed: ${failure.code}` }, '⚠') : null,
+  )
+}
+
 export function bytes(count) {
   if (count === null || count === undefined) return '—'
   const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB']

@@ -82,7 +82,7 @@ export const PAGE_BODIES: Record<UiPageId, () => string> = {
 ${table('conflicts', 'Open identity conflicts, newest first', ['Machine', 'Claim', 'Claimed uuid', 'Claimed MAC', 'Claimed IP', 'From', 'Reports', 'Last seen', ''], '—')}
 <p id="conflicts-error" class="error" role="alert" hidden></p>
 </section>
-${table('machines', 'Every machine that has reported, with its place in a cluster', ['Machine', 'State', 'Role', 'Cluster', 'Boot MAC', 'Boot IP', 'Hardware', 'Config', 'Last seen'], 'Loading…')}`,
+${table('machines', 'Every machine that has reported, with its place in a cluster', ['Machine', 'State', 'Power', 'Role', 'Cluster', 'Boot MAC', 'Boot IP', 'Hardware', 'Config', 'Last seen'], 'Loading…')}`,
 
   machine: () => `<p class="crumbs"><a href="/ui/machines">Machines</a> /</p>
 <h1 id="machine-title">Machine</h1>
@@ -90,6 +90,12 @@ ${table('machines', 'Every machine that has reported, with its place in a cluste
 <section aria-labelledby="summary-heading"><h2 id="summary-heading">Summary</h2><dl id="machine-summary" class="facts"></dl></section>
 <section aria-labelledby="facts-heading"><h2 id="facts-heading">Facts</h2><dl id="machine-facts" class="facts"></dl></section>
 </div>
+<section aria-labelledby="power-heading"><h2 id="power-heading">Power</h2>
+<dl id="machine-power" class="facts"><dt>BMC</dt><dd>Loading…</dd></dl>
+<div id="power-actions" class="actions" hidden></div>
+<p id="power-result" class="ok" role="status"></p>
+<p id="power-error" class="error" role="alert" hidden></p>
+</section>
 <section aria-labelledby="hardware-heading"><h2 id="hardware-heading">Interfaces and disks</h2>
 ${table('machine-interfaces', 'Network interfaces', ['Name', 'MAC', 'IPv4', 'Gateway', 'FQDN', 'Boot'], '—')}
 ${table('machine-disks', 'Disks', ['Path', 'Size', 'Model', 'Serial'], '—')}

@@ -1,9 +1,12 @@
-// One machine: summary, facts, interfaces and disks, state history, and the iPXE script and Ignition
-// config it is served (rendered by the engine's own code; secrets redacted by the API).
-import { ago, api, bytes, el, fillTable, poll, stateBadge } from '../lib.js'
+// One machine: summary, facts, its BMC and power (with power on, off and cycle), interfaces and disks,
+// state history, and the iPXE script and Ignition config it is served (rendered by the engine's own
+// code; secrets redacted by the API).
+import { ago, api, bytes, el, fillTable, poll, powerBadge, reportError, stateBadge } from '../lib.js'
 
 const uuid = document.getElementById('main').dataset.uuid
 const title = document.getElementById('machine-title')
+/** How the machine is named in questions: its hostname once it has one. */
+let machineName = uuid
 
 const definitions = (target, pairs) =>
   target.replaceChildren(...pairs.filter(([, value]) => value !== undefined).flatMap(([term, value]) => [el('dt', {}, term), el('dd', {}, value ?? '—')]))
@@ -18,6 +21,7 @@ function flatten(value, prefix = '', into = []) {
 
 async function refreshMachine() {
   const machine = await api(`/api/v1/machines/${uuid}`)
+  machineName = machine.cluster?.hostname ?? machine.uuid
   title.replaceChildren(machine.cluster?.hostname ?? machine.uuid, ' ', stateBadge(machine.state))
   document.title = `${machine.cluster?.hostname ?? machine.uuid} · Slipway`
   definitions(document.getElementById('machine-summary'), [
@@ -52,6 +56,74 @@ async function refreshMachine() {
   )
 }
 
+// ----- power -----
+
+const powerFacts = document.getElementById('machine-power')
+const powerActions = document.getElementById('power-actions')
+const powerResult = document.getElementById('power-result')
+const powerError = document.getElementById('power-error')
+
+/** host:port, an IPv6 address in brackets (as the engine names a BMC). */
+const bmcAddress = (bmc) => (bmc.host.includes(':') ? `[${bmc.host}]:${bmc.port}` : `${bmc.host}:${bmc.port}`)
+
+async function refreshPower() {
+  let bmc
+  try {
+    bmc = await api(`/api/v1/machines/${uuid}/bmc`)
+  } catch (error) {
+    if (error.code !== 'BMC_NOT_CONFIGURED') throw error
+    powerActions.hidden = true
+    definitions(powerFacts, [['BMC', `none configured (an administrator sets one: slipway machines bmc set ${uuid} …, or PUT /api/v1/machines/${uuid}/bmc)`]])
+    return
+  }
+  powerActions.hidden = false
+  definitions(powerFacts, [
+    ['Power', powerBadge(bmc)],
+    ['Last checked', bmc.power_checked_at ? ago(bmc.power_checked_at) : 'never'],
+    ['Last error', bmc.last_error ? el('span', { class: 'error-text' }, `${bmc.last_error.code}: ${bmc.last_error.message} (`, ago(bmc.last_error.at), ')') : '—'],
+    ['Protocol', bmc.protocol === 'ipmi' ? 'IPMI' : 'Redfish'],
+    ['BMC address', el('span', { class: 'mono' }, bmcAddress(bmc))],
+    ['User', el('span', { class: 'mono' }, bmc.username)],
+  ])
+}
+
+/** The page's power actions: each asks first, as every change of the UI that cannot be taken back does. */
+const POWER_ACTIONS = [
+  { action: 'on', label: 'Power on', question: (name) => `Power on ${name}? It boots from its next boot device.` },
+  { action: 'off', label: 'Power off', question: (name) => `Power off ${name} now? Its power is cut at once, without shutting its operating system down.` },
+  { action: 'cycle', label: 'Power cycle', question: (name) => `Power-cycle ${name}? Its power is cut and restored at once, without shutting its operating system down.` },
+]
+
+powerActions.replaceChildren(
+  ...POWER_ACTIONS.map(({ action, label, question }) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        class: action === 'on' ? 'secondary' : 'danger',
+        'data-power-action': action,
+        onclick: async () => {
+          if (!confirm(question(machineName))) return
+          const buttons = [...powerActions.querySelectorAll('button')]
+          for (const button of buttons) button.disabled = true
+          reportError(powerError, null)
+          powerResult.textContent = ''
+          try {
+            const result = await api(`/api/v1/machines/${uuid}/power`, { method: 'POST', body: { action } })
+            powerResult.textContent = `${label}: the BMC now reports ${result.power} (${result.ms} ms${result.attempts > 1 ? `, ${result.attempts} attempts` : ''}).`
+          } catch (failure) {
+            reportError(powerError, failure)
+          } finally {
+            for (const button of buttons) button.disabled = false
+            await refreshPower().catch(() => {})
+          }
+        },
+      },
+      label,
+    ),
+  ),
+)
+
 function showRendered(prefix, rendered, pretty) {
   document.getElementById(`${prefix}-url`).textContent = `GET ${rendered.url}`
   const body = document.getElementById(`${prefix}-body`)
@@ -69,4 +141,5 @@ async function refreshBoot() {
 
 document.getElementById('boot-refresh').addEventListener('click', () => refreshBoot().catch((error) => (document.getElementById('ignition-body').textContent = error.message)))
 refreshBoot().catch((error) => (document.getElementById('ignition-body').textContent = error.message))
-poll(refreshMachine)
+// The machine and its BMC side by side: a BMC may be enrolled before its machine has ever reported.
+poll(() => Promise.all([refreshMachine(), refreshPower()]))

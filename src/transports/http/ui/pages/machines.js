@@ -1,11 +1,14 @@
-// Machines: every machine with its state, place in a cluster, boot NIC, hardware, config drift and
-// when it was last heard from, and the open identity conflicts; refreshed while visible.
-import { ago, api, bytes, el, fillTable, poll, reportError, stateBadge } from '../lib.js'
+// Machines: every machine with its state, power, place in a cluster, boot NIC, hardware, config drift
+// and when it was last heard from, and the open identity conflicts; refreshed while visible.
+import { ago, api, bytes, el, fillTable, poll, powerBadge, reportError, stateBadge } from '../lib.js'
 
 const table = document.getElementById('machines')
 const filter = document.getElementById('machine-filter')
 const counts = document.getElementById('machine-counts')
 let machines = []
+/** Each machine's BMC by uuid, from one GET /api/v1/bmcs per refresh; or why they could not be read. */
+let bmcs = new Map()
+let bmcsRefused = null
 
 const bootInterface = (machine) => machine.interfaces.find((nic) => nic.is_boot) ?? machine.interfaces[0]
 
@@ -17,8 +20,15 @@ function hardware(machine) {
   return [cpu, memory, disks].filter(Boolean).join(' · ') || '—'
 }
 
+function powerCell(machine) {
+  // /api/v1/bmcs is fleet-wide: a tenant's token may not read it, which is not "no BMC".
+  if (bmcsRefused) return el('span', { class: 'muted', title: `BMCs not shown: ${bmcsRefused.code}: ${bmcsRefused.message}` }, 'not shown')
+  const bmc = bmcs.get(machine.uuid)
+  return bmc ? powerBadge(bmc) : el('span', { class: 'muted', title: 'no BMC configured' }, '—')
+}
+
 const searchText = (machine) =>
-  [machine.uuid, machine.cluster?.hostname, machine.cluster?.name, machine.cluster?.role, machine.state, machine.boot_mac, bootInterface(machine)?.ipv4, machine.drift?.state, ...Object.entries(machine.labels).map(([k, v]) => `${k}=${v}`)]
+  [machine.uuid, machine.cluster?.hostname, machine.cluster?.name, machine.cluster?.role, machine.state, machine.boot_mac, bootInterface(machine)?.ipv4, machine.drift?.state, bmcs.has(machine.uuid) ? `power=${bmcs.get(machine.uuid).power}` : null, ...Object.entries(machine.labels).map(([k, v]) => `${k}=${v}`)]
     .filter(Boolean)
     .join(' ')
     .toLowerCase()
@@ -39,6 +49,7 @@ function render() {
         { 'data-uuid': machine.uuid },
         el('th', { scope: 'row' }, el('a', { href: `/ui/machines/${machine.uuid}` }, name), machine.cluster ? el('div', { class: 'sub' }, machine.uuid) : null),
         el('td', {}, stateBadge(machine.state)),
+        el('td', { class: 'power-cell' }, powerCell(machine)),
         el('td', {}, machine.cluster?.role ?? '—'),
         el('td', {}, machine.cluster?.name ?? '—'),
         el('td', { class: 'mono' }, machine.boot_mac),
@@ -104,8 +115,14 @@ function renderConflicts(conflicts) {
 
 filter.addEventListener('input', render)
 const poller = poll(async () => {
-  const [listed, conflicts] = await Promise.all([api('/api/v1/machines'), api('/api/v1/machines/conflicts?state=open').catch(() => [])])
+  const [listed, conflicts, bmcList] = await Promise.all([
+    api('/api/v1/machines'),
+    api('/api/v1/machines/conflicts?state=open').catch(() => []),
+    api('/api/v1/bmcs').catch((error) => error),
+  ])
   machines = listed
+  bmcsRefused = bmcList instanceof Error ? bmcList : null
+  bmcs = new Map(bmcsRefused ? [] : bmcList.map((bmc) => [bmc.machine_uuid, bmc]))
   render()
   renderConflicts(conflicts)
 })
