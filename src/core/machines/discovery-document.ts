@@ -2,7 +2,8 @@ import Type, { type Static } from 'typebox'
 import { isIpv4, parseCidr } from '../../lib/ipv4.ts'
 import { normalizeMac } from '../../lib/mac.ts'
 import { invalid } from '../errors.ts'
-import { checkDocument } from '../selection/documents.ts'
+import { isIpv6 } from '../power/bmc.ts'
+import { checkDocument, PLAIN_TEXT_PATTERN } from '../selection/documents.ts'
 
 /**
  * What a machine booted into discovery POSTs to /discovery, with Enjoliver's keys so that its
@@ -49,6 +50,24 @@ const LldpInterface = Type.Object(
   { additionalProperties: false },
 )
 
+/** How the BMC got its IPv4 address: ipmitool's "IP Address Source" (Static, DHCP, BIOS Assigned, Other, Unspecified). */
+export const BMC_IPV4_ASSIGNMENTS = ['static', 'dhcp', 'bios', 'other', 'unspecified'] as const
+export type BmcIpv4Assignment = (typeof BMC_IPV4_ASSIGNMENTS)[number]
+
+// Slipway's agent reads it with `ipmitool lan print` where the live image has ipmitool and the machine a
+// BMC; Enjoliver's agent never sends it. Addresses the BMC does not have are left out, never 0.0.0.0.
+const DiscoveryBmc = Type.Object(
+  {
+    mac: Mac,
+    ipv4: Type.Optional(Text(15, 'Left out while the BMC has none (ipmitool shows 0.0.0.0).')),
+    ipv6: Type.Optional(Text(45, 'A global or unique-local address; link-local ones are left out.')),
+    'ipv4-assignment': Type.Optional(Type.Enum([...BMC_IPV4_ASSIGNMENTS], { description: 'How the BMC got its IPv4 address (ipmitool\'s "IP Address Source").' })),
+    channel: Type.Optional(Type.Integer({ minimum: 1, maximum: 15, description: 'The IPMI LAN channel the settings were read on.' })),
+    source: Type.String({ minLength: 1, maxLength: 64, pattern: PLAIN_TEXT_PATTERN, description: 'What read them, e.g. "ipmitool lan print".' }),
+  },
+  { additionalProperties: false, description: "The machine's BMC on its LAN, as the machine itself reads it: an operator enrolling the BMC then only adds credentials." },
+)
+
 export const DiscoveryDocument = Type.Object(
   {
     'boot-info': Type.Object(
@@ -79,6 +98,7 @@ export const DiscoveryDocument = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    bmc: Type.Optional(DiscoveryBmc),
     // Accepted for compatibility with Enjoliver's agent; not stored (the lifecycle slice will want it).
     'ignition-journal': Type.Optional(Type.Array(Text(4096), { maxItems: 4096 })),
   },
@@ -110,6 +130,17 @@ export interface MachineFacts {
   firmware?: 'bios' | 'uefi'
   dmi?: { vendor?: string; product?: string; serial?: string }
   lldp?: { interfaces: { name: string; portId: string; chassisId: string; chassisName?: string }[] }
+  bmc?: DiscoveredBmc
+}
+
+/** The BMC a machine's discovery report named: where `PUT /api/v1/machines/{uuid}/bmc` finds the host left out. */
+export interface DiscoveredBmc {
+  mac: string
+  ipv4?: string
+  ipv6?: string
+  ipv4Assignment?: BmcIpv4Assignment
+  channel?: number
+  source: string
 }
 
 /** A discovery report, checked and normalised: what the store keeps. */
@@ -179,7 +210,31 @@ export function parseDiscovery(input: unknown): Discovery {
       })),
     }
   }
+  if (document.bmc) facts.bmc = parseBmc(document.bmc)
   return { uuid: bootInfo.uuid.toLowerCase(), bootMac, bootRandomId: bootInfo['random-id'] ?? null, interfaces, disks, facts }
+}
+
+/** Only an address the engine could reach the BMC at is kept: the one an operator's enrolment defaults to. */
+function parseBmc(bmc: NonNullable<DiscoveryDocument['bmc']>): DiscoveredBmc {
+  const mac = macOrFail(bmc.mac, 'bmc.mac')
+  if (mac === '00:00:00:00:00:00') throw invalid('INVALID_MAC', 'bmc.mac: 00:00:00:00:00:00 is what ipmitool shows for a channel without a MAC; leave the bmc object out')
+  if (bmc.ipv4 !== undefined && (!isIpv4(bmc.ipv4) || bmc.ipv4 === '0.0.0.0')) {
+    throw invalid('INVALID_IP', `bmc.ipv4: "${bmc.ipv4}" is not a usable IPv4 address; leave ipv4 out while the BMC has none (0.0.0.0)`)
+  }
+  const ipv6 = bmc.ipv6?.toLowerCase()
+  if (ipv6 !== undefined) {
+    if (!isIpv6(ipv6) || /^[0:]+$/.test(ipv6) || /^[0:]+:0*1$/.test(ipv6)) throw invalid('INVALID_IP', `bmc.ipv6: "${bmc.ipv6}" is not a usable IPv6 address (no zone, not :: or ::1)`)
+    // fe80::/10 needs the zone of the interface it was seen on: no use as a host for the engine.
+    if (/^fe[89ab][0-9a-f]:/.test(ipv6)) throw invalid('INVALID_IP', `bmc.ipv6: "${bmc.ipv6}" is link-local; report a global or unique-local address, or none`)
+  }
+  return {
+    mac,
+    ...(bmc.ipv4 !== undefined ? { ipv4: bmc.ipv4 } : {}),
+    ...(ipv6 !== undefined ? { ipv6 } : {}),
+    ...(bmc['ipv4-assignment'] !== undefined ? { ipv4Assignment: bmc['ipv4-assignment'] } : {}),
+    ...(bmc.channel !== undefined ? { channel: bmc.channel } : {}),
+    source: bmc.source,
+  }
 }
 
 function macOrFail(text: string, at: string): string {

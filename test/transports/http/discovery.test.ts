@@ -173,3 +173,48 @@ t.test('discovery: machine-facing report, admin inventory, state history, restar
     t.equal((await discover(report(UUID_B, '52:54:00:00:0b:02'))).json()['new-discovery'], false)
   })
 })
+
+t.test('the BMC a machine reports: kept in its facts; a hostile bmc object is refused with 400 and changes nothing', async (t) => {
+  const { engine, dataDir } = await startTestEngine()
+  t.teardown(async () => {
+    await engine.close()
+    removeTree(path.dirname(dataDir))
+  })
+  const app = engine.app
+  const discover = (payload: unknown) => app.inject({ method: 'POST', url: '/discovery', headers: { 'content-type': 'application/json' }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload), remoteAddress: '172.20.0.11' })
+  const machine = async () => (await app.inject({ method: 'GET', url: `/api/v1/machines/${UUID_A}`, headers: auth })).json()
+  const bmc = { mac: '00-17-A4-49-AB-70', ipv4: '192.168.1.41', 'ipv4-assignment': 'dhcp', channel: 2, source: 'ipmitool lan print' }
+
+  const reported = await discover(report(UUID_A, '52:54:00:00:0b:01', { bmc }))
+  t.equal(reported.statusCode, 200, reported.body)
+  t.same((await machine()).facts.bmc, { mac: '00:17:a4:49:ab:70', ipv4: '192.168.1.41', ipv4Assignment: 'dhcp', channel: 2, source: 'ipmitool lan print' }, 'shown with the other facts')
+
+  const before = await app.inject({ method: 'GET', url: '/api/v1/machines', headers: auth })
+  const nested = (depth: number): unknown => (depth === 0 ? '10.0.0.1' : { a: nested(depth - 1) })
+  const hostile: [string, unknown, string][] = [
+    ['an IPv4 address past 255', { ...bmc, ipv4: '999.1.1.1' }, 'INVALID_IP'],
+    ['the unset address', { ...bmc, ipv4: '0.0.0.0' }, 'INVALID_IP'],
+    ['a link-local IPv6 address', { ...bmc, ipv6: 'fe80::217:a4ff:fe49:ab70' }, 'INVALID_IP'],
+    ['an all-zero MAC', { ...bmc, mac: '00:00:00:00:00:00' }, 'INVALID_MAC'],
+    ['a 30 KiB string', { ...bmc, ipv4: 'x'.repeat(30 * 1024) }, 'VALIDATION_FAILED'],
+    ['a source that forges log lines', { ...bmc, source: 'ipmitool\nslipway-agent: installed' }, 'VALIDATION_FAILED'],
+    ['nested junk', { ...bmc, ipv4: nested(3), extra: [[{}]] }, 'VALIDATION_FAILED'],
+    ['junk nested 200 deep', { ...bmc, ipv4: nested(200) }, 'TOO_DEEP'],
+    ['an unknown field', { ...bmc, password: 'calvin' }, 'VALIDATION_FAILED'],
+    ['a list', [bmc, bmc], 'VALIDATION_FAILED'],
+  ]
+  for (const [name, value, code] of hostile) {
+    // UUID_B is new: a refused report must not create it; UUID_A is known: it must not change.
+    for (const uuid of [UUID_A, UUID_B]) {
+      const refused = await discover(report(uuid, uuid === UUID_A ? '52:54:00:00:0b:01' : '52:54:00:00:0b:02', { bmc: value }))
+      t.equal(refused.statusCode, 400, `${name}: ${refused.body.slice(0, 200)}`)
+      t.equal(refused.json().code, code, name)
+      t.ok(refused.body.length < 1024, `${name}: the answer does not echo the input (${refused.body.length} bytes)`)
+    }
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/api/v1/machines', headers: auth })).body, before.body, 'nothing changed')
+
+  // A report without it (ipmitool missing or failing this boot) replaces the facts, as every report does.
+  t.equal((await discover(report(UUID_A, '52:54:00:00:0b:01'))).statusCode, 200)
+  t.notOk('bmc' in (await machine()).facts, 'no BMC reported, none kept')
+})
