@@ -162,6 +162,54 @@ until answer="$(http_post_json "$ENGINE_URL/discovery" "$WORK/discovery.json")";
 done
 say "discovered uuid=$UUID mac=$BOOT_MAC: $answer"
 
+# --- Deprovision: a machine being taken out of service is told so in the answer to its report ------
+# It erases what makes its disks bootable or readable as before (the metadata: partition tables at
+# both ends, file system, RAID and LVM signatures, and the first 16 MiB, which also hold a boot loader
+# and the lab's install header), reports, and waits for the engine to power it off through its BMC.
+# Erasing every block of a large disk takes hours; that is a hardware secure erase's job.
+wipe_disk() { # disk
+  sectors="$(read_first "/sys/block/${1##*/}/size")"
+  [ -n "$sectors" ] && [ "$sectors" -gt 0 ] || { echo "$1: size unknown"; return 1; }
+  if command -v wipefs >/dev/null 2>&1; then wipefs --all --force "$1" || return 1; fi
+  dd if=/dev/zero of="$1" bs=1048576 count=16 conv=notrunc 2>/dev/null || { echo "$1: writing its start failed"; return 1; }
+  # The GPT's backup header and table sit in the last 33 sectors; 2048 covers any alignment.
+  [ "$sectors" -gt 4096 ] && { dd if=/dev/zero of="$1" bs=512 seek=$((sectors - 2048)) count=2048 conv=notrunc 2>/dev/null || { echo "$1: writing its end failed"; return 1; }; }
+  echo "$1: wiped"
+}
+
+wipe_disks() {
+  wiped=0
+  for path in /sys/block/*; do
+    name="${path##*/}"
+    case "$name" in loop*|ram*|sr*|fd*|zram*|dm-*|md*) continue ;; esac
+    [ "$(read_first "$path/removable")" = 1 ] && continue
+    wipe_disk "/dev/$name" || return 1
+    wiped=$((wiped + 1))
+  done
+  sync
+  echo "$wiped disk(s) wiped"
+}
+
+case "$answer" in
+  *'"wipe":true'*)
+    say "this machine is being deprovisioned: wiping its disks"
+    if wipe_disks > "$WORK/wipe.log" 2>&1; then outcome=success; else outcome=fail; fi
+    printf '{"message":%s}' "$(json_string "$(tail -c 1000 "$WORK/wipe.log" | tr '\n' ' ')")" > "$WORK/report.json"
+    tries=0
+    until http_post_json "$ENGINE_URL/lifecycle/wipe/$outcome?$LABELS" "$WORK/report.json" > /dev/null; do
+      tries=$((tries + 1))
+      [ "$tries" -ge "${SLIPWAY_REPORT_TRIES:-60}" ] && break
+      sleep "${SLIPWAY_REPORT_RETRY_SECONDS:-5}"
+    done
+    say "wipe $outcome: $(tr '\n' ' ' < "$WORK/wipe.log")"
+    [ "$outcome" = success ] || exit 1
+    # The engine powers the machine off; a machine whose BMC does not answer halts itself in the end.
+    sleep "${SLIPWAY_WIPED_HALT_SECONDS:-600}"
+    poweroff -f 2>/dev/null || poweroff
+    exit 0
+    ;;
+esac
+
 # Ask for an install slot until one is granted: refused (409) while the scheduler has not given this
 # machine a role, 403 while every slot is taken. The role config carries the cluster's secrets and is
 # served only while this machine holds its slot, so it is fetched after the grant.

@@ -63,7 +63,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const basics = { config, store, secrets, logger, metrics, events: new EngineEvents(), jobLeases: replicaJobLeases(config, store, logger, metrics) }
     const access = await wireAccess(basics)
     const provisioning = await wireProvisioning(basics)
-    const power = wirePower(basics, access.audit, adapters.power)
+    const power = wirePower(basics, access.audit, provisioning, adapters.power)
     const lifecycle = wireLifecycle(basics, provisioning, adapters)
     const apps = wireApps(basics, provisioning, access.tenants, adapters)
     const dns = wireDns(basics, provisioning.endpointHealth)

@@ -15,6 +15,7 @@ export interface Database {
   machine_labels: MachineLabelsTable
   machine_events: MachineEventsTable
   bmcs: BmcsTable
+  machine_deprovisions: MachineDeprovisionsTable
   flavors: FlavorsTable
   clusters: ClustersTable
   cluster_members: ClusterMembersTable
@@ -211,6 +212,18 @@ export interface BmcsTable {
   last_error_message: string | null
   last_error_at: string | null
   updated_at: string
+}
+
+/** A machine being taken out of service (core/power/machine-flows.ts). */
+export interface MachineDeprovisionsTable {
+  machine_uuid: string
+  /** wipe_pending | wipe_failed | wiped | done */
+  state: string
+  requested_by: string
+  requested_at: string
+  wiped_at: string | null
+  powered_off_at: string | null
+  message: string | null
 }
 
 export type MachineRow = Selectable<MachinesTable>

@@ -70,6 +70,7 @@ export function buildEngineApp(
     membershipOf: (uuid) => provisioning.clusterDirectory.memberOf(uuid),
     power: power.power,
     bringUps: power.bringUps,
+    flows: power.flows,
     locks: lifecycle.locks,
     lockGroupOf: lifecycle.lockGroupOf,
     rollingModeOf: lifecycle.rollingModeOf,

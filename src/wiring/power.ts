@@ -4,20 +4,24 @@ import type { AuditTrail } from '../core/access/audit-trail.ts'
 import type { BmcClient } from '../core/power/bmc-client.ts'
 import type { BmcProtocol } from '../core/power/bmc.ts'
 import { BringUpService } from '../core/power/bring-up.ts'
+import { MachineFlows } from '../core/power/machine-flows.ts'
 import { PowerService, type BmcCall, type PowerAudit } from '../core/power/power-service.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
 import { bmcRepository } from '../storage/repositories/bmcs.ts'
+import { deprovisionRepository } from '../storage/repositories/deprovisions.ts'
+import { machineRepository } from '../storage/repositories/machines.ts'
 import type { Capability, WiringBasics } from './capability.ts'
+import type { Provisioning } from './provisioning.ts'
 
 /** The real clients speak IPMI (ipmitool) and Redfish; tests may substitute them. */
 export type PowerAdapters = Partial<Record<BmcProtocol, BmcClient>>
 
 /**
  * Power through machines' BMCs: the records (passwords sealed), the operations with their queue per
- * BMC, global cap, retries and audit, bring-ups in batches, and the poll that keeps each machine's
- * power state current (one replica at a time).
+ * BMC, global cap, retries and audit, bring-ups in batches, the re-provision and deprovision flows,
+ * and the poll that keeps each machine's power state current (one replica at a time).
  */
-export function wirePower({ config, store, secrets, logger, metrics, jobLeases }: WiringBasics, audit: AuditTrail, adapters: PowerAdapters = {}) {
+export function wirePower({ config, store, secrets, logger, metrics, jobLeases }: WiringBasics, audit: AuditTrail, provisioning: Provisioning, adapters: PowerAdapters = {}) {
   const settings = config.power
   const clients: Record<BmcProtocol, BmcClient> = {
     ipmi: adapters.ipmi ?? new IpmitoolClient({ binary: settings.ipmitool }),
@@ -29,6 +33,9 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
     auditOf(audit),
     { attemptTimeoutMs: settings.attemptTimeoutSeconds * 1000, attempts: settings.attempts, backoffMs: settings.backoffMs, maxConcurrent: settings.maxConcurrent },
     { callFinished: (protocol, operation, outcome, seconds) => metrics.observeBmcCall(protocol, operation, outcome, seconds) },
+    undefined,
+    undefined,
+    { discoveredBmc: async (uuid) => (await machineRepository(store).findMachine(uuid))?.facts.bmc },
   )
   const poll = new SerialJob(
     async () => {
@@ -38,8 +45,29 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
     { name: 'power poll', intervalMs: settings.pollIntervalSeconds * 1000, debounceMs: 0, logger, gate: jobLeases.lease('power-poll') },
   )
   const bringUps = new BringUpService(power)
-  const capability: Capability = { jobs: [poll], listeners: [], close: () => bringUps.settle() }
-  return { power, bringUps, ...capability }
+  const flows = new MachineFlows(
+    machineRepository(store),
+    deprovisionRepository(store),
+    { memberOf: async (uuid) => (await provisioning.clusters.assignments()).find((member) => member.uuid === uuid) },
+    power,
+    async (uuid) => {
+      // Its boot renders follow its state; a machine returned to the pool may be scheduled at once.
+      await provisioning.machineDirectory.refresh(uuid)
+      provisioning.scheduler.trigger('machine changed')
+    },
+    undefined,
+    undefined,
+    (message) => logger.warn({ component: 'power' }, message),
+  )
+  const capability: Capability = {
+    jobs: [poll],
+    listeners: [],
+    close: async () => {
+      await bringUps.settle()
+      await flows.settle()
+    },
+  }
+  return { power, bringUps, flows, ...capability }
 }
 
 /**

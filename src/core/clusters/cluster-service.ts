@@ -306,7 +306,7 @@ export class ClusterService {
   async availableMachines(): Promise<Machine[]> {
     return this.repository.transaction(async (repository) => {
       const taken = new Set((await repository.listMembers()).map((member) => member.machineUuid))
-      return (await repository.machines.listMachines({ state: 'discovered' })).filter((machine) => !taken.has(machine.uuid))
+      return (await repository.machines.listMachines({ state: 'discovered', inService: true })).filter((machine) => !taken.has(machine.uuid))
     })
   }
 
@@ -355,7 +355,7 @@ export class ClusterService {
         continue
       }
       if (!discovered) {
-        discovered = await repository.machines.listMachines({ state: 'discovered' })
+        discovered = await repository.machines.listMachines({ state: 'discovered', inService: true })
         discoveredByUuid = new Map(discovered.map((machine) => [machine.uuid, machine]))
       }
       const plan = planSchedule(cluster, flavor, await repository.listPlacedMembers(cluster.name), discovered, taken)

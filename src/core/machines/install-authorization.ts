@@ -133,7 +133,7 @@ export class InstallAuthorization {
  * The machine named by both halves of its identity. One half is not enough: a MAC can be read off the
  * boot network and a uuid off a boot request, and either alone would let anyone move a machine.
  */
-async function findByIdentity(repository: MachineRepository, identity: MachineIdentity): Promise<Machine> {
+export async function findByIdentity(repository: Pick<MachineRepository, 'findMachine'>, identity: MachineIdentity): Promise<Machine> {
   if (!identity.uuid || !identity.mac) throw invalid('MACHINE_IDENTITY_MISSING', 'name the machine with both ?uuid= (its SMBIOS uuid) and ?mac= (its boot MAC)')
   const uuid = checkUuid(identity.uuid)
   const mac = normalizeMac(identity.mac)

@@ -32,6 +32,8 @@ export interface MachineFilter {
   labels?: Record<string, string>
   /** Only these machines. */
   uuids?: readonly string[]
+  /** Leaves out machines being taken out of service (a deprovision is pending or done): the scheduler's pool. */
+  inService?: true
 }
 
 /** The store port for machines; storage implements it. */

@@ -9,6 +9,8 @@ import { conflict } from '../errors.ts'
  *   event whose reason says why (the only self-transition allowed). A grant is `scheduled -> installing`.
  * - Failed installs and installed machines can be sent back by an operator (`-> discovered`, or
  *   `install_failed -> scheduled` to retry), which Enjoliver could only do by editing its database.
+ * - A re-provision (core/power/machine-flows.ts) takes an installed machine back to `scheduled`: it
+ *   keeps its role and installs it again from its next network boot.
  */
 export const MACHINE_STATES = ['booting', 'discovered', 'scheduled', 'installing', 'installed', 'install_failed'] as const
 export type MachineState = (typeof MACHINE_STATES)[number]
@@ -19,7 +21,7 @@ export const LEGAL_TRANSITIONS: Readonly<Record<MachineState, readonly MachineSt
   discovered: ['scheduled'],
   scheduled: ['scheduled', 'installing', 'discovered'],
   installing: ['installed', 'install_failed'],
-  installed: ['discovered'],
+  installed: ['discovered', 'scheduled'],
   install_failed: ['scheduled', 'discovered'],
 }
 

@@ -74,6 +74,11 @@ async function listMachines(db: Db, filter: MachineFilter): Promise<Machine[]> {
       exists(selectFrom('machine_interfaces').select('machine_interfaces.uuid').whereRef('machine_interfaces.uuid', '=', 'machines.uuid').where('machine_interfaces.mac', '=', mac)),
     )
   }
+  if (filter.inService) {
+    query = query.where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('machine_deprovisions').select('machine_deprovisions.machine_uuid').whereRef('machine_deprovisions.machine_uuid', '=', 'machines.uuid'))),
+    )
+  }
   for (const [key, value] of Object.entries(filter.labels ?? {})) {
     query = query.where(({ exists, selectFrom }) =>
       exists(

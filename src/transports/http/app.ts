@@ -9,6 +9,7 @@ import { installAccessControl, requireBearerToken, registerWithAccess, type Toke
 import { publicAccess } from '../../core/access/route-policy.ts'
 import type { AuditTrail } from '../../core/access/audit-trail.ts'
 import type { BringUpService } from '../../core/power/bring-up.ts'
+import type { MachineFlows } from '../../core/power/machine-flows.ts'
 import type { PowerService } from '../../core/power/power-service.ts'
 import type { TokenService } from '../../core/access/token-service.ts'
 import type { TenantDirectory } from '../../core/access/tenancy.ts'
@@ -107,6 +108,8 @@ export interface AppDependencies {
   /** Machines' BMCs: records, power and boot device; bring-ups in batches. */
   power: PowerService
   bringUps: BringUpService
+  /** Re-provision and deprovision through the BMC. */
+  flows: MachineFlows
   credentials: MachineCredentials
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
@@ -200,8 +203,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(staticFileRoutes, { prefix: '/assets', dir: deps.assetsDir, noun: 'asset' })
   // UEFI HTTP boot clients are told to fetch iPXE from here (see core/dhcp/boot-decision.ts).
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
-  await app.register(discoveryRoutes, { machines: deps.machines, reportsPerMinutePerClient: deps.machinePolicy.discoveryReportsPerMinute })
-  await app.register(installRoutes, { installs: deps.installs })
+  await app.register(discoveryRoutes, { machines: deps.machines, reportsPerMinutePerClient: deps.machinePolicy.discoveryReportsPerMinute, wipeRequested: (uuid) => deps.flows.wipeRequested(uuid) })
+  await app.register(installRoutes, { installs: deps.installs, flows: deps.flows })
   await app.register(fleetLockRoutes, { locks: deps.locks, lockGroupOf: deps.lockGroupOf })
   await app.register(lifecycleRoutes, {
     locks: deps.locks,
@@ -223,7 +226,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(machineRoutes, { machines: deps.machines, membershipOf: deps.membershipOf, drift: deps.drift })
       await admin.register(machineIdentityRoutes, { machines: deps.machines, ...deps.machinePolicy })
       await admin.register(machineBootRoutes, { machines: deps.machines, boot: deps.boot, credentials: deps.credentials, publicUrl: deps.http.publicUrl })
-      await admin.register(powerRoutes, { power: deps.power, bringUps: deps.bringUps })
+      await admin.register(powerRoutes, { power: deps.power, bringUps: deps.bringUps, flows: deps.flows })
       await admin.register(clusterRoutes, { clusters: deps.clusters, bootstrap: deps.bootstrap, scheduler: deps.scheduler })
       await admin.register(registryRoutes, registryOptions)
       await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })

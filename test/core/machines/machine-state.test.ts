@@ -14,6 +14,7 @@ const LEGAL: [MachineState, MachineState][] = [
   ['installing', 'installed'],
   ['installing', 'install_failed'],
   ['installed', 'discovered'],
+  ['installed', 'scheduled'], // re-provision: the same role, installed again
   ['install_failed', 'scheduled'],
   ['install_failed', 'discovered'],
 ]

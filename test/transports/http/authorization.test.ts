@@ -44,6 +44,8 @@ const WITHOUT_API_TOKEN: Record<string, 'public' | 'machine'> = {
   'GET /install-authorization': 'public',
   'POST /lifecycle/install/success': 'public',
   'POST /lifecycle/install/fail': 'public',
+  'POST /lifecycle/wipe/success': 'public',
+  'POST /lifecycle/wipe/fail': 'public',
   // Machine credential (each machine its own, in the path or the header), not an API token.
   'POST /lifecycle/ignition': 'machine',
   'POST /lifecycle/bootstrap': 'machine',

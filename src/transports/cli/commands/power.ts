@@ -164,6 +164,40 @@ export const powerCommands: CommandSpec[] = [
     },
   },
   {
+    path: ['machines', 'reinstall'],
+    summary: 're-provision a machine with a role: next boot from the network, power cycle; it installs its role again',
+    args: '<uuid>',
+    arity: [1, 1],
+    run: (context) => runFlow(context, 'reinstall'),
+  },
+  {
+    path: ['machines', 'deprovision'],
+    summary: 'take a machine out of service: its disks are wiped on its next (network) boot, then it is powered off',
+    args: '<uuid>',
+    arity: [1, 1],
+    options: { status: { type: 'boolean', help: 'show where a deprovision stands instead of starting one' } },
+    async run(context) {
+      if (!flag(context, 'status')) return runFlow(context, 'deprovision')
+      const uuid = machineUuid(context)
+      const answer = await (await context.api()).call<DeprovisionView>('GET', `/api/v1/machines/${uuid}/deprovision`)
+      if (context.out.json) context.out.printJson(answer.raw)
+      else printDeprovision(context, answer.data)
+      return EXIT.ok
+    },
+  },
+  {
+    path: ['machines', 'return'],
+    summary: 'return a deprovisioned machine to the pool (the scheduler may place it again)',
+    args: '<uuid>',
+    arity: [1, 1],
+    async run(context) {
+      const uuid = machineUuid(context)
+      await (await context.api()).call('DELETE', `/api/v1/machines/${uuid}/deprovision`)
+      context.out.print(`${uuid} is back in the pool`)
+      return EXIT.ok
+    },
+  },
+  {
     path: ['machines', 'bring-up'],
     summary: 'power machines on in batches with a pause between them (next boot from the network first)',
     args: '<uuid...>',
@@ -220,6 +254,49 @@ export const powerCommands: CommandSpec[] = [
     },
   },
 ]
+
+interface DeprovisionView {
+  machine_uuid: string
+  state: string
+  requested_by: string
+  requested_at: string
+  wiped_at: string | null
+  powered_off_at: string | null
+  message: string | null
+}
+
+interface FlowView {
+  machine_uuid: string
+  state: string
+  power_action: 'cycle' | 'on'
+  power: string
+  deprovision?: DeprovisionView
+}
+
+async function runFlow(context: CommandContext, flow: 'reinstall' | 'deprovision'): Promise<ExitCode> {
+  const uuid = machineUuid(context)
+  const answer = await (await context.api()).call<FlowView>('POST', `/api/v1/machines/${uuid}/${flow}`)
+  if (context.out.json) {
+    context.out.printJson(answer.raw)
+    return EXIT.ok
+  }
+  const { power_action: action, power, state } = answer.data
+  const powered = action === 'cycle' ? 'power-cycled' : 'powered on'
+  if (flow === 'reinstall') context.out.print(`${uuid} is ${state} and ${powered} (power ${power}): it boots from the network and installs its role again`)
+  else context.out.print(`${uuid} is out of the pool and ${powered} (power ${power}): its disks are wiped on this boot, then it is powered off (slipway machines deprovision --status ${uuid})`)
+  return EXIT.ok
+}
+
+function printDeprovision(context: CommandContext, deprovision: DeprovisionView): void {
+  context.out.fields([
+    ['Machine', deprovision.machine_uuid],
+    ['State', deprovision.state],
+    ['Requested', `${deprovision.requested_at} by ${deprovision.requested_by}`],
+    ['Wiped', deprovision.wiped_at ?? '-'],
+    ['Powered off', deprovision.powered_off_at ?? '-'],
+    ['Message', deprovision.message ?? '-'],
+  ])
+}
 
 async function followBringUp(context: CommandContext, id: string): Promise<ExitCode> {
   const api = await context.api()

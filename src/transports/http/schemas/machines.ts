@@ -187,4 +187,5 @@ export const DiscoveryAnswer = Type.Object({
   'new-discovery': Type.Boolean({ description: 'true the first time this machine uuid reports.' }),
   uuid: Type.String(),
   state: State,
+  wipe: Type.Optional(Type.Literal(true, { description: 'Present when the machine is being deprovisioned: the agent wipes its disks and reports to POST /lifecycle/wipe/{success|fail}.' })),
 })

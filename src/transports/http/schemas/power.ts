@@ -1,6 +1,7 @@
 import Type from 'typebox'
 import { BMC_PROTOCOLS, BOOT_DEVICES, IPMI_PRIVILEGES, POWER_ACTIONS, POWER_STATES, type BmcInput, type BmcView } from '../../../core/power/bmc.ts'
 import { MAX_BRING_UP_MACHINES, type BringUp } from '../../../core/power/bring-up.ts'
+import type { Deprovision, FlowResult } from '../../../core/power/machine-flows.ts'
 import type { PowerResult } from '../../../core/power/power-service.ts'
 import { Nullable } from '../../../lib/nullable.ts'
 import { ErrorResponse } from './common.ts'
@@ -141,4 +142,39 @@ export const toBringUpResponse = (run: BringUp) => ({
   boot_device: run.bootDevice,
   state: run.state,
   machines: run.machines.map((machine) => ({ uuid: machine.uuid, batch: machine.batch, state: machine.state, error: machine.error, powered_on_at: machine.poweredOnAt })),
+})
+
+const DEPROVISION_STATES = ['wipe_pending', 'wipe_failed', 'wiped', 'done'] as const
+export const DeprovisionResponse = Type.Object({
+  machine_uuid: Type.String(),
+  state: Type.Enum([...DEPROVISION_STATES], { description: 'wipe_pending until its discovery agent reports; wiped, then done once the engine has powered it off.' }),
+  requested_by: Type.String(),
+  requested_at: Type.String(),
+  wiped_at: Nullable(Type.String()),
+  powered_off_at: Nullable(Type.String()),
+  message: Nullable(Type.String({ description: "The agent's report, or why the power-off failed." })),
+})
+export const toDeprovisionResponse = (deprovision: Deprovision) => ({
+  machine_uuid: deprovision.machineUuid,
+  state: deprovision.state,
+  requested_by: deprovision.requestedBy,
+  requested_at: deprovision.requestedAt,
+  wiped_at: deprovision.wipedAt,
+  powered_off_at: deprovision.poweredOffAt,
+  message: deprovision.message,
+})
+
+export const FlowResponse = Type.Object({
+  machine_uuid: Type.String(),
+  state: Type.String({ description: "The machine's state after the request (scheduled for a re-provision)." }),
+  power_action: Type.Enum(['cycle', 'on'], { description: 'cycle when the machine was on, on when it was off.' }),
+  power: PowerStateSchema('The state read back after the power action.'),
+  deprovision: Type.Optional(DeprovisionResponse),
+})
+export const toFlowResponse = (result: FlowResult & { deprovision?: Deprovision }) => ({
+  machine_uuid: result.machine.uuid,
+  state: result.machine.state,
+  power_action: result.powerAction,
+  power: result.power.power,
+  ...(result.deprovision ? { deprovision: toDeprovisionResponse(result.deprovision) } : {}),
 })

@@ -3,16 +3,36 @@ import Type from 'typebox'
 import { administer, machineChangeOwner, machineOwner, operate, read } from '../../../../core/access/route-policy.ts'
 import type { BringUpService } from '../../../../core/power/bring-up.ts'
 import { notFound } from '../../../../core/errors.ts'
+import type { MachineFlows } from '../../../../core/power/machine-flows.ts'
 import type { PowerService } from '../../../../core/power/power-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import { UuidParams } from '../../schemas/machines.ts'
-import { BmcBody, BmcResponse, BootDeviceBody, BringUpBody, BringUpParams, BringUpResponse, PowerActionBody, PowerResponse, bmcErrors, toBmcInput, toBmcResponse, toBringUpResponse, toPowerResponse } from '../../schemas/power.ts'
+import {
+  BmcBody,
+  BmcResponse,
+  BootDeviceBody,
+  BringUpBody,
+  BringUpParams,
+  BringUpResponse,
+  DeprovisionResponse,
+  FlowResponse,
+  PowerActionBody,
+  PowerResponse,
+  bmcErrors,
+  toBmcInput,
+  toBmcResponse,
+  toBringUpResponse,
+  toDeprovisionResponse,
+  toFlowResponse,
+  toPowerResponse,
+} from '../../schemas/power.ts'
 
 /**
  * Machines' BMCs and their power. Setting or removing a BMC hands out the power of a machine, so it
- * takes an administrator; powering a machine takes an operator of its tenant.
+ * takes an administrator, as does deprovisioning (it wipes disks); powering or re-provisioning a
+ * machine takes an operator of its tenant.
  */
-export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bringUps: BringUpService }> = async (app, { power, bringUps }) => {
+export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bringUps: BringUpService; flows: MachineFlows }> = async (app, { power, bringUps, flows }) => {
   const tags = ['power']
   const requester = (name: string | undefined) => `api:${name ?? 'unknown'}`
   app.get('/bmcs', { config: { access: read() }, schema: { tags, summary: 'Every machine\'s BMC with the power state it last reported (never a password)', response: { 200: Type.Array(BmcResponse), ...adminErrors } } }, async () =>
@@ -92,5 +112,47 @@ export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bring
       if (!run) throw notFound('BRING_UP_NOT_FOUND', `no bring-up ${request.params.id} on this replica`)
       return toBringUpResponse(run)
     },
+  )
+  app.post(
+    '/machines/:uuid/reinstall',
+    {
+      config: { access: operate('tenant', machineChangeOwner) },
+      schema: {
+        tags,
+        summary: 'Re-provision a machine with a role: next boot from the network, back to scheduled, power cycle (or on); it boots discovery and installs its role again',
+        params: UuidParams,
+        response: { 200: FlowResponse, ...adminErrors, ...bmcErrors },
+      },
+    },
+    async (request) => toFlowResponse(await flows.reinstall(request.params.uuid, requester(request.principal?.name))),
+  )
+  app.post(
+    '/machines/:uuid/deprovision',
+    {
+      config: { access: administer() },
+      schema: {
+        tags,
+        summary: 'Take a machine out of service: out of the pool, credential revoked, next boot from the network, power cycle; its discovery agent wipes its disks, then the engine powers it off',
+        params: UuidParams,
+        response: { 200: FlowResponse, ...adminErrors, ...bmcErrors },
+      },
+    },
+    async (request) => toFlowResponse(await flows.deprovision(request.params.uuid, requester(request.principal?.name))),
+  )
+  app.get(
+    '/machines/:uuid/deprovision',
+    { config: { access: read('tenant', machineOwner) }, schema: { tags, summary: "A machine's deprovision: where its wipe and power-off stand", params: UuidParams, response: { 200: DeprovisionResponse, ...adminErrors } } },
+    async (request) => toDeprovisionResponse(await flows.deprovisionOf(request.params.uuid)),
+  )
+  app.delete(
+    '/machines/:uuid/deprovision',
+    { config: { access: administer() }, schema: { tags, summary: 'Return a machine to the pool (the scheduler may place it again)', params: UuidParams, response: { 204: Type.Null(), ...adminErrors } } },
+    async (request, reply) => {
+      await flows.cancelDeprovision(request.params.uuid, requester(request.principal?.name))
+      return reply.status(204).send(null)
+    },
+  )
+  app.get('/deprovisions', { config: { access: read() }, schema: { tags, summary: 'Machines being (or taken) out of service', response: { 200: Type.Array(DeprovisionResponse), ...adminErrors } } }, async () =>
+    (await flows.listDeprovisions()).map(toDeprovisionResponse),
   )
 }

@@ -13,10 +13,14 @@ export const DISCOVERY_BODY_LIMIT = 64 * 1024
 
 /**
  * Enjoliver's discovery path, for its agent and Slipway's. Machine-facing, like the boot routes: no token (the discovery agent in the live image has none),
- * and the answer says nothing beyond the machine's own uuid and state. The inventory listing that
+ * and the answer says nothing beyond the machine's own uuid and state (and, while it is being
+ * deprovisioned, that it is to wipe its disks). The inventory listing that
  * Enjoliver served here on GET is admin data: GET /api/v1/discovery (routes/compat/enjoliver).
  */
-export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService; reportsPerMinutePerClient: number }> = async (app, { machines, reportsPerMinutePerClient }) => {
+export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineService; reportsPerMinutePerClient: number; wipeRequested: (uuid: string) => Promise<boolean> }> = async (
+  app,
+  { machines, reportsPerMinutePerClient, wipeRequested },
+) => {
   // An agent reports once per boot (and again every 5 s while the engine does not answer): a client
   // sending many more is filling the inventory, and is told to wait.
   const limiter = new RateLimiter(reportsPerMinutePerClient, Math.max(1, reportsPerMinutePerClient))
@@ -40,7 +44,8 @@ export const discoveryRoutes: FastifyPluginAsyncTypebox<{ machines: MachineServi
         throw rateLimited('DISCOVERY_RATE_LIMITED', `more than ${reportsPerMinutePerClient} discovery reports a minute from ${address}; an agent reports once per boot`, admitted.retryAfterSeconds)
       }
       const { isNew, machine } = await machines.discover(request.body, undefined, { address })
-      return { 'new-discovery': isNew, uuid: machine.uuid, state: machine.state }
+      // A machine being deprovisioned learns here, from its own report, that its disks are to be wiped.
+      return { 'new-discovery': isNew, uuid: machine.uuid, state: machine.state, ...((await wipeRequested(machine.uuid)) ? { wipe: true as const } : {}) }
     },
   )
 }

@@ -1,9 +1,10 @@
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { InstallAuthorization, InstallOutcome, MachineIdentity } from '../../../../core/machines/install-authorization.ts'
+import type { MachineFlows } from '../../../../core/power/machine-flows.ts'
 import { ErrorResponse } from '../../schemas/common.ts'
 import { Nullable } from '../../../../lib/nullable.ts'
-import { InstallDenied, InstallGranted, InstallIdentity, InstallReportAnswer, InstallReportBody } from '../../schemas/install.ts'
+import { InstallDenied, InstallGranted, InstallIdentity, InstallReportAnswer, InstallReportBody, WipeReportAnswer } from '../../schemas/install.ts'
 import { publicAccess } from '../../../../core/access/route-policy.ts'
 
 /** An install report carries at most a short message (the tail of a log); more is a broken installer. */
@@ -25,7 +26,7 @@ const identityOf = (query: Record<string, unknown>): MachineIdentity => ({ uuid:
  * which is kept for it (with the same two-part identity) and is the one machine-facing GET that
  * changes state.
  */
-export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthorization }> = async (app, { installs }) => {
+export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthorization; flows: MachineFlows }> = async (app, { installs, flows }) => {
   const authorize = async (identity: MachineIdentity, reply: FastifyReply) => {
     const answer = await installs.authorizeInstall(identity)
     if (answer.authorized) return { authorized: true as const }
@@ -84,6 +85,30 @@ export const installRoutes: FastifyPluginAsyncTypebox<{ installs: InstallAuthori
       async (request) => {
         const machine = await installs.reportInstall(identityOf(request.query), outcome, request.body?.message)
         return { uuid: machine.uuid, state: machine.state }
+      },
+    )
+  }
+
+  // The deprovision's wipe report, like the install reports: the discovery agent names the machine by
+  // uuid and boot MAC; only a machine told to wipe (its discovery answer said so) can report one.
+  for (const outcome of ['success', 'fail'] as const) {
+    app.post(
+      `/lifecycle/wipe/${outcome}`,
+      {
+        bodyLimit: INSTALL_REPORT_BODY_LIMIT,
+        config: { access: publicAccess() },
+        schema: {
+          tags: ['install'],
+          summary: `The discovery agent of a machine being deprovisioned reports ${outcome === 'success' ? 'its disks wiped (the engine then powers it off)' : 'that its wipe failed'}, naming its uuid and boot MAC (no token)`,
+          security: [],
+          querystring: InstallIdentity,
+          body: InstallReportBody,
+          response: { 200: WipeReportAnswer, ...errors },
+        },
+      },
+      async (request) => {
+        const deprovision = await flows.reportWipe(identityOf(request.query), outcome, request.body?.message)
+        return { uuid: deprovision.machineUuid, deprovision: deprovision.state }
       },
     )
   }
