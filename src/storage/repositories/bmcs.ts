@@ -9,15 +9,25 @@ export const bmcPasswordContext = (uuid: string): string => `bmcs:${uuid}`
 
 type BmcRow = Selectable<BmcsTable>
 
-function settingsOf(row: BmcRow): BmcSettings {
+/** A row's settings (the inventory export reads them as this repository does). */
+export function bmcSettingsOf(row: Pick<BmcRow, 'protocol' | 'host' | 'port' | 'username' | 'options'>): BmcSettings {
   const options = JSON.parse(row.options) as { ipmi?: IpmiOptions; redfish?: RedfishOptions }
   return { protocol: row.protocol as BmcProtocol, host: row.host, port: row.port, username: row.username, ipmi: options.ipmi ?? null, redfish: options.redfish ?? null }
 }
 
+/** The `options` column of these settings: only the protocol's own options. */
+export const bmcOptionsColumn = (settings: BmcSettings): string => JSON.stringify(settings.protocol === 'ipmi' ? { ipmi: settings.ipmi } : { redfish: settings.redfish })
+
+/** A BMC at another address is another BMC: what was seen of the old one no longer holds. */
+export const isAnotherBmc = (stored: Pick<BmcRow, 'protocol' | 'host' | 'port'>, settings: BmcSettings): boolean =>
+  stored.host !== settings.host || stored.port !== settings.port || stored.protocol !== settings.protocol
+/** The observation columns of a BMC nothing has been asked of yet. */
+export const UNSEEN_BMC = { power: 'unknown', power_checked_at: null, last_error_code: null, last_error_message: null, last_error_at: null } as const
+
 function viewOf(row: BmcRow): BmcView {
   return {
     machineUuid: row.machine_uuid,
-    ...settingsOf(row),
+    ...bmcSettingsOf(row),
     power: row.power as PowerState,
     powerCheckedAt: row.power_checked_at,
     lastError: row.last_error_code ? { code: row.last_error_code, message: row.last_error_message ?? '', at: row.last_error_at ?? '' } : null,
@@ -37,16 +47,13 @@ export function bmcRepository(db: Db, secrets: SecretBox): PowerStore {
     targetOf: async (uuid) => {
       const row = await rows().where('machine_uuid', '=', uuid).executeTakeFirst()
       if (!row) return undefined
-      return { ...settingsOf(row), password: secrets.open(Buffer.from(row.password_sealed), bmcPasswordContext(uuid)) }
+      return { ...bmcSettingsOf(row), password: secrets.open(Buffer.from(row.password_sealed), bmcPasswordContext(uuid)) }
     },
     save: async (uuid, settings, password, at) => {
-      const options = JSON.stringify(settings.protocol === 'ipmi' ? { ipmi: settings.ipmi } : { redfish: settings.redfish })
-      const columns = { protocol: settings.protocol, host: settings.host, port: settings.port, username: settings.username, options, updated_at: at }
+      const columns = { protocol: settings.protocol, host: settings.host, port: settings.port, username: settings.username, options: bmcOptionsColumn(settings), updated_at: at }
       await db.transaction().execute(async (tx) => {
         const existing = await tx.selectFrom('bmcs').select(['machine_uuid', 'host', 'port', 'protocol']).where('machine_uuid', '=', uuid).executeTakeFirst()
-        // A BMC at another address is another BMC: what was seen of the old one no longer holds.
-        const moved = existing !== undefined && (existing.host !== settings.host || existing.port !== settings.port || existing.protocol !== settings.protocol)
-        const seen = moved ? { power: 'unknown', power_checked_at: null, last_error_code: null, last_error_message: null, last_error_at: null } : {}
+        const seen = existing !== undefined && isAnotherBmc(existing, settings) ? UNSEEN_BMC : {}
         if (existing) {
           await tx
             .updateTable('bmcs')
