@@ -9,6 +9,7 @@ import { TENANT_PATTERN } from '../core/access/tenancy.ts'
 import { MACHINE_STATES } from '../core/machines/machine-state.ts'
 import { UUID_PATTERN } from '../core/machines/discovery-document.ts'
 import { ID_PATTERN } from '../core/selection/documents.ts'
+import { BMC_PROTOCOLS, IPMI_PRIVILEGES } from '../core/power/bmc.ts'
 
 export const INVENTORY_FORMAT = 1
 
@@ -17,7 +18,8 @@ const Name = Type.String({ minLength: 1, maxLength: 253 })
 const Timestamp = Type.String({ minLength: 1, maxLength: 64 })
 const StringMap = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 4096 }))
 /** Base64 of a sealed value exactly as stored. */
-const Sealed = Type.String({ minLength: 1, maxLength: 1_048_576, pattern: '^[A-Za-z0-9+/]+={0,2}$' })
+const sealedOf = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[A-Za-z0-9+/]+={0,2}$' })
+const Sealed = sealedOf(1_048_576)
 
 const InventoryInterface = Type.Object(
   {
@@ -141,6 +143,29 @@ const InventoryCluster = Type.Object(
   },
   { additionalProperties: false },
 )
+/**
+ * A machine's BMC, keyed by the machine's SMBIOS UUID (a machine the engine may not have seen yet: a
+ * rack is enrolled by its BMCs before its first boot). Field by field what PUT /api/v1/machines/{uuid}/bmc
+ * takes, checked on import by the same rules (core/power/bmc.ts), with the password sealed as stored
+ * and bound to the machine's UUID. What the exporting engine last saw of the BMC (power state, last
+ * error) stays behind: another engine's old answer would pass for current until the importing engine
+ * asks the BMC itself, which its power poll does.
+ */
+const InventoryBmc = Type.Object(
+  {
+    machine_uuid: Type.String({ pattern: UUID_PATTERN }),
+    protocol: Type.Enum([...BMC_PROTOCOLS]),
+    host: Type.String({ minLength: 1, maxLength: 253 }),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    username: Type.String({ minLength: 1, maxLength: 256 }),
+    // A password of at most 256 bytes seals to under 400 characters of base64.
+    password_sealed: sealedOf(1024),
+    ipmi: Nullable(Type.Object({ cipher_suite: Type.Integer(), privilege: Type.Enum([...IPMI_PRIVILEGES]) }, { additionalProperties: false })),
+    redfish: Nullable(Type.Object({ system_path: Nullable(Text(512)), verify_tls: Type.Boolean(), ca_bundle: Nullable(Text(65_536)) }, { additionalProperties: false })),
+    updated_at: Timestamp,
+  },
+  { additionalProperties: false },
+)
 export const InventoryDocument = Type.Object(
   {
     slipway_inventory: Type.Literal(INVENTORY_FORMAT),
@@ -148,8 +173,11 @@ export const InventoryDocument = Type.Object(
     machines: Type.Array(InventoryMachine, { maxItems: 200_000 }),
     flavors: Type.Array(InventoryFlavor, { maxItems: 10_000 }),
     clusters: Type.Array(InventoryCluster, { maxItems: 100_000 }),
+    /** Optional: exports made before BMC records travelled have none (and an import then leaves the BMCs here alone). */
+    bmcs: Type.Optional(Type.Array(InventoryBmc, { maxItems: 200_000 })),
   },
   { additionalProperties: false },
 )
 export type InventoryDocument = Static<typeof InventoryDocument>
 export type InventoryMachine = Static<typeof InventoryMachine>
+export type InventoryBmc = Static<typeof InventoryBmc>

@@ -1,23 +1,29 @@
 /**
  * The inventory as one JSON document, `{ "slipway_inventory": 1, ... }`: machines (facts, state,
- * interfaces, disks, labels, cluster role), flavors, and clusters (registry entry, provisioning, PKI).
+ * interfaces, disks, labels, cluster role), flavors, clusters (registry entry, provisioning, PKI), and
+ * the machines' BMC records (with machines the engine has not seen yet: racks enrolled by their BMCs).
  * It moves an inventory between engines and backends (SQLite to PostgreSQL) and lets a person read or
  * diff it; a full backup (backup.ts) is still what restores everything else (releases, locks, history).
  *
- * Secrets: the cluster PKI and registry credentials travel SEALED (base64 of the AES-256-GCM value the
- * store holds), never in clear. They open only with the same secrets key file, bound to the cluster's
- * name; an import checks each one opens with this engine's key and refuses the document otherwise.
+ * Secrets: the cluster PKI, registry credentials, member certificates and BMC passwords travel SEALED
+ * (base64 of the AES-256-GCM value the store holds), never in clear. They open only with the same
+ * secrets key file, bound to their cluster's name or machine's UUID; an import checks each one opens
+ * with this engine's key and refuses the document otherwise.
  *
- * Import is idempotent (upsert by natural keys: machine uuid, flavor name, cluster name), checks the
- * whole document before writing anything, and writes it in one transaction: all or nothing.
+ * Import is idempotent (upsert by natural keys: machine uuid, flavor name, cluster name, a BMC's machine
+ * uuid; what the document leaves out is left alone), checks the whole document before writing
+ * anything, and writes it in one transaction: all or nothing.
  */
+import type { Selectable } from 'kysely'
 import Value from 'typebox/value'
 import { groupIdOf } from '../core/clusters/schedule-plan.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, parseFlavor } from '../core/clusters/cluster.ts'
 import { conflict, invalid, SlipwayError } from '../core/errors.ts'
+import { parseBmcSettings, type BmcInput, type BmcSettings } from '../core/power/bmc.ts'
 import { normalizeMac } from '../lib/mac.ts'
-import type { Db } from './database.ts'
-import { INVENTORY_FORMAT, InventoryDocument, type InventoryMachine } from './inventory-document.ts'
+import type { BmcsTable, Db } from './database.ts'
+import { INVENTORY_FORMAT, InventoryDocument, type InventoryBmc, type InventoryMachine } from './inventory-document.ts'
+import { bmcOptionsColumn, bmcPasswordContext, bmcSettingsOf, isAnotherBmc, UNSEEN_BMC } from './repositories/bmcs.ts'
 import { memberCertificatesContext, pkiContext } from './repositories/clusters.ts'
 import { credentialContext } from './repositories/registry.ts'
 import type { SecretBox } from './secret-box.ts'
@@ -32,6 +38,7 @@ export interface ImportReport {
   machines: ImportCounts
   flavors: ImportCounts
   clusters: ImportCounts
+  bmcs: ImportCounts
 }
 
 const parseJson = <T>(text: string) => JSON.parse(text) as T
@@ -40,10 +47,47 @@ const sealedCertificates = (row: { certificates: string; sealed: Uint8Array; iss
   row ? { certificates: parseJson<unknown[]>(row.certificates), sealed: Buffer.from(row.sealed).toString('base64'), issued_at: row.issued_at, not_after: row.not_after } : null
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 
+/** A BMC record as the document carries it: the API's fields, the password sealed as stored, no observations. */
+function bmcEntryOf(row: Selectable<BmcsTable>): InventoryBmc {
+  const settings = bmcSettingsOf(row)
+  return {
+    machine_uuid: row.machine_uuid,
+    protocol: settings.protocol,
+    host: settings.host,
+    port: settings.port,
+    username: settings.username,
+    password_sealed: base64(row.password_sealed),
+    ipmi: settings.ipmi ? { cipher_suite: settings.ipmi.cipherSuite, privilege: settings.ipmi.privilege } : null,
+    redfish: settings.redfish ? { system_path: settings.redfish.systemPath, verify_tls: settings.redfish.verifyTls, ca_bundle: settings.redfish.caBundle } : null,
+    updated_at: row.updated_at,
+  }
+}
+
+/** A document's BMC entry as the core's BMC rules read it (the rules PUT /api/v1/machines/{uuid}/bmc obeys). */
+const bmcInputOf = (entry: InventoryBmc, password?: string): BmcInput => ({
+  protocol: entry.protocol,
+  host: entry.host,
+  port: entry.port,
+  username: entry.username,
+  password,
+  ipmi: entry.ipmi ? { cipherSuite: entry.ipmi.cipher_suite, privilege: entry.ipmi.privilege } : entry.ipmi,
+  redfish: entry.redfish ? { systemPath: entry.redfish.system_path, verifyTls: entry.redfish.verify_tls, caBundle: entry.redfish.ca_bundle } : entry.redfish,
+})
+/** The checked entry's settings as the store keeps them (defaults filled, host in lower case). */
+const bmcSettingsFrom = (entry: InventoryBmc): BmcSettings => parseBmcSettings(bmcInputOf(entry), { passwordKept: true }).settings
+/** The core's names of BMC fields, as the document spells them. */
+const BMC_DOCUMENT_FIELDS: Record<string, string> = {
+  'ipmi.cipherSuite': 'ipmi.cipher_suite',
+  'redfish.systemPath': 'redfish.system_path',
+  'redfish.verifyTls': 'redfish.verify_tls',
+  'redfish.caBundle': 'redfish.ca_bundle',
+  password: 'password_sealed',
+}
+
 /** Reads the inventory in one read transaction: a consistent document even while the engine writes. */
 export async function exportInventory(db: Db, now: Date = new Date()): Promise<InventoryDocument> {
   return inTransaction(db, async (trx) => {
-    const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki, memberCertificates] = [
+    const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki, memberCertificates, bmcs] = [
       await trx.selectFrom('machines').selectAll().orderBy('first_seen_at').orderBy('uuid').execute(),
       await trx.selectFrom('machine_interfaces').selectAll().orderBy('uuid').orderBy('position').execute(),
       await trx.selectFrom('machine_disks').selectAll().orderBy('uuid').orderBy('path').execute(),
@@ -54,6 +98,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
       await trx.selectFrom('clusters').selectAll().execute(),
       await trx.selectFrom('cluster_pki').selectAll().execute(),
       await trx.selectFrom('member_certificates').selectAll().execute(),
+      await trx.selectFrom('bmcs').selectAll().orderBy('machine_uuid').execute(),
     ]
     const groupIds = members.map((member) => groupIdOf(member.cluster, member.hostname))
     const groups = groupIds.length ? await trx.selectFrom('groups').selectAll().where('id', 'in', groupIds).execute() : []
@@ -164,6 +209,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
             : null,
         }
       }),
+      bmcs: bmcs.map(bmcEntryOf),
     }
   })
 }
@@ -192,14 +238,15 @@ const reject = (code: string, problems: InventoryProblem[], kind: 'invalid' | 'c
   return (kind === 'invalid' ? invalid : conflict)(code, message, { problems })
 }
 
-function sealedOpens(secrets: SecretBox, value: string, context: string): boolean {
+/** The sealed value opened with this engine's key for `context`, or undefined when it does not open. */
+function openedSealed(secrets: SecretBox, value: string, context: string): string | undefined {
   try {
-    secrets.open(Buffer.from(value, 'base64'), context)
-    return true
+    return secrets.open(Buffer.from(value, 'base64'), context)
   } catch {
-    return false
+    return undefined
   }
 }
+const sealedOpens = (secrets: SecretBox, value: string, context: string): boolean => openedSealed(secrets, value, context) !== undefined
 
 /**
  * Checks `input` completely, then upserts it in one transaction. Bad shape or values: 400
@@ -215,14 +262,15 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
   if (shapeProblems.length) throw reject('INVALID_INVENTORY', shapeProblems)
   const document = input as InventoryDocument
   const machines = document.machines.map(normalizeMachine)
-  const problems = documentProblems(document, machines, secrets)
+  const bmcs = (document.bmcs ?? []).map((bmc) => ({ ...bmc, machine_uuid: bmc.machine_uuid.toLowerCase() }))
+  const problems = [...documentProblems(document, machines, secrets), ...bmcProblems(bmcs, secrets)]
   if (problems.length) throw reject('INVALID_INVENTORY', problems)
 
   return inTransaction(db, async (trx) => {
     const clashes = await storeConflicts(trx, document, machines)
     if (clashes.length) throw reject('INVENTORY_CONFLICT', clashes, 'conflict')
     const at = now.toISOString()
-    const report: ImportReport = { machines: { created: 0, updated: 0 }, flavors: { created: 0, updated: 0 }, clusters: { created: 0, updated: 0 } }
+    const report: ImportReport = { machines: { created: 0, updated: 0 }, flavors: { created: 0, updated: 0 }, clusters: { created: 0, updated: 0 }, bmcs: { created: 0, updated: 0 } }
     const existingFlavors = new Set((await trx.selectFrom('flavors').select('name').execute()).map((row) => row.name))
     for (const flavor of document.flavors) {
       const columns = {
@@ -340,6 +388,31 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
         await trx.insertInto('groups').values({ id: group.id, ...groupColumns, created_at: at }).onConflict((clash) => clash.column('id').doUpdateSet(groupColumns)).execute()
       }
     }
+    for (const bmc of bmcs) {
+      const settings = bmcSettingsFrom(bmc)
+      const existing = await trx.selectFrom('bmcs').select(['protocol', 'host', 'port']).where('machine_uuid', '=', bmc.machine_uuid).executeTakeFirst()
+      const columns = {
+        protocol: settings.protocol,
+        host: settings.host,
+        port: settings.port,
+        username: settings.username,
+        // The sealed bytes as exported (bmcProblems checked they open for this machine): never sealed again.
+        password_sealed: Buffer.from(bmc.password_sealed, 'base64'),
+        options: bmcOptionsColumn(settings),
+        updated_at: bmc.updated_at,
+      }
+      if (existing) {
+        // What this engine saw of the same BMC is kept; of a BMC at another address, forgotten (as a PUT does).
+        await trx
+          .updateTable('bmcs')
+          .set({ ...columns, ...(isAnotherBmc(existing, settings) ? UNSEEN_BMC : {}) })
+          .where('machine_uuid', '=', bmc.machine_uuid)
+          .execute()
+      } else {
+        await trx.insertInto('bmcs').values({ machine_uuid: bmc.machine_uuid, ...columns }).execute()
+      }
+      report.bmcs[existing ? 'updated' : 'created']++
+    }
     return report
   })
 }
@@ -418,6 +491,42 @@ function documentProblems(document: InventoryDocument, machines: InventoryMachin
     if (holder !== undefined) problems.push({ path: `${at}.role.ordinal`, message: `${role.role} #${role.ordinal} of ${role.cluster} is already machines[${holder}]` })
     if (role.certificates && !sealedOpens(secrets, role.certificates.sealed, memberCertificatesContext(machine.uuid))) {
       problems.push({ path: `${at}.role.certificates.sealed`, message: "does not open with this engine's secrets key: it was sealed by an engine with another key file (or for another machine); import without it to have the certificates issued anew" })
+    }
+  })
+  return problems
+}
+
+/**
+ * What is wrong with the BMC entries: a machine twice, a password that does not open here for its own
+ * machine, or settings the API would refuse (core/power/bmc.ts's rules, the opened password included:
+ * an IPMI record takes at most 20 bytes). Messages never carry the password.
+ */
+function bmcProblems(bmcs: InventoryBmc[], secrets: SecretBox): InventoryProblem[] {
+  const problems: InventoryProblem[] = []
+  const uuidIndex = new Map<string, number>()
+  bmcs.forEach((bmc, index) => {
+    const at = `bmcs[${index}]`
+    const seen = uuidIndex.get(bmc.machine_uuid)
+    if (seen !== undefined) {
+      problems.push({ path: `${at}.machine_uuid`, message: `machine ${bmc.machine_uuid} already has its BMC at bmcs[${seen}]` })
+      return
+    }
+    uuidIndex.set(bmc.machine_uuid, index)
+    const password = openedSealed(secrets, bmc.password_sealed, bmcPasswordContext(bmc.machine_uuid))
+    if (password === undefined) {
+      problems.push({
+        path: `${at}.password_sealed`,
+        message: `does not open with this engine's secrets key: it was sealed by an engine with another key file (or for another machine); use that key file, or import without this entry and set the BMC again (PUT /api/v1/machines/${bmc.machine_uuid}/bmc)`,
+      })
+      return
+    }
+    try {
+      parseBmcSettings(bmcInputOf(bmc, password), { passwordKept: false })
+    } catch (error) {
+      if (!(error instanceof SlipwayError)) throw error
+      const field = String(error.details?.field ?? '')
+      const rule = error.message.startsWith(`${field}: `) ? error.message.slice(field.length + 2) : error.message
+      problems.push({ path: field ? `${at}.${BMC_DOCUMENT_FIELDS[field] ?? field}` : at, message: field === 'password' ? `the password it seals ${rule} for protocol ${bmc.protocol}` : rule })
     }
   })
   return problems

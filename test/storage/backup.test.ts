@@ -2,7 +2,8 @@
  * Snapshots, restore and the inventory's JSON transfer against real SQLite files: snapshots taken
  * while the store writes, restores refused for every kind of bad snapshot and while an engine has the
  * database open (in this process or another), a killed engine's WAL kept in the database set aside,
- * inventory round trips, idempotence, and imports refused whole.
+ * inventory round trips (BMC records with their sealed passwords included), idempotence, and imports
+ * refused whole.
  */
 import { spawn } from 'node:child_process'
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
@@ -16,6 +17,7 @@ import { takeSnapshot } from '../../src/storage/backup.ts'
 import { migrateToLatest, openStore } from '../../src/storage/db.ts'
 import type { InventoryDocument } from '../../src/storage/inventory-document.ts'
 import { exportInventory, importInventory } from '../../src/storage/inventory-transfer.ts'
+import { bmcRepository } from '../../src/storage/repositories/bmcs.ts'
 import { restoreDatabase, RestoreError } from '../../src/storage/restore.ts'
 import { SecretBox } from '../../src/storage/secret-box.ts'
 import { testStore } from '../helpers/backends.ts'
@@ -33,7 +35,17 @@ const scratchDir = (t: Test) => {
   return dir
 }
 
-/** An engine with machines, a provisioned cluster (PKI sealed) and a hand-registered one (credential sealed). */
+/** BMC passwords of populatedEngine: never to be seen in an export. */
+const IPMI_PASSWORD = 'Ipmi-pw-5521-x'
+const REDFISH_PASSWORD = 'Redfish-pw-7731-longer-than-any-ipmi-one'
+/** A machine the engine has never seen, enrolled by its BMC (a rack before its first boot). */
+const ENROLLED_UUID = 'e0000000-0000-4000-8000-0000000000b1'
+
+/**
+ * An engine with machines, a provisioned cluster (PKI sealed), a hand-registered one (credential
+ * sealed), and two BMCs (passwords sealed): an IPMI one of a known machine, a Redfish one of a machine
+ * not seen yet.
+ */
 async function populatedEngine(t: Test, machines = 4): Promise<TestEngine> {
   const started = await startTestEngine()
   t.teardown(async () => {
@@ -52,6 +64,11 @@ async function populatedEngine(t: Test, machines = 4): Promise<TestEngine> {
   await app.inject({ method: 'PUT', url: `/api/v1/machines/${stormUuidOf(4)}/labels`, headers: auth, payload: { rack: 'r1' } })
   const registered = await post('/api/v1/clusters', { name: 'far', server: 'https://127.0.0.1:1', credentials: { token: 'sekret-token-value' }, labels: { region: 'west' } })
   t.equal(registered.statusCode, 201, registered.body)
+  const put = (uuid: string, payload: object) => app.inject({ method: 'PUT', url: `/api/v1/machines/${uuid}/bmc`, headers: auth, payload })
+  const ipmi = await put(stormUuidOf(1), { protocol: 'ipmi', host: '10.0.9.21', username: 'admin', password: IPMI_PASSWORD, ipmi: { cipher_suite: 17, privilege: 'OPERATOR' } })
+  t.equal(ipmi.statusCode, 200, ipmi.body)
+  const redfish = await put(ENROLLED_UUID, { protocol: 'redfish', host: 'bmc-b1.rack.example', port: 8443, username: 'root', password: REDFISH_PASSWORD, redfish: { system_path: '/redfish/v1/Systems/1', verify_tls: false } })
+  t.equal(redfish.statusCode, 200, redfish.body)
   return started
 }
 
@@ -193,6 +210,15 @@ t.test('inventory: export, import into another engine with the same key, idempot
   const controlPlane = exported.machines.find((machine) => machine.role?.role === 'control-plane')!
   t.ok(controlPlane.role!.certificates?.sealed, "the member's issued certificates travel sealed (an import keeps them instead of issuing new keys)")
   t.equal((controlPlane.role!.certificates?.certificates as unknown[]).length, 12, 'with their public parts (12 for a control-plane member)')
+  t.match(exported.bmcs, [
+    { machine_uuid: stormUuidOf(1), protocol: 'ipmi', host: '10.0.9.21', port: 623, username: 'admin', password_sealed: String, ipmi: { cipher_suite: 17, privilege: 'OPERATOR' }, redfish: null, updated_at: String },
+    { machine_uuid: ENROLLED_UUID, protocol: 'redfish', host: 'bmc-b1.rack.example', port: 8443, username: 'root', password_sealed: String, ipmi: null, redfish: { system_path: '/redfish/v1/Systems/1', verify_tls: false, ca_bundle: null }, updated_at: String },
+  ], "every BMC travels, a machine's that the engine has not seen yet too")
+  t.equal(exported.bmcs?.length, 2)
+  t.notOk('power' in exported.bmcs![0]!, "what the exporting engine last saw of the BMC stays behind: the importing engine asks it")
+  for (const password of [IPMI_PASSWORD, REDFISH_PASSWORD]) {
+    t.notOk(text.includes(password) || text.includes(Buffer.from(password).toString('base64')), 'no BMC password in clear (nor merely in base64)')
+  }
 
   // Same key file, fresh database. First without the role profiles: refused, with where and why.
   const dir = scratchDir(t)
@@ -205,13 +231,33 @@ t.test('inventory: export, import into another engine with the same key, idempot
   const sample = await exportTemplatesFrom(source)
   for (const profile of sample) await store.insertInto('profiles').values(profile).execute()
   const first = await importInventory(store, secrets, exported)
-  t.same(first, { machines: { created: 4, updated: 0 }, flavors: { created: 1, updated: 0 }, clusters: { created: 2, updated: 0 } })
+  t.same(first, { machines: { created: 4, updated: 0 }, flavors: { created: 1, updated: 0 }, clusters: { created: 2, updated: 0 }, bmcs: { created: 2, updated: 0 } })
+  // The engine's own way to a BMC password (what the power service hands the BMC client) opens them.
+  const bmcs = bmcRepository(store, secrets)
+  t.match(await bmcs.targetOf(stormUuidOf(1)), { protocol: 'ipmi', host: '10.0.9.21', port: 623, username: 'admin', password: IPMI_PASSWORD, ipmi: { cipherSuite: 17, privilege: 'OPERATOR' }, redfish: null })
+  t.match(await bmcs.targetOf(ENROLLED_UUID), { protocol: 'redfish', host: 'bmc-b1.rack.example', port: 8443, username: 'root', password: REDFISH_PASSWORD, ipmi: null, redfish: { systemPath: '/redfish/v1/Systems/1', verifyTls: false, caBundle: null } })
+  t.equal((await bmcs.find(ENROLLED_UUID))?.power, 'unknown', 'the importing engine has not asked the BMC yet')
+  await bmcs.recordObservation(stormUuidOf(1), { power: 'on', checkedAt: '2026-12-08T10:00:00.000Z', error: null })
   const again = await importInventory(store, secrets, exported)
-  t.same(again, { machines: { created: 0, updated: 4 }, flavors: { created: 0, updated: 1 }, clusters: { created: 0, updated: 2 } })
+  t.same(again, { machines: { created: 0, updated: 4 }, flavors: { created: 0, updated: 1 }, clusters: { created: 0, updated: 2 }, bmcs: { created: 0, updated: 2 } })
+  t.match(await bmcs.find(stormUuidOf(1)), { power: 'on', powerCheckedAt: '2026-12-08T10:00:00.000Z' }, 'the same BMC again: what this engine saw of it is kept')
   const reexported = await exportInventory(store)
   t.same({ ...reexported, exported_at: '' }, { ...exported, exported_at: '' }, 'a round trip changes nothing')
   const counts = await store.selectFrom('machine_interfaces').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
   t.equal(Number(counts.n), 4, 'importing twice duplicates no interface')
+
+  const moved = structuredClone(exported)
+  moved.bmcs![0]!.host = '10.0.9.99'
+  t.same((await importInventory(store, secrets, moved)).bmcs, { created: 0, updated: 2 })
+  t.match(await bmcs.find(stormUuidOf(1)), { host: '10.0.9.99', power: 'unknown', powerCheckedAt: null }, 'a BMC at another address is another BMC: what was seen of the old one goes')
+  t.equal((await bmcs.targetOf(stormUuidOf(1)))?.password, IPMI_PASSWORD)
+  await importInventory(store, secrets, exported)
+
+  // A document from before BMC records travelled: imported, and the BMCs here are left as they are.
+  const older = structuredClone(exported) as Partial<InventoryDocument>
+  delete older.bmcs
+  t.same(await importInventory(store, secrets, older), { machines: { created: 0, updated: 4 }, flavors: { created: 0, updated: 1 }, clusters: { created: 0, updated: 2 }, bmcs: { created: 0, updated: 0 } })
+  t.equal((await bmcs.targetOf(ENROLLED_UUID))?.password, REDFISH_PASSWORD, 'an import without bmcs removes none')
 
   const expectRefusal = async (document: unknown, code: string, path: RegExp, key = secrets) => {
     const before = await exportInventory(store)
@@ -259,6 +305,57 @@ t.test('inventory: export, import into another engine with the same key, idempot
     'INVALID_INVENTORY',
     /^machines\[\d\]\.role\.certificates\.sealed$/,
   )
+
+  // BMC records: the sealed password must open here, in its own machine's row, and be one its protocol takes.
+  const tampered = (sealed: string) => {
+    const bytes = Buffer.from(sealed, 'base64')
+    bytes[bytes.length - 1]! ^= 0x01
+    return bytes.toString('base64')
+  }
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.password_sealed = tampered(doc.bmcs![0]!.password_sealed))), 'INVALID_INVENTORY', /^bmcs\[0\]\.password_sealed$/)
+  await expectRefusal(
+    edited((doc) => ([doc.bmcs![0]!.password_sealed, doc.bmcs![1]!.password_sealed] = [doc.bmcs![1]!.password_sealed, doc.bmcs![0]!.password_sealed])),
+    'INVALID_INVENTORY',
+    /^bmcs\[[01]\]\.password_sealed$/,
+  )
+  await expectRefusal(edited((doc) => (doc.bmcs![1]!.machine_uuid = stormUuidOf(2))), 'INVALID_INVENTORY', /^bmcs\[1\]\.password_sealed$/)
+  await expectRefusal(exported, 'INVALID_INVENTORY', /^bmcs\[\d\]\.password_sealed$/, strangerKey)
+  await expectRefusal(
+    edited((doc) => Object.assign(doc.bmcs![1]!, { protocol: 'ipmi', ipmi: { cipher_suite: 3, privilege: 'ADMINISTRATOR' }, redfish: null })),
+    'INVALID_INVENTORY',
+    /^bmcs\[1\]\.password_sealed$/,
+  )
+  await expectRefusal(edited((doc) => ((doc.bmcs![0] as { protocol: string }).protocol = 'telnet')), 'INVALID_INVENTORY', /^bmcs\[0\]\.protocol$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.port = 70_000)), 'INVALID_INVENTORY', /^bmcs\[0\]\.port$/)
+  await expectRefusal(edited((doc) => Object.assign(doc.bmcs![0]!, { password: IPMI_PASSWORD })), 'INVALID_INVENTORY', /^bmcs\[0\]$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.host = 'h'.repeat(1_000_000))), 'INVALID_INVENTORY', /^bmcs\[0\]\.host$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![1]!.username = 'u'.repeat(100_000))), 'INVALID_INVENTORY', /^bmcs\[1\]\.username$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.password_sealed = 'A'.repeat(100_000))), 'INVALID_INVENTORY', /^bmcs\[0\]\.password_sealed$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.machine_uuid = 'not-a-machine')), 'INVALID_INVENTORY', /^bmcs\[0\]\.machine_uuid$/)
+  // What the API refuses of a BMC, an import refuses too (the same rules).
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.host = 'http://10.0.9.21')), 'INVALID_INVENTORY', /^bmcs\[0\]\.host$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.ipmi!.cipher_suite = 0)), 'INVALID_INVENTORY', /^bmcs\[0\]\.ipmi\.cipher_suite$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![0]!.redfish = { system_path: null, verify_tls: true, ca_bundle: null })), 'INVALID_INVENTORY', /^bmcs\[0\]\.redfish$/)
+  await expectRefusal(edited((doc) => (doc.bmcs![1]!.redfish!.system_path = '/redfish/v1/Managers/1')), 'INVALID_INVENTORY', /^bmcs\[1\]\.redfish\.system_path$/)
+  await expectRefusal(edited((doc) => doc.bmcs!.push({ ...doc.bmcs![0]! })), 'INVALID_INVENTORY', /^bmcs\[2\]\.machine_uuid$/)
+  // All or nothing across sections: a good BMC change does not land beside a bad machine, nor a new machine beside a bad BMC.
+  await expectRefusal(
+    edited((doc) => {
+      doc.bmcs![0]!.host = '10.0.9.77'
+      doc.machines[2]!.interfaces[0]!.mac = 'not-a-mac'
+    }),
+    'INVALID_INVENTORY',
+    /^machines\[2\]\.interfaces\[0\]\.mac$/,
+  )
+  await expectRefusal(
+    edited((doc) => {
+      doc.machines.push({ ...doc.machines[0]!, uuid: 'cccccccc-0000-4000-8000-000000000002', boot_mac: '52:54:0c:00:00:02', interfaces: [], role: null })
+      doc.bmcs![1]!.password_sealed = tampered(doc.bmcs![1]!.password_sealed)
+    }),
+    'INVALID_INVENTORY',
+    /^bmcs\[1\]\.password_sealed$/,
+  )
+
   await expectRefusal(
     edited((doc) => {
       const member = doc.machines.find((machine) => machine.role?.role === 'control-plane')!
@@ -315,7 +412,8 @@ t.test('inventory: from a SQLite engine into a PostgreSQL store, and back out th
   const store = await testStore(t, 'postgres')
   for (const profile of await exportTemplatesFrom(source)) await store.insertInto('profiles').values(profile).execute()
   const secrets = SecretBox.fromKeyFile(source.config.secrets.keyFile)
-  t.same(await importInventory(store, secrets, exported), { machines: { created: 4, updated: 0 }, flavors: { created: 1, updated: 0 }, clusters: { created: 2, updated: 0 } })
+  t.same(await importInventory(store, secrets, exported), { machines: { created: 4, updated: 0 }, flavors: { created: 1, updated: 0 }, clusters: { created: 2, updated: 0 }, bmcs: { created: 2, updated: 0 } })
   t.same((await importInventory(store, secrets, exported)).machines, { created: 0, updated: 4 }, 'again: an upsert')
+  t.equal((await bmcRepository(store, secrets).targetOf(ENROLLED_UUID))?.password, REDFISH_PASSWORD, 'the BMC password stored in PostgreSQL opens')
   t.same({ ...(await exportInventory(store)), exported_at: '' }, { ...exported, exported_at: '' }, 'PostgreSQL gives back the same document')
 })

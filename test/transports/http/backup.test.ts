@@ -1,7 +1,8 @@
 /**
  * Backups and inventory transfer over HTTP, on a listening engine with a real SQLite file: a backup
  * taken while 1,000 discovery reports are being written restores to a consistent database that a new
- * engine serves; Enjoliver's POST /backup/db; the inventory routes; tokens required.
+ * engine serves; Enjoliver's POST /backup/db; the inventory routes; tokens required; a machine's BMC
+ * carried to a fresh engine that then drives the real BMC (ipmi_sim) with the password it opened.
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -9,7 +10,8 @@ import path from 'node:path'
 import t from 'tap'
 import { restoreDatabase } from '../../../src/storage/restore.ts'
 import { discoveryReport, discoveryStorm, stormUuidOf } from '../../helpers/discovery-reports.ts'
-import { auth, copySampleContent, removeTree, startTestEngine } from '../../helpers/engine.ts'
+import { auth, copySampleContent, removeTree, startTestEngine, type TestEngine } from '../../helpers/engine.ts'
+import { startIpmiSim } from '../../helpers/ipmi-sim.ts'
 import { discoveryProblems, machineUuids, openReadOnly, sqliteProblems } from '../../helpers/sqlite-consistency.ts'
 
 const REPORTS = 1000
@@ -159,7 +161,7 @@ t.test('backup, POST /backup/db and the inventory routes: tokens, shapes, refusa
 
   const imported = await app.inject({ method: 'POST', url: '/api/v1/inventory/import', headers: auth, payload: document })
   t.equal(imported.statusCode, 200, imported.body)
-  t.same(imported.json(), { machines: { created: 0, updated: 3 }, flavors: { created: 0, updated: 0 }, clusters: { created: 0, updated: 0 } })
+  t.same(imported.json(), { machines: { created: 0, updated: 3 }, flavors: { created: 0, updated: 0 }, clusters: { created: 0, updated: 0 }, bmcs: { created: 0, updated: 0 } })
 
   const renamed = structuredClone(document)
   renamed.machines.push({ ...renamed.machines[0], uuid: 'dddddddd-0000-4000-8000-000000000001', boot_mac: '52:54:0d:00:00:09', interfaces: [], disks: [{ path: '/dev/sda', size_bytes: -5, model: null, serial: null }] })
@@ -175,4 +177,48 @@ t.test('backup, POST /backup/db and the inventory routes: tokens, shapes, refusa
   const wrongShape = await app.inject({ method: 'POST', url: '/api/v1/inventory/import', headers: auth, payload: { machines: 'all of them' } })
   t.equal(wrongShape.statusCode, 400)
   t.match(wrongShape.json().message, /slipway_inventory/)
+})
+
+t.test("a machine's BMC travels sealed to a fresh engine with the same key, which then drives the real BMC", async (t) => {
+  const bmc = await startIpmiSim({ password: 'Bmc-travel-4417' })
+  t.teardown(() => bmc.stop())
+  const started = async (env: Record<string, string> = {}) => {
+    const engine = await startTestEngine({ env })
+    t.teardown(async () => {
+      await engine.engine.close()
+      removeTree(path.dirname(engine.dataDir))
+    })
+    return engine
+  }
+  const api = (engine: TestEngine, method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) => engine.engine.app.inject({ method, url, headers: auth, ...(payload ? { payload } : {}) })
+  // Enrolled by its BMC before it ever booted: the engine knows no machine of that UUID.
+  const uuid = 'b3c1a000-0000-4000-8000-000000000001'
+  const source = await started()
+  const set = await api(source, 'PUT', `/api/v1/machines/${uuid}/bmc`, { protocol: 'ipmi', host: bmc.host, port: bmc.port, username: bmc.username, password: bmc.password })
+  t.equal(set.statusCode, 200, set.body)
+  const exported = await api(source, 'GET', '/api/v1/inventory/export')
+  t.equal(exported.statusCode, 200)
+  t.notOk(exported.body.includes(bmc.password), 'the password is not in the export')
+  const document = exported.json()
+  t.match(document.bmcs, [{ machine_uuid: uuid, protocol: 'ipmi', host: bmc.host, port: bmc.port, username: bmc.username, password_sealed: String }])
+
+  // An engine with another key cannot open the password: refused, with where, and nothing written.
+  const stranger = await started()
+  const refused = await api(stranger, 'POST', '/api/v1/inventory/import', document)
+  t.equal(refused.statusCode, 400, refused.body)
+  t.equal(refused.json().code, 'INVALID_INVENTORY')
+  t.same(refused.json().details.problems.map((problem: { path: string }) => problem.path), ['bmcs[0].password_sealed'])
+  t.same((await api(stranger, 'GET', '/api/v1/bmcs')).json(), [], 'nothing written')
+
+  const target = await started({ SLIPWAY_SECRETS_KEY_FILE: source.config.secrets.keyFile })
+  const imported = await api(target, 'POST', '/api/v1/inventory/import', document)
+  t.equal(imported.statusCode, 200, imported.body)
+  t.same(imported.json().bmcs, { created: 1, updated: 0 })
+  t.match((await api(target, 'GET', `/api/v1/machines/${uuid}/bmc`)).json(), { machine_uuid: uuid, protocol: 'ipmi', host: bmc.host, port: bmc.port, password_set: true, power: 'unknown' })
+  const asked = await api(target, 'GET', `/api/v1/machines/${uuid}/power`)
+  t.equal(asked.statusCode, 200, `the BMC took the password the importing engine opened: ${asked.body}`)
+  t.match(asked.json(), { power: 'off', attempts: 1 })
+  const on = await api(target, 'POST', `/api/v1/machines/${uuid}/power`, { action: 'on' })
+  t.equal(on.statusCode, 200, on.body)
+  t.ok(bmc.machineOn(), 'the imported BMC powered its machine on')
 })

@@ -1,10 +1,13 @@
 import Type from 'typebox'
 import type { Snapshot } from '../../../storage/backup.ts'
 
+const ImportCounts = Type.Object({ created: Type.Integer(), updated: Type.Integer() })
 export const ImportReportResponse = Type.Object({
-  machines: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
-  flavors: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
-  clusters: Type.Object({ created: Type.Integer(), updated: Type.Integer() }),
+  machines: ImportCounts,
+  flavors: ImportCounts,
+  clusters: ImportCounts,
+  // A document from before BMC records travelled has none: 0 and 0.
+  bmcs: ImportCounts,
 })
 
 /** Enjoliver's POST /backup/db answer. There is no S3 upload (`upload: false`, `dest_s3: null`). */

@@ -74,7 +74,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<BackupRouteOptions> = async
       config: { access: administer() },
       schema: {
         tags,
-        summary: 'The inventory as JSON ({"slipway_inventory": 1}): machines with facts, state and role; flavors; clusters. Secrets only sealed.',
+        summary: 'The inventory as JSON ({"slipway_inventory": 1}): machines with facts, state and role; flavors; clusters; BMC records. Secrets only sealed.',
         response: { 200: Type.Unknown({ description: 'The inventory document.' }), 403: ErrorResponse, ...adminErrors },
       },
     },
