@@ -97,13 +97,21 @@ const bad = (field: string, message: string) => invalid('BMC_INVALID', `${field}
 /**
  * Checks what an operator sends for a machine's BMC and fills the defaults. `password` may be left
  * out when a password is already stored (`passwordKept`): changing an address does not mean typing
- * the password again.
+ * the password again. `host` may be left out when the machine's discovery agent reported its BMC's
+ * address (`discoveredHost`): enrolling a discovered machine's BMC is then only its credentials.
  */
-export function parseBmcSettings(input: BmcInput, options: { passwordKept: boolean }): { settings: BmcSettings; password: string | undefined } {
+export function parseBmcSettings(input: BmcInput, options: { passwordKept: boolean; discoveredHost?: string }): { settings: BmcSettings; password: string | undefined } {
   const protocol = input.protocol
   if (typeof protocol !== 'string' || !(BMC_PROTOCOLS as readonly string[]).includes(protocol)) throw bad('protocol', `is one of ${BMC_PROTOCOLS.join(', ')}`)
   const kind = protocol as BmcProtocol
-  const host = input.host
+  const host = input.host ?? options.discoveredHost
+  if (host === undefined) {
+    throw invalid(
+      'BMC_HOST_NOT_DISCOVERED',
+      "host: is needed: no discovery report of this machine gave its BMC's address (it has not booted into discovery yet, its live image has no ipmitool, or its BMC has no address); give the BMC's address or DNS name",
+      { field: 'host' },
+    )
+  }
   if (typeof host !== 'string' || !(isIpv4(host) || isIpv6(host) || HOSTNAME.test(host))) throw bad('host', 'is an IPv4 or IPv6 address or a DNS name (no scheme, no port)')
   const port = input.port ?? DEFAULT_PORTS[kind]
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) throw bad('port', 'is a whole number from 1 to 65535')

@@ -1,5 +1,6 @@
 import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
 import { invalid, misconfigured, notFound, upstreamFailed } from '../errors.ts'
+import type { DiscoveredBmc } from '../machines/discovery-document.ts'
 import { bmcAddress, parseBmcSettings, type BmcInput, type BmcProtocol, type BmcSettings, type BmcTarget, type BmcView, type BootDevice, type PowerAction, type PowerState } from './bmc.ts'
 import { BmcError, type BmcClient, type BmcFailureCode } from './bmc-client.ts'
 
@@ -41,6 +42,12 @@ export interface BmcCall {
 
 export interface PowerAudit {
   record(call: BmcCall): Promise<void>
+}
+
+/** What machines' discovery agents read of their BMCs (their facts); the machines' store implements it. */
+export interface DiscoveredBmcs {
+  /** The BMC named by the machine's last discovery report, if it named one. */
+  discoveredBmc(uuid: string): Promise<DiscoveredBmc | undefined>
 }
 
 /** Counts of calls and the power states seen, for /metrics. */
@@ -85,6 +92,7 @@ export class PowerService {
     private readonly observer: PowerObserver | undefined = undefined,
     private readonly clock: () => Date = () => new Date(),
     private readonly wait: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    private readonly discoveredBmcs: DiscoveredBmcs = { discoveredBmc: async () => undefined },
   ) {
     this.limiter = new ConcurrencyLimiter(options.maxConcurrent)
   }
@@ -96,7 +104,12 @@ export class PowerService {
   async configure(uuid: string, input: BmcInput): Promise<BmcView> {
     if (!MACHINE_UUID.test(uuid)) throw invalid('INVALID_UUID', `"${uuid}" is not a machine UUID (the SMBIOS UUID, 8-4-4-4-12 hexadecimal digits)`)
     const existing = await this.store.find(uuid)
-    const { settings, password } = parseBmcSettings(input, { passwordKept: existing !== undefined && existing.protocol === input.protocol })
+    // Left out, the host is what the machine's own agent read from its BMC: IPv4 first, what ipmitool -I lanplus reaches most often.
+    const discovered = input.host === undefined ? await this.discoveredBmcs.discoveredBmc(uuid) : undefined
+    const { settings, password } = parseBmcSettings(input, {
+      passwordKept: existing !== undefined && existing.protocol === input.protocol,
+      discoveredHost: discovered?.ipv4 ?? discovered?.ipv6,
+    })
     await this.store.save(uuid, settings, password, this.clock().toISOString())
     return (await this.store.find(uuid))!
   }
@@ -109,6 +122,11 @@ export class PowerService {
 
   list(): Promise<BmcView[]> {
     return this.store.list()
+  }
+
+  /** Whether the machine has a BMC the engine can drive. */
+  async configured(uuid: string): Promise<boolean> {
+    return (await this.store.find(uuid)) !== undefined
   }
 
   async remove(uuid: string): Promise<void> {

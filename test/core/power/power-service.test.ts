@@ -5,6 +5,7 @@
  * tries once and is audited only when its outcome changes.
  */
 import t from 'tap'
+import type { DiscoveredBmc } from '../../../src/core/machines/discovery-document.ts'
 import type { BmcSettings, BmcTarget, BmcView, PowerState } from '../../../src/core/power/bmc.ts'
 import { BmcError, type BmcClient } from '../../../src/core/power/bmc-client.ts'
 import { PowerService, type BmcCall, type PowerObservation, type PowerStore } from '../../../src/core/power/power-service.ts'
@@ -77,6 +78,9 @@ function setUp(options: Partial<{ attempts: number; backoffMs: number; attemptTi
   const bmc = new ScriptedBmc(() => performance.now())
   const audit: BmcCall[] = []
   const waits: number[] = []
+  // What machines' discovery agents read of their BMCs, by machine; and which machines were asked about.
+  const discovered = new Map<string, DiscoveredBmc>()
+  const discoveryAsked: string[] = []
   const service = new PowerService(
     store,
     { ipmi: bmc, redfish: bmc },
@@ -85,10 +89,34 @@ function setUp(options: Partial<{ attempts: number; backoffMs: number; attemptTi
     undefined,
     () => new Date(),
     async (ms) => void waits.push(ms),
+    {
+      discoveredBmc: async (uuid) => {
+        discoveryAsked.push(uuid)
+        return discovered.get(uuid)
+      },
+    },
   )
   const add = (name: string, host: string) => service.configure(u(name), { protocol: 'ipmi', host, username: 'admin', password: 'pw' })
-  return { store, bmc, audit, waits, service, add }
+  return { store, bmc, audit, waits, service, add, discovered, discoveryAsked }
 }
+
+t.test('a BMC set without a host is reached at the address its machine reported in discovery, or refused', async (t) => {
+  const { store, service, discovered, discoveryAsked } = setUp()
+  discovered.set(u('v4'), { mac: '00:17:a4:49:ab:70', ipv4: '192.168.1.41', ipv6: '2001:db8::41', channel: 2, source: 'ipmitool lan print' })
+  discovered.set(u('v6'), { mac: '00:17:a4:49:ab:71', ipv6: '2001:db8::42', source: 'ipmitool lan print' })
+  discovered.set(u('mac'), { mac: '00:17:a4:49:ab:72', source: 'ipmitool lan print' })
+  const credentials = { protocol: 'ipmi', username: 'admin', password: 'pw' }
+  t.match(await service.configure(u('v4'), credentials), { host: '192.168.1.41', port: 623 }, 'the IPv4 address first: the one ipmitool -I lanplus reaches most often')
+  t.match(await service.configure(u('v6'), { ...credentials, protocol: 'redfish' }), { host: '2001:db8::42', port: 443 }, 'the IPv6 address where there is no IPv4 one')
+  for (const name of ['mac', 'none']) {
+    await t.rejects(service.configure(u(name), credentials), { kind: 'invalid', code: 'BMC_HOST_NOT_DISCOVERED', message: /^host: is needed: no discovery report of this machine gave its BMC's address/, details: { field: 'host' } }, `${name}: the host is needed`)
+    t.notOk(store.records.has(u(name)), `${name}: nothing stored`)
+  }
+  discoveryAsked.length = 0
+  t.match(await service.configure(u('v4'), { ...credentials, host: 'bmc-7.rack-2.example' }), { host: 'bmc-7.rack-2.example' }, 'a host given wins')
+  t.same(discoveryAsked, [], 'and discovery is not asked')
+  await t.rejects(service.configure(u('v4'), { ...credentials, host: 'http://10.0.0.1' }), { code: 'BMC_INVALID' }, 'a bad host given is refused, not replaced')
+})
 
 t.test('transient failures are tried again with a doubling backoff; the others are not', async (t) => {
   const { bmc, audit, waits, service, add } = setUp()

@@ -208,3 +208,28 @@ t.test('bring-up: enrolled machines never seen before are powered on in batches,
   t.same(rack.map((sim) => sim.calls()), rack.map(() => ['boot pxe', 'power 1']), 'boot device first, then power')
   t.match((await api('GET', '/api/v1/power/bring-ups')).json(), [{ id }])
 })
+
+t.test('a discovered machine\'s BMC is enrolled with its credentials only: the host is the address its agent reported', async (t) => {
+  // Machine 5's agent read its BMC's LAN settings (ipmitool lan print): the BMC is the ipmi_sim on 127.0.0.1.
+  const sim = await startIpmiSim({ password: 'Bmc-secret-4410' })
+  bmcs.push(sim)
+  const bmcReport = { mac: '52:54:00:b3:c0:f5', ipv4: sim.host, 'ipv4-assignment': 'dhcp', channel: 1, source: 'ipmitool lan print' }
+  const reported = await app.inject({ method: 'POST', url: '/discovery', payload: { 'boot-info': { uuid: uuidOf(5), mac: macOf(5) }, interfaces: [{ name: 'eth0', mac: macOf(5), ipv4: '10.9.0.5', cidrv4: '10.9.0.5/24' }], bmc: bmcReport } })
+  t.equal(reported.statusCode, 200, reported.body)
+  const { host: _host, ...credentials } = settingsOf(sim)
+  const set = await api('PUT', `/api/v1/machines/${uuidOf(5)}/bmc`, credentials)
+  t.equal(set.statusCode, 200, set.body)
+  t.match(set.json(), { machine_uuid: uuidOf(5), host: sim.host, port: sim.port, password_set: true })
+  t.match((await api('POST', `/api/v1/machines/${uuidOf(5)}/power`, { action: 'on' })).json(), { power: 'on' }, 'and the BMC answers there')
+  t.ok(sim.machineOn())
+
+  // Machine 4 reported no BMC (Enjoliver's agent, or no ipmitool), and machine 9 never booted: the host is needed.
+  for (const uuid of [uuidOf(4), uuidOf(9)]) {
+    const before = await api('GET', `/api/v1/machines/${uuid}/bmc`)
+    const refused = await api('PUT', `/api/v1/machines/${uuid}/bmc`, credentials)
+    t.equal(refused.statusCode, 400, refused.body)
+    t.match(refused.json(), { code: 'BMC_HOST_NOT_DISCOVERED', message: /^host: is needed: no discovery report of this machine gave its BMC's address/, details: { field: 'host' } })
+    t.equal((await api('GET', `/api/v1/machines/${uuid}/bmc`)).body, before.body, 'nothing changed')
+  }
+  t.match((await api('PUT', `/api/v1/machines/${uuidOf(5)}/bmc`, { ...credentials, host: '' })).json(), { statusCode: 400, code: 'BMC_INVALID' }, 'an empty host is not a host left out')
+})

@@ -25,7 +25,12 @@ const RedfishOptions = Type.Object(
 export const BmcBody = Type.Object(
   {
     protocol: Type.Enum([...BMC_PROTOCOLS]),
-    host: Type.String({ maxLength: 253, description: 'The BMC\'s address or DNS name, without scheme or port.' }),
+    host: Type.Optional(
+      Type.String({
+        maxLength: 253,
+        description: "The BMC's address or DNS name, without scheme or port. Left out: the address the machine's discovery agent read from its BMC (400 BMC_HOST_NOT_DISCOVERED when it reported none).",
+      }),
+    ),
     port: Type.Optional(Type.Integer({ description: 'Default 623 (IPMI) or 443 (Redfish).' })),
     username: Type.String({ maxLength: 256 }),
     password: Type.Optional(Type.String({ maxLength: 256, description: 'Sealed at rest and never returned; may be left out to keep the stored one.' })),
