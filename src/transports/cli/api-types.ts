@@ -22,6 +22,18 @@ export interface MachineDetail extends MachineSummary {
   events: { from_state: string | null; to_state: string; reason: string; at: string }[]
 }
 
+/** GET /api/v1/machines/{uuid}/bmc and each of GET /api/v1/bmcs: a BMC and what it last said (never a password). */
+export interface BmcView {
+  machine_uuid: string
+  protocol: string
+  host: string
+  port: number
+  username: string
+  power: string
+  power_checked_at: string | null
+  last_error: { code: string; message: string; at: string } | null
+}
+
 /** GET /api/v1/clusters/{name}/bootstrap, one member. */
 export interface BootstrapView {
   uuid: string
