@@ -64,7 +64,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const access = await wireAccess(basics)
     const provisioning = await wireProvisioning(basics)
     const power = wirePower(basics, access.audit, provisioning, adapters.power)
-    const lifecycle = wireLifecycle(basics, provisioning, adapters)
+    const lifecycle = wireLifecycle(basics, provisioning, adapters, power.power)
     const apps = wireApps(basics, provisioning, access.tenants, adapters)
     const dns = wireDns(basics, provisioning.endpointHealth)
     const reverseProxy = await wireReverseProxy(basics)

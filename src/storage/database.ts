@@ -357,6 +357,7 @@ export interface RolloutMachinesTable {
   phase: string
   error: string | null
   restart_issued_at: string | null
+  power_cycled_at: string | null
   started_at: string | null
   finished_at: string | null
   phase_changed_at: string

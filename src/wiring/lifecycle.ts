@@ -5,6 +5,7 @@ import type { MachineShell, NodeDrainer } from '../core/lifecycle/ports.ts'
 import { rollingModeOf, type RollingMode } from '../core/lifecycle/rolling-mode.ts'
 import { RolloutExecutor } from '../core/lifecycle/rollout-executor.ts'
 import { RolloutService } from '../core/lifecycle/rollout-service.ts'
+import type { PowerService } from '../core/power/power-service.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
 import { driftRepository } from '../storage/repositories/drift.ts'
 import { lockRepository } from '../storage/repositories/locks.ts'
@@ -29,6 +30,7 @@ export function wireLifecycle(
   { config, store, logger, events, jobLeases }: WiringBasics,
   provisioning: Pick<Provisioning, 'boot' | 'clusters' | 'sshKey' | 'machineDirectory' | 'clusterDirectory' | 'endpointLookup'>,
   adapters: LifecycleAdapters,
+  power: PowerService,
 ) {
   const { boot, clusters, sshKey, machineDirectory, clusterDirectory, endpointLookup } = provisioning
   const locks = new LockService(lockRepository(store), { defaultSlots: config.lifecycle.defaultSlots, defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null })
@@ -43,7 +45,7 @@ export function wireLifecycle(
   for (const event of ['content changed', 'cluster changed', 'certificates issued', 'inventory imported'] as const) events.on(event, (reason) => driftRecheck.trigger(reason))
 
   const rolloutLease = jobLeases.lease('rollout-runner')
-  const ports = rolloutPorts({ store, boot, clusters, drift, locks, shell: adapters.shell ?? new SshMachineShell(), sshKey, publicUrl: config.http.publicUrl, logger, endpointLookup, ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}) })
+  const ports = rolloutPorts({ store, boot, clusters, drift, locks, shell: adapters.shell ?? new SshMachineShell(), sshKey, publicUrl: config.http.publicUrl, logger, endpointLookup, power, ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}) })
   const executor = new RolloutExecutor(ports, () => events.emit('rollout machine finished'), () => rolloutLease.mayRun())
   // Each tick starts what may start and resumes machines left in flight (after a restart too).
   const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger, gate: rolloutLease })

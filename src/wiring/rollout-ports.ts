@@ -7,7 +7,8 @@ import { bootIpOf } from '../core/clusters/schedule-plan.ts'
 import { invalid } from '../core/errors.ts'
 import type { DriftService } from '../core/lifecycle/drift.ts'
 import type { MachineShell, NodeDrainer } from '../core/lifecycle/ports.ts'
-import type { RolloutPorts, RolloutLocks } from '../core/lifecycle/rollout-executor.ts'
+import type { RolloutPorts, RolloutLocks, RolloutPower } from '../core/lifecycle/rollout-executor.ts'
+import type { PowerService } from '../core/power/power-service.ts'
 import type { Db } from '../storage/database.ts'
 import type { EngineSshKey } from '../storage/engine-ssh-key.ts'
 import { driftRepository } from '../storage/repositories/drift.ts'
@@ -31,6 +32,17 @@ export interface RolloutWiring {
   drainerFrom?: (kubeconfig: string) => NodeDrainer
   /** How the real drainer resolves a cluster's endpoint name (the engine's own answers). */
   endpointLookup?: LookupFunction
+  /** Machines' BMCs: a `poweroff` restart is powered on again, a machine that hangs is power-cycled. */
+  power: PowerService
+}
+
+/** The rollout's view of the BMCs: every call goes through the power service (its queue, retries, audit). */
+function rolloutPower(power: PowerService): RolloutPower {
+  return {
+    hasBmc: (uuid) => power.configured(uuid),
+    state: async (uuid, requestedBy) => (await power.status(uuid, requestedBy)).power,
+    power: async (uuid, action, requestedBy) => void (await power.power(uuid, action, requestedBy)),
+  }
 }
 
 /** The rollout executor's ports over the store and the real adapters (SSH, the clusters' API servers). */
@@ -42,6 +54,7 @@ export function rolloutPorts(wiring: RolloutWiring): RolloutPorts {
   const drainerFrom = wiring.drainerFrom ?? ((kubeconfig: string) => new KubernetesNodeDrainer(kubeconfig, wiring.endpointLookup ? { lookup: wiring.endpointLookup } : {}))
   return {
     repository: rolloutRepository(store),
+    power: rolloutPower(wiring.power),
     locks: wiring.locks,
     shell: wiring.shell,
     drainerFor: async (run, cluster) => {

@@ -26,7 +26,7 @@ export class FixedMachineShell extends ScriptedFake implements MachineShell {
   constructor(
     private readonly machines: Record<string, FakeMachine> = {},
     calls: CallJournal = [],
-    private readonly restarted: (host: string) => void = () => {},
+    private readonly restarted: (host: string, command: string) => void = () => {},
   ) {
     super(calls)
   }
@@ -37,7 +37,7 @@ export class FixedMachineShell extends ScriptedFake implements MachineShell {
     const hostKey = machine.hostKey ?? `ssh-ed25519 AAAAfake${target.host}`
     const exitCode = machine.exitCode ?? null
     if (exitCode !== null) return { exitCode, stdout: '', stderr: machine.stderr ?? '', hostKey }
-    this.restarted(target.host)
+    this.restarted(target.host, command)
     return { exitCode: null, signal: 'SIGHUP', stdout: '', stderr: '', hostKey }
   }
 

@@ -9,8 +9,19 @@ export interface RolloutLocks {
   unlockIfHeld(group: string, holder: string): Promise<boolean>
 }
 
+/** A machine's BMC as a rollout uses it: to power a machine back on, and to recover one that hangs. */
+export interface RolloutPower {
+  /** Whether the engine can drive the machine's power (it has a BMC). */
+  hasBmc(machineUuid: string): Promise<boolean>
+  /** The power state the BMC reports now. */
+  state(machineUuid: string, requestedBy: string): Promise<'on' | 'off' | 'unknown'>
+  power(machineUuid: string, action: 'on' | 'cycle', requestedBy: string): Promise<void>
+}
+
 export interface RolloutPorts {
   repository: RolloutRepository
+  /** Without it (or for a machine without a BMC) a `poweroff` restart waits for someone to power the machine on. */
+  power?: RolloutPower
   locks: RolloutLocks
   /** The API server of one of the run's clusters, as the run reaches it. */
   drainerFor(run: RolloutRun, cluster: string): Promise<NodeDrainer>
@@ -31,6 +42,8 @@ export interface RolloutPorts {
 
 /** How often waits poll (a lock held by someone else, a machine restarting). */
 const POLL_MS = 500
+/** How often a `poweroff` restart asks the BMC whether the machine is off yet (a BMC is slower than the store). */
+const POWER_POLL_MS = 2000
 
 const NEXT: Partial<Record<Phase, Phase>> = {
   locking: 'draining',
@@ -232,16 +245,34 @@ export class RolloutExecutor {
         return
       }
       case 'restarting': {
-        const issuedAt = (await this.reload(machine)).restartIssuedAt ?? machine.phaseChangedAt
-        const deadline = Date.parse(issuedAt) + spec.ready_timeout_seconds * 1000
+        const restarting = await this.reload(machine)
+        const issuedAt = restarting.restartIssuedAt ?? machine.phaseChangedAt
+        // A power cycle (below) gives the machine the whole timeout again, once; it is persisted, so a
+        // resumed run neither cycles twice nor forgets the time it gave.
+        let cycledAt = restarting.powerCycledAt ?? null
         const drainer = spec.drain.enabled ? await this.ports.drainerFor(run, machine.cluster) : undefined
+        const power = await this.powerOf(machine)
+        const by = `engine:rollout ${run.id.slice(0, 8)}`
+        let poweredBackOn = false
+        let nextPowerLook = 0
         for (;;) {
           const report = await this.ports.driftOf(machine.uuid)
           const reported = report !== undefined && report.reportedAt > issuedAt && report.state === 'up_to_date'
           if (reported && (!drainer || (await drainer.isReady(machine.hostname)))) return
-          if (this.ports.clock().getTime() > deadline) {
+          const now = this.ports.clock().getTime()
+          // `poweroff` ends with the machine off: once its BMC says so, it is powered on again.
+          if (spec.strategy === 'poweroff' && power && !poweredBackOn && !cycledAt && now >= nextPowerLook) {
+            nextPowerLook = now + POWER_POLL_MS
+            poweredBackOn = await this.powerBackOn(run, machine, power, by)
+          }
+          if (now > Date.parse(cycledAt ?? issuedAt) + spec.ready_timeout_seconds * 1000) {
             const why = !reported ? `it did not report its new config (last report: ${report ? `${report.state} at ${report.reportedAt}` : 'none'})` : 'its node is not Ready'
-            throw new SlipwayError('unavailable', 'RESTART_TIMEOUT', `${machine.hostname} did not come back within ${spec.ready_timeout_seconds} s: ${why}`)
+            if (!cycledAt && power && spec.power_cycle_on_timeout !== false) {
+              cycledAt = await this.powerCycle(run, machine, power, by, why)
+              continue
+            }
+            const after = cycledAt ? ` and again within ${spec.ready_timeout_seconds} s of a power cycle` : ''
+            throw new SlipwayError('unavailable', 'RESTART_TIMEOUT', `${machine.hostname} did not come back within ${spec.ready_timeout_seconds} s${after}: ${why}`)
           }
           if (this.halted) return
           await this.nap(POLL_MS)
@@ -258,6 +289,39 @@ export class RolloutExecutor {
       default:
         return
     }
+  }
+
+  /** The machine's BMC, when the engine has one to drive. */
+  private async powerOf(machine: RolloutMachine): Promise<RolloutPower | undefined> {
+    const power = this.ports.power
+    return power && (await power.hasBmc(machine.uuid)) ? power : undefined
+  }
+
+  /** True once the machine was found off and powered on; a BMC that fails is told in the run's events and asked again later. */
+  private async powerBackOn(run: RolloutRun, machine: RolloutMachine, power: RolloutPower, by: string): Promise<boolean> {
+    try {
+      if ((await power.state(machine.uuid, by)) !== 'off') return false
+      await power.power(machine.uuid, 'on', by)
+      await this.event(run, machine, 'powered off by its poweroff restart: powered on again through its BMC')
+      return true
+    } catch (error) {
+      await this.event(run, machine, `powering it back on through its BMC failed (tried again in ${POWER_POLL_MS / 1000} s): ${error instanceof Error ? error.message : String(error)}`)
+      return false
+    }
+  }
+
+  /** One power cycle for a machine that did not come back; returns when it was recorded (the new start of its timeout). */
+  private async powerCycle(run: RolloutRun, machine: RolloutMachine, power: RolloutPower, by: string, why: string): Promise<string> {
+    const at = this.ports.clock().toISOString()
+    // Recorded before the cycle: a crash in between must not bring a second one.
+    await this.ports.repository.saveMachine({ ...(await this.reload(machine)), powerCycledAt: at })
+    try {
+      await power.power(machine.uuid, 'cycle', by)
+      await this.event(run, machine, `did not come back within ${run.spec.ready_timeout_seconds} s (${why}): power-cycled through its BMC; it has ${run.spec.ready_timeout_seconds} s more`)
+    } catch (error) {
+      await this.event(run, machine, `did not come back within ${run.spec.ready_timeout_seconds} s (${why}); the power cycle through its BMC failed: ${error instanceof Error ? error.message : String(error)}`)
+    }
+    return at
   }
 
   /** Cleans up after a failed machine (uncordon, release) and records the failure against the run. */

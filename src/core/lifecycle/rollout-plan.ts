@@ -52,6 +52,10 @@ export const RolloutDocument = Type.Object(
       { additionalProperties: false, default: {} },
     ),
     ready_timeout_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 900, description: 'How long a restarted machine has to report its new config (and its node to be Ready).' }),
+    power_cycle_on_timeout: Type.Boolean({
+      default: true,
+      description: 'A machine with a BMC that is not back within ready_timeout_seconds is power-cycled once and given that long again before it counts as failed.',
+    }),
     max_failures: Type.Integer({ minimum: 1, maximum: 10_000, default: 1, description: 'The run stops starting machines after this many failed.' }),
     ssh: Type.Object(
       {

@@ -30,6 +30,8 @@ export interface RolloutMachine {
   error: string | null
   /** When the restart command was sent: the machine's next report must be newer. */
   restartIssuedAt: string | null
+  /** When the machine, not back in time, was power-cycled through its BMC (once per run). */
+  powerCycledAt?: string | null
   startedAt: string | null
   finishedAt: string | null
   phaseChangedAt: string

@@ -8,6 +8,7 @@ import { FixedMachineShell, type FakeMachine } from '../../fakes/machine-shell.t
 import { ManualClock } from '../../fakes/manual-clock.ts'
 import { BrokenNodeDrainer, EmptyNodeDrainer, FixedNodeDrainer } from '../../fakes/node-drainer.ts'
 import { FixedRolloutLocks } from '../../fakes/rollout-locks.ts'
+import { FixedRolloutPower } from '../../fakes/rollout-power.ts'
 import { BrokenRolloutRepository, EmptyRolloutRepository, FixedRolloutRepository } from '../../fakes/rollout-repository.ts'
 import { FixedRolloutTargets } from '../../fakes/rollout-targets.ts'
 import type { CallJournal } from '../../fakes/scripted-fake.ts'
@@ -41,6 +42,10 @@ interface WorldOptions {
   machines?: Record<number, FakeMachine>
   /** Machines that never report their new config after the restart. */
   silent?: number[]
+  /** Machines with a BMC the executor can drive. */
+  bmcs?: number[]
+  /** Machines that hang on their restart and come back (report) only once power-cycled. */
+  hangUntilCycled?: number[]
   /** The store as a previous engine left it (default: empty, and the run is created through RolloutService). */
   content?: { runs: RolloutRun[]; machines: RolloutMachine[] }
   /** The lock group's holders when the world starts. */
@@ -70,10 +75,19 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
   const drift = new Map<string, { state: string; reportedAt: string }>()
   for (let n = 1; n <= count; n++) drift.set(uuidOf(n), { state: 'outdated', reportedAt: '2026-11-20T00:00:00.000Z' })
   const silent = new Set(options.silent ?? [])
-  const restarted = (host: string) => {
+  const hanging = new Set(options.hangUntilCycled ?? [])
+  const boots = (n: number) => drift.set(uuidOf(n), { state: 'up_to_date', reportedAt: clock.iso(1000) })
+  // A machine powered on (after its poweroff) or power-cycled (after it hung) boots its new config.
+  const power = new FixedRolloutPower((options.bmcs ?? []).map(uuidOf), journal, (uuid, action) => {
+    const n = numberOfUuid(uuid)
+    if (!silent.has(n) && (action === 'on' || hanging.has(n))) boots(n)
+  })
+  const restarted = (host: string, command: string) => {
     const n = Number(host.split('.').at(-1))
+    // `poweroff` leaves the machine off until something powers it on (its BMC, or a person).
+    if (command.endsWith(' poweroff')) return power.turnedOff(uuidOf(n))
     // The machine boots its new config and its agent reports it a second after the restart.
-    if (!silent.has(n)) drift.set(uuidOf(n), { state: 'up_to_date', reportedAt: clock.iso(1000) })
+    if (!silent.has(n) && !hanging.has(n)) boots(n)
   }
   const machines = Object.fromEntries(Array.from({ length: count }, (_, index) => [hostOf(index + 1), options.machines?.[index + 1] ?? {}]))
   const shell = new FixedMachineShell(machines, journal, restarted)
@@ -81,6 +95,7 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
   const logs: Array<{ level: string; message: string }> = []
   const ports: RolloutPorts = {
     repository,
+    power,
     locks,
     drainerFor: async () => drainer,
     shell,
@@ -130,7 +145,7 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
   const machine = (runId: string, n: number) => repository.machine(runId, uuidOf(n))
   const messages = (runId: string) => repository.events(runId).map((event) => event.message)
   const finished = (runId: string) => until(`run ${runId} to finish`, () => repository.run(runId).finishedAt !== null)
-  return { clock, calls, repository, locks, drainer: drainer as FixedNodeDrainer, shell, drift, pinned, logs, service, start, create, machine, messages, finished }
+  return { clock, calls, repository, locks, drainer: drainer as FixedNodeDrainer, shell, power, drift, pinned, logs, service, start, create, machine, messages, finished }
 }
 
 /** The store as an engine that stopped with node-1 in `phase` left it (its lock, cordon and restart as that phase implies). */
@@ -537,4 +552,76 @@ t.test('a drain progress event the store cannot record is logged; the machine go
   t.notOk(w.messages(runId).some((message) => message.includes('evicting')))
   t.ok(w.logs.some((log) => log.level === 'warn' && log.message === 'drain progress not recorded (evicting 1 pod(s)): database is locked'), w.logs.map((log) => log.message).join('\n'))
   t.same(errors, [])
+})
+
+t.test('poweroff with a BMC: once the machine is off it is powered on again through its BMC, reports and the run completes', async (t) => {
+  const w = world(t, { bmcs: [1], spec: { strategy: 'poweroff', drain: { enabled: false } } })
+  const runId = await w.create()
+  const { tick } = w.start()
+  await tick()
+  await w.finished(runId)
+  t.match(w.machine(runId, 1), { phase: 'done', error: null, powerCycledAt: null })
+  t.same(
+    w.calls.filter((call) => call.startsWith('power')),
+    [`power on ${uuidOf(1)}`],
+    'powered on once, never cycled',
+  )
+  t.ok(w.messages(runId).includes('node-1: powered off by its poweroff restart: powered on again through its BMC'))
+  t.equal(w.power.stateOf(uuidOf(1)), 'on')
+})
+
+t.test('poweroff without a BMC: nothing powers the machine on and it fails at its timeout, without a cycle', async (t) => {
+  const w = world(t, { spec: { strategy: 'poweroff', drain: { enabled: false }, ready_timeout_seconds: 5 } })
+  const runId = await w.create()
+  const { tick } = w.start()
+  await tick()
+  await w.finished(runId)
+  t.match(w.machine(runId, 1), { phase: 'failed', error: /^restarting: node-1 did not come back within 5 s: it did not report its new config/ })
+  t.same(w.calls.filter((call) => call.startsWith('power')), [])
+})
+
+t.test('a machine that hangs on its restart gets one power cycle and a new timeout; it comes back and the run completes', async (t) => {
+  const w = world(t, { bmcs: [1], hangUntilCycled: [1], spec: { drain: { enabled: false }, ready_timeout_seconds: 5 } })
+  const runId = await w.create()
+  const { tick } = w.start()
+  await tick()
+  await w.finished(runId)
+  t.match(w.machine(runId, 1), { phase: 'done', error: null, powerCycledAt: String })
+  t.same(w.calls.filter((call) => call.startsWith('power')), [`power cycle ${uuidOf(1)}`])
+  t.match(w.messages(runId).slice(4, 7), ['node-1: restarting', /^node-1: did not come back within 5 s \(it did not report its new config .*\): power-cycled through its BMC; it has 5 s more$/, 'node-1: uncordoning'])
+  t.match(w.repository.run(runId), { state: 'completed', failures: 0 })
+})
+
+t.test('a machine still silent after its power cycle fails at the second timeout; one cycle only; none when the spec says no', async (t) => {
+  const silent = world(t, { bmcs: [1], silent: [1], spec: { drain: { enabled: false }, ready_timeout_seconds: 5 } })
+  const runId = await silent.create()
+  const { tick } = silent.start()
+  const started = silent.clock.now().getTime()
+  await tick()
+  await silent.finished(runId)
+  const machine = silent.machine(runId, 1)
+  t.match(machine, { phase: 'failed', error: /^restarting: node-1 did not come back within 5 s and again within 5 s of a power cycle: it did not report its new config/ })
+  t.same(silent.calls.filter((call) => call.startsWith('power')), [`power cycle ${uuidOf(1)}`], 'cycled once')
+  t.ok(Date.parse(machine.finishedAt!) - started >= 10_000, 'given the timeout twice')
+
+  const refused = world(t, { bmcs: [1], silent: [1], spec: { drain: { enabled: false }, ready_timeout_seconds: 5, power_cycle_on_timeout: false } })
+  const refusedRun = await refused.create()
+  await refused.start().tick()
+  await refused.finished(refusedRun)
+  t.match(refused.machine(refusedRun, 1), { phase: 'failed', error: /^restarting: node-1 did not come back within 5 s: / })
+  t.same(refused.calls.filter((call) => call.startsWith('power')), [], 'power_cycle_on_timeout: false')
+})
+
+t.test('a run resumed after a crash that followed the power cycle does not cycle again, and counts its time from the cycle', async (t) => {
+  const left = leftIn('restarting')
+  const cycledAt = '2026-11-21T10:00:02.000Z' // 32 s after the restart was issued, 2 s before the clock now
+  left.content.machines[0]!.powerCycledAt = cycledAt
+  left.content.runs[0]!.spec = parseRolloutSpec({ cluster: CLUSTER, drain: { enabled: false }, ready_timeout_seconds: 30 })
+  const w = world(t, { content: left.content, holders: left.holders, bmcs: [1], silent: [1] })
+  await w.start().tick()
+  await w.finished(RUN)
+  const machine = w.machine(RUN, 1)
+  t.match(machine, { phase: 'failed', error: /and again within 30 s of a power cycle/ })
+  t.same(w.calls.filter((call) => call.startsWith('power')), [], 'no second cycle')
+  t.ok(Date.parse(machine.finishedAt!) >= Date.parse(cycledAt) + 30_000, 'the time is counted from the cycle')
 })
