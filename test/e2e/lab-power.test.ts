@@ -2,7 +2,9 @@
  * Power in the PXE lab, for real: each VM has its own IPMI BMC (OpenIPMI's ipmi_sim) inside the lab's
  * network namespace, whose chassis program runs the VM's QEMU (power on starts it, power off ends it).
  * The machines are enrolled by their BMCs before they ever booted; the engine (its API, ipmitool)
- * powers one on, then four more in batches of two: each netboots from the engine and is discovered.
+ * powers one on, then four more in batches of two: each netboots from the engine and is discovered;
+ * the five install their roles. Then one is re-provisioned (network boot, power cycle: it installs
+ * again) and, its cluster destroyed, another is deprovisioned (wiped on its live boot, powered off).
  * Needs root, /dev/net/tun, qemu-system-x86, ipxe-qemu, openipmi and ipmitool: fails (never skips)
  * when one is missing.
  */
@@ -10,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { PxeLab, type ApiMachine } from '../../lab/pxe-lab.ts'
+import { CLUSTER, INSTALLED_MARKER, PxeLab, type ApiMachine } from '../../lab/pxe-lab.ts'
 import { qemuArgs } from '../../lab/qemu.ts'
 import { startIpmiSim, type IpmiSim } from '../helpers/ipmi-sim.ts'
 import { until } from '../helpers/wait.ts'
@@ -115,6 +117,45 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
   t.same(views.map((view) => view.power), machines.map(() => 'on'))
   const seen = await lab.engine.api<ApiMachine[]>('GET', '/api/v1/machines')
   for (const machine of machines) t.equal(seen.find((entry) => entry.uuid === machine.uuid)?.boot_mac, machine.mac, `${machine.name} discovered as enrolled`)
+
+  // The five make the flavor's quorum: they are scheduled and install their roles.
+  const stateOf = async (uuid: string) => (await lab.engine.api<ApiMachine[]>('GET', '/api/v1/machines')).find((machine) => machine.uuid === uuid)?.state
+  const allInstalled = async () => (await lab.engine.api<ApiMachine[]>('GET', '/api/v1/machines')).filter((machine) => machine.state === 'installed').length === machines.length || undefined
+  await until('all five installed', allInstalled, 300_000, 500)
+  const serialOf = (machine: (typeof machines)[number]) => readFileSync(machine.serialLog, 'latin1')
+  const count = (text: string, marker: string) => text.split(marker).length - 1
+
+  // Re-provision one, installed and running its role: the engine sets its next boot to the network and
+  // power-cycles it; it boots the live image (its disk still holds the install), installs its role again.
+  const again = machines[1]!
+  const installedBoots = count(serialOf(again), INSTALLED_MARKER)
+  const reinstallStarted = Date.now()
+  const reinstall = await lab.engine.api<{ state: string; power_action: string }>('POST', `/api/v1/machines/${again.uuid}/reinstall`)
+  t.match(reinstall, { state: 'scheduled', power_action: 'cycle' })
+  await until(`${again.name} installed again`, async () => ((await stateOf(again.uuid)) === 'installed' && count(serialOf(again), INSTALLED_MARKER) > installedBoots ? true : undefined), 240_000, 500)
+  t.comment(`re-provision: engine request to the installed boot of the new install ${((Date.now() - reinstallStarted) / 1000).toFixed(1)} s`)
+  const history = (await lab.engine.api<{ events: { from_state: string; to_state: string }[] }>('GET', `/api/v1/machines/${again.uuid}`)).events.map((event) => `${event.from_state}>${event.to_state}`)
+  t.same(history.slice(-3), ['installed>scheduled', 'scheduled>installing', 'installing>installed'], 'installed, sent back, installed again')
+  t.match(serialOf(again).slice(serialOf(again).lastIndexOf('live image: discovery')), /live image: discovery[\s\S]*install authorized[\s\S]*installed boot:/, 'it booted the live image, which installed its role')
+  t.same(again.bmc.calls().slice(-3), ['boot pxe', 'power 0', 'power 1'], 'through its BMC: network boot, then a power cycle')
+
+  // Deprovision one: out of its cluster first (the cluster is destroyed: its machines return to the
+  // pool, still running their installs), then wiped on its next (live) boot and powered off.
+  const gone = machines[2]!
+  const refusal = await lab.engine.api('POST', `/api/v1/machines/${gone.uuid}/deprovision`).then(() => 'accepted', (error: Error) => error.message)
+  t.match(refusal, /: 409 .*MACHINE_IN_CLUSTER/, 'a cluster member is not deprovisioned')
+  await lab.engine.api('DELETE', `/api/v1/clusters/${CLUSTER}`)
+  t.equal(readFileSync(path.join(lab.scratch, `${gone.name}.raw`)).subarray(0, 16).toString('latin1'), 'SLIPWAY-LAB-DISK', 'its disk holds its install')
+  const deprovisionStarted = Date.now()
+  const deprovision = await lab.engine.api<{ deprovision: { state: string } }>('POST', `/api/v1/machines/${gone.uuid}/deprovision`)
+  t.match(deprovision, { deprovision: { state: 'wipe_pending' } })
+  await until(`${gone.name} wiped and powered off`, async () => ((await lab.engine.api<{ state: string }>('GET', `/api/v1/machines/${gone.uuid}/deprovision`)).state === 'done' ? true : undefined), 180_000, 500)
+  await until(`${gone.name}'s QEMU ends`, () => (!gone.bmc.machineOn() ? true : undefined), 10_000, 100)
+  t.comment(`deprovision: engine request to powered off, disk wiped ${((Date.now() - deprovisionStarted) / 1000).toFixed(1)} s`)
+  const disk = readFileSync(path.join(lab.scratch, `${gone.name}.raw`))
+  t.ok(disk.subarray(0, 16 * 1024 * 1024).every((byte) => byte === 0), 'its first 16 MiB (install header, config, host key) are zeros')
+  t.match(serialOf(gone), /this machine is being deprovisioned: wiping its disks[\s\S]*wipe success: \/dev\/vda: wiped 1 disk\(s\) wiped/, 'its agent wiped and reported')
+  t.same(gone.bmc.calls().slice(-4), ['boot pxe', 'power 0', 'power 1', 'power 0'], 'network boot, cycle, then off once wiped')
 
   // Off again through the engine: the VM's QEMU ends.
   await lab.engine.api('POST', `/api/v1/machines/${first!.uuid}/power`, { action: 'off' })
