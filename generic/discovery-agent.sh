@@ -1,9 +1,10 @@
 #!/bin/sh
 # Slipway discovery agent (rendered by the engine from generic/discovery-agent.sh for group
 # {{group.id}}). POSIX sh: it runs on the Flatcar / Fedora CoreOS live images (bash, curl) and on
-# the lab's busybox initramfs (ash, wget) alike. It reports the machine's facts to POST /discovery,
-# asks for an install slot until the scheduler has given it a role and a slot is free, fetches the
-# role's Ignition, installs it to disk, reports, and reboots.
+# the lab's busybox initramfs (ash, wget) alike. It reports the machine's facts to POST /discovery
+# (with its BMC's address, where ipmitool reads one), asks for an install slot until the scheduler has
+# given it a role and a slot is free, fetches the role's Ignition, installs it to disk, reports, and
+# reboots.
 #
 # Settings come from the group's metadata: `installer` (flatcar | coreos | lab-raw) and
 # `install_disk` (empty: the largest non-removable disk).
@@ -99,6 +100,103 @@ disks_json() {
   done
 }
 
+# --- The BMC: its address on the LAN, so that enrolling it takes only its credentials -------------
+# Where the live image has ipmitool and the machine a BMC, the BMC's LAN settings are read through the
+# local interface (/dev/ipmi0). `ipmitool lan print <channel>` prints "Name : value" lines, names padded
+# to 24 columns (22 in older versions), so a line is split at its first colon. Every value is checked
+# as the engine checks it: odd output is left out of the report, never a reason for the engine to
+# refuse it. Each call has a time limit, a BMC that does not answer one is not asked again, and the
+# whole has a deadline: the report is never held up for long.
+BMC_CALL_SECONDS="${SLIPWAY_BMC_CALL_SECONDS:-10}"
+BMC_TOTAL_SECONDS=30
+BMC_MEMBERS=''
+
+ipmitool_read() { # args...: output in $WORK/ipmitool.out and .err; 124 when ipmitool did not answer in time
+  timeout "$BMC_CALL_SECONDS" ipmitool "$@" > "$WORK/ipmitool.out" 2> "$WORK/ipmitool.err"
+  status=$?
+  # GNU timeout exits 124; busybox's leaves the signal's 143.
+  if [ "$status" -eq 124 ] || [ "$status" -ge 128 ]; then return 124; fi
+  return "$status"
+}
+
+lan_value() { sed -n "s/^$1[[:space:]]*:[[:space:]]*//p" "$WORK/ipmitool.out" | head -n 1 | sed 's/[[:space:]]*$//'; }
+# The engine's dotted quad (no leading zeros); 0.0.0.0 is ipmitool's "no address".
+is_ipv4() { [ "$1" != 0.0.0.0 ] && printf '%s\n' "$1" | grep -Eqx '((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'; }
+is_mac() { [ "$1" != 00:00:00:00:00:00 ] && printf '%s\n' "$1" | grep -Eqx '[0-9a-f]{2}(:[0-9a-f]{2}){5}'; }
+
+# `ipmitool lan6 print <channel> dynamic_addr|static_addr` (ipmitool 1.8.19, lib/ipmi_lanp6.c) prints a
+# block per address slot: "IPv6 Dynamic Address 0:", "    Address:        2001:db8::5/64",
+# "    Status:         active" (static slots say "Enabled: yes|no" first). Prints the first active
+# address that is none of unset (::), loopback and link-local (useless without its interface's zone).
+bmc_ipv6() { # channel
+  for slots in dynamic_addr static_addr; do
+    ipmitool_read lan6 print "$1" "$slots"
+    [ $? -eq 124 ] && return 124
+    address="$(awk '
+      function usable(a,   n, part, i, groups) {
+        if (a !~ /^[0-9a-f:]+$/ || length(a) > 39 || a ~ /:::/ || a ~ /^:[^:]/ || a ~ /[^:]:$/) return 0
+        if (gsub(/::/, "::", a) > 1) return 0
+        n = split(a, part, ":")
+        groups = 0
+        for (i = 1; i <= n; i++) { if (length(part[i]) > 4) return 0; if (part[i] != "") groups++ }
+        if (a ~ /::/ ? groups > 7 : groups != 8) return 0
+        return a !~ /^[0:]+$/ && a !~ /^[0:]+:0*1$/ && a !~ /^fe[89ab][0-9a-f]:/
+      }
+      /^IPv6 (Dynamic|Static) Address [0-9]+:/ { enabled = 1; address = ""; next }
+      $1 == "Enabled:" { enabled = ($2 == "yes") }
+      $1 == "Address:" { address = tolower($2); sub(/\/[0-9]+$/, "", address) }
+      $1 == "Status:" && $2 == "active" && enabled && usable(address) { print address; exit }
+    ' "$WORK/ipmitool.out")"
+    [ -n "$address" ] && { echo "$address"; return 0; }
+  done
+}
+
+# Sets BMC_MEMBERS to the members of the report's "bmc" object: the first LAN channel with an address,
+# else the first with a MAC (a DHCP reservation can be made for it), else nothing.
+read_bmc() {
+  command -v ipmitool > /dev/null 2>&1 || return 0
+  # /dev/ipmi0 is ipmi_devintf's, which nothing loads by itself (OpenStack's ironic-python-agent loads the same three).
+  if [ ! -e /dev/ipmi0 ] && [ ! -e /dev/ipmi/0 ] && [ ! -e /dev/ipmidev/0 ]; then
+    for module in ipmi_msghandler ipmi_devintf ipmi_si; do timeout 10 modprobe "$module" > /dev/null 2>&1; done
+  fi
+  deadline=$(($(date +%s) + BMC_TOTAL_SECONDS))
+  channel=1
+  # LAN channels are 1 to 11: 0 is the BMC's IPMB, 12 and 13 are reserved, 14 and 15 are no LAN.
+  while [ "$channel" -le 11 ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    ipmitool_read lan print "$channel"
+    [ $? -eq 124 ] && { say "ipmitool did not answer within $BMC_CALL_SECONDS s: no BMC address reported"; return 0; }
+    # No /dev/ipmi0 (no BMC, or no driver for it): no other channel will open either.
+    grep -q 'Could not open device' "$WORK/ipmitool.err" && return 0
+    mac="$(lan_value 'MAC Address' | tr 'A-F' 'a-f')"
+    if is_mac "$mac"; then
+      ipv4="$(lan_value 'IP Address')"
+      is_ipv4 "$ipv4" || ipv4=''
+      case "$(lan_value 'IP Address Source')" in
+        'Static Address') assignment=static ;;
+        'DHCP Address') assignment=dhcp ;;
+        'BIOS Assigned Address') assignment=bios ;;
+        Other) assignment=other ;;
+        Unspecified) assignment=unspecified ;;
+        *) assignment='' ;;
+      esac
+      ipv6="$(bmc_ipv6 "$channel")"
+      [ $? -eq 124 ] && { say "ipmitool did not answer within $BMC_CALL_SECONDS s: no BMC IPv6 address reported"; ipv6=''; }
+      members="\"mac\":\"$mac\""
+      [ -n "$ipv4" ] && members="$members,\"ipv4\":\"$ipv4\""
+      [ -n "$ipv6" ] && members="$members,\"ipv6\":\"$ipv6\""
+      [ -n "$assignment" ] && members="$members,\"ipv4-assignment\":\"$assignment\""
+      members="$members,\"channel\":$channel,\"source\":\"ipmitool lan print\""
+      if [ -n "$ipv4$ipv6" ]; then
+        BMC_MEMBERS="$members"
+        say "BMC at $(echo $ipv4 $ipv6) (channel $channel, MAC $mac)"
+        return 0
+      fi
+      [ -n "$BMC_MEMBERS" ] || { BMC_MEMBERS="$members"; say "BMC with MAC $mac on channel $channel has no address yet"; }
+    fi
+    channel=$((channel + 1))
+  done
+}
+
 discovery_json() {
   cores="$(grep -c '^processor' /proc/cpuinfo)"
   cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
@@ -109,6 +207,7 @@ discovery_json() {
   printf '"interfaces":[%s],"disks":[%s],' "$(interfaces_json)" "$(disks_json)"
   printf '"cpu":{"model":%s,"cores":%s,"threads":%s},' "$(json_string "$cpu_model")" "$cores" "$cores"
   printf '"memory":{"total-bytes":%s},"firmware":"%s",' "$((memory_kib * 1024))" "$firmware"
+  [ -n "$BMC_MEMBERS" ] && printf '"bmc":{%s},' "$BMC_MEMBERS"
   printf '"dmi":{"vendor":%s,"product":%s,"serial":%s}}' \
     "$(json_string "$(read_first /sys/class/dmi/id/sys_vendor)")" \
     "$(json_string "$(read_first /sys/class/dmi/id/product_name)")" \
@@ -155,6 +254,7 @@ install_to_disk() { # ignition-file
 [ -n "$UUID" ] || { say "no SMBIOS uuid in /sys/class/dmi/id/product_uuid: cannot report"; exit 1; }
 [ -n "$BOOT_MAC" ] || { say "cannot tell the boot MAC (no slipway.mac= and no default route)"; exit 1; }
 
+read_bmc
 discovery_json > "$WORK/discovery.json"
 until answer="$(http_post_json "$ENGINE_URL/discovery" "$WORK/discovery.json")"; do
   say "POST /discovery failed; retrying in 5 s"

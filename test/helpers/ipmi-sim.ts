@@ -56,6 +56,11 @@ export interface IpmiSimOptions {
   chassisProgram?: string
   /** What runs while the machine is on (default: a process that only waits); a lab passes its QEMU command. */
   machineCommand?: string[]
+  /**
+   * The LAN settings the BMC shows (`ipmitool lan print`), answered by a `lan_config_program`; by
+   * default none (0.0.0.0, MAC 00:00:00:00:00:00, source Unspecified).
+   */
+  lanSettings?: { ipAddress: string; macAddress: string; source: 'static' | 'dhcp' }
 }
 
 const STAND_IN_MACHINE = `#!/bin/sh
@@ -102,6 +107,14 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   writeFileSync(path.join(dir, 'bmc.emu'), ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n'))
   mkdirSync(stateDir, { recursive: true })
   const port = options.port ?? (await freeUdpPort(host))
+  const lanSettings = options.lanSettings
+  if (lanSettings) {
+    // OpenIPMI's lan_config_program protocol: `<program> <device> get <name>...` prints `<name>:<value>` lines.
+    const answers = { ip_addr: lanSettings.ipAddress, ip_addr_src: lanSettings.source, mac_addr: lanSettings.macAddress, subnet_mask: '255.255.255.0' }
+    const cases = Object.entries(answers).map(([name, value]) => `    ${name}) echo "${name}:${value}" ;;`)
+    writeFileSync(path.join(dir, 'lan-settings.sh'), ['#!/bin/sh', 'shift; [ "$1" = get ] || exit 0; shift', 'for name in "$@"; do', '  case $name in', ...cases, '    *_mac_addr) echo "$name:00:00:00:00:00:00" ;;', '    *) echo "$name:0.0.0.0" ;;', '  esac', 'done', ''].join('\n'))
+    chmodSync(path.join(dir, 'lan-settings.sh'), 0o755)
+  }
   writeFileSync(
     path.join(dir, 'lan.conf'),
     [
@@ -112,6 +125,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
       '    priv_limit admin',
       ...['callback', 'user', 'operator', 'admin'].map((level) => `    allowed_auths_${level} none md2 md5 straight`),
       '    guid a123456789abcdefa123456789abcdef',
+      ...(lanSettings ? [`    lan_config_program "${path.join(dir, 'lan-settings.sh')} eth0"`] : []),
       '  endlan',
       `  chassis_control "${program} ${stateDir}"`,
       `  user 2 true "${username}" "${password}" admin 10 none md2 md5 straight`,
