@@ -291,6 +291,12 @@ export const ConfigSchema = Type.Object(
         }),
         backoffMs: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000, description: 'Wait before the second try of a BMC call; doubled before each one after.' }),
         maxConcurrent: Type.Integer({ default: 16, minimum: 1, maximum: 256, description: 'BMC calls in flight at once, all BMCs together (each BMC takes one at a time).' }),
+        maxQueuedPerBmc: Type.Integer({
+          default: 8,
+          minimum: 1,
+          maximum: 1000,
+          description: 'Operations one BMC may have waiting behind the one it runs; more are refused with 429 BMC_BUSY.',
+        }),
         ipmitool: Type.String({ default: 'ipmitool', minLength: 1, description: 'The ipmitool program the engine runs for IPMI BMCs (a name on PATH or a path).' }),
       },
       { default: {}, additionalProperties: false },

@@ -31,7 +31,7 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
     bmcRepository(store, secrets),
     clients,
     auditOf(audit),
-    { attemptTimeoutMs: settings.attemptTimeoutSeconds * 1000, attempts: settings.attempts, backoffMs: settings.backoffMs, maxConcurrent: settings.maxConcurrent },
+    { attemptTimeoutMs: settings.attemptTimeoutSeconds * 1000, attempts: settings.attempts, backoffMs: settings.backoffMs, maxConcurrent: settings.maxConcurrent, maxQueuedPerBmc: settings.maxQueuedPerBmc },
     { callFinished: (protocol, operation, outcome, seconds) => metrics.observeBmcCall(protocol, operation, outcome, seconds) },
     undefined,
     undefined,

@@ -1,5 +1,5 @@
 import { ConcurrencyLimiter } from '../../lib/concurrency-limiter.ts'
-import { invalid, misconfigured, notFound, upstreamFailed } from '../errors.ts'
+import { invalid, misconfigured, notFound, rateLimited, upstreamFailed } from '../errors.ts'
 import type { DiscoveredBmc } from '../machines/discovery-document.ts'
 import { bmcAddress, parseBmcSettings, type BmcInput, type BmcProtocol, type BmcSettings, type BmcTarget, type BmcView, type BootDevice, type PowerAction, type PowerState } from './bmc.ts'
 import { BmcError, type BmcClient, type BmcFailureCode } from './bmc-client.ts'
@@ -64,9 +64,17 @@ export interface PowerServiceOptions {
   backoffMs: number
   /** BMC calls in flight at once, all BMCs together. */
   maxConcurrent: number
+  /**
+   * Operations one BMC may have waiting (besides the one it runs): past it, a new one is refused with
+   * 429 BMC_BUSY, so that a flood of requests cannot queue hours of calls in front of an operator's.
+   */
+  maxQueuedPerBmc: number
 }
 
-export const DEFAULT_POWER_OPTIONS: PowerServiceOptions = { attemptTimeoutMs: 10_000, attempts: 3, backoffMs: 1_000, maxConcurrent: 16 }
+export const DEFAULT_POWER_OPTIONS: PowerServiceOptions = { attemptTimeoutMs: 10_000, attempts: 3, backoffMs: 1_000, maxConcurrent: 16, maxQueuedPerBmc: 8 }
+
+/** What a caller refused with BMC_BUSY is told to wait before asking again. */
+const BUSY_RETRY_SECONDS = 5
 
 export interface PowerResult {
   power: PowerState
@@ -82,7 +90,7 @@ export interface PowerResult {
  */
 export class PowerService {
   private readonly limiter: ConcurrencyLimiter
-  private readonly queues = new Map<string, Promise<unknown>>()
+  private readonly queues = new Map<string, { tail: Promise<unknown>; pending: number }>()
 
   constructor(
     private readonly store: PowerStore,
@@ -230,15 +238,21 @@ export class PowerService {
   }
 
   private oneAtATime<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(key) ?? Promise.resolve()
-    const result = previous.then(work, work)
-    const settled = result.then(
+    const queue = this.queues.get(key) ?? { tail: Promise.resolve(), pending: 0 }
+    // `pending` counts the running operation too: at most maxQueuedPerBmc wait behind it.
+    if (queue.pending > this.options.maxQueuedPerBmc) {
+      throw rateLimited('BMC_BUSY', `BMC ${key} has ${queue.pending - 1} operations waiting behind the one it runs; ask again in a moment`, BUSY_RETRY_SECONDS, { bmc: key })
+    }
+    const result = queue.tail.then(work, work)
+    queue.pending += 1
+    queue.tail = result.then(
       () => undefined,
       () => undefined,
     )
-    this.queues.set(key, settled)
-    void settled.then(() => {
-      if (this.queues.get(key) === settled) this.queues.delete(key)
+    this.queues.set(key, queue)
+    void queue.tail.then(() => {
+      queue.pending -= 1
+      if (queue.pending === 0 && this.queues.get(key) === queue) this.queues.delete(key)
     })
     return result
   }

@@ -8,7 +8,7 @@ import t from 'tap'
 import type { DiscoveredBmc } from '../../../src/core/machines/discovery-document.ts'
 import type { BmcSettings, BmcTarget, BmcView, PowerState } from '../../../src/core/power/bmc.ts'
 import { BmcError, type BmcClient } from '../../../src/core/power/bmc-client.ts'
-import { PowerService, type BmcCall, type PowerObservation, type PowerStore } from '../../../src/core/power/power-service.ts'
+import { PowerService, type BmcCall, type PowerObservation, type PowerServiceOptions, type PowerStore } from '../../../src/core/power/power-service.ts'
 
 class MemoryPowerStore implements PowerStore {
   readonly records = new Map<string, { settings: BmcSettings; password: string; power: PowerState; error: BmcView['lastError'] }>()
@@ -73,7 +73,7 @@ class ScriptedBmc implements BmcClient {
 /** A machine UUID from a short name, for readable tests. */
 const u = (name: string): string => `00000000-0000-4000-8000-${Buffer.from(name).toString('hex').padStart(12, '0')}`
 
-function setUp(options: Partial<{ attempts: number; backoffMs: number; attemptTimeoutMs: number; maxConcurrent: number }> = {}) {
+function setUp(options: Partial<PowerServiceOptions> = {}) {
   const store = new MemoryPowerStore()
   const bmc = new ScriptedBmc(() => performance.now())
   const audit: BmcCall[] = []
@@ -85,7 +85,7 @@ function setUp(options: Partial<{ attempts: number; backoffMs: number; attemptTi
     store,
     { ipmi: bmc, redfish: bmc },
     { record: async (call) => void audit.push(call) },
-    { attempts: 3, backoffMs: 100, attemptTimeoutMs: 1_000, maxConcurrent: 4, ...options },
+    { attempts: 3, backoffMs: 100, attemptTimeoutMs: 1_000, maxConcurrent: 4, maxQueuedPerBmc: 8, ...options },
     undefined,
     () => new Date(),
     async (ms) => void waits.push(ms),
@@ -158,6 +158,19 @@ t.test('one BMC takes one call at a time; different BMCs run side by side, under
   // The most calls in flight at one instant: at each call's start, those begun and not yet ended.
   const atMost = Math.max(...bmc.log.map((x) => bmc.log.filter((y) => y.start <= x.start && x.start < y.end).length))
   t.equal(atMost, 2, 'never more than the global cap at once, and the cap was used')
+})
+
+t.test('a BMC with its queue full refuses more with 429 BMC_BUSY, changing nothing; other BMCs and the queue itself go on', async (t) => {
+  const { bmc, audit, service, add } = setUp({ maxQueuedPerBmc: 3 })
+  for (const [name, host] of [['a', '10.0.0.1'], ['b', '10.0.0.2']] as const) await add(name, host)
+  bmc.ms = 40
+  // One runs and three wait: the fifth and sixth are refused at once, before any call to the BMC.
+  const flood = Array.from({ length: 6 }, () => service.status(u('a'), 'api:flood').then(() => 'ok', (error: { code: string; kind: string; details?: { retryAfterSeconds?: number } }) => `${error.kind} ${error.code} ${error.details?.retryAfterSeconds}`))
+  t.match(await service.status(u('b'), 'api:operator'), { power: 'off' }, 'another BMC is not held up')
+  t.same(await Promise.all(flood), ['ok', 'ok', 'ok', 'ok', 'rate_limited BMC_BUSY 5', 'rate_limited BMC_BUSY 5'])
+  t.equal(bmc.log.filter((entry) => entry.host === '10.0.0.1').length, 4, 'the refused ones never reached the BMC')
+  t.same(audit.map((call) => `${call.machineUuid === u('a') ? 'a' : 'b'} ${call.outcome}`).sort(), ['a ok', 'a ok', 'a ok', 'a ok', 'b ok'], 'the audit log holds the calls made, not the refusals')
+  t.match(await service.power(u('a'), 'on', 'api:operator'), { power: 'on' }, 'once drained, the BMC takes calls again')
 })
 
 t.test('a poll tries once per BMC and is audited only when its outcome changes', async (t) => {

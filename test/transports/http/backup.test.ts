@@ -215,7 +215,7 @@ t.test("a machine's BMC travels sealed to a fresh engine with the same key, whic
   t.equal(imported.statusCode, 200, imported.body)
   t.same(imported.json().bmcs, { created: 1, updated: 0 })
   t.match((await api(target, 'GET', `/api/v1/machines/${uuid}/bmc`)).json(), { machine_uuid: uuid, protocol: 'ipmi', host: bmc.host, port: bmc.port, password_set: true, power: 'unknown' })
-  const asked = await api(target, 'GET', `/api/v1/machines/${uuid}/power`)
+  const asked = await api(target, 'POST', `/api/v1/machines/${uuid}/power/query`)
   t.equal(asked.statusCode, 200, `the BMC took the password the importing engine opened: ${asked.body}`)
   t.match(asked.json(), { power: 'off', attempts: 1 })
   const on = await api(target, 'POST', `/api/v1/machines/${uuid}/power`, { action: 'on' })

@@ -69,7 +69,7 @@ t.test('set: the password is sealed, never answered, never logged; power and boo
   t.match(set.json(), { machine_uuid: uuidOf(1), protocol: 'ipmi', host: '127.0.0.1', port: bmc.port, username: 'admin', password_set: true, ipmi: { cipher_suite: 3, privilege: 'ADMINISTRATOR' }, redfish: null, power: 'unknown' })
   t.notOk('password' in set.json(), 'no password field')
 
-  t.match((await api('GET', `/api/v1/machines/${uuidOf(1)}/power`)).json(), { power: 'off', attempts: 1 })
+  t.match((await api('POST', `/api/v1/machines/${uuidOf(1)}/power/query`)).json(), { power: 'off', attempts: 1 })
   const on = await api('POST', `/api/v1/machines/${uuidOf(1)}/power`, { action: 'on' })
   t.equal(on.statusCode, 200, on.body)
   t.match(on.json(), { power: 'on', attempts: 1 })
@@ -81,7 +81,7 @@ t.test('set: the password is sealed, never answered, never logged; power and boo
 
   // Changing the address keeps the stored password when none is sent.
   t.equal((await api('PUT', `/api/v1/machines/${uuidOf(1)}/bmc`, { ...settingsOf(bmc), password: undefined, ipmi: { privilege: 'OPERATOR' } })).statusCode, 200)
-  t.match((await api('GET', `/api/v1/machines/${uuidOf(1)}/power`)).json(), { power: 'on' }, 'the kept password still opens the BMC')
+  t.match((await api('POST', `/api/v1/machines/${uuidOf(1)}/power/query`)).json(), { power: 'on' }, 'the kept password still opens the BMC')
 
   if (config.database.driver === 'sqlite') {
     const files = [config.database.path, `${config.database.path}-wal`].filter((file) => existsSync(file)).map((file) => readFileSync(file))
@@ -89,6 +89,20 @@ t.test('set: the password is sealed, never answered, never logged; power and boo
   }
   t.notOk(lines.some((line) => line.includes(bmc.password)), 'nor in any log line')
   t.notOk((await api('GET', '/api/v1/audit?limit=500')).body.includes(bmc.password), 'nor in the audit log')
+})
+
+t.test('reading the power state asks no BMC: it answers what the BMC last said; asking now is an action', async (t) => {
+  const audited = async () => (await api('GET', '/api/v1/audit?limit=500')).json<{ entries: { route: string }[] }>().entries.filter((entry) => entry.route === 'bmc power status').length
+  const before = await audited()
+  for (let n = 0; n < 20; n++) {
+    const read = await api('GET', `/api/v1/machines/${uuidOf(1)}/power`)
+    t.equal(read.statusCode, 200, read.body)
+    t.match(read.json(), { power: 'on', checked_at: String, last_error: null })
+  }
+  t.equal(await audited(), before, 'twenty reads, no BMC call')
+  t.match((await api('POST', `/api/v1/machines/${uuidOf(1)}/power/query`)).json(), { power: 'on', attempts: 1 })
+  t.equal(await audited(), before + 1, 'a query is one call')
+  t.match((await api('GET', `/api/v1/machines/${uuidOf(4)}/power`)).json(), { statusCode: 404, code: 'BMC_NOT_CONFIGURED' })
 })
 
 t.test('failures: a wrong password at once, an unreachable BMC after its retries, a restarted BMC answers again', async (t) => {
@@ -102,7 +116,7 @@ t.test('failures: a wrong password at once, an unreachable BMC after its retries
   const other = await startIpmiSim()
   bmcs.push(other)
   t.equal((await api('PUT', `/api/v1/machines/${uuidOf(3)}/bmc`, settingsOf(other))).statusCode, 200)
-  t.match((await api('GET', `/api/v1/machines/${uuidOf(3)}/power`)).json(), { power: 'off' })
+  t.match((await api('POST', `/api/v1/machines/${uuidOf(3)}/power/query`)).json(), { power: 'off' })
   await other.stop()
   const unreachable = await api('POST', `/api/v1/machines/${uuidOf(3)}/power`, { action: 'on' })
   t.equal(unreachable.statusCode, 502, unreachable.body)
@@ -179,7 +193,7 @@ t.test('a Redfish BMC through the same API: its CA given, its password sealed, p
   t.equal((await api('PUT', `/api/v1/machines/${uuidOf(4)}/boot-device`, { device: 'network', persistent: true })).statusCode, 200)
   t.match(redfish.machine, { power: 'On', bootTarget: 'Pxe', bootEnabled: 'Continuous' })
   t.equal((await api('PUT', `/api/v1/machines/${uuidOf(4)}/bmc`, { protocol: 'redfish', host: '127.0.0.1', port: redfish.port, username: redfish.username, password: redfish.password })).statusCode, 200)
-  t.match((await api('GET', `/api/v1/machines/${uuidOf(4)}/power`)).json(), { statusCode: 502, code: 'BMC_TLS_UNTRUSTED' }, 'without its CA the BMC\'s certificate is not trusted')
+  t.match((await api('POST', `/api/v1/machines/${uuidOf(4)}/power/query`)).json(), { statusCode: 502, code: 'BMC_TLS_UNTRUSTED' }, 'without its CA the BMC\'s certificate is not trusted')
   t.notOk(lines.some((line) => line.includes(redfish.password)), 'the password is in no log line')
 })
 

@@ -107,6 +107,13 @@ export const toBmcResponse = (view: BmcView) => ({
 
 export const toPowerResponse = (result: PowerResult) => ({ power: result.power, attempts: result.attempts, ms: result.ms })
 
+export const PowerRecordResponse = Type.Object({
+  power: PowerStateSchema('What the BMC last said (unknown until asked).'),
+  checked_at: Nullable(Type.String({ description: 'When it was read (the poll, or the last call).' })),
+  last_error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), at: Type.String() }, { description: 'Set while the last call failed: the state is then older.' })),
+})
+export const toPowerRecordResponse = (view: BmcView) => ({ power: view.power, checked_at: view.powerCheckedAt, last_error: view.lastError })
+
 export const BringUpBody = Type.Object(
   {
     machines: Type.Array(Type.String({ minLength: 36, maxLength: 36 }), { minItems: 1, maxItems: MAX_BRING_UP_MACHINES, description: 'Machine UUIDs, each with a BMC.' }),

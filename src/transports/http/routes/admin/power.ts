@@ -17,6 +17,7 @@ import {
   DeprovisionResponse,
   FlowResponse,
   PowerActionBody,
+  PowerRecordResponse,
   PowerResponse,
   bmcErrors,
   toBmcInput,
@@ -24,6 +25,7 @@ import {
   toBringUpResponse,
   toDeprovisionResponse,
   toFlowResponse,
+  toPowerRecordResponse,
   toPowerResponse,
 } from '../../schemas/power.ts'
 
@@ -59,10 +61,20 @@ export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bring
       return reply.status(204).send(null)
     },
   )
+  // Reading is free of BMC calls (a reader's requests must not queue calls in front of an operator's);
+  // asking the BMC now is an action, as in MAAS (query_power_state).
   app.get(
     '/machines/:uuid/power',
     {
       config: { access: read('tenant', machineOwner) },
+      schema: { tags, summary: "The power state the machine's BMC last reported (its poll or the last call); no call to the BMC", params: UuidParams, response: { 200: PowerRecordResponse, ...adminErrors } },
+    },
+    async (request) => toPowerRecordResponse(await power.view(request.params.uuid.toLowerCase())),
+  )
+  app.post(
+    '/machines/:uuid/power/query',
+    {
+      config: { access: operate('tenant', machineChangeOwner) },
       schema: { tags, summary: "Ask the machine's BMC for its power state now", params: UuidParams, response: { 200: PowerResponse, ...adminErrors, ...bmcErrors } },
     },
     async (request) => toPowerResponse(await power.status(request.params.uuid.toLowerCase(), requester(request.principal?.name))),
