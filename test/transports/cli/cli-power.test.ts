@@ -1,8 +1,8 @@
 /**
  * The real `slipway` binary against a served engine and real IPMI BMCs (ipmi_sim): a BMC is set with
  * its password read from a file (never an argument), shown without it, a machine powered and its
- * boot device set, a bring-up followed with --wait to its end; usage errors are refused before any
- * request.
+ * boot device set, a bring-up followed with --wait to its end; a discovered machine's BMC set with
+ * its credentials only (the address its agent reported); usage errors are refused before any request.
  */
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -52,6 +52,22 @@ t.test('machines bmc set/show/remove, power, boot-device and bring-up --wait', a
   t.equal((await slipway(['machines', 'bmc', 'set', uuids[0]!, '--protocol', 'telnet', '--address', 'x', '--user', 'u'], { url })).code, 2)
   const wrong = await slipway(['machines', 'power', 'not-a-uuid', 'on'], { url })
   t.equal(wrong.code, 2, 'a malformed UUID is refused before any request')
+
+  // A discovered machine whose agent read its BMC's address: --address is left out, the engine takes that one.
+  const discovered = 'c1100000-0000-4000-8000-0000000000d1'
+  const report = await fetch(`${url}/discovery`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ 'boot-info': { uuid: discovered, mac: '52:54:00:c1:10:d1' }, interfaces: [{ name: 'eth0', mac: '52:54:00:c1:10:d1' }], bmc: { mac: '0c:c4:7a:c1:10:d1', ipv4: '10.41.7.21', source: 'ipmitool lan print' } }),
+  })
+  t.equal(report.status, 200, await report.text())
+  const credentialsOnly = await slipway(['machines', 'bmc', 'set', discovered, '--protocol', 'ipmi', '--user', 'admin', '--password-file', passwordFile], { url })
+  t.equal(credentialsOnly.code, 0, credentialsOnly.stderr)
+  t.match(credentialsOnly.stdout, /Address: +10\.41\.7\.21:623/)
+  const undiscovered = await slipway(['machines', 'bmc', 'set', 'c1100000-0000-4000-8000-0000000000d2', '--protocol', 'ipmi', '--user', 'admin', '--password-file', passwordFile], { url })
+  t.equal(undiscovered.code, 5, 'refused by the engine')
+  t.match(undiscovered.stderr, /host: is needed: no discovery report .*\(BMC_HOST_NOT_DISCOVERED\)/)
+  t.equal((await slipway(['machines', 'bmc', 'set', discovered, '--protocol', 'ipmi', '--user', 'admin', '--address', ''], { url })).code, 2, 'an empty --address is a usage error, not an address left out')
 
   t.equal((await slipway(['machines', 'bmc', 'remove', uuids[0]!], { url })).code, 0)
   t.equal((await slipway(['machines', 'bmc', 'show', uuids[0]!], { url })).code, 4, 'gone: not found')

@@ -71,7 +71,7 @@ export const powerCommands: CommandSpec[] = [
     arity: [1, 1],
     options: {
       protocol: { type: 'string', value: 'ipmi|redfish', help: 'how the engine talks to the BMC (required)' },
-      address: { type: 'string', value: 'HOST[:PORT]', help: 'the BMC (port: 623 for IPMI, 443 for Redfish)' },
+      address: { type: 'string', value: 'HOST[:PORT]', help: "the BMC (port: 623 for IPMI, 443 for Redfish); left out: the address the machine's discovery agent read from its BMC" },
       user: { type: 'string', value: 'NAME', help: 'the BMC user' },
       'password-file': { type: 'string', value: 'FILE', help: 'file holding the password (left out: keep the stored one)' },
       'cipher-suite': { type: 'string', value: 'N', help: 'IPMI: RMCP+ cipher suite (default 3)' },
@@ -86,17 +86,17 @@ export const powerCommands: CommandSpec[] = [
       if (protocol !== 'ipmi' && protocol !== 'redfish') throw usageError('--protocol is ipmi or redfish')
       const address = stringValue(context, 'address')
       const user = stringValue(context, 'user')
-      if (!address || !user) throw usageError('--address and --user are required')
-      const parsed = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(address)
-      if (!parsed) throw usageError(`--address "${address}" is HOST or HOST:PORT`)
+      if (!user) throw usageError('--user is required')
+      const parsed = address === undefined ? undefined : /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(address)
+      if (address !== undefined && !parsed) throw usageError(`--address "${address}" is HOST or HOST:PORT`)
       const passwordFile = stringValue(context, 'password-file')
       const password = passwordFile === undefined ? undefined : (await readTextFile(passwordFile, context.cwd, 'BMC password file')).replace(/\r?\n$/, '')
       const cipherSuite = stringValue(context, 'cipher-suite')
       const caFile = stringValue(context, 'ca-file')
       const body = {
         protocol,
-        host: parsed[1]!.replace(/^\[|\]$/g, ''),
-        ...(parsed[2] ? { port: Number(parsed[2]) } : {}),
+        ...(parsed ? { host: parsed[1]!.replace(/^\[|\]$/g, '') } : {}),
+        ...(parsed?.[2] ? { port: Number(parsed[2]) } : {}),
         username: user,
         ...(password !== undefined ? { password } : {}),
         ...(protocol === 'ipmi'
