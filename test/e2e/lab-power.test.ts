@@ -1,10 +1,11 @@
 /**
- * Power in the PXE lab, for real: each VM has its own IPMI BMC (OpenIPMI's ipmi_sim) inside the lab's
- * network namespace, whose chassis program runs the VM's QEMU (power on starts it, power off ends it).
+ * Power in the PXE lab, for real: each VM has its own BMC inside the lab's network namespace, four an
+ * IPMI BMC (OpenIPMI's ipmi_sim), one the Redfish double run as a process, each driving the same
+ * chassis program, which runs the VM's QEMU (power on starts it, power off ends it).
  * The machines are enrolled by their BMCs before they ever booted; the engine (its API, ipmitool)
  * powers one on, then four more in batches of two: each netboots from the engine and is discovered;
  * the five install their roles. Then one is re-provisioned (network boot, power cycle: it installs
- * again) and, its cluster destroyed, another is deprovisioned (wiped on its live boot, powered off).
+ * again) and, its cluster destroyed, the Redfish one is deprovisioned (wiped on its live boot, powered off).
  * Needs root, /dev/net/tun, qemu-system-x86, ipxe-qemu, openipmi and ipmitool: fails (never skips)
  * when one is missing.
  */
@@ -14,24 +15,34 @@ import path from 'node:path'
 import t from 'tap'
 import { CLUSTER, INSTALLED_MARKER, PxeLab, type ApiMachine } from '../../lab/pxe-lab.ts'
 import { qemuArgs } from '../../lab/qemu.ts'
-import { startIpmiSim, type IpmiSim } from '../helpers/ipmi-sim.ts'
+import { startIpmiSim } from '../helpers/ipmi-sim.ts'
+import { startLabRedfishBmc } from '../helpers/redfish-bmc-launcher.ts'
 import { until } from '../helpers/wait.ts'
 
 t.setTimeout(600_000)
+
+/** What the test reads of a VM's BMC, IPMI or Redfish alike: the chassis calls it made and whether the VM runs. */
+interface LabBmc {
+  calls(): string[]
+  machineOn(): boolean
+  stop(): Promise<void>
+}
+/** Which machine's BMC speaks Redfish. */
+const REDFISH_MACHINE = 5
 
 t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then four in batches of two; each is discovered', { timeout: 600_000 }, async (t) => {
   const progress: string[] = []
   // Discovery is what is measured here; once all five are discovered they make the flavor's quorum of
   // 5 and go on to install, which the test leaves them to.
   const lab = await PxeLab.start({ controlPlane: 5, nodesMax: 0, log: (line) => progress.push(line) })
-  const bmcs: IpmiSim[] = []
+  const bmcs: LabBmc[] = []
   t.teardown(async () => {
     // The VMs are the BMCs' children, not the lab's: each BMC stops its own VM by PID first.
     for (const bmc of bmcs) await bmc.stop()
     await lab.cleanup()
   })
 
-  const machines: { name: string; uuid: string; mac: string; bmc: IpmiSim; serialLog: string }[] = []
+  const machines: { name: string; uuid: string; mac: string; bmc: LabBmc; serialLog: string }[] = []
   for (let index = 1; index <= 5; index++) {
     const name = `pvm${index}`
     const uuid = randomUUID()
@@ -42,6 +53,14 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
     const tap = await lab.network.addTap()
     const serialLog = path.join(lab.scratch, `${name}-serial.log`)
     const command = ['qemu-system-x86_64', ...qemuArgs({ lab: lab.network, tap, mac, uuid, firmware: 'bios', workDir: lab.scratch, name, memoryMb: 256, disk, allowReboot: true, accel: lab.accel }, serialLog)]
+    // The fifth machine's BMC speaks Redfish (the double, run inside the namespace), the others' IPMI.
+    if (index === REDFISH_MACHINE) {
+      const bmc = await startLabRedfishBmc({ port: 9443, password: `bmc-${index}-pw`, machineCommand: command, launch: (args) => lab.network.spawn(`bmc ${name} (redfish)`, process.execPath, args) })
+      bmcs.push(bmc)
+      machines.push({ name, uuid, mac, bmc, serialLog })
+      await lab.engine.api('PUT', `/api/v1/machines/${uuid}/bmc`, { protocol: 'redfish', host: bmc.host, port: bmc.port, username: bmc.username, password: bmc.password, redfish: { ca_bundle: bmc.caPem } })
+      continue
+    }
     const bmc = await startIpmiSim({
       host: '127.0.0.1',
       port: 9000 + index,
@@ -141,7 +160,8 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
 
   // Deprovision one: out of its cluster first (the cluster is destroyed: its machines return to the
   // pool, still running their installs), then wiped on its next (live) boot and powered off.
-  const gone = machines[2]!
+  // The one behind the Redfish BMC: a Redfish power cycle and force-off reach its VM.
+  const gone = machines[REDFISH_MACHINE - 1]!
   const refusal = await lab.engine.api('POST', `/api/v1/machines/${gone.uuid}/deprovision`).then(() => 'accepted', (error: Error) => error.message)
   t.match(refusal, /: 409 .*MACHINE_IN_CLUSTER/, 'a cluster member is not deprovisioned')
   await lab.engine.api('DELETE', `/api/v1/clusters/${CLUSTER}`)

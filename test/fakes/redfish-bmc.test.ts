@@ -2,7 +2,8 @@
  * The Redfish BMC double against the real Redfish clients from Debian, so that it speaks Redfish the
  * way clients expect: redfishtool (Basic and Session authentication) and python3-sushy (OpenStack
  * Ironic's library) each read the system and reset it, set a one-time network boot (through the
- * ETag the double requires), and are refused with a wrong password.
+ * ETag the double requires), and are refused with a wrong password; with a machine behind it,
+ * redfishtool's resets power that machine.
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -11,7 +12,9 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { x509ClusterPkiIssuer } from '../../src/adapters/pki/x509-cluster-pki.ts'
+import { chassisControl, standInChassis } from '../helpers/chassis.ts'
 import { servingCertificate } from '../helpers/test-pki.ts'
+import { until } from '../helpers/wait.ts'
 import { RedfishBmc } from './redfish-bmc.ts'
 
 const run = promisify(execFile)
@@ -73,4 +76,32 @@ print(json.dumps(report))
   t.match(String(report.resets), /on/i)
   t.match(report.boot, [/hdd/i, /continuous/i])
   t.match(bmc.machine, { power: 'On', bootTarget: 'Hdd', bootEnabled: 'Continuous' })
+})
+
+t.test('with a machine behind it (the chassis program ipmi_sim drives), redfishtool powers the machine itself', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-redfish-chassis-'))
+  const chassis = standInChassis(dir)
+  const driven = await RedfishBmc.start({ ...(await servingCertificate(pki)), chassis: chassisControl(chassis.program, chassis.stateDir) })
+  t.teardown(async () => {
+    await driven.close()
+    chassis.kill()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const tool = async (args: string[]) => (await run('redfishtool', ['-r', `127.0.0.1:${driven.port}`, '-u', driven.username, '-p', driven.password, '-S', 'Always', ...args], { env })).stdout
+  const powerState = async () => (JSON.parse(await tool(['Systems', '-1', 'get'])) as { PowerState: string }).PowerState
+  t.equal(await powerState(), 'Off')
+  await tool(['Systems', '-1', 'setBootOverride', 'Once', 'Pxe'])
+  await tool(['Systems', '-1', 'reset', 'On'])
+  t.ok(chassis.machineOn(), "the machine's process runs")
+  const pid = chassis.machinePid()
+  await tool(['Systems', '-1', 'reset', 'PowerCycle'])
+  t.ok(chassis.machineOn() && chassis.machinePid() !== pid, 'a power cycle ended it and started it again')
+  t.equal(await powerState(), 'On', 'the state read is the machine\'s')
+  chassis.kill()
+  await until('the killed machine is gone', () => (chassis.machineOn() ? undefined : true), 5000, 50)
+  t.equal(await powerState(), 'Off', 'a machine that stopped by itself reads Off')
+  await tool(['Systems', '-1', 'reset', 'On'])
+  await tool(['Systems', '-1', 'reset', 'ForceOff'])
+  t.notOk(chassis.machineOn())
+  t.same(chassis.calls(), ['boot pxe', 'power 1', 'power 0', 'power 1', 'power 1', 'power 0'], 'the same chassis calls ipmi_sim makes')
 })

@@ -10,11 +10,15 @@
  *   authentication too. Everything but the version documents needs one or the other.
  * - ETags: each GET of the system carries one (header and @odata.etag); with `requireEtag`, a PATCH
  *   without a matching If-Match is refused 412, as some BMCs do.
- * - The machine behind it: `machine` (power, boot), and `onPower` to drive a real one (a lab VM).
+ * - The machine behind it: `machine` (power, boot) in memory, or with `chassis` a real one (a lab VM)
+ *   through the same chassis program ipmi_sim drives (test/helpers/chassis.ts): its power state is
+ *   read from it, resets and boot overrides go to it. redfish-bmc-process.ts runs one as a process
+ *   (inside a lab's network namespace).
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
+import type { ChassisControl } from '../helpers/chassis.ts'
 
 export interface RedfishMachine {
   power: 'On' | 'Off'
@@ -32,6 +36,8 @@ export interface RedfishBmcOptions {
   resetTarget?: string
   /** Called for each reset the BMC performs (after `machine.power` changed). */
   onReset?: (resetType: string) => void | Promise<void>
+  /** A real machine behind the BMC: its power is read from it and given to it. */
+  chassis?: ChassisControl
 }
 
 const RESET_TYPES = ['On', 'ForceOff', 'GracefulShutdown', 'ForceRestart', 'GracefulRestart', 'PowerCycle', 'Nmi'] as const
@@ -54,14 +60,17 @@ export class RedfishBmc {
     this.password = options.password ?? 'calvin-7f3e'
   }
 
-  static async start(options: RedfishBmcOptions, host = '127.0.0.1'): Promise<RedfishBmc> {
+  static async start(options: RedfishBmcOptions, host = '127.0.0.1', port = 0): Promise<RedfishBmc> {
     const bmc = new RedfishBmc(options)
     bmc.server = https.createServer({ cert: options.certificatePem, key: options.privateKeyPem }, (request, response) => {
       void bmc.handle(request, response).catch((error: unknown) => {
         if (!response.headersSent) bmc.send(response, 500, bmc.error('Base.1.8.GeneralError', String(error)))
       })
     })
-    await new Promise<void>((resolve) => bmc.server.listen(0, host, resolve))
+    await new Promise<void>((resolve, reject) => {
+      bmc.server.once('error', reject)
+      bmc.server.listen(port, host, resolve)
+    })
     bmc.url = `https://${host}:${(bmc.server.address() as AddressInfo).port}`
     return bmc
   }
@@ -129,6 +138,7 @@ export class RedfishBmc {
         case '/redfish/v1/SessionService/Sessions':
           return this.send(response, 200, this.collection('/redfish/v1/SessionService/Sessions', '#SessionCollection.SessionCollection', 'Session Collection', [...this.sessions.values()].map((id) => `/redfish/v1/SessionService/Sessions/${id}`)))
         case SYSTEM:
+          if (this.options.chassis) this.machine.power = (await this.options.chassis.powerOn()) ? 'On' : 'Off'
           response.setHeader('etag', this.etag)
           return this.send(response, 200, this.system())
       }
@@ -183,13 +193,19 @@ export class RedfishBmc {
     if (type === 'On') this.machine.power = 'On'
     else if (type === 'ForceOff' || type === 'GracefulShutdown') this.machine.power = 'Off'
     else if (type === 'PowerCycle' || type === 'ForceRestart' || type === 'GracefulRestart') this.machine.power = 'On'
+    const chassis = this.options.chassis
+    if (chassis && type !== 'Nmi') {
+      // A restart of a machine that is on goes through off; one that is off is only powered on.
+      if (type !== 'On' && (await chassis.powerOn())) await chassis.setPower(false)
+      if (this.machine.power === 'On') await chassis.setPower(true)
+    }
     this.etagCounter++
     await this.options.onReset?.(type)
     response.statusCode = 204
     response.end()
   }
 
-  private patchSystem(request: import('node:http').IncomingMessage, body: Record<string, unknown>, response: import('node:http').ServerResponse): void {
+  private async patchSystem(request: import('node:http').IncomingMessage, body: Record<string, unknown>, response: import('node:http').ServerResponse): Promise<void> {
     const ifMatch = request.headers['if-match']
     if (this.options.requireEtag && ifMatch !== this.etag) {
       return this.send(response, 412, this.error('Base.1.8.PreconditionFailed', 'The ETag supplied did not match the ETag required to change this resource.'))
@@ -208,6 +224,7 @@ export class RedfishBmc {
     if (target !== undefined) this.machine.bootTarget = target as RedfishMachine['bootTarget']
     if (enabled !== undefined) this.machine.bootEnabled = enabled as RedfishMachine['bootEnabled']
     this.calls.push(`boot ${this.machine.bootTarget} ${this.machine.bootEnabled}`)
+    if (this.options.chassis && target !== undefined) await this.options.chassis.setBootDevice(target === 'Pxe' ? 'pxe' : target === 'Hdd' ? 'disk' : 'none')
     this.etagCounter++
     response.statusCode = 204
     response.end()

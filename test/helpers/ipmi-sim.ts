@@ -1,17 +1,17 @@
 /**
  * A real IPMI 2.0 BMC for tests: OpenIPMI's ipmi_sim (Debian `openipmi`) on a UDP port of a loopback
- * address, speaking RMCP+ to whatever client asks. What it manages is given by a chassis-control
- * program (ipmi_sim's `chassis_control`, OpenIPMI's extcmd protocol: `<program> get power boot`
- * prints `power:1` and `boot:pxe`; `<program> set power "1"` acts). The default program here keeps a
- * stand-in machine, a process that runs while the machine is on; the lab gives one that runs a QEMU VM.
- * Each `set` is appended to `calls` with its time, so a test sees what the BMC was asked to do.
+ * address, speaking RMCP+ to whatever client asks. What it manages is a stand-in machine behind a
+ * chassis-control program (chassis.ts: ipmi_sim's `chassis_control`, OpenIPMI's extcmd protocol), a
+ * process that runs while the machine is on; the lab's runs a QEMU VM. Each change the BMC makes is
+ * in `calls`, so a test sees what the BMC was asked to do.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { standInChassis } from './chassis.ts'
 import { until } from './wait.ts'
 
 export interface IpmiSim {
@@ -52,8 +52,6 @@ export interface IpmiSimOptions {
   password?: string
   /** Power the stand-in machine on at start. */
   poweredOn?: boolean
-  /** A chassis-control program of the caller's (it gets the state folder as its first argument). */
-  chassisProgram?: string
   /** What runs while the machine is on (default: a process that only waits); a lab passes its QEMU command. */
   machineCommand?: string[]
   /**
@@ -63,49 +61,14 @@ export interface IpmiSimOptions {
   lanSettings?: { ipAddress: string; macAddress: string; source: 'static' | 'dhcp' }
 }
 
-const STAND_IN_MACHINE = `#!/bin/sh
-# OpenIPMI extcmd: $0 <state dir> get <names...> | set <name> "<value>" [<name> "<value>" ...]
-dir=$1; shift; op=$1; shift
-running() { [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; }
-start() { setsid sh "$dir/machine.sh" </dev/null >/dev/null 2>&1 & echo $! > "$dir/pid"; }
-stop() { if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null; rm -f "$dir/pid"; fi; }
-if [ "$op" = get ]; then
-  for name in "$@"; do
-    case $name in
-      power) if running; then echo "power:1"; else echo "power:0"; fi ;;
-      boot) echo "boot:$(cat "$dir/boot" 2>/dev/null || echo default)" ;;
-      *) echo "$name:0" ;;
-    esac
-  done
-  exit 0
-fi
-# A machine that refuses: ipmi_sim answers the client with an error completion code.
-[ -f "$dir/refuse" ] && exit 1
-while [ $# -gt 1 ]; do
-  name=$1; value=$2; shift 2
-  echo "$name $value" >> "$dir/calls"
-  case $name in
-    power) if [ "$value" = 1 ]; then running || start; else stop; fi ;;
-    reset) if running; then stop; start; fi ;;
-    shutdown) stop ;;
-    boot) echo "$value" > "$dir/boot" ;;
-  esac
-done
-`
-
 export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSim> {
   const host = options.host ?? '127.0.0.1'
   const username = options.username ?? 'admin'
   const password = options.password ?? 'lab-bmc-pw'
   const dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-ipmi-sim-'))
-  const stateDir = path.join(dir, 'machine')
-  const program = options.chassisProgram ?? path.join(dir, 'stand-in-machine.sh')
-  if (!options.chassisProgram) {
-    writeFileSync(program, STAND_IN_MACHINE)
-    chmodSync(program, 0o755)
-  }
+  const chassis = standInChassis(dir, options.machineCommand, options.poweredOn)
+  const { program, stateDir } = chassis
   writeFileSync(path.join(dir, 'bmc.emu'), ['mc_setbmc 0x20', 'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr', 'sel_enable 0x20 1000 0x0a', 'mc_enable 0x20', ''].join('\n'))
-  mkdirSync(stateDir, { recursive: true })
   const port = options.port ?? (await freeUdpPort(host))
   const lanSettings = options.lanSettings
   if (lanSettings) {
@@ -132,10 +95,6 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
       '',
     ].join('\n'),
   )
-  // `exec`: the machine's PID is the command's own, so power off ends the command itself.
-  const quoted = (options.machineCommand ?? ['sleep', '1000000']).map((word) => `'${word.replaceAll("'", "'\\''")}'`).join(' ')
-  writeFileSync(path.join(stateDir, 'machine.sh'), `exec ${quoted}\n`)
-  if (options.poweredOn) execFileSync(program, [stateDir, 'set', 'power', '1'])
 
   let child: LaunchedProcess | undefined
   const launch = async (): Promise<void> => {
@@ -147,7 +106,6 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   }
   await launch()
 
-  const machinePid = (): number | undefined => (existsSync(path.join(stateDir, 'pid')) ? Number(readFileSync(path.join(stateDir, 'pid'), 'utf8')) : undefined)
   const stopChild = async (): Promise<void> => {
     const running = child
     child = undefined
@@ -158,36 +116,15 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
     port,
     username,
     password,
-    calls: () => (existsSync(path.join(stateDir, 'calls')) ? readFileSync(path.join(stateDir, 'calls'), 'utf8').trim().split('\n').filter(Boolean) : []),
-    machinePid,
-    machineOn: () => {
-      const pid = machinePid()
-      if (pid === undefined) return false
-      try {
-        process.kill(pid, 0)
-        return true
-      } catch {
-        return false
-      }
-    },
-    refuseChanges: (refuse) => {
-      if (refuse) writeFileSync(path.join(stateDir, 'refuse'), '')
-      else rmSync(path.join(stateDir, 'refuse'), { force: true })
-    },
-    bootDevice: () => (existsSync(path.join(stateDir, 'boot')) ? readFileSync(path.join(stateDir, 'boot'), 'utf8').trim() : 'default'),
+    calls: chassis.calls,
+    machinePid: chassis.machinePid,
+    machineOn: chassis.machineOn,
+    refuseChanges: chassis.refuseChanges,
+    bootDevice: chassis.bootDevice,
     stop: async () => {
       await stopChild()
-      if (!options.chassisProgram) {
-        const pid = machinePid()
-        if (pid !== undefined) {
-          try {
-            process.kill(pid, 'SIGKILL')
-          } catch {
-            // already gone
-          }
-        }
-        rmSync(dir, { recursive: true, force: true })
-      }
+      chassis.kill()
+      rmSync(dir, { recursive: true, force: true })
     },
     restart: async () => {
       await stopChild()
