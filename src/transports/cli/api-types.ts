@@ -32,6 +32,8 @@ export interface BmcView {
   power: string
   power_checked_at: string | null
   last_error: { code: string; message: string; at: string } | null
+  ipmi: { cipher_suite: number; privilege: string } | null
+  redfish: { system_path: string | null; verify_tls: boolean; ca_bundle: string | null } | null
 }
 
 /** GET /api/v1/clusters/{name}/bootstrap, one member. */

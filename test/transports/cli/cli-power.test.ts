@@ -72,3 +72,41 @@ t.test('machines bmc set/show/remove, power, boot-device and bring-up --wait', a
   t.equal((await slipway(['machines', 'bmc', 'remove', uuids[0]!], { url })).code, 0)
   t.equal((await slipway(['machines', 'bmc', 'show', uuids[0]!], { url })).code, 4, 'gone: not found')
 })
+
+t.test('machines reinstall, deprovision (and --status) and return', async (t) => {
+  const { engine, dataDir } = await startTestEngine({ env: { SLIPWAY_POWER_POLL_INTERVAL_SECONDS: '0', SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0' } })
+  const bmc = await startIpmiSim({ password: 'cli-flow-pw', poweredOn: true })
+  t.teardown(async () => {
+    await engine.close()
+    await bmc.stop()
+    removeTree(path.dirname(dataDir))
+  })
+  const url = await engine.start()
+  const uuid = 'c1100000-0000-4000-8000-0000000000f1'
+  const mac = '52:54:00:c1:10:f1'
+  const post = (route: string, body: unknown) => fetch(`${url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify(body) })
+  t.equal((await post('/discovery', { 'boot-info': { uuid, mac }, interfaces: [{ name: 'eth0', mac }] })).status, 200)
+  writeFileSync(path.join(path.dirname(dataDir), 'flow-password'), bmc.password)
+  t.equal((await slipway(['machines', 'bmc', 'set', uuid, '--protocol', 'ipmi', '--address', `${bmc.host}:${bmc.port}`, '--user', bmc.username, '--password-file', path.join(path.dirname(dataDir), 'flow-password')], { url })).code, 0)
+
+  const notProvisioned = await slipway(['machines', 'reinstall', uuid], { url })
+  t.not(notProvisioned.code, 0)
+  t.match(notProvisioned.stderr, /MACHINE_NOT_PROVISIONED/, 'a discovered machine has no role to install again')
+  t.equal((await post(`/api/v1/machines/${uuid}/transitions`, { to: 'scheduled', reason: 'test' })).status, 200)
+  const reinstall = await slipway(['machines', 'reinstall', uuid], { url })
+  t.equal(reinstall.code, 0, reinstall.stderr)
+  t.match(reinstall.stdout, new RegExp(`${uuid} is scheduled and power-cycled .*installs its role again`))
+
+  t.equal((await post(`/api/v1/machines/${uuid}/transitions`, { to: 'discovered', reason: 'test' })).status, 200)
+  const deprovision = await slipway(['machines', 'deprovision', uuid], { url })
+  t.equal(deprovision.code, 0, deprovision.stderr)
+  t.match(deprovision.stdout, /is out of the pool and (power-cycled|powered on) .*disks are wiped on this boot/)
+  const status = await slipway(['machines', 'deprovision', uuid, '--status'], { url })
+  t.match(status.stdout, /State: +wipe_pending/)
+  t.match(JSON.parse((await slipway(['machines', 'deprovision', uuid, '--status', '--json'], { url })).stdout), { machine_uuid: uuid, state: 'wipe_pending' })
+  t.equal((await slipway(['machines', 'return', uuid], { url })).code, 0)
+  const gone = await slipway(['machines', 'deprovision', uuid, '--status'], { url })
+  t.not(gone.code, 0)
+  t.match(gone.stderr, /DEPROVISION_NOT_FOUND/)
+  t.equal((await slipway(['machines', 'reinstall', 'not-a-uuid'], { url })).code, 2, 'a malformed UUID is refused before any request')
+})

@@ -1,4 +1,5 @@
 import { BOOT_DEVICES, POWER_ACTIONS } from '../../../core/power/bmc.ts'
+import type { BmcView } from '../api-types.ts'
 import { CliError, EXIT, usageError, type ExitCode } from '../cli-error.ts'
 import { flag, integerValue, positional, secondsValue, stringValue, WAIT_OPTIONS, waitSettings, type CommandContext, type CommandSpec } from '../command.ts'
 import { readTextFile } from '../documents.ts'
@@ -7,19 +8,6 @@ import { ProgressDisplay, watch, type WatchStep } from '../progress.ts'
 /** A machine's BMC and its power, from the command line: the password is only ever read from a file. */
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-interface BmcView {
-  machine_uuid: string
-  protocol: string
-  host: string
-  port: number
-  username: string
-  power: string
-  power_checked_at: string | null
-  last_error: { code: string; message: string; at: string } | null
-  ipmi: { cipher_suite: number; privilege: string } | null
-  redfish: { system_path: string | null; verify_tls: boolean; ca_bundle: string | null } | null
-}
 
 interface BringUpView {
   id: string
@@ -142,7 +130,7 @@ export const powerCommands: CommandSpec[] = [
       const action = context.positionals[1]
       if (action !== undefined && !(POWER_ACTIONS as readonly string[]).includes(action)) throw usageError(`the action is one of ${POWER_ACTIONS.join(', ')}`)
       const api = await context.api()
-      const answer = action === undefined ? await api.call<{ power: string; attempts: number; ms: number }>('GET', `/api/v1/machines/${uuid}/power`) : await api.call<{ power: string; attempts: number; ms: number }>('POST', `/api/v1/machines/${uuid}/power`, { json: { action } })
+      const answer = action === undefined ? await api.call<{ power: string; attempts: number; ms: number }>('POST', `/api/v1/machines/${uuid}/power/query`) : await api.call<{ power: string; attempts: number; ms: number }>('POST', `/api/v1/machines/${uuid}/power`, { json: { action } })
       if (context.out.json) context.out.printJson(answer.raw)
       else context.out.print(`${uuid}: power ${answer.data.power} (${answer.data.ms} ms${answer.data.attempts > 1 ? `, ${answer.data.attempts} attempts` : ''})`)
       return EXIT.ok
