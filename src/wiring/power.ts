@@ -44,7 +44,7 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
     },
     { name: 'power poll', intervalMs: settings.pollIntervalSeconds * 1000, debounceMs: 0, logger, gate: jobLeases.lease('power-poll') },
   )
-  const bringUps = new BringUpService(power)
+  const bringUps = new BringUpService(power, async (labels) => (await provisioning.machines.list({ labels: Object.entries(labels).map(([key, value]) => `${key}=${value}`) })).map((machine) => machine.uuid))
   const flows = new MachineFlows(
     machineRepository(store),
     deprovisionRepository(store),

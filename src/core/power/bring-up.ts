@@ -4,7 +4,7 @@ import type { BootDevice } from './bmc.ts'
 import type { PowerService } from './power-service.ts'
 
 /**
- * Bring-up: powering a set of machines on in batches of K with a pause between batches, so that a rack
+ * Bring-up: powering a set of machines (listed, or by label) on in batches of K with a pause between batches, so that a rack
  * does not ask DHCP and TFTP for its boot all at once. Each machine first gets its next boot device
  * (the network, by default: a new machine boots into discovery), then power on. A machine whose BMC
  * fails is marked failed and the run goes on. Runs are kept in memory (the last 50) by the replica
@@ -34,7 +34,9 @@ export interface BringUp {
 }
 
 export interface BringUpRequest {
-  machines: string[]
+  /** The machines, by UUID; or (with none given) every known machine carrying all of `labels`. */
+  machines?: string[]
+  labels?: Record<string, string>
   batchSize: number
   pauseMs: number
   bootDevice: BootDevice | null
@@ -49,14 +51,21 @@ export class BringUpService {
 
   constructor(
     private readonly power: PowerService,
+    /** The known machines carrying every one of `labels` (a bring-up by label). */
+    private readonly labelled: (labels: Record<string, string>) => Promise<string[]> = async () => [],
     private readonly clock: () => Date = () => new Date(),
     private readonly wait: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   ) {}
 
   /** Checks the request (every machine must have a BMC), starts the run and returns it at once. */
   async start(request: BringUpRequest, requestedBy: string): Promise<BringUp> {
-    const machines = [...new Set(request.machines.map((uuid) => uuid.toLowerCase()))]
-    if (machines.length === 0) throw invalid('BRING_UP_EMPTY', 'name at least one machine to power on')
+    const byLabel = request.labels !== undefined && Object.keys(request.labels).length > 0
+    if (byLabel === (request.machines !== undefined)) throw invalid('BRING_UP_INVALID', 'name the machines either by UUID (machines) or by label (labels), one of the two')
+    const listed = byLabel ? await this.labelled(request.labels!) : request.machines!
+    const machines = [...new Set(listed.map((uuid) => uuid.toLowerCase()))]
+    if (machines.length === 0) {
+      throw invalid('BRING_UP_EMPTY', byLabel ? `no known machine carries ${Object.entries(request.labels!).map(([key, value]) => `${key}=${value}`).join(', ')}` : 'name at least one machine to power on')
+    }
     if (machines.length > MAX_BRING_UP_MACHINES) throw invalid('BRING_UP_TOO_LARGE', `at most ${MAX_BRING_UP_MACHINES} machines in one bring-up`)
     if (!Number.isInteger(request.batchSize) || request.batchSize < 1) throw invalid('BRING_UP_INVALID', 'batch size is a whole number of at least 1')
     const withBmc = new Set((await this.power.list()).map((view) => view.machineUuid))

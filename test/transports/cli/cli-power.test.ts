@@ -109,4 +109,13 @@ t.test('machines reinstall, deprovision (and --status) and return', async (t) =>
   t.not(gone.code, 0)
   t.match(gone.stderr, /DEPROVISION_NOT_FOUND/)
   t.equal((await slipway(['machines', 'reinstall', 'not-a-uuid'], { url })).code, 2, 'a malformed UUID is refused before any request')
+
+  // A bring-up by label: the labelled machine (with its BMC) is powered on.
+  t.equal((await fetch(`${url}/api/v1/machines/${uuid}/labels`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ rack: 'r1' }) })).status, 200)
+  const byLabel = await slipway(['machines', 'bring-up', '--label', 'rack=r1', '--pause', '0', '--wait', '--interval', '0.1'], { url })
+  t.equal(byLabel.code, 0, byLabel.stderr)
+  t.match(byLabel.stdout, /bring-up \S+ done: 1 powered on, 0 failed/)
+  t.equal((await slipway(['machines', 'bring-up', uuid, '--label', 'rack=r1'], { url })).code, 2, 'UUIDs or labels, not both')
+  t.equal((await slipway(['machines', 'bring-up'], { url })).code, 2, 'nothing named')
+  t.equal((await slipway(['machines', 'bring-up', '--label', 'rack'], { url })).code, 2, 'a label is key=value')
 })

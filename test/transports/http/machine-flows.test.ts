@@ -3,7 +3,7 @@
  * BMCs (OpenIPMI's ipmi_sim on loopback, its chassis a stand-in machine) with the real ipmitool, and
  * the machine-facing routes the discovery agent calls. The machines' own side (a VM booting the live
  * image, wiping its disk) is in test/e2e/lab-power.test.ts; here the agent's requests are sent as it
- * sends them.
+ * sends them. A bring-up by label is here too.
  */
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -182,4 +182,26 @@ t.test('a failed wipe leaves the machine on for a person to look at', async (t) 
   t.ok(bmc.machineOn(), 'still on')
   t.match((await api('GET', `/api/v1/machines/${uuidOf(6)}/deprovision`)).json(), { state: 'wipe_failed', message: '/dev/vda: writing its start failed', powered_off_at: null })
   t.match((await api('POST', `/api/v1/machines/${uuidOf(6)}/reinstall`)).json(), { statusCode: 409 }, 'a machine being deprovisioned is not re-provisioned')
+})
+
+t.test('a bring-up by label powers on every known machine carrying the labels; one without a BMC, or an empty or doubly named set, is refused', async (t) => {
+  const bmcsOf: Record<number, IpmiSim> = {}
+  for (const n of [7, 8]) {
+    await discover(n)
+    bmcsOf[n] = await withBmc(n)
+    t.equal((await api('PUT', `/api/v1/machines/${uuidOf(n)}/labels`, { rack: 'r7' })).statusCode, 200)
+  }
+  const started = await api('POST', '/api/v1/power/bring-ups', { labels: { rack: 'r7' }, batch_size: 1, pause_seconds: 0 })
+  t.equal(started.statusCode, 202, started.body)
+  t.same(started.json<{ machines: { uuid: string }[] }>().machines.map((machine) => machine.uuid).sort(), [uuidOf(7), uuidOf(8)])
+  const id = started.json<{ id: string }>().id
+  await until('the bring-up is done', async () => ((await api('GET', `/api/v1/power/bring-ups/${id}`)).json<{ state: string }>().state === 'done' ? true : undefined), 20_000, 100)
+  t.ok(bmcsOf[7]!.machineOn() && bmcsOf[8]!.machineOn(), 'both run')
+
+  await discover(9)
+  t.equal((await api('PUT', `/api/v1/machines/${uuidOf(9)}/labels`, { rack: 'r9' })).statusCode, 200)
+  t.match((await api('POST', '/api/v1/power/bring-ups', { labels: { rack: 'r9' } })).json(), { statusCode: 400, code: 'BMC_NOT_CONFIGURED' })
+  t.match((await api('POST', '/api/v1/power/bring-ups', { labels: { rack: 'nowhere' } })).json(), { statusCode: 400, code: 'BRING_UP_EMPTY', message: /no known machine carries rack=nowhere/ })
+  t.match((await api('POST', '/api/v1/power/bring-ups', { labels: { rack: 'r7' }, machines: [uuidOf(7)] })).json(), { statusCode: 400, code: 'BRING_UP_INVALID' })
+  t.match((await api('POST', '/api/v1/power/bring-ups', {})).json(), { statusCode: 400, code: 'BRING_UP_INVALID' })
 })

@@ -1,7 +1,7 @@
 import { BOOT_DEVICES, POWER_ACTIONS } from '../../../core/power/bmc.ts'
 import type { BmcView } from '../api-types.ts'
 import { CliError, EXIT, usageError, type ExitCode } from '../cli-error.ts'
-import { flag, integerValue, positional, secondsValue, stringValue, WAIT_OPTIONS, waitSettings, type CommandContext, type CommandSpec } from '../command.ts'
+import { flag, integerValue, positional, secondsValue, stringValue, stringValues, WAIT_OPTIONS, waitSettings, type CommandContext, type CommandSpec } from '../command.ts'
 import { readTextFile } from '../documents.ts'
 import { ProgressDisplay, watch, type WatchStep } from '../progress.ts'
 
@@ -187,10 +187,11 @@ export const powerCommands: CommandSpec[] = [
   },
   {
     path: ['machines', 'bring-up'],
-    summary: 'power machines on in batches with a pause between them (next boot from the network first)',
-    args: '<uuid...>',
-    arity: [1, 1000],
+    summary: 'power machines on (listed, or by --label) in batches with a pause between them (next boot from the network first)',
+    args: '[uuid...]',
+    arity: [0, 1000],
     options: {
+      label: { type: 'string', value: 'KEY=VALUE', multiple: true, help: 'instead of UUIDs: every known machine with this label (all labels given)' },
       batch: { type: 'string', value: 'N', help: 'machines powered on together (default 4)' },
       pause: { type: 'string', value: 'SECONDS', help: 'wait between batches (default 30)' },
       boot: { type: 'string', value: 'network|disk|unchanged', help: 'next boot device set first (default network)' },
@@ -199,10 +200,18 @@ export const powerCommands: CommandSpec[] = [
     },
     async run(context) {
       const machines = context.positionals.map((_, index) => machineUuid(context, index))
+      const labels = stringValues(context, 'label')
+      if ((machines.length > 0) === (labels.length > 0)) throw usageError('name the machines by UUID or by --label, one of the two')
+      const selector: Record<string, string> = {}
+      for (const label of labels) {
+        const split = label.indexOf('=')
+        if (split <= 0) throw usageError(`--label takes key=value, not "${label}"`)
+        selector[label.slice(0, split)] = label.slice(split + 1)
+      }
       const boot = stringValue(context, 'boot') ?? 'network'
       if (!['network', 'disk', 'unchanged'].includes(boot)) throw usageError('--boot is network, disk or unchanged')
       const body = {
-        machines,
+        ...(machines.length ? { machines } : { labels: selector }),
         batch_size: integerValue(context, 'batch', 1, 100) ?? 4,
         pause_seconds: secondsValue(context, 'pause', 30_000) / 1000,
         boot_device: boot === 'unchanged' ? null : boot,
@@ -212,7 +221,7 @@ export const powerCommands: CommandSpec[] = [
       const id = started.data.id
       if (!flag(context, 'wait')) {
         if (context.out.json) context.out.printJson(started.raw)
-        else context.out.print(`bring-up ${id} started: ${machines.length} machine(s) in batches of ${body.batch_size}, ${body.pause_seconds} s apart (follow it: slipway machines bring-up-status ${id})`)
+        else context.out.print(`bring-up ${id} started: ${started.data.machines.length} machine(s) in batches of ${body.batch_size}, ${body.pause_seconds} s apart (follow it: slipway machines bring-up-status ${id})`)
         return EXIT.ok
       }
       return followBringUp(context, id)

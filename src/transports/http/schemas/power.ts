@@ -116,7 +116,13 @@ export const toPowerRecordResponse = (view: BmcView) => ({ power: view.power, ch
 
 export const BringUpBody = Type.Object(
   {
-    machines: Type.Array(Type.String({ minLength: 36, maxLength: 36 }), { minItems: 1, maxItems: MAX_BRING_UP_MACHINES, description: 'Machine UUIDs, each with a BMC.' }),
+    machines: Type.Optional(Type.Array(Type.String({ minLength: 36, maxLength: 36 }), { minItems: 1, maxItems: MAX_BRING_UP_MACHINES, description: 'Machine UUIDs, each with a BMC.' })),
+    labels: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 63 }), Type.String({ maxLength: 256 }), {
+        maxProperties: 16,
+        description: 'Instead of machines: every known machine carrying all these labels (each must have a BMC).',
+      }),
+    ),
     batch_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Machines powered on together (default 4).' })),
     pause_seconds: Type.Optional(Type.Number({ minimum: 0, maximum: 3600, description: 'Wait between batches (default 30).' })),
     boot_device: Type.Optional(Nullable(Type.Enum([...BOOT_DEVICES], { description: 'Next boot device set before power on (default network: into discovery); null leaves it.' }))),

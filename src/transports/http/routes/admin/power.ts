@@ -108,8 +108,8 @@ export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bring
       },
     },
     async (request, reply) => {
-      const { machines, batch_size: batchSize = 4, pause_seconds: pauseSeconds = 30, boot_device: bootDevice = 'network' } = request.body
-      const run = await bringUps.start({ machines, batchSize, pauseMs: Math.round(pauseSeconds * 1000), bootDevice }, requester(request.principal?.name))
+      const { machines, labels, batch_size: batchSize = 4, pause_seconds: pauseSeconds = 30, boot_device: bootDevice = 'network' } = request.body
+      const run = await bringUps.start({ ...(machines ? { machines } : {}), ...(labels ? { labels } : {}), batchSize, pauseMs: Math.round(pauseSeconds * 1000), bootDevice }, requester(request.principal?.name))
       return reply.status(202).send(toBringUpResponse(run))
     },
   )
