@@ -70,7 +70,9 @@ export function qemuArgs(options: VmOptions, serialLog: string): string[] {
     '-nographic',
     '-vga', 'none',
     '-monitor', 'none',
-    '-serial', `file:${serialLog}`,
+    // Appended to: a VM whose BMC powers it off and on again is a new QEMU, and its console goes on.
+    '-chardev', `file,id=console,path=${serialLog},append=on`,
+    '-serial', 'chardev:console',
     ...(options.allowReboot ? [] : ['-no-reboot']),
     '-uuid', options.uuid,
     '-netdev', `tap,id=n0,ifname=${options.tap},script=no,downscript=no`,

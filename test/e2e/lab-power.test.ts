@@ -5,7 +5,8 @@
  * The machines are enrolled by their BMCs before they ever booted; the engine (its API, ipmitool)
  * powers one on, then four more in batches of two: each netboots from the engine and is discovered;
  * the five install their roles. Then one is re-provisioned (network boot, power cycle: it installs
- * again) and, its cluster destroyed, the Redfish one is deprovisioned (wiped on its live boot, powered off).
+ * again); another rolls with the poweroff strategy (powered on again through its BMC); and, its cluster
+ * destroyed, the Redfish one is deprovisioned (wiped on its live boot, powered off).
  * Needs root, /dev/net/tun, qemu-system-x86, ipxe-qemu, openipmi and ipmitool: fails (never skips)
  * when one is missing.
  */
@@ -13,7 +14,7 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { CLUSTER, INSTALLED_MARKER, PxeLab, type ApiMachine } from '../../lab/pxe-lab.ts'
+import { CLUSTER, INSTALLED_MARKER, PxeLab, SSHD_MARKER, type ApiMachine } from '../../lab/pxe-lab.ts'
 import { qemuArgs } from '../../lab/qemu.ts'
 import { startIpmiSim } from '../helpers/ipmi-sim.ts'
 import { startLabRedfishBmc } from '../helpers/redfish-bmc-launcher.ts'
@@ -157,6 +158,39 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
   t.same(history.slice(-3), ['installed>scheduled', 'scheduled>installing', 'installing>installed'], 'installed, sent back, installed again')
   t.match(serialOf(again).slice(serialOf(again).lastIndexOf('live image: discovery')), /live image: discovery[\s\S]*install authorized[\s\S]*installed boot:/, 'it booted the live image, which installed its role')
   t.same(again.bmc.calls().slice(-3), ['boot pxe', 'power 0', 'power 1'], 'through its BMC: network boot, then a power cycle')
+
+  // A rolling update with the poweroff strategy: the machine powers itself off into its new config and
+  // the engine powers it on again through its BMC once the BMC says it is off.
+  const rolled = machines[0]!
+  await until(`${rolled.name} serves SSH`, () => (serialOf(rolled).includes(SSHD_MARKER) ? true : undefined), 120_000, 500)
+  await lab.engine.api('PUT', `/api/v1/machines/${rolled.uuid}/labels`, { roll: 'poweroff' })
+  const template = (await lab.engine.api<{ body: string }>('GET', '/api/v1/templates/ignition/kubernetes-control-plane.json')).body
+  const changed = template.replace('{ "path": "/etc/slipway/role", "mode": 420,', '{ "path": "/etc/slipway/role", "mode": 416,')
+  t.not(changed, template, 'the template change applies')
+  await lab.engine.api('PUT', '/api/v1/templates/ignition/kubernetes-control-plane.json', { body: changed })
+  await until(`${rolled.name} outdated`, async () => ((await lab.engine.api<{ uuid: string; state: string }[]>('GET', '/lifecycle/ignition')).find((record) => record.uuid === rolled.uuid)?.state === 'outdated' ? true : undefined), 30_000, 500)
+  const rollStarted = Date.now()
+  const bootsBefore = count(serialOf(rolled), INSTALLED_MARKER)
+  const created = await lab.engine.api<{ id: string; machines: unknown[] }>('POST', '/api/v1/rollouts', {
+    cluster: CLUSTER,
+    selector: 'roll=poweroff',
+    strategy: 'poweroff',
+    drain: { enabled: false },
+    ssh: { user: 'root' },
+    ready_timeout_seconds: 180,
+  })
+  t.equal(created.machines.length, 1, 'one machine rolls')
+  type Run = { state: string; finished_at: string | null; events: { message: string }[] }
+  const roll = await until<Run>('the poweroff roll to finish', async () => {
+    const current = await lab.engine.api<Run>('GET', `/api/v1/rollouts/${created.id}`)
+    return current.finished_at ? current : undefined
+  }, 240_000, 500)
+  t.equal(roll.state, 'completed', JSON.stringify(roll.events.slice(-6)))
+  t.comment(`poweroff rolling update of one VM: ${((Date.now() - rollStarted) / 1000).toFixed(1)} s`)
+  t.ok(roll.events.some((event) => event.message.endsWith('powered off by its poweroff restart: powered on again through its BMC')), 'the engine powered it on again')
+  t.match(serialOf(rolled), /applying new config \(poweroff\)/, 'it was told to apply its config and power off')
+  t.ok(count(serialOf(rolled), INSTALLED_MARKER) > bootsBefore, 'it booted its new config')
+  t.equal(rolled.bmc.calls().at(-1), 'power 1', 'the last thing its BMC did: power on')
 
   // Deprovision one: out of its cluster first (the cluster is destroyed: its machines return to the
   // pool, still running their installs), then wiped on its next (live) boot and powered off.
