@@ -33,6 +33,8 @@ export interface IpmiSim {
   stop(): Promise<void>
   /** Starts it again on the same port, as a BMC that rebooted. */
   restart(): Promise<void>
+  /** Stops the BMC alone (its machine runs on, its settings stay), as a BMC that went down; `restart` brings it back. */
+  crash(): Promise<void>
 }
 
 /** A started process as the caller's launcher gives it back (the lab's runs inside its namespace). */
@@ -130,6 +132,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
       await stopChild()
       await launch()
     },
+    crash: stopChild,
   }
 }
 
