@@ -153,3 +153,23 @@ export interface LockGroupView {
   free: number
   holders: { id: string; acquired_at: string; expires_at: string | null }[]
 }
+
+/** GET /api/v1/machines/{uuid}/deprovision. */
+export interface DeprovisionView {
+  machine_uuid: string
+  state: string
+  requested_by: string
+  requested_at: string
+  wiped_at: string | null
+  powered_off_at: string | null
+  message: string | null
+}
+
+/** POST /api/v1/machines/{uuid}/reinstall or .../deprovision. */
+export interface FlowView {
+  machine_uuid: string
+  state: string
+  power_action: 'cycle' | 'on'
+  power: string
+  deprovision?: DeprovisionView
+}

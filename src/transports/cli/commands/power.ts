@@ -1,5 +1,5 @@
 import { BOOT_DEVICES, POWER_ACTIONS } from '../../../core/power/bmc.ts'
-import type { BmcView } from '../api-types.ts'
+import type { BmcView, DeprovisionView, FlowView } from '../api-types.ts'
 import { CliError, EXIT, usageError, type ExitCode } from '../cli-error.ts'
 import { flag, integerValue, positional, secondsValue, stringValue, stringValues, WAIT_OPTIONS, waitSettings, type CommandContext, type CommandSpec } from '../command.ts'
 import { readTextFile } from '../documents.ts'
@@ -251,24 +251,6 @@ export const powerCommands: CommandSpec[] = [
     },
   },
 ]
-
-interface DeprovisionView {
-  machine_uuid: string
-  state: string
-  requested_by: string
-  requested_at: string
-  wiped_at: string | null
-  powered_off_at: string | null
-  message: string | null
-}
-
-interface FlowView {
-  machine_uuid: string
-  state: string
-  power_action: 'cycle' | 'on'
-  power: string
-  deprovision?: DeprovisionView
-}
 
 async function runFlow(context: CommandContext, flow: 'reinstall' | 'deprovision'): Promise<ExitCode> {
   const uuid = machineUuid(context)
