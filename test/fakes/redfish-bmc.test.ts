@@ -5,7 +5,7 @@
  * ETag the double requires), and are refused with a wrong password; with a machine behind it,
  * redfishtool's resets power that machine.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -104,4 +104,16 @@ t.test('with a machine behind it (the chassis program ipmi_sim drives), redfisht
   await tool(['Systems', '-1', 'reset', 'ForceOff'])
   t.notOk(chassis.machineOn())
   t.same(chassis.calls(), ['boot pxe', 'power 1', 'power 0', 'power 1', 'power 1', 'power 0'], 'the same chassis calls ipmi_sim makes')
+
+  // A machine that stopped by itself leaves its PID behind, and a long run gives PIDs out again: the
+  // PID now names another process (here one of ours), which is neither the machine nor to be killed.
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' })
+  t.teardown(() => void other.kill('SIGKILL'))
+  writeFileSync(path.join(chassis.stateDir, 'pid'), `${other.pid} 1\n`)
+  t.notOk(chassis.machineOn(), 'a PID whose process started at another time is not the machine')
+  t.equal(await powerState(), 'Off', 'nor does the BMC take it for the machine')
+  await tool(['Systems', '-1', 'reset', 'ForceOff'])
+  chassis.kill()
+  t.equal(other.exitCode ?? other.signalCode, null, 'and neither the BMC nor the test killed it')
+  t.doesNotThrow(() => process.kill(other.pid!, 0), 'it still runs')
 })

@@ -16,9 +16,18 @@ const exec = promisify(execFile)
 const STAND_IN_MACHINE = `#!/bin/sh
 # OpenIPMI extcmd: $0 <state dir> get <names...> | set <name> "<value>" [<name> "<value>" ...]
 dir=$1; shift; op=$1; shift
-running() { [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; }
-start() { setsid sh "$dir/machine.sh" </dev/null >/dev/null 2>&1 & echo $! > "$dir/pid"; }
-stop() { if [ -f "$dir/pid" ]; then kill "$(cat "$dir/pid")" 2>/dev/null; rm -f "$dir/pid"; fi; }
+# The machine's process is known by its PID and its start time: a machine that stopped by itself
+# leaves its PID behind, and the kernel gives PIDs out again (a long test run wraps them), so a PID
+# alone could name, and kill, another test's process.
+stat_of() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $1, $20}'; }
+running() {
+  [ -f "$dir/pid" ] || return 1
+  read -r pid started < "$dir/pid"
+  set -- $(stat_of "$pid")
+  [ -n "\${2:-}" ] && [ "$2" = "$started" ] && [ "$1" != Z ]
+}
+start() { setsid sh "$dir/machine.sh" </dev/null >/dev/null 2>&1 & pid=$!; set -- $(stat_of "$pid"); echo "$pid \${2:-0}" > "$dir/pid"; }
+stop() { if running; then kill "$pid" 2>/dev/null; fi; rm -f "$dir/pid"; }
 if [ "$op" = get ]; then
   for name in "$@"; do
     case $name in
@@ -75,22 +84,20 @@ export function standInChassis(dir: string, machineCommand: string[] = ['sleep',
 
 /** The view of a chassis whose program and state folder exist already (a caller's own program). */
 export function chassisAt(program: string, stateDir: string): StandInChassis {
-  const machinePid = (): number | undefined => (existsSync(path.join(stateDir, 'pid')) ? Number(readFileSync(path.join(stateDir, 'pid'), 'utf8')) : undefined)
+  // The PID file holds `<pid> <start time>`: only a live process with that start time is the machine.
+  const machinePid = (): number | undefined => {
+    const file = path.join(stateDir, 'pid')
+    if (!existsSync(file)) return undefined
+    const [pid, started] = readFileSync(file, 'utf8').trim().split(' ').map(Number)
+    const stat = processStat(pid!)
+    return stat && stat.startTime === started && stat.state !== 'Z' ? pid : undefined
+  }
   return {
     program,
     stateDir,
     calls: () => (existsSync(path.join(stateDir, 'calls')) ? readFileSync(path.join(stateDir, 'calls'), 'utf8').trim().split('\n').filter(Boolean) : []),
     machinePid,
-    machineOn: () => {
-      const pid = machinePid()
-      if (pid === undefined) return false
-      try {
-        process.kill(pid, 0)
-        return true
-      } catch {
-        return false
-      }
-    },
+    machineOn: () => machinePid() !== undefined,
     bootDevice: () => (existsSync(path.join(stateDir, 'boot')) ? readFileSync(path.join(stateDir, 'boot'), 'utf8').trim() : 'default'),
     refuseChanges: (refuse) => {
       if (refuse) writeFileSync(path.join(stateDir, 'refuse'), '')
@@ -121,5 +128,16 @@ export function chassisControl(program: string, stateDir: string): ChassisContro
     powerOn: async () => (await exec(program, [stateDir, 'get', 'power'])).stdout.includes('power:1'),
     setPower: async (on) => void (await exec(program, [stateDir, 'set', 'power', on ? '1' : '0'])),
     setBootDevice: async (device) => void (await exec(program, [stateDir, 'set', 'boot', device === 'disk' ? 'default' : device])),
+  }
+}
+
+/** A process's state letter and start time (clock ticks after boot), from /proc; undefined when there is none. */
+function processStat(pid: number): { state: string; startTime: number } | undefined {
+  try {
+    // The command name may hold spaces and parentheses: the fields after the last ')' are fixed.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')
+    return { state: fields[0]!, startTime: Number(fields[19]) }
+  } catch {
+    return undefined
   }
 }

@@ -625,3 +625,28 @@ t.test('a run resumed after a crash that followed the power cycle does not cycle
   t.same(w.calls.filter((call) => call.startsWith('power')), [], 'no second cycle')
   t.ok(Date.parse(machine.finishedAt!) >= Date.parse(cycledAt) + 30_000, 'the time is counted from the cycle')
 })
+
+t.test('a BMC that fails is told in the run and asked again: the poweroff machine is powered on once it answers; a failed cycle still ends at the second timeout', async (t) => {
+  // The BMC fails the first power-on and answers the second (cured as the second call arrives).
+  const powerOn = `power on ${uuidOf(1)}`
+  let tries = 0
+  const w: ReturnType<typeof world> = world(t, { bmcs: [1], spec: { strategy: 'poweroff', drain: { enabled: false } }, onCall: (call) => void (call === powerOn && ++tries === 2 && w.power.cure(powerOn)) })
+  w.power.failOn(powerOn, new Error('BMC 10.0.9.1 did not answer'))
+  const runId = await w.create()
+  const { tick } = w.start()
+  await tick()
+  await w.finished(runId)
+  t.ok(w.messages(runId).some((message) => message.includes('powering it back on through its BMC failed (tried again in 2 s): BMC 10.0.9.1 did not answer')), 'the failure is told')
+  t.match(w.machine(runId, 1), { phase: 'done' })
+  t.equal(w.calls.filter((call) => call === powerOn).length, 2, 'asked again, once')
+  t.ok(w.messages(runId).includes('node-1: powered off by its poweroff restart: powered on again through its BMC'))
+
+  const broken = world(t, { bmcs: [1], silent: [1], spec: { drain: { enabled: false }, ready_timeout_seconds: 5 } })
+  broken.power.failOn(`power cycle ${uuidOf(1)}`, new Error('BMC 10.0.9.1 refused: chassis power cycle'))
+  const brokenRun = await broken.create()
+  await broken.start().tick()
+  await broken.finished(brokenRun)
+  t.match(broken.machine(brokenRun, 1), { phase: 'failed', error: /and again within 5 s of a power cycle/ })
+  t.ok(broken.messages(brokenRun).some((message) => /the power cycle through its BMC failed: BMC 10\.0\.9\.1 refused/.test(message)), 'the failed cycle is in the run')
+  t.same(broken.calls.filter((call) => call.startsWith('power')), [`power cycle ${uuidOf(1)}`], 'one try, never a second cycle')
+})
