@@ -7,6 +7,7 @@ import Type, { type Static } from 'typebox'
 import { Nullable } from '../lib/nullable.ts'
 import { TENANT_PATTERN } from '../core/access/tenancy.ts'
 import { MACHINE_STATES } from '../core/machines/machine-state.ts'
+import { DEPROVISION_STATES } from '../core/power/machine-flows.ts'
 import { UUID_PATTERN } from '../core/machines/discovery-document.ts'
 import { ID_PATTERN } from '../core/selection/documents.ts'
 import { BMC_PROTOCOLS, IPMI_PRIVILEGES } from '../core/power/bmc.ts'
@@ -66,6 +67,18 @@ const InventoryRole = Type.Object(
   },
   { additionalProperties: false },
 )
+/** A machine being taken out of service (core/power/machine-flows.ts): the scheduler leaves it alone. */
+const InventoryDeprovision = Type.Object(
+  {
+    state: Type.Enum([...DEPROVISION_STATES]),
+    requested_by: Text(256),
+    requested_at: Timestamp,
+    wiped_at: Nullable(Timestamp),
+    powered_off_at: Nullable(Timestamp),
+    message: Nullable(Text(2048)),
+  },
+  { additionalProperties: false },
+)
 const InventoryMachine = Type.Object(
   {
     uuid: Type.String({ pattern: UUID_PATTERN }),
@@ -80,6 +93,8 @@ const InventoryMachine = Type.Object(
     disks: Type.Array(InventoryDisk, { maxItems: 128 }),
     labels: StringMap,
     role: Nullable(InventoryRole),
+    /** Optional: exports made before deprovisions travelled have none (and an import then leaves the machine's alone). */
+    deprovision: Type.Optional(Nullable(InventoryDeprovision)),
   },
   { additionalProperties: false },
 )

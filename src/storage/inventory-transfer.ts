@@ -20,8 +20,9 @@ import { groupIdOf } from '../core/clusters/schedule-plan.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, parseFlavor } from '../core/clusters/cluster.ts'
 import { conflict, invalid, SlipwayError } from '../core/errors.ts'
 import { parseBmcSettings, type BmcInput, type BmcSettings } from '../core/power/bmc.ts'
+import type { DeprovisionState } from '../core/power/machine-flows.ts'
 import { normalizeMac } from '../lib/mac.ts'
-import type { BmcsTable, Db } from './database.ts'
+import type { BmcsTable, Db, MachineDeprovisionsTable } from './database.ts'
 import { INVENTORY_FORMAT, InventoryDocument, type InventoryBmc, type InventoryMachine } from './inventory-document.ts'
 import { bmcOptionsColumn, bmcPasswordContext, bmcSettingsOf, isAnotherBmc, UNSEEN_BMC } from './repositories/bmcs.ts'
 import { memberCertificatesContext, pkiContext } from './repositories/clusters.ts'
@@ -48,6 +49,11 @@ const sealedCertificates = (row: { certificates: string; sealed: Uint8Array; iss
 const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64')
 
 /** A BMC record as the document carries it: the API's fields, the password sealed as stored, no observations. */
+function deprovisionEntryOf(row: Selectable<MachineDeprovisionsTable> | undefined): InventoryMachine['deprovision'] {
+  if (!row) return null
+  return { state: row.state as DeprovisionState, requested_by: row.requested_by, requested_at: row.requested_at, wiped_at: row.wiped_at, powered_off_at: row.powered_off_at, message: row.message }
+}
+
 function bmcEntryOf(row: Selectable<BmcsTable>): InventoryBmc {
   const settings = bmcSettingsOf(row)
   return {
@@ -87,7 +93,7 @@ const BMC_DOCUMENT_FIELDS: Record<string, string> = {
 /** Reads the inventory in one read transaction: a consistent document even while the engine writes. */
 export async function exportInventory(db: Db, now: Date = new Date()): Promise<InventoryDocument> {
   return inTransaction(db, async (trx) => {
-    const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki, memberCertificates, bmcs] = [
+    const [machines, interfaces, disks, labels, members, flavors, registry, clusters, pki, memberCertificates, bmcs, deprovisions] = [
       await trx.selectFrom('machines').selectAll().orderBy('first_seen_at').orderBy('uuid').execute(),
       await trx.selectFrom('machine_interfaces').selectAll().orderBy('uuid').orderBy('position').execute(),
       await trx.selectFrom('machine_disks').selectAll().orderBy('uuid').orderBy('path').execute(),
@@ -99,6 +105,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
       await trx.selectFrom('cluster_pki').selectAll().execute(),
       await trx.selectFrom('member_certificates').selectAll().execute(),
       await trx.selectFrom('bmcs').selectAll().orderBy('machine_uuid').execute(),
+      await trx.selectFrom('machine_deprovisions').selectAll().execute(),
     ]
     const groupIds = members.map((member) => groupIdOf(member.cluster, member.hostname))
     const groups = groupIds.length ? await trx.selectFrom('groups').selectAll().where('id', 'in', groupIds).execute() : []
@@ -115,6 +122,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
     const clusterOf = new Map(clusters.map((cluster) => [cluster.name, cluster]))
     const pkiOf = new Map(pki.map((row) => [row.cluster, row]))
     const certificatesOf = new Map(memberCertificates.map((row) => [row.machine_uuid, row]))
+    const deprovisionOf = new Map(deprovisions.map((row) => [row.machine_uuid, row]))
     return {
       slipway_inventory: INVENTORY_FORMAT,
       exported_at: now.toISOString(),
@@ -154,6 +162,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
                 certificates: sealedCertificates(certificatesOf.get(machine.uuid)),
               }
             : null,
+          deprovision: deprovisionEntryOf(deprovisionOf.get(machine.uuid)),
         }
       }),
       flavors: flavors.map((flavor) => ({
@@ -367,6 +376,13 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
       await trx.deleteFrom('machine_labels').where('uuid', '=', machine.uuid).execute()
       const labelRows = Object.entries(machine.labels).map(([key, value]) => ({ uuid: machine.uuid, key, value }))
       if (labelRows.length) await trx.insertInto('machine_labels').values(labelRows).execute()
+      // Left out (an older export): the machine's deprovision here stays as it is; null: it has none.
+      if (machine.deprovision === null) await trx.deleteFrom('machine_deprovisions').where('machine_uuid', '=', machine.uuid).execute()
+      else if (machine.deprovision) {
+        const { state, requested_by, requested_at, wiped_at, powered_off_at, message } = machine.deprovision
+        const columns = { state, requested_by, requested_at, wiped_at, powered_off_at, message }
+        await trx.insertInto('machine_deprovisions').values({ machine_uuid: machine.uuid, ...columns }).onConflict((clash) => clash.column('machine_uuid').doUpdateSet(columns)).execute()
+      }
       const role = machine.role
       if (!role) continue
       await trx
@@ -472,6 +488,9 @@ function documentProblems(document: InventoryDocument, machines: InventoryMachin
   const slotIndex = new Map<string, number>()
   machines.forEach((machine, index) => {
     const at = `machines[${index}]`
+    if (machine.role && machine.deprovision) {
+      problems.push({ path: `${at}.deprovision`, message: `a member of cluster ${machine.role.cluster} is not taken out of service (the engine refuses that): drop the role or the deprovision` })
+    }
     const seen = firstIndex(uuidIndex, machine.uuid, index)
     if (seen !== undefined) problems.push({ path: `${at}.uuid`, message: `machine ${machine.uuid} is already at machines[${seen}]` })
     if (!normalizeMac(document.machines[index]!.boot_mac)) problems.push({ path: `${at}.boot_mac`, message: `"${document.machines[index]!.boot_mac}" is not a MAC address` })

@@ -18,6 +18,8 @@ import { migrateToLatest, openStore } from '../../src/storage/db.ts'
 import type { InventoryDocument } from '../../src/storage/inventory-document.ts'
 import { exportInventory, importInventory } from '../../src/storage/inventory-transfer.ts'
 import { bmcRepository } from '../../src/storage/repositories/bmcs.ts'
+import { deprovisionRepository } from '../../src/storage/repositories/deprovisions.ts'
+import { machineRepository } from '../../src/storage/repositories/machines.ts'
 import { restoreDatabase, RestoreError } from '../../src/storage/restore.ts'
 import { SecretBox } from '../../src/storage/secret-box.ts'
 import { testStore } from '../helpers/backends.ts'
@@ -367,6 +369,49 @@ t.test('inventory: export, import into another engine with the same key, idempot
 })
 
 /** The source engine's profiles, as rows: the role groups of an import point at them. */
+t.test('inventory: a machine taken out of service stays out of the pool in the engine it is imported into', async (t) => {
+  const source = await populatedEngine(t)
+  const exported = await exportInventory(source.engine.store)
+  const free = exported.machines.find((machine) => machine.role === null)!
+  t.ok(exported.machines.every((machine) => machine.deprovision === null), 'no machine is being deprovisioned yet: each says so (null)')
+  const deprovision = { machineUuid: free.uuid, state: 'done' as const, requestedBy: 'api:ops', requestedAt: '2026-12-08T09:00:00.000Z', wipedAt: '2026-12-08T09:01:00.000Z', poweredOffAt: '2026-12-08T09:01:03.000Z', message: '1 disk(s) wiped' }
+  await deprovisionRepository(source.engine.store).save(deprovision)
+  const withDeprovision = await exportInventory(source.engine.store)
+  t.same(withDeprovision.machines.find((machine) => machine.uuid === free.uuid)!.deprovision, { state: 'done', requested_by: 'api:ops', requested_at: '2026-12-08T09:00:00.000Z', wiped_at: '2026-12-08T09:01:00.000Z', powered_off_at: '2026-12-08T09:01:03.000Z', message: '1 disk(s) wiped' })
+
+  const store = openStore(path.join(scratchDir(t), 'slipway.db'))
+  t.teardown(() => store.destroy())
+  await migrateToLatest(store)
+  for (const profile of await exportTemplatesFrom(source)) await store.insertInto('profiles').values(profile).execute()
+  const secrets = SecretBox.fromKeyFile(source.config.secrets.keyFile)
+  await importInventory(store, secrets, withDeprovision)
+  t.same(await deprovisionRepository(store).find(free.uuid), deprovision, 'the deprovision arrives whole')
+  const pool = (await machineRepository(store).listMachines({ inService: true })).map((machine) => machine.uuid)
+  t.notOk(pool.includes(free.uuid), "it is not in the importing engine's pool")
+  t.same({ ...(await exportInventory(store)), exported_at: '' }, { ...withDeprovision, exported_at: '' }, 'a round trip changes nothing')
+
+  // An older document (no deprovision field) leaves it; null says the machine has none.
+  const older = structuredClone(withDeprovision)
+  for (const machine of older.machines) delete machine.deprovision
+  await importInventory(store, secrets, older)
+  t.ok(await deprovisionRepository(store).find(free.uuid), 'an export from before deprovisions travelled removes none')
+  await importInventory(store, secrets, exported)
+  t.equal(await deprovisionRepository(store).find(free.uuid), undefined, "the exporting engine's null returns the machine to the pool")
+
+  // A member cannot be out of service; a bad deprovision is refused; either way nothing changes.
+  for (const [change, path] of [
+    [(doc: InventoryDocument) => (doc.machines.find((machine) => machine.role !== null)!.deprovision = withDeprovision.machines.find((machine) => machine.uuid === free.uuid)!.deprovision), /^machines\[\d\]\.deprovision$/],
+    [(doc: InventoryDocument) => ((doc.machines.find((machine) => machine.uuid === free.uuid)!.deprovision as { state: string }).state = 'vanished'), /^machines\[\d\]\.deprovision\.state$/],
+    [(doc: InventoryDocument) => ((doc.machines.find((machine) => machine.uuid === free.uuid)!.deprovision as Record<string, unknown>).erase = 'all'), /^machines\[\d\]\.deprovision/],
+  ] as const) {
+    const bad = structuredClone(withDeprovision)
+    change(bad)
+    const before = await exportInventory(store)
+    await t.rejects(importInventory(store, secrets, bad), { code: 'INVALID_INVENTORY', details: { problems: [{ path }] } })
+    t.same({ ...(await exportInventory(store)), exported_at: '' }, { ...before, exported_at: '' }, 'nothing changed')
+  }
+})
+
 async function exportTemplatesFrom(source: TestEngine) {
   return source.engine.store.selectFrom('profiles').selectAll().execute()
 }

@@ -18,7 +18,8 @@ import type { PowerResult, PowerService } from './power-service.ts'
  *   Returning it to the pool is deleting the deprovision.
  */
 
-export type DeprovisionState = 'wipe_pending' | 'wipe_failed' | 'wiped' | 'done'
+export const DEPROVISION_STATES = ['wipe_pending', 'wipe_failed', 'wiped', 'done'] as const
+export type DeprovisionState = (typeof DEPROVISION_STATES)[number]
 
 export interface Deprovision {
   machineUuid: string

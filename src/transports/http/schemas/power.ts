@@ -1,7 +1,7 @@
 import Type from 'typebox'
 import { BMC_PROTOCOLS, BOOT_DEVICES, IPMI_PRIVILEGES, POWER_ACTIONS, POWER_STATES, type BmcInput, type BmcView } from '../../../core/power/bmc.ts'
 import { MAX_BRING_UP_MACHINES, type BringUp } from '../../../core/power/bring-up.ts'
-import type { Deprovision, FlowResult } from '../../../core/power/machine-flows.ts'
+import { DEPROVISION_STATES, type Deprovision, type FlowResult } from '../../../core/power/machine-flows.ts'
 import type { PowerResult } from '../../../core/power/power-service.ts'
 import { Nullable } from '../../../lib/nullable.ts'
 import { ErrorResponse } from './common.ts'
@@ -162,7 +162,6 @@ export const toBringUpResponse = (run: BringUp) => ({
   machines: run.machines.map((machine) => ({ uuid: machine.uuid, batch: machine.batch, state: machine.state, error: machine.error, powered_on_at: machine.poweredOnAt })),
 })
 
-const DEPROVISION_STATES = ['wipe_pending', 'wipe_failed', 'wiped', 'done'] as const
 export const DeprovisionResponse = Type.Object({
   machine_uuid: Type.String(),
   state: Type.Enum([...DEPROVISION_STATES], { description: 'wipe_pending until its discovery agent reports; wiped, then done once the engine has powered it off.' }),
