@@ -5,6 +5,7 @@ import type { BringUpService } from '../../../../core/power/bring-up.ts'
 import { notFound } from '../../../../core/errors.ts'
 import type { MachineFlows } from '../../../../core/power/machine-flows.ts'
 import type { PowerService } from '../../../../core/power/power-service.ts'
+import { tenancyOf } from '../../auth.ts'
 import { adminErrors } from '../../schemas/common.ts'
 import { UuidParams } from '../../schemas/machines.ts'
 import {
@@ -37,8 +38,12 @@ import {
 export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bringUps: BringUpService; flows: MachineFlows }> = async (app, { power, bringUps, flows }) => {
   const tags = ['power']
   const requester = (name: string | undefined) => `api:${name ?? 'unknown'}`
-  app.get('/bmcs', { config: { access: read() }, schema: { tags, summary: 'Every machine\'s BMC with the power state it last reported (never a password)', response: { 200: Type.Array(BmcResponse), ...adminErrors } } }, async () =>
-    (await power.list()).map(toBmcResponse),
+  // A tenant's token sees the BMCs of its clusters' machines; a BMC enrolled before its machine was
+  // discovered, or of a machine in no cluster, is the fleet's.
+  app.get(
+    '/bmcs',
+    { config: { access: read('tenant') }, schema: { tags, summary: "Every machine's BMC (a tenant's: its machines') with the power state it last reported (never a password)", response: { 200: Type.Array(BmcResponse), ...adminErrors } } },
+    async (request) => (await tenancyOf(request).machines(await power.list(), (view) => view.machineUuid)).map(toBmcResponse),
   )
   app.get(
     '/machines/:uuid/bmc',
