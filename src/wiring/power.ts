@@ -48,7 +48,8 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
   const flows = new MachineFlows(
     machineRepository(store),
     deprovisionRepository(store),
-    { memberOf: async (uuid) => (await provisioning.clusters.assignments()).find((member) => member.uuid === uuid) },
+    // The memberships boots are rendered from: one lookup, not a read of every member and its machine.
+    { memberOf: async (uuid) => provisioning.clusterDirectory.memberOf(uuid) },
     power,
     async (uuid) => {
       // Its boot renders follow its state; a machine returned to the pool may be scheduled at once.
