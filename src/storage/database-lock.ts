@@ -127,10 +127,15 @@ export function createHolderTable(db: SQLite.Database, databaseFile: string): vo
   // sqlite_schema checks the schema cookie and reloads it, and a table that exists is never written.
   untilNotBusy(Date.now() + SETTLE_MS, databaseFile, () => {
     if (db.prepare("select 1 from sqlite_schema where type = 'table' and name = 'holder'").get()) return
-    db.exec(`create table holder (
-      id integer primary key check (id = 1),
-      pid integer not null, hostname text not null, purpose text not null, since text not null,
-      token text not null, claimed_at integer not null)`)
+    try {
+      db.exec(`create table holder (
+        id integer primary key check (id = 1),
+        pid integer not null, hostname text not null, purpose text not null, since text not null,
+        token text not null, claimed_at integer not null)`)
+    } catch (error) {
+      // A racing start created it between the read and this write: the table is there, as wanted.
+      if (!/table holder already exists/.test((error as Error).message)) throw error
+    }
   })
 }
 

@@ -147,6 +147,41 @@ t.test('a start that read the lock file before a racing start created its table 
   t.match(refusal(() => lockDatabase(database, 'engine')).message, new RegExp(`\\(PID ${other.child.pid},`))
 })
 
+t.test('a start that found no table, then lost the race to create it, reads who holds it instead of failing on "already exists"', async (t) => {
+  // The other half of the window above, which the full suite hit: this start's read found no table,
+  // and a racing start created it before this start's own "create table" ran.
+  const database = scratch(t)
+  const lockFile = lockFileOf(database)
+  lockDatabase(database, 'engine').release()
+  rmSync(lockFile)
+  writeFileSync(lockFile, '', { mode: 0o600 })
+  const late = new SQLite(lockFile, { timeout: 2_000 })
+  t.teardown(() => late.close())
+  const racer = new SQLite(lockFile)
+  t.teardown(() => racer.close())
+  const prepare = late.prepare.bind(late)
+  let raced = false
+  // Between this start's read and its write, the racer creates the table.
+  const losing = new Proxy(late, {
+    get(target, property) {
+      if (property === 'exec') return (sql: string) => {
+        if (!raced && /create table holder/.test(sql)) {
+          raced = true
+          racer.exec('create table holder (id integer primary key check (id = 1), pid integer not null, hostname text not null, purpose text not null, since text not null, token text not null, claimed_at integer not null)')
+        }
+        return target.exec(sql)
+      }
+      if (property === 'prepare') return prepare
+      return Reflect.get(target, property, target)
+    },
+  })
+  t.doesNotThrow(() => createHolderTable(losing, database), 'the table the racer created is the table')
+  t.ok(raced, 'the race window was hit')
+  const other = holder(t, database)
+  t.equal(await other.outcome, `held ${other.child.pid}`)
+  t.match(refusal(() => lockDatabase(database, 'engine')).message, new RegExp(`\\(PID ${other.child.pid},`))
+})
+
 t.test('a lock file another process keeps busy is refused as locked, never with SQLite\'s own "database is locked"', async (t) => {
   const database = scratch(t)
   lockDatabase(database, 'engine').release()
