@@ -234,7 +234,12 @@ install_lab_raw() { # disk ignition-file
   size="$(wc -c < "$2" | tr -d ' ')"
   sum="$(sha256sum "$2" | cut -d ' ' -f 1)"
   printf 'SLIPWAY-LAB-DISK 1 %s %s\n' "$size" "$sum" | dd of="$1" bs=512 count=1 conv=sync,notrunc 2>/dev/null &&
-    dd if="$2" of="$1" bs=4096 seek=1 conv=notrunc 2>/dev/null && sync
+    dd if="$2" of="$1" bs=4096 seek=1 conv=notrunc 2>/dev/null || return 1
+  # A new install starts with no state: the lab OS's state file system (from 32 MiB on, on a disk
+  # large enough to hold one) is formatted anew at its next boot.
+  if [ -b "$1" ]; then disk_bytes=$(($(read_first "/sys/class/block/${1##*/}/size") * 512)); else disk_bytes="$(wc -c < "$1" | tr -d ' ')"; fi
+  if [ "$disk_bytes" -gt $((33 * 1048576)) ]; then dd if=/dev/zero of="$1" bs=1048576 seek=32 count=1 conv=notrunc 2>/dev/null || return 1; fi
+  sync
 }
 
 install_to_disk() { # ignition-file

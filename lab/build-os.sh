@@ -9,7 +9,9 @@
 # the virtio modules (Debian builds them as modules and there is no depmod in the image, so /init
 # loads them in dependency order), /init (lab/os/init), a udhcpc script, and for the installed boot
 # an SSH server: Dropbear (dropbear-bin) with just the shared libraries it loads, taken from their
-# own Debian packages (never from this machine's /lib), and /opt/slipway/bin/apply-config. The
+# own Debian packages (never from this machine's /lib), etcd (etcd-server: a control-plane member
+# runs it from the config the engine rendered; it needs libc only), the loop module (the machine's
+# state file system lives on the lab disk past the config) and /opt/slipway/bin/apply-config. The
 # discovery agent itself is not baked in: /init fetches it from the engine like a real live image
 # would.
 set -euo pipefail
@@ -50,6 +52,7 @@ download() { # package -> path of its .deb in the cache
 kernel_deb="$(download "$kernel_package")"
 busybox_deb="$(download busybox-static)"
 dropbear_deb="$(download dropbear-bin)"
+etcd_deb="$(download etcd-server)"
 # What bookworm's dropbear and dropbearkey load (libtomcrypt needs libgmp and libtommath). A package
 # missing here fails the build below, naming the library no package provided.
 library_packages=(libc6 libcrypt1 zlib1g libtomcrypt1 libtommath1 libgmp10)
@@ -61,13 +64,14 @@ trap 'rm -rf "$work"' EXIT
 dpkg-deb -x "$kernel_deb" "$work/kernel"
 dpkg-deb -x "$busybox_deb" "$work/busybox"
 dpkg-deb -x "$dropbear_deb" "$work/dropbear"
+dpkg-deb -x "$etcd_deb" "$work/etcd"
 for deb in "${library_debs[@]}"; do dpkg-deb -x "$deb" "$work/libs"; done
 version="$(ls "$work/kernel/lib/modules")"
 
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc,lib/modules}
 cp "$work/busybox/bin/busybox" "$root/bin/busybox"
-for module in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk; do
+for module in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk loop; do
   file="$(find "$work/kernel/lib/modules/$version" -name "$module.ko*" | head -n 1)"
   [ -n "$file" ] || { echo "build-os: module $module not found in $kernel_package" >&2; exit 1; }
   cp "$file" "$root/lib/modules/"
@@ -80,6 +84,7 @@ install -m 0755 "$repo/lab/os/udhcpc.script" "$root/etc/udhcpc.script"
 # lab OS has no ld.so.cache: the loader finds /lib/x86_64-linux-gnu among its built-in directories.
 install -D -m 0755 "$work/dropbear/usr/sbin/dropbear" "$root/usr/sbin/dropbear"
 install -D -m 0755 "$work/dropbear/usr/bin/dropbearkey" "$root/usr/bin/dropbearkey"
+install -D -m 0755 "$work/etcd/usr/bin/etcd" "$root/usr/bin/etcd"
 needed_of() { # elf -> the sonames it needs, one a line
   if command -v readelf >/dev/null; then
     readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
@@ -101,7 +106,7 @@ from_packages() { # a file in the unpacked library packages -> the regular file 
 }
 lib_dir="$root/lib/x86_64-linux-gnu"
 mkdir -p "$lib_dir" "$root/lib64"
-pending=("$root/usr/sbin/dropbear" "$root/usr/bin/dropbearkey")
+pending=("$root/usr/sbin/dropbear" "$root/usr/bin/dropbearkey" "$root/usr/bin/etcd")
 while [ "${#pending[@]}" -gt 0 ]; do
   elf="${pending[0]}"
   pending=("${pending[@]:1}")
@@ -120,7 +125,7 @@ install -D -m 0755 "$repo/lab/os/apply-config" "$root/opt/slipway/bin/apply-conf
 install -D -m 0644 "$repo/lab/os/lab-disk.sh" "$root/lib/slipway/lab-disk.sh"
 # Dropbear gives sessions PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin: no /opt/slipway/bin.
 ln -s /opt/slipway/bin/apply-config "$root/usr/sbin/apply-config"
-mkdir -p "$root/root" "$root/var/lib/slipway" "$root/var/log" "$root/etc/dropbear" "$root/etc/slipway"
+mkdir -p "$root/root" "$root/var/lib/slipway" "$root/var/lib/etcd" "$root/var/log" "$root/etc/dropbear" "$root/etc/slipway"
 chmod 0700 "$root/root"
 ln -s /run "$root/var/run"
 # root, and core (the user Flatcar's templates and the engine's rolling updates log in as) as an
@@ -138,5 +143,5 @@ mknod -m 666 "$root/dev/null" c 1 3
 cp "$work/kernel/boot/vmlinuz-$version" "$out/vmlinuz.tmp"
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
 mv "$out/vmlinuz.tmp" "$out/vmlinuz"
-echo "$kernel_package $(dpkg-deb -f "$kernel_deb" Version); busybox-static $(dpkg-deb -f "$busybox_deb" Version); dropbear-bin $(dpkg-deb -f "$dropbear_deb" Version)" > "$out/VERSION"
+echo "$kernel_package $(dpkg-deb -f "$kernel_deb" Version); busybox-static $(dpkg-deb -f "$busybox_deb" Version); dropbear-bin $(dpkg-deb -f "$dropbear_deb" Version); etcd-server $(dpkg-deb -f "$etcd_deb" Version)" > "$out/VERSION"
 echo "build-os: $out/vmlinuz ($(du -h "$out/vmlinuz" | cut -f 1)), $out/initramfs.cpio.gz ($(du -h "$out/initramfs.cpio.gz" | cut -f 1)): $(cat "$out/VERSION")"

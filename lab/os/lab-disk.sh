@@ -6,14 +6,19 @@
 #                  (both as generic/discovery-agent.sh's install_lab_raw writes them)
 #   8 MiB          "SLIPWAY-LAB-HOSTKEY 1 <size> <sha256>\n", zero-padded to 512 bytes
 #   8 MiB + 512    the SSH host key (Dropbear's format), <size> bytes
+#   32 MiB         the machine's state: an ext2 file system to the end of the disk, mounted at
+#                  /var/lib/etcd (a control-plane member's etcd data lives there across reboots)
 #
 # The host key is generated at the first installed boot and kept across reboots and config changes
-# (the engine pins it on first use); a new install by the discovery agent leaves it alone.
+# (the engine pins it on first use); a new install by the discovery agent leaves it alone. The
+# state file system is kept across reboots and config changes too, but a new install erases it
+# (install_lab_raw zeroes its first MiB), as an OS installer formats the disk it installs to.
 
 LAB_DISK=/dev/vda
 LAB_CONFIG_OFFSET=4096
 LAB_HOSTKEY_OFFSET=$((8 * 1024 * 1024))
 LAB_CONFIG_MAX=$((LAB_HOSTKEY_OFFSET - LAB_CONFIG_OFFSET))
+LAB_STATE_OFFSET=$((32 * 1024 * 1024))
 
 # The first line of a 512-byte sector, without its zero padding.
 lab_sector_line() { # disk sector
@@ -55,4 +60,21 @@ lab_write_hostkey() { # disk key-file
   printf 'SLIPWAY-LAB-HOSTKEY 1 %s %s\n' "$(wc -c < "$2" | tr -d ' ')" "$(sha256sum "$2" | cut -d ' ' -f 1)" |
     dd of="$1" bs=512 seek="$sector" count=1 conv=sync,notrunc 2>/dev/null &&
     dd if="$2" of="$1" bs=512 seek=$((sector + 1)) conv=notrunc 2>/dev/null && sync
+}
+
+# Mounts the state file system (the disk from LAB_STATE_OFFSET on, through a loop device) at a
+# folder, creating the file system first when there is none (a new install). Fails saying why.
+lab_mount_state() { # disk mount-point
+  insmod /lib/modules/loop.ko 2>/dev/null
+  device="$(losetup -f 2>/dev/null)" || { echo "no free loop device" >&2; return 1; }
+  [ -b "$device" ] || mknod "$device" b 7 "${device#/dev/loop}" || return 1
+  losetup -o "$LAB_STATE_OFFSET" "$device" "$1" || { echo "losetup $device on $1 failed" >&2; return 1; }
+  mkdir -p "$2"
+  if ! mount -t ext2 "$device" "$2" 2>/dev/null; then
+    mke2fs -q -L slipway-state "$device" >/dev/null 2>&1 || { echo "mke2fs on $device failed" >&2; return 1; }
+    mount -t ext2 "$device" "$2" || { echo "mounting the new state file system failed" >&2; return 1; }
+    echo "created"
+    return 0
+  fi
+  echo "kept"
 }
