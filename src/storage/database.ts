@@ -16,6 +16,7 @@ export interface Database {
   machine_events: MachineEventsTable
   bmcs: BmcsTable
   machine_deprovisions: MachineDeprovisionsTable
+  machine_rolling_refusals: MachineRollingRefusalsTable
   flavors: FlavorsTable
   clusters: ClustersTable
   cluster_members: ClusterMembersTable
@@ -224,6 +225,14 @@ export interface MachineDeprovisionsTable {
   wiped_at: string | null
   powered_off_at: string | null
   message: string | null
+}
+
+/** A machine's rolling agent declined to restart (core/lifecycle/rolling-refusals.ts). */
+export interface MachineRollingRefusalsTable {
+  machine_uuid: string
+  reason: string
+  message: string
+  at: string
 }
 
 export type MachineRow = Selectable<MachinesTable>

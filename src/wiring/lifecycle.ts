@@ -2,13 +2,15 @@ import { SshMachineShell } from '../adapters/ssh/ssh-machine-shell.ts'
 import { DriftService } from '../core/lifecycle/drift.ts'
 import { LockService } from '../core/lifecycle/lock-service.ts'
 import type { MachineShell, NodeDrainer } from '../core/lifecycle/ports.ts'
-import { rollingModeOf, type RollingMode } from '../core/lifecycle/rolling-mode.ts'
+import { rollingDrainOf, rollingModeOf, type RollingDrain, type RollingMode } from '../core/lifecycle/rolling-mode.ts'
+import { RollingRefusals } from '../core/lifecycle/rolling-refusals.ts'
 import { RolloutExecutor } from '../core/lifecycle/rollout-executor.ts'
 import { RolloutService } from '../core/lifecycle/rollout-service.ts'
 import type { PowerService } from '../core/power/power-service.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
 import { driftRepository } from '../storage/repositories/drift.ts'
 import { lockRepository } from '../storage/repositories/locks.ts'
+import { rollingRefusalRepository } from '../storage/repositories/rolling-refusals.ts'
 import { rolloutTargetRepository } from '../storage/repositories/rollout-targets.ts'
 import { rolloutRepository } from '../storage/repositories/rollouts.ts'
 import type { Capability, WiringBasics } from './capability.ts'
@@ -34,7 +36,12 @@ export function wireLifecycle(
 ) {
   const { boot, clusters, sshKey, machineDirectory, clusterDirectory, endpointLookup } = provisioning
   const locks = new LockService(lockRepository(store), { defaultSlots: config.lifecycle.defaultSlots, defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null })
-  const drift = new DriftService(driftRepository(store), boot, undefined, () => events.emit('machine reported'))
+  const rollingRefusals = new RollingRefusals(rollingRefusalRepository(store))
+  const drift = new DriftService(driftRepository(store), boot, undefined, (record) => {
+    // A machine that runs its config has nothing left to refuse.
+    if (record.state === 'up_to_date') void rollingRefusals.resolved(record.uuid).catch((error: unknown) => logger.warn({ err: error, uuid: record.uuid }, 'rolling refusal not cleared'))
+    events.emit('machine reported')
+  })
   // A template, profile, metadata or cluster change makes machines outdated without waiting for their reports.
   const driftRecheck = new SerialJob(
     async (reason) => {
@@ -71,7 +78,11 @@ export function wireLifecycle(
     rollouts: new RolloutService(rolloutRepository(store), rolloutTargetRepository(store), locks, undefined, () => events.emit('rollout changed')),
     /** The lock group of a machine's rolling updates: its cluster's. */
     lockGroupOf: (uuid: string) => clusterDirectory.memberOf(uuid)?.cluster ?? 'default',
-    rollingModeOf: (uuid: string): RollingMode => rollingModeOf((machineDirectory.lookup({ uuid })?.view.labels ?? {}) as Record<string, string>),
+    rollingPolicyOf: (uuid: string): { mode: RollingMode; drain: RollingDrain } => {
+      const labels = (machineDirectory.lookup({ uuid })?.view.labels ?? {}) as Record<string, string>
+      return { mode: rollingModeOf(labels), drain: rollingDrainOf(labels) }
+    },
+    rollingRefusals,
     ...capability,
   }
 }

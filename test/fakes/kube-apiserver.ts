@@ -24,6 +24,8 @@
  *   schedulable node it stays Pending, unbound, until one appears.
  * - GET /apis/policy/v1/.../poddisruptionbudgets shows the budgets with their computed status.
  *
+ * - discovery in its legacy form (/api, /apis, /api/v1, /apis/policy/v1), enough for kubectl's
+ *   cordon, uncordon and drain to find nodes, pods and evictions.
  * - /version, and /readyz, /livez, /healthz answering "ok" (or 500 with the failing check while
  *   `setApiReady(false)`), as the real server's health endpoints do.
  * - authentication: with `tokens` and/or `tls.clientCaPem`, a request must carry one of the bearer
@@ -222,6 +224,18 @@ const podReady = (pod: PodObject) => pod.status.conditions?.some((c) => c.type =
 const podFinished = (pod: PodObject) => pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed'
 const podKey = (namespace: string, name: string) => `${namespace}/${name}`
 const controllerOf = (pod: PodObject) => pod.metadata.ownerReferences?.find((o) => o.controller)
+
+const resource = (name: string, kind: string, namespaced: boolean, verbs: string[]) => ({ name, singularName: name.includes('/') ? '' : kind.toLowerCase(), namespaced, kind, verbs })
+const DISCOVERY_CORE_V1 = {
+  kind: 'APIResourceList',
+  groupVersion: 'v1',
+  resources: [
+    resource('nodes', 'Node', false, ['get', 'list', 'patch']),
+    resource('pods', 'Pod', true, ['get', 'list']),
+    { ...resource('pods/eviction', 'Eviction', true, ['create']), group: 'policy', version: 'v1' },
+  ],
+}
+const DISCOVERY_POLICY_V1 = { kind: 'APIResourceList', groupVersion: 'policy/v1', resources: [resource('poddisruptionbudgets', 'PodDisruptionBudget', true, ['get', 'list'])] }
 
 export class FakeKubeApiserver extends KubeApiDouble<RecordedRequest> {
   private readonly nodes = new Map<string, NodeObject>()
@@ -429,6 +443,15 @@ export class FakeKubeApiserver extends KubeApiDouble<RecordedRequest> {
       const [major = '1', minor = '31'] = gitVersion.replace(/^v/, '').split('.')
       return [200, { major, minor, gitVersion, platform: 'linux/amd64' }]
     }
+    // Discovery, the legacy (unaggregated) form kubectl falls back to: what it needs to map `nodes`
+    // and `pods` to their paths before a cordon or drain.
+    if (method === 'GET' && url.pathname === '/api') return [200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: url.host }] }]
+    if (method === 'GET' && url.pathname === '/apis') {
+      const policy = { name: 'policy', versions: [{ groupVersion: 'policy/v1', version: 'v1' }], preferredVersion: { groupVersion: 'policy/v1', version: 'v1' } }
+      return [200, { kind: 'APIGroupList', apiVersion: 'v1', groups: [policy] }]
+    }
+    if (method === 'GET' && url.pathname === '/api/v1') return [200, DISCOVERY_CORE_V1]
+    if (method === 'GET' && url.pathname === '/apis/policy/v1') return [200, DISCOVERY_POLICY_V1]
     if (parts[0] === 'api' && parts[1] === 'v1') {
       // /api/v1/nodes[/{name}]
       if (parts[2] === 'nodes') {

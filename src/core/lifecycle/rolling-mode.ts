@@ -7,3 +7,13 @@ export const ROLLING_MODE_LABEL = 'slipway.io/rolling'
 export type RollingMode = 'engine' | 'machine'
 
 export const rollingModeOf = (labels: Record<string, string>): RollingMode => (labels[ROLLING_MODE_LABEL] === 'machine' ? 'machine' : 'engine')
+
+/**
+ * Whether a machine-driven restart drains its node first. Required unless an operator labels the
+ * machine `slipway.io/rolling-drain=skip` (a machine that runs no workload, a lab without Kubernetes):
+ * an agent that cannot drain a machine that requires it does not restart.
+ */
+export const ROLLING_DRAIN_LABEL = 'slipway.io/rolling-drain'
+export type RollingDrain = 'required' | 'skip'
+
+export const rollingDrainOf = (labels: Record<string, string>): RollingDrain => (labels[ROLLING_DRAIN_LABEL] === 'skip' ? 'skip' : 'required')

@@ -58,7 +58,8 @@ import { provisionRoutes } from './routes/compat/mexosagent/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
 import type { LockService } from '../../core/lifecycle/lock-service.ts'
 import type { DriftService } from '../../core/lifecycle/drift.ts'
-import type { RollingMode } from '../../core/lifecycle/rolling-mode.ts'
+import type { RollingDrain, RollingMode } from '../../core/lifecycle/rolling-mode.ts'
+import type { RollingRefusals } from '../../core/lifecycle/rolling-refusals.ts'
 import type { RolloutService } from '../../core/lifecycle/rollout-service.ts'
 import { rolloutRoutes } from './routes/admin/rollouts.ts'
 import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
@@ -113,7 +114,8 @@ export interface AppDependencies {
   credentials: MachineCredentials
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
-  rollingModeOf: (machineUuid: string) => RollingMode
+  rollingPolicyOf: (machineUuid: string) => { mode: RollingMode; drain: RollingDrain }
+  rollingRefusals: RollingRefusals
   drift: DriftService
   bootstrap: BootstrapProgressService
   rollouts: RolloutService
@@ -209,7 +211,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(lifecycleRoutes, {
     locks: deps.locks,
     lockGroupOf: deps.lockGroupOf,
-    rollingModeOf: deps.rollingModeOf,
+    rollingPolicyOf: deps.rollingPolicyOf,
+    rollingRefusals: deps.rollingRefusals,
     drift: deps.drift,
     bootstrap: deps.bootstrap,
     publicUrl: deps.http.publicUrl,

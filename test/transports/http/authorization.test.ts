@@ -52,6 +52,7 @@ const WITHOUT_API_TOKEN: Record<string, 'public' | 'machine'> = {
   'GET /lifecycle/rolling': 'machine',
   'POST /lifecycle/rolling/lock': 'machine',
   'POST /lifecycle/rolling/unlock': 'machine',
+  'POST /lifecycle/rolling/refusal': 'machine',
   'POST /fleetlock/:credential/v1/pre-reboot': 'machine',
   'POST /fleetlock/:credential/v1/steady-state': 'machine',
   'POST /fleetlock/v1/pre-reboot': 'public',

@@ -1,5 +1,6 @@
 import Type from 'typebox'
 import { DRIFT_STATES, type DriftRecord } from '../../../core/lifecycle/drift.ts'
+import { REFUSAL_REASONS, type RollingRefusal } from '../../../core/lifecycle/rolling-refusals.ts'
 import { Nullable } from '../../../lib/nullable.ts'
 
 export const DriftResponse = Type.Object({
@@ -26,8 +27,18 @@ export const toDriftResponse = (record: DriftRecord) => ({
 export const RollingSlotResponse = Type.Object({
   uuid: Type.String(),
   mode: Type.Enum(['engine', 'machine'], { description: 'machine: the machine rolls itself (label slipway.io/rolling=machine); engine: rollout runs do.' }),
+  drain: Type.Enum(['required', 'skip'], { description: 'required: the agent drains its node before restarting and does not restart when it cannot; skip: label slipway.io/rolling-drain=skip.' }),
   group: Type.String(),
   holding: Type.Boolean(),
   slots: Type.Integer(),
   holders: Type.Integer(),
 })
+
+export const RollingRefusalResponse = Type.Object({
+  uuid: Type.String(),
+  reason: Type.Enum([...REFUSAL_REASONS]),
+  message: Type.String(),
+  at: Type.String({ description: 'When the agent reported it (ISO time).' }),
+})
+
+export const toRefusalResponse = (refusal: RollingRefusal) => ({ uuid: refusal.uuid, reason: refusal.reason, message: refusal.message, at: refusal.at })

@@ -3,19 +3,22 @@ import Type from 'typebox'
 import type { BootstrapProgressService } from '../../../../core/clusters/bootstrap-progress.ts'
 import type { DriftService } from '../../../../core/lifecycle/drift.ts'
 import type { LockService } from '../../../../core/lifecycle/lock-service.ts'
-import type { RollingMode } from '../../../../core/lifecycle/rolling-mode.ts'
+import type { RollingDrain, RollingMode } from '../../../../core/lifecycle/rolling-mode.ts'
+import { RollingRefusalReport, type RollingRefusals } from '../../../../core/lifecycle/rolling-refusals.ts'
 import { machineOf } from '../../auth.ts'
 import { ErrorResponse } from '../../schemas/common.ts'
 import { BootstrapResponse, toBootstrapResponse } from '../../schemas/clusters.ts'
-import { DriftResponse, RollingSlotResponse, toDriftResponse } from '../../schemas/lifecycle.ts'
+import { DriftResponse, RollingRefusalResponse, RollingSlotResponse, toDriftResponse, toRefusalResponse } from '../../schemas/lifecycle.ts'
 import { machineAccess, read } from '../../../../core/access/route-policy.ts'
 
 export interface LifecycleRouteOptions {
   locks: LockService
   /** The lock group a machine's rolling updates share: its cluster's, else `default`. */
   lockGroupOf: (machineUuid: string) => string
-  /** Whether the machine rolls itself (its rolling agent acts only then). */
-  rollingModeOf: (machineUuid: string) => RollingMode
+  /** Whether the machine rolls itself (its rolling agent acts only then), and whether it must drain first. */
+  rollingPolicyOf: (machineUuid: string) => { mode: RollingMode; drain: RollingDrain }
+  /** What rolling agents declined to do, and why. */
+  rollingRefusals: RollingRefusals
   drift: DriftService
   bootstrap: BootstrapProgressService
   /** Configured public base URL; empty means taken from each request (as on the boot routes). */
@@ -31,7 +34,7 @@ const errors = { 401: ErrorResponse, 409: ErrorResponse }
  * Enjoliver's per-machine rolling endpoints, for the machine-side agent: the machine takes and gives
  * back its own slot in its cluster's lock group, identified by its credential alone.
  */
-export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, lockGroupOf, rollingModeOf, drift, bootstrap, publicUrl }) => {
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, lockGroupOf, rollingPolicyOf, rollingRefusals, drift, bootstrap, publicUrl }) => {
   app.post(
     '/lifecycle/bootstrap',
     {
@@ -88,7 +91,7 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
     const current = (await locks.listGroups()).find((candidate) => candidate.name === group)
     return {
       uuid,
-      mode: rollingModeOf(uuid),
+      ...rollingPolicyOf(uuid),
       group,
       holding: current?.holders.some((holder) => holder.id === uuid) ?? false,
       slots: current?.slots ?? 0,
@@ -107,8 +110,37 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
     async (request) => {
       const uuid = machineOf(request)
       await locks.lock(lockGroupOf(uuid), uuid)
+      // A new attempt: the refusal before it no longer stands.
+      await rollingRefusals.resolved(uuid)
       return slotOf(uuid)
     },
+  )
+  app.post(
+    '/lifecycle/rolling/refusal',
+    {
+      config: { access: machineAccess('authorization') },
+      bodyLimit: 16 * 1024,
+      schema: {
+        tags: ['lifecycle'],
+        summary: 'The rolling agent declined to restart into its new config and says why (machine credential)',
+        security: [],
+        body: RollingRefusalReport,
+        response: { 200: RollingRefusalResponse, 400: ErrorResponse, 401: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const refusal = await rollingRefusals.report(machineOf(request), request.body)
+      request.log.warn({ component: 'rolling', uuid: refusal.uuid, reason: refusal.reason }, `machine ${refusal.uuid} did not restart into its new config: ${refusal.reason}: ${refusal.message}`)
+      return toRefusalResponse(refusal)
+    },
+  )
+  app.get(
+    '/lifecycle/rolling/refusals',
+    {
+      config: { access: read() },
+      schema: { tags: ['lifecycle'], summary: 'Machines whose rolling agent declined to restart, and why (viewer token)', response: { 200: Type.Array(RollingRefusalResponse), 401: ErrorResponse } },
+    },
+    async () => (await rollingRefusals.list()).map(toRefusalResponse),
   )
   app.post(
     '/lifecycle/rolling/unlock',
