@@ -284,6 +284,8 @@ export interface ClusterMembersTable {
   ordinal: number
   hostname: string
   created_at: string
+  /** EtcdMembership of a control-plane member; null: `initial` (or a node). */
+  etcd_membership: string | null
 }
 
 /** Public certificates in clear; the whole PKI (keys, bootstrap token) sealed by storage/secret-box.ts. */

@@ -7,6 +7,7 @@ import Type, { type Static } from 'typebox'
 import { Nullable } from '../lib/nullable.ts'
 import { TENANT_PATTERN } from '../core/access/tenancy.ts'
 import { MACHINE_STATES } from '../core/machines/machine-state.ts'
+import { ETCD_MEMBERSHIPS } from '../core/clusters/cluster.ts'
 import { DEPROVISION_STATES } from '../core/power/machine-flows.ts'
 import { UUID_PATTERN } from '../core/machines/discovery-document.ts'
 import { ID_PATTERN } from '../core/selection/documents.ts'
@@ -55,6 +56,8 @@ const InventoryRole = Type.Object(
     ordinal: Type.Integer({ minimum: 1, maximum: 100_000 }),
     hostname: Type.String({ minLength: 1, maxLength: 253 }),
     created_at: Timestamp,
+    /** How a control-plane member's etcd joins (EtcdMembership); null or left out (older exports): `initial`. */
+    etcd_membership: Type.Optional(Nullable(Type.Enum([...ETCD_MEMBERSHIPS]))),
     /** The per-machine group the scheduler wrote (how the installed machine boots its role). */
     group: Nullable(InventoryGroup),
     /**

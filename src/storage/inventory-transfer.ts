@@ -17,7 +17,7 @@
 import type { Selectable } from 'kysely'
 import Value from 'typebox/value'
 import { groupIdOf } from '../core/clusters/schedule-plan.ts'
-import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, parseFlavor } from '../core/clusters/cluster.ts'
+import { DEFAULT_DNS_DOMAIN, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET, parseFlavor, type EtcdMembership } from '../core/clusters/cluster.ts'
 import { conflict, invalid, SlipwayError } from '../core/errors.ts'
 import { parseBmcSettings, type BmcInput, type BmcSettings } from '../core/power/bmc.ts'
 import type { DeprovisionState } from '../core/power/machine-flows.ts'
@@ -156,6 +156,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
                 ordinal: member.ordinal,
                 hostname: member.hostname,
                 created_at: member.created_at,
+                etcd_membership: (member.etcd_membership as EtcdMembership | null) ?? null,
                 group: group
                   ? { id: group.id, name: group.name, profile: group.profile, selector: parseJson<Record<string, string>>(group.selector), metadata: parseJson<Record<string, unknown>>(group.metadata) }
                   : null,
@@ -387,7 +388,7 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
       if (!role) continue
       await trx
         .insertInto('cluster_members')
-        .values({ machine_uuid: machine.uuid, cluster: role.cluster, role: role.role, ordinal: role.ordinal, hostname: role.hostname, created_at: role.created_at })
+        .values({ machine_uuid: machine.uuid, cluster: role.cluster, role: role.role, ordinal: role.ordinal, hostname: role.hostname, created_at: role.created_at, etcd_membership: role.role === 'control-plane' ? (role.etcd_membership ?? null) : null })
         .onConflict((clash) => clash.column('machine_uuid').doNothing())
         .execute()
       if (role.certificates) {

@@ -1,4 +1,4 @@
-import type { ClusterNetworking, MemberOs, Role } from '../clusters/cluster.ts'
+import type { ClusterNetworking, EtcdMembership, MemberOs, Role } from '../clusters/cluster.ts'
 import { pkiForRole, type ClusterPki } from '../clusters/cluster-pki.ts'
 import { DEFAULT_IMAGE_SOURCES, imagesContext, type ImageSources } from './image-sources.ts'
 import { etcdMemberEnvironment } from '../clusters/kubeadm-config.ts'
@@ -68,6 +68,8 @@ export interface ClusterMembership {
   staticNetwork: { nameservers: string[]; domains: string[] } | null
   /** The scheduler's etcd initial cluster over the control plane (`<hostname>=https://<ip>:2380,...`). */
   etcdInitialCluster: string
+  /** How a control-plane member's etcd joins (absent for a node). */
+  etcdMembership?: EtcdMembership
   pki: ClusterPki
   /** The member's leaf certificates; missing for the moments between its scheduling and their issue. */
   certificates?: MemberCertificates
@@ -86,6 +88,8 @@ const NO_CLUSTERS: ClusterMembershipSource = { memberOf: () => undefined }
 export const AWAITING_SCHEDULE_RETRY_SECONDS = 5
 /** A member asking for its config in the moments before its certificates are issued retries this soon. */
 export const CERTIFICATES_PENDING_RETRY_SECONDS = 2
+/** A replacement control-plane member waits this long between asks until the engine has added it to etcd. */
+export const ETCD_MEMBER_PENDING_RETRY_SECONDS = 5
 
 /**
  * What an installed machine that PXE-boots is told when its profile has nothing to netboot: leave
@@ -317,7 +321,15 @@ export class BootService {
       // The control-plane endpoint as kubeadm writes it (host:port).
       endpoint: `${membership.endpoint.host}:${membership.endpoint.port}`,
       ...(membership.role === 'control-plane'
-        ? { etcd_member_env: etcdMemberEnvironment({ cluster: membership.cluster, hostname: membership.hostname, ip: membership.ip, initialCluster: membership.etcdInitialCluster }) }
+        ? {
+            etcd_member_env: etcdMemberEnvironment({
+              cluster: membership.cluster,
+              hostname: membership.hostname,
+              ip: membership.ip,
+              initialCluster: membership.etcdInitialCluster,
+              initialClusterState: (membership.etcdMembership ?? 'initial') === 'initial' ? 'new' : 'existing',
+            }),
+          }
         : {}),
       ...memberNetworkFiles(membership, machine.view as MachineView, this.images),
       ...memberOsFiles(membership.os),
@@ -326,6 +338,10 @@ export class BootService {
       secretField(cluster, 'pki', secrets, () => {
         if (!membership.certificates) {
           throw unavailable('CERTIFICATES_PENDING', `the certificates of ${membership.hostname} (cluster ${membership.cluster}) are being issued; ask again`, CERTIFICATES_PENDING_RETRY_SECONDS, { uuid: machine.uuid })
+        }
+        // Started before it is a member, its etcd would be refused by the running cluster.
+        if (membership.etcdMembership === 'to_add') {
+          throw unavailable('ETCD_MEMBER_PENDING', `${membership.hostname} joins the running etcd of cluster ${membership.cluster} once the engine has added it as a member; ask again`, ETCD_MEMBER_PENDING_RETRY_SECONDS, { uuid: machine.uuid })
         }
         return pkiForRole(membership.pki, { cluster: membership.cluster, role: membership.role, certificates: membership.certificates })
       })

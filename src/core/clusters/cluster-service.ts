@@ -7,7 +7,7 @@ import type { BootstrapRecord } from './kubeadm-config.ts'
 import { adminKubeconfig, type ClusterCertificates, type ClusterPki, type ClusterPkiIssuer } from './cluster-pki.ts'
 import { controlPlaneEndpointHost, type MemberCertificates } from './member-certificates.ts'
 import { MemberCertificateService } from './member-certificate-service.ts'
-import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type Flavor, type Role } from './cluster.ts'
+import { parseCluster, parseFlavor, ROLES, type Cluster, type ClusterMember, type EtcdMembership, type Flavor, type Role } from './cluster.ts'
 import { bootIpOf, groupIdOf, planSchedule, PROFILE_OF_ROLE, type Assignment, type PlacedMember } from './schedule-plan.ts'
 
 /**
@@ -40,6 +40,8 @@ export interface ClusterRepository {
   /** Refuses (409 MACHINE_ALREADY_IN_CLUSTER) a machine that is already a member anywhere. */
   insertMember(member: ClusterMember, now: Date): Promise<void>
   deleteMembers(cluster: string): Promise<void>
+  deleteMember(machineUuid: string): Promise<void>
+  setEtcdMembership(machineUuid: string, membership: EtcdMembership): Promise<void>
   /**
    * Reserves a member's boot address for its boot MAC (full DHCP mode), marked as the cluster's.
    * Leaves an existing reservation of the MAC as it is; returns false when another MAC holds the address.
@@ -363,8 +365,8 @@ export class ClusterService {
         if (!(await repository.content.findProfile(assignment.profile))) {
           throw misconfigured('ROLE_PROFILE_MISSING', `profile "${assignment.profile}" (role ${assignment.role}) does not exist; add it to the profiles folder or through PUT /api/v1/profiles/${assignment.profile}`)
         }
-        const { machineUuid, role, ordinal, hostname } = assignment
-        await repository.insertMember({ cluster: cluster.name, machineUuid, role, ordinal, hostname }, now)
+        const { machineUuid, role, ordinal, hostname, etcdMembership } = assignment
+        await repository.insertMember({ cluster: cluster.name, machineUuid, role, ordinal, hostname, ...(etcdMembership ? { etcdMembership } : {}) }, now)
         if (this.settings.reserveAddresses) await repository.reserveMemberAddress(cluster.name, assignment.bootMac, assignment.ip, hostname, now)
         taken.add(machineUuid)
         const machine = discoveredByUuid.get(machineUuid)!

@@ -124,6 +124,15 @@ export interface Cluster {
 }
 
 /** A machine's place in a cluster. */
+/**
+ * How a control-plane member's etcd joins the cluster's. The members placed together form it
+ * (`initial`: etcd's initial-cluster-state `new`). A member placed later, to replace one that left,
+ * or re-provisioned with an empty disk, joins the running cluster (`existing`) as a new member, which
+ * the engine must have added first (`etcdctl member add`): `to_add` until it has, `added` after.
+ */
+export const ETCD_MEMBERSHIPS = ['initial', 'to_add', 'added'] as const
+export type EtcdMembership = (typeof ETCD_MEMBERSHIPS)[number]
+
 export interface ClusterMember {
   cluster: string
   machineUuid: string
@@ -131,6 +140,8 @@ export interface ClusterMember {
   /** 1-based, per role: `<cluster>-cp-<ordinal>`, `<cluster>-node-<ordinal>`. */
   ordinal: number
   hostname: string
+  /** Control-plane members only; absent means `initial` (members placed before it was recorded). */
+  etcdMembership?: EtcdMembership
 }
 
 export function parseFlavor(input: unknown): Flavor {

@@ -165,14 +165,15 @@ export function kubeadmConfigFile(documents: Record<string, unknown>[]): string 
  * etcd/peer, both under the etcd CA). For running etcd outside kubeadm's static pod (the lab, a
  * recovery), and the record of what kubeadm's stacked etcd must equal.
  */
-export function etcdMemberEnvironment(member: { cluster: string; hostname: string; ip: string; initialCluster: string }, pkiDir = '/etc/kubernetes/pki'): string {
+export function etcdMemberEnvironment(member: { cluster: string; hostname: string; ip: string; initialCluster: string; initialClusterState?: 'new' | 'existing' }, pkiDir = '/etc/kubernetes/pki'): string {
   const peer = `https://${member.ip}:${ETCD_PEER_PORT}`
   const client = `https://${member.ip}:${ETCD_CLIENT_PORT}`
   const lines: [string, string][] = [
     ['ETCD_NAME', member.hostname],
     ['ETCD_DATA_DIR', '/var/lib/etcd'],
     ['ETCD_INITIAL_CLUSTER', member.initialCluster],
-    ['ETCD_INITIAL_CLUSTER_STATE', 'new'],
+    // `existing` for a member added to a running cluster (a replacement, a re-provisioned member).
+    ['ETCD_INITIAL_CLUSTER_STATE', member.initialClusterState ?? 'new'],
     ['ETCD_INITIAL_CLUSTER_TOKEN', `slipway-${member.cluster}`],
     ['ETCD_INITIAL_ADVERTISE_PEER_URLS', peer],
     ['ETCD_LISTEN_PEER_URLS', peer],

@@ -1,5 +1,5 @@
 import type { Machine } from '../machines/machine-service.ts'
-import type { Cluster, ClusterMember, Flavor, Role } from './cluster.ts'
+import type { Cluster, ClusterMember, EtcdMembership, Flavor, Role } from './cluster.ts'
 
 /** The matchbox profile each role boots once installed (profiles/profiles/*.json). */
 export const PROFILE_OF_ROLE: Readonly<Record<Role, string>> = {
@@ -92,8 +92,11 @@ export function planSchedule(cluster: Cluster, flavor: Flavor, members: readonly
       waiting.push(`control plane needs ${missingControlPlane} more qualifying machine(s), ${available.length} available: nothing assigned`)
       return { assignments: [], waiting, state: 'pending' }
     }
+    // A control plane that has members has a running etcd: a newcomer replaces one that left and
+    // joins it once the engine has added it; a control plane placed whole forms a new one.
+    const etcdMembership: EtcdMembership = controlPlane.length > 0 ? 'to_add' : 'initial'
     const ordinals = freeOrdinals(controlPlane, missingControlPlane)
-    for (const ordinal of ordinals) planned.push(place(cluster.name, 'control-plane', ordinal, available.shift()!))
+    for (const ordinal of ordinals) planned.push({ ...place(cluster.name, 'control-plane', ordinal, available.shift()!), etcdMembership })
   }
   const missingNodes = flavor.nodesMax - nodes.length
   if (missingNodes > 0) {

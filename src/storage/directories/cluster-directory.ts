@@ -79,6 +79,7 @@ export class ClusterDirectory implements ClusterMembershipSource {
       os: cluster.os,
       staticNetwork: cluster.staticNetwork ? { nameservers: this.network.nameservers, domains: [this.zone] } : null,
       etcdInitialCluster: cluster.etcdInitialCluster,
+      ...(member.etcdMembership ? { etcdMembership: member.etcdMembership } : {}),
       pki,
       ...(certificates ? { certificates } : {}),
       revision: this.generation,

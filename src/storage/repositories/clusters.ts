@@ -1,4 +1,4 @@
-import type { Cluster, ClusterMember, Flavor } from '../../core/clusters/cluster.ts'
+import type { Cluster, ClusterMember, EtcdMembership, Flavor } from '../../core/clusters/cluster.ts'
 import { publicCertificates, type ClusterCertificates, type ClusterPki } from '../../core/clusters/cluster-pki.ts'
 import type { MemberCertificates } from '../../core/clusters/member-certificates.ts'
 import type { ClusterRepository } from '../../core/clusters/cluster-service.ts'
@@ -105,7 +105,7 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
       const rows = await db
         .selectFrom('cluster_members')
         .leftJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
-        .select(['cluster_members.machine_uuid', 'cluster_members.cluster', 'cluster_members.role', 'cluster_members.ordinal', 'cluster_members.hostname', 'machine_interfaces.ipv4'])
+        .select(['cluster_members.machine_uuid', 'cluster_members.cluster', 'cluster_members.role', 'cluster_members.ordinal', 'cluster_members.hostname', 'cluster_members.etcd_membership', 'machine_interfaces.ipv4'])
         .where('cluster_members.cluster', '=', cluster)
         .orderBy('cluster_members.role')
         .orderBy('cluster_members.ordinal')
@@ -120,11 +120,17 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
         () =>
           db
             .insertInto('cluster_members')
-            .values({ machine_uuid: member.machineUuid, cluster: member.cluster, role: member.role, ordinal: member.ordinal, hostname: member.hostname, created_at: now.toISOString() })
+            .values({ machine_uuid: member.machineUuid, cluster: member.cluster, role: member.role, ordinal: member.ordinal, hostname: member.hostname, created_at: now.toISOString(), etcd_membership: member.role === 'control-plane' ? (member.etcdMembership ?? 'initial') : null })
             .execute(),
         'MACHINE_ALREADY_IN_CLUSTER',
         `machine ${member.machineUuid} (or ${member.role} #${member.ordinal} of ${member.cluster}) is already assigned; run the scheduler again`,
       )
+    },
+    setEtcdMembership: async (machineUuid, membership) => {
+      await db.updateTable('cluster_members').set({ etcd_membership: membership }).where('machine_uuid', '=', machineUuid).where('role', '=', 'control-plane').execute()
+    },
+    deleteMember: async (machineUuid) => {
+      await db.deleteFrom('cluster_members').where('machine_uuid', '=', machineUuid).execute()
     },
     deleteMembers: async (cluster) => {
       await db.deleteFrom('cluster_members').where('cluster', '=', cluster).execute()
@@ -209,7 +215,14 @@ const toCluster = (row: ClusterRow & { display_name: string; labels: string; lat
   createdAt: row.created_at,
 })
 
-const toMember = (row: ClusterMemberRow): ClusterMember => ({ cluster: row.cluster, machineUuid: row.machine_uuid, role: row.role, ordinal: row.ordinal, hostname: row.hostname })
+const toMember = (row: ClusterMemberRow): ClusterMember => ({
+  cluster: row.cluster,
+  machineUuid: row.machine_uuid,
+  role: row.role,
+  ordinal: row.ordinal,
+  hostname: row.hostname,
+  ...(row.role === 'control-plane' ? { etcdMembership: (row.etcd_membership ?? 'initial') as EtcdMembership } : {}),
+})
 
 /** The boot-address reservations a cluster's scheduling makes (full DHCP mode). */
 function memberAddresses(db: Db): Pick<ClusterRepository, 'reserveMemberAddress' | 'releaseMemberAddresses'> {

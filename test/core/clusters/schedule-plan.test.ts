@@ -75,6 +75,21 @@ t.test('the control plane is all or nothing; then nodes', async (t) => {
   t.equal(fourth.assignments[0]!.metadata.role, 'node')
 })
 
+t.test('a control plane placed whole forms a new etcd; a member placed into a running one (a replacement) waits to be added', async (t) => {
+  const three = planSchedule(cluster, flavor(), [], [machine(1), machine(2), machine(3), machine(4)], none)
+  t.same(
+    three.assignments.map((assignment) => [assignment.hostname, assignment.etcdMembership]),
+    [['edge-cp-1', 'initial'], ['edge-cp-2', 'initial'], ['edge-cp-3', 'initial'], ['edge-node-1', undefined]],
+    'the initial control plane forms etcd together; a node has no etcd',
+  )
+  // edge-cp-2 left (its machine removed from the cluster): the next machine takes its place and ordinal.
+  const remaining = asMembers(three).filter((member) => member.hostname !== 'edge-cp-2')
+  const replacement = planSchedule(cluster, flavor(), remaining, [machine(5)], new Set(remaining.map((member) => member.machineUuid)))
+  t.same(summary(replacement), ['edge-cp-2:05'])
+  t.equal(replacement.assignments[0]!.etcdMembership, 'to_add', 'it joins the running etcd once the engine added it')
+  t.equal(replacement.assignments[0]!.metadata.etcd_initial_cluster, 'edge-cp-1=https://10.1.0.1:2380,edge-cp-2=https://10.1.0.5:2380,edge-cp-3=https://10.1.0.3:2380', 'the cluster it joins, with itself at its own address')
+})
+
 t.test('four machines at once: 3 control plane + 1 node; the same plan whatever the input order', async (t) => {
   const machines = [4, 2, 3, 1].map((n) => machine(n))
   const plan = planSchedule(cluster, flavor(), [], machines, none)

@@ -1,0 +1,12 @@
+import type { Kysely } from 'kysely'
+
+// Typed Kysely<any> on purpose: a migration must keep working after today's row types change.
+export async function up(db: Kysely<any>): Promise<void> {
+  // How a control-plane member's etcd joins (core/clusters/cluster.ts, EtcdMembership): null for the
+  // members placed before it was recorded, which formed their cluster together (`initial`), and nodes.
+  await db.schema.alterTable('cluster_members').addColumn('etcd_membership', 'text').execute()
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('cluster_members').dropColumn('etcd_membership').execute()
+}
