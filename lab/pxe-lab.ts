@@ -7,12 +7,13 @@
  */
 import { execFile } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { REPO_ROOT, startLabEngine, startRouterAdvertisements, type LabEngine } from './lab-engine.ts'
 import { assertLabPrerequisites, createLabNetwork, waitFor, type LabNetwork, type LabProcess } from './lab-network.ts'
+import { summarizeSamples, type Sample, type SamplerSummary } from './etcd-sampler.ts'
 import { assertQemuPrerequisites, startVm, type Firmware, type Vm } from './qemu.ts'
 
 const exec = promisify(execFile)
@@ -56,6 +57,16 @@ export interface ApiMachine {
 
 export const CLUSTER = 'lab'
 
+/** etcdctl and the quorum sampler inside the lab's namespace, with a client certificate the engine issued. */
+export interface LabEtcd {
+  /** The control-plane members' client URLs, from the engine's membership. */
+  endpoints: string[]
+  /** Runs etcdctl against `endpoints` (all members unless given); rejects when it exits non-zero. */
+  ctl(args: string[], endpoints?: string[]): Promise<string>
+  /** Starts the quorum sampler (lab/etcd-sampler.ts); `stop` ends it and returns its samples and summary. */
+  startSampler(intervalMs?: number): { samples(): Sample[]; stop(): Promise<{ samples: Sample[]; summary: SamplerSummary }> }
+}
+
 export class PxeLab {
   readonly machines: LabMachine[] = []
   private readonly started = Date.now()
@@ -79,7 +90,8 @@ export class PxeLab {
       firmware: options.firmware ?? 'bios',
       controlPlane: options.controlPlane ?? 3,
       nodesMax: options.nodesMax ?? 1,
-      memoryMb: options.memoryMb ?? 256,
+      // etcd (a control-plane member's) grows to tens of MB beside the initramfs the OS runs from.
+      memoryMb: options.memoryMb ?? 512,
       osDir: options.osDir ?? LAB_OS_DIR,
       log: options.log ?? (() => {}),
     }
@@ -133,7 +145,7 @@ export class PxeLab {
     return `${((Date.now() - this.started) / 1000).toFixed(1).padStart(6)} s`
   }
 
-  /** Creates an empty 64 MiB disk and powers a new machine on; it PXE-boots from the engine. */
+  /** Creates an empty 256 MiB disk (its state file system holds etcd's data) and powers a new machine on; it PXE-boots from the engine. */
   async powerOn(): Promise<LabMachine> {
     const index = this.machines.length + 1
     const name = `vm${index}`
@@ -141,7 +153,7 @@ export class PxeLab {
     const uuid = randomUUID()
     const disk = path.join(this.scratch, `${name}.raw`)
     writeFileSync(disk, '')
-    truncateSync(disk, 64 * 1024 * 1024)
+    truncateSync(disk, 256 * 1024 * 1024)
     const tap = await this.network.addTap()
     const vm = startVm({
       lab: this.network,
@@ -160,6 +172,43 @@ export class PxeLab {
     this.machines.push(machine)
     this.options.log(`[${this.elapsed()}] ${name} powered on: mac ${mac}, uuid ${uuid}, empty disk`)
     return machine
+  }
+
+  /**
+   * etcdctl and the sampler for the lab cluster's etcd: the engine issues an operator's client
+   * certificate under the cluster's etcd CA (the only way in: the members require client certificates).
+   */
+  async etcd(): Promise<LabEtcd> {
+    const issued = await this.engine.api<{ ca_certificate: string; certificate: string; private_key: string }>('POST', `/api/v1/clusters/${CLUSTER}/etcd/client-certificate`, { common_name: 'lab-operator' })
+    const dir = path.join(this.scratch, 'etcd-client')
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const files = { cacert: path.join(dir, 'ca.crt'), cert: path.join(dir, 'client.crt'), key: path.join(dir, 'client.key') }
+    writeFileSync(files.cacert, issued.ca_certificate, { mode: 0o600 })
+    writeFileSync(files.cert, issued.certificate, { mode: 0o600 })
+    writeFileSync(files.key, issued.private_key, { mode: 0o600 })
+    const detail = await this.engine.api<{ members: { role: string; ip: string | null }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
+    const endpoints = detail.members.filter((member) => member.role === 'control-plane' && member.ip).map((member) => `https://${member.ip}:2379`)
+    const tls = ['--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+    return {
+      endpoints,
+      ctl: async (args, at = endpoints) => (await this.network.exec('etcdctl', ['--endpoints', at.join(','), ...tls, '--dial-timeout', '3s', '--command-timeout', '5s', ...args])).stdout,
+      startSampler: (intervalMs = 200) => {
+        const sampler = this.network.spawn('etcd sampler', process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'lab', 'etcd-sampler.ts'), '--endpoints', endpoints.join(','), ...tls, '--interval-ms', String(intervalMs)], { cwd: REPO_ROOT })
+        const samples = () =>
+          sampler
+            .stdout()
+            .split('\n')
+            .filter((line) => line.startsWith('{"at"'))
+            .map((line) => JSON.parse(line) as Sample)
+        return {
+          samples,
+          stop: async () => {
+            await sampler.stop(5_000)
+            return { samples: samples(), summary: summarizeSamples(samples(), intervalMs) }
+          },
+        }
+      },
+    }
   }
 
   async apiMachines(): Promise<ApiMachine[]> {
@@ -233,7 +282,7 @@ export class PxeLab {
       if (machine.vm.process.hasExited() && !serial.includes(INSTALLED_MARKER)) {
         return `${machine.name}'s QEMU exited before its installed boot (${machine.vm.process.stderr().trim() || 'no stderr'}); console tail:\n${serial.slice(-1500)}`
       }
-      const broken = /slipway-lab: (no DHCP lease|the discovery agent stopped|installed boot: the Ignition on .* is damaged|sshd failed)[^\n]*|Kernel panic[^\n]*/.exec(serial)
+      const broken = /slipway-lab: (no DHCP lease|the discovery agent stopped|installed boot: the Ignition on .* is damaged|sshd failed|etcd failed)[^\n]*|Kernel panic[^\n]*/.exec(serial)
       if (broken) return `${machine.name}: ${broken[0]}`
     }
     return undefined

@@ -5,6 +5,8 @@
  *
  *   npm run lab                           4 machines: 3 control-plane members and a node
  *   npm run lab -- --machines 6 --nodes 3 --firmware uefi
+ *   npm run lab -- --quorum-demo          then roll the 3 control-plane members and the node over SSH
+ *                                         with a sampler writing to etcd every 200 ms, and print its figures
  *
  * Everything it created is removed when it ends, also on Ctrl-C.
  */
@@ -20,11 +22,12 @@ const { values } = parseArgs({
     firmware: { type: 'string', default: 'bios' },
     accel: { type: 'string', default: 'auto' },
     'timeout-minutes': { type: 'string', default: '15' },
+    'quorum-demo': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 })
 if (values.help) {
-  console.log('usage: npm run lab -- [--machines N] [--control-plane 1|3|5] [--nodes MAX] [--firmware bios|uefi] [--accel auto|tcg|kvm] [--timeout-minutes M]')
+  console.log('usage: npm run lab -- [--machines N] [--control-plane 1|3|5] [--nodes MAX] [--firmware bios|uefi] [--accel auto|tcg|kvm] [--timeout-minutes M] [--quorum-demo]')
   process.exit(0)
 }
 const machines = Number(values.machines)
@@ -75,8 +78,42 @@ try {
     const seconds = ((installedAt.get(vm.name)! - vm.poweredOnAt) / 1000).toFixed(1)
     log(`  ${vm.name}  ${vm.mac}  ${member?.hostname ?? '(no role)'}  ${member?.role ?? ''}  ${member?.ip ?? ''}  installed boot after ${seconds} s`)
   }
+  if (values['quorum-demo']) await quorumDemo()
   await stop(0)
 } catch (error) {
   log(`lab failed: ${error instanceof Error ? error.message : String(error)}`)
   await stop(1)
+}
+
+/**
+ * A rolling update of every machine (a template change, then a run over SSH) while a sampler writes
+ * to etcd and reads back every 200 ms; prints etcd's health before and the sampler's figures after.
+ */
+async function quorumDemo(): Promise<void> {
+  const etcd = await lab.etcd()
+  log('')
+  log(`etcd: ${etcd.endpoints.join(', ')}`)
+  log(await etcd.ctl(['endpoint', 'status', '-w', 'table']))
+  const sampler = etcd.startSampler(200)
+  for (const name of ['kubernetes-control-plane.json', 'kubernetes-node.json']) {
+    const template = (await lab.engine.api<{ body: string }>('GET', `/api/v1/templates/ignition/${name}`)).body
+    await lab.engine.api('PUT', `/api/v1/templates/ignition/${name}`, { body: template.replace('{ "path": "/etc/slipway/role", "mode": 420,', '{ "path": "/etc/slipway/role", "mode": 416,') })
+  }
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  const run = await lab.engine.api<{ id: string }>('POST', '/api/v1/rollouts', { cluster: CLUSTER, max_parallel: 2, strategy: 'reboot', drain: { enabled: false }, ssh: { user: 'root' }, ready_timeout_seconds: 300 })
+  log(`rolling update ${run.id}: max_parallel 2 asked; etcd's quorum allows one control-plane member down at a time`)
+  let state = 'running'
+  let seen = 0
+  while (!['completed', 'failed', 'cancelled'].includes(state)) {
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const current = await lab.engine.api<{ state: string; events: { at: string; message: string }[] }>('GET', `/api/v1/rollouts/${run.id}`)
+    for (const event of current.events.slice(seen)) log(`  ${event.at}  ${event.message}`)
+    seen = current.events.length
+    state = current.state
+  }
+  const { summary } = await sampler.stop()
+  log('')
+  log(`rolling update ${state}; sampler: ${summary.samples} samples over ${((summary.lastAt - summary.firstAt) / 1000).toFixed(0)} s, ${summary.failedWrites} failed quorum writes, ${summary.failedReads} failed reads, slowest write ${summary.slowestWriteMs} ms`)
+  for (const [member, ms] of Object.entries(summary.longestMemberUnavailableMs)) log(`  ${member}: longest unavailable ${(ms / 1000).toFixed(1)} s`)
+  log(await etcd.ctl(['endpoint', 'status', '-w', 'table']))
 }
