@@ -49,6 +49,8 @@ export interface ClusterRepository {
   reserveMemberAddress(cluster: string, mac: string, ip: string, hostname: string, now: Date): Promise<boolean>
   /** Removes the reservations the cluster's scheduling made (an operator's stay). */
   releaseMemberAddresses(cluster: string): Promise<void>
+  /** Releases the reservation one member's boot MAC holds in its cluster (none: nothing). */
+  releaseMemberAddress(cluster: string, mac: string): Promise<void>
   /** Stores a cluster's PKI; private keys are encrypted at rest by the store. */
   insertClusterPki(cluster: string, pki: ClusterPki, now: Date): Promise<void>
   findClusterPki(cluster: string): Promise<ClusterPki | undefined>
@@ -274,6 +276,41 @@ export class ClusterService {
     await this.hooks.machinesChanged?.(released)
     await this.hooks.contentChanged?.()
     return { released }
+  }
+
+  /**
+   * Takes one machine out of its cluster: its membership, its per-machine group and its DHCP
+   * reservation go, and the machine is `discovered` again (the scheduler fills the place it leaves, with
+   * the same ordinal and hostname). A control-plane machine's etcd member must be gone first
+   * (EtcdMembers.removeMachine checks the quorum and removes it). A machine installing is refused (409).
+   */
+  async releaseMember(name: string, machineUuid: string, reason: string, now: Date = this.clock()): Promise<ClusterMember> {
+    const member = await this.repository.transaction(async (repository) => {
+      if (!(await repository.findCluster(name))) throw notFound('CLUSTER_NOT_FOUND', `cluster "${name}" does not exist`)
+      const member = (await repository.listMembers(name)).find((candidate) => candidate.machineUuid === machineUuid)
+      if (!member) throw notFound('CLUSTER_MEMBER_NOT_FOUND', `machine ${machineUuid} is not a member of cluster "${name}"`)
+      const machine = (await repository.machines.findMachine(machineUuid))!
+      if (machine.state === 'installing') throw conflict('MEMBER_INSTALLING', `${member.hostname} is installing; remove it once it has reported`, { uuid: machineUuid })
+      await repository.content.deleteGroup(groupIdOf(name, member.hostname))
+      await repository.deleteMember(machineUuid)
+      await repository.releaseMemberAddress(name, machine.bootMac)
+      if (machine.state !== 'discovered') {
+        const moved = transition(machine, 'discovered', reason, now)
+        await repository.machines.recordTransition(moved.machine, moved.event)
+      }
+      if ((await repository.findCluster(name))!.state === 'scheduled') await repository.setClusterState(name, 'pending')
+      return member
+    })
+    await this.hooks.machinesChanged?.([machineUuid])
+    await this.hooks.contentChanged?.()
+    return member
+  }
+
+  /** Records that a control-plane member was added to (or re-added to) its cluster's running etcd. */
+  async setEtcdMembership(machineUuid: string, membership: EtcdMembership): Promise<void> {
+    await this.repository.setEtcdMembership(machineUuid, membership)
+    // Renders read memberships from the cluster directory, which this reloads.
+    await this.hooks.contentChanged?.()
   }
 
   /**

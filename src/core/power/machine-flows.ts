@@ -118,8 +118,37 @@ export class MachineFlows {
     }
     if (machine.state === 'installing') throw conflict('MACHINE_INSTALLING', `machine ${machine.uuid} is installing; deprovision it once it has reported`, { uuid: machine.uuid })
     const on = await this.prepareNetworkBoot(machine.uuid, requestedBy)
+    const deprovision = await this.recordDeprovision(machine.uuid, requestedBy, null)
+    const restarted = await this.restart(machine.uuid, on, requestedBy, 'its wipe waits for its next network boot')
+    return { machine: await this.machine(machine.uuid), deprovision, ...restarted }
+  }
+
+  /**
+   * A machine taken out of its cluster keeps the cluster's keys (and a control-plane member's etcd
+   * data) on its disk: it leaves the pool as being deprovisioned (credential revoked, wiped on its next
+   * network boot). One with a BMC is sent there at once (network boot, power cycle), as far as it
+   * answers: a machine taken out because it died may not, which is recorded, not an error.
+   */
+  async retire(uuid: string, requestedBy: string): Promise<Deprovision> {
+    const machine = await this.machine(uuid)
+    if (!(await this.power.configured(machine.uuid))) return this.recordDeprovision(machine.uuid, requestedBy, 'no BMC: its disks are wiped when it next boots from the network')
+    try {
+      const on = await this.prepareNetworkBoot(machine.uuid, requestedBy)
+      const deprovision = await this.recordDeprovision(machine.uuid, requestedBy, null)
+      await this.restart(machine.uuid, on, requestedBy, 'its wipe waits for its next network boot')
+      return deprovision
+    } catch (error) {
+      if (!(error instanceof SlipwayError)) throw error
+      const recorded = await this.deprovisions.find(machine.uuid)
+      return recorded ?? this.recordDeprovision(machine.uuid, requestedBy, `its BMC did not take it to a network boot (${error.message}): its disks are wiped when it next boots from the network`)
+    }
+  }
+
+  /** Revokes the machine's credential and records its deprovision (`wipe_pending`): it leaves the pool. */
+  private async recordDeprovision(uuid: string, requestedBy: string, message: string | null): Promise<Deprovision> {
+    const machine = await this.machine(uuid)
     const now = this.clock()
-    const deprovision: Deprovision = { machineUuid: machine.uuid, state: 'wipe_pending', requestedBy, requestedAt: now.toISOString(), wipedAt: null, poweredOffAt: null, message: null }
+    const deprovision: Deprovision = { machineUuid: machine.uuid, state: 'wipe_pending', requestedBy, requestedAt: now.toISOString(), wipedAt: null, poweredOffAt: null, message }
     await this.machines.transaction(async (repository) => {
       const current = (await repository.findMachine(machine.uuid))!
       const credential = nextGeneration(current.credential, now, 0)
@@ -134,8 +163,7 @@ export class MachineFlows {
     })
     await this.deprovisions.save(deprovision)
     await this.afterChange(machine.uuid)
-    const restarted = await this.restart(machine.uuid, on, requestedBy, 'its wipe waits for its next network boot')
-    return { machine: await this.machine(machine.uuid), deprovision, ...restarted }
+    return deprovision
   }
 
   async deprovisionOf(uuid: string): Promise<Deprovision> {

@@ -225,7 +225,7 @@ const toMember = (row: ClusterMemberRow): ClusterMember => ({
 })
 
 /** The boot-address reservations a cluster's scheduling makes (full DHCP mode). */
-function memberAddresses(db: Db): Pick<ClusterRepository, 'reserveMemberAddress' | 'releaseMemberAddresses'> {
+function memberAddresses(db: Db): Pick<ClusterRepository, 'reserveMemberAddress' | 'releaseMemberAddresses' | 'releaseMemberAddress'> {
   return {
     reserveMemberAddress: async (cluster, mac, ip, hostname, now) => {
       const [byMac, byIp] = await Promise.all([
@@ -240,6 +240,9 @@ function memberAddresses(db: Db): Pick<ClusterRepository, 'reserveMemberAddress'
     },
     releaseMemberAddresses: async (cluster) => {
       await db.deleteFrom('dhcp_reservations').where('cluster', '=', cluster).execute()
+    },
+    releaseMemberAddress: async (cluster, mac) => {
+      await db.deleteFrom('dhcp_reservations').where('cluster', '=', cluster).where('mac', '=', mac).execute()
     },
   }
 }
