@@ -2,6 +2,7 @@ import t from 'tap'
 import type { RolloutMachine, RolloutRun } from '../../src/core/lifecycle/rollout-service.ts'
 import { parseRolloutSpec } from '../../src/core/lifecycle/rollout-plan.ts'
 import { BrokenChartRepository, BrokenChartTool } from './chart-repository.ts'
+import { BrokenEtcdGateway } from './etcd-gateway.ts'
 import { BrokenMachineShell, EmptyMachineShell } from './machine-shell.ts'
 import { BrokenMachineRepository, EmptyMachineRepository } from './machine-repository.ts'
 import { BrokenNodeDrainer } from './node-drainer.ts'
@@ -31,6 +32,7 @@ t.test('every call of a broken fake fails with the intentional error, naming the
     new BrokenReleaseApplier(),
     new BrokenChartRepository(),
     new BrokenChartTool(),
+    new BrokenEtcdGateway(),
   ]
   let calls = 0
   for (const fake of broken) {

@@ -64,7 +64,7 @@ async function createAuthority(commonName: string, now: Date): Promise<SigningAu
 }
 
 /** A leaf certificate with a fresh key, in kubeadm's shape: key usages by kind, SANs, both key identifiers. */
-async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateRequest, 'commonName' | 'organizations' | 'usages' | 'dnsNames' | 'ipAddresses'>, now: Date): Promise<KeyPairCertificate & { notAfter: Date }> {
+async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateRequest, 'commonName' | 'organizations' | 'usages' | 'dnsNames' | 'ipAddresses' | 'validForMs'>, now: Date): Promise<KeyPairCertificate & { notAfter: Date }> {
   const keys = await generateKeys()
   const subject = [...request.organizations.map((organization) => `O=${organization}`), `CN=${request.commonName}`].join(', ')
   const names = [...request.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...request.ipAddresses.map((value) => ({ type: 'ip' as const, value }))]
@@ -73,7 +73,7 @@ async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateR
     subject,
     issuer: authority.certificate.subject,
     notBefore: new Date(now.getTime() - BACKDATE_MS),
-    notAfter: leafNotAfter(now),
+    notAfter: new Date(now.getTime() + (request.validForMs ?? LEAF_DAYS * DAY_MS)),
     signingAlgorithm: ALGORITHM,
     publicKey: keys.publicKey,
     signingKey: authority.keys.privateKey,
@@ -89,8 +89,6 @@ async function issueLeaf(authority: SigningAuthority, request: Pick<CertificateR
   })
   return { certificatePem: certificate.toString('pem'), privateKeyPem: await privateKeyPem(keys.privateKey), notAfter: certificate.notAfter }
 }
-
-const leafNotAfter = (now: Date) => new Date(now.getTime() + LEAF_DAYS * DAY_MS)
 
 /** A stored CA (certificate and PKCS#8 key) back as a signing authority. */
 async function openAuthority(material: KeyPairCertificate): Promise<SigningAuthority> {

@@ -29,6 +29,8 @@ export interface CertificateRequest {
   ipAddresses: string[]
   /** For a kubeconfig: the API server it talks to. */
   server?: string
+  /** How long it is valid; kubeadm's one year when left out (short-lived client certificates set it). */
+  validForMs?: number
 }
 
 export interface IssuedCertificate {
