@@ -15,6 +15,7 @@ import { wireApps } from './wiring/apps.ts'
 import type { Capability, Closable, ListenContext } from './wiring/capability.ts'
 import { wireDns } from './wiring/dns.ts'
 import { EngineEvents } from './wiring/engine-events.ts'
+import { wireEtcd, type EtcdAdapter } from './wiring/etcd.ts'
 import { buildEngineApp, listenHttp } from './wiring/http.ts'
 import { wireLifecycle } from './wiring/lifecycle.ts'
 import { wirePower, type PowerAdapters } from './wiring/power.ts'
@@ -48,6 +49,8 @@ export interface EngineAdapters {
   releaseApplier?: ReleaseApplier & { close?(): Promise<void> }
   /** BMC clients by protocol (the real ones run ipmitool and speak Redfish). */
   power?: PowerAdapters
+  /** Clusters' etcd (the real one speaks etcd's v3 JSON gateway to the members). */
+  etcd?: EtcdAdapter
 }
 
 /**
@@ -63,8 +66,9 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const basics = { config, store, secrets, logger, metrics, events: new EngineEvents(), jobLeases: replicaJobLeases(config, store, logger, metrics) }
     const access = await wireAccess(basics)
     const provisioning = await wireProvisioning(basics)
+    const etcd = wireEtcd(basics, adapters.etcd)
     const power = wirePower(basics, access.audit, provisioning, adapters.power)
-    const lifecycle = wireLifecycle(basics, provisioning, adapters, power.power)
+    const lifecycle = wireLifecycle(basics, provisioning, adapters, power.power, etcd.quorum)
     const apps = wireApps(basics, provisioning, access.tenants, adapters)
     const dns = wireDns(basics, provisioning.endpointHealth)
     const reverseProxy = await wireReverseProxy(basics)
@@ -73,7 +77,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     let starting = false
     const app = await buildEngineApp(basics, { access, provisioning, power, lifecycle, apps, dns, reverseProxy }, () => starting)
     const { jobLeases } = basics
-    const running = runCapabilities([access, provisioning, power, lifecycle, apps, dns, reverseProxy, replicas], jobLeases)
+    const running = runCapabilities([access, provisioning, etcd, power, lifecycle, apps, dns, reverseProxy, replicas], jobLeases)
     return {
       app,
       store,

@@ -4,7 +4,7 @@ import { LockService } from '../core/lifecycle/lock-service.ts'
 import type { MachineShell, NodeDrainer } from '../core/lifecycle/ports.ts'
 import { rollingDrainOf, rollingModeOf, type RollingDrain, type RollingMode } from '../core/lifecycle/rolling-mode.ts'
 import { RollingRefusals } from '../core/lifecycle/rolling-refusals.ts'
-import { RolloutExecutor } from '../core/lifecycle/rollout-executor.ts'
+import { RolloutExecutor, type RolloutEtcd } from '../core/lifecycle/rollout-executor.ts'
 import { RolloutService } from '../core/lifecycle/rollout-service.ts'
 import type { PowerService } from '../core/power/power-service.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
@@ -33,6 +33,7 @@ export function wireLifecycle(
   provisioning: Pick<Provisioning, 'boot' | 'clusters' | 'sshKey' | 'machineDirectory' | 'clusterDirectory' | 'endpointLookup'>,
   adapters: LifecycleAdapters,
   power: PowerService,
+  etcd: RolloutEtcd,
 ) {
   const { boot, clusters, sshKey, machineDirectory, clusterDirectory, endpointLookup } = provisioning
   const locks = new LockService(lockRepository(store), { defaultSlots: config.lifecycle.defaultSlots, defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null })
@@ -52,7 +53,7 @@ export function wireLifecycle(
   for (const event of ['content changed', 'cluster changed', 'certificates issued', 'inventory imported'] as const) events.on(event, (reason) => driftRecheck.trigger(reason))
 
   const rolloutLease = jobLeases.lease('rollout-runner')
-  const ports = rolloutPorts({ store, boot, clusters, drift, locks, shell: adapters.shell ?? new SshMachineShell(), sshKey, publicUrl: config.http.publicUrl, logger, endpointLookup, power, ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}) })
+  const ports = rolloutPorts({ store, boot, clusters, drift, locks, shell: adapters.shell ?? new SshMachineShell(), sshKey, publicUrl: config.http.publicUrl, logger, endpointLookup, power, etcd, ...(adapters.drainerFrom ? { drainerFrom: adapters.drainerFrom } : {}) })
   const executor = new RolloutExecutor(ports, () => events.emit('rollout machine finished'), () => rolloutLease.mayRun())
   // Each tick starts what may start and resumes machines left in flight (after a restart too).
   const rolloutRunner = new SerialJob(() => executor.tick(), { name: 'rollout runner', intervalMs: 500, debounceMs: 20, logger, gate: rolloutLease })

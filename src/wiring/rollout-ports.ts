@@ -7,7 +7,7 @@ import { bootIpOf } from '../core/clusters/schedule-plan.ts'
 import { invalid } from '../core/errors.ts'
 import type { DriftService } from '../core/lifecycle/drift.ts'
 import type { MachineShell, NodeDrainer } from '../core/lifecycle/ports.ts'
-import type { RolloutPorts, RolloutLocks, RolloutPower } from '../core/lifecycle/rollout-executor.ts'
+import type { RolloutEtcd, RolloutPorts, RolloutLocks, RolloutPower } from '../core/lifecycle/rollout-executor.ts'
 import type { PowerService } from '../core/power/power-service.ts'
 import type { Db } from '../storage/database.ts'
 import type { EngineSshKey } from '../storage/engine-ssh-key.ts'
@@ -34,6 +34,8 @@ export interface RolloutWiring {
   endpointLookup?: LookupFunction
   /** Machines' BMCs: a `poweroff` restart is powered on again, a machine that hangs is power-cycled. */
   power: PowerService
+  /** Clusters' etcd, asked live: control-plane members start and come back on its health. */
+  etcd: RolloutEtcd
 }
 
 /** The rollout's view of the BMCs: every call goes through the power service (its queue, retries, audit). */
@@ -87,6 +89,7 @@ export function rolloutPorts(wiring: RolloutWiring): RolloutPorts {
       return record && { state: record.state, reportedAt: record.reportedAt }
     },
     controlPlaneMembers: (cluster) => countControlPlaneMembers(store, cluster),
+    etcd: wiring.etcd,
     clock: () => new Date(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     log: ({ level, message, ...fields }) => logger[level]({ component: 'rollout', ...fields }, message),

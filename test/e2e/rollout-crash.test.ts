@@ -103,6 +103,8 @@ t.test('SIGKILL during a run: the next engine resumes it; nothing left held or c
     apply: { command: applyCommand, config_path: configPath },
     kubernetes_api_server: kube.url,
     drain: { timeout_seconds: 20, eviction_retry_seconds: 0.1 },
+    // The machines are played by the test and run no etcd: the gates on it are tested in etcd-quorum.test.ts.
+    etcd: { enabled: false },
     ready_timeout_seconds: 60,
   })
   t.equal(created.status, 201, created.text)

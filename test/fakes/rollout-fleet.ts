@@ -1,12 +1,15 @@
 /**
- * A running engine (real SQLite, the real runner job) with an installed, outdated cluster, and the two
- * adapters that reach outside replaced by recording doubles: a machine shell whose "restart" makes
- * the machine report its new config after `rebootMs`, and a node drainer that records cordons.
- * Shared by the rollout tests and the rollout benchmark.
+ * A running engine (real SQLite, the real runner job) with an installed, outdated cluster, and the
+ * adapters that reach outside replaced by doubles: a machine shell whose "restart" makes the machine
+ * report its new config after `rebootMs`, a node drainer that records cordons, and an etcd whose
+ * members (one per control-plane member) are all healthy and caught up, so that the etcd gates let
+ * each member through as soon as it reported (the gates themselves: test/core/lifecycle and
+ * test/e2e/etcd-quorum.test.ts). Shared by the rollout tests and the rollout benchmark.
  */
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { CommandResult, DrainOptions, MachineShell, NodeDrainer, SshTarget } from '../../src/core/lifecycle/ports.ts'
+import { FixedEtcdGateway } from './etcd-gateway.ts'
 import { machineCredentials } from '../helpers/machine-credentials.ts'
 import { reportInstalled, takeSlotAndFetchConfig } from '../helpers/machine-requests.ts'
 import { auth, removeTree, startTestEngine, type TestEngine } from '../helpers/engine.ts'
@@ -103,7 +106,9 @@ export async function fleet(t: { teardown(fn: () => unknown): void }, count: num
   }
   const shell = new RecordingShell(report, holders, rebootMs)
   const drainer = new RecordingDrainer()
-  const engine = await startTestEngine({ env: { SLIPWAY_HTTP_PORT: '0', SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0' }, adapters: { shell, drainerFrom: () => drainer } })
+  // The scheduler names control-plane members <cluster>-cp-<n>: etcd's member names.
+  const etcd = new FixedEtcdGateway(Object.fromEntries(clusters.map((name) => [name, Array.from({ length: controlPlane }, (_, index) => `${name}-cp-${index + 1}`)])))
+  const engine = await startTestEngine({ env: { SLIPWAY_HTTP_PORT: '0', SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0' }, adapters: { shell, drainerFrom: () => drainer, etcd } })
   t.teardown(async () => {
     await engine.engine.close()
     removeTree(path.dirname(engine.dataDir))

@@ -1,6 +1,7 @@
+import { describeUnhealthy, memberNotBack, type EtcdLook, type EtcdWait } from '../clusters/etcd-quorum.ts'
 import { SlipwayError } from '../errors.ts'
 import type { DrainOptions, MachineShell, NodeDrainer, SshTarget } from './ports.ts'
-import { isInFlight, machinesToStart, type Phase } from './rollout-plan.ts'
+import { controlPlaneAllowance, etcdGated, isInFlight, liveControlPlaneAllowance, machinesToStart, type Phase } from './rollout-plan.ts'
 import { isActive, type RolloutMachine, type RolloutRepository, type RolloutRun } from './rollout-service.ts'
 
 /** The reboot lock as the executor uses it. */
@@ -16,6 +17,11 @@ export interface RolloutPower {
   /** The power state the BMC reports now. */
   state(machineUuid: string, requestedBy: string): Promise<'on' | 'off' | 'unknown'>
   power(machineUuid: string, action: 'on' | 'cycle', requestedBy: string): Promise<void>
+}
+
+/** A cluster's etcd as a rollout asks it: one live look at its members and their health. */
+export interface RolloutEtcd {
+  look(cluster: string): Promise<EtcdLook>
 }
 
 export interface RolloutPorts {
@@ -35,6 +41,8 @@ export interface RolloutPorts {
   /** The machine's last config report. */
   driftOf(machineUuid: string): Promise<{ state: string; reportedAt: string } | undefined>
   controlPlaneMembers(cluster: string): Promise<number>
+  /** The clusters' etcd, asked by runs that gate on it (`etcd.enabled`): control-plane members start and come back on it. */
+  etcd: RolloutEtcd
   clock(): Date
   sleep(ms: number): Promise<void>
   log(event: { run: string; uuid?: string; hostname?: string; phase?: Phase; message: string; level: 'info' | 'warn' | 'error' }): void
@@ -65,6 +73,8 @@ const NEXT: Partial<Record<Phase, Phase>> = {
 export class RolloutExecutor {
   private readonly workers = new Map<string, Promise<void>>()
   private readonly napping = new Set<() => void>()
+  /** What each run was last told about a cluster's etcd holding its control plane back (said once, not every tick). */
+  private readonly etcdHolds = new Map<string, string>()
   private stopping = false
 
   constructor(
@@ -120,9 +130,16 @@ export class RolloutExecutor {
     for (const machine of machines) if (isInFlight(machine.phase)) this.startWorker(run, machine)
     if (run.state === 'running') {
       const now = this.ports.clock()
-      const members = new Map<string, number>()
-      for (const cluster of new Set(machines.map((machine) => machine.cluster))) members.set(cluster, await this.ports.controlPlaneMembers(cluster))
-      const starting = machinesToStart(run.spec, machines, (cluster) => members.get(cluster) ?? 0, run.failures, now)
+      const counted = new Map<string, number>()
+      for (const cluster of new Set(machines.map((machine) => machine.cluster))) counted.set(cluster, controlPlaneAllowance(await this.ports.controlPlaneMembers(cluster)))
+      let starting = machinesToStart(run.spec, machines, (cluster) => counted.get(cluster)!, run.failures, now)
+      // etcd is asked only for a cluster whose control-plane member the count alone would start.
+      const asking = new Set(starting.filter((machine) => machine.role === 'control-plane').map((machine) => machine.cluster))
+      if (etcdGated(run.spec) && asking.size > 0) {
+        const live = new Map(counted)
+        for (const cluster of asking) live.set(cluster, Math.min(counted.get(cluster)!, await this.etcdAllowance(run, cluster, machines)))
+        starting = machinesToStart(run.spec, machines, (cluster) => live.get(cluster)!, run.failures, now)
+      }
       for (const machine of starting) {
         const locking: RolloutMachine = { ...machine, phase: 'locking', startedAt: now.toISOString(), phaseChangedAt: now.toISOString() }
         // `run` was read at the start of the tick: the store starts the machine only if the run is
@@ -149,7 +166,54 @@ export class RolloutExecutor {
       await repository.appendEvent(run.id, { at, uuid: null, message: `run ${state}: ${summary}` })
       return state
     })
-    if (state) this.ports.log({ run: run.id, message: `rollout run ${state}`, level: state === 'completed' ? 'info' : 'warn' })
+    if (!state) return
+    this.ports.log({ run: run.id, message: `rollout run ${state}`, level: state === 'completed' ? 'info' : 'warn' })
+    for (const key of this.etcdHolds.keys()) if (key.startsWith(`${run.id}/`)) this.etcdHolds.delete(key)
+  }
+
+  /**
+   * How many of the cluster's control-plane members may be down at once by etcd's live health: the
+   * quorum's allowance less the voting members already unhealthy that this run did not take down;
+   * none when etcd cannot be asked (fail closed). When that holds a start back the run's events say
+   * why, once until the reason changes.
+   */
+  private async etcdAllowance(run: RolloutRun, cluster: string, machines: readonly RolloutMachine[]): Promise<number> {
+    const inFlight = new Set(machines.filter((machine) => machine.cluster === cluster && machine.role === 'control-plane' && isInFlight(machine.phase)).map((machine) => machine.hostname))
+    let allowance = 0
+    let hold: { gist: string; message: string } | undefined
+    try {
+      const { allowance: live, voters, down } = liveControlPlaneAllowance(await this.ports.etcd.look(cluster), inFlight)
+      allowance = live
+      if (allowance - inFlight.size <= 0) {
+        const room = `with ${voters} voting member(s) ${controlPlaneAllowance(voters)} may be down at once`
+        hold = down.length
+          ? { gist: `unhealthy ${down.map((member) => member.id).join(',')}`, message: `etcd of cluster ${cluster}: not healthy: ${describeUnhealthy(down)}; ${room}, so no control-plane member starts until etcd is healthy again` }
+          : { gist: `room ${voters}`, message: `etcd of cluster ${cluster}: ${room} and ${inFlight.size} of this run's are down` }
+      }
+    } catch (error) {
+      hold = { gist: 'unreachable', message: `etcd of cluster ${cluster} cannot be asked (${error instanceof Error ? error.message : String(error)}): no control-plane member starts until it answers` }
+    }
+    const key = `${run.id}/${cluster}`
+    if (!hold) this.etcdHolds.delete(key)
+    else if (this.etcdHolds.get(key) !== hold.gist) {
+      this.etcdHolds.set(key, hold.gist)
+      await this.ports.repository.appendEvent(run.id, { at: this.ports.clock().toISOString(), uuid: null, message: hold.message })
+      this.ports.log({ run: run.id, message: hold.message, level: 'warn' })
+    }
+    return allowance
+  }
+
+  /** Why a restarted control-plane member does not count as back on etcd yet, or undefined once it does (see memberNotBack). */
+  private async etcdNotBack(run: RolloutRun, machine: RolloutMachine): Promise<EtcdWait | undefined> {
+    let look: EtcdLook
+    try {
+      look = await this.ports.etcd.look(machine.cluster)
+    } catch (error) {
+      return { condition: 'unreachable', message: `etcd cannot be asked (${error instanceof Error ? error.message : String(error)})` }
+    }
+    // The run's other members in flight were taken down on purpose; every other member must be healthy.
+    const takenDown = (await this.ports.repository.listMachines(run.id)).filter((other) => other.cluster === machine.cluster && other.role === 'control-plane' && other.uuid !== machine.uuid && isInFlight(other.phase))
+    return memberNotBack(look, machine.hostname, new Set(takenDown.map((other) => other.hostname)))
   }
 
   private hasWorkers(runId: string): boolean {
@@ -253,12 +317,20 @@ export class RolloutExecutor {
         const drainer = spec.drain.enabled ? await this.ports.drainerFor(run, machine.cluster) : undefined
         const power = await this.powerOf(machine)
         const by = `engine:rollout ${run.id.slice(0, 8)}`
+        const onEtcd = etcdGated(spec) && machine.role === 'control-plane'
         let poweredBackOn = false
         let nextPowerLook = 0
+        let etcdSaid: EtcdWait['condition'] | undefined
         for (;;) {
           const report = await this.ports.driftOf(machine.uuid)
           const reported = report !== undefined && report.reportedAt > issuedAt && report.state === 'up_to_date'
-          if (reported && (!drainer || (await drainer.isReady(machine.hostname)))) return
+          const ready = reported && (!drainer || (await drainer.isReady(machine.hostname)))
+          const etcdWait = ready && onEtcd ? await this.etcdNotBack(run, machine) : undefined
+          if (ready && !etcdWait) return
+          if (etcdWait && etcdWait.condition !== etcdSaid) {
+            etcdSaid = etcdWait.condition
+            await this.event(run, machine, `back with its new config; waiting for etcd: ${etcdWait.message}`)
+          }
           const now = this.ports.clock().getTime()
           // `poweroff` ends with the machine off: once its BMC says so, it is powered on again.
           if (spec.strategy === 'poweroff' && power && !poweredBackOn && !cycledAt && now >= nextPowerLook) {
@@ -266,7 +338,7 @@ export class RolloutExecutor {
             poweredBackOn = await this.powerBackOn(run, machine, power, by)
           }
           if (now > Date.parse(cycledAt ?? issuedAt) + spec.ready_timeout_seconds * 1000) {
-            const why = !reported ? `it did not report its new config (last report: ${report ? `${report.state} at ${report.reportedAt}` : 'none'})` : 'its node is not Ready'
+            const why = !reported ? `it did not report its new config (last report: ${report ? `${report.state} at ${report.reportedAt}` : 'none'})` : !ready ? 'its node is not Ready' : etcdWait!.message
             if (!cycledAt && power && spec.power_cycle_on_timeout !== false) {
               cycledAt = await this.powerCycle(run, machine, power, by, why)
               continue

@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { invalid } from '../errors.ts'
 import type { Role } from '../clusters/cluster.ts'
+import { unhealthyMembers, votersOf, type EtcdLook, type EtcdMemberView } from '../clusters/etcd-quorum.ts'
 import { checkDocument } from '../selection/documents.ts'
 import { parseLabelSelector } from '../selection/label-selector.ts'
 
@@ -51,7 +52,17 @@ export const RolloutDocument = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
-    ready_timeout_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 900, description: 'How long a restarted machine has to report its new config (and its node to be Ready).' }),
+    etcd: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description:
+            "Gate control-plane members on their cluster's etcd, asked live: one starts only while the members already unhealthy leave room in the quorum (none when etcd cannot be asked), and a restarted one counts as back only once its etcd member is healthy and caught up with the leader and every other member is healthy.",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    ready_timeout_seconds: Type.Integer({ minimum: 1, maximum: 86_400, default: 900, description: 'How long a restarted machine has to report its new config (and its node to be Ready, and its etcd member to be back).' }),
     power_cycle_on_timeout: Type.Boolean({
       default: true,
       description: 'A machine with a BMC that is not back within ready_timeout_seconds is power-cycled once and given that long again before it counts as failed.',
@@ -132,15 +143,31 @@ export function rolloutOrder<M extends { role: Role; hostname: string }>(machine
 export const controlPlaneAllowance = (members: number) => Math.max(1, Math.floor((members - 1) / 2))
 
 /**
+ * How many of a cluster's control-plane members may be down at once by etcd's live health: the
+ * quorum's allowance for its voting members, less those already unhealthy that `takenDown` (the run's
+ * own members in flight, which `machinesToStart` counts itself) does not name. With one of three
+ * members unhealthy: 0.
+ */
+export function liveControlPlaneAllowance(look: EtcdLook, takenDown: ReadonlySet<string>): { allowance: number; voters: number; down: EtcdMemberView[] } {
+  const voters = votersOf(look.members).length
+  const down = unhealthyMembers(look.members, takenDown)
+  return { allowance: controlPlaneAllowance(voters) - down.length, voters, down }
+}
+
+/** Whether the run gates control-plane members on live etcd health (runs stored before the switch existed do). */
+export const etcdGated = (spec: RolloutSpec) => spec.etcd?.enabled !== false
+
+/**
  * Which waiting machines may start now: at most `max_parallel` in flight across the run; in each
  * cluster, control-plane members only once every node of that cluster is finished, and never more in
- * flight than that cluster's etcd quorum allows; nothing new outside the window or once
+ * flight than `downAllowed(cluster)` (how many of its control-plane members may be down at once: from
+ * the member count, or from etcd's live health); nothing new outside the window or once
  * `max_failures` machines failed.
  */
 export function machinesToStart<M extends RolloutMachineState>(
   spec: RolloutSpec,
   machines: readonly M[],
-  controlPlaneMembers: (cluster: string) => number,
+  downAllowed: (cluster: string) => number,
   failures: number,
   now: Date,
 ): M[] {
@@ -151,7 +178,7 @@ export function machinesToStart<M extends RolloutMachineState>(
   const controlPlaneFree = new Map<string, number>()
   const nodesUnfinished = new Set<string>()
   for (const machine of ordered) {
-    if (!controlPlaneFree.has(machine.cluster)) controlPlaneFree.set(machine.cluster, controlPlaneAllowance(controlPlaneMembers(machine.cluster)))
+    if (!controlPlaneFree.has(machine.cluster)) controlPlaneFree.set(machine.cluster, downAllowed(machine.cluster))
     if (machine.role === 'control-plane' && isInFlight(machine.phase)) controlPlaneFree.set(machine.cluster, controlPlaneFree.get(machine.cluster)! - 1)
     if (machine.role === 'node' && !FINISHED.includes(machine.phase)) nodesUnfinished.add(machine.cluster)
   }

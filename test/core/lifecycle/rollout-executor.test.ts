@@ -1,9 +1,12 @@
 import t from 'tap'
 import type { NodeDrainer } from '../../../src/core/lifecycle/ports.ts'
+import { EtcdQuorum } from '../../../src/core/clusters/etcd-quorum.ts'
+import { upstreamFailed } from '../../../src/core/errors.ts'
 import { RolloutExecutor, type RolloutPorts } from '../../../src/core/lifecycle/rollout-executor.ts'
 import { parseRolloutSpec, type Phase } from '../../../src/core/lifecycle/rollout-plan.ts'
 import { RolloutService, type RolloutMachine, type RolloutRepository, type RolloutRun } from '../../../src/core/lifecycle/rollout-service.ts'
 import { until } from '../../helpers/wait.ts'
+import { BrokenEtcdGateway, FixedEtcdGateway } from '../../fakes/etcd-gateway.ts'
 import { FixedMachineShell, type FakeMachine } from '../../fakes/machine-shell.ts'
 import { ManualClock } from '../../fakes/manual-clock.ts'
 import { BrokenNodeDrainer, EmptyNodeDrainer, FixedNodeDrainer } from '../../fakes/node-drainer.ts'
@@ -56,6 +59,13 @@ interface WorldOptions {
   onCall?: (call: string) => void
   /** The cluster's control-plane member count (a test may act while the executor awaits it). */
   members?: () => Promise<number>
+  /**
+   * Machines that are control-plane members (hostnames node-N all the same): the cluster's etcd has a
+   * member of each name, and a member restarting is down for the next two looks at etcd.
+   */
+  controlPlane?: number[]
+  /** The cluster's etcd (default: healthy members named after the control-plane machines; none may be asked without them). */
+  etcd?: FixedEtcdGateway
 }
 
 /**
@@ -74,6 +84,8 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
   const drainer = options.drainer ?? new FixedNodeDrainer(nodes, journal)
   const drift = new Map<string, { state: string; reportedAt: string }>()
   for (let n = 1; n <= count; n++) drift.set(uuidOf(n), { state: 'outdated', reportedAt: '2026-11-20T00:00:00.000Z' })
+  const controlPlane = new Set(options.controlPlane ?? [])
+  const etcd = options.etcd ?? (controlPlane.size ? new FixedEtcdGateway({ [CLUSTER]: [...controlPlane].map(nodeOf) }, journal) : undefined)
   const silent = new Set(options.silent ?? [])
   const hanging = new Set(options.hangUntilCycled ?? [])
   const boots = (n: number) => drift.set(uuidOf(n), { state: 'up_to_date', reportedAt: clock.iso(1000) })
@@ -86,6 +98,7 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
     const n = Number(host.split('.').at(-1))
     // `poweroff` leaves the machine off until something powers it on (its BMC, or a person).
     if (command.endsWith(' poweroff')) return power.turnedOff(uuidOf(n))
+    if (controlPlane.has(n)) etcd?.down(CLUSTER, nodeOf(n), 'restarting', 2)
     // The machine boots its new config and its agent reports it a second after the restart.
     if (!silent.has(n) && !hanging.has(n)) boots(n)
   }
@@ -109,7 +122,8 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
     pinHostKey: async (uuid, hostKey) => void pinned.set(uuid, hostKey),
     expectedConfig: async (uuid) => configOf(uuid),
     driftOf: async (uuid) => drift.get(uuid),
-    controlPlaneMembers: options.members ?? (async () => 0),
+    controlPlaneMembers: options.members ?? (async () => controlPlane.size),
+    etcd: new EtcdQuorum(etcd ?? new BrokenEtcdGateway(), clock.now),
     clock: clock.now,
     sleep: clock.sleep,
     log: ({ level, message }) => void logs.push({ level, message }),
@@ -135,7 +149,7 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
     uuid: uuidOf(index + 1),
     cluster: CLUSTER,
     labels: {},
-    role: 'node' as const,
+    role: controlPlane.has(index + 1) ? ('control-plane' as const) : ('node' as const),
     hostname: nodeOf(index + 1),
     machineState: 'installed',
     drift: 'outdated' as const,
@@ -145,7 +159,7 @@ function world(t: { teardown(fn: () => unknown): void }, options: WorldOptions =
   const machine = (runId: string, n: number) => repository.machine(runId, uuidOf(n))
   const messages = (runId: string) => repository.events(runId).map((event) => event.message)
   const finished = (runId: string) => until(`run ${runId} to finish`, () => repository.run(runId).finishedAt !== null)
-  return { clock, calls, repository, locks, drainer: drainer as FixedNodeDrainer, shell, power, drift, pinned, logs, service, start, create, machine, messages, finished }
+  return { clock, calls, repository, locks, drainer: drainer as FixedNodeDrainer, shell, power, drift, pinned, logs, service, start, create, machine, messages, finished, etcd }
 }
 
 /** The store as an engine that stopped with node-1 in `phase` left it (its lock, cordon and restart as that phase implies). */
@@ -649,4 +663,135 @@ t.test('a BMC that fails is told in the run and asked again: the poweroff machin
   t.match(broken.machine(brokenRun, 1), { phase: 'failed', error: /and again within 5 s of a power cycle/ })
   t.ok(broken.messages(brokenRun).some((message) => /the power cycle through its BMC failed: BMC 10\.0\.9\.1 refused/.test(message)), 'the failed cycle is in the run')
   t.same(broken.calls.filter((call) => call.startsWith('power')), [`power cycle ${uuidOf(1)}`], 'one try, never a second cycle')
+})
+
+/** The most slots held at once, by the lock and unlock calls in order. */
+function mostHeld(calls: readonly string[]): number {
+  const held = new Set<string>()
+  let most = 0
+  for (const call of calls) {
+    const [verb, , holder] = call.split(' ')
+    if (verb === 'lock') held.add(holder!)
+    if (verb === 'unlock') held.delete(holder!)
+    most = Math.max(most, held.size)
+  }
+  return most
+}
+
+/** How many looks at etcd came between two calls. */
+const looksBetween = (calls: readonly string[], from: string, to: string) => calls.slice(calls.indexOf(from), calls.indexOf(to)).filter((call) => call === `members ${CLUSTER}`).length
+
+const unreachable = () => upstreamFailed('ETCD_UNREACHABLE', 'no etcd member of cluster "roll" answered: https://10.0.0.2:2379: connect ECONNREFUSED', false)
+
+t.test('etcd gates: max_parallel 2 on three members rolls one at a time; each slot is released only once its etcd member is back', async (t) => {
+  const w = world(t, { count: 3, controlPlane: [1, 2, 3], spec: { max_parallel: 2, drain: { enabled: false } } })
+  const runId = await w.create()
+  await w.start().tick()
+  await w.finished(runId)
+  t.same([1, 2, 3].map((n) => w.machine(runId, n).phase), ['done', 'done', 'done'])
+  t.equal(mostHeld(w.calls), 1, 'one control-plane member at a time, whatever max_parallel says')
+  for (const n of [1, 2, 3]) {
+    // Down for two looks after its restart, healthy at the third: the slot waits for that one.
+    t.equal(looksBetween(w.calls, APPLY(n), `unlock ${CLUSTER} ${uuidOf(n)}`), 3, `node-${n}: its slot was released at the first look that found its member back`)
+    t.ok(w.messages(runId).includes(`node-${n}: back with its new config; waiting for etcd: its etcd member is not healthy (restarting)`), `node-${n}: the wait is told`)
+  }
+  t.match(w.repository.run(runId), { state: 'completed', failures: 0 })
+})
+
+t.test('etcd gates: a restarted member behind the leader keeps its slot until it has caught up; within the bound it has', async (t) => {
+  const behind = world(t, { count: 1, controlPlane: [1], spec: { drain: { enabled: false } }, onCall: (call) => void (call === APPLY(1) && behind.etcd!.lag(CLUSTER, nodeOf(1), 500, 4)) })
+  const runId = await behind.create()
+  await behind.start().tick()
+  await behind.finished(runId)
+  t.equal(behind.machine(runId, 1).phase, 'done')
+  t.equal(looksBetween(behind.calls, APPLY(1), `unlock ${CLUSTER} ${uuidOf(1)}`), 5, 'two looks down, two behind, released at the fifth')
+  t.ok(
+    behind.messages(runId).includes("node-1: back with its new config; waiting for etcd: its etcd member has not caught up: applied index 500, the leader's commit index 1000 (at most 100 behind counts)"),
+    behind.messages(runId).join('\n'),
+  )
+
+  const close = world(t, { count: 1, controlPlane: [1], spec: { drain: { enabled: false } }, onCall: (call) => void (call === APPLY(1) && close.etcd!.lag(CLUSTER, nodeOf(1), 100)) })
+  const closeRun = await close.create()
+  await close.start().tick()
+  await close.finished(closeRun)
+  t.equal(looksBetween(close.calls, APPLY(1), `unlock ${CLUSTER} ${uuidOf(1)}`), 3, '100 entries behind counts as caught up')
+  t.notOk(close.messages(closeRun).some((message) => message.includes('caught up')))
+})
+
+t.test('etcd gates: the timeout says which etcd condition was not met; a member that never catches up fails and gives its slot back', async (t) => {
+  const w = world(t, { count: 1, controlPlane: [1], spec: { drain: { enabled: false }, ready_timeout_seconds: 5 }, onCall: (call) => void (call === APPLY(1) && w.etcd!.lag(CLUSTER, nodeOf(1), 500)) })
+  const runId = await w.create()
+  await w.start().tick()
+  await w.finished(runId)
+  t.match(w.machine(runId, 1), { phase: 'failed', error: "restarting: node-1 did not come back within 5 s: its etcd member has not caught up: applied index 500, the leader's commit index 1000 (at most 100 behind counts)" })
+  t.same(w.locks.holders(CLUSTER), [], 'its slot was given back')
+})
+
+t.test('etcd gates: another member unhealthy while one restarts holds the slot until it is healthy again', async (t) => {
+  const w = world(t, { count: 3, controlPlane: [1, 2, 3], spec: { drain: { enabled: false } }, onCall: (call) => void (call === APPLY(1) && w.etcd!.down(CLUSTER, nodeOf(3), 'connect ECONNREFUSED', 4)) })
+  const runId = await w.create()
+  const { tick } = w.start()
+  await tick()
+  await until('node-1 done', () => w.machine(runId, 1).phase === 'done')
+  t.equal(looksBetween(w.calls, APPLY(1), `unlock ${CLUSTER} ${uuidOf(1)}`), 5, 'released once node-3 answered again')
+  t.ok(w.messages(runId).includes('node-1: back with its new config; waiting for etcd: another etcd member is not healthy: node-3 (connect ECONNREFUSED)'), w.messages(runId).join('\n'))
+  await w.finished(runId)
+})
+
+t.test('etcd gates: with one of three members unhealthy no control-plane member starts; the run says why once; they start once it is healthy', async (t) => {
+  const w = world(t, { count: 3, controlPlane: [1, 2, 3], spec: { drain: { enabled: false } } })
+  w.etcd!.unhealthy(CLUSTER, nodeOf(3), 'etcdserver: mvcc: database space exceeded')
+  const runId = await w.create()
+  const { tick } = w.start()
+  for (let round = 0; round < 3; round++) await tick()
+  t.same([1, 2, 3].map((n) => w.machine(runId, n).phase), ['waiting', 'waiting', 'waiting'], 'nothing started')
+  t.same(w.calls.filter((call) => call.startsWith('lock')), [], 'nothing locked')
+  const held = w.messages(runId).filter((message) => message.startsWith('etcd of cluster roll'))
+  t.same(held, ['etcd of cluster roll: not healthy: node-3 (etcdserver: mvcc: database space exceeded); with 3 voting member(s) 1 may be down at once, so no control-plane member starts until etcd is healthy again'], 'said once over three ticks')
+  t.ok(w.logs.some((log) => log.level === 'warn' && log.message === held[0]))
+
+  w.etcd!.up(CLUSTER, nodeOf(3))
+  await tick()
+  await w.finished(runId)
+  t.match(w.repository.run(runId), { state: 'completed' })
+  t.equal(mostHeld(w.calls), 1)
+})
+
+t.test('etcd gates: etcd that cannot be asked starts no control-plane member (fail closed) and says so once; nodes roll meanwhile', async (t) => {
+  const w = world(t, { count: 2, controlPlane: [2], spec: { max_parallel: 2, drain: { enabled: false } } })
+  w.etcd!.failOn(`members ${CLUSTER}`, unreachable())
+  const runId = await w.create()
+  const { tick } = w.start()
+  await tick()
+  await until('node-1 (a node) done', () => w.machine(runId, 1).phase === 'done')
+  for (let round = 0; round < 3; round++) await tick()
+  t.equal(w.machine(runId, 2).phase, 'waiting', 'the control-plane member did not start')
+  t.same(
+    w.messages(runId).filter((message) => message.startsWith('etcd of cluster roll')),
+    ['etcd of cluster roll cannot be asked (no etcd member of cluster "roll" answered: https://10.0.0.2:2379: connect ECONNREFUSED): no control-plane member starts until it answers'],
+  )
+  w.etcd!.cure(`members ${CLUSTER}`)
+  await tick()
+  await w.finished(runId)
+  t.match(w.repository.run(runId), { state: 'completed', failures: 0 })
+})
+
+t.test('etcd gates off: etcd is never asked; control-plane members roll on the member count and their reports, one at a time', async (t) => {
+  const w = world(t, { count: 3, controlPlane: [1, 2, 3], spec: { max_parallel: 2, drain: { enabled: false }, etcd: { enabled: false } } })
+  w.etcd!.failOn(`members ${CLUSTER}`, unreachable())
+  const runId = await w.create()
+  await w.start().tick()
+  await w.finished(runId)
+  t.match(w.repository.run(runId), { state: 'completed', failures: 0 })
+  t.same(w.calls.filter((call) => call.startsWith('members')), [], 'never asked')
+  t.equal(mostHeld(w.calls), 1, 'the quorum by count still allows one at a time')
+})
+
+t.test('etcd gates: a single-member control plane is restarted (allowance 1) and released once its member is back', async (t) => {
+  const w = world(t, { count: 1, controlPlane: [1], spec: { drain: { enabled: false } } })
+  const runId = await w.create()
+  await w.start().tick()
+  await w.finished(runId)
+  t.equal(w.machine(runId, 1).phase, 'done')
+  t.equal(looksBetween(w.calls, APPLY(1), `unlock ${CLUSTER} ${uuidOf(1)}`), 3)
 })

@@ -1,8 +1,9 @@
 import t from 'tap'
-import { controlPlaneAllowance, inWindow, machinesToStart, parseRolloutSpec, rolloutOrder, type Phase, type RolloutMachineState } from '../../../src/core/lifecycle/rollout-plan.ts'
+import { leaderOf, type EtcdMemberView } from '../../../src/core/clusters/etcd-quorum.ts'
+import { controlPlaneAllowance, etcdGated, inWindow, liveControlPlaneAllowance, machinesToStart, parseRolloutSpec, rolloutOrder, type Phase, type RolloutMachineState } from '../../../src/core/lifecycle/rollout-plan.ts'
 
 const machine = (hostname: string, role: 'control-plane' | 'node', phase: Phase = 'waiting', cluster = 'c'): RolloutMachineState => ({ uuid: hostname, cluster, hostname, role, phase })
-const members = (count: number) => () => count
+const members = (count: number) => () => controlPlaneAllowance(count)
 const now = new Date('2026-11-21T12:00:00Z') // a Saturday
 
 t.test('defaults and bad specs', async (t) => {
@@ -53,7 +54,7 @@ t.test('across clusters: max_parallel over the run, nodes first and quorum in ea
   t.same(machinesToStart(spec, fleet, members(3), 0, now).map((m) => m.hostname), ['a-cp-1'], "cluster a's nodes are done: one member; b waits for its node")
   const bothDone = fleet.map((m) => (m.role === 'node' ? { ...m, phase: 'done' as const } : m))
   t.same(machinesToStart(spec, bothDone, members(3), 0, now).map((m) => m.hostname), ['a-cp-1', 'b-cp-1'], 'one member of each 3-member cluster at once')
-  const five = (cluster: string) => (cluster === 'a' ? 5 : 3)
+  const five = (cluster: string) => controlPlaneAllowance(cluster === 'a' ? 5 : 3)
   t.same(machinesToStart(spec, bothDone, five, 0, now).map((m) => m.hostname), ['a-cp-1', 'a-cp-2', 'b-cp-1'], "each cluster's own quorum (a counts 5 members)")
   const two = parseRolloutSpec({ selector: 'rack=r1', max_parallel: 2 })
   t.same(machinesToStart(two, [machine('x-node', 'node', 'applying', 'x'), machine('y-node-1', 'node', 'waiting', 'y'), machine('y-node-2', 'node', 'waiting', 'y')], members(1), 0, now).map((m) => m.hostname), ['y-node-1'], 'max_parallel counts machines of every cluster')
@@ -73,4 +74,34 @@ t.test('maintenance windows, in their own time zone, across midnight', async (t)
   t.notOk(inWindow(overnight, new Date('2026-11-22T01:30:00Z')), 'but not Sunday 01:30')
   const spec = parseRolloutSpec({ cluster: 'c', window: { days: ['sun'], start: '01:00', end: '02:00' } })
   t.same(machinesToStart(spec, [machine('a', 'node')], members(3), 0, now), [], 'outside the window nothing starts')
+})
+
+t.test('etcd gates: on by default (and for runs stored before the switch), off on request; the live allowance counts members already down', async (t) => {
+  t.ok(etcdGated(parseRolloutSpec({ cluster: 'c' })))
+  t.notOk(etcdGated(parseRolloutSpec({ cluster: 'c', etcd: { enabled: false } })))
+  t.ok(etcdGated({ ...parseRolloutSpec({ cluster: 'c' }), etcd: undefined } as never), 'a run stored without the field')
+  t.throws(() => parseRolloutSpec({ cluster: 'c', etcd: { enabled: true, skip: 1 } }), { code: 'INVALID_ROLLOUT' })
+
+  const member = (name: string, healthy: boolean, learner = false): EtcdMemberView => ({
+    id: name,
+    name,
+    peerUrls: [],
+    clientUrls: [],
+    learner,
+    status: { reachable: healthy, healthy, raftIndex: 9, raftAppliedIndex: 9, raftTerm: 2, leaderId: 'c-cp-1', version: '3.4.23', errors: healthy ? [] : ['connect ECONNREFUSED'] },
+  })
+  const look = (members: EtcdMemberView[]) => ({ cluster: 'c', at: now.toISOString(), members, leader: leaderOf(members) })
+  const names = ['c-cp-1', 'c-cp-2', 'c-cp-3']
+  t.equal(liveControlPlaneAllowance(look(names.map((name) => member(name, true))), new Set()).allowance, 1, 'three healthy: one may be down')
+  t.equal(liveControlPlaneAllowance(look(names.map((name) => member(name, name !== 'c-cp-3'))), new Set()).allowance, 0, 'one already down: none more')
+  t.equal(liveControlPlaneAllowance(look(names.map((name) => member(name, name !== 'c-cp-3'))), new Set(['c-cp-3'])).allowance, 1, "one the run took down itself is counted by the plan, not twice")
+  t.equal(liveControlPlaneAllowance(look([member('c-cp-1', true)]), new Set()).allowance, 1, 'a single member may still restart')
+  t.equal(liveControlPlaneAllowance(look([...names.map((name) => member(name, true)), member('c-cp-4', false, true)]), new Set()).allowance, 1, 'a learner neither votes nor counts as down')
+  const five = ['c-cp-1', 'c-cp-2', 'c-cp-3', 'c-cp-4', 'c-cp-5']
+  t.equal(liveControlPlaneAllowance(look(five.map((name) => member(name, name !== 'c-cp-5'))), new Set()).allowance, 1, 'five with one down: one more')
+
+  // max_parallel 2 on three members, with the live allowance as the executor passes it: one at a time.
+  const spec = parseRolloutSpec({ cluster: 'c', max_parallel: 2 })
+  const live = () => liveControlPlaneAllowance(look(names.map((name) => member(name, true))), new Set()).allowance
+  t.same(machinesToStart(spec, names.map((name) => machine(name, 'control-plane')), live, 0, now).map((m) => m.hostname), ['c-cp-1'])
 })
