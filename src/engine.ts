@@ -75,7 +75,7 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const replicas = replicaRefresh(basics, provisioning.reload, reverseProxy.routes)
     // HTTP listens first (a port taken fails before anything ran); /healthz says 'starting' until the rest listen too.
     let starting = false
-    const app = await buildEngineApp(basics, { access, provisioning, power, lifecycle, apps, dns, reverseProxy }, () => starting)
+    const app = await buildEngineApp(basics, { access, provisioning, etcd, power, lifecycle, apps, dns, reverseProxy }, () => starting)
     const { jobLeases } = basics
     const running = runCapabilities([access, provisioning, etcd, power, lifecycle, apps, dns, reverseProxy, replicas], jobLeases)
     return {

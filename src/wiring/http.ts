@@ -17,6 +17,7 @@ import { governHttpServer } from '../transports/http/http-listener.ts'
 import type { wireAccess } from './access.ts'
 import type { wireApps } from './apps.ts'
 import type { wireDns } from './dns.ts'
+import type { wireEtcd } from './etcd.ts'
 import type { WiringBasics } from './capability.ts'
 import type { wireLifecycle } from './lifecycle.ts'
 import type { wirePower } from './power.ts'
@@ -29,6 +30,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 export interface HttpCapabilities {
   access: Awaited<ReturnType<typeof wireAccess>>
   provisioning: Provisioning
+  etcd: ReturnType<typeof wireEtcd>
   power: ReturnType<typeof wirePower>
   lifecycle: ReturnType<typeof wireLifecycle>
   apps: ReturnType<typeof wireApps>
@@ -39,7 +41,7 @@ export interface HttpCapabilities {
 /** The HTTP API, the machine-facing routes and the web UI, over every capability's services. */
 export function buildEngineApp(
   { config, store, secrets, logger, metrics, events }: WiringBasics,
-  { access, provisioning, power, lifecycle, apps, dns, reverseProxy }: HttpCapabilities,
+  { access, provisioning, etcd, power, lifecycle, apps, dns, reverseProxy }: HttpCapabilities,
   isStarting: () => boolean,
 ): Promise<FastifyInstance> {
   return buildApp({
@@ -66,6 +68,7 @@ export function buildEngineApp(
     installs: provisioning.installs,
     credentials: provisioning.credentials,
     clusters: provisioning.clusters,
+    etcd: { quorum: etcd.quorum, access: etcd.access },
     scheduler: provisioning.scheduler,
     membershipOf: (uuid) => provisioning.clusterDirectory.memberOf(uuid),
     power: power.power,

@@ -49,6 +49,42 @@ export interface BootstrapView {
   updated_at: string
 }
 
+/** GET /api/v1/clusters/{name}/etcd. */
+export interface EtcdView {
+  cluster: string
+  asked_at: string
+  leader: string | null
+  voting_members: number
+  healthy_members: number
+  quorum: number
+  members: {
+    id: string
+    id_hex: string
+    name: string
+    peer_urls: string[]
+    client_urls: string[]
+    learner: boolean
+    leader: boolean
+    reachable: boolean
+    healthy: boolean
+    raft_index: number | null
+    raft_applied_index: number | null
+    raft_term: number | null
+    leader_id: string | null
+    version: string | null
+    errors: string[]
+  }[]
+}
+
+/** POST /api/v1/clusters/{name}/etcd/client-certificate. */
+export interface EtcdClientCertificateView {
+  common_name: string
+  ca_certificate: string
+  certificate: string
+  private_key: string
+  not_after: string
+}
+
 export interface HealthView {
   status: string
   reason: string

@@ -52,10 +52,13 @@ import { machineBootRoutes } from './routes/admin/machine-boot.ts'
 import { machineIdentityRoutes } from './routes/admin/machine-identity.ts'
 import { uiRoutes } from './routes/ui/ui-routes.ts'
 import type { UiSessions } from './ui-session.ts'
+import { clusterEtcdRoutes } from './routes/admin/cluster-etcd.ts'
 import { clusterRoutes } from './routes/admin/clusters.ts'
 import type { BootstrapProgressService } from '../../core/clusters/bootstrap-progress.ts'
 import { provisionRoutes } from './routes/compat/mexosagent/provision.ts'
 import type { ClusterService, ScheduleReport } from '../../core/clusters/cluster-service.ts'
+import type { EtcdAccess } from '../../core/clusters/etcd-access.ts'
+import type { EtcdQuorum } from '../../core/clusters/etcd-quorum.ts'
 import type { LockService } from '../../core/lifecycle/lock-service.ts'
 import type { DriftService } from '../../core/lifecycle/drift.ts'
 import type { RollingDrain, RollingMode } from '../../core/lifecycle/rolling-mode.ts'
@@ -93,6 +96,8 @@ export interface AppDependencies {
   machinePolicy: { credentialGraceSeconds: number; reprovisionWindowSeconds: number; discoveryReportsPerMinute: number }
   installs: InstallAuthorization
   clusters: ClusterService
+  /** Provisioned clusters' etcd, asked live, and operators' etcd client certificates. */
+  etcd: { quorum: Pick<EtcdQuorum, 'look'>; access: Pick<EtcdAccess, 'issueClientCertificate'> }
   registry: ClusterRegistry
   charts: ChartService
   releases: ReleaseService
@@ -231,6 +236,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       await admin.register(machineBootRoutes, { machines: deps.machines, boot: deps.boot, credentials: deps.credentials, publicUrl: deps.http.publicUrl })
       await admin.register(powerRoutes, { power: deps.power, bringUps: deps.bringUps, flows: deps.flows })
       await admin.register(clusterRoutes, { clusters: deps.clusters, bootstrap: deps.bootstrap, scheduler: deps.scheduler })
+      await admin.register(clusterEtcdRoutes, { etcd: deps.etcd })
       await admin.register(registryRoutes, registryOptions)
       await admin.register(releaseRoutes, { charts: deps.charts, releases: deps.releases })
       await admin.register(dnsRoutes, { locations: deps.dnsLocations, zone: deps.dnsZone })

@@ -1,4 +1,7 @@
-import type { BootstrapView, ClusterDetail, ClusterView, HealthTransitionView, HealthView } from '../api-types.ts'
+import { existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import type { BootstrapView, ClusterDetail, ClusterView, EtcdClientCertificateView, EtcdView, HealthTransitionView, HealthView } from '../api-types.ts'
 import { EXIT, usageError } from '../cli-error.ts'
 import { confirmByName, flag, mustConfirm, keyValues, positional, stringValue, stringValues, YES_OPTION, type CommandContext, type CommandSpec } from '../command.ts'
 import { readDocument, readTextFile } from '../documents.ts'
@@ -187,6 +190,78 @@ export const clusterCommands: CommandSpec[] = [
         }
       }
       return answer.data.some((member) => member.phase === 'failed') ? EXIT.failed : EXIT.ok
+    },
+  },
+  {
+    path: ['clusters', 'etcd'],
+    summary: "a provisioned cluster's etcd members as etcd reports them now: health, leader, raft term and indexes",
+    args: '<name>',
+    arity: [1, 1],
+    details: 'Exits 1 when a voting member is not healthy.',
+    async run(context) {
+      const name = checkName(positional(context, 0))
+      const answer = await (await context.api()).call<EtcdView>('GET', `${clusterPath(name)}/etcd`)
+      const etcd = answer.data
+      const allHealthy = etcd.healthy_members === etcd.voting_members
+      if (context.out.json) {
+        context.out.printJson(answer.raw)
+        return allHealthy ? EXIT.ok : EXIT.failed
+      }
+      context.out.fields([
+        ['Leader', etcd.leader ?? 'none'],
+        ['Healthy', `${etcd.healthy_members} of ${etcd.voting_members} voting members (a quorum is ${etcd.quorum})`],
+        ['Asked', etcd.asked_at],
+      ])
+      const number = (value: number | null) => (value === null ? '-' : String(value))
+      context.out.table(
+        [{ header: 'NAME' }, { header: 'ID' }, { header: 'HEALTHY' }, { header: 'LEADER' }, { header: 'TERM', align: 'right' }, { header: 'RAFT INDEX', align: 'right' }, { header: 'APPLIED', align: 'right' }, { header: 'ERRORS', shrink: true }],
+        etcd.members.map((member) => [
+          member.name || '(not started)',
+          member.id_hex,
+          member.healthy ? 'yes' : 'no',
+          member.leader ? 'yes' : member.learner ? 'learner' : '',
+          number(member.raft_term),
+          number(member.raft_index),
+          number(member.raft_applied_index),
+          member.errors.join('; '),
+        ]),
+      )
+      return allHealthy ? EXIT.ok : EXIT.failed
+    },
+  },
+  {
+    path: ['clusters', 'etcd-certificate'],
+    summary: "a client certificate for etcdctl under a cluster's etcd CA (valid a day; admins only); its key is written, never kept by the engine",
+    args: '<name>',
+    arity: [1, 1],
+    options: {
+      'out-dir': { type: 'string', value: 'DIR', help: 'write ca.crt, client.crt and client.key (0600) there (required unless --json)' },
+      'common-name': { type: 'string', value: 'CN', help: "the certificate's common name (default operator:<your token's name>)" },
+      force: { type: 'boolean', help: 'replace the files if they exist' },
+    },
+    details: 'With --json the answer (key included) goes to stdout instead.',
+    async run(context) {
+      const name = checkName(positional(context, 0))
+      const outDir = stringValue(context, 'out-dir')
+      if (outDir === undefined && !context.out.json) throw usageError('where to? --out-dir DIR (or --json to print the answer, key included)')
+      const dir = outDir === undefined ? undefined : path.resolve(context.cwd, outDir)
+      const files = dir && { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'client.crt'), key: path.join(dir, 'client.key') }
+      const existing = files && Object.values(files).find((file) => existsSync(file))
+      if (existing && !flag(context, 'force')) throw usageError(`"${existing}" exists; add --force to replace it`, 'FILE_EXISTS')
+      const commonName = stringValue(context, 'common-name')
+      const answer = await (await context.api()).call<EtcdClientCertificateView>('POST', `${clusterPath(name)}/etcd/client-certificate`, { json: commonName === undefined ? {} : { common_name: commonName } })
+      if (!files) {
+        context.out.printJson(answer.raw)
+        return EXIT.ok
+      }
+      await mkdir(dir!, { recursive: true })
+      await writeFile(files.ca, answer.data.ca_certificate, { mode: 0o644 })
+      await writeFile(files.cert, answer.data.certificate, { mode: 0o644 })
+      // Written 0600 from the start: the key is never readable by others, not even for a moment.
+      await writeFile(files.key, answer.data.private_key, { mode: 0o600 })
+      if (context.out.json) context.out.printJson(JSON.stringify({ common_name: answer.data.common_name, not_after: answer.data.not_after, files }))
+      else context.out.print(`${answer.data.common_name}, valid until ${answer.data.not_after}:\n  etcdctl --cacert ${files.ca} --cert ${files.cert} --key ${files.key} --endpoints https://<member>:2379 endpoint status`)
+      return EXIT.ok
     },
   },
   {
