@@ -49,10 +49,10 @@ t.test('rollouts: start --wait to a failure and to completion, pause, resume, wa
   t.match(held.find((row) => row[0] === 'roll'), ['roll', '1', '0', '-', new RegExp(`^${uuidOf(1)} \\(\\d+s\\)$`)], 'the holder is listed')
 
   // So the next run waits for the slot: a wait that runs out, a pause, the slot released by hand, resume.
-  const started = await slipway(['rollouts', 'start', '--cluster', 'roll', '--json'], { url })
+  const started = await slipway(['rollouts', 'start', '--cluster', 'roll', '--no-etcd-gates', '--json'], { url })
   t.equal(started.code, 0, started.stderr)
   const run = JSON.parse(started.stdout) as { id: string; state: string; machines: unknown[] }
-  t.match(run, { state: 'running', machines: { length: 4 } }, '--json prints the created run')
+  t.match(run, { state: 'running', machines: { length: 4 }, spec: { etcd: { enabled: false } } }, '--json prints the created run (--no-etcd-gates in its spec)')
   const timedOut = await slipway(['rollouts', 'watch', run.id, '--wait-timeout', '1.5', '--interval', '0.1'], { url })
   t.equal(timedOut.code, 7, `a wait that runs out exits 7: ${timedOut.stderr}`)
   t.match(timedOut.stdout, new RegExp(`^rollout ${run.id}: 0/4 machines updated \\(roll-node-1 locking\\)$`, 'm'), 'the progress line says what moves')

@@ -132,6 +132,7 @@ export const rolloutCommands: CommandSpec[] = [
       'max-failures': { type: 'string', value: 'N', help: 'stop starting machines after this many failed (default 1)' },
       'ready-timeout': { type: 'string', value: 'SECONDS', help: 'how long a restarted machine has to come back' },
       'no-drain': { type: 'boolean', help: 'do not cordon and drain nodes first' },
+      'no-etcd-gates': { type: 'boolean', help: "do not hold control-plane members to their cluster's etcd health (machines that run none the engine can reach)" },
       file: { type: 'string', short: 'f', value: 'FILE', help: 'a whole rollout document (JSON or YAML: window, drain, ssh, ...); options given override it' },
       wait: { type: 'boolean', help: 'follow the run to its end (progress bar); exit 1 if it failed or was cancelled' },
       ...WAIT_OPTIONS,
@@ -156,6 +157,7 @@ export const rolloutCommands: CommandSpec[] = [
       const readyTimeout = integerValue(context, 'ready-timeout', 1, 86_400)
       if (readyTimeout !== undefined) body.ready_timeout_seconds = readyTimeout
       if (flag(context, 'no-drain')) body.drain = { ...(body.drain as object | undefined), enabled: false }
+      if (flag(context, 'no-etcd-gates')) body.etcd = { ...(body.etcd as object | undefined), enabled: false }
       waitSettings(context)
       const answer = await (await context.api()).call<RolloutDetail>('POST', '/api/v1/rollouts', { json: body })
       const run = answer.data
