@@ -66,8 +66,8 @@ export async function createEngine(config: Config, logger: Logger, adapters: Eng
     const basics = { config, store, secrets, logger, metrics, events: new EngineEvents(), jobLeases: replicaJobLeases(config, store, logger, metrics) }
     const access = await wireAccess(basics)
     const provisioning = await wireProvisioning(basics)
-    const etcd = wireEtcd(basics, adapters.etcd)
-    const power = wirePower(basics, access.audit, provisioning, adapters.power)
+    const etcd = wireEtcd(basics, provisioning, adapters.etcd)
+    const power = wirePower(basics, access.audit, provisioning, etcd.members, adapters.power)
     const lifecycle = wireLifecycle(basics, provisioning, adapters, power.power, etcd.quorum)
     const apps = wireApps(basics, provisioning, access.tenants, adapters)
     const dns = wireDns(basics, provisioning.endpointHealth)

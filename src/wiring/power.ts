@@ -4,6 +4,7 @@ import type { AuditTrail } from '../core/access/audit-trail.ts'
 import type { BmcClient } from '../core/power/bmc-client.ts'
 import type { BmcProtocol } from '../core/power/bmc.ts'
 import { BringUpService } from '../core/power/bring-up.ts'
+import type { EtcdMembers } from '../core/clusters/etcd-members.ts'
 import { MachineFlows } from '../core/power/machine-flows.ts'
 import { PowerService, type BmcCall, type PowerAudit } from '../core/power/power-service.ts'
 import { SerialJob } from '../jobs/serial-job.ts'
@@ -21,7 +22,7 @@ export type PowerAdapters = Partial<Record<BmcProtocol, BmcClient>>
  * BMC, global cap, retries and audit, bring-ups in batches, the re-provision and deprovision flows,
  * and the poll that keeps each machine's power state current (one replica at a time).
  */
-export function wirePower({ config, store, secrets, logger, metrics, jobLeases }: WiringBasics, audit: AuditTrail, provisioning: Provisioning, adapters: PowerAdapters = {}) {
+export function wirePower({ config, store, secrets, logger, metrics, jobLeases }: WiringBasics, audit: AuditTrail, provisioning: Provisioning, etcdMembers: EtcdMembers, adapters: PowerAdapters = {}) {
   const settings = config.power
   const clients: Record<BmcProtocol, BmcClient> = {
     ipmi: adapters.ipmi ?? new IpmitoolClient({ binary: settings.ipmitool }),
@@ -48,8 +49,13 @@ export function wirePower({ config, store, secrets, logger, metrics, jobLeases }
   const flows = new MachineFlows(
     machineRepository(store),
     deprovisionRepository(store),
-    // The memberships boots are rendered from: one lookup, not a read of every member and its machine.
-    { memberOf: async (uuid) => provisioning.clusterDirectory.memberOf(uuid) },
+    {
+      // The memberships boots are rendered from: one lookup, not a read of every member and its machine.
+      memberOf: async (uuid) => provisioning.clusterDirectory.memberOf(uuid),
+      leaveEtcd: (cluster, uuid) => etcdMembers.leave(cluster, uuid),
+      rejoinEtcd: (cluster, uuid) => etcdMembers.rejoin(cluster, uuid),
+      release: async (cluster, uuid, reason) => void (await provisioning.clusters.releaseMember(cluster, uuid, reason)),
+    },
     power,
     async (uuid) => {
       // Its boot renders follow its state; a machine returned to the pool may be scheduled at once.

@@ -34,6 +34,12 @@ export interface EtcdMembers {
   stop(n: number): Promise<void>
   /** Waits until every running member answers a health check over TLS. */
   healthy(timeoutMs?: number): Promise<void>
+  /**
+   * A machine that joins the cluster later (a replacement the scheduler placed): takes its install
+   * slot, writes the files of the config it is served and starts its etcd; returns its index. Throws
+   * with the engine's answer when the config is not served (yet).
+   */
+  join(machine: MachineIdentity): Promise<number>
   /** Kills every etcd and removes the members' files. */
   close(): Promise<void>
 }
@@ -44,6 +50,8 @@ export interface EtcdMembers {
  * answer health checks.
  */
 export async function startEtcdMembers(app: FastifyInstance, cluster: string, machines: MachineIdentity[]): Promise<EtcdMembers> {
+  // Grows with the machines that join later; the caller's list stays as it was.
+  machines = [...machines]
   const admin = (method: 'GET' | 'POST', url: string, payload?: unknown) => app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload: payload as object }) })
   const created = [await admin('POST', '/api/v1/flavors', { name: cluster, control_plane_count: machines.length, nodes_min: 0, nodes_max: 0 }), await admin('POST', '/api/v1/clusters', { name: cluster, flavor: cluster })]
   for (const answer of created) if (answer.statusCode !== 201) throw new Error(`creating cluster ${cluster}: ${answer.statusCode} ${answer.body}`)
@@ -56,8 +64,11 @@ export async function startEtcdMembers(app: FastifyInstance, cluster: string, ma
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-etcd-'))
   const roots = machines.map((_, index) => path.join(scratch, `m${index + 1}`))
   const variables: Record<string, string>[] = []
-  for (const [index, machine] of machines.entries()) {
-    const config = (await takeSlotAndFetchConfig(app, machine)).json() as { storage: { files: { path: string; contents: { source: string } }[] } }
+  /** Writes member `index`'s files from the config the engine serves it, and keeps its environment. */
+  const writeMember = async (index: number, machine: MachineIdentity) => {
+    const answer = await takeSlotAndFetchConfig(app, machine)
+    if (answer.statusCode !== 200) throw new Error(`the config of ${machine.uuid}: ${answer.statusCode} ${answer.body}`)
+    const config = answer.json() as { storage: { files: { path: string; contents: { source: string } }[] } }
     for (const file of config.storage.files.filter((candidate) => candidate.contents.source.startsWith('data:'))) {
       mkdirSync(path.dirname(path.join(roots[index]!, file.path)), { recursive: true })
       writeFileSync(path.join(roots[index]!, file.path), decodeURIComponent(file.contents.source.replace(/^data:,/, '')), { mode: 0o600 })
@@ -65,8 +76,9 @@ export async function startEtcdMembers(app: FastifyInstance, cluster: string, ma
     const env = readFileSync(path.join(roots[index]!, 'etc/slipway/etcd-member.env'), 'utf8')
       .replaceAll('/etc/kubernetes/pki', path.join(roots[index]!, 'etc/kubernetes/pki'))
       .replace(/^ETCD_DATA_DIR=.*$/m, `ETCD_DATA_DIR=${path.join(roots[index]!, 'var/lib/etcd')}`)
-    variables.push(Object.fromEntries(env.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)])))
+    variables[index] = Object.fromEntries(env.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))
   }
+  for (const [index, machine] of machines.entries()) await writeMember(index, machine)
 
   const processes: (ChildProcess | undefined)[] = machines.map(() => undefined)
   /** Each etcd's output, kept in memory: what explains a member that exits. */
@@ -83,7 +95,7 @@ export async function startEtcdMembers(app: FastifyInstance, cluster: string, ma
     await new Promise((resolve) => child.once('close', resolve).kill('SIGTERM'))
   }
   const pki = (n: number, file: string) => path.join(roots[n]!, 'etc/kubernetes/pki', file)
-  const endpoints = machines.map((machine) => `https://${machine.ip}:2379`).join(',')
+  let endpoints = machines.map((machine) => `https://${machine.ip}:2379`).join(',')
   const etcdctl = (n: number, args: string[], cert = 'etcd/healthcheck-client', at = endpoints) =>
     run('etcdctl', ['--endpoints', at, '--cacert', pki(n, 'etcd/ca.crt'), '--cert', pki(n, `${cert}.crt`), '--key', pki(n, `${cert}.key`), '--dial-timeout', '3s', '--command-timeout', '5s', ...args])
   const healthy = async (timeoutMs = 30_000) => {
@@ -110,6 +122,17 @@ export async function startEtcdMembers(app: FastifyInstance, cluster: string, ma
     await Promise.all(processes.map((child) => (child && !exited(child) ? new Promise((resolve) => child.once('close', resolve).kill('SIGKILL')) : undefined)))
     removeTree(scratch)
   }
+  const join = async (machine: MachineIdentity) => {
+    const index = machines.length
+    roots.push(path.join(scratch, `m${index + 1}`))
+    await writeMember(index, machine)
+    machines.push(machine)
+    processes.push(undefined)
+    logs.push([])
+    endpoints = machines.map((candidate) => `https://${candidate.ip}:2379`).join(',')
+    start(index)
+    return index
+  }
   for (const index of machines.keys()) start(index)
   try {
     await healthy()
@@ -117,5 +140,19 @@ export async function startEtcdMembers(app: FastifyInstance, cluster: string, ma
     await close()
     throw error
   }
-  return { cluster, machines, variables, pki, etcdctl, endpoints, start, stop, healthy, close }
+  return {
+    cluster,
+    machines,
+    variables,
+    pki,
+    etcdctl: (n, args, cert, at) => etcdctl(n, args, cert, at ?? endpoints),
+    get endpoints() {
+      return endpoints
+    },
+    start,
+    stop,
+    healthy,
+    join,
+    close,
+  }
 }

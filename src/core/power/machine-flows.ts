@@ -39,9 +39,24 @@ export interface DeprovisionStore {
   remove(uuid: string): Promise<boolean>
 }
 
-/** Where a machine stands in a cluster, if it does. */
+/** Where a machine stands in a cluster, if it does, and the changes of its membership the flows make. */
 export interface MachineMemberships {
   memberOf(uuid: string): Promise<{ cluster: string; hostname: string; role: string } | undefined>
+  /** Before a control-plane member leaves its cluster: its etcd member is removed, quorum checked; its name, or null (a node, or none). */
+  leaveEtcd(cluster: string, uuid: string): Promise<string | null>
+  /** Before a control-plane member is re-provisioned: its etcd member is removed and added again, so that the new install joins as a new member. */
+  rejoinEtcd(cluster: string, uuid: string): Promise<void>
+  /** Takes the machine out of its cluster: membership, group, address reservation; it is `discovered` again. */
+  release(cluster: string, uuid: string, reason: string): Promise<void>
+}
+
+export interface MemberRemoval {
+  machine: Machine
+  cluster: string
+  hostname: string
+  /** The etcd member removed (a control-plane machine's), or null. */
+  etcdRemoved: string | null
+  deprovision: Deprovision
 }
 
 export interface FlowResult {
@@ -89,6 +104,9 @@ export class MachineFlows {
     }
     if (await this.deprovisions.find(machine.uuid)) throw this.beingDeprovisioned(machine.uuid)
     const on = await this.prepareNetworkBoot(machine.uuid, requestedBy)
+    // Its new install erases its etcd data: a control-plane member joins again as a new member.
+    const membership = await this.memberships.memberOf(machine.uuid)
+    if (membership?.role === 'control-plane' && machine.state === 'installed') await this.memberships.rejoinEtcd(membership.cluster, machine.uuid)
     const reason = `re-provision requested by ${requestedBy}: next boot from the network, then the install of its role again`
     const moved = await this.machines.transaction(async (repository) => {
       const current = (await repository.findMachine(machine.uuid))!
@@ -102,6 +120,30 @@ export class MachineFlows {
     })
     await this.afterChange(machine.uuid)
     return { machine: moved, ...(await this.restart(machine.uuid, on, requestedBy, 'it is scheduled and reinstalls on its next network boot')) }
+  }
+
+  /**
+   * Takes a machine out of its cluster for good (it died, or is to be replaced): a control-plane
+   * machine's etcd member is removed first, the quorum checked (nothing changes when etcd refuses or
+   * cannot be asked, unless `force`: an etcd that is gone altogether); then its membership, its group and
+   * its address reservation go, and it leaves the pool as being deprovisioned (`retire`). The scheduler
+   * fills its place with the next machine available, which joins the running etcd.
+   */
+  async removeFromCluster(uuid: string, requestedBy: string, options: { force?: boolean } = {}): Promise<MemberRemoval> {
+    const machine = await this.machine(uuid)
+    const membership = await this.memberships.memberOf(machine.uuid)
+    if (!membership) throw notFound('CLUSTER_MEMBER_NOT_FOUND', `machine ${machine.uuid} is in no cluster`)
+    if (machine.state === 'installing') throw conflict('MACHINE_INSTALLING', `machine ${machine.uuid} is installing; remove it once it has reported`, { uuid: machine.uuid })
+    const etcdRemoved = options.force ? null : await this.memberships.leaveEtcd(membership.cluster, machine.uuid)
+    const how = options.force ? ' (forced: its etcd member was left alone)' : etcdRemoved ? ` (etcd member ${etcdRemoved} removed)` : ''
+    await this.memberships.release(membership.cluster, machine.uuid, `removed from cluster ${membership.cluster} by ${requestedBy}${how}`)
+    const deprovision = await this.retire(machine.uuid, requestedBy)
+    return { machine: await this.machine(machine.uuid), cluster: membership.cluster, hostname: membership.hostname, etcdRemoved, deprovision }
+  }
+
+  /** The cluster a machine is a member of, if any. */
+  membershipOf(uuid: string): Promise<{ cluster: string; hostname: string; role: string } | undefined> {
+    return this.memberships.memberOf(checkUuid(uuid))
   }
 
   /** Takes a machine out of service: wipe on its next discovery boot, then power off. */

@@ -1,7 +1,7 @@
 import Type from 'typebox'
 import { BMC_PROTOCOLS, BOOT_DEVICES, IPMI_PRIVILEGES, POWER_ACTIONS, POWER_STATES, type BmcInput, type BmcView } from '../../../core/power/bmc.ts'
 import { MAX_BRING_UP_MACHINES, type BringUp } from '../../../core/power/bring-up.ts'
-import { DEPROVISION_STATES, type Deprovision, type FlowResult } from '../../../core/power/machine-flows.ts'
+import { DEPROVISION_STATES, type Deprovision, type FlowResult, type MemberRemoval } from '../../../core/power/machine-flows.ts'
 import type { PowerResult } from '../../../core/power/power-service.ts'
 import { Nullable } from '../../../lib/nullable.ts'
 import { ErrorResponse } from './common.ts'
@@ -194,4 +194,19 @@ export const toFlowResponse = (result: FlowResult & { deprovision?: Deprovision 
   power_action: result.powerAction,
   power: result.power.power,
   ...(result.deprovision ? { deprovision: toDeprovisionResponse(result.deprovision) } : {}),
+})
+
+export const MemberRemovalResponse = Type.Object({
+  cluster: Type.String(),
+  hostname: Type.String({ description: 'The place it left, which the scheduler fills with the next machine available.' }),
+  machine: Type.Object({ uuid: Type.String(), state: Type.String({ description: 'discovered: out of any cluster, and out of the pool while it is deprovisioned.' }) }),
+  etcd: Nullable(Type.Object({ removed: Type.String({ description: 'The etcd member removed (a control-plane machine).' }) })),
+  deprovision: DeprovisionResponse,
+})
+export const toMemberRemovalResponse = (removal: MemberRemoval) => ({
+  cluster: removal.cluster,
+  hostname: removal.hostname,
+  machine: { uuid: removal.machine.uuid, state: removal.machine.state },
+  etcd: removal.etcdRemoved ? { removed: removal.etcdRemoved } : null,
+  deprovision: toDeprovisionResponse(removal.deprovision),
 })
