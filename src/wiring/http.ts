@@ -76,6 +76,7 @@ export function buildEngineApp(
     flows: power.flows,
     locks: lifecycle.locks,
     lockGroupOf: lifecycle.lockGroupOf,
+    rollingGate: lifecycle.rollingGate,
     rollingPolicyOf: lifecycle.rollingPolicyOf,
     rollingRefusals: lifecycle.rollingRefusals,
     drift: lifecycle.drift,

@@ -3,6 +3,7 @@ import { DriftService } from '../core/lifecycle/drift.ts'
 import { LockService } from '../core/lifecycle/lock-service.ts'
 import type { MachineShell, NodeDrainer } from '../core/lifecycle/ports.ts'
 import { rollingDrainOf, rollingModeOf, type RollingDrain, type RollingMode } from '../core/lifecycle/rolling-mode.ts'
+import { MachineRollingGate } from '../core/lifecycle/machine-rolling-gate.ts'
 import { RollingRefusals } from '../core/lifecycle/rolling-refusals.ts'
 import { RolloutExecutor, type RolloutEtcd } from '../core/lifecycle/rollout-executor.ts'
 import { RolloutService } from '../core/lifecycle/rollout-service.ts'
@@ -38,6 +39,9 @@ export function wireLifecycle(
   const { boot, clusters, sshKey, machineDirectory, clusterDirectory, endpointLookup } = provisioning
   const locks = new LockService(lockRepository(store), { defaultSlots: config.lifecycle.defaultSlots, defaultTtlSeconds: config.lifecycle.defaultTtlSeconds || null })
   const rollingRefusals = new RollingRefusals(rollingRefusalRepository(store))
+  const lockGroupOf = (uuid: string) => clusterDirectory.memberOf(uuid)?.cluster ?? 'default'
+  // Machines that roll themselves take and give back slots past etcd's quorum, asked live.
+  const rollingGate = new MachineRollingGate({ memberOf: (uuid) => clusterDirectory.memberOf(uuid), lockGroupOf, listGroups: () => locks.listGroups(), etcd })
   const drift = new DriftService(driftRepository(store), boot, undefined, (record) => {
     // A machine that runs its config has nothing left to refuse.
     if (record.state === 'up_to_date') void rollingRefusals.resolved(record.uuid).catch((error: unknown) => logger.warn({ err: error, uuid: record.uuid }, 'rolling refusal not cleared'))
@@ -78,7 +82,8 @@ export function wireLifecycle(
     drift,
     rollouts: new RolloutService(rolloutRepository(store), rolloutTargetRepository(store), locks, undefined, () => events.emit('rollout changed')),
     /** The lock group of a machine's rolling updates: its cluster's. */
-    lockGroupOf: (uuid: string) => clusterDirectory.memberOf(uuid)?.cluster ?? 'default',
+    lockGroupOf,
+    rollingGate,
     rollingPolicyOf: (uuid: string): { mode: RollingMode; drain: RollingDrain } => {
       const labels = (machineDirectory.lookup({ uuid })?.view.labels ?? {}) as Record<string, string>
       return { mode: rollingModeOf(labels), drain: rollingDrainOf(labels) }

@@ -94,9 +94,10 @@ export const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
  * A test engine listening on a free loopback port, with no timed scheduler pass and no health sweep
  * (tests trigger what they need), closed and removed when the test ends.
  */
-export async function startServingEngine(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}): Promise<TestEngine & { address: string; port: number }> {
+export async function startServingEngine(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}, adapters?: EngineAdapters): Promise<TestEngine & { address: string; port: number }> {
   const started = await startTestEngine({
     env: { SLIPWAY_HTTP_PORT: '0', SLIPWAY_HTTP_HOST: '127.0.0.1', SLIPWAY_SCHEDULER_INTERVAL_SECONDS: '0', SLIPWAY_REGISTRY_HEALTH_INTERVAL_SECONDS: '0', ...env },
+    ...(adapters ? { adapters } : {}),
   })
   t.teardown(async () => {
     await started.engine.close()

@@ -63,6 +63,7 @@ import type { LockService } from '../../core/lifecycle/lock-service.ts'
 import type { DriftService } from '../../core/lifecycle/drift.ts'
 import type { RollingDrain, RollingMode } from '../../core/lifecycle/rolling-mode.ts'
 import type { RollingRefusals } from '../../core/lifecycle/rolling-refusals.ts'
+import type { MachineRollingGate } from '../../core/lifecycle/machine-rolling-gate.ts'
 import type { RolloutService } from '../../core/lifecycle/rollout-service.ts'
 import { rolloutRoutes } from './routes/admin/rollouts.ts'
 import type { MachineCredentials } from '../../core/lifecycle/machine-credentials.ts'
@@ -119,6 +120,8 @@ export interface AppDependencies {
   credentials: MachineCredentials
   /** The lock group of a machine's rolling updates. */
   lockGroupOf: (machineUuid: string) => string
+  /** etcd's quorum for control-plane members that roll themselves. */
+  rollingGate: MachineRollingGate
   rollingPolicyOf: (machineUuid: string) => { mode: RollingMode; drain: RollingDrain }
   rollingRefusals: RollingRefusals
   drift: DriftService
@@ -212,10 +215,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(staticFileRoutes, { prefix: '/pxe', dir: deps.ipxeBinariesDir, noun: 'iPXE binary', trustTopLevelLinks: true })
   await app.register(discoveryRoutes, { machines: deps.machines, reportsPerMinutePerClient: deps.machinePolicy.discoveryReportsPerMinute, wipeRequested: (uuid) => deps.flows.wipeRequested(uuid) })
   await app.register(installRoutes, { installs: deps.installs, flows: deps.flows })
-  await app.register(fleetLockRoutes, { locks: deps.locks, lockGroupOf: deps.lockGroupOf })
+  await app.register(fleetLockRoutes, { locks: deps.locks, lockGroupOf: deps.lockGroupOf, rollingGate: deps.rollingGate })
   await app.register(lifecycleRoutes, {
     locks: deps.locks,
     lockGroupOf: deps.lockGroupOf,
+    rollingGate: deps.rollingGate,
     rollingPolicyOf: deps.rollingPolicyOf,
     rollingRefusals: deps.rollingRefusals,
     drift: deps.drift,

@@ -6,6 +6,10 @@ export const FLEETLOCK_ERROR_KINDS = [
   'invalid_client_params',
   'invalid_machine_credential',
   'failed_lock_semaphore_full',
+  // A control-plane member: etcd cannot lose it now, has not got it back yet, or cannot be asked.
+  'failed_lock_etcd_quorum',
+  'failed_unlock_etcd_member_not_ready',
+  'failed_etcd_unreachable',
   'internal_error',
 ] as const
 export type FleetLockErrorKind = (typeof FLEETLOCK_ERROR_KINDS)[number]

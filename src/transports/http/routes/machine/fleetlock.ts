@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { SlipwayError } from '../../../../core/errors.ts'
 import type { LockService } from '../../../../core/lifecycle/lock-service.ts'
+import type { MachineRollingGate } from '../../../../core/lifecycle/machine-rolling-gate.ts'
 import { machineOf } from '../../auth.ts'
 import { GROUP_NAME_PATTERN } from '../../../../core/lifecycle/semaphore.ts'
 import { machineAccess, publicAccess } from '../../../../core/access/route-policy.ts'
@@ -24,6 +25,8 @@ export interface FleetLockRouteOptions {
   locks: LockService
   /** The lock group of a machine: its cluster's, else `default`. A machine locks there only. */
   lockGroupOf: (machineUuid: string) => string
+  /** etcd's quorum for control-plane members: when they may take a slot, and give it back. */
+  rollingGate: MachineRollingGate
 }
 
 /** Zincati's group when none is configured: accepted as "this machine's own group". */
@@ -36,12 +39,15 @@ const ZINCATI_DEFAULT_GROUP = 'default'
  * only ever take or release its own slot whatever `client_params.id` it sends. Errors use FleetLock's
  * `{kind, value}` body with a small, fixed set of kinds.
  */
-export const fleetLockRoutes: FastifyPluginAsyncTypebox<FleetLockRouteOptions> = async (app, { locks, lockGroupOf }) => {
+export const fleetLockRoutes: FastifyPluginAsyncTypebox<FleetLockRouteOptions> = async (app, { locks, lockGroupOf, rollingGate }) => {
   // Every failure, including fastify's own (malformed JSON, wrong content type), in FleetLock's shape.
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     if (error instanceof FleetLockFailure) return fail(reply, error.status, error.kind, error.message)
     if (error instanceof SlipwayError && error.code === 'MACHINE_CREDENTIAL_REQUIRED') return fail(reply, 403, 'invalid_machine_credential', error.message)
     if (error instanceof SlipwayError && error.code === 'SEMAPHORE_FULL') return fail(reply, 409, 'failed_lock_semaphore_full', error.message)
+    if (error instanceof SlipwayError && error.code === 'ETCD_QUORUM_AT_RISK') return fail(reply, 409, 'failed_lock_etcd_quorum', error.message)
+    if (error instanceof SlipwayError && error.code === 'ETCD_MEMBER_NOT_READY') return fail(reply, 409, 'failed_unlock_etcd_member_not_ready', error.message)
+    if (error instanceof SlipwayError && error.code.startsWith('ETCD_')) return fail(reply, 503, 'failed_etcd_unreachable', error.message)
     if (error instanceof SlipwayError && error.kind === 'invalid') return fail(reply, 400, 'invalid_client_params', error.message)
     const status = (error as FastifyError).statusCode
     if (status && status >= 400 && status < 500) return fail(reply, status, 'invalid_client_params', `malformed request: ${error.message}`)
@@ -75,18 +81,19 @@ export const fleetLockRoutes: FastifyPluginAsyncTypebox<FleetLockRouteOptions> =
     security: [],
     params: CredentialParams,
     body: ClientParams,
-    response: { 200: Type.Object({}), 400: FleetLockError, 403: FleetLockError, 409: FleetLockError, 500: FleetLockError },
+    response: { 200: Type.Object({}), 400: FleetLockError, 403: FleetLockError, 409: FleetLockError, 500: FleetLockError, 503: FleetLockError },
   })
 
   app.post('/fleetlock/:credential/v1/pre-reboot', { config: { access: machineAccess('path') }, bodyLimit: 4096, schema: schema('FleetLock RecursiveLock: take (or keep) a reboot slot') }, async (request) => {
     const { uuid, group } = holderOf(request)
-    const { alreadyHeld } = await locks.lock(group, uuid)
+    const { alreadyHeld } = await rollingGate.lock(uuid, () => locks.lock(group, uuid), () => locks.unlockIfHeld(group, uuid))
     request.log.info({ component: 'fleetlock', group, holder: uuid, clientId: request.body.client_params.id, alreadyHeld }, 'reboot slot locked')
     return {}
   })
 
   app.post('/fleetlock/:credential/v1/steady-state', { config: { access: machineAccess('path') }, bodyLimit: 4096, schema: schema('FleetLock UnlockIfHeld: release the reboot slot if held') }, async (request) => {
     const { uuid, group } = holderOf(request)
+    await rollingGate.mayUnlock(uuid)
     const released = await locks.unlockIfHeld(group, uuid)
     request.log.info({ component: 'fleetlock', group, holder: uuid, released }, released ? 'reboot slot released' : 'steady state (no slot held)')
     return {}

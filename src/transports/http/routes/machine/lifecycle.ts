@@ -5,6 +5,7 @@ import type { DriftService } from '../../../../core/lifecycle/drift.ts'
 import type { LockService } from '../../../../core/lifecycle/lock-service.ts'
 import type { RollingDrain, RollingMode } from '../../../../core/lifecycle/rolling-mode.ts'
 import { RollingRefusalReport, type RollingRefusals } from '../../../../core/lifecycle/rolling-refusals.ts'
+import type { MachineRollingGate } from '../../../../core/lifecycle/machine-rolling-gate.ts'
 import { machineOf } from '../../auth.ts'
 import { ErrorResponse } from '../../schemas/common.ts'
 import { BootstrapResponse, toBootstrapResponse } from '../../schemas/clusters.ts'
@@ -19,6 +20,8 @@ export interface LifecycleRouteOptions {
   rollingPolicyOf: (machineUuid: string) => { mode: RollingMode; drain: RollingDrain }
   /** What rolling agents declined to do, and why. */
   rollingRefusals: RollingRefusals
+  /** etcd's quorum for control-plane members: when they may take a slot, and give it back. */
+  rollingGate: MachineRollingGate
   drift: DriftService
   bootstrap: BootstrapProgressService
   /** Configured public base URL; empty means taken from each request (as on the boot routes). */
@@ -29,12 +32,13 @@ export interface LifecycleRouteOptions {
 export const IGNITION_REPORT_BODY_LIMIT = 1024 * 1024
 
 const errors = { 401: ErrorResponse, 409: ErrorResponse }
+const etcdErrors = { 502: ErrorResponse, 504: ErrorResponse }
 
 /**
  * Enjoliver's per-machine rolling endpoints, for the machine-side agent: the machine takes and gives
  * back its own slot in its cluster's lock group, identified by its credential alone.
  */
-export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, lockGroupOf, rollingPolicyOf, rollingRefusals, drift, bootstrap, publicUrl }) => {
+export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> = async (app, { locks, lockGroupOf, rollingPolicyOf, rollingRefusals, rollingGate, drift, bootstrap, publicUrl }) => {
   app.post(
     '/lifecycle/bootstrap',
     {
@@ -106,10 +110,10 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   )
   app.post(
     '/lifecycle/rolling/lock',
-    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Take (or keep) a reboot slot; 409 SEMAPHORE_FULL when every slot is held (machine credential)', security: [], response: { 200: RollingSlotResponse, ...errors } } },
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: "Take (or keep) a reboot slot; 409 SEMAPHORE_FULL when every slot is held, ETCD_QUORUM_AT_RISK when the machine is a control-plane member etcd cannot lose now (502/504 when etcd cannot be asked) (machine credential)", security: [], response: { 200: RollingSlotResponse, ...errors, ...etcdErrors } } },
     async (request) => {
       const uuid = machineOf(request)
-      await locks.lock(lockGroupOf(uuid), uuid)
+      await rollingGate.lock(uuid, () => locks.lock(lockGroupOf(uuid), uuid), () => locks.unlockIfHeld(lockGroupOf(uuid), uuid))
       // A new attempt: the refusal before it no longer stands.
       await rollingRefusals.resolved(uuid)
       return slotOf(uuid)
@@ -144,9 +148,10 @@ export const lifecycleRoutes: FastifyPluginAsyncTypebox<LifecycleRouteOptions> =
   )
   app.post(
     '/lifecycle/rolling/unlock',
-    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: 'Give the reboot slot back; 409 NOT_LOCK_HOLDER when not held (machine credential)', security: [], response: { 200: RollingSlotResponse, 404: ErrorResponse, ...errors } } },
+    { config: { access: machineAccess('authorization') }, schema: { tags: ['lifecycle'], summary: "Give the reboot slot back; 409 NOT_LOCK_HOLDER when not held, ETCD_MEMBER_NOT_READY while a control-plane member's etcd member is not healthy and caught up (machine credential)", security: [], response: { 200: RollingSlotResponse, 404: ErrorResponse, ...errors, ...etcdErrors } } },
     async (request) => {
       const uuid = machineOf(request)
+      await rollingGate.mayUnlock(uuid)
       await locks.unlock(lockGroupOf(uuid), uuid)
       return slotOf(uuid)
     },
