@@ -136,7 +136,8 @@ async function main(): Promise<void> {
   }
   const endpoints = values.endpoints.split(',')
   const intervalMs = Number(values['interval-ms'])
-  const agent = new Agent({ connect: { ca: readFileSync(values.cacert), cert: readFileSync(values.cert), key: readFileSync(values.key) }, keepAliveTimeout: 5_000 })
+  // A member whose machine is gone does not refuse connections, it never answers them: bounded too.
+  const agent = new Agent({ connect: { ca: readFileSync(values.cacert), cert: readFileSync(values.cert), key: readFileSync(values.key), timeout: REQUEST_TIMEOUT_MS }, keepAliveTimeout: 5_000 })
   const samples: Sample[] = []
   let stopping = false
   process.on('SIGTERM', () => void (stopping = true))

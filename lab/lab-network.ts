@@ -267,13 +267,13 @@ function trackProcess(name: string, child: ChildProcess): LabProcess {
 /** Polls `check` every `intervalMs` until it returns a value other than undefined, or throws after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
-  check: () => T | undefined,
+  check: () => T | undefined | Promise<T | undefined>,
   timeoutMs: number,
   options: { intervalMs?: number; abort?: () => string | undefined } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const value = check()
+    const value = await check()
     if (value !== undefined) return value
     const aborted = options.abort?.()
     if (aborted) throw new Error(`gave up waiting for ${what}: ${aborted}`)

@@ -63,6 +63,8 @@ export interface LabEtcd {
   endpoints: string[]
   /** Runs etcdctl against `endpoints` (all members unless given); rejects when it exits non-zero. */
   ctl(args: string[], endpoints?: string[]): Promise<string>
+  /** Waits until etcdctl's endpoint health answers for exactly `count` members, all healthy; returns the entries. */
+  healthy(count: number, timeoutMs: number, abort?: () => string | undefined): Promise<{ endpoint: string; health: boolean }[]>
   /** Starts the quorum sampler (lab/etcd-sampler.ts); `stop` ends it and returns its samples and summary. */
   startSampler(intervalMs?: number): { samples(): Sample[]; stop(): Promise<{ samples: Sample[]; summary: SamplerSummary }> }
 }
@@ -189,9 +191,20 @@ export class PxeLab {
     const detail = await this.engine.api<{ members: { role: string; ip: string | null }[] }>('GET', `/api/v1/clusters/${CLUSTER}`)
     const endpoints = detail.members.filter((member) => member.role === 'control-plane' && member.ip).map((member) => `https://${member.ip}:2379`)
     const tls = ['--cacert', files.cacert, '--cert', files.cert, '--key', files.key]
+    const ctl = async (args: string[], at = endpoints) => (await this.network.exec('etcdctl', ['--endpoints', at.join(','), ...tls, '--dial-timeout', '3s', '--command-timeout', '5s', ...args])).stdout
     return {
       endpoints,
-      ctl: async (args, at = endpoints) => (await this.network.exec('etcdctl', ['--endpoints', at.join(','), ...tls, '--dial-timeout', '3s', '--command-timeout', '5s', ...args])).stdout,
+      ctl,
+      healthy: (count, timeoutMs, abort) =>
+        waitFor(
+          `${count} healthy etcd members`,
+          async () => {
+            const entries = JSON.parse(await ctl(['endpoint', 'health', '-w', 'json']).catch(() => '[]')) as { endpoint: string; health: boolean }[]
+            return entries.length === count && entries.every((entry) => entry.health) ? entries : undefined
+          },
+          timeoutMs,
+          { intervalMs: 1000, ...(abort ? { abort } : {}) },
+        ),
       startSampler: (intervalMs = 200) => {
         const sampler = this.network.spawn('etcd sampler', process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'lab', 'etcd-sampler.ts'), '--endpoints', endpoints.join(','), ...tls, '--interval-ms', String(intervalMs)], { cwd: REPO_ROOT })
         const samples = () =>

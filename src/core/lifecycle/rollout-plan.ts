@@ -138,9 +138,11 @@ export function rolloutOrder<M extends { role: Role; hostname: string }>(machine
 
 /**
  * How many control-plane members may be down at once without losing etcd quorum: a majority of n
- * must stay up, so floor((n - 1) / 2). A single member cannot stay up while it restarts: 1.
+ * must stay up, so floor((n - 1) / 2): none of two (a control plane between a member's removal and its
+ * replacement's), one of three or four, two of five. A single member cannot stay up while it restarts:
+ * 1, the outage it always has.
  */
-export const controlPlaneAllowance = (members: number) => Math.max(1, Math.floor((members - 1) / 2))
+export const controlPlaneAllowance = (members: number) => (members <= 1 ? 1 : Math.floor((members - 1) / 2))
 
 /**
  * How many of a cluster's control-plane members may be down at once by etcd's live health: the

@@ -84,3 +84,10 @@ t.test('an etcd that cannot be asked refuses a control-plane member (fail closed
   await lock('n')
   t.same([...holders], ['n'])
 })
+
+t.test('two members left (one removed, its replacement not yet added): neither may go, both are the quorum', async (t) => {
+  const gateway = new FixedEtcdGateway({ q: ['q-cp-1', 'q-cp-3'] })
+  const gate = new MachineRollingGate({ memberOf: (uuid) => members[uuid], lockGroupOf: () => 'q', listGroups: async () => [{ name: 'q', slots: 5, ttlSeconds: null, holders: [] }], etcd: new EtcdQuorum(gateway) })
+  await t.rejects(gate.mayLock('a'), { code: 'ETCD_QUORUM_AT_RISK', message: /can lose 0 of its 2 voting members/ })
+  await t.rejects(gate.mayLock('c'), { code: 'ETCD_QUORUM_AT_RISK' })
+})
