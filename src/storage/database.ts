@@ -286,6 +286,8 @@ export interface ClusterMembersTable {
   created_at: string
   /** EtcdMembership of a control-plane member; null: `initial` (or a node). */
   etcd_membership: string | null
+  /** The initial cluster an `initial` member formed etcd with; null: not recorded (or a node). */
+  etcd_initial_cluster: string | null
 }
 
 /** Public certificates in clear; the whole PKI (keys, bootstrap token) sealed by storage/secret-box.ts. */

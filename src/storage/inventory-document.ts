@@ -58,6 +58,8 @@ const InventoryRole = Type.Object(
     created_at: Timestamp,
     /** How a control-plane member's etcd joins (EtcdMembership); null or left out (older exports): `initial`. */
     etcd_membership: Type.Optional(Nullable(Type.Enum([...ETCD_MEMBERSHIPS]))),
+    /** The initial cluster an `initial` member formed etcd with; null or left out: not recorded. */
+    etcd_initial_cluster: Type.Optional(Nullable(Type.String({ maxLength: 16_384 }))),
     /** The per-machine group the scheduler wrote (how the installed machine boots its role). */
     group: Nullable(InventoryGroup),
     /**

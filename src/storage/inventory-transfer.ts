@@ -157,6 +157,7 @@ export async function exportInventory(db: Db, now: Date = new Date()): Promise<I
                 hostname: member.hostname,
                 created_at: member.created_at,
                 etcd_membership: (member.etcd_membership as EtcdMembership | null) ?? null,
+                etcd_initial_cluster: member.etcd_initial_cluster ?? null,
                 group: group
                   ? { id: group.id, name: group.name, profile: group.profile, selector: parseJson<Record<string, string>>(group.selector), metadata: parseJson<Record<string, unknown>>(group.metadata) }
                   : null,
@@ -388,7 +389,7 @@ export async function importInventory(db: Db, secrets: SecretBox, input: unknown
       if (!role) continue
       await trx
         .insertInto('cluster_members')
-        .values({ machine_uuid: machine.uuid, cluster: role.cluster, role: role.role, ordinal: role.ordinal, hostname: role.hostname, created_at: role.created_at, etcd_membership: role.role === 'control-plane' ? (role.etcd_membership ?? null) : null })
+        .values({ machine_uuid: machine.uuid, cluster: role.cluster, role: role.role, ordinal: role.ordinal, hostname: role.hostname, created_at: role.created_at, etcd_membership: role.role === 'control-plane' ? (role.etcd_membership ?? null) : null, etcd_initial_cluster: role.role === 'control-plane' ? (role.etcd_initial_cluster ?? null) : null })
         .onConflict((clash) => clash.column('machine_uuid').doNothing())
         .execute()
       if (role.certificates) {

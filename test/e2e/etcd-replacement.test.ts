@@ -78,6 +78,13 @@ t.test('a dead control-plane member is removed from etcd and replaced by the nex
   t.same(await names(), ['swap-cp-1', 'swap-cp-2', 'swap-cp-3'], 'three members again, swap-cp-2 at its new address')
   const kept = await etcd.etcdctl(0, ['get', 'swap/before', '--print-value-only'], undefined, `https://${fresh.ip}:2379`)
   t.equal(kept.stdout.trim(), 'kept', 'the replacement has the data written before it came')
+  // The members that formed etcd keep the config they run: a replacement does not make them outdated.
+  const envOf = async (uuid: string) => {
+    const config = JSON.parse((await admin('GET', `/api/v1/machines/${uuid}/boot`)).json().ignition.body) as { storage: { files: { path: string; contents: { source: string } }[] } }
+    return decodeURIComponent(config.storage.files.find((file) => file.path === '/etc/slipway/etcd-member.env')!.contents.source.replace(/^data:,/, ''))
+  }
+  t.match(await envOf(machineOf(1).uuid), `ETCD_INITIAL_CLUSTER=${etcd.variables[0]!.ETCD_INITIAL_CLUSTER}\n`, "swap-cp-1's etcd environment is the one it formed the cluster with")
+  t.match(await envOf(machineOf(1).uuid), 'ETCD_INITIAL_CLUSTER_STATE=new\n')
   const view = (await admin('GET', '/api/v1/clusters/swap/etcd')).json() as { voting_members: number; healthy_members: number }
   t.match(view, { voting_members: 3, healthy_members: 3 }, "the engine's view: 3 healthy voting members")
 

@@ -158,6 +158,13 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
   t.same(history.slice(-3), ['installed>scheduled', 'scheduled>installing', 'installing>installed'], 'installed, sent back, installed again')
   t.match(serialOf(again).slice(serialOf(again).lastIndexOf('live image: discovery')), /live image: discovery[\s\S]*install authorized[\s\S]*installed boot:/, 'it booted the live image, which installed its role')
   t.same(again.bmc.calls().slice(-3), ['boot pxe', 'power 0', 'power 1'], 'through its BMC: network boot, then a power cycle')
+  // Its new install erased its etcd data: before the power cycle the engine removed its etcd member and
+  // added it again, so it joined the running etcd as a new member; the five are healthy again.
+  t.match(serialOf(again), /etcd member \S+ started \(existing cluster; state file system created\)/, 'its etcd joined the running cluster (initial-cluster-state existing)')
+  const etcd = await lab.etcd()
+  const healthy = await etcd.healthy(5, 120_000)
+  t.equal(healthy.length, 5, 'etcd: 5 healthy members after the re-provision')
+  t.equal((JSON.parse(await etcd.ctl(['member', 'list', '-w', 'json'])) as { members: unknown[] }).members.length, 5, 'and exactly 5 members')
 
   // A rolling update with the poweroff strategy: the machine powers itself off into its new config and
   // the engine powers it on again through its BMC once the BMC says it is off.

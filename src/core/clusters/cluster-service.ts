@@ -402,8 +402,8 @@ export class ClusterService {
         if (!(await repository.content.findProfile(assignment.profile))) {
           throw misconfigured('ROLE_PROFILE_MISSING', `profile "${assignment.profile}" (role ${assignment.role}) does not exist; add it to the profiles folder or through PUT /api/v1/profiles/${assignment.profile}`)
         }
-        const { machineUuid, role, ordinal, hostname, etcdMembership } = assignment
-        await repository.insertMember({ cluster: cluster.name, machineUuid, role, ordinal, hostname, ...(etcdMembership ? { etcdMembership } : {}) }, now)
+        const { machineUuid, role, ordinal, hostname, etcdMembership, etcdInitialCluster } = assignment
+        await repository.insertMember({ cluster: cluster.name, machineUuid, role, ordinal, hostname, ...(etcdMembership ? { etcdMembership } : {}), ...(etcdInitialCluster ? { etcdInitialCluster } : {}) }, now)
         if (this.settings.reserveAddresses) await repository.reserveMemberAddress(cluster.name, assignment.bootMac, assignment.ip, hostname, now)
         taken.add(machineUuid)
         const machine = discoveredByUuid.get(machineUuid)!

@@ -142,6 +142,11 @@ export interface ClusterMember {
   hostname: string
   /** Control-plane members only; absent means `initial` (members placed before it was recorded). */
   etcdMembership?: EtcdMembership
+  /**
+   * An `initial` member's: the initial cluster it formed etcd with, which its config keeps when other
+   * members are replaced (etcd reads it only to bootstrap).
+   */
+  etcdInitialCluster?: string
 }
 
 export function parseFlavor(input: unknown): Flavor {

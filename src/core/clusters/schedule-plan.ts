@@ -116,6 +116,8 @@ export function planSchedule(cluster: Cluster, flavor: Flavor, members: readonly
   }
   const assignments = planned.map((member): Assignment => ({
     ...member,
+    // The members that form etcd together keep the list they formed it with.
+    ...(member.etcdMembership === 'initial' ? { etcdInitialCluster: shared.etcd_initial_cluster } : {}),
     bootMac: bootMacOf.get(member.machineUuid)!,
     profile: PROFILE_OF_ROLE[member.role],
     metadata: { cluster_name: cluster.name, role: member.role, hostname: member.hostname, ip: member.ip, ...shared },

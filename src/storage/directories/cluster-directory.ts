@@ -78,7 +78,8 @@ export class ClusterDirectory implements ClusterMembershipSource {
       controlPlaneVip: cluster.controlPlaneVip,
       os: cluster.os,
       staticNetwork: cluster.staticNetwork ? { nameservers: this.network.nameservers, domains: [this.zone] } : null,
-      etcdInitialCluster: cluster.etcdInitialCluster,
+      // A member that formed etcd keeps the list it formed it with; one that joined later gets today's.
+      etcdInitialCluster: (member.etcdMembership ?? 'initial') === 'initial' ? (member.etcdInitialCluster ?? cluster.etcdInitialCluster) : cluster.etcdInitialCluster,
       ...(member.etcdMembership ? { etcdMembership: member.etcdMembership } : {}),
       pki,
       ...(certificates ? { certificates } : {}),

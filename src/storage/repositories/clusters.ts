@@ -105,7 +105,7 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
       const rows = await db
         .selectFrom('cluster_members')
         .leftJoin('machine_interfaces', (join) => join.onRef('machine_interfaces.uuid', '=', 'cluster_members.machine_uuid').on('machine_interfaces.is_boot', '=', 1))
-        .select(['cluster_members.machine_uuid', 'cluster_members.cluster', 'cluster_members.role', 'cluster_members.ordinal', 'cluster_members.hostname', 'cluster_members.etcd_membership', 'machine_interfaces.ipv4'])
+        .select(['cluster_members.machine_uuid', 'cluster_members.cluster', 'cluster_members.role', 'cluster_members.ordinal', 'cluster_members.hostname', 'cluster_members.etcd_membership', 'cluster_members.etcd_initial_cluster', 'machine_interfaces.ipv4'])
         .where('cluster_members.cluster', '=', cluster)
         .orderBy('cluster_members.role')
         .orderBy('cluster_members.ordinal')
@@ -120,7 +120,7 @@ export function clusterRepository(db: Db, secrets: SecretBox, clock: () => Date 
         () =>
           db
             .insertInto('cluster_members')
-            .values({ machine_uuid: member.machineUuid, cluster: member.cluster, role: member.role, ordinal: member.ordinal, hostname: member.hostname, created_at: now.toISOString(), etcd_membership: member.role === 'control-plane' ? (member.etcdMembership ?? 'initial') : null })
+            .values({ machine_uuid: member.machineUuid, cluster: member.cluster, role: member.role, ordinal: member.ordinal, hostname: member.hostname, created_at: now.toISOString(), etcd_membership: member.role === 'control-plane' ? (member.etcdMembership ?? 'initial') : null, etcd_initial_cluster: member.etcdInitialCluster ?? null })
             .execute(),
         'MACHINE_ALREADY_IN_CLUSTER',
         `machine ${member.machineUuid} (or ${member.role} #${member.ordinal} of ${member.cluster}) is already assigned; run the scheduler again`,
@@ -222,6 +222,7 @@ const toMember = (row: ClusterMemberRow): ClusterMember => ({
   ordinal: row.ordinal,
   hostname: row.hostname,
   ...(row.role === 'control-plane' ? { etcdMembership: (row.etcd_membership ?? 'initial') as EtcdMembership } : {}),
+  ...(row.etcd_initial_cluster ? { etcdInitialCluster: row.etcd_initial_cluster } : {}),
 })
 
 /** The boot-address reservations a cluster's scheduling makes (full DHCP mode). */
