@@ -35,7 +35,7 @@ export function wireApps(
 ) {
   // Connections outlive a sweep interval (and a little more), so that each sweep reuses them.
   const clusterApi = adapters.clusterApi ?? new KubernetesClusterApi({ keepAliveMs: Math.max(60_000, config.registry.healthIntervalSeconds * 2_000 + 10_000), lookup: provisioning.endpointLookup })
-  const provisioned = { joinTarget: (name: string) => provisioning.clusters.joinTarget(name), destroy: async (name: string) => void (await provisioning.clusters.destroyCluster(name)) }
+  const provisioned = { joinTarget: (name: string) => provisioning.clusters.joinTarget(name), destroy: (name: string) => provisioning.clusters.destroyCluster(name) }
   const registry = new ClusterRegistry(registryRepository(store, secrets), clusterApi, provisioned, undefined, async () => {
     // Role templates see `cluster.labels`: the members' configs may have changed; and release
     // selectors may now match the cluster, or no longer.

@@ -4,9 +4,10 @@
  * chassis program, which runs the VM's QEMU (power on starts it, power off ends it).
  * The machines are enrolled by their BMCs before they ever booted; the engine (its API, ipmitool)
  * powers one on, then four more in batches of two: each netboots from the engine and is discovered;
- * the five install their roles. Then one is re-provisioned (network boot, power cycle: it installs
- * again); another rolls with the poweroff strategy (powered on again through its BMC); and, its cluster
- * destroyed, the Redfish one is deprovisioned (wiped on its live boot, powered off).
+ * the five install their roles and form a 5-member etcd. Then one is re-provisioned (its etcd member
+ * removed and added again, network boot, power cycle: it installs again and rejoins etcd); another
+ * rolls with the poweroff strategy (powered on again through its BMC); and the cluster is destroyed
+ * with its machines wiped (each deprovisioned through its BMC: wiped on its live boot, powered off).
  * Needs root, /dev/net/tun, qemu-system-x86, ipxe-qemu, openipmi and ipmitool: fails (never skips)
  * when one is missing.
  */
@@ -148,6 +149,10 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
   // Re-provision one, installed and running its role: the engine sets its next boot to the network and
   // power-cycles it; it boots the live image (its disk still holds the install), installs its role again.
   const again = machines[1]!
+  // Their etcd forms once all five run it: a re-provision asks it first (and is refused, 504, while no
+  // member answers).
+  const etcd = await lab.etcd()
+  await etcd.healthy(5, 120_000)
   const installedBoots = count(serialOf(again), INSTALLED_MARKER)
   const reinstallStarted = Date.now()
   const reinstall = await lab.engine.api<{ state: string; power_action: string }>('POST', `/api/v1/machines/${again.uuid}/reinstall`)
@@ -160,8 +165,9 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
   t.same(again.bmc.calls().slice(-3), ['boot pxe', 'power 0', 'power 1'], 'through its BMC: network boot, then a power cycle')
   // Its new install erased its etcd data: before the power cycle the engine removed its etcd member and
   // added it again, so it joined the running etcd as a new member; the five are healthy again.
-  t.match(serialOf(again), /etcd member \S+ started \(existing cluster; state file system created\)/, 'its etcd joined the running cluster (initial-cluster-state existing)')
-  const etcd = await lab.etcd()
+  const rejoined = /etcd member \S+ started \(existing cluster; state file system created\)/
+  await until(`${again.name}'s etcd to start`, () => (rejoined.test(serialOf(again)) ? true : undefined), 60_000, 250)
+  t.pass(`${again.name}'s etcd joined the running cluster (initial-cluster-state existing)`)
   const healthy = await etcd.healthy(5, 120_000)
   t.equal(healthy.length, 5, 'etcd: 5 healthy members after the re-provision')
   t.equal((JSON.parse(await etcd.ctl(['member', 'list', '-w', 'json'])) as { members: unknown[] }).members.length, 5, 'and exactly 5 members')
@@ -199,24 +205,39 @@ t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then fou
   t.ok(count(serialOf(rolled), INSTALLED_MARKER) > bootsBefore, 'it booted its new config')
   t.equal(rolled.bmc.calls().at(-1), 'power 1', 'the last thing its BMC did: power on')
 
-  // Deprovision one: out of its cluster first (the cluster is destroyed: its machines return to the
-  // pool, still running their installs), then wiped on its next (live) boot and powered off.
-  // The one behind the Redfish BMC: a Redfish power cycle and force-off reach its VM.
+  // The cluster destroyed with its machines wiped: each is deprovisioned (out of the pool, credential
+  // revoked), set to boot from the network and power-cycled through its BMC, boots the live image,
+  // whose agent is told to wipe its disks, and is powered off once it reported. Before that, a member
+  // is not deprovisioned on its own. The one behind the Redfish BMC is looked at closely.
   const gone = machines[REDFISH_MACHINE - 1]!
   const refusal = await lab.engine.api('POST', `/api/v1/machines/${gone.uuid}/deprovision`).then(() => 'accepted', (error: Error) => error.message)
   t.match(refusal, /: 409 .*MACHINE_IN_CLUSTER/, 'a cluster member is not deprovisioned')
-  await lab.engine.api('DELETE', `/api/v1/clusters/${CLUSTER}`)
-  t.equal(readFileSync(path.join(lab.scratch, `${gone.name}.raw`)).subarray(0, 16).toString('latin1'), 'SLIPWAY-LAB-DISK', 'its disk holds its install')
+  for (const machine of machines) t.equal(readFileSync(path.join(lab.scratch, `${machine.name}.raw`)).subarray(0, 16).toString('latin1'), 'SLIPWAY-LAB-DISK', `${machine.name}'s disk holds its install`)
+  const reservedForMachines = async () => (await lab.engine.api<{ mac: string }[]>('GET', '/api/v1/dhcp/reservations')).filter((reservation) => machines.some((machine) => machine.mac === reservation.mac)).length
+  t.equal(await reservedForMachines(), machines.length, "the members' addresses are reserved")
   const deprovisionStarted = Date.now()
-  const deprovision = await lab.engine.api<{ deprovision: { state: string } }>('POST', `/api/v1/machines/${gone.uuid}/deprovision`)
-  t.match(deprovision, { deprovision: { state: 'wipe_pending' } })
-  await until(`${gone.name} wiped and powered off`, async () => ((await lab.engine.api<{ state: string }>('GET', `/api/v1/machines/${gone.uuid}/deprovision`)).state === 'done' ? true : undefined), 180_000, 500)
-  await until(`${gone.name}'s QEMU ends`, () => (!gone.bmc.machineOn() ? true : undefined), 10_000, 100)
-  t.comment(`deprovision: engine request to powered off, disk wiped ${((Date.now() - deprovisionStarted) / 1000).toFixed(1)} s`)
-  const disk = readFileSync(path.join(lab.scratch, `${gone.name}.raw`))
-  t.ok(disk.subarray(0, 16 * 1024 * 1024).every((byte) => byte === 0), 'its first 16 MiB (install header, config, host key) are zeros')
-  t.match(serialOf(gone), /this machine is being deprovisioned: wiping its disks[\s\S]*wipe success: \/dev\/vda: wiped 1 disk\(s\) wiped/, 'its agent wiped and reported')
-  t.same(gone.bmc.calls().slice(-4), ['boot pxe', 'power 0', 'power 1', 'power 0'], 'network boot, cycle, then off once wiped')
+  await lab.engine.api('DELETE', `/api/v1/clusters/${CLUSTER}?wipe=true`)
+  const done = await until(
+    'all five wiped and powered off',
+    async () => {
+      const deprovisions = await lab.engine.api<{ machine_uuid: string; state: string }[]>('GET', '/api/v1/deprovisions')
+      return deprovisions.length === machines.length && deprovisions.every((deprovision) => deprovision.state === 'done') ? deprovisions : undefined
+    },
+    240_000,
+    500,
+  )
+  t.equal(done.length, 5)
+  await until('their QEMUs to end', () => (machines.every((machine) => !machine.bmc.machineOn()) ? true : undefined), 10_000, 100)
+  t.comment(`destroy with wipe: engine request to all five wiped and powered off ${((Date.now() - deprovisionStarted) / 1000).toFixed(1)} s`)
+  for (const machine of machines) {
+    const disk = readFileSync(path.join(lab.scratch, `${machine.name}.raw`))
+    t.ok(disk.subarray(0, 16 * 1024 * 1024).every((byte) => byte === 0), `${machine.name}: its first 16 MiB (install header, config, host key) are zeros`)
+    t.match(serialOf(machine), /this machine is being deprovisioned: wiping its disks[\s\S]*wipe success: \/dev\/vda: wiped 1 disk\(s\) wiped/, `${machine.name}: its agent wiped and reported`)
+    t.equal(await stateOf(machine.uuid), 'discovered', `${machine.name} is discovered, in no cluster`)
+  }
+  t.same(gone.bmc.calls().slice(-4), ['boot pxe', 'power 0', 'power 1', 'power 0'], 'Redfish: network boot, cycle, then off once wiped')
+  t.equal(await reservedForMachines(), 0, 'no address is reserved for them any more')
+  await t.rejects(lab.engine.api('GET', `/api/v1/clusters/${CLUSTER}/etcd`), /404/, 'and there is no etcd to ask')
 
   // Off again through the engine: the VM's QEMU ends.
   await lab.engine.api('POST', `/api/v1/machines/${first!.uuid}/power`, { action: 'off' })

@@ -1,4 +1,4 @@
-import { notFound } from '../errors.ts'
+import { notFound, SlipwayError } from '../errors.ts'
 import type { EtcdMembership, Role } from './cluster.ts'
 import { memberLabel, type EtcdMember, type EtcdQuorum } from './etcd-quorum.ts'
 import { ETCD_PEER_PORT } from './schedule-plan.ts'
@@ -30,6 +30,9 @@ export interface EtcdMembershipChange {
 
 export const peerUrlOf = (ip: string) => `https://${ip}:${ETCD_PEER_PORT}`
 
+const SETTLE_ATTEMPTS = 4
+const SETTLE_WAIT_MS = 2_500
+
 /**
  * Keeps each cluster's etcd membership in step with its control plane, every change through
  * EtcdQuorum (which refuses one that would leave etcd without a healthy majority):
@@ -45,7 +48,27 @@ export class EtcdMembers {
   constructor(
     private readonly quorum: Pick<EtcdQuorum, 'look' | 'addMember' | 'removeMember'>,
     private readonly clusters: EtcdMembersClusters,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   ) {}
+
+  /**
+   * etcd refuses a membership change ("unhealthy cluster") until every peer it counts on has been
+   * connected for its health interval (5 s): just after the cluster formed, or a member came back.
+   * And right after a change (a removal of the leader above all) the members answer /health false
+   * until a leader is elected again, which the quorum check reads as no healthy majority. Such a
+   * refusal, after a change the engine just made, is asked again a few times before it is the answer.
+   */
+  private async settled<T>(change: () => Promise<T>, afterChange = false): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await change()
+      } catch (error) {
+        const settling = error instanceof SlipwayError && (/unhealthy cluster/.test(error.message) || (afterChange && error.code === 'ETCD_QUORUM_AT_RISK'))
+        if (attempt >= SETTLE_ATTEMPTS || !settling) throw error
+        await this.sleep(SETTLE_WAIT_MS)
+      }
+    }
+  }
 
   /**
    * Removes the etcd member of a control-plane machine about to leave its cluster; returns its name,
@@ -58,7 +81,7 @@ export class EtcdMembers {
     if (member.role !== 'control-plane' || !member.ip) return null
     const found = await this.etcdMemberAt(cluster, member.ip)
     if (!found) return null
-    const removed = await this.quorum.removeMember(cluster, found.id)
+    const removed = await this.settled(() => this.quorum.removeMember(cluster, found.id))
     return memberLabel(removed)
   }
 
@@ -69,10 +92,16 @@ export class EtcdMembers {
    */
   async rejoin(cluster: string, machineUuid: string): Promise<void> {
     const member = await this.member(cluster, machineUuid)
-    if (member.role !== 'control-plane' || !member.ip) return
-    const found = await this.etcdMemberAt(cluster, member.ip)
-    if (found) await this.quorum.removeMember(cluster, found.id)
-    await this.quorum.addMember(cluster, [peerUrlOf(member.ip)])
+    const ip = member.ip
+    if (member.role !== 'control-plane' || !ip) return
+    const found = await this.etcdMemberAt(cluster, ip)
+    if (found) await this.settled(() => this.quorum.removeMember(cluster, found.id))
+    try {
+      await this.settled(() => this.quorum.addMember(cluster, [peerUrlOf(ip)]), found !== undefined)
+    } catch (error) {
+      if (!found || !(error instanceof SlipwayError)) throw error
+      throw new SlipwayError(error.kind, error.code, `${member.hostname}'s etcd member was removed but could not be added again: ${error.message}; ask again (it is then added)`, error.details)
+    }
     await this.clusters.setEtcdMembership(machineUuid, 'added')
   }
 
@@ -84,7 +113,7 @@ export class EtcdMembers {
       for (const member of members.filter((candidate) => candidate.role === 'control-plane' && candidate.etcdMembership === 'to_add' && candidate.ip)) {
         try {
           const found = await this.etcdMemberAt(name, member.ip!)
-          if (!found) await this.quorum.addMember(name, [peerUrlOf(member.ip!)])
+          if (!found) await this.settled(() => this.quorum.addMember(name, [peerUrlOf(member.ip!)]))
           await this.clusters.setEtcdMembership(member.machineUuid, 'added')
           changes.push({
             cluster: name,

@@ -186,6 +186,13 @@ export class MachineFlows {
     }
   }
 
+  /** Retires each machine in turn (a destroyed cluster's, when its disks are to be wiped). */
+  async retireAll(uuids: readonly string[], requestedBy: string): Promise<Deprovision[]> {
+    const retired: Deprovision[] = []
+    for (const uuid of uuids) retired.push(await this.retire(uuid, requestedBy))
+    return retired
+  }
+
   /** Revokes the machine's credential and records its deprovision (`wipe_pending`): it leaves the pool. */
   private async recordDeprovision(uuid: string, requestedBy: string, message: string | null): Promise<Deprovision> {
     const machine = await this.machine(uuid)

@@ -75,8 +75,8 @@ export interface ProvisionedClusters {
    * server is and the admin credential from its PKI.
    */
   joinTarget(name: string): Promise<{ ready: true; connection: ClusterConnection } | { ready: false; message: string }>
-  /** Destroys a provisioned cluster (its registry entry goes with it). */
-  destroy(name: string): Promise<void>
+  /** Destroys a provisioned cluster (its registry entry goes with it); returns the machines it released. */
+  destroy(name: string): Promise<{ released: string[] }>
 }
 
 /** What one health sweep did (jobs/cluster-health-loop.ts runs them). */
@@ -197,11 +197,14 @@ export class ClusterRegistry {
   }
 
   /** Removes a cluster added by hand; a provisioned cluster is destroyed (its machines return to discovered). */
-  async remove(name: string): Promise<void> {
+  /** Returns the machines a provisioned cluster released (none for one added by hand). */
+  async remove(name: string): Promise<{ released: string[] }> {
     const entry = await this.entry(name)
-    if (entry.source === 'provisioned') await this.provisioned.destroy(name)
+    let released: string[] = []
+    if (entry.source === 'provisioned') released = (await this.provisioned.destroy(name)).released
     else await this.repository.delete(name)
     await this.changed(name)
+    return { released }
   }
 
   /** How to reach a joined cluster, credentials unsealed (kept in memory only). */

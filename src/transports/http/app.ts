@@ -174,7 +174,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   })
   app.addSchema(ErrorResponse)
   const metrics = deps.metrics
-  const registryOptions = { registry: deps.registry, clusters: deps.clusters, healthSweep: deps.healthSweep, requestTimeoutMs: deps.requestTimeoutMs }
+  const registryOptions = {
+    registry: deps.registry,
+    clusters: deps.clusters,
+    healthSweep: deps.healthSweep,
+    requestTimeoutMs: deps.requestTimeoutMs,
+    retire: (uuids: readonly string[], requestedBy: string) => deps.flows.retireAll(uuids, requestedBy),
+  }
 
   // The level is fixed at start-up: decide once whether request lines are written at all.
   const logged = { info: deps.logger.isLevelEnabled('info'), warn: deps.logger.isLevelEnabled('warn') }

@@ -205,3 +205,27 @@ t.test('a bring-up by label powers on every known machine carrying the labels; o
   t.match((await api('POST', '/api/v1/power/bring-ups', { labels: { rack: 'r7' }, machines: [uuidOf(7)] })).json(), { statusCode: 400, code: 'BRING_UP_INVALID' })
   t.match((await api('POST', '/api/v1/power/bring-ups', {})).json(), { statusCode: 400, code: 'BRING_UP_INVALID' })
 })
+
+t.test('a cluster destroyed with wipe=true: its machines are deprovisioned through their BMCs; an operator may destroy, not wipe', async (t) => {
+  const bmc = await withBmc(7, { poweredOn: true })
+  await discover(7)
+  t.equal((await api('PUT', `/api/v1/machines/${uuidOf(7)}/labels`, { pool: 'wiped' })).statusCode, 200)
+  t.equal((await api('POST', '/api/v1/flavors', { name: 'wiped', control_plane_count: 1, nodes_min: 0, nodes_max: 0, min_cpu_cores: 1, selector: { pool: 'wiped' } })).statusCode, 201)
+  t.equal((await api('POST', '/api/v1/clusters', { name: 'gamma', flavor: 'wiped' })).statusCode, 201)
+  await api('POST', '/api/v1/scheduler/run')
+  t.equal((await machine(7)).state, 'scheduled')
+  const operator = (await api('POST', '/api/v1/tokens', { name: 'wipe-operator', role: 'operator' })).json<{ token: string }>()
+  const before = bmc.calls().length
+  const refused = await app.inject({ method: 'DELETE', url: '/api/v1/clusters/gamma?wipe=true', headers: { authorization: `Bearer ${operator.token}` } })
+  t.equal(refused.statusCode, 403, refused.body)
+  t.match(refused.json(), { code: 'WIPE_NEEDS_ADMIN' })
+  t.equal((await api('GET', '/api/v1/clusters/gamma')).statusCode, 200, 'the cluster is still there')
+  t.same(bmc.calls().slice(before), [], 'and no BMC was asked anything')
+
+  t.equal((await api('DELETE', '/api/v1/clusters/gamma?wipe=true')).statusCode, 204)
+  t.equal((await machine(7)).state, 'discovered')
+  t.match((await api('GET', `/api/v1/machines/${uuidOf(7)}/deprovision`)).json(), { state: 'wipe_pending', requested_by: 'api:configured-admin' })
+  await until('its BMC took it to a network boot', () => (bmc.calls().length - before === 3 ? true : undefined), 10_000, 100)
+  t.same(bmc.calls().slice(before), ['boot pxe', 'power 0', 'power 1'])
+  t.same(await discover(7), { 'new-discovery': false, uuid: uuidOf(7), state: 'discovered', wipe: true }, 'its agent is told to wipe')
+})

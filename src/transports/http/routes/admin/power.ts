@@ -181,7 +181,7 @@ export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bring
         summary:
           "Take a machine out of its cluster for good (it died, or is replaced): a control-plane machine's etcd member is removed first, the quorum checked (409 ETCD_QUORUM_AT_RISK, 502/504 when etcd cannot be asked; force=true leaves etcd alone, for an etcd that is gone); then its membership, group and address reservation; it leaves the pool as deprovisioned (wiped on its next network boot). The scheduler fills its place.",
         params: Type.Intersect([ClusterNameParams, UuidParams]),
-        querystring: Type.Object({ force: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false }),
+        querystring: Type.Object({ force: Type.Optional(Type.Enum(['true', 'false'], { description: 'true: leave etcd alone (an etcd that is gone altogether).' })) }, { additionalProperties: false }),
         response: { 200: MemberRemovalResponse, ...adminErrors, ...bmcErrors },
       },
     },
@@ -189,7 +189,7 @@ export const powerRoutes: FastifyPluginAsyncTypebox<{ power: PowerService; bring
       const { name, uuid } = request.params
       const membership = await flows.membershipOf(uuid)
       if (membership?.cluster !== name) throw notFound('CLUSTER_MEMBER_NOT_FOUND', `machine ${uuid} is not a member of cluster "${name}"`)
-      return toMemberRemovalResponse(await flows.removeFromCluster(uuid, requester(request.principal?.name), { force: request.query.force === true }))
+      return toMemberRemovalResponse(await flows.removeFromCluster(uuid, requester(request.principal?.name), { force: request.query.force === 'true' }))
     },
   )
   app.get('/deprovisions', { config: { access: read() }, schema: { tags, summary: 'Machines being (or taken) out of service', response: { 200: Type.Array(DeprovisionResponse), ...adminErrors } } }, async () =>

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { ClusterService } from '../../../../core/clusters/cluster-service.ts'
 import { ClusterDocument } from '../../../../core/clusters/cluster.ts'
-import { SlipwayError } from '../../../../core/errors.ts'
+import { forbidden, SlipwayError } from '../../../../core/errors.ts'
 import { RegistrationDocument, RegistrationUpdateDocument } from '../../../../core/registry/registered-cluster.ts'
 import type { ClusterRegistry, SweepReport } from '../../../../core/registry/registry-service.ts'
 import { adminErrors } from '../../schemas/common.ts'
@@ -31,6 +31,8 @@ export interface RegistryRouteOptions {
   healthSweep: { runNow(reason?: string): Promise<SweepReport> }
   /** Timeout of each API server request made for `?live=true`. */
   requestTimeoutMs: number
+  /** Deprovisions machines a destroyed cluster released (`?wipe=true`): MachineFlows.retireAll. */
+  retire: (uuids: readonly string[], requestedBy: string) => Promise<unknown>
 }
 
 /**
@@ -38,7 +40,7 @@ export interface RegistryRouteOptions {
  * and, for optikon's users, at the root (`/clusters`, behind the same token). A POST with `flavor`
  * provisions a cluster from machines; without it, it registers an existing cluster.
  */
-export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = async (app, { registry, clusters, healthSweep, requestTimeoutMs }) => {
+export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = async (app, { registry, clusters, healthSweep, requestTimeoutMs, retire }) => {
   const tags = ['clusters']
   app.get(
     '/clusters',
@@ -114,13 +116,18 @@ export const registryRoutes: FastifyPluginAsyncTypebox<RegistryRouteOptions> = a
       config: { access: operate('tenant', clusterOwner) },
       schema: {
         tags,
-        summary: 'Remove a cluster added by hand, or destroy a provisioned one (its machines return to discovered; 409 CLUSTER_MEMBERS_INSTALLING during an install)',
+        summary:
+          'Remove a cluster added by hand, or destroy a provisioned one (its machines return to discovered; 409 CLUSTER_MEMBERS_INSTALLING during an install). wipe=true (administrators): its machines are also deprovisioned, out of the pool until returned, wiped on their next network boot (sent there at once through their BMCs)',
         params: RegistryNameParams,
+        querystring: Type.Object({ wipe: Type.Optional(Type.Enum(['true', 'false'], { description: "true: deprovision the cluster's machines too (administrators)." })) }, { additionalProperties: false }),
         response: { 204: Type.Null(), ...adminErrors },
       },
     },
     async (request, reply) => {
-      await registry.remove(request.params.name)
+      // Wiping disks is an administrator's decision, as a deprovision is.
+      if (request.query.wipe === 'true' && request.principal?.role !== 'admin') throw forbidden('WIPE_NEEDS_ADMIN', 'wipe=true deprovisions the machines (their disks are wiped): an administrator token is needed')
+      const { released } = await registry.remove(request.params.name)
+      if (request.query.wipe === 'true') await retire(released, `api:${request.principal?.name ?? 'unknown'}`)
       return reply.status(204).send(null)
     },
   )
