@@ -5,7 +5,7 @@
  * test drives it step by step. Everything it creates (namespace, taps, processes, disks, scratch
  * folder) is removed by `cleanup`, and processes are stopped by PID.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -84,6 +84,7 @@ export class PxeLab {
     readonly accel: 'tcg' | 'kvm',
     private readonly ra: LabProcess | undefined,
     private readonly options: Required<Omit<PxeLabOptions, 'accel'>>,
+    private readonly lock: LabLock,
   ) {}
 
   /** Builds the lab OS, creates the network, starts the engine and creates the lab's flavor and cluster. */
@@ -97,8 +98,9 @@ export class PxeLab {
       osDir: options.osDir ?? LAB_OS_DIR,
       log: options.log ?? (() => {}),
     }
-    assertLabPrerequisites(['qemu-system-x86_64', 'curl'])
+    assertLabPrerequisites(['qemu-system-x86_64', 'curl', 'flock', 'setpriv'])
     assertQemuPrerequisites(settings.firmware)
+    const lock = await takeLabLock(settings.log)
     const scratch = mkdtempSync(path.join(os.tmpdir(), 'slipway-lab-'))
     let network: LabNetwork | undefined
     try {
@@ -134,10 +136,11 @@ export class PxeLab {
       })
       await engine.api('POST', '/api/v1/clusters', { name: CLUSTER, flavor: 'lab', labels: { env: 'lab' }, latitude: 48.86, longitude: 2.35 })
       settings.log(`cluster "${CLUSTER}": ${settings.controlPlane} control-plane member(s), up to ${settings.nodesMax} node(s)`)
-      return new PxeLab(network, engine, scratch, accel, ra, settings)
+      return new PxeLab(network, engine, scratch, accel, ra, settings, lock)
     } catch (error) {
       await network?.cleanup()
       rmSync(scratch, { recursive: true, force: true })
+      await lock.release()
       throw error
     }
   }
@@ -308,6 +311,37 @@ export class PxeLab {
     await this.engine.stop().catch(() => undefined)
     await this.network.cleanup()
     rmSync(this.scratch, { recursive: true, force: true })
+    await this.lock.release()
+  }
+}
+
+interface LabLock {
+  release(): Promise<void>
+}
+
+/**
+ * One lab at a time on a machine: two labs' emulated machines starve each other of CPU (on 2 cores a
+ * restarting VM then misses its rolling update's timeout), so a lab waits for the one running. The
+ * lock is flock(1) on var/lab.lock, held by a child that ends with this process (pdeathsig) or when
+ * its stdin closes; the kernel drops the lock with it.
+ */
+async function takeLabLock(log: (line: string) => void): Promise<LabLock> {
+  const file = path.join(REPO_ROOT, 'var', 'lab.lock')
+  mkdirSync(path.dirname(file), { recursive: true })
+  const holder = spawn('setpriv', ['--pdeathsig', 'KILL', 'flock', file, 'sh', '-c', 'echo held; exec cat'], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const exited = new Promise<void>((resolve) => holder.once('exit', () => resolve()))
+  const waitingSince = Date.now()
+  const told = setTimeout(() => log('waiting for another lab on this machine to finish (var/lab.lock)'), 1000)
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.once('data', () => resolve())
+    holder.once('exit', (code) => reject(new Error(`flock on ${file} ended (${code}) before it held the lock`)))
+  }).finally(() => clearTimeout(told))
+  if (Date.now() - waitingSince > 1000) log(`took the lab lock after ${((Date.now() - waitingSince) / 1000).toFixed(1)} s`)
+  return {
+    release: async () => {
+      holder.stdin!.end()
+      await exited
+    },
   }
 }
 

@@ -17,13 +17,13 @@ import { until } from '../helpers/wait.ts'
 
 // Four TCG VMs boot, install and roll twice: 160-220 s on a quiet 2-core machine, more on a loaded
 // one. The runner's 300 s for every file would end it; this file asks for the time its subtest has.
-t.setTimeout(900_000)
+t.setTimeout(1_200_000)
 
 const PROFILE_OF_ROLE: Record<string, string> = { 'control-plane': 'etcd-member-kubernetes-control-plane', node: 'kubernetes-node' }
 
 const hyphenated = (mac: string) => mac.replaceAll(':', '-')
 
-t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-plane members and a node install and boot installed', { timeout: 900_000 }, async (t) => {
+t.test('4 VMs: discovered, the control plane waits for its quorum, 3 control-plane members and a node install and boot installed', { timeout: 1_200_000 }, async (t) => {
   const progress: string[] = []
   const lab = await PxeLab.start({ controlPlane: 3, nodesMax: 1, log: (line) => progress.push(line) })
   let passed = false

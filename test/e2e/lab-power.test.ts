@@ -21,7 +21,8 @@ import { startIpmiSim } from '../helpers/ipmi-sim.ts'
 import { startLabRedfishBmc } from '../helpers/redfish-bmc-launcher.ts'
 import { until } from '../helpers/wait.ts'
 
-t.setTimeout(600_000)
+// It may first wait for another lab on this machine (lab/pxe-lab.ts: one at a time).
+t.setTimeout(1_200_000)
 
 /** What the test reads of a VM's BMC, IPMI or Redfish alike: the chassis calls it made and whether the VM runs. */
 interface LabBmc {
@@ -32,7 +33,7 @@ interface LabBmc {
 /** Which machine's BMC speaks Redfish. */
 const REDFISH_MACHINE = 5
 
-t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then four in batches of two; each is discovered', { timeout: 600_000 }, async (t) => {
+t.test('the engine powers enrolled VMs on through their IPMI BMCs: one, then four in batches of two; each is discovered', { timeout: 1_200_000 }, async (t) => {
   const progress: string[] = []
   // Discovery is what is measured here; once all five are discovered they make the flavor's quorum of
   // 5 and go on to install, which the test leaves them to.
