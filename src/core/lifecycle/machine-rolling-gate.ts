@@ -27,14 +27,30 @@ export interface MachineRollingGatePorts {
  * untouched; etcd that cannot be asked refuses a control-plane member's slot (fail closed).
  */
 export class MachineRollingGate {
+  /** Per lock group, the last slot request in line: this engine decides them one after another. */
+  private readonly inLine = new Map<string, Promise<unknown>>()
+
   constructor(private readonly ports: MachineRollingGatePorts) {}
 
   /**
    * Takes the slot through `lock` when the quorum allows this member down, and looks again once it
-   * holds it: two members that asked at once both hold a slot then, and each gives back one it did not
-   * hold before (they try again later, as FleetLock clients and the rolling agent do).
+   * holds it. This engine takes a group's requests one at a time; two replicas asking at once both
+   * hold a slot for a moment, and then each gives back one it did not hold before (the machines try
+   * again later, as FleetLock clients and the rolling agent do), so no two go down.
    */
   async lock<T extends { alreadyHeld: boolean }>(uuid: string, lock: () => Promise<T>, unlock: () => Promise<unknown>): Promise<T> {
+    const group = this.ports.lockGroupOf(uuid)
+    const previous = this.inLine.get(group) ?? Promise.resolve()
+    const mine = previous.catch(() => undefined).then(() => this.lockNow(uuid, lock, unlock))
+    this.inLine.set(group, mine)
+    try {
+      return await mine
+    } finally {
+      if (this.inLine.get(group) === mine) this.inLine.delete(group)
+    }
+  }
+
+  private async lockNow<T extends { alreadyHeld: boolean }>(uuid: string, lock: () => Promise<T>, unlock: () => Promise<unknown>): Promise<T> {
     await this.mayLock(uuid)
     const taken = await lock()
     try {

@@ -91,3 +91,23 @@ t.test('two members left (one removed, its replacement not yet added): neither m
   await t.rejects(gate.mayLock('a'), { code: 'ETCD_QUORUM_AT_RISK', message: /can lose 0 of its 2 voting members/ })
   await t.rejects(gate.mayLock('c'), { code: 'ETCD_QUORUM_AT_RISK' })
 })
+
+t.test('members asking at once on one engine are decided one after another: one holds, the others never do', async (t) => {
+  const { holders, gate } = setup()
+  let most = 0
+  const take = (uuid: string) =>
+    gate.lock(
+      uuid,
+      async () => {
+        const alreadyHeld = holders.has(uuid)
+        holders.add(uuid)
+        most = Math.max(most, holders.size)
+        return { alreadyHeld }
+      },
+      async () => holders.delete(uuid),
+    )
+  const outcomes = await Promise.allSettled(['a', 'b', 'c'].map(take))
+  t.same(outcomes.map((outcome) => outcome.status), ['fulfilled', 'rejected', 'rejected'], 'the first in line took its slot; the others were refused')
+  t.same([...holders], ['a'])
+  t.equal(most, 1, 'at no moment two holders')
+})
